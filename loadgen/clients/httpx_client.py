@@ -1,0 +1,49 @@
+"""HTTP through httpx: ``POST /rpc`` on a keep-alive or a fresh connection."""
+
+from __future__ import annotations
+
+import httpx
+
+from loadgen.clients.base import ClientError
+
+_HEADERS = {"content-type": "application/json"}
+
+
+class HttpxClient:
+    """One virtual connection; ``keep_alive=False`` opens a TCP connection per request."""
+
+    def __init__(self, url: str, keep_alive: bool, timeout_s: float) -> None:
+        self.url = url
+        self.keep_alive = keep_alive
+        self.timeout_s = timeout_s
+        self._client: httpx.AsyncClient | None = None
+        self._headers = dict(_HEADERS)
+        if not keep_alive:
+            self._headers["connection"] = "close"
+
+    async def connect(self) -> None:
+        # A single pooled connection models one browser tab's connection;
+        # with keep-alive off the pool keeps nothing between requests.
+        limits = httpx.Limits(
+            max_connections=1, max_keepalive_connections=1 if self.keep_alive else 0
+        )
+        self._client = httpx.AsyncClient(
+            limits=limits, timeout=self.timeout_s, trust_env=False, http2=False
+        )
+
+    async def request(self, body: bytes) -> tuple[int, bytes]:
+        assert self._client is not None, "connect() first"
+        try:
+            resp = await self._client.post(self.url, content=body, headers=self._headers)
+        except httpx.TimeoutException as exc:
+            raise ClientError("timeout", str(exc)) from None
+        except httpx.ConnectError as exc:
+            raise ClientError("connect_error", str(exc)) from None
+        except httpx.HTTPError as exc:
+            raise ClientError("http_error", f"{type(exc).__name__}: {exc}") from None
+        return resp.status_code, resp.content
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()

@@ -1,0 +1,261 @@
+"""The asyncio load loops for one cell: closed loop or open loop, bounded.
+
+Build a :class:`CellRun` and await :func:`run_cell` inside an event loop made
+by :func:`loadgen.wire.new_event_loop` (so wire bytes are counted)::
+
+    hook = EventHook(); hook.add_listener(recorder.record)
+    stats = await run_cell(spec, hook, on_phase=print)
+
+Every measured request fires one :class:`~loadgen.recorder.Sample` on
+``hook``. The run stops by itself at ``warmup_s + duration_s`` or after
+``max_requests`` requests, whichever comes first; requests still in flight
+then get ``timeout_s`` to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from loadgen.clients.base import ClientError, make_client
+from loadgen.events import EventHook
+from loadgen.pacer import NS_PER_S, split_rate
+from loadgen.recorder import Sample
+from loadgen.schema import WS_TRANSPORTS
+from loadgen.wire import WireCounter, counting
+from servers import protocol
+
+clock = time.perf_counter_ns
+
+
+@dataclass(frozen=True, slots=True)
+class CellRun:
+    """Everything one repeat of one cell needs; JSON-serialisable via :meth:`to_dict`."""
+
+    cell: str
+    transport: str
+    client: str
+    conn_mode: str
+    base_url: str
+    repeat: int = 0
+    model: str = "closed"
+    connections: int = 1
+    rate: float | None = None
+    think_time_s: float = 0.0
+    duration_s: float = 5.0
+    warmup_s: float = 1.0
+    payload_bytes: int = 64
+    max_requests: int = 1_000_000
+    timeout_s: float = 5.0
+    op: str = "echo"
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> CellRun:
+        return cls(**data)  # type: ignore[arg-type]
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """What the loops counted besides the samples themselves."""
+
+    issued: int = 0
+    connects: int = 0
+    connect_errors: int = 0
+    budget_exhausted: bool = False
+    started_ns: int = 0
+    measure_started_ns: int = 0
+    ended_ns: int = 0
+    drained_ns: int = 0
+    cancelled_in_flight: int = 0
+    errors_by_code: dict[str, int] = field(default_factory=dict)
+
+
+def _check_reply(status: int, body: bytes, req_id: int) -> str | None:
+    """None when the reply is a successful echo of request ``req_id``, else an error code."""
+    if status != 200:
+        return f"http_{status}"
+    try:
+        resp = protocol.decode_response(body)
+    except protocol.ProtocolError as exc:
+        return f"bad_reply:{exc.code}"
+    if not resp.ok:
+        return f"error_reply:{resp.error.code if resp.error else 'unknown'}"
+    if resp.id != req_id:
+        return "id_mismatch"
+    return None
+
+
+async def run_cell(
+    spec: CellRun,
+    hook: EventHook,
+    on_phase: Callable[[str], None] | None = None,
+) -> EngineStats:
+    """Run one repeat of one cell; fire a Sample per request on ``hook``."""
+    if spec.model == "open" and not spec.rate:
+        raise ValueError("open-loop runs need a rate")
+    stats = EngineStats()
+    payload = protocol.make_payload(spec.payload_bytes)
+    ids = itertools.count(1)
+    budget = [spec.max_requests]
+    start = clock()
+    stats.started_ns = start
+    warmup_end = start + int(spec.warmup_s * NS_PER_S)
+    end = warmup_end + int(spec.duration_s * NS_PER_S)
+    pacers = split_rate(spec.rate, spec.connections) if spec.model == "open" else None
+    is_ws = spec.transport in WS_TRANSPORTS
+
+    def fire(
+        conn: int,
+        kind: str,
+        intended: int,
+        sent: int,
+        received: int,
+        delta: tuple[int, int],
+        error: str | None,
+    ) -> None:
+        if error:
+            stats.errors_by_code[error] = stats.errors_by_code.get(error, 0) + 1
+        hook.fire(
+            Sample(
+                spec.cell,
+                spec.transport,
+                spec.client,
+                spec.conn_mode,
+                spec.repeat,
+                conn,
+                kind,
+                intended,
+                sent,
+                received,
+                received - intended,
+                received - sent,
+                delta[0],
+                delta[1],
+                error is None,
+                error,
+                intended < warmup_end,
+            )
+        )
+
+    async def connect(conn: int, client: object, counter: WireCounter) -> bool:
+        before = counter.snapshot()
+        t0 = clock()
+        try:
+            await client.connect()  # type: ignore[attr-defined]
+        except ClientError as exc:
+            stats.connect_errors += 1
+            t1 = clock()
+            after = counter.snapshot()
+            fire(
+                conn, "connect", t0, t0, t1, (after[0] - before[0], after[1] - before[1]), exc.code
+            )
+            return False
+        t1 = clock()
+        stats.connects += 1
+        if is_ws:
+            # A WebSocket's set-up (TCP + upgrade) is its own sample kind;
+            # HTTP pays connection set-up inside its requests.
+            after = counter.snapshot()
+            fire(conn, "connect", t0, t0, t1, (after[0] - before[0], after[1] - before[1]), None)
+        return True
+
+    async def conn_loop(conn: int) -> None:
+        counter = WireCounter()
+        client = make_client(
+            spec.transport, spec.client, spec.conn_mode, spec.base_url, spec.timeout_s
+        )
+        sent_count = 0
+        with counting(counter):
+            connected = await connect(conn, client, counter)
+            try:
+                while True:
+                    now = clock()
+                    if pacers is not None:
+                        pacer = pacers[conn]
+                        intended = start + pacer.intended_ns(sent_count)
+                        if intended >= end:
+                            break
+                        wait = intended - now
+                        if wait > 0:
+                            await asyncio.sleep(wait / NS_PER_S)
+                    else:
+                        if now >= end:
+                            break
+                        intended = now
+                    if budget[0] <= 0:
+                        stats.budget_exhausted = True
+                        break
+                    budget[0] -= 1
+                    sent_count += 1
+                    if not connected:
+                        # Reconnect in line with the schedule so a dead server shows as
+                        # errors at the offered rate, not as silence.
+                        await client.close()
+                        connected = await connect(conn, client, counter)
+                        if not connected:
+                            await asyncio.sleep(0.05)
+                            continue
+                    req_id = next(ids)
+                    before = counter.snapshot()
+                    sent = clock()
+                    body = protocol.encode_request(
+                        protocol.Request(op=spec.op, id=req_id, ts=sent, payload=payload)
+                    )
+                    stats.issued += 1
+                    try:
+                        status, reply = await client.request(body)
+                        received = clock()
+                        error = _check_reply(status, reply, req_id)
+                    except ClientError as exc:
+                        received = clock()
+                        error = exc.code
+                        if is_ws and exc.code in ("closed", "timeout"):
+                            connected = False
+                    after = counter.snapshot()
+                    fire(
+                        conn,
+                        "request",
+                        intended,
+                        sent,
+                        received,
+                        (after[0] - before[0], after[1] - before[1]),
+                        error,
+                    )
+                    if spec.think_time_s and pacers is None:
+                        await asyncio.sleep(spec.think_time_s)
+            finally:
+                await client.close()
+
+    async def phases() -> None:
+        await asyncio.sleep(max(0, warmup_end - clock()) / NS_PER_S)
+        stats.measure_started_ns = clock()
+        if on_phase:
+            on_phase("measure")
+        await asyncio.sleep(max(0, end - clock()) / NS_PER_S)
+        stats.ended_ns = clock()
+        if on_phase:
+            on_phase("drain")
+
+    phase_task = asyncio.create_task(phases())
+    tasks = [asyncio.create_task(conn_loop(i)) for i in range(spec.connections)]
+    deadline = spec.warmup_s + spec.duration_s + spec.timeout_s + 1.0
+    _done, pending = await asyncio.wait(tasks, timeout=deadline)
+    for task in pending:
+        task.cancel()
+    stats.cancelled_in_flight = len(pending)
+    if pending:
+        await asyncio.wait(pending, timeout=2.0)
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+    if not phase_task.done():
+        phase_task.cancel()
+        stats.ended_ns = stats.ended_ns or clock()
+    stats.drained_ns = clock()
+    return stats

@@ -1,0 +1,334 @@
+"""Run a whole scenario: every cell, every repeat, interleaved, into a results folder.
+
+::
+
+    result = run_scenario(load_scenario("scenarios/quick.toml"), Path("scenarios/quick.toml"))
+    result.out_dir        # results/<run-id>/ with samples.parquet, summary.json, meta.json
+
+For each repeat of each cell a fresh server starts pinned to one CPU and a
+load-generator process pinned to another; both are sampled with psutil over
+the measured window. Cells run in the order A B C A B C ... so drift in the
+machine affects every cell alike. Ctrl-C or SIGTERM stops the run cleanly:
+children are stopped, finished repeats are written and meta.json says the
+run is incomplete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import queue
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from loadgen.engine import CellRun
+from loadgen.environment import collect_environment
+from loadgen.procs import (
+    Child,
+    Placement,
+    ProcessFailed,
+    log_tail,
+    plan_placement,
+    start_server,
+    start_worker,
+    stop_process,
+)
+from loadgen.scenario import Cell, Scenario
+from loadgen.schema import META_FILE, SAMPLE_SCHEMA, SAMPLES_FILE, SCHEMA_VERSION, SUMMARY_FILE
+from loadgen.summary import build_summary
+
+#: Extra seconds a worker may take beyond its warm-up, duration and timeout.
+WORKER_GRACE_S = 30.0
+
+
+@dataclass
+class RunResult:
+    """Where a run went and how it ended."""
+
+    out_dir: Path
+    complete: bool
+    summary: dict[str, Any]
+    meta: dict[str, Any]
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def new_run_id(name: str) -> str:
+    """``YYYYmmdd-HHMMSS-NAME`` in UTC."""
+    return f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{name}"
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    tmp.replace(path)
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-." else "_" for ch in text)
+
+
+def cell_identity(scenario: Scenario, cell: Cell) -> dict[str, Any]:
+    """The columns that name a cell and its load in summary.json."""
+    load = scenario.load
+    return {
+        "cell": cell.id,
+        "transport": cell.transport,
+        "client": cell.client,
+        "conn_mode": cell.conn_mode,
+        "load_model": load.model,
+        "connections": load.connections,
+        "target_rate": load.rate,
+        "payload_bytes": scenario.scenario.payload_bytes,
+    }
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Runner:
+    def __init__(
+        self, scenario: Scenario, out_dir: Path, placement: Placement, progress: Progress | None
+    ) -> None:
+        self.scenario = scenario
+        self.out = out_dir
+        self.placement = placement
+        self.progress = progress
+        self.task_id: Any = None
+        (out_dir / "parts").mkdir(parents=True, exist_ok=True)
+        (out_dir / "logs").mkdir(parents=True, exist_ok=True)
+
+    def _status(self, text: str) -> None:
+        if self.progress is not None and self.task_id is not None:
+            self.progress.update(self.task_id, status=text)
+
+    def run_one(self, index: int, repeat: int, cell: Cell) -> dict[str, Any]:
+        """One repeat of one cell; returns its part record (with ``failed`` on error)."""
+        s = self.scenario.scenario
+        stem = f"{index:03d}-{_slug(cell.id)}-r{repeat}"
+        prefix = self.out / "parts" / stem
+        base: dict[str, Any] = {
+            "cell": cell.id,
+            "repeat": repeat,
+            "index": index,
+            "part": f"parts/{stem}",
+        }
+        server: Child | None = None
+        worker: Child | None = None
+        try:
+            try:
+                server = start_server(
+                    cell.transport,
+                    self.placement.server_cpus,
+                    self.out / "logs" / f"{stem}-server.log",
+                    self.scenario.server.max_message_bytes,
+                )
+            except ProcessFailed as exc:
+                return base | {"failed": str(exc)}
+            spec = CellRun(
+                cell=cell.id,
+                transport=cell.transport,
+                client=cell.client,
+                conn_mode=cell.conn_mode or "",
+                repeat=repeat,
+                base_url=f"http://127.0.0.1:{server.info['port']}",
+                model=self.scenario.load.model,
+                connections=self.scenario.load.connections,
+                rate=self.scenario.load.rate,
+                think_time_s=self.scenario.load.think_time_ms / 1000.0,
+                duration_s=s.duration_s,
+                warmup_s=s.warmup_s,
+                payload_bytes=s.payload_bytes,
+                max_requests=s.max_requests,
+                timeout_s=s.timeout_s,
+            )
+            spec_path = prefix.with_suffix(".spec.json")
+            _write_json(spec_path, spec.to_dict())
+            worker_log = self.out / "logs" / f"{stem}-loadgen.log"
+            worker = start_worker(
+                spec_path, prefix, self.placement.client_cpus, worker_log, s.client_loop
+            )
+            return base | self._watch(server, worker, spec, prefix, worker_log)
+        finally:
+            if worker is not None:
+                stop_process(worker)
+            if server is not None:
+                code = stop_process(server)
+                base["server_exit_code"] = code
+
+    def _watch(
+        self, server: Child, worker: Child, spec: CellRun, prefix: Path, worker_log: Path
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + spec.warmup_s + spec.duration_s + spec.timeout_s
+        deadline += WORKER_GRACE_S
+        cpu_start: tuple[float | None, float | None] = (None, None)
+        cpu_end: tuple[float | None, float | None] = (None, None)
+        server_died: int | None = None
+        phase = "warm-up"
+        requests = 0
+        while True:
+            server.sample_rss()
+            worker.sample_rss()
+            if server_died is None and server.proc.poll() is not None:
+                server_died = server.proc.returncode
+            if time.monotonic() > deadline:
+                stop_process(worker)
+                return {"failed": "load generator did not stop by its deadline; killed"}
+            try:
+                line = worker.lines.get(timeout=0.25)
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            try:
+                event = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            kind = event.get("event")
+            if kind == "phase" and event.get("phase") == "measure":
+                cpu_start = (server.cpu_seconds(), worker.cpu_seconds())
+                phase = "measuring"
+            elif kind == "phase" and event.get("phase") == "drain":
+                cpu_end = (server.cpu_seconds(), worker.cpu_seconds())
+                phase = "draining"
+            elif kind == "progress":
+                requests = int(event.get("requests", 0))
+            self._status(f"{spec.cell} r{spec.repeat}: {phase}, {requests:,} requests")
+        code = worker.proc.wait(timeout=10)
+        if code != 0:
+            return {"failed": f"load generator exited with code {code}: {log_tail(worker_log)}"}
+        part_json = prefix.with_suffix(".json")
+        if not part_json.exists():
+            return {"failed": f"load generator wrote no results ({part_json.name} missing)"}
+        part: dict[str, Any] = orjson.loads(part_json.read_bytes())
+
+        def delta(i: int) -> float | None:
+            a, b = cpu_start[i], cpu_end[i]
+            return None if a is None or b is None else b - a
+
+        part["procs"] = {
+            "server_cpu_s": delta(0),
+            "client_cpu_s": delta(1),
+            "server_rss_mb": round(server.peak_rss / 2**20, 2) if server.peak_rss else None,
+            "client_rss_mb": round(worker.peak_rss / 2**20, 2) if worker.peak_rss else None,
+            "server_cpus": server.cpus,
+            "client_cpus": worker.cpus,
+            "server_loop": server.info.get("loop"),
+            "server_pid": server.proc.pid,
+        }
+        if server_died is not None:
+            part["failed"] = (
+                f"server exited with code {server_died} during the run: "
+                f"{log_tail(self.out / 'logs' / (prefix.name + '-server.log'))}"
+            )
+        return part
+
+
+def merge_samples(out_dir: Path, parts: list[dict[str, Any]]) -> int:
+    """Concatenate every part's raw samples into ``samples.parquet``; returns the row count."""
+    tables = []
+    for part in parts:
+        path = out_dir / (part["part"] + ".parquet")
+        if path.exists():
+            tables.append(pq.read_table(path).cast(SAMPLE_SCHEMA))
+    table = pa.concat_tables(tables) if tables else SAMPLE_SCHEMA.empty_table()
+    pq.write_table(table, out_dir / SAMPLES_FILE, compression="zstd")
+    for part in parts:
+        (out_dir / (part["part"] + ".parquet")).unlink(missing_ok=True)
+    return table.num_rows
+
+
+def run_scenario(
+    scenario: Scenario,
+    scenario_path: Path | None = None,
+    out_dir: Path | None = None,
+    console: Console | None = None,
+    show_progress: bool = True,
+) -> RunResult:
+    """Run every cell of ``scenario`` and write the results folder."""
+    console = console or Console(stderr=True)
+    run_id = out_dir.name if out_dir else new_run_id(scenario.name)
+    out = out_dir or Path("results") / run_id
+    out.mkdir(parents=True, exist_ok=True)
+    placement = plan_placement(scenario.scenario.placement)
+    meta: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
+        "run_id": run_id,
+        "engine": "asyncio",
+        "complete": False,
+        "started_at": _now(),
+        "ended_at": None,
+        "command": shlex.join(sys.argv),
+        "scenario_file": str(scenario_path) if scenario_path else None,
+        "scenario": scenario.as_dict(),
+        "environment": collect_environment(),
+        "pinning": placement.as_dict(),
+    }
+    _write_json(out / META_FILE, meta)
+    if placement.note:
+        console.print(f"[yellow]note:[/] {placement.note}")
+    order = [(r, c) for r in range(scenario.scenario.repeats) for c in scenario.cells]
+    parts: list[dict[str, Any]] = []
+    interrupted = False
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=console,
+        disable=not show_progress,
+    )
+    runner = _Runner(scenario, out, placement, progress)
+    try:
+        with _sigterm_as_interrupt(), progress:
+            runner.task_id = progress.add_task(scenario.name, total=len(order), status="")
+            for index, (repeat, cell) in enumerate(order):
+                part = runner.run_one(index, repeat, cell)
+                parts.append(part)
+                _write_json(out / "parts" / f"{Path(part['part']).name}.record.json", part)
+                if "failed" in part:
+                    console.print(f"[red]error[/] {cell.id} repeat {repeat}: {part['failed']}")
+                progress.advance(runner.task_id)
+    except KeyboardInterrupt:
+        interrupted = True
+        console.print("[yellow]interrupted: writing the repeats that finished[/]")
+    finally:
+        merge_samples(out, parts)
+        summary = build_summary(
+            run_id,
+            scenario.name,
+            [cell_identity(scenario, c) for c in scenario.cells],
+            parts,
+            complete=not interrupted,
+        )
+        _write_json(out / SUMMARY_FILE, summary)
+        meta["complete"] = not interrupted
+        meta["ended_at"] = _now()
+        meta["loops"] = sorted({str(p.get("loop")) for p in parts if p.get("loop")})
+        _write_json(out / META_FILE, meta)
+    return RunResult(out, not interrupted, summary, meta)

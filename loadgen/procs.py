@@ -1,0 +1,221 @@
+"""Child processes of a run: a server and a load-generator worker, each pinned.
+
+::
+
+    placement = plan_placement("split")
+    server = start_server("http", placement.server_cpus, log_path)   # waits for ready
+    ...
+    stop_process(server.proc)
+
+Pinning is applied in the child before it executes Python, so every thread
+it starts inherits it; what was actually applied is read back and recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import psutil
+
+from loadgen.environment import available_cpus
+from servers.common import parse_ready_line
+
+READY_TIMEOUT_S = 15.0
+
+
+class ProcessFailed(RuntimeError):
+    """A child process failed to start or died; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Which CPUs the server and the load generator run on (None: not pinned)."""
+
+    mode: str
+    server_cpus: list[int] | None
+    client_cpus: list[int] | None
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "placement": self.mode,
+            "server_cpus": self.server_cpus,
+            "client_cpus": self.client_cpus,
+            "note": self.note,
+        }
+
+
+def plan_placement(mode: str, cpus: list[int] | None = None) -> Placement:
+    """Choose CPUs for ``mode`` (split, same or none) from the CPUs available."""
+    cpus = cpus if cpus is not None else available_cpus()
+    can_pin = hasattr(os, "sched_setaffinity") and bool(cpus)
+    if mode == "none" or not can_pin:
+        note = "" if mode == "none" else "this platform cannot pin processes"
+        return Placement("none", None, None, note)
+    if mode == "same":
+        return Placement("same", [cpus[0]], [cpus[0]])
+    if len(cpus) < 2:
+        return Placement(
+            "same", [cpus[0]], [cpus[0]], "only one CPU available: server and client share it"
+        )
+    return Placement("split", [cpus[0]], [cpus[1]])
+
+
+def _pin(cpus: list[int] | None) -> Any:
+    if not cpus:
+        return None
+
+    def apply() -> None:
+        os.sched_setaffinity(0, cpus)
+
+    return apply
+
+
+@dataclass
+class Child:
+    """A running child with a thread draining its stdout into ``lines``."""
+
+    proc: subprocess.Popen[bytes]
+    name: str
+    lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
+    psutil_proc: psutil.Process | None = None
+    cpus: list[int] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    peak_rss: int = 0
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time so far, or None once the process is gone."""
+        try:
+            assert self.psutil_proc is not None
+            t = self.psutil_proc.cpu_times()
+        except (psutil.Error, AssertionError):
+            return None
+        return t.user + t.system
+
+    def sample_rss(self) -> None:
+        """Update ``peak_rss`` with the current resident set size."""
+        try:
+            assert self.psutil_proc is not None
+            self.peak_rss = max(self.peak_rss, self.psutil_proc.memory_info().rss)
+        except (psutil.Error, AssertionError):
+            pass
+
+
+def _drain(stream: IO[bytes], sink: queue.Queue[str | None]) -> None:
+    for raw in iter(stream.readline, b""):
+        sink.put(raw.decode("utf-8", "replace").rstrip("\n"))
+    sink.put(None)
+
+
+def _spawn(name: str, argv: list[str], cpus: list[int] | None, log_path: Path) -> Child:
+    log = log_path.open("wb")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_pin(cpus),
+            start_new_session=True,  # Ctrl-C reaches the orchestrator only; it stops children
+            env=env,
+        )
+    finally:
+        log.close()
+    child = Child(proc=proc, name=name)
+    assert proc.stdout is not None
+    threading.Thread(target=_drain, args=(proc.stdout, child.lines), daemon=True).start()
+    try:
+        child.psutil_proc = psutil.Process(proc.pid)
+        child.cpus = sorted(child.psutil_proc.cpu_affinity() or [])
+    except (psutil.Error, AttributeError):
+        child.cpus = cpus
+    return child
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(text[-lines:])
+
+
+def start_server(
+    kind: str,
+    cpus: list[int] | None,
+    log_path: Path,
+    max_message_bytes: int,
+    host: str = "127.0.0.1",
+    timeout_s: float = READY_TIMEOUT_S,
+) -> Child:
+    """Start ``python -m servers KIND`` on an ephemeral port and wait for its ready line."""
+    argv = [
+        sys.executable,
+        "-m",
+        "servers",
+        kind,
+        "--host",
+        host,
+        "--port",
+        "0",
+        "--max-message-bytes",
+        str(max_message_bytes),
+    ]
+    child = _spawn(f"server {kind}", argv, cpus, log_path)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            stop_process(child)
+            raise ProcessFailed(f"server {kind} printed no ready line within {timeout_s:.0f}s")
+        try:
+            line = child.lines.get(timeout=remaining)
+        except queue.Empty:
+            continue
+        if line is None:
+            code = child.proc.wait(timeout=5)
+            raise ProcessFailed(
+                f"server {kind} exited with code {code} before it was ready: {_tail(log_path)}"
+            )
+        info = parse_ready_line(line)
+        if info is not None:
+            child.info = info
+            return child
+
+
+def start_worker(
+    spec_path: Path, out_prefix: Path, cpus: list[int] | None, log_path: Path, loop: str
+) -> Child:
+    """Start ``python -m loadgen.worker`` for one repeat of one cell."""
+    argv = [sys.executable, "-m", "loadgen.worker", str(spec_path), str(out_prefix), "--loop", loop]
+    return _spawn("load generator", argv, cpus, log_path)
+
+
+def stop_process(child: Child, timeout_s: float = 5.0) -> int | None:
+    """SIGTERM, wait, then SIGKILL; returns the exit code (None if unknown)."""
+    proc = child.proc
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGTERM)
+            return proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait(timeout=timeout_s)
+        except ProcessLookupError:
+            pass
+    return proc.poll()
+
+
+def log_tail(path: Path, lines: int = 5) -> str:
+    """The last lines of a child's log, joined on one line, for error messages."""
+    return _tail(path, lines)

@@ -1,0 +1,189 @@
+"""Scenario files: what to compare, under which load, for how long.
+
+::
+
+    scenario = load_scenario(Path("scenarios/quick.toml"))   # raises ScenarioError
+    for cell in scenario.cells: ...
+
+A scenario file is TOML::
+
+    [scenario]
+    name = "quick"
+    repeats = 3          # cells run interleaved: A B C A B C ...
+    duration_s = 4       # measured time per cell and repeat
+    warmup_s = 1         # excluded from statistics, kept flagged in the raw data
+    payload_bytes = 64
+    placement = "split"  # split: server and load generator on different CPUs
+
+    [load]
+    model = "closed"     # or "open" with rate = total requests/s
+    connections = 4
+
+    [[cells]]
+    transport = "http"   # http | ws-aiohttp | ws-websockets
+    client = "aiohttp"   # httpx | aiohttp | websockets
+    conn_mode = "keep-alive"
+
+Everything is checked before anything runs: an unknown key, a wrong type or
+an impossible value raises :class:`ScenarioError` naming the file, the key
+and the problem.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from loadgen.clients.base import WS_CONN_MODE, check_combination
+from loadgen.schema import HTTP_TRANSPORTS, WS_TRANSPORTS
+
+Transport = Literal["http", "ws-aiohttp", "ws-websockets"]
+ClientName = Literal["httpx", "aiohttp", "websockets"]
+ConnMode = Literal["keep-alive", "new-connection", "persistent"]
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be run; the message says where and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class RunSettings(_Strict):
+    """The ``[scenario]`` table."""
+
+    name: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9._-]+$")
+    description: str = ""
+    repeats: int = Field(default=3, ge=1, le=100)
+    duration_s: float = Field(default=5.0, gt=0, le=3600)
+    warmup_s: float = Field(default=1.0, ge=0, le=600)
+    payload_bytes: int = Field(default=64, ge=0, le=16 * 1024 * 1024)
+    timeout_s: float = Field(default=5.0, gt=0, le=120)
+    max_requests: int = Field(default=2_000_000, ge=1, le=50_000_000)
+    placement: Literal["split", "same", "none"] = "split"
+    client_loop: Literal["uvloop", "asyncio"] = "uvloop"
+
+
+class LoadSettings(_Strict):
+    """The ``[load]`` table."""
+
+    model: Literal["closed", "open"] = "closed"
+    connections: int = Field(default=4, ge=1, le=10_000)
+    rate: float | None = Field(default=None, gt=0, le=1_000_000)
+    think_time_ms: float = Field(default=0.0, ge=0, le=60_000)
+
+    @model_validator(mode="after")
+    def _rate_matches_model(self) -> LoadSettings:
+        if self.model == "open" and self.rate is None:
+            raise ValueError("an open-loop load needs 'rate' (total requests per second)")
+        if self.model == "closed" and self.rate is not None:
+            raise ValueError("'rate' only applies to model = \"open\"; remove it or switch model")
+        if self.model == "open" and self.think_time_ms:
+            raise ValueError("'think_time_ms' only applies to model = \"closed\"")
+        return self
+
+
+class ServerSettings(_Strict):
+    """The ``[server]`` table."""
+
+    max_message_bytes: int = Field(default=1 << 20, ge=64, le=64 * 1024 * 1024)
+
+
+class Cell(_Strict):
+    """One ``[[cells]]`` entry: a transport driven by a client in a connection mode."""
+
+    transport: Transport
+    client: ClientName
+    conn_mode: ConnMode | None = None
+    name: str | None = Field(default=None, min_length=1, max_length=80)
+
+    @model_validator(mode="after")
+    def _fill_and_check(self) -> Cell:
+        if self.conn_mode is None:
+            mode = WS_CONN_MODE if self.transport in WS_TRANSPORTS else "keep-alive"
+            object.__setattr__(self, "conn_mode", mode)
+        problem = check_combination(self.transport, self.client, self.conn_mode or "")
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    @property
+    def id(self) -> str:
+        """The cell's name in results, e.g. ``http/aiohttp/keep-alive``."""
+        return self.name or f"{self.transport}/{self.client}/{self.conn_mode}"
+
+    @property
+    def family(self) -> str:
+        return "http" if self.transport in HTTP_TRANSPORTS else "ws"
+
+
+class Scenario(_Strict):
+    """A whole scenario file."""
+
+    scenario: RunSettings
+    load: LoadSettings = LoadSettings()
+    server: ServerSettings = ServerSettings()
+    cells: list[Cell] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_cells(self) -> Scenario:
+        seen: set[str] = set()
+        for cell in self.cells:
+            if cell.id in seen:
+                raise ValueError(f"two cells are both named {cell.id!r}; give one a 'name'")
+            seen.add(cell.id)
+        return self
+
+    @property
+    def name(self) -> str:
+        return self.scenario.name
+
+    def estimated_seconds(self) -> float:
+        """Lower bound on the run's wall time (measurement and warm-up only)."""
+        per = self.scenario.duration_s + self.scenario.warmup_s
+        return per * self.scenario.repeats * len(self.cells)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The scenario as run, for meta.json."""
+        return self.model_dump(mode="json")
+
+
+def _format_errors(path: Path, exc: ValidationError) -> str:
+    lines = [f"{path}: invalid scenario ({exc.error_count()} problem(s)):"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see scenarios/quick.toml for the keys)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        lines.append(f"  - {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_scenario(data: dict[str, Any], path: Path | str = "<scenario>") -> Scenario:
+    """Validate an already-parsed TOML document."""
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(_format_errors(Path(path), exc)) from None
+
+
+def load_scenario(path: Path | str) -> Scenario:
+    """Read and validate a scenario TOML file."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: scenario file not found") from None
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read scenario file: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
+    return parse_scenario(data, path)

@@ -1,0 +1,162 @@
+"""Turn the per-repeat part records of a run into ``summary.json``.
+
+A *part* is the dict the orchestrator keeps for one repeat of one cell:
+the worker's part file (histograms and counters, see
+:mod:`loadgen.worker`) plus ``procs`` (CPU seconds and peak RSS of the
+server and the load generator over the measured window), or ``failed``
+with the reason when that repeat could not run::
+
+    summary = build_summary(run_id, scenario_name, parts, complete=True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+from loadgen.recorder import decode_histogram, new_histogram
+from loadgen.schema import PERCENTILES, SCHEMA_VERSION, family
+
+NS_PER_MS = 1e6
+
+
+def latency_block(hist: HdrHistogram, max_ns: int | None = None) -> dict[str, float | None]:
+    """Percentiles (and max) of a histogram in milliseconds; None when it is empty."""
+    if hist.get_total_count() == 0:
+        return {label: None for label, _ in PERCENTILES} | {"max": None}
+    block: dict[str, float | None] = {
+        label: round(hist.get_value_at_percentile(p) / NS_PER_MS, 4) for label, p in PERCENTILES
+    }
+    top = max_ns if max_ns is not None else hist.get_max_value()
+    block["max"] = round(top / NS_PER_MS, 4)
+    return block
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    if num is None or not den:
+        return None
+    return num / den
+
+
+def _repeat_stats(part: dict[str, Any]) -> dict[str, Any]:
+    count = part["count"]
+    window = part["window_s"]
+    procs = part.get("procs", {})
+    server_cpu = procs.get("server_cpu_s")
+    client_cpu = procs.get("client_cpu_s")
+    corrected = decode_histogram(part["hdr_corrected"])
+    uncorrected = decode_histogram(part["hdr_uncorrected"])
+    return {
+        "repeat": part["spec"]["repeat"],
+        "count": count,
+        "errors": part["errors"],
+        "duration_s": round(window, 6),
+        "throughput_rps": round(_ratio(count, window) or 0.0, 3),
+        "latency_ms": latency_block(corrected, part["max_ns"] or None),
+        "latency_uncorrected_ms": latency_block(uncorrected),
+        "cpu_s_per_request": {
+            "server": _ratio(server_cpu, count),
+            "client": _ratio(client_cpu, count),
+        },
+        "cpu_util": {
+            "server": _ratio(server_cpu, window),
+            "client": _ratio(client_cpu, window),
+        },
+        "rss_mb": {"server": procs.get("server_rss_mb"), "client": procs.get("client_rss_mb")},
+        "bytes_per_request": {
+            "sent": _ratio(part["bytes_sent"], count),
+            "received": _ratio(part["bytes_received"], count),
+        },
+        "send_lag_p99_ms": part.get("send_lag_p99_ms"),
+        "loop": part.get("loop"),
+    }
+
+
+def _sum(values: Iterable[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return sum(vals) if vals else None
+
+
+def _max(values: Iterable[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return max(vals) if vals else None
+
+
+def cell_summary(cell: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Aggregate every repeat of one cell; ``cell`` carries its identity and load."""
+    ok_parts = [p for p in parts if "failed" not in p]
+    failures = [f"repeat {p['repeat']}: {p['failed']}" for p in parts if "failed" in p]
+    corrected, uncorrected = new_histogram(), new_histogram()
+    for p in ok_parts:
+        corrected.add(decode_histogram(p["hdr_corrected"]))
+        uncorrected.add(decode_histogram(p["hdr_uncorrected"]))
+    count = sum(p["count"] for p in ok_parts)
+    errors = sum(p["errors"] for p in ok_parts)
+    window = sum(p["window_s"] for p in ok_parts)
+    server_cpu = _sum(p.get("procs", {}).get("server_cpu_s") for p in ok_parts)
+    client_cpu = _sum(p.get("procs", {}).get("client_cpu_s") for p in ok_parts)
+    max_ns = max((p["max_ns"] for p in ok_parts), default=0)
+    status = "ok" if ok_parts and not failures and errors == 0 else "error"
+    return {
+        **cell,
+        "family": family(cell["transport"]),
+        "status": status,
+        "failures": failures,
+        "repeats": len(parts),
+        "repeats_ok": len(ok_parts),
+        "count": count,
+        "errors": errors,
+        "duration_s": round(window, 6),
+        "throughput_rps": round(_ratio(count, window) or 0.0, 3),
+        "latency_ms": latency_block(corrected, max_ns or None),
+        "latency_uncorrected_ms": latency_block(uncorrected),
+        "cpu_s_per_request": {
+            "server": _ratio(server_cpu, count),
+            "client": _ratio(client_cpu, count),
+        },
+        "cpu_util": {
+            "server": _ratio(server_cpu, window),
+            "client": _ratio(client_cpu, window),
+        },
+        "rss_mb": {
+            "server": _max(p.get("procs", {}).get("server_rss_mb") for p in ok_parts),
+            "client": _max(p.get("procs", {}).get("client_rss_mb") for p in ok_parts),
+        },
+        "bytes_per_request": {
+            "sent": _ratio(sum(p["bytes_sent"] for p in ok_parts), count),
+            "received": _ratio(sum(p["bytes_received"] for p in ok_parts), count),
+        },
+        "errors_by_code": _merge_codes(ok_parts),
+        "per_repeat": [_repeat_stats(p) for p in ok_parts],
+        "hdr_corrected": corrected.encode().decode("ascii") if count else None,
+    }
+
+
+def _merge_codes(parts: list[dict[str, Any]]) -> dict[str, int]:
+    merged: dict[str, int] = {}
+    for p in parts:
+        for code, n in p.get("stats", {}).get("errors_by_code", {}).items():
+            merged[code] = merged.get(code, 0) + n
+    return merged
+
+
+def build_summary(
+    run_id: str,
+    scenario: str,
+    cells: list[dict[str, Any]],
+    parts: list[dict[str, Any]],
+    complete: bool,
+) -> dict[str, Any]:
+    """The whole ``summary.json`` document; ``cells`` lists each cell's identity in order."""
+    by_cell: dict[str, list[dict[str, Any]]] = {c["cell"]: [] for c in cells}
+    for part in parts:
+        by_cell.setdefault(part["cell"], []).append(part)
+    return {
+        "schema": SCHEMA_VERSION,
+        "run_id": run_id,
+        "scenario": scenario,
+        "complete": complete,
+        "cells": [cell_summary(c, by_cell[c["cell"]]) for c in cells if by_cell[c["cell"]]],
+    }

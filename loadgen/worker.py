@@ -1,0 +1,117 @@
+"""The load-generator process: runs one repeat of one cell and writes its part files.
+
+Started by the orchestrator as::
+
+    python -m loadgen.worker SPEC.json OUT_PREFIX [--loop uvloop|asyncio]
+
+It prints one JSON event per line on stdout (``{"event": "phase", ...}``,
+``{"event": "progress", ...}``, ``{"event": "done", ...}``) and writes
+``OUT_PREFIX.parquet`` (raw samples) and ``OUT_PREFIX.json`` (histograms and
+counters). Errors go to stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import orjson
+import pyarrow.parquet as pq
+
+from loadgen.engine import CellRun, run_cell
+from loadgen.events import EventHook
+from loadgen.recorder import LatencyHistograms, RawRecorder, Sample, encode_histogram
+from loadgen.wire import loop_name, new_event_loop
+
+
+def emit(event: str, **fields: object) -> None:
+    """Print one machine-readable event line."""
+    sys.stdout.write(orjson.dumps({"event": event, **fields}).decode() + "\n")
+    sys.stdout.flush()
+
+
+class _Progress:
+    """Counts samples and reports every ``every_s`` seconds."""
+
+    def __init__(self, every_s: float = 0.5) -> None:
+        self.count = 0
+        self.errors = 0
+        self.every_ns = int(every_s * 1e9)
+        self.next_ns = time.perf_counter_ns() + self.every_ns
+
+    def record(self, sample: Sample) -> None:
+        self.count += 1
+        if not sample.ok:
+            self.errors += 1
+        now = time.perf_counter_ns()
+        if now >= self.next_ns:
+            self.next_ns = now + self.every_ns
+            emit("progress", requests=self.count, errors=self.errors)
+
+
+def run(spec: CellRun, out_prefix: Path, use_uvloop: bool = True) -> dict[str, object]:
+    """Run ``spec`` in a fresh counting event loop and write the part files."""
+    raw, hist, progress = RawRecorder(), LatencyHistograms(), _Progress()
+    hook = EventHook()
+    hook.add_listener(raw.record)
+    hook.add_listener(hist.record)
+    hook.add_listener(progress.record)
+    loop = new_event_loop(use_uvloop)
+    cpu0 = time.process_time()
+    try:
+        stats = loop.run_until_complete(
+            run_cell(spec, hook, on_phase=lambda phase: emit("phase", phase=phase))
+        )
+    finally:
+        loop.close()
+    cpu = time.process_time() - cpu0
+    table = raw.to_table()
+    pq.write_table(table, out_prefix.with_suffix(".parquet"))
+    measured = [s for s in raw.rows if not s.warmup and s.kind == "request"]
+    window_end = stats.ended_ns
+    if stats.budget_exhausted and measured:
+        window_end = max(s.received_ns for s in measured)
+    window_ns = max(0, window_end - stats.measure_started_ns) if stats.measure_started_ns else 0
+    lags = sorted(s.sent_ns - s.intended_ns for s in measured)
+    part = {
+        "spec": spec.to_dict(),
+        "loop": loop_name(loop),
+        "stats": asdict(stats),
+        "window_s": window_ns / 1e9,
+        "count": hist.count,
+        "errors": hist.errors,
+        "bytes_sent": hist.bytes_sent,
+        "bytes_received": hist.bytes_received,
+        "max_ns": hist.max_ns,
+        "hdr_corrected": encode_histogram(hist.corrected),
+        "hdr_uncorrected": encode_histogram(hist.uncorrected),
+        "send_lag_p99_ms": (lags[int(0.99 * (len(lags) - 1))] / 1e6) if lags else None,
+        "client_cpu_s_total": cpu,
+    }
+    out_prefix.with_suffix(".json").write_bytes(orjson.dumps(part, option=orjson.OPT_INDENT_2))
+    return part
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadgen.worker")
+    parser.add_argument("spec", type=Path)
+    parser.add_argument("out_prefix", type=Path)
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    args = parser.parse_args(argv)
+    spec = CellRun.from_dict(orjson.loads(args.spec.read_bytes()))
+    try:
+        part = run(spec, args.out_prefix, use_uvloop=args.loop == "uvloop")
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # report any failure to the orchestrator as one line
+        sys.stderr.write(f"load generator failed: {type(exc).__name__}: {exc}\n")
+        return 1
+    emit("done", count=part["count"], errors=part["errors"], loop=part["loop"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
