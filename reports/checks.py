@@ -1,0 +1,80 @@
+"""Warnings a reader must see before trusting a run's numbers.
+
+``for line in run_warnings(run): print(line)`` — used by the terminal and HTML reports.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from reports.fmt import as_float, fmt_int, fmt_pct
+from reports.load import Run
+
+#: Client CPU utilisation above which the load generator, not the server, may be measured.
+SATURATION_THRESHOLD = 0.9
+
+SATURATION_MESSAGE = "load generator saturated: results may measure the client"
+
+
+def cell_label(run: Run, row: pd.Series) -> str:
+    """The cell name, prefixed by its run id when ``run`` combines several runs."""
+    if len(run.runs) > 1:
+        return f"{row['run_id']}: {row['cell']}"
+    return str(row["cell"])
+
+
+def run_warnings(run: Run, *, saturation: float = SATURATION_THRESHOLD) -> list[str]:
+    """Human-readable warning lines, empty if nothing is wrong.
+
+    Flags: an incomplete run (summary.json or meta.json not saying ``"complete": true``),
+    cells with ``status`` other than ``"ok"``, errors, failures or no measured requests, and
+    cells whose client CPU utilisation (cell or any repeat) exceeds ``saturation``.
+    """
+    lines: list[str] = []
+    for part in run.runs:
+        if not part.complete:
+            lines.append(
+                f"run incomplete: run {part.run_id} is not marked complete in summary.json and "
+                "meta.json; results may cover only part of the scenario"
+            )
+    if run.cells.empty:
+        lines.append("no cells: summary.json lists no measured cells")
+    for _, row in run.cells.iterrows():
+        problems = []
+        status = row.get("status")
+        if isinstance(status, str) and status != "ok":
+            problems.append(f"status {status}")
+        errors = as_float(row.get("errors"))
+        if errors:
+            problems.append(f"{fmt_int(errors)} errors in {fmt_int(row.get('count'))} requests")
+        if not as_float(row.get("count")):
+            problems.append("no successful requests")
+        failures = row.get("failures") or []
+        if failures:
+            shown = "; ".join(str(f) for f in failures[:3])
+            more = f" (+{len(failures) - 3} more)" if len(failures) > 3 else ""
+            problems.append(f"failures: {shown}{more}")
+        if problems:
+            lines.append(f"cell {cell_label(run, row)} had errors: {', '.join(problems)}")
+    saturated = []
+    for _, row in run.cells.iterrows():
+        util = _max_client_util(run, row)
+        if util is not None and util > saturation:
+            saturated.append(f"{cell_label(run, row)} ({fmt_pct(util)})")
+    if saturated:
+        lines.append(
+            f"{SATURATION_MESSAGE} (client CPU above {fmt_pct(saturation)} in: "
+            f"{', '.join(saturated)})"
+        )
+    return lines
+
+
+def _max_client_util(run: Run, row: pd.Series) -> float | None:
+    """The highest client CPU utilisation of a cell, over the cell and its repeats."""
+    values = [as_float(row.get("cpu_util_client"))]
+    reps = run.repeats
+    if not reps.empty and "cpu_util_client" in reps.columns:
+        mine = reps[(reps["run_id"] == row["run_id"]) & (reps["cell"] == row["cell"])]
+        values += [as_float(v) for v in mine["cpu_util_client"]]
+    present = [v for v in values if v is not None]
+    return max(present) if present else None

@@ -1,0 +1,72 @@
+"""Number formatting shared by the terminal and HTML tables.
+
+Every function takes anything (float, int, None, NaN, pd.NA) and returns a string;
+missing values become :data:`MISSING`. ``fmt_ms(0.51234) == "0.512"``.
+"""
+
+from __future__ import annotations
+
+import math
+
+MISSING = "–"
+
+
+def as_float(value: object) -> float | None:
+    """``value`` as a finite-or-infinite float, or None if missing/not a number."""
+    try:
+        result = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(result) else result
+
+
+def fmt_ms(value: object) -> str:
+    """Milliseconds with about three significant digits: 0.512, 12.35, 123.4, 1,234."""
+    v = as_float(value)
+    if v is None:
+        return MISSING
+    if abs(v) < 10:
+        return f"{v:.3f}"
+    if abs(v) < 100:
+        return f"{v:.2f}"
+    if abs(v) < 1000:
+        return f"{v:.1f}"
+    return f"{v:,.0f}"
+
+
+def fmt_int(value: object) -> str:
+    """An integer with thousands separators: 12,345."""
+    v = as_float(value)
+    return MISSING if v is None else f"{v:,.0f}"
+
+
+def fmt_rate(value: object) -> str:
+    """Requests per second: 823 or 12.5."""
+    v = as_float(value)
+    if v is None:
+        return MISSING
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.1f}"
+
+
+def fmt_ratio(value: object) -> str:
+    """A ratio: 2.00×."""
+    v = as_float(value)
+    return MISSING if v is None else f"{v:.2f}×"
+
+
+def fmt_pct(fraction: object) -> str:
+    """A fraction as a percentage: 0.97 -> 97%."""
+    v = as_float(fraction)
+    return MISSING if v is None else f"{v * 100:.0f}%"
+
+
+def fmt_us(seconds: object) -> str:
+    """Seconds as microseconds: 0.0001 -> 100.0."""
+    v = as_float(seconds)
+    return MISSING if v is None else f"{v * 1e6:,.1f}"
+
+
+def fmt_bytes(value: object) -> str:
+    """A byte count: 180."""
+    v = as_float(value)
+    return MISSING if v is None else f"{v:,.0f}"

@@ -1,0 +1,142 @@
+"""Self-contained HTML report: ``write_report(run, "results/X/report.html")``.
+
+Everything is inline (CSS, charts as PNG data URIs); the page loads nothing from the
+network. The template is ``reports/templates/report.html.j2``, rendered with autoescape
+on, so strings from the results files (scenario names, errors) cannot inject markup.
+"""
+
+from __future__ import annotations
+
+import json
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from reports import charts
+from reports.checks import run_warnings
+from reports.fmt import fmt_ms, fmt_ratio
+from reports.load import Run
+from reports.stats import ratio_table
+from reports.table import SUMMARY_COLUMNS, summary_rows
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+TEMPLATE_NAME = "report.html.j2"
+
+#: Ratio at and above which a pair supports the "3x" claim (highlighted in the report).
+CLAIM_RATIO = 3.0
+
+#: Packages listed first in the environment section (all others are in a details box).
+KEY_PACKAGES = ("websockets", "aiohttp", "httpx", "httpcore", "uvloop", "orjson", "psutil")
+
+
+def write_report(run: Run, out_path: str | PathLike[str]) -> Path:
+    """Render the report for ``run`` to ``out_path`` (parent folders created); return it."""
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_report(run), encoding="utf-8")
+    return out
+
+
+def render_report(run: Run) -> str:
+    """The report as an HTML string."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env.get_template(TEMPLATE_NAME).render(**report_context(run))
+
+
+def report_context(run: Run) -> dict[str, Any]:
+    """The template variables: plain strings, lists and dicts, already formatted."""
+    ratios = ratio_table(run.cells, labels=("p50", "p99"))
+    multi = len(run.runs) > 1
+    ratio_rows = []
+    for _, r in ratios.iterrows():
+        row: dict[str, Any] = {
+            "run_id": str(r["run_id"]) if "run_id" in r else "",
+            "http_cell": str(r["http_cell"]),
+            "ws_cell": str(r["ws_cell"]),
+        }
+        for label in ("p50", "p99"):
+            ratio = r[f"{label}_ratio"]
+            row[label] = {
+                "http": fmt_ms(r[f"http_{label}_ms"]),
+                "ws": fmt_ms(r[f"ws_{label}_ms"]),
+                "ratio": fmt_ratio(ratio),
+                "meets_claim": bool(ratio >= CLAIM_RATIO),
+            }
+        ratio_rows.append(row)
+    figures = [
+        (
+            "Latency by percentile",
+            charts.percentile_spectrum(run.samples),
+            "Each line is one cell; further right is rarer. Lines stop at the highest "
+            "percentile the cell's sample count supports.",
+        ),
+        (
+            "Cumulative distribution",
+            charts.cdf(run.samples),
+            "Share of requests completed within a given latency; further left is faster.",
+        ),
+    ]
+    return {
+        "title": f"rtbench report: {run.scenario_name}",
+        "scenario_name": run.scenario_name,
+        "run_id": run.run_id,
+        "multi": multi,
+        "complete": run.complete,
+        "warnings": run_warnings(run),
+        "claim_ratio": f"{CLAIM_RATIO:g}",
+        "ratio_rows": ratio_rows,
+        "summary_headers": ["Cell", *(c.header.replace("\n", " ") for c in SUMMARY_COLUMNS)],
+        "summary_rows": summary_rows(run),
+        "charts": [
+            {"title": title, "uri": charts.fig_to_data_uri(fig), "caption": caption}
+            for title, fig, caption in figures
+        ],
+        "environments": [_environment(part) for part in run.runs],
+    }
+
+
+def _environment(run: Run) -> dict[str, Any]:
+    """One run's metadata for the environment section."""
+    meta = run.meta
+    env = meta.get("environment") if isinstance(meta.get("environment"), dict) else {}
+    packages = env.get("packages") if isinstance(env.get("packages"), dict) else {}
+    key = [(name, str(packages[name])) for name in KEY_PACKAGES if name in packages]
+    other = sorted((str(k), str(v)) for k, v in packages.items() if k not in KEY_PACKAGES)
+    pinning = meta.get("pinning") if isinstance(meta.get("pinning"), dict) else {}
+    facts = [
+        ("Run id", run.run_id),
+        ("Started", meta.get("started_at")),
+        ("Ended", meta.get("ended_at")),
+        ("Complete", "yes" if run.complete else "no"),
+        ("Python", env.get("python")),
+        ("CPU", env.get("cpu_model")),
+        ("CPU count", env.get("cpu_count")),
+        ("Platform", env.get("platform")),
+        ("Host", env.get("hostname")),
+        ("Git commit", env.get("git_commit")),
+        ("Server CPUs", _cpus(pinning.get("server_cpus"))),
+        ("Client CPUs", _cpus(pinning.get("client_cpus"))),
+        ("Placement", pinning.get("placement")),
+        ("Results folder", str(run.path)),
+    ]
+    return {
+        "run_id": run.run_id,
+        "facts": [(k, "unknown" if v is None or v == "" else str(v)) for k, v in facts],
+        "key_packages": key,
+        "other_packages": other,
+        "scenario_json": json.dumps(meta.get("scenario"), indent=2, default=str),
+    }
+
+
+def _cpus(value: object) -> str | None:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "none"
+    return None if value is None else str(value)
