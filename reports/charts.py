@@ -107,7 +107,6 @@ def percentile_spectrum(
         title=title or f"Latency by percentile ({_latency_kind(corrected)}, {_n_label(samples)})",
         ylabel="Latency (ms" + (", log scale)" if log_y else ")"),
         log_y=log_y,
-        legend_loc="upper left",
     )
     return fig
 
@@ -132,7 +131,6 @@ def cdf(samples: pd.DataFrame, *, corrected: bool = True, title: str | None = No
         or f"Cumulative distribution of latency ({_latency_kind(corrected)}, {_n_label(samples)})",
         ylabel="Requests at or below latency (%)",
         log_y=False,
-        legend_loc="lower right",
     )
     return fig
 
@@ -148,7 +146,7 @@ def fig_to_data_uri(fig: Figure, *, dpi: int = 100) -> str:
 
 
 def _new_figure() -> tuple[Figure, Axes]:
-    fig = Figure(figsize=(10, 6), layout="constrained")
+    fig = Figure(figsize=(12, 6), layout="constrained")
     FigureCanvasAgg(fig)
     return fig, fig.add_subplot()
 
@@ -185,9 +183,7 @@ def _format_ms_axis(axis: Axis) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-def _finish(
-    ax: Axes, drawn: bool, *, title: str, ylabel: str, log_y: bool, legend_loc: str
-) -> None:
+def _finish(ax: Axes, drawn: bool, *, title: str, ylabel: str, log_y: bool) -> None:
     ax.set_title(title)
     ax.set_ylabel(ylabel)
     if log_y:
@@ -195,6 +191,12 @@ def _finish(
         _format_ms_axis(ax.yaxis)
     ax.grid(True, which="major", alpha=0.4)
     if drawn:
-        ax.legend(loc=legend_loc, fontsize="small", title="cell (transport/client/connection)")
+        # Outside the axes, to the right: never hides a line.
+        ax.legend(
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            fontsize="small",
+            title="cell\n(transport/client/connection)",
+        )
     else:
         ax.text(0.5, 0.5, "no measured samples", transform=ax.transAxes, ha="center")

@@ -8,7 +8,9 @@ The per-cell DataFrame (``Run.cells``) flattens ``summary.json`` with one rule:
   ``max_ms``, ``p99_uncorrected_ms``. Use :func:`latency_col` rather than spelling them.
 - any other nested dict ``outer: {inner: v}`` becomes ``outer_inner``:
   ``cpu_s_per_request_server``, ``cpu_util_client``, ``rss_mb_server``,
-  ``bytes_per_request_sent``...
+  ``bytes_per_request_sent``...; except ``errors_by_code``, kept as one dict column.
+- ``per_repeat`` goes to ``Run.repeats`` (same rules, plus ``repeat``). Keys this module
+  does not list (``repeats_ok``, ``hdr_corrected``...) follow the listed columns.
 
 Call ``latency_col("p99.9")`` -> ``"p99_9_ms"``; ``latency_col("p50", corrected=False)``
 -> ``"p50_uncorrected_ms"``.

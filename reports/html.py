@@ -88,6 +88,7 @@ def report_context(run: Run) -> dict[str, Any]:
         "title": f"rtbench report: {run.scenario_name}",
         "scenario_name": run.scenario_name,
         "run_id": run.run_id,
+        "description": _description(run),
         "multi": multi,
         "complete": run.complete,
         "warnings": run_warnings(run),
@@ -111,6 +112,10 @@ def _environment(run: Run) -> dict[str, Any]:
     key = [(name, str(packages[name])) for name in KEY_PACKAGES if name in packages]
     other = sorted((str(k), str(v)) for k, v in packages.items() if k not in KEY_PACKAGES)
     pinning = meta.get("pinning") if isinstance(meta.get("pinning"), dict) else {}
+    commit = env.get("git_commit")
+    if commit and env.get("git_dirty"):
+        commit = f"{commit} (with uncommitted changes)"
+    loops = meta.get("loops")
     facts = [
         ("Run id", run.run_id),
         ("Started", meta.get("started_at")),
@@ -121,22 +126,35 @@ def _environment(run: Run) -> dict[str, Any]:
         ("CPU count", env.get("cpu_count")),
         ("Platform", env.get("platform")),
         ("Host", env.get("hostname")),
-        ("Git commit", env.get("git_commit")),
+        ("Kernel", env.get("kernel")),
+        ("Memory (MB)", env.get("memory_total_mb")),
+        ("Git commit", commit),
         ("Server CPUs", _cpus(pinning.get("server_cpus"))),
         ("Client CPUs", _cpus(pinning.get("client_cpus"))),
         ("Placement", pinning.get("placement")),
+        ("Placement note", pinning.get("note") or None),
+        ("Event loop", ", ".join(map(str, loops)) if isinstance(loops, list) else loops),
+        ("Command", meta.get("command")),
         ("Results folder", str(run.path)),
     ]
     return {
         "run_id": run.run_id,
-        "facts": [(k, "unknown" if v is None or v == "" else str(v)) for k, v in facts],
+        "facts": [(k, str(v)) for k, v in facts if v is not None and v != ""],
         "key_packages": key,
         "other_packages": other,
         "scenario_json": json.dumps(meta.get("scenario"), indent=2, default=str),
     }
 
 
+def _description(run: Run) -> str:
+    """The scenario file's ``description`` (meta.json ``scenario.scenario.description``)."""
+    scenario = run.meta.get("scenario")
+    settings = scenario.get("scenario") if isinstance(scenario, dict) else None
+    text = settings.get("description") if isinstance(settings, dict) else None
+    return str(text) if text and len(run.runs) == 1 else ""
+
+
 def _cpus(value: object) -> str | None:
     if isinstance(value, list):
         return ", ".join(str(v) for v in value) or "none"
-    return None if value is None else str(value)
+    return "not pinned" if value is None else str(value)

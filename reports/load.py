@@ -57,6 +57,10 @@ _FLOAT_COLUMNS = frozenset(
 ) - frozenset(INT_COLUMNS)
 
 
+#: summary.json keys whose dict value stays one column (its keys vary from run to run).
+KEEP_AS_DICT = frozenset({"errors_by_code"})
+
+
 class ResultsError(Exception):
     """A results folder is missing, incomplete on disk, malformed or from a newer rtbench."""
 
@@ -117,11 +121,16 @@ class Run:
 
     @property
     def scenario_name(self) -> str:
-        """Scenario name: meta.json ``scenario.name``, else summary.json ``scenario``."""
+        """Scenario name from meta.json (``scenario.name`` or ``scenario.scenario.name``),
+        else summary.json ``scenario``; names of combined runs joined by ``", "``."""
         names = []
         for r in self.runs:
             scenario = r.meta.get("scenario")
-            name = scenario.get("name") if isinstance(scenario, Mapping) else None
+            scenario = scenario if isinstance(scenario, Mapping) else {}
+            settings = scenario.get("scenario")  # the scenario file's [scenario] table
+            name = scenario.get("name") or (
+                settings.get("name") if isinstance(settings, Mapping) else None
+            )
             if not name and isinstance(r.summary.get("scenario"), str):
                 name = r.summary["scenario"]
             names.append(str(name) if name else "unnamed scenario")
@@ -259,7 +268,9 @@ def _flatten(entry: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in entry.items():
         if key == "per_repeat":
             continue
-        if key in LATENCY_KEYS:
+        if key in KEEP_AS_DICT:
+            row[key] = value
+        elif key in LATENCY_KEYS:
             for label, v in (value or {}).items():
                 row[latency_col(label, corrected=LATENCY_KEYS[key])] = v
         elif isinstance(value, dict):

@@ -387,3 +387,17 @@ def test_cli_report_out_and_several_runs(tmp_path: Path) -> None:
     html = path.read_text(encoding="utf-8")
     assert "run-a" in html and "run-b" in html
     assert report([a], out=tmp_path / "x.html", console=console) == tmp_path / "x.html"
+
+
+def test_run_stage_extras(tmp_path: Path) -> None:
+    """Keys the run stage adds (errors_by_code, nested scenario table) load sensibly."""
+    meta = {"scenario": {"scenario": {"name": "nested", "description": "Echo <fast>"}}}
+    folder = make_run_dir(tmp_path, meta_overrides=meta)
+    doc = json.loads((folder / SUMMARY_FILE).read_text())
+    doc["cells"][0].update(errors_by_code={"ECONNRESET": 3}, repeats_ok=2)
+    (folder / SUMMARY_FILE).write_text(json.dumps(doc))
+    run = reports.load(folder)
+    assert run.scenario_name == "nested"
+    assert run.cells.loc[0, "errors_by_code"] == {"ECONNRESET": 3}
+    assert run.cells.loc[0, "repeats_ok"] == 2
+    assert "Echo &lt;fast&gt;" in render_report(run)
