@@ -66,15 +66,33 @@ class Hub:
                 )
             payload = await handler(req)
         except ProtocolError as exc:
-            self.errors += 1
-            return Reply(exc.http_status, protocol.encode_response(protocol.error_response(exc, req)))
-        return Reply(200, protocol.encode_response(protocol.ok_response(req, payload)))
+            return self._error(exc, req)
+        except Exception as exc:
+            where = f"op {req.op!r}" if req is not None else "request"
+            return self._error(protocol.InternalError(f"{where} failed: {exc!r}"), req)
+        try:
+            body = protocol.encode_response(protocol.ok_response(req, payload))
+        except TypeError as exc:
+            # orjson decodes deeper nesting than it encodes, so an echoed client
+            # payload can fail here; anything else a handler returns is its bug.
+            error: ProtocolError
+            if payload is req.payload:
+                error = protocol.InvalidEnvelope(f"payload cannot be encoded in a reply: {exc}")
+            else:
+                error = protocol.InternalError(
+                    f"op {req.op!r} returned an unencodable reply: {exc}"
+                )
+            return self._error(error, req)
+        return Reply(200, body)
 
     def reject(self, exc: ProtocolError) -> Reply:
         """Encode an error found by a transport before the hub saw the bytes."""
         self.requests += 1
+        return self._error(exc, None)
+
+    def _error(self, exc: ProtocolError, req: Request | None) -> Reply:
         self.errors += 1
-        return Reply(exc.http_status, protocol.encode_response(protocol.error_response(exc)))
+        return Reply(exc.http_status, protocol.encode_response(protocol.error_response(exc, req)))
 
     async def _echo(self, req: Request) -> Any:
         return req.payload

@@ -73,6 +73,13 @@ class MessageTooLarge(ProtocolError):
     http_status = 413
 
 
+class InternalError(ProtocolError):
+    """An operation failed for a reason other than the request's content."""
+
+    code = "internal_error"
+    http_status = 500
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     """A decoded request envelope."""
@@ -121,9 +128,17 @@ def _loads(data: bytes | bytearray | memoryview | str) -> Any:
 
 def check_size(data: bytes | bytearray | memoryview | str, limit: int) -> None:
     """Raise :class:`MessageTooLarge` when ``data`` exceeds ``limit`` bytes."""
-    size = len(data.encode() if isinstance(data, str) else data)
+    if isinstance(data, str):
+        size = len(data.encode("utf-8", "surrogatepass"))
+    else:
+        size = memoryview(data).nbytes
     if size > limit:
-        raise MessageTooLarge(f"message of {size} bytes exceeds the limit of {limit} bytes")
+        raise message_too_large(size, limit)
+
+
+def message_too_large(size: int, limit: int) -> MessageTooLarge:
+    """The :class:`MessageTooLarge` that :func:`check_size` raises for ``size`` bytes."""
+    return MessageTooLarge(f"message of {size} bytes exceeds the limit of {limit} bytes")
 
 
 def encode_request(req: Request) -> bytes:

@@ -1,0 +1,133 @@
+"""Run one server: ``python -m servers KIND [--host H] [--port P] [--max-message-bytes N]``.
+
+KIND is ``http``, ``ws-aiohttp`` or ``ws-websockets``. Once listening the
+process prints one ``RTBENCH-READY {...}`` line to stdout (see
+:func:`servers.common.parse_ready_line`) and serves until SIGTERM or SIGINT,
+then exits 0. Only loopback hosts are accepted unless ``--allow-non-loopback``
+is given; a refused host exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import os
+import sys
+from types import ModuleType
+
+from servers.common import (
+    ServerConfig,
+    bind_host,
+    format_ready_line,
+    install_signal_handlers,
+    is_loopback_host,
+    loop_factory,
+    remove_signal_handlers,
+)
+from servers.hub import Hub
+from servers.protocol import DEFAULT_MAX_MESSAGE_BYTES
+
+MODULES = {
+    "http": "servers.http_server",
+    "ws-aiohttp": "servers.ws_aiohttp",
+    "ws-websockets": "servers.ws_websockets",
+}
+
+EXIT_REFUSED = 2
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser for ``python -m servers``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m servers", description="Run one rtbench server until SIGTERM/SIGINT."
+    )
+    parser.add_argument("kind", choices=sorted(MODULES), help="which server to run")
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="TCP port, 0 for any (default 0)")
+    parser.add_argument(
+        "--max-message-bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_MESSAGE_BYTES,
+        help=f"largest accepted request body or message (default {DEFAULT_MAX_MESSAGE_BYTES})",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=("auto", "uvloop", "asyncio"),
+        default="auto",
+        help="event loop; auto uses uvloop when importable (default auto)",
+    )
+    parser.add_argument(
+        "--allow-non-loopback",
+        action="store_true",
+        help="permit binding an address outside 127.0.0.0/8 and ::1",
+    )
+    return parser
+
+
+async def run(module: ModuleType, config: ServerConfig, loop_name: str) -> None:
+    """Serve ``module`` with ``config``, printing the ready line, until a signal arrives."""
+    stop = asyncio.Event()
+    install_signal_handlers(stop)
+
+    def on_ready(port: int) -> None:
+        info = {
+            "kind": module.KIND,
+            "host": config.host,
+            "port": port,
+            "pid": os.getpid(),
+            "path": module.PATH,
+            "loop": loop_name,
+            "max_message_bytes": config.max_message_bytes,
+        }
+        print(format_ready_line(info), flush=True)
+
+    try:
+        await module.serve(config, Hub(config.max_message_bytes), on_ready, stop)
+    finally:
+        remove_signal_handlers()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.allow_non_loopback and not is_loopback_host(args.host):
+        print(
+            f"python -m servers: error: refusing to bind non-loopback host {args.host!r} "
+            "(use 127.0.0.0/8, ::1 or localhost, or pass --allow-non-loopback)",
+            file=sys.stderr,
+        )
+        return EXIT_REFUSED
+    try:
+        config = ServerConfig(bind_host(args.host), args.port, args.max_message_bytes)
+    except ValueError as exc:
+        parser.error(str(exc))
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    module = importlib.import_module(MODULES[args.kind])
+    try:
+        factory, loop_name = loop_factory(args.loop)
+    except ImportError as exc:
+        parser.error(f"--loop {args.loop}: {exc}")
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(run(module, config, loop_name))
+    except OSError as exc:
+        print(
+            f"python -m servers: error: cannot serve on {args.host}:{args.port}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

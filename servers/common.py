@@ -1,0 +1,151 @@
+"""Pieces shared by the three servers and the command line.
+
+Every server module (``http_server``, ``ws_aiohttp``, ``ws_websockets``)
+exposes ``KIND``, ``PATH`` and::
+
+    async def serve(config: ServerConfig, hub: Hub,
+                    on_ready: Callable[[int], None], stop: asyncio.Event) -> None
+
+``serve`` binds ``config.host:config.port``, calls ``on_ready(bound_port)``
+once listening, runs until ``stop`` is set, then shuts down gracefully.
+
+A server started with ``python -m servers`` announces itself with one line
+on stdout; load generators read it with :func:`parse_ready_line`::
+
+    RTBENCH-READY {"kind": "http", "host": "127.0.0.1", "port": 43127, ...}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import signal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from servers.hub import Hub
+from servers.protocol import DEFAULT_MAX_MESSAGE_BYTES
+
+READY_PREFIX = "RTBENCH-READY "
+
+#: Keys of the JSON object on the ready line, in the order they are printed.
+READY_KEYS = ("kind", "host", "port", "pid", "path", "loop", "max_message_bytes")
+
+JSON_CONTENT_TYPE = "application/json"
+
+#: WebSocket messages up to this many times ``max_message_bytes`` are read whole
+#: and answered with a ``too_large`` envelope; larger ones make the library close
+#: the connection with 1009 before buffering them.
+WS_HARD_LIMIT_FACTOR = 2
+
+#: Seconds a server waits for open connections to finish when stopping.
+SHUTDOWN_TIMEOUT = 5.0
+
+OnReady = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Where and how a server listens: ``ServerConfig("127.0.0.1", 0, 65536)``."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be in 0..65535, got {self.port}")
+        if self.max_message_bytes <= 0:
+            raise ValueError("max_message_bytes must be positive")
+
+
+class ServeFunction(Protocol):
+    """The signature every server module's ``serve`` has."""
+
+    async def __call__(
+        self, config: ServerConfig, hub: Hub, on_ready: OnReady, stop: asyncio.Event
+    ) -> None: ...
+
+
+def ws_hard_limit(max_message_bytes: int) -> int:
+    """Largest WebSocket message (bytes) a WS server reads before closing with 1009."""
+    return max_message_bytes * WS_HARD_LIMIT_FACTOR
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost``, 127.0.0.0/8 and ::1."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def bind_host(host: str) -> str:
+    """The address to bind for ``host``: ``localhost`` becomes 127.0.0.1 (one socket)."""
+    if host.lower() == "localhost":
+        return "127.0.0.1"
+    return host.strip("[]")
+
+
+def format_ready_line(info: Mapping[str, Any]) -> str:
+    """``READY_PREFIX`` followed by ``info`` as single-line JSON (``READY_KEYS`` first)."""
+    ordered = {key: info[key] for key in READY_KEYS if key in info}
+    ordered.update({k: v for k, v in info.items() if k not in ordered})
+    return READY_PREFIX + json.dumps(ordered)
+
+
+def parse_ready_line(line: str) -> dict[str, Any] | None:
+    """The JSON object of a ready line, or None when ``line`` is not one.
+
+    ``parse_ready_line(proc.stdout.readline().decode())["port"]``
+    """
+    line = line.strip()
+    prefix = READY_PREFIX.strip()
+    if not line.startswith(prefix):
+        return None
+    try:
+        info = json.loads(line[len(prefix) :])
+    except ValueError:
+        return None
+    if not isinstance(info, dict) or not isinstance(info.get("port"), int):
+        return None
+    return info
+
+
+def loop_factory(
+    choice: str = "auto",
+) -> tuple[Callable[[], asyncio.AbstractEventLoop], str]:
+    """``(factory, name)`` for ``asyncio.Runner(loop_factory=factory)``.
+
+    ``choice`` is ``"auto"`` (uvloop when importable), ``"uvloop"`` or ``"asyncio"``;
+    ``name`` is ``"uvloop"`` or ``"asyncio"``.
+    """
+    if choice not in ("auto", "uvloop", "asyncio"):
+        raise ValueError(f"unknown loop {choice!r}")
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise
+        else:
+            return uvloop.new_event_loop, "uvloop"
+    return asyncio.new_event_loop, "asyncio"
+
+
+def install_signal_handlers(stop: asyncio.Event) -> None:
+    """Make SIGTERM and SIGINT set ``stop`` (call from inside the running loop)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+def remove_signal_handlers() -> None:
+    """Undo :func:`install_signal_handlers`."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
