@@ -13,6 +13,9 @@ from reports.load import Run
 #: Client CPU utilisation above which the load generator, not the server, may be measured.
 SATURATION_THRESHOLD = 0.9
 
+#: Fraction of the offered open-loop rate below which a cell did not get its load.
+RATE_REACHED = 0.95
+
 SATURATION_MESSAGE = "load generator saturated: results may measure the client"
 
 
@@ -61,6 +64,17 @@ def run_warnings(run: Run, *, saturation: float = SATURATION_THRESHOLD) -> list[
         util = _max_client_util(run, row)
         if util is not None and util > saturation:
             saturated.append(f"{cell_label(run, row)} ({fmt_pct(util)})")
+    behind = []
+    for _, row in run.cells.iterrows():
+        offered = as_float(row.get("offered_rps"))
+        achieved = as_float(row.get("throughput_rps"))
+        if offered and achieved is not None and achieved < RATE_REACHED * offered:
+            behind.append(f"{cell_label(run, row)} ({achieved:,.0f} of {offered:,.0f} req/s)")
+    if behind:
+        lines.append(
+            "open-loop rate not reached: the offered load was not delivered in: "
+            + ", ".join(behind)
+        )
     if saturated:
         lines.append(
             f"{SATURATION_MESSAGE} (client CPU above {fmt_pct(saturation)} in: "
