@@ -4,22 +4,55 @@ A transport hands the raw bytes of one request to :meth:`Hub.handle` and
 sends back ``reply.body``; an HTTP transport also uses ``reply.status``::
 
     hub = Hub(max_message_bytes=65536)
-    reply = await hub.handle(body)
+    reply = await hub.handle(body)                      # anonymous (echo, signin)
+    reply = await hub.handle(body, Context(user="alice"))  # HTTP with a valid token
+
+A push transport (WebSocket) opens one :class:`Session` per connection and
+sends whatever :meth:`Session.next_outgoing` yields: replies and pushed inbox
+items, in order, through a bounded queue::
+
+    session = hub.open_session(token)       # raises Unauthorized for a bad token
+    await session.handle(message)           # queues the reply (and any pushes)
+    body = await session.next_outgoing()    # None once the session must close
+    session.close()                         # always, when the connection ends
 
 The reply body for a given request is the same whichever transport carried
-it, which is what makes the transports comparable.
+it, which is what makes the transports comparable. The real-time application
+(:mod:`servers.realtime.ops`) lives on every hub as ``hub.realtime``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from servers import protocol
 from servers.protocol import ProtocolError, Request
+from servers.realtime.inbox import Inbox, Page
+from servers.realtime.ops import Realtime, RealtimeConfig
 
-Handler = Callable[[Request], Awaitable[Any]]
+#: Default bound of a push connection's outgoing queue, in messages.
+DEFAULT_SEND_QUEUE = 1_000
+
+#: WebSocket close codes a session asks its transport to use.
+CLOSE_POLICY = 1008
+CLOSE_TRY_AGAIN = 1013
+
+
+@dataclass(slots=True)
+class Context:
+    """Who is asking, and over what: filled in by the transport."""
+
+    user: str | None = None
+    token: str | None = None
+    session: Session | None = None
+
+
+Handler = Callable[[Request, Context], Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,38 +66,111 @@ class Reply:
 class Hub:
     """Dispatches decoded requests to operations and encodes their replies."""
 
-    def __init__(self, max_message_bytes: int = protocol.DEFAULT_MAX_MESSAGE_BYTES) -> None:
+    def __init__(
+        self,
+        max_message_bytes: int = protocol.DEFAULT_MAX_MESSAGE_BYTES,
+        realtime: RealtimeConfig | None = None,
+        send_queue: int = DEFAULT_SEND_QUEUE,
+    ) -> None:
         if max_message_bytes <= 0:
             raise ValueError("max_message_bytes must be positive")
+        if send_queue < 1:
+            raise ValueError("send_queue must be >= 1")
         self.max_message_bytes = max_message_bytes
+        self.send_queue = send_queue
         self._ops: dict[str, Handler] = {"echo": self._echo}
+        self._needs_user: set[str] = set()
         self.requests = 0
         self.errors = 0
+        self.realtime = Realtime(realtime)
+        self.realtime.install(self)
+        self._sweeper: asyncio.Task[None] | None = None
 
     @property
     def ops(self) -> tuple[str, ...]:
         """Names of the operations this hub implements."""
         return tuple(self._ops)
 
-    def register(self, op: str, handler: Handler) -> None:
-        """Add an operation; later scenarios extend the hub this way."""
+    def register(self, op: str, handler: Handler, auth: bool = False) -> None:
+        """Add an operation; ``auth=True`` answers 401 unless a user is signed in."""
         if op in self._ops:
             raise ValueError(f"operation {op!r} is already registered")
         self._ops[op] = handler
+        if auth:
+            self._needs_user.add(op)
 
-    async def handle(self, data: bytes | bytearray | memoryview | str) -> Reply:
+    def authenticate(self, token: str | None) -> Context:
+        """A context for a bearer token (None: anonymous); raises Unauthorized if invalid."""
+        if token is None:
+            return Context()
+        user = self.realtime.auth.user_for(token)
+        if user is None:
+            raise protocol.Unauthorized("the bearer token is not valid; sign in again")
+        return Context(user=user, token=token)
+
+    async def start(self) -> None:
+        """Start background work (the presence sweeper); transports call this once."""
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep_forever())
+
+    async def stop(self) -> None:
+        """Stop background work."""
+        task, self._sweeper = self._sweeper, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _sweep_forever(self) -> None:
+        period = max(0.05, self.realtime.config.presence_timeout_s / 10)
+        while True:
+            await asyncio.sleep(period)
+            self.realtime.sweep()
+
+    def open_session(self, token: str | None = None) -> Session:
+        """A push connection's session; raises Unauthorized for an invalid token."""
+        ctx = self.authenticate(token)
+        session = Session(self, ctx)
+        if ctx.user is not None:
+            session.bind(ctx.user, token or "")
+        return session
+
+    async def handle(
+        self, data: bytes | bytearray | memoryview | str, ctx: Context | None = None
+    ) -> Reply:
         """Decode, dispatch and encode one request. Never raises for bad input."""
         self.requests += 1
         req: Request | None = None
+        ctx = ctx if ctx is not None else Context()
         try:
             protocol.check_size(data, self.max_message_bytes)
             req = protocol.decode_request(data)
+            return await self._dispatch(req, ctx)
+        except ProtocolError as exc:
+            return self._error(exc, req)
+
+    async def dispatch(self, req: Request, ctx: Context | None = None) -> Reply:
+        """Run an already-decoded request (e.g. built from an HTTP GET's query)."""
+        self.requests += 1
+        try:
+            return await self._dispatch(req, ctx if ctx is not None else Context())
+        except ProtocolError as exc:
+            return self._error(exc, req)
+
+    async def _dispatch(self, req: Request, ctx: Context) -> Reply:
+        try:
             handler = self._ops.get(req.op)
             if handler is None:
                 raise protocol.UnknownOp(
                     f"unknown op {req.op!r}; known: {', '.join(sorted(self._ops))}"
                 )
-            payload = await handler(req)
+            if req.op in self._needs_user:
+                if ctx.user is None:
+                    raise protocol.Unauthorized(f"op {req.op!r} needs a signed-in user")
+                if ctx.session is None:
+                    # A request over HTTP is a sign of life for presence.
+                    self.realtime.presence.touch(ctx.user, time.perf_counter_ns())
+            payload = await handler(req, ctx)
         except ProtocolError as exc:
             return self._error(exc, req)
         except Exception as exc:
@@ -94,5 +200,109 @@ class Hub:
         self.errors += 1
         return Reply(exc.http_status, protocol.encode_response(protocol.error_response(exc, req)))
 
-    async def _echo(self, req: Request) -> Any:
+    async def _echo(self, req: Request, ctx: Context) -> Any:
         return req.payload
+
+
+class Session:
+    """One push connection: its user, its inbox subscription and its outgoing queue.
+
+    Replies and pushes share one queue of at most ``hub.send_queue`` messages,
+    so they leave in order. A consumer too slow to drain it is not allowed to
+    stall others: the session closes (``close_code`` 1013) and is counted in
+    ``stats.slow_consumer_closes``; its items stay in the inbox for a resume.
+    """
+
+    def __init__(self, hub: Hub, ctx: Context) -> None:
+        self.hub = hub
+        self.ctx = ctx
+        ctx.session = self
+        self._out: asyncio.Queue[bytes | None] = asyncio.Queue(hub.send_queue)
+        self._box: Inbox | None = None
+        self._deferred: list[tuple[int, bytes]] | None = None
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self._closed = False
+
+    @property
+    def user(self) -> str | None:
+        return self.ctx.user
+
+    def bind(self, user: str, token: str) -> None:
+        """Attach the connection to ``user`` (sign-in or a token at the handshake)."""
+        rt = self.hub.realtime
+        if self.ctx.user == user:
+            return
+        if self.ctx.user is not None:
+            self._unfollow()
+            rt.presence.disconnected(self.ctx.user, time.perf_counter_ns())
+        self.ctx.user = user
+        self.ctx.token = token
+        rt.presence.connected(user, time.perf_counter_ns())
+
+    async def handle(self, data: bytes | bytearray | memoryview | str) -> None:
+        """Run one received message and queue its reply, then any deferred pushes."""
+        reply = await self.hub.handle(data, self.ctx)
+        if reply.status == 403 and self.close_code is None:
+            self._enqueue(reply.body)
+            self.request_close(CLOSE_POLICY, "forbidden")
+            return
+        self._enqueue(reply.body)
+        if self._deferred is not None:
+            pending, self._deferred = self._deferred, None
+            for seq, item in pending:
+                self._push(seq, item)
+
+    def follow(self, box: Inbox, page: Page) -> None:
+        """Replay ``page`` and push every later item of ``box`` (after the current reply)."""
+        self._unfollow()
+        self._deferred = list(page.items)
+        self._box = box
+        box.subscribe(self._on_item)
+
+    def _on_item(self, seq: int, item: bytes) -> None:
+        if self._deferred is not None:
+            self._deferred.append((seq, item))
+        else:
+            self._push(seq, item)
+
+    def _push(self, seq: int, item: bytes) -> None:
+        self._enqueue(protocol.encode_push(seq, item))
+
+    def _enqueue(self, body: bytes) -> None:
+        if self.close_code is not None:
+            return
+        try:
+            self._out.put_nowait(body)
+        except asyncio.QueueFull:
+            self.hub.realtime.counters["slow_consumer_closes"] += 1
+            self.request_close(CLOSE_TRY_AGAIN, "slow consumer: send queue full")
+
+    def request_close(self, code: int, reason: str) -> None:
+        """Ask the transport to close with ``code``; pending messages are dropped."""
+        if self.close_code is not None:
+            return
+        self.close_code = code
+        self.close_reason = reason
+        self._unfollow()
+        while not self._out.empty():
+            self._out.get_nowait()
+        self._out.put_nowait(None)
+
+    async def next_outgoing(self) -> bytes | None:
+        """The next message to send, or None when the connection must close."""
+        return await self._out.get()
+
+    def _unfollow(self) -> None:
+        if self._box is not None:
+            self._box.unsubscribe(self._on_item)
+            self._box = None
+
+    def close(self) -> None:
+        """The connection ended: stop following the inbox, update presence."""
+        if self._closed:
+            return
+        self._closed = True
+        self._unfollow()
+        if self.ctx.user is not None:
+            self.hub.realtime.presence.disconnected(self.ctx.user, time.perf_counter_ns())

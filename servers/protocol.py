@@ -73,6 +73,23 @@ class MessageTooLarge(ProtocolError):
     http_status = 413
 
 
+class Unauthorized(ProtocolError):
+    """No valid bearer token for an operation that acts as a user."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class Forbidden(ProtocolError):
+    """The caller may not do this (e.g. act as another user or read their inbox).
+
+    WebSocket transports close the connection with 1008 (policy violation).
+    """
+
+    code = "forbidden"
+    http_status = 403
+
+
 class InternalError(ProtocolError):
     """An operation failed for a reason other than the request's content."""
 
@@ -240,3 +257,29 @@ def make_payload(size: int) -> str:
         raise ValueError("payload size must be >= 0")
     unit = "rtbench-"
     return (unit * (size // len(unit) + 1))[:size]
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """A server-initiated delivery on a push connection: inbox item ``seq``."""
+
+    seq: int
+    item: Any
+
+
+def encode_push(seq: int, item: bytes) -> bytes:
+    """``{"op": "push", "seq": N, "item": ITEM}`` around an already-encoded item."""
+    return b'{"op":"push","seq":%d,"item":%b}' % (seq, item)
+
+
+def decode_server_message(data: bytes | bytearray | memoryview | str) -> Response | Push:
+    """Decode what a push connection receives: a reply envelope or a :class:`Push`."""
+    obj = _loads(data)
+    if isinstance(obj, dict) and obj.get("op") == "push" and "ok" not in obj:
+        seq = obj.get("seq")
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+            raise InvalidEnvelope("push needs a positive integer 'seq'")
+        if "item" not in obj:
+            raise InvalidEnvelope("push needs an 'item'")
+        return Push(seq=seq, item=obj["item"])
+    return decode_response(data)

@@ -5,7 +5,13 @@ sent back as a text message. Compression and heartbeats are off so frame
 bytes match the ``ws_websockets`` server. A message over
 ``max_message_bytes`` gets a ``too_large`` envelope and the connection stays
 open; one over :func:`~servers.common.ws_hard_limit` is refused by aiohttp,
-which closes the connection with 1009::
+which closes the connection with 1009.
+
+A token (``Authorization: Bearer TOKEN`` or ``?token=TOKEN``) binds the
+connection to its user at the handshake; an unknown token is refused with
+HTTP 401. Replies and pushed inbox items leave through the session's bounded
+queue; a session that must close (slow consumer 1013, policy 1008) is closed
+with its code::
 
     await serve(ServerConfig("127.0.0.1", 0), Hub(), on_ready, stop)
 """
@@ -17,8 +23,10 @@ import weakref
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from servers import protocol
 from servers.common import SHUTDOWN_TIMEOUT, OnReady, ServerConfig, ws_hard_limit
-from servers.hub import Hub
+from servers.hub import Hub, Session
+from servers.realtime.auth import bearer_token
 
 KIND = "ws-aiohttp"
 PATH = "/ws"
@@ -33,23 +41,33 @@ def make_app(config: ServerConfig, hub: Hub) -> web.Application:
     app = web.Application()
     app[_SOCKETS] = weakref.WeakSet()
 
-    async def ws_handler(request: web.Request) -> web.WebSocketResponse:
+    async def ws_handler(request: web.Request) -> web.StreamResponse:
+        token = bearer_token(request.headers.get("Authorization")) or request.query.get("token")
+        try:
+            session = hub.open_session(token)
+        except protocol.Unauthorized as exc:
+            return web.Response(status=401, text=f"{exc}\n")
         ws = web.WebSocketResponse(
             heartbeat=None, compress=False, max_msg_size=max_msg_size, decode_text=False
         )
         await ws.prepare(request)
         app[_SOCKETS].add(ws)
+        writer = asyncio.create_task(_write(ws, session))
         try:
-            while True:
+            while not writer.done():
                 msg = await ws.receive()
                 if msg.type is not WSMsgType.TEXT and msg.type is not WSMsgType.BINARY:
                     break
-                reply = await hub.handle(msg.data)
-                await ws.send_frame(reply.body, WSMsgType.TEXT)
+                await session.handle(msg.data)
         except ConnectionError:
             pass
         finally:
             app[_SOCKETS].discard(ws)
+            session.close()
+            writer.cancel()
+            code = session.close_code
+            if code is not None and not ws.closed:
+                await ws.close(code=code, message=session.close_reason.encode())
         return ws
 
     async def close_sockets(app: web.Application) -> None:
@@ -64,6 +82,16 @@ def make_app(config: ServerConfig, hub: Hub) -> web.Application:
     return app
 
 
+async def _write(ws: web.WebSocketResponse, session: Session) -> None:
+    """Send the session's replies and pushes in order; close when it asks to."""
+    try:
+        while (body := await session.next_outgoing()) is not None:
+            await ws.send_frame(body, WSMsgType.TEXT)
+    except ConnectionError:
+        return
+    await ws.close(code=session.close_code or 1000, message=session.close_reason.encode())
+
+
 async def serve(config: ServerConfig, hub: Hub, on_ready: OnReady, stop: asyncio.Event) -> None:
     """Serve WebSockets on ``ws://config.host:config.port/ws`` until ``stop`` is set."""
     runner = web.AppRunner(
@@ -73,6 +101,7 @@ async def serve(config: ServerConfig, hub: Hub, on_ready: OnReady, stop: asyncio
         shutdown_timeout=SHUTDOWN_TIMEOUT,
     )
     await runner.setup()
+    await hub.start()
     try:
         site = web.TCPSite(runner, config.host, config.port)
         await site.start()
@@ -80,3 +109,4 @@ async def serve(config: ServerConfig, hub: Hub, on_ready: OnReady, stop: asyncio
         await stop.wait()
     finally:
         await runner.cleanup()
+        await hub.stop()

@@ -5,7 +5,13 @@ sent back as a text message. Compression and keepalive pings are off so
 frame bytes match the ``ws_aiohttp`` server. A message over
 ``max_message_bytes`` gets a ``too_large`` envelope and the connection stays
 open; one over :func:`~servers.common.ws_hard_limit` is refused by websockets,
-which closes the connection with 1009. Other paths get HTTP 404::
+which closes the connection with 1009. Other paths get HTTP 404.
+
+A token (``Authorization: Bearer TOKEN`` or ``?token=TOKEN``) binds the
+connection to its user at the handshake; an unknown token is refused with
+HTTP 401. Replies and pushed inbox items leave through the session's bounded
+queue; a session that must close (slow consumer 1013, policy 1008) is closed
+with its code::
 
     await serve(ServerConfig("127.0.0.1", 0), Hub(), on_ready, stop)
 """
@@ -15,48 +21,82 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from http import HTTPStatus
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from servers import protocol
 from servers.common import SHUTDOWN_TIMEOUT, OnReady, ServerConfig, ws_hard_limit
-from servers.hub import Hub
+from servers.hub import Hub, Session
+from servers.realtime.auth import bearer_token
 
 KIND = "ws-websockets"
 PATH = "/ws"
 
 
-def _check_path(connection: ServerConnection, request: Request) -> Response | None:
-    if urlsplit(request.path).path != PATH:
-        return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
-    return None
+def _token(request: Request) -> str | None:
+    header = request.headers.get("Authorization")
+    if header:
+        return bearer_token(header)
+    values = parse_qs(urlsplit(request.path).query).get("token")
+    return values[0] if values else None
+
+
+async def _write(ws: ServerConnection, session: Session) -> None:
+    """Send the session's replies and pushes in order; close when it asks to."""
+    try:
+        while (body := await session.next_outgoing()) is not None:
+            await ws.send(body, text=True)
+    except ConnectionClosed:
+        return
+    await ws.close(code=session.close_code or 1000, reason=session.close_reason)
 
 
 async def serve(config: ServerConfig, hub: Hub, on_ready: OnReady, stop: asyncio.Event) -> None:
     """Serve WebSockets on ``ws://config.host:config.port/ws`` until ``stop`` is set."""
 
-    async def handler(ws: ServerConnection) -> None:
+    sessions: dict[ServerConnection, Session] = {}
+
+    def check_request(connection: ServerConnection, request: Request) -> Response | None:
+        if urlsplit(request.path).path != PATH:
+            return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
         try:
-            while True:
+            sessions[connection] = hub.open_session(_token(request))
+        except protocol.Unauthorized as exc:
+            return connection.respond(HTTPStatus.UNAUTHORIZED, f"{exc}\n")
+        return None
+
+    async def handler(ws: ServerConnection) -> None:
+        session = sessions.pop(ws)
+        writer = asyncio.create_task(_write(ws, session))
+        try:
+            while not writer.done():
                 data = await ws.recv(decode=False)
-                reply = await hub.handle(data)
-                await ws.send(reply.body, text=True)
+                await session.handle(data)
         except ConnectionClosed:
             pass
+        finally:
+            session.close()
+            code = session.close_code
+            if code is not None:
+                with contextlib.suppress(ConnectionClosed):
+                    await asyncio.wait_for(writer, SHUTDOWN_TIMEOUT)
+            writer.cancel()
 
     server: Server = await ws_serve(
         handler,
         config.host,
         config.port,
-        process_request=_check_path,
+        process_request=check_request,
         compression=None,
         ping_interval=None,
         max_size=ws_hard_limit(config.max_message_bytes),
         close_timeout=SHUTDOWN_TIMEOUT,
     )
+    await hub.start()
     try:
         on_ready(next(iter(server.sockets)).getsockname()[1])
         await stop.wait()
@@ -64,3 +104,4 @@ async def serve(config: ServerConfig, hub: Hub, on_ready: OnReady, stop: asyncio
         server.close(close_connections=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(server.wait_closed(), SHUTDOWN_TIMEOUT * 2)
+        await hub.stop()

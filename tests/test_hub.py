@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from servers import protocol
-from servers.hub import Hub, Reply
+from servers.hub import Context, Hub, Reply
 from servers.protocol import Request
 
 
@@ -112,11 +112,12 @@ async def test_replies_are_byte_stable() -> None:
 async def test_register_and_duplicate() -> None:
     hub = Hub()
 
-    async def double(req: Request) -> Any:
+    async def double(req: Request, ctx: Context) -> Any:
         return req.payload * 2
 
     hub.register("double", double)
-    assert hub.ops == ("echo", "double")
+    assert hub.ops[0] == "echo"
+    assert hub.ops[-1] == "double"
     reply = await hub.handle(_request(op="double", payload=21))
     assert orjson.loads(reply.body)["payload"] == 42
     with pytest.raises(ValueError):
@@ -128,10 +129,10 @@ async def test_register_and_duplicate() -> None:
 async def test_failing_handler_gives_500_not_exception() -> None:
     hub = Hub()
 
-    async def boom(req: Request) -> Any:
+    async def boom(req: Request, ctx: Context) -> Any:
         raise RuntimeError("kaput")
 
-    async def unencodable(req: Request) -> Any:
+    async def unencodable(req: Request, ctx: Context) -> Any:
         return object()
 
     hub.register("boom", boom)
