@@ -76,6 +76,16 @@ class EngineStats:
     errors_by_code: dict[str, int] = field(default_factory=dict)
 
 
+async def _sleep_until(deadline_ns: int) -> None:
+    """Sleep until ``clock() >= deadline_ns``.
+
+    Event-loop timers can fire early (uvloop's have whole-millisecond resolution
+    and a cached "now"), so sleep again for whatever is left.
+    """
+    while (remaining := deadline_ns - clock()) > 0:
+        await asyncio.sleep(remaining / NS_PER_S)
+
+
 def _check_reply(status: int, body: bytes, req_id: int) -> str | None:
     """None when the reply is a successful echo of request ``req_id``, else an error code."""
     if status != 200:
@@ -181,9 +191,8 @@ async def run_cell(
                         intended = start + pacer.intended_ns(sent_count)
                         if intended >= end:
                             break
-                        wait = intended - now
-                        if wait > 0:
-                            await asyncio.sleep(wait / NS_PER_S)
+                        if intended > now:
+                            await _sleep_until(intended)
                     else:
                         if now >= end:
                             break
@@ -199,7 +208,10 @@ async def run_cell(
                         await client.close()
                         connected = await connect(conn, client, counter)
                         if not connected:
-                            await asyncio.sleep(0.05)
+                            if pacers is None:
+                                # Closed loop: back off instead of spinning. Open loop:
+                                # the pacer spaces the attempts at the offered rate.
+                                await asyncio.sleep(0.05)
                             continue
                     req_id = next(ids)
                     before = counter.snapshot()
@@ -233,11 +245,11 @@ async def run_cell(
                 await client.close()
 
     async def phases() -> None:
-        await asyncio.sleep(max(0, warmup_end - clock()) / NS_PER_S)
+        await _sleep_until(warmup_end)
         stats.measure_started_ns = clock()
         if on_phase:
             on_phase("measure")
-        await asyncio.sleep(max(0, end - clock()) / NS_PER_S)
+        await _sleep_until(end)
         stats.ended_ns = clock()
         if on_phase:
             on_phase("drain")

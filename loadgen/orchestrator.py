@@ -97,16 +97,48 @@ def cell_identity(scenario: Scenario, cell: Cell) -> dict[str, Any]:
     }
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+class _StopRequest:
+    """Set when SIGTERM or SIGINT arrives; raises KeyboardInterrupt unless deferred.
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    While a child is being started the interrupt is deferred to the end of the
+    ``deferred()`` block: raised inside ``subprocess.Popen`` it would lose the new
+    child (which runs in its own session and would outlive the run), and raised in
+    an ``os.fork()`` hook Python would print and swallow it. The run also polls
+    :meth:`check` between and during repeats.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._deferring = 0
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def on_signal(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        if not self._deferring:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        self._deferring += 1
+        try:
+            yield
+        finally:
+            self._deferring -= 1
+        self.check()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt(stop: _StopRequest) -> Iterator[None]:
+    signums = (signal.SIGTERM, signal.SIGINT)
+    previous = {signum: signal.signal(signum, stop.on_signal) for signum in signums}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 class _Runner:
@@ -118,6 +150,7 @@ class _Runner:
         self.placement = placement
         self.progress = progress
         self.task_id: Any = None
+        self.stop = _StopRequest()
         (out_dir / "parts").mkdir(parents=True, exist_ok=True)
         (out_dir / "logs").mkdir(parents=True, exist_ok=True)
 
@@ -140,12 +173,13 @@ class _Runner:
         worker: Child | None = None
         try:
             try:
-                server = start_server(
-                    cell.transport,
-                    self.placement.server_cpus,
-                    self.out / "logs" / f"{stem}-server.log",
-                    self.scenario.server.max_message_bytes,
-                )
+                with self.stop.deferred():
+                    server = start_server(
+                        cell.transport,
+                        self.placement.server_cpus,
+                        self.out / "logs" / f"{stem}-server.log",
+                        self.scenario.server.max_message_bytes,
+                    )
             except ProcessFailed as exc:
                 return base | {"failed": str(exc)}
             spec = CellRun(
@@ -168,9 +202,10 @@ class _Runner:
             spec_path = prefix.with_suffix(".spec.json")
             _write_json(spec_path, spec.to_dict())
             worker_log = self.out / "logs" / f"{stem}-loadgen.log"
-            worker = start_worker(
-                spec_path, prefix, self.placement.client_cpus, worker_log, s.client_loop
-            )
+            with self.stop.deferred():
+                worker = start_worker(
+                    spec_path, prefix, self.placement.client_cpus, worker_log, s.client_loop
+                )
             return base | self._watch(server, worker, spec, prefix, worker_log)
         finally:
             if worker is not None:
@@ -190,6 +225,7 @@ class _Runner:
         phase = "warm-up"
         requests = 0
         while True:
+            self.stop.check()
             server.sample_rss()
             worker.sample_rss()
             if server_died is None and server.proc.poll() is not None:
@@ -305,9 +341,10 @@ def run_scenario(
     )
     runner = _Runner(scenario, out, placement, progress)
     try:
-        with _sigterm_as_interrupt(), progress:
+        with _sigterm_as_interrupt(runner.stop), progress:
             runner.task_id = progress.add_task(scenario.name, total=len(order), status="")
             for index, (repeat, cell) in enumerate(order):
+                runner.stop.check()
                 part = runner.run_one(index, repeat, cell)
                 parts.append(part)
                 _write_json(out / "parts" / f"{Path(part['part']).name}.record.json", part)

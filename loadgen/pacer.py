@@ -49,6 +49,8 @@ def split_rate(total_rate: float, connections: int) -> list[Pacer]:
     """
     if connections < 1:
         raise ValueError("connections must be >= 1")
+    if not total_rate > 0:
+        raise ValueError(f"total_rate must be > 0 requests/s, got {total_rate}")
     per_conn = total_rate / connections
     return [
         Pacer(rate=per_conn, offset_ns=round(i * NS_PER_S / total_rate)) for i in range(connections)

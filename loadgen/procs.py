@@ -172,11 +172,21 @@ def start_server(
         str(max_message_bytes),
     ]
     child = _spawn(f"server {kind}", argv, cpus, log_path)
+    try:
+        _wait_ready(child, kind, log_path, timeout_s)
+    except BaseException:
+        # Timeout, early exit, or Ctrl-C/SIGTERM while waiting: the caller never gets
+        # the child, so stop it here (it runs in its own session and would outlive us).
+        stop_process(child)
+        raise
+    return child
+
+
+def _wait_ready(child: Child, kind: str, log_path: Path, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            stop_process(child)
             raise ProcessFailed(f"server {kind} printed no ready line within {timeout_s:.0f}s")
         try:
             line = child.lines.get(timeout=remaining)
@@ -190,7 +200,7 @@ def start_server(
         info = parse_ready_line(line)
         if info is not None:
             child.info = info
-            return child
+            return
 
 
 def start_worker(

@@ -1,0 +1,302 @@
+"""Scenario files: valid ones load, invalid ones fail before anything runs, naming file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from loadgen.cli import app
+from loadgen.scenario import ScenarioError, load_scenario, parse_scenario
+
+REPO = Path(__file__).resolve().parent.parent
+SCENARIOS = sorted((REPO / "scenarios").glob("*.toml"))
+
+VALID = """\
+[scenario]
+name = "tiny"
+repeats = 2
+duration_s = 1.5
+warmup_s = 0.5
+payload_bytes = 64
+
+[load]
+model = "closed"
+connections = 2
+
+[[cells]]
+transport = "http"
+client = "aiohttp"
+conn_mode = "keep-alive"
+
+[[cells]]
+transport = "ws-websockets"
+client = "websockets"
+"""
+
+
+def squash(text: str) -> str:
+    """``text`` without any whitespace, so console line wrapping cannot break a match."""
+    return "".join(text.split())
+
+
+def write(tmp_path: Path, text: str, name: str = "scenario.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+# --- valid files ---------------------------------------------------------------------------
+
+
+def test_quick_toml_loads() -> None:
+    spec = load_scenario(REPO / "scenarios" / "quick.toml")
+    assert spec.name == "quick"
+    assert spec.scenario.repeats >= 1
+    # Whichever load model it uses, rate is given exactly when the model is open.
+    assert (spec.load.rate is not None) == (spec.load.model == "open")
+    ids = [c.id for c in spec.cells]
+    assert len(ids) == len(set(ids))
+    assert "http/aiohttp/keep-alive" in ids
+    assert "ws-websockets/websockets/persistent" in ids
+    # WebSocket cells without conn_mode get the persistent mode filled in.
+    assert all(c.conn_mode == "persistent" for c in spec.cells if c.family == "ws")
+    assert spec.estimated_seconds() == pytest.approx(
+        (spec.scenario.duration_s + spec.scenario.warmup_s) * spec.scenario.repeats * len(ids)
+    )
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.name for p in SCENARIOS])
+def test_every_shipped_scenario_validates(path: Path) -> None:
+    spec = load_scenario(path)
+    assert spec.cells
+    assert spec.as_dict()["scenario"]["name"] == spec.name
+
+
+def test_minimal_scenario_gets_defaults(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, '[scenario]\nname = "m"\n[[cells]]\ntransport = "http"\nclient = "httpx"\n'
+    )
+    spec = load_scenario(path)
+    assert spec.load.model == "closed"
+    assert spec.load.rate is None
+    assert spec.cells[0].conn_mode == "keep-alive"
+    assert spec.cells[0].id == "http/httpx/keep-alive"
+
+
+def test_open_model_with_rate_is_valid(tmp_path: Path) -> None:
+    text = VALID.replace('model = "closed"', 'model = "open"\nrate = 200')
+    spec = load_scenario(write(tmp_path, text))
+    assert spec.load.model == "open"
+    assert spec.load.rate == 200
+
+
+def test_same_cell_twice_with_distinct_names_is_valid(tmp_path: Path) -> None:
+    text = VALID + '\n[[cells]]\ntransport = "http"\nclient = "aiohttp"\nname = "again"\n'
+    spec = load_scenario(write(tmp_path, text))
+    assert [c.id for c in spec.cells][-1] == "again"
+
+
+# --- invalid files: (replace old -> new, or append), expected key, expected message ----------
+
+INVALID = [
+    pytest.param(
+        ("repeats = 2", "repeats = 2\nrepeatz = 3"),
+        "scenario.repeatz",
+        "unknown key",
+        id="unknown-key",
+    ),
+    pytest.param(
+        ("[load]", "[laod]\nx = 1\n[load]"),
+        "laod",
+        "unknown key",
+        id="unknown-table",
+    ),
+    pytest.param(
+        ("duration_s = 1.5", 'duration_s = "1.5"'),
+        "scenario.duration_s",
+        "valid number",
+        id="string-for-duration",
+    ),
+    pytest.param(
+        ("connections = 2", "connections = 2.5"),
+        "load.connections",
+        "valid integer",
+        id="float-for-connections",
+    ),
+    pytest.param(
+        ("repeats = 2", "repeats = 0"),
+        "scenario.repeats",
+        "greater than or equal to 1",
+        id="zero-repeats",
+    ),
+    pytest.param(
+        ("warmup_s = 0.5", "warmup_s = -1"),
+        "scenario.warmup_s",
+        "greater than or equal to 0",
+        id="negative-warmup",
+    ),
+    pytest.param(
+        ("duration_s = 1.5", "duration_s = 0"),
+        "scenario.duration_s",
+        "greater than 0",
+        id="zero-duration",
+    ),
+    pytest.param(
+        ('model = "closed"', 'model = "open"'),
+        "load",
+        "needs 'rate'",
+        id="open-model-without-rate",
+    ),
+    pytest.param(
+        ('model = "closed"', 'model = "closed"\nrate = 100'),
+        "load",
+        "'rate' only applies",
+        id="rate-with-closed-model",
+    ),
+    pytest.param(
+        ('model = "closed"', 'model = "sideways"'),
+        "load.model",
+        "'closed' or 'open'",
+        id="unknown-model",
+    ),
+    pytest.param(
+        ('client = "aiohttp"', 'client = "websockets"'),
+        "cells.0",
+        "client 'websockets' cannot speak HTTP",
+        id="websockets-client-on-http",
+    ),
+    pytest.param(
+        ('client = "websockets"', 'client = "httpx"'),
+        "cells.1",
+        "client 'httpx' cannot speak WebSocket",
+        id="httpx-client-on-websocket",
+    ),
+    pytest.param(
+        ('conn_mode = "keep-alive"', 'conn_mode = "persistent"'),
+        "cells.0",
+        "conn_mode for HTTP",
+        id="persistent-mode-on-http",
+    ),
+    pytest.param(
+        ('transport = "http"', 'transport = "smoke-signals"'),
+        "cells.0.transport",
+        "'http', 'ws-aiohttp' or 'ws-websockets'",
+        id="unknown-transport",
+    ),
+    pytest.param(
+        (None, '\n[[cells]]\ntransport = "http"\nclient = "aiohttp"\n'),
+        "(top level)",
+        "two cells are both named 'http/aiohttp/keep-alive'",
+        id="duplicate-cells",
+    ),
+    pytest.param(
+        ('name = "tiny"', 'name = "no spaces allowed"'),
+        "scenario.name",
+        "pattern",
+        id="bad-name",
+    ),
+    pytest.param(
+        ('name = "tiny"\n', ""),
+        "scenario.name",
+        "required key is missing",
+        id="missing-name",
+    ),
+]
+
+
+@pytest.mark.parametrize(("edit", "key", "message"), INVALID)
+def test_invalid_scenario_names_file_and_key(
+    tmp_path: Path, edit: tuple[str | None, str], key: str, message: str
+) -> None:
+    old, new = edit
+    if old is None:
+        text = VALID + new
+    else:
+        assert old in VALID
+        text = VALID.replace(old, new, 1)
+    path = write(tmp_path, text, "broken.toml")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    text = str(info.value)
+    assert text.startswith(f"{path}: invalid scenario")
+    assert f"  - {key}: " in text, text
+    assert message in text, text
+
+
+def test_all_problems_reported_at_once(tmp_path: Path) -> None:
+    text = VALID.replace("repeats = 2", "repeats = 0").replace("warmup_s = 0.5", "warmup_s = -1")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write(tmp_path, text))
+    assert "2 problem(s)" in str(info.value)
+    assert "scenario.repeats" in str(info.value)
+    assert "scenario.warmup_s" in str(info.value)
+
+
+def test_no_cells(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match=r"cells: required key is missing"):
+        load_scenario(write(tmp_path, '[scenario]\nname = "x"\n'))
+
+
+def test_invalid_toml_names_file(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID + "\nthis is = = not toml\n", "garbled.toml")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert str(info.value).startswith(f"{path}: not valid TOML")
+
+
+def test_not_utf8_names_file(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b'[scenario]\nname = "caf\xe9"\n')
+    with pytest.raises(ScenarioError, match="not valid TOML"):
+        load_scenario(path)
+
+
+def test_missing_file_names_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.toml"
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert str(info.value) == f"{path}: scenario file not found"
+
+
+def test_directory_is_not_a_scenario(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="cannot read scenario file"):
+        load_scenario(tmp_path)
+
+
+def test_parse_scenario_uses_given_name() -> None:
+    with pytest.raises(ScenarioError, match=r"^inline\.toml: invalid scenario"):
+        parse_scenario({"scenario": {"name": "x"}}, "inline.toml")
+
+
+# --- rtbench validate ----------------------------------------------------------------------
+
+
+def test_validate_ok_exits_0(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID, "good.toml")
+    result = CliRunner().invoke(app, ["validate", str(path), str(REPO / "scenarios/quick.toml")])
+    assert result.exit_code == 0, result.output
+    assert squash(f"ok {path}: 2 cells") in squash(result.output)
+
+
+def test_validate_bad_exits_2_with_message(tmp_path: Path) -> None:
+    good = write(tmp_path, VALID, "good.toml")
+    bad = write(tmp_path, VALID.replace("repeats = 2", "repeatz = 2"), "bad.toml")
+    missing = tmp_path / "missing.toml"
+    result = CliRunner().invoke(app, ["validate", str(good), str(bad), str(missing)])
+    assert result.exit_code == 2
+    out = squash(result.output)
+    assert squash(f"ok {good}") in out
+    assert squash(f"invalid {bad}: invalid scenario") in out
+    assert squash("scenario.repeatz: unknown key") in out
+    assert squash(f"invalid {missing}: scenario file not found") in out
+
+
+def test_run_with_bad_scenario_exits_2_before_running(tmp_path: Path) -> None:
+    bad = write(tmp_path, VALID.replace("warmup_s = 0.5", "warmup_s = -1"), "bad.toml")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(bad), "--out", str(out), "--no-report"])
+    assert result.exit_code == 2
+    assert squash("scenario.warmup_s") in squash(result.output)
+    assert not out.exists()
