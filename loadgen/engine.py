@@ -128,6 +128,7 @@ async def run_cell(
         received: int,
         delta: tuple[int, int],
         error: str | None,
+        origin: int | None = None,
     ) -> None:
         if error:
             stats.errors_by_code[error] = stats.errors_by_code.get(error, 0) + 1
@@ -143,7 +144,7 @@ async def run_cell(
                 intended,
                 sent,
                 received,
-                received - intended,
+                received - (intended if origin is None else origin),
                 received - sent,
                 delta[0],
                 delta[1],
@@ -181,6 +182,7 @@ async def run_cell(
             spec.transport, spec.client, spec.conn_mode, spec.base_url, spec.timeout_s
         )
         sent_count = 0
+        busy_until = 0
         with counting(counter):
             connected = await connect(conn, client, counter)
             try:
@@ -230,6 +232,13 @@ async def run_cell(
                         if is_ws and exc.code in ("closed", "timeout"):
                             connected = False
                     after = counter.snapshot()
+                    # Coordinated omission: a request that waited for the previous reply
+                    # on its connection is charged from its intended time. One whose
+                    # connection was free is charged from its send time, so the
+                    # event loop's timer lateness (~1 ms granularity) is not counted
+                    # as server latency; it stays visible as sent_ns - intended_ns.
+                    origin = intended if busy_until > intended else sent
+                    busy_until = received
                     fire(
                         conn,
                         "request",
@@ -238,6 +247,7 @@ async def run_cell(
                         received,
                         (after[0] - before[0], after[1] - before[1]),
                         error,
+                        origin,
                     )
                     if spec.think_time_s and pacers is None:
                         await asyncio.sleep(spec.think_time_s)
@@ -267,7 +277,19 @@ async def run_cell(
         if task.done() and not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
     if not phase_task.done():
-        phase_task.cancel()
-        stats.ended_ns = stats.ended_ns or clock()
+        if stats.budget_exhausted:
+            # Out of requests before the clock ran out: the measured window ends now.
+            phase_task.cancel()
+            if not stats.measure_started_ns:
+                stats.measure_started_ns = clock()
+                if on_phase:
+                    on_phase("measure")
+            stats.ended_ns = clock()
+            if on_phase:
+                on_phase("drain")
+        else:
+            # Open-loop connections finish after their last scheduled request, which
+            # can be just before the end; the window still closes at the end.
+            await phase_task
     stats.drained_ns = clock()
     return stats

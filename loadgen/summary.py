@@ -129,6 +129,12 @@ def cell_summary(cell: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str,
             "received": _ratio(sum(p["bytes_received"] for p in ok_parts), count),
         },
         "errors_by_code": _merge_codes(ok_parts),
+        "offered_rps": cell.get("target_rate"),
+        "send_lag_ms": {
+            "p50": _max(p.get("send_lag_ms", {}).get("p50") for p in ok_parts),
+            "p99": _max(p.get("send_lag_ms", {}).get("p99") for p in ok_parts),
+            "max": _max(p.get("send_lag_ms", {}).get("max") for p in ok_parts),
+        },
         "per_repeat": [_repeat_stats(p) for p in ok_parts],
         "hdr_corrected": corrected.encode().decode("ascii") if count else None,
     }

@@ -52,6 +52,17 @@ class _Progress:
             emit("progress", requests=self.count, errors=self.errors)
 
 
+def _lag_block(lags: list[int]) -> dict[str, float | None]:
+    """How late requests left against their schedule (open loop), in ms."""
+    if not lags:
+        return {"p50": None, "p99": None, "max": None}
+    return {
+        "p50": lags[int(0.5 * (len(lags) - 1))] / 1e6,
+        "p99": lags[int(0.99 * (len(lags) - 1))] / 1e6,
+        "max": lags[-1] / 1e6,
+    }
+
+
 def run(spec: CellRun, out_prefix: Path, use_uvloop: bool = True) -> dict[str, object]:
     """Run ``spec`` in a fresh counting event loop and write the part files."""
     raw, hist, progress = RawRecorder(), LatencyHistograms(), _Progress()
@@ -88,6 +99,7 @@ def run(spec: CellRun, out_prefix: Path, use_uvloop: bool = True) -> dict[str, o
         "max_ns": hist.max_ns,
         "hdr_corrected": encode_histogram(hist.corrected),
         "hdr_uncorrected": encode_histogram(hist.uncorrected),
+        "send_lag_ms": _lag_block(lags),
         "send_lag_p99_ms": (lags[int(0.99 * (len(lags) - 1))] / 1e6) if lags else None,
         "client_cpu_s_total": cpu,
     }
