@@ -107,6 +107,9 @@ async def serve(config: ServerConfig, hub: Hub, on_ready: OnReady, stop: asyncio
         make_app(config, hub),
         access_log=None,
         handle_signals=False,
+        # A client that gives up on a long poll ends it on the server too, so the
+        # user is not kept online by a request nobody waits for.
+        handler_cancellation=True,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
     )
     await runner.setup()

@@ -294,9 +294,16 @@ class Realtime:
             raise InvalidEnvelope("'after', 'wait_ms' and 'limit' must not be negative")
         box = self.inbox(ctx.user)
         wait_s = min(wait_ms, MAX_WAIT_MS) / 1000.0
-        page = await box.wait(after, wait_s, min(limit, MAX_PAGE))
-        # A long poll that ends marks the user as seen now, not when it started.
-        self.presence.touch(ctx.user, clock())
+        if wait_s > 0 and box.last_seq <= after:
+            # While a long poll is held its user is online; when it ends (answered,
+            # or abandoned by the client) the presence timeout starts counting.
+            self.presence.hold(ctx.user, clock())
+            try:
+                page = await box.wait(after, wait_s, min(limit, MAX_PAGE))
+            finally:
+                self.presence.release(ctx.user, clock())
+        else:
+            page = box.read(after, min(limit, MAX_PAGE))
         self.counters["polls"] += 1
         if not page.items:
             self.counters["empty_polls"] += 1

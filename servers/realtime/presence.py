@@ -31,6 +31,7 @@ class Presence:
         self._notify = notify
         self._watchers: dict[str, set[str]] = {}
         self._conns: dict[str, int] = {}
+        self._holds: dict[str, int] = {}
         self._last_seen: dict[str, int] = {}
         self._online: set[str] = set()
         self.changes = 0
@@ -90,6 +91,20 @@ class Presence:
         self._last_seen[user] = now_ns
         self._set(user, False, now_ns)
 
+    def hold(self, user: str, now_ns: int) -> None:
+        """A long poll of ``user`` is being held: online for as long as it lasts."""
+        self._holds[user] = self._holds.get(user, 0) + 1
+        self.touch(user, now_ns)
+
+    def release(self, user: str, now_ns: int) -> None:
+        """A held long poll ended (answered or abandoned): the timeout starts now."""
+        left = self._holds.get(user, 0) - 1
+        if left > 0:
+            self._holds[user] = left
+        else:
+            self._holds.pop(user, None)
+        self._last_seen[user] = now_ns
+
     def leave(self, user: str, now_ns: int) -> None:
         """An explicit sign-out: offline now unless a push connection is still open."""
         if self._conns.get(user):
@@ -102,7 +117,9 @@ class Presence:
         expired = [
             u
             for u in self._online
-            if not self._conns.get(u) and now_ns - self._last_seen.get(u, 0) >= self.timeout_ns
+            if not self._conns.get(u)
+            and not self._holds.get(u)
+            and now_ns - self._last_seen.get(u, 0) >= self.timeout_ns
         ]
         for user in sorted(expired):
             # The user went quiet at last_seen; the change is due one timeout later.
