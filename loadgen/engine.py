@@ -51,6 +51,9 @@ class CellRun:
     max_requests: int = 1_000_000
     timeout_s: float = 5.0
     op: str = "echo"
+    workload: str = "echo"
+    delivery: str = "request"
+    realtime: dict[str, object] | None = None
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -148,6 +151,7 @@ async def run_cell(
                 received - sent,
                 delta[0],
                 delta[1],
+                1 if error is None and kind == "request" else 0,
                 error is None,
                 error,
                 intended < warmup_end,

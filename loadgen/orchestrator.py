@@ -46,7 +46,15 @@ from loadgen.procs import (
     stop_process,
 )
 from loadgen.scenario import Cell, Scenario
-from loadgen.schema import META_FILE, SAMPLE_SCHEMA, SAMPLES_FILE, SCHEMA_VERSION, SUMMARY_FILE
+from loadgen.schema import (
+    DELIVERIES_FILE,
+    DELIVERY_SCHEMA,
+    META_FILE,
+    SAMPLE_SCHEMA,
+    SAMPLES_FILE,
+    SCHEMA_VERSION,
+    SUMMARY_FILE,
+)
 from loadgen.summary import build_summary
 
 #: Extra seconds a worker may take beyond its warm-up, duration and timeout.
@@ -82,6 +90,23 @@ def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-." else "_" for ch in text)
 
 
+def server_args(scenario: Scenario) -> list[str]:
+    """Server command-line options for the scenario's real-time settings."""
+    rt = scenario.realtime
+    if rt is None:
+        return []
+    return [
+        "--presence-timeout",
+        str(rt.presence_timeout_s),
+        "--idle-timeout",
+        str(rt.idle_timeout_s),
+        "--inbox-retention",
+        str(rt.inbox_retention),
+        "--send-queue",
+        str(rt.send_queue),
+    ]
+
+
 def cell_identity(scenario: Scenario, cell: Cell) -> dict[str, Any]:
     """The columns that name a cell and its load in summary.json."""
     load = scenario.load
@@ -90,7 +115,9 @@ def cell_identity(scenario: Scenario, cell: Cell) -> dict[str, Any]:
         "transport": cell.transport,
         "client": cell.client,
         "conn_mode": cell.conn_mode,
-        "load_model": load.model,
+        "delivery": cell.delivery_mode,
+        "workload": scenario.scenario.workload,
+        "load_model": load.model if scenario.scenario.workload == "echo" else "open",
         "connections": load.connections,
         "target_rate": load.rate,
         "payload_bytes": scenario.scenario.payload_bytes,
@@ -179,6 +206,7 @@ class _Runner:
                         self.placement.server_cpus,
                         self.out / "logs" / f"{stem}-server.log",
                         self.scenario.server.max_message_bytes,
+                        extra_args=server_args(self.scenario),
                     )
             except ProcessFailed as exc:
                 return base | {"failed": str(exc)}
@@ -198,6 +226,9 @@ class _Runner:
                 payload_bytes=s.payload_bytes,
                 max_requests=s.max_requests,
                 timeout_s=s.timeout_s,
+                workload=s.workload,
+                delivery=cell.delivery_mode,
+                realtime=rt.model_dump(mode="json") if (rt := self.scenario.realtime) else None,
             )
             spec_path = prefix.with_suffix(".spec.json")
             _write_json(spec_path, spec.to_dict())
@@ -284,17 +315,26 @@ class _Runner:
 
 
 def merge_samples(out_dir: Path, parts: list[dict[str, Any]]) -> int:
-    """Concatenate every part's raw samples into ``samples.parquet``; returns the row count."""
-    tables = []
-    for part in parts:
-        path = out_dir / (part["part"] + ".parquet")
-        if path.exists():
-            tables.append(pq.read_table(path).cast(SAMPLE_SCHEMA))
-    table = pa.concat_tables(tables) if tables else SAMPLE_SCHEMA.empty_table()
-    pq.write_table(table, out_dir / SAMPLES_FILE, compression="zstd")
-    for part in parts:
-        (out_dir / (part["part"] + ".parquet")).unlink(missing_ok=True)
-    return table.num_rows
+    """Concatenate the parts' raw rows into ``samples.parquet`` (and ``deliveries.parquet``).
+
+    Returns the number of sample rows. Part files are removed once merged.
+    """
+    merged = 0
+    for suffix, schema, name in (
+        (".parquet", SAMPLE_SCHEMA, SAMPLES_FILE),
+        (".deliveries.parquet", DELIVERY_SCHEMA, DELIVERIES_FILE),
+    ):
+        paths = [out_dir / (part["part"] + suffix) for part in parts]
+        tables = [pq.read_table(p).cast(schema) for p in paths if p.exists()]
+        if name == DELIVERIES_FILE and not tables:
+            continue
+        table = pa.concat_tables(tables) if tables else schema.empty_table()
+        pq.write_table(table, out_dir / name, compression="zstd")
+        for p in paths:
+            p.unlink(missing_ok=True)
+        if name == SAMPLES_FILE:
+            merged = table.num_rows
+    return merged
 
 
 def run_scenario(

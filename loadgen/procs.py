@@ -157,6 +157,7 @@ def start_server(
     max_message_bytes: int,
     host: str = "127.0.0.1",
     timeout_s: float = READY_TIMEOUT_S,
+    extra_args: list[str] | None = None,
 ) -> Child:
     """Start ``python -m servers KIND`` on an ephemeral port and wait for its ready line."""
     argv = [
@@ -170,6 +171,7 @@ def start_server(
         "0",
         "--max-message-bytes",
         str(max_message_bytes),
+        *(extra_args or []),
     ]
     child = _spawn(f"server {kind}", argv, cpus, log_path)
     try:

@@ -42,6 +42,7 @@ class Sample(NamedTuple):
     latency_uncorrected_ns: int
     bytes_sent: int
     bytes_received: int
+    items: int
     ok: bool
     error: str | None
     warmup: bool
@@ -90,9 +91,14 @@ class RawRecorder:
 
 
 class LatencyHistograms:
-    """Corrected and uncorrected latency of measured (non-warm-up) successful requests."""
+    """Corrected and uncorrected latency of measured (non-warm-up) successful requests.
 
-    def __init__(self) -> None:
+    Only samples whose ``kind`` is in ``kinds`` count (echo requests by default;
+    the real-time workloads count their actions: send, publish, activity).
+    """
+
+    def __init__(self, kinds: frozenset[str] = frozenset({"request"})) -> None:
+        self.kinds = kinds
         self.corrected = new_histogram()
         self.uncorrected = new_histogram()
         self.count = 0
@@ -105,7 +111,10 @@ class LatencyHistograms:
         if sample.warmup:
             return
         if not sample.ok:
+            # A failure of any kind (a connect, a poll) is an error of the cell.
             self.errors += 1
+            return
+        if sample.kind not in self.kinds:
             return
         self.count += 1
         self.bytes_sent += sample.bytes_sent

@@ -38,11 +38,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from loadgen.clients.base import WS_CONN_MODE, check_combination
+from loadgen.realtime.params import RealtimeParams
 from loadgen.schema import HTTP_TRANSPORTS, WS_TRANSPORTS
 
 Transport = Literal["http", "ws-aiohttp", "ws-websockets"]
 ClientName = Literal["httpx", "aiohttp", "websockets"]
 ConnMode = Literal["keep-alive", "new-connection", "persistent"]
+Workload = Literal["echo", "messaging", "presence", "notifications", "activity", "mix"]
+DeliveryMode = Literal["short-poll", "long-poll", "push"]
 
 
 class ScenarioError(ValueError):
@@ -58,6 +61,7 @@ class RunSettings(_Strict):
 
     name: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9._-]+$")
     description: str = ""
+    workload: Workload = "echo"
     repeats: int = Field(default=3, ge=1, le=100)
     duration_s: float = Field(default=5.0, gt=0, le=3600)
     warmup_s: float = Field(default=1.0, ge=0, le=600)
@@ -99,22 +103,38 @@ class Cell(_Strict):
     transport: Transport
     client: ClientName
     conn_mode: ConnMode | None = None
+    delivery: DeliveryMode | None = None
     name: str | None = Field(default=None, min_length=1, max_length=80)
 
     @model_validator(mode="after")
     def _fill_and_check(self) -> Cell:
+        ws = self.transport in WS_TRANSPORTS
         if self.conn_mode is None:
-            mode = WS_CONN_MODE if self.transport in WS_TRANSPORTS else "keep-alive"
-            object.__setattr__(self, "conn_mode", mode)
+            object.__setattr__(self, "conn_mode", WS_CONN_MODE if ws else "keep-alive")
         problem = check_combination(self.transport, self.client, self.conn_mode or "")
         if problem:
             raise ValueError(problem)
+        if self.delivery is not None:
+            if ws and self.delivery != "push":
+                raise ValueError("a WebSocket cell delivers by 'push'")
+            if not ws and self.delivery == "push":
+                raise ValueError("an HTTP cell delivers by 'short-poll' or 'long-poll'")
+            if not ws and self.client != "aiohttp":
+                raise ValueError("real-time HTTP users run on the aiohttp client")
         return self
 
     @property
     def id(self) -> str:
-        """The cell's name in results, e.g. ``http/aiohttp/keep-alive``."""
-        return self.name or f"{self.transport}/{self.client}/{self.conn_mode}"
+        """The cell's name in results, e.g. ``http/aiohttp/keep-alive[/long-poll]``."""
+        base = f"{self.transport}/{self.client}/{self.conn_mode}"
+        if self.delivery is not None and self.delivery != "push":
+            base += f"/{self.delivery}"
+        return self.name or base
+
+    @property
+    def delivery_mode(self) -> str:
+        """``request`` for echo cells, else how items reach users."""
+        return self.delivery or "request"
 
     @property
     def family(self) -> str:
@@ -127,10 +147,28 @@ class Scenario(_Strict):
     scenario: RunSettings
     load: LoadSettings = LoadSettings()
     server: ServerSettings = ServerSettings()
+    realtime: RealtimeParams | None = None
     cells: list[Cell] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _unique_cells(self) -> Scenario:
+        if self.scenario.workload == "echo":
+            if self.realtime is not None:
+                raise ValueError('a [realtime] table needs workload other than "echo"')
+            if any(c.delivery is not None for c in self.cells):
+                raise ValueError("'delivery' applies to real-time workloads only")
+        else:
+            if self.realtime is None:
+                raise ValueError(f"workload {self.scenario.workload!r} needs a [realtime] table")
+            for cell in self.cells:
+                if cell.delivery is None:
+                    default = "push" if cell.transport in WS_TRANSPORTS else None
+                    if default is None:
+                        raise ValueError(
+                            f"cell {cell.id!r}: HTTP cells of a real-time workload need "
+                            'delivery = "short-poll" or "long-poll"'
+                        )
+                    object.__setattr__(cell, "delivery", default)
         seen: set[str] = set()
         for cell in self.cells:
             if cell.id in seen:

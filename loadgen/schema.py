@@ -1,8 +1,10 @@
 """The results format: what ``rtbench run`` writes and ``rtbench report`` reads.
 
-A run folder holds three files:
+A run folder holds these files:
 
 - ``samples.parquet``: one row per request, columns :data:`SAMPLE_SCHEMA`.
+- ``deliveries.parquet``: one row per item delivered to a user in the
+  real-time workloads, columns :data:`DELIVERY_SCHEMA` (absent for echo runs).
 - ``summary.json``: ``{"schema": SCHEMA_VERSION, "cells": [...]}``, per-cell
   statistics (see :mod:`loadgen.summary`).
 - ``meta.json``: ``{"schema": SCHEMA_VERSION, ...}``, environment, pinning,
@@ -16,9 +18,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SAMPLES_FILE = "samples.parquet"
+DELIVERIES_FILE = "deliveries.parquet"
 SUMMARY_FILE = "summary.json"
 META_FILE = "meta.json"
 
@@ -27,7 +30,10 @@ META_FILE = "meta.json"
 #: time (coordinated-omission corrected), ``latency_uncorrected_ns`` from
 #: the actual send time. Byte counts are TCP payload bytes on the wire:
 #: HTTP request/status lines, headers and bodies; WebSocket frame headers
-#: and payloads. ``kind`` is ``"request"`` for request/response samples.
+#: and payloads. ``kind`` is ``"request"`` for echo requests, ``"connect"``
+#: for a WebSocket's opening handshake, or the operation (``poll``,
+#: ``send``, ``publish``, ``activity``, ...) in the real-time workloads;
+#: ``items`` is how many useful items the reply carried (0: an empty poll).
 SAMPLE_SCHEMA = pa.schema(
     [
         pa.field("cell", pa.string()),
@@ -44,6 +50,7 @@ SAMPLE_SCHEMA = pa.schema(
         pa.field("latency_uncorrected_ns", pa.int64()),
         pa.field("bytes_sent", pa.int64()),
         pa.field("bytes_received", pa.int64()),
+        pa.field("items", pa.int32()),
         pa.field("ok", pa.bool_()),
         pa.field("error", pa.string()),
         pa.field("warmup", pa.bool_()),
@@ -51,6 +58,44 @@ SAMPLE_SCHEMA = pa.schema(
 )
 
 SAMPLE_COLUMNS = tuple(SAMPLE_SCHEMA.names)
+
+#: One row per delivery: an item (message, presence change, notification)
+#: reaching one recipient. ``origin_ns`` is when it was caused (the sender's
+#: send, the publisher's publish, the user going offline/online) and
+#: ``latency_ns = received_ns - origin_ns`` on the host's monotonic clock.
+#: ``via`` is ``push`` or ``poll``; ``deferred`` marks recipients that were
+#: offline when it happened (counted, but left out of latency statistics);
+#: ``bytes`` is the wire bytes of the push frame, or the poll reply's bytes
+#: shared by the items it carried.
+DELIVERY_SCHEMA = pa.schema(
+    [
+        pa.field("cell", pa.string()),
+        pa.field("transport", pa.string()),
+        pa.field("client", pa.string()),
+        pa.field("conn_mode", pa.string()),
+        pa.field("delivery", pa.string()),
+        pa.field("repeat", pa.int32()),
+        pa.field("type", pa.string()),
+        pa.field("item_id", pa.int64()),
+        pa.field("sender", pa.string()),
+        pa.field("recipient", pa.string()),
+        pa.field("seq", pa.int64()),
+        pa.field("origin_ns", pa.int64()),
+        pa.field("received_ns", pa.int64()),
+        pa.field("latency_ns", pa.int64()),
+        pa.field("via", pa.string()),
+        pa.field("duplicate", pa.bool_()),
+        pa.field("out_of_order", pa.bool_()),
+        pa.field("warmup", pa.bool_()),
+        pa.field("deferred", pa.bool_()),
+        pa.field("bytes", pa.int64()),
+    ]
+)
+
+DELIVERY_COLUMNS = tuple(DELIVERY_SCHEMA.names)
+
+WORKLOADS = ("echo", "messaging", "presence", "notifications", "activity", "mix")
+DELIVERY_MODES = ("short-poll", "long-poll", "push")
 
 #: Percentiles reported everywhere, as (label, percentile) pairs.
 PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9))

@@ -99,7 +99,10 @@ def cell_summary(cell: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str,
     client_cpu = _sum(p.get("procs", {}).get("client_cpu_s") for p in ok_parts)
     max_ns = max((p["max_ns"] for p in ok_parts), default=0)
     status = "ok" if ok_parts and not failures and errors == 0 else "error"
-    return {
+    realtime = _realtime_block(ok_parts, server_cpu, client_cpu)
+    if realtime and (realtime["deliveries"]["lost"] or realtime["deliveries"]["duplicated"]):
+        status = "error"
+    return realtime | {
         **cell,
         "family": family(cell["transport"]),
         "status": status,
@@ -137,6 +140,65 @@ def cell_summary(cell: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str,
         },
         "per_repeat": [_repeat_stats(p) for p in ok_parts],
         "hdr_corrected": corrected.encode().decode("ascii") if count else None,
+    }
+
+
+DELIVERY_COUNTS = ("expected", "delivered", "lost", "duplicated", "out_of_order", "unexpected")
+
+
+def _realtime_block(
+    parts: list[dict[str, Any]], server_cpu: float | None, client_cpu: float | None
+) -> dict[str, Any]:
+    """Delivery counts and latency, and costs per useful message, for real-time cells."""
+    parts = [p for p in parts if "deliveries" in p]
+    if not parts:
+        return {}
+    counts = {k: sum(p["deliveries"].get(k, 0) for p in parts) for k in DELIVERY_COUNTS}
+    hists: dict[str, HdrHistogram] = {}
+    for p in parts:
+        for kind, text in p["delivery_hdr"].items():
+            hists.setdefault(kind, new_histogram()).add(decode_histogram(text))
+    top = max((p.get("delivery_max_ns", 0) for p in parts), default=0)
+    useful = sum(p["useful_measured"] for p in parts)
+    wire = sum(p["measured_wire_bytes"] + p["push_bytes_measured"] for p in parts)
+    polls = sum(p["polls_measured"] for p in parts)
+    empty = sum(p["empty_polls_measured"] for p in parts)
+    activity = [p["stats"].get("activity") for p in parts if p["stats"].get("activity")]
+    server = [p["stats"].get("server_stats", {}) for p in parts]
+    all_hist = hists.get("all", new_histogram())
+    return {
+        "deliveries": counts,
+        "delivery_latency_ms": latency_block(all_hist, top or None),
+        "delivery_latency_by_type_ms": {
+            kind: latency_block(h) for kind, h in sorted(hists.items()) if kind != "all"
+        },
+        "useful_messages": useful,
+        "per_useful_message": {
+            "bytes": _ratio(wire, useful),
+            "requests": _ratio(sum(p["requests_measured"] for p in parts), useful),
+            "cpu_s_server": _ratio(server_cpu, useful),
+            "cpu_s_client": _ratio(client_cpu, useful),
+        },
+        "polls": polls,
+        "empty_polls": empty,
+        "empty_poll_ratio": _ratio(empty, polls),
+        "reconnects": sum(p["stats"].get("reconnects", 0) for p in parts),
+        "slow_consumer_closes": sum(s.get("slow_consumer_closes", 0) for s in server),
+        "activity": _activity_block(activity),
+    }
+
+
+def _activity_block(reports: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Time on site: the server's figure against the clients' own, over repeats."""
+    if not reports:
+        return None
+    n = sum(r["users"] for r in reports)
+    return {
+        "users": n,
+        "server_ms": round(sum(r["server_ms"] for r in reports), 3),
+        "client_ms": round(sum(r["client_ms"] for r in reports), 3),
+        "mean_abs_diff_ms": round(sum(r["mean_abs_diff_ms"] * r["users"] for r in reports) / n, 3),
+        "max_abs_diff_ms": max(r["max_abs_diff_ms"] for r in reports),
     }
 
 

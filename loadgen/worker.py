@@ -19,11 +19,24 @@ from dataclasses import asdict
 from pathlib import Path
 
 import orjson
+import pyarrow as pa
 import pyarrow.parquet as pq
+from hdrh.histogram import HdrHistogram
 
 from loadgen.engine import CellRun, run_cell
 from loadgen.events import EventHook
-from loadgen.recorder import LatencyHistograms, RawRecorder, Sample, encode_histogram
+from loadgen.realtime.engine import run_realtime
+from loadgen.realtime.params import RealtimeParams
+from loadgen.realtime.tracker import Tracker
+from loadgen.recorder import (
+    LatencyHistograms,
+    RawRecorder,
+    Sample,
+    encode_histogram,
+    new_histogram,
+    record_clamped,
+)
+from loadgen.schema import DELIVERY_SCHEMA
 from loadgen.wire import loop_name, new_event_loop
 
 
@@ -65,6 +78,8 @@ def _lag_block(lags: list[int]) -> dict[str, float | None]:
 
 def run(spec: CellRun, out_prefix: Path, use_uvloop: bool = True) -> dict[str, object]:
     """Run ``spec`` in a fresh counting event loop and write the part files."""
+    if spec.workload != "echo":
+        return run_realtime_part(spec, out_prefix, use_uvloop)
     raw, hist, progress = RawRecorder(), LatencyHistograms(), _Progress()
     hook = EventHook()
     hook.add_listener(raw.record)
@@ -102,6 +117,89 @@ def run(spec: CellRun, out_prefix: Path, use_uvloop: bool = True) -> dict[str, o
         "send_lag_ms": _lag_block(lags),
         "send_lag_p99_ms": (lags[int(0.99 * (len(lags) - 1))] / 1e6) if lags else None,
         "client_cpu_s_total": cpu,
+    }
+    out_prefix.with_suffix(".json").write_bytes(orjson.dumps(part, option=orjson.OPT_INDENT_2))
+    return part
+
+
+#: Real-time operations whose latency is the cell's request latency.
+ACTION_KINDS = frozenset({"send", "publish", "activity"})
+
+
+def _delivery_table(spec: CellRun, tracker: Tracker) -> pa.Table:
+    rows = tracker.rows
+    ident = [spec.cell, spec.transport, spec.client, spec.conn_mode, spec.delivery, spec.repeat]
+    columns: dict[str, list[object]] = {name: [] for name in DELIVERY_SCHEMA.names}
+    for value, name in zip(ident, DELIVERY_SCHEMA.names[:6], strict=True):
+        columns[name] = [value] * len(rows)
+    for name in DELIVERY_SCHEMA.names[6:]:
+        columns[name] = [getattr(r, name) for r in rows]
+    return pa.Table.from_pydict(columns, schema=DELIVERY_SCHEMA)
+
+
+def _delivery_histograms(tracker: Tracker) -> tuple[dict[str, str], int]:
+    """Encoded latency histograms of measured deliveries: all, and per type."""
+    hists: dict[str, HdrHistogram] = {"all": new_histogram()}
+    top = 0
+    for row in tracker.rows:
+        if row.warmup or row.deferred or row.duplicate:
+            continue
+        record_clamped(hists["all"], row.latency_ns)
+        record_clamped(hists.setdefault(row.type, new_histogram()), row.latency_ns)
+        top = max(top, row.latency_ns)
+    return {k: encode_histogram(h) for k, h in hists.items()}, top
+
+
+def run_realtime_part(spec: CellRun, out_prefix: Path, use_uvloop: bool) -> dict[str, object]:
+    """Run one repeat of a real-time cell and write samples, deliveries and the part record."""
+    params = RealtimeParams.model_validate(spec.realtime or {})
+    raw, hist, progress = RawRecorder(), LatencyHistograms(ACTION_KINDS), _Progress()
+    hook = EventHook()
+    hook.add_listener(raw.record)
+    hook.add_listener(hist.record)
+    hook.add_listener(progress.record)
+    tracker = Tracker(0)
+    loop = new_event_loop(use_uvloop)
+    cpu0 = time.process_time()
+    try:
+        stats = loop.run_until_complete(
+            run_realtime(spec, params, hook, tracker, on_phase=lambda p: emit("phase", phase=p))
+        )
+    finally:
+        loop.close()
+    cpu = time.process_time() - cpu0
+    pq.write_table(raw.to_table(), out_prefix.with_suffix(".parquet"))
+    pq.write_table(_delivery_table(spec, tracker), out_prefix.with_suffix(".deliveries.parquet"))
+    measured = [s for s in raw.rows if not s.warmup]
+    window_ns = max(0, stats.ended_ns - stats.measure_started_ns)
+    hdrs, top = _delivery_histograms(tracker)
+    useful = sum(1 for r in tracker.rows if not r.warmup and not r.duplicate)
+    part = {
+        "spec": spec.to_dict(),
+        "loop": loop_name(loop),
+        "stats": asdict(stats),
+        "window_s": window_ns / 1e9,
+        "count": hist.count,
+        "errors": hist.errors,
+        "bytes_sent": hist.bytes_sent,
+        "bytes_received": hist.bytes_received,
+        "max_ns": hist.max_ns,
+        "hdr_corrected": encode_histogram(hist.corrected),
+        "hdr_uncorrected": encode_histogram(hist.uncorrected),
+        "send_lag_ms": _lag_block([]),
+        "client_cpu_s_total": cpu,
+        "deliveries": tracker.counts(),
+        "useful_measured": useful,
+        "delivery_hdr": hdrs,
+        "delivery_max_ns": top,
+        "requests_measured": len(measured),
+        "polls_measured": sum(1 for s in measured if s.kind == "poll"),
+        "empty_polls_measured": sum(1 for s in measured if s.kind == "poll" and s.items == 0),
+        "wire_bytes": {"sent": stats.wire_sent, "received": stats.wire_received},
+        "measured_wire_bytes": sum(s.bytes_sent + s.bytes_received for s in measured),
+        "push_bytes_measured": sum(
+            r.bytes for r in tracker.rows if r.via == "push" and not r.warmup
+        ),
     }
     out_prefix.with_suffix(".json").write_bytes(orjson.dumps(part, option=orjson.OPT_INDENT_2))
     return part

@@ -26,8 +26,11 @@ from servers.common import (
     loop_factory,
     remove_signal_handlers,
 )
-from servers.hub import Hub
+from servers.hub import DEFAULT_SEND_QUEUE, Hub
 from servers.protocol import DEFAULT_MAX_MESSAGE_BYTES
+from servers.realtime.ops import RealtimeConfig
+
+_RT_DEFAULTS = RealtimeConfig()
 
 MODULES = {
     "http": "servers.http_server",
@@ -66,6 +69,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="event loop; auto uses uvloop when importable (default auto)",
     )
     parser.add_argument(
+        "--presence-timeout",
+        type=float,
+        default=_RT_DEFAULTS.presence_timeout_s,
+        help="seconds without a poll or heartbeat before an HTTP user is offline",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=_RT_DEFAULTS.idle_timeout_s,
+        help="seconds without activity that end a user's session (time on site)",
+    )
+    parser.add_argument(
+        "--inbox-retention",
+        type=_positive_int,
+        default=_RT_DEFAULTS.inbox_retention,
+        help="items kept per user inbox; readers further behind see a gap",
+    )
+    parser.add_argument(
+        "--send-queue",
+        type=_positive_int,
+        default=DEFAULT_SEND_QUEUE,
+        help="messages queued per push connection before it is closed as a slow consumer",
+    )
+    parser.add_argument(
         "--allow-non-loopback",
         action="store_true",
         help="permit binding an address outside 127.0.0.0/8 and ::1",
@@ -73,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def run(module: ModuleType, config: ServerConfig, loop_name: str) -> None:
+async def run(
+    module: ModuleType, config: ServerConfig, loop_name: str, hub: Hub | None = None
+) -> None:
     """Serve ``module`` with ``config``, printing the ready line, until a signal arrives."""
     stop = asyncio.Event()
     install_signal_handlers(stop)
@@ -91,7 +120,8 @@ async def run(module: ModuleType, config: ServerConfig, loop_name: str) -> None:
         print(format_ready_line(info), flush=True)
 
     try:
-        await module.serve(config, Hub(config.max_message_bytes), on_ready, stop)
+        hub = hub if hub is not None else Hub(config.max_message_bytes)
+        await module.serve(config, hub, on_ready, stop)
     finally:
         remove_signal_handlers()
 
@@ -109,6 +139,15 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_REFUSED
     try:
         config = ServerConfig(bind_host(args.host), args.port, args.max_message_bytes)
+        hub = Hub(
+            config.max_message_bytes,
+            RealtimeConfig(
+                presence_timeout_s=args.presence_timeout,
+                idle_timeout_s=args.idle_timeout,
+                inbox_retention=args.inbox_retention,
+            ),
+            send_queue=args.send_queue,
+        )
     except ValueError as exc:
         parser.error(str(exc))
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -119,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--loop {args.loop}: {exc}")
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(run(module, config, loop_name))
+            runner.run(run(module, config, loop_name, hub))
     except OSError as exc:
         print(
             f"python -m servers: error: cannot serve on {args.host}:{args.port}: {exc}",

@@ -192,6 +192,7 @@ def _add_rows(
             "latency_uncorrected_ns": uncorrected,
             "bytes_sent": 180 if is_http else 30,
             "bytes_received": 170 if is_http else 28,
+            "items": 1 if ok else 0,
             "ok": ok,
             "error": None if ok else "ConnectionResetError: peer reset",
             "warmup": is_warmup,

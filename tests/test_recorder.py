@@ -42,6 +42,7 @@ def sample(**overrides: Any) -> Sample:
         "latency_uncorrected_ns": 2 * MS - 500,
         "bytes_sent": 200,
         "bytes_received": 150,
+        "items": 1,
         "ok": True,
         "error": None,
         "warmup": False,

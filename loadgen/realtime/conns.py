@@ -1,0 +1,348 @@
+"""Connections a virtual user holds, one shape per transport family.
+
+Both expose ``call(op, payload) -> payload`` (raising :class:`OpFailed` or
+:class:`~loadgen.clients.base.ClientError`) and report each request through
+``on_request(op, sent_ns, received_ns, bytes_sent, bytes_received, error,
+items)``. Pushes and poll results reach ``on_item(seq, item, received_ns,
+via, nbytes)``.
+
+- :class:`HttpConn`: ``POST /rpc`` with the bearer token, ``GET /inbox`` polls.
+  Actions and polls use separate aiohttp sessions (one connection each, as a
+  browser opens a second connection while a long poll is held), each counted
+  by its own :class:`~loadgen.wire.WireCounter`.
+- :class:`WsConn`: one WebSocket carrying requests, replies and pushes,
+  through the websockets or aiohttp client; a reader task matches replies to
+  requests by id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from loadgen.clients.base import ClientError
+from loadgen.wire import WireCounter, counting
+from servers import protocol
+
+clock = time.perf_counter_ns
+
+OnRequest = Callable[[str, int, int, int, int, str | None, int], None]
+OnItem = Callable[[int, Any, int, str, int], None]
+
+_ids = itertools.count(1)
+
+
+class OpFailed(Exception):
+    """The server answered with an error envelope; ``code`` is its error code."""
+
+    def __init__(self, code: str, message: str = "", status: int = 200) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.status = status
+
+
+def ws_frame_bytes(payload_len: int, masked: bool) -> int:
+    """Bytes on the wire of one unfragmented WebSocket frame (RFC 6455 section 5.2)."""
+    header = 2 if payload_len < 126 else (4 if payload_len < 65536 else 10)
+    return header + (4 if masked else 0) + payload_len
+
+
+def _result(resp: protocol.Response, status: int = 200) -> Any:
+    if not resp.ok:
+        err = resp.error
+        raise OpFailed(err.code if err else "error", err.message if err else "", status)
+    return resp.payload
+
+
+class HttpConn:
+    """A user's HTTP side: actions over one connection, polls over another."""
+
+    def __init__(
+        self, base_url: str, keep_alive: bool, timeout_s: float, on_request: OnRequest
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.keep_alive = keep_alive
+        self.timeout_s = timeout_s
+        self.on_request = on_request
+        self.token: str | None = None
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self.counters = {"action": WireCounter(), "poll": WireCounter()}
+
+    def _session(self, role: str) -> aiohttp.ClientSession:
+        session = self._sessions.get(role)
+        if session is None or session.closed:
+            connector = aiohttp.TCPConnector(limit=1, force_close=not self.keep_alive)
+            session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None),
+                skip_auto_headers=("User-Agent",),
+            )
+            self._sessions[role] = session
+        return session
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    async def _exchange(
+        self, role: str, method: str, url: str, body: bytes | None, timeout_s: float
+    ) -> tuple[int, bytes]:
+        session = self._session(role)
+        try:
+            async with asyncio.timeout(timeout_s):
+                async with session.request(method, url, data=body, headers=self._headers()) as resp:
+                    return resp.status, await resp.read()
+        except TimeoutError:
+            raise ClientError("timeout", f"no reply within {timeout_s}s") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise ClientError("connect_error", str(exc)) from None
+        except aiohttp.ClientError as exc:
+            raise ClientError("http_error", f"{type(exc).__name__}: {exc}") from None
+
+    async def _measured(
+        self, op: str, role: str, method: str, url: str, body: bytes | None, timeout_s: float
+    ) -> protocol.Response:
+        counter = self.counters[role]
+        with counting(counter):
+            before = counter.snapshot()
+            sent = clock()
+            error: str | None = None
+            items = 0
+            try:
+                status, data = await self._exchange(role, method, url, body, timeout_s)
+                try:
+                    resp = protocol.decode_response(data)
+                except protocol.ProtocolError as exc:
+                    error = f"bad_reply:{exc.code}"
+                    raise ClientError(error, str(exc)) from None
+                if not resp.ok:
+                    error = f"error_reply:{resp.error.code if resp.error else 'unknown'}"
+                elif op == "poll" and isinstance(resp.payload, dict):
+                    items = len(resp.payload.get("items", ()))
+                return resp if resp.ok else _raise(resp, status)
+            except ClientError as exc:
+                error = error or exc.code
+                raise
+            finally:
+                after = counter.snapshot()
+                self.on_request(
+                    op, sent, clock(), after[0] - before[0], after[1] - before[1], error, items
+                )
+
+    async def call(self, op: str, payload: Any) -> Any:
+        """One operation over ``POST /rpc``; returns the reply payload."""
+        body = protocol.encode_request(
+            protocol.Request(op=op, id=next(_ids), ts=clock(), payload=payload)
+        )
+        resp = await self._measured(
+            op, "action", "POST", self.base_url + "/rpc", body, self.timeout_s
+        )
+        return resp.payload
+
+    async def poll(self, after: int, wait_ms: int, on_item: OnItem, via: str) -> int:
+        """``GET /inbox``; hands each item to ``on_item``; returns the new cursor."""
+        url = f"{self.base_url}/inbox?after={after}&wait_ms={wait_ms}"
+        before = self.counters["poll"].received
+        resp = await self._measured(
+            "poll", "poll", "GET", url, None, self.timeout_s + wait_ms / 1000.0
+        )
+        now = clock()
+        items = resp.payload.get("items", []) if isinstance(resp.payload, dict) else []
+        # A poll's bytes are shared by the items it carried.
+        share = (self.counters["poll"].received - before) // max(1, len(items))
+        cursor = after
+        for entry in items:
+            on_item(entry["seq"], entry["item"], now, via, share)
+            cursor = max(cursor, entry["seq"])
+        return cursor
+
+    async def close(self) -> None:
+        sessions, self._sessions = self._sessions, {}
+        for session in sessions.values():
+            await session.close()
+
+    def wire_totals(self) -> tuple[int, int]:
+        """Bytes sent and received over both connections so far."""
+        return (
+            sum(c.sent for c in self.counters.values()),
+            sum(c.received for c in self.counters.values()),
+        )
+
+
+def _raise(resp: protocol.Response, status: int) -> protocol.Response:
+    err = resp.error
+    raise OpFailed(err.code if err else "error", err.message if err else "", status)
+
+
+class WsConn:
+    """A user's WebSocket: requests, replies and pushes on one connection."""
+
+    def __init__(
+        self,
+        ws_url: str,
+        client: str,
+        timeout_s: float,
+        on_request: OnRequest,
+        on_item: OnItem,
+    ) -> None:
+        self.ws_url = ws_url
+        self.client = client
+        self.timeout_s = timeout_s
+        self.on_request = on_request
+        self.on_item = on_item
+        self.counter = WireCounter()
+        self._pending: dict[int, asyncio.Future[tuple[protocol.Response, int]]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._ws: Any = None
+        self._session: aiohttp.ClientSession | None = None
+        self.closed = asyncio.Event()
+        self.close_code: int | None = None
+        self.failure: BaseException | None = None
+
+    async def open(self, token: str | None = None) -> float:
+        """Connect (with ``?token=`` when given); returns the set-up time in seconds."""
+        url = self.ws_url + (f"?token={token}" if token else "")
+        self.closed = asyncio.Event()
+        t0 = clock()
+        with counting(self.counter):
+            try:
+                if self.client == "websockets":
+                    from websockets.asyncio.client import connect
+
+                    self._ws = await connect(
+                        url,
+                        compression=None,
+                        ping_interval=None,
+                        proxy=None,
+                        max_size=None,
+                        open_timeout=self.timeout_s,
+                        user_agent_header=None,
+                    )
+                else:
+                    self._session = aiohttp.ClientSession(skip_auto_headers=("User-Agent",))
+                    self._ws = await self._session.ws_connect(
+                        url, compress=0, heartbeat=None, max_msg_size=0
+                    )
+            except Exception as exc:
+                await self._close_session()
+                raise ClientError("connect_error", f"{type(exc).__name__}: {exc}") from None
+            self._reader = asyncio.create_task(self._read())
+        return (clock() - t0) / 1e9
+
+    async def _recv(self) -> bytes | None:
+        ws = self._ws
+        if self.client == "websockets":
+            from websockets.exceptions import ConnectionClosed
+
+            try:
+                return await ws.recv(decode=False)
+            except ConnectionClosed as exc:
+                self.close_code = exc.rcvd.code if exc.rcvd else None
+                return None
+        msg = await ws.receive()
+        if msg.type == aiohttp.WSMsgType.TEXT:
+            return msg.data.encode()
+        if msg.type == aiohttp.WSMsgType.BINARY:
+            return msg.data
+        self.close_code = ws.close_code
+        return None
+
+    async def _read(self) -> None:
+        try:
+            while (data := await self._recv()) is not None:
+                now = clock()
+                try:
+                    message = protocol.decode_server_message(data)
+                except protocol.ProtocolError:
+                    continue
+                if isinstance(message, protocol.Push):
+                    self.on_item(
+                        message.seq, message.item, now, "push", ws_frame_bytes(len(data), False)
+                    )
+                    continue
+                fut = self._pending.pop(message.id or 0, None)
+                if fut is not None and not fut.done():
+                    fut.set_result((message, len(data)))
+        except (ConnectionError, aiohttp.ClientError):
+            pass
+        except Exception as exc:
+            # A bug in handling a message must stop the run, not look like a dropped link.
+            self.failure = exc
+        finally:
+            self.closed.set()
+            for fut in self._pending.values():
+                if not fut.done():
+                    fut.set_exception(ClientError("closed", "connection closed"))
+            self._pending.clear()
+
+    async def call(self, op: str, payload: Any) -> Any:
+        """Send one request and wait for its reply; returns the reply payload."""
+        if self._ws is None or self.closed.is_set():
+            raise ClientError("closed", "WebSocket is not open")
+        rid = next(_ids)
+        sent = clock()
+        body = protocol.encode_request(protocol.Request(op=op, id=rid, ts=sent, payload=payload))
+        fut: asyncio.Future[tuple[protocol.Response, int]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._pending[rid] = fut
+        error: str | None = None
+        received_len = 0
+        try:
+            if self.client == "websockets":
+                await self._ws.send(body, text=True)
+            else:
+                await self._ws.send_str(body.decode())
+            async with asyncio.timeout(self.timeout_s):
+                resp, received_len = await fut
+            if not resp.ok:
+                error = f"error_reply:{resp.error.code if resp.error else 'unknown'}"
+            return _result(resp)
+        except TimeoutError:
+            error = "timeout"
+            raise ClientError("timeout", f"no reply within {self.timeout_s}s") from None
+        except ClientError as exc:
+            error = error or exc.code
+            raise
+        except Exception as exc:
+            error = "closed"
+            raise ClientError("closed", f"{type(exc).__name__}: {exc}") from None
+        finally:
+            self._pending.pop(rid, None)
+            self.on_request(
+                op,
+                sent,
+                clock(),
+                ws_frame_bytes(len(body), True),
+                ws_frame_bytes(received_len, False) if received_len else 0,
+                error,
+                0,
+            )
+
+    async def _close_session(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    async def close(self) -> None:
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), 2.0)
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+            self._reader = None
+        await self._close_session()
+
+    def wire_totals(self) -> tuple[int, int]:
+        return self.counter.sent, self.counter.received

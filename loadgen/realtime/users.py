@@ -1,0 +1,234 @@
+"""A virtual user: signs in, receives its inbox (polling or push), acts, goes offline.
+
+::
+
+    vu = VirtualUser("u3", cell, hooks)
+    await vu.start()                 # sign in, start receiving
+    await vu.call("send", {...})     # act (a measured request)
+    await vu.go_offline(); await vu.go_online()
+    await vu.stop()
+
+Receiving depends on the cell's delivery mode: ``short-poll`` polls
+``GET /inbox`` every interval, ``long-poll`` holds ``GET /inbox`` until
+something arrives or the timeout passes, ``push`` subscribes its WebSocket
+to the inbox and reconnects (resuming after its cursor) if the connection
+drops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from loadgen.clients.base import ClientError
+from loadgen.realtime.conns import HttpConn, OnItem, OnRequest, OpFailed, WsConn
+from loadgen.realtime.params import RealtimeParams
+
+clock = time.perf_counter_ns
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where and how users connect for one cell."""
+
+    base_url: str
+    transport: str
+    client: str
+    conn_mode: str
+    delivery: str
+    timeout_s: float
+
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.base_url[len("http") :].rstrip("/") + "/ws"
+
+
+class VirtualUser:
+    """One simulated person with one browser tab."""
+
+    def __init__(
+        self,
+        name: str,
+        endpoint: Endpoint,
+        params: RealtimeParams,
+        on_request: OnRequest,
+        on_item: Callable[[str, int, Any, int, str, int], None],
+        on_connect: Callable[[str, int, int, str | None], None],
+    ) -> None:
+        self.name = name
+        self.endpoint = endpoint
+        self.params = params
+        self._on_request = on_request
+        self._on_item = on_item
+        self._on_connect = on_connect
+        self.cursor = 0
+        self.token: str | None = None
+        self.online = False
+        self.stopping = False
+        self.reconnects = 0
+        self.failure: BaseException | None = None
+        self._receiver: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self.http: HttpConn | None = None
+        self.ws: WsConn | None = None
+        item_cb: OnItem = self._item
+        if endpoint.delivery == "push":
+            self.ws = WsConn(
+                endpoint.ws_url, endpoint.client, endpoint.timeout_s, on_request, item_cb
+            )
+        else:
+            self.http = HttpConn(
+                endpoint.base_url,
+                endpoint.conn_mode == "keep-alive",
+                endpoint.timeout_s,
+                on_request,
+            )
+
+    def _item(self, seq: int, item: Any, received_ns: int, via: str, nbytes: int) -> None:
+        if seq <= self.cursor and via == "push":
+            # A replay after reconnecting may repeat what was already pushed.
+            self._on_item(self.name, seq, item, received_ns, via, nbytes)
+            return
+        self.cursor = max(self.cursor, seq)
+        self._on_item(self.name, seq, item, received_ns, via, nbytes)
+
+    async def call(self, op: str, payload: Any) -> Any:
+        """One measured operation as this user."""
+        if self.ws is not None:
+            return await self.ws.call(op, payload)
+        assert self.http is not None
+        return await self.http.call(op, payload)
+
+    async def _connect_ws(self) -> None:
+        assert self.ws is not None
+        t0 = clock()
+        try:
+            await self.ws.open(self.token)
+        except ClientError as exc:
+            self._on_connect(self.name, t0, clock(), exc.code)
+            raise
+        self._on_connect(self.name, t0, clock(), None)
+        if self.token is None:
+            reply = await self.ws.call("signin", {"user": self.name})
+            self.token = reply["token"]
+        await self.ws.call("subscribe_inbox", {"after": self.cursor})
+
+    async def start(self) -> None:
+        """Sign in and start receiving."""
+        self.stopping = False
+        if self.ws is not None:
+            await self._connect_ws()
+        else:
+            assert self.http is not None
+            reply = await self.http.call("signin", {"user": self.name})
+            self.token = self.http.token = reply["token"]
+        self.online = True
+        self._wake.set()
+        self._receiver = asyncio.create_task(self._receive())
+        self._receiver.add_done_callback(self._check_receiver)
+
+    def _check_receiver(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.failure = task.exception()
+
+    async def _receive(self) -> None:
+        if self.ws is not None:
+            await self._watch_ws()
+        else:
+            await self._poll_loop()
+
+    async def _watch_ws(self) -> None:
+        assert self.ws is not None
+        while not self.stopping:
+            await self.ws.closed.wait()
+            if self.ws.failure is not None:
+                raise self.ws.failure
+            if self.stopping or not self.online:
+                await self._wake.wait()
+                continue
+            # Dropped while meant to be online (e.g. closed as a slow consumer): resume.
+            self.reconnects += 1
+            await self.ws.close()
+            try:
+                await self._connect_ws()
+            except (ClientError, OpFailed):
+                await asyncio.sleep(0.1)
+
+    async def _poll_loop(self) -> None:
+        assert self.http is not None
+        long = self.endpoint.delivery == "long-poll"
+        wait_ms = self.params.long_poll_timeout_ms if long else 0
+        interval_ns = self.params.poll_interval_ms * 1_000_000
+        next_poll = clock()
+        while not self.stopping:
+            if not self.online:
+                await self._wake.wait()
+                next_poll = clock()
+                continue
+            if not long:
+                delay = next_poll - clock()
+                if delay > 0:
+                    await asyncio.sleep(delay / 1e9)
+                next_poll += interval_ns
+                if not self.online or self.stopping:
+                    continue
+            try:
+                self.cursor = await self.http.poll(self.cursor, wait_ms, self._item, "poll")
+            except (ClientError, OpFailed):
+                await asyncio.sleep(0.05)
+
+    async def go_offline(self) -> int:
+        """Leave: close the WebSocket or stop polling. Returns when (ns)."""
+        self.online = False
+        self._wake.clear()
+        t = clock()
+        if self.ws is not None:
+            await self.ws.close()
+        elif self._receiver is not None:
+            # Abandon a held long poll the way a closed tab does.
+            self._receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._receiver
+            assert self.http is not None
+            await self.http.close()
+            self._receiver = None
+        return t
+
+    async def go_online(self) -> int:
+        """Come back: reconnect (WebSocket) or resume polling. Returns when (ns)."""
+        t = clock()
+        if self.ws is not None:
+            self.online = True
+            await self._connect_ws()
+            self._wake.set()
+        else:
+            self.online = True
+            self._wake.set()
+            if self._receiver is None:
+                self._receiver = asyncio.create_task(self._receive())
+                self._receiver.add_done_callback(self._check_receiver)
+        return t
+
+    async def stop(self) -> None:
+        """Stop receiving and close every connection."""
+        self.stopping = True
+        self.online = False
+        self._wake.set()
+        if self._receiver is not None:
+            self._receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._receiver
+            self._receiver = None
+        if self.ws is not None:
+            await self.ws.close()
+        if self.http is not None:
+            await self.http.close()
+
+    def wire_totals(self) -> tuple[int, int]:
+        conn = self.ws if self.ws is not None else self.http
+        assert conn is not None
+        return conn.wire_totals()
