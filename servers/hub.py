@@ -32,7 +32,7 @@ from typing import Any
 
 from servers import protocol
 from servers.protocol import ProtocolError, Request
-from servers.realtime.inbox import Inbox, Page
+from servers.realtime.inbox import Inbox
 from servers.realtime.ops import Realtime, RealtimeConfig
 
 #: Default bound of a push connection's outgoing queue, in messages.
@@ -71,9 +71,14 @@ class Hub:
         max_message_bytes: int = protocol.DEFAULT_MAX_MESSAGE_BYTES,
         realtime: RealtimeConfig | None = None,
         send_queue: int = DEFAULT_SEND_QUEUE,
+        echo_delay_s: float = 0.0,
     ) -> None:
         if max_message_bytes <= 0:
             raise ValueError("max_message_bytes must be positive")
+        if echo_delay_s < 0:
+            raise ValueError("echo_delay_s must be >= 0")
+        #: Test-only slowdown added to every echo (``--delay-ms``), to validate a CI gate.
+        self.echo_delay_s = echo_delay_s
         if send_queue < 1:
             raise ValueError("send_queue must be >= 1")
         self.max_message_bytes = max_message_bytes
@@ -129,10 +134,10 @@ class Hub:
 
     def open_session(self, token: str | None = None) -> Session:
         """A push connection's session; raises Unauthorized for an invalid token."""
-        ctx = self.authenticate(token)
-        session = Session(self, ctx)
-        if ctx.user is not None:
-            session.bind(ctx.user, token or "")
+        user = self.authenticate(token).user
+        session = Session(self, Context())
+        if user is not None:
+            session.bind(user, token or "")
         return session
 
     async def handle(
@@ -201,6 +206,8 @@ class Hub:
         return Reply(exc.http_status, protocol.encode_response(protocol.error_response(exc, req)))
 
     async def _echo(self, req: Request, ctx: Context) -> Any:
+        if self.echo_delay_s:
+            await asyncio.sleep(self.echo_delay_s)
         return req.payload
 
 
@@ -211,6 +218,11 @@ class Session:
     so they leave in order. A consumer too slow to drain it is not allowed to
     stall others: the session closes (``close_code`` 1013) and is counted in
     ``stats.slow_consumer_closes``; its items stay in the inbox for a resume.
+
+    A resume (``subscribe_inbox`` after a cursor) replays the backlog from the
+    inbox as the queue drains, never more than half the queue at a time, so a
+    backlog longer than the queue can be caught up with; new items wait in the
+    inbox until the replay reaches them, then are pushed as they come.
     """
 
     def __init__(self, hub: Hub, ctx: Context) -> None:
@@ -219,7 +231,11 @@ class Session:
         ctx.session = self
         self._out: asyncio.Queue[bytes | None] = asyncio.Queue(hub.send_queue)
         self._box: Inbox | None = None
-        self._deferred: list[tuple[int, bytes]] | None = None
+        # While catching up: items after this seq are still to be queued, read from
+        # the inbox as the queue drains. None once pushes are live.
+        self._replay_after: int | None = None
+        # The replay waits until the reply to subscribe_inbox is queued.
+        self._replay_held = False
         self.close_code: int | None = None
         self.close_reason = ""
         self._closed = False
@@ -241,30 +257,55 @@ class Session:
         rt.presence.connected(user, time.perf_counter_ns())
 
     async def handle(self, data: bytes | bytearray | memoryview | str) -> None:
-        """Run one received message and queue its reply, then any deferred pushes."""
+        """Run one received message and queue its reply, then any replayed pushes."""
         reply = await self.hub.handle(data, self.ctx)
-        if reply.status == 403 and self.close_code is None:
-            self._enqueue(reply.body)
-            self.request_close(CLOSE_POLICY, "forbidden")
-            return
         self._enqueue(reply.body)
-        if self._deferred is not None:
-            pending, self._deferred = self._deferred, None
-            for seq, item in pending:
-                self._push(seq, item)
+        if reply.status == 403:
+            # The error envelope still leaves, then the connection closes.
+            self.request_close(CLOSE_POLICY, "forbidden", flush=True)
+            return
+        if self._replay_held:
+            self._replay_held = False
+            self._refill()
 
-    def follow(self, box: Inbox, page: Page) -> None:
-        """Replay ``page`` and push every later item of ``box`` (after the current reply)."""
+    def follow(self, box: Inbox, after: int) -> None:
+        """Replay ``box`` after ``after``, then push every later item (after the current reply).
+
+        Items the inbox no longer keeps are skipped: the reply reports them as a gap.
+        """
         self._unfollow()
-        self._deferred = list(page.items)
         self._box = box
+        self._replay_after = max(after, box.first_kept - 1)
+        self._replay_held = True
         box.subscribe(self._on_item)
 
     def _on_item(self, seq: int, item: bytes) -> None:
-        if self._deferred is not None:
-            self._deferred.append((seq, item))
-        else:
+        if self._replay_after is None:
             self._push(seq, item)
+        # Otherwise the replay has not caught up yet: it reads this item from the inbox.
+
+    def _refill(self) -> None:
+        """Queue replayed items, up to half the queue; go live once caught up."""
+        box = self._box
+        if box is None or self._replay_after is None or self._replay_held:
+            return
+        if self._replay_after >= box.last_seq:
+            self._replay_after = None
+            return
+        room = max(1, self._out.maxsize // 2) - self._out.qsize()
+        if room <= 0:
+            return
+        page = box.read(self._replay_after, limit=room)
+        if page.gap:
+            # The inbox dropped items this connection had not sent yet.
+            self.hub.realtime.counters["slow_consumer_closes"] += 1
+            self.request_close(CLOSE_TRY_AGAIN, "slow consumer: fell behind the inbox")
+            return
+        for seq, item in page.items:
+            self._out.put_nowait(protocol.encode_push(seq, item))
+            self._replay_after = seq
+        if self._replay_after >= box.last_seq:
+            self._replay_after = None
 
     def _push(self, seq: int, item: bytes) -> None:
         self._enqueue(protocol.encode_push(seq, item))
@@ -278,25 +319,35 @@ class Session:
             self.hub.realtime.counters["slow_consumer_closes"] += 1
             self.request_close(CLOSE_TRY_AGAIN, "slow consumer: send queue full")
 
-    def request_close(self, code: int, reason: str) -> None:
-        """Ask the transport to close with ``code``; pending messages are dropped."""
+    def request_close(self, code: int, reason: str, flush: bool = False) -> None:
+        """Ask the transport to close with ``code``.
+
+        Pending messages are dropped, unless ``flush``: then they are sent first.
+        """
         if self.close_code is not None:
             return
         self.close_code = code
         self.close_reason = reason
         self._unfollow()
-        while not self._out.empty():
-            self._out.get_nowait()
-        self._out.put_nowait(None)
+        if not flush:
+            while not self._out.empty():
+                self._out.get_nowait()
+        if self._out.empty():
+            self._out.put_nowait(None)  # wakes a writer waiting for the next message
 
     async def next_outgoing(self) -> bytes | None:
         """The next message to send, or None when the connection must close."""
+        if self.close_code is not None and self._out.empty():
+            return None
+        self._refill()
         return await self._out.get()
 
     def _unfollow(self) -> None:
         if self._box is not None:
             self._box.unsubscribe(self._on_item)
             self._box = None
+        self._replay_after = None
+        self._replay_held = False
 
     def close(self) -> None:
         """The connection ended: stop following the inbox, update presence."""

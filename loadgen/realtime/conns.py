@@ -333,15 +333,18 @@ class WsConn:
             await session.close()
 
     async def close(self) -> None:
-        ws, self._ws = self._ws, None
-        if ws is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(), 2.0)
+        # Stop the reader first: aiohttp's close() reads the peer's close frame
+        # itself and refuses to share the connection with a pending receive().
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader
             self._reader = None
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), 2.0)
+        self.closed.set()
         await self._close_session()
 
     def wire_totals(self) -> tuple[int, int]:

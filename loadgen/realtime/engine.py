@@ -276,10 +276,15 @@ async def run_realtime(
                 return
             n += 1
             off = await u.go_offline()
-            tracker.expect(("presence", u.name, "offline", n), off, watchers, u.name, n)
+            key = ("presence", u.name, "offline", n)
+            tracker.expect(key, off, watchers, u.name, n)
             t = off + int(params.offline_s * rng.uniform(0.8, 1.2) * NS_PER_S)
             if not await _sleep_until(t, stop):
-                return
+                # The run ends while this user is away: let the absence be seen
+                # (an HTTP server needs the presence timeout), then come back.
+                limit = clock() + int((params.presence_timeout_s + 2.0) * NS_PER_S)
+                while tracker.owed(key) and clock() < limit:
+                    await asyncio.sleep(0.02)
             n += 1
             on = clock()
             tracker.expect(("presence", u.name, "online", n), on, watchers, u.name, n)
@@ -287,6 +292,8 @@ async def run_realtime(
                 await u.go_online()
             except (ClientError, OpFailed):
                 tracker.cancel(("presence", u.name, "online", n))
+            if stop.is_set():
+                return
             t = clock() + int(params.online_s * rng.uniform(0.8, 1.2) * NS_PER_S)
 
     async def activity(u: VirtualUser) -> None:
@@ -355,7 +362,8 @@ async def run_realtime(
 
     await phases()
     stop.set()
-    await asyncio.wait(tasks, timeout=spec.timeout_s + 2)
+    grace = spec.timeout_s + 2 + (params.presence_timeout_s + 3 if churners else 0)
+    await asyncio.wait(tasks, timeout=grace)
     for task in tasks:
         task.cancel()
     # Everyone comes back, so what was owed to an absent user can still arrive.

@@ -184,6 +184,11 @@ class Tracker:
             "gaps": self.gaps,
         }
 
+    def owed(self, key: Key) -> int:
+        """Recipients still waiting for ``key``."""
+        exp = self._expect.get(key)
+        return len(exp.pending) if exp is not None else 0
+
     def outstanding(self) -> int:
         """Deliveries still owed."""
         return self.expected - self.delivered
