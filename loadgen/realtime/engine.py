@@ -197,7 +197,8 @@ async def run_realtime(
     t_setup = clock()
 
     async def setup(u: VirtualUser) -> None:
-        await u.start()
+        # Everyone is signed in (online) before anyone watches, so set-up causes
+        # no presence changes that nobody expects.
         await u.call("join", {"room": f"g{group_of[u.name]}"})
         if u.name in topic_of:
             await u.call("subscribe", {"topic": topic_of[u.name]})
@@ -206,7 +207,9 @@ async def run_realtime(
             if watched:
                 await u.call("watch", {"users": watched})
 
-    results = await _bounded([setup(u) for u in users.values()], SETUP_CONCURRENCY)
+    results = await _bounded([u.start() for u in users.values()], SETUP_CONCURRENCY)
+    if not any(isinstance(r, BaseException) for r in results):
+        results = await _bounded([setup(u) for u in users.values()], SETUP_CONCURRENCY)
     failed = [r for r in results if isinstance(r, BaseException)]
     if failed:
         for u in users.values():
@@ -275,9 +278,12 @@ async def run_realtime(
             if t >= end or not await _sleep_until(t, stop):
                 return
             n += 1
-            off = await u.go_offline()
             key = ("presence", u.name, "offline", n)
+            # Expected before acting: a closed WebSocket is seen at once, and the
+            # watchers' push can arrive before go_offline returns.
+            off = clock()
             tracker.expect(key, off, watchers, u.name, n)
+            await u.go_offline()
             t = off + int(params.offline_s * rng.uniform(0.8, 1.2) * NS_PER_S)
             if not await _sleep_until(t, stop):
                 # The run ends while this user is away: let the absence be seen

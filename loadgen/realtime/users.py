@@ -71,6 +71,7 @@ class VirtualUser:
         self.stopping = False
         self.reconnects = 0
         self.failure: BaseException | None = None
+        self._busy = asyncio.Lock()
         self._receiver: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.http: HttpConn | None = None
@@ -98,10 +99,12 @@ class VirtualUser:
 
     async def call(self, op: str, payload: Any) -> Any:
         """One measured operation as this user."""
-        if self.ws is not None:
-            return await self.ws.call(op, payload)
-        assert self.http is not None
-        return await self.http.call(op, payload)
+        # One thing at a time per user: an action never races the tab closing.
+        async with self._busy:
+            if self.ws is not None:
+                return await self.ws.call(op, payload)
+            assert self.http is not None
+            return await self.http.call(op, payload)
 
     async def _connect_ws(self) -> None:
         assert self.ws is not None
@@ -183,6 +186,10 @@ class VirtualUser:
 
     async def go_offline(self) -> int:
         """Leave: close the WebSocket or stop polling. Returns when (ns)."""
+        async with self._busy:
+            return await self._go_offline()
+
+    async def _go_offline(self) -> int:
         self.online = False
         self._wake.clear()
         t = clock()
@@ -200,10 +207,14 @@ class VirtualUser:
 
     async def go_online(self) -> int:
         """Come back: reconnect (WebSocket) or resume polling. Returns when (ns)."""
+        async with self._busy:
+            return await self._go_online()
+
+    async def _go_online(self) -> int:
         t = clock()
         if self.ws is not None:
-            self.online = True
             await self._connect_ws()
+            self.online = True
             self._wake.set()
         else:
             self.online = True
