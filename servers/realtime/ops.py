@@ -287,11 +287,14 @@ class Realtime:
         assert ctx.user is not None
         self._check_self(req.payload, ctx)
         payload = req.payload if req.payload is not None else {}
-        after = _field(payload, "after", int, required=False) or 0
-        wait_ms = _field(payload, "wait_ms", int, required=False) or 0
-        limit = _field(payload, "limit", int, required=False) or MAX_PAGE
+        after = _field(payload, "after", int, required=False)
+        after = 0 if after is None else after
+        wait_ms = _field(payload, "wait_ms", int, required=False)
+        wait_ms = 0 if wait_ms is None else wait_ms
+        limit = _field(payload, "limit", int, required=False)
+        limit = MAX_PAGE if limit is None else limit
         if after < 0 or wait_ms < 0 or limit < 1:
-            raise InvalidEnvelope("'after', 'wait_ms' and 'limit' must not be negative")
+            raise InvalidEnvelope("'after' and 'wait_ms' must be >= 0 and 'limit' >= 1")
         box = self.inbox(ctx.user)
         wait_s = min(wait_ms, MAX_WAIT_MS) / 1000.0
         if wait_s > 0 and box.last_seq <= after:
@@ -316,11 +319,13 @@ class Realtime:
         if ctx.session is None:
             raise InvalidEnvelope("subscribe_inbox needs a push connection; poll instead")
         after = _field(req.payload, "after", int, required=False) or 0
+        if after < 0:
+            raise InvalidEnvelope("'after' must not be negative")
         box = self.inbox(ctx.user)
-        page = box.read(after, limit=box.retention)
+        page = box.read(after, limit=1)
         if page.gap:
             self.counters["gaps"] += 1
-        # The reply is queued by the hub after this returns; replay and live
-        # pushes are queued behind it, in sequence order.
-        ctx.session.follow(box, page)
+        # The reply is queued by the session after this returns; the replay and
+        # live pushes are queued behind it, in sequence order.
+        ctx.session.follow(box, after)
         return {"last": page.last, "gap": page.gap, "first": page.first}

@@ -1,0 +1,229 @@
+"""Token scoping through the real servers on 127.0.0.1: 401, 403, handshake refusal, 1008."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import itertools
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from servers import protocol
+from servers.__main__ import MODULES
+from servers.common import ServerConfig
+from servers.hub import Hub
+from servers.protocol import Request
+
+pytestmark = pytest.mark.timeout(20)
+
+HOST = "127.0.0.1"
+WS_KINDS = ("ws-aiohttp", "ws-websockets")
+STEP_S = 5.0  # bound on any single network step
+
+_ids = itertools.count(1)
+
+
+@contextlib.asynccontextmanager
+async def serve(kind: str, hub: Hub | None = None) -> AsyncIterator[tuple[int, Hub]]:
+    """Run server ``kind`` in this loop on 127.0.0.1:0; yields (port, hub)."""
+    hub = hub or Hub()
+    module = importlib.import_module(MODULES[kind])
+    stop = asyncio.Event()
+    ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(module.serve(ServerConfig(HOST, 0), hub, ready.set_result, stop))
+    done, _ = await asyncio.wait({ready, task}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()
+    assert ready in done, f"{kind} did not start"
+    try:
+        yield ready.result(), hub
+    finally:
+        stop.set()
+        async with asyncio.timeout(15):
+            await task
+
+
+def envelope(op: str, payload: Any = None) -> bytes:
+    return protocol.encode_request(Request(op=op, id=next(_ids), ts=1, payload=payload))
+
+
+async def rpc(
+    port: int, op: str, payload: Any = None, token: str | None = None, auth: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    headers = {"Content-Type": "application/json"}
+    if auth is not None:
+        headers["Authorization"] = auth
+    elif token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    async with (
+        aiohttp.ClientSession() as session,
+        asyncio.timeout(STEP_S),
+        session.post(
+            f"http://{HOST}:{port}/rpc", data=envelope(op, payload), headers=headers
+        ) as resp,
+    ):
+        return resp.status, orjson.loads(await resp.read())
+
+
+def assert_error(status: int, body: dict[str, Any], want_status: int, code: str) -> None:
+    assert status == want_status, body
+    assert body["ok"] is False
+    assert body["error"]["code"] == code
+
+
+async def test_http_user_op_without_token_is_401_envelope() -> None:
+    async with serve("http") as (port, _):
+        status, body = await rpc(port, "send", {"to": "bob", "mid": 1, "ts": 1})
+        assert_error(status, body, 401, "unauthorized")
+        assert body["op"] == "send"  # a proper envelope naming the request
+        # Anonymous operations still work without a token.
+        status, body = await rpc(port, "echo", "hi")
+        assert (status, body["payload"]) == (200, "hi")
+
+
+@pytest.mark.parametrize("auth", ["Bearer not-a-token", "Basic abc", "Bearer ", "token"])
+async def test_http_bad_token_or_header_is_401(auth: str) -> None:
+    async with serve("http") as (port, _):
+        status, body = await rpc(port, "heartbeat", {}, auth=auth)
+        assert_error(status, body, 401, "unauthorized")
+
+
+async def test_http_token_scopes_the_user() -> None:
+    async with serve("http") as (port, _):
+        _, signed = await rpc(port, "signin", {"user": "alice"})
+        token = signed["payload"]["token"]
+        status, body = await rpc(port, "poll", {"user": "someone-else"}, token)
+        assert_error(status, body, 403, "forbidden")
+        status, body = await rpc(port, "send", {"room": "g1", "mid": 1, "ts": 1}, token)
+        assert_error(status, body, 403, "forbidden")
+        # After joining, the same send goes through.
+        assert (await rpc(port, "join", {"room": "g1"}, token))[0] == 200
+        status, body = await rpc(port, "send", {"room": "g1", "mid": 1, "ts": 1}, token)
+        assert (status, body["payload"]) == (200, {"mid": 1, "recipients": 0})
+        # Naming oneself is allowed.
+        status, body = await rpc(port, "poll", {"user": "alice"}, token)
+        assert status == 200 and body["ok"]
+
+
+async def test_http_inbox_get_needs_a_valid_token() -> None:
+    async with serve("http") as (port, _), aiohttp.ClientSession() as session:
+        url = f"http://{HOST}:{port}/inbox?after=0"
+        for headers in ({}, {"Authorization": "Bearer forged"}):
+            async with asyncio.timeout(STEP_S), session.get(url, headers=headers) as resp:
+                assert_error(resp.status, orjson.loads(await resp.read()), 401, "unauthorized")
+        _, signed = await rpc(port, "signin", {"user": "bob"})
+        headers = {"Authorization": f"Bearer {signed['payload']['token']}"}
+        async with (
+            asyncio.timeout(STEP_S),
+            session.get(url + "&wait_ms=x", headers=headers) as resp,
+        ):
+            assert_error(resp.status, orjson.loads(await resp.read()), 400, "invalid_envelope")
+        async with asyncio.timeout(STEP_S), session.get(url, headers=headers) as resp:
+            body = orjson.loads(await resp.read())
+            assert resp.status == 200
+            assert body["payload"] == {"items": [], "last": 0, "gap": False, "first": 1}
+
+
+@pytest.mark.parametrize("kind", WS_KINDS)
+@pytest.mark.parametrize("how", ["query", "header"])
+async def test_ws_handshake_with_unknown_token_is_refused_401(kind: str, how: str) -> None:
+    async with serve(kind) as (port, hub):
+        url = f"ws://{HOST}:{port}/ws"
+        kwargs: dict[str, Any] = {
+            "compression": None,
+            "ping_interval": None,
+            "open_timeout": STEP_S,
+        }
+        if how == "query":
+            url += "?token=forged"
+        else:
+            kwargs["additional_headers"] = {"Authorization": "Bearer forged"}
+        with pytest.raises(InvalidStatus) as info:
+            async with ws_connect(url, **kwargs):
+                pass
+        assert info.value.response.status_code == 401
+        # The aiohttp client sees the same refusal.
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await asyncio.wait_for(session.ws_connect(f"ws://{HOST}:{port}/ws?token=x"), STEP_S)
+            assert refused.value.status == 401
+        assert hub.realtime.presence.changes == 0  # nobody came online
+
+
+@pytest.mark.parametrize("kind", WS_KINDS)
+@pytest.mark.parametrize("how", ["query", "header"])
+async def test_ws_handshake_token_binds_the_connection(kind: str, how: str) -> None:
+    async with serve(kind) as (port, hub):
+        token = hub.realtime.auth.sign_in("alice")
+        url = f"ws://{HOST}:{port}/ws"
+        kwargs: dict[str, Any] = {"compression": None, "ping_interval": None}
+        if how == "query":
+            url += f"?token={token}"
+        else:
+            kwargs["additional_headers"] = {"Authorization": f"Bearer {token}"}
+        async with asyncio.timeout(STEP_S), ws_connect(url, **kwargs) as ws:
+            assert hub.realtime.presence.is_online("alice")
+            await ws.send(envelope("time_on_site", {"user": "alice"}), text=True)
+            reply = protocol.decode_response(await ws.recv())
+            assert reply.ok and reply.payload["sessions"] == 0
+
+
+@pytest.mark.parametrize("kind", WS_KINDS)
+async def test_ws_without_token_gets_401_envelopes_and_stays_open(kind: str) -> None:
+    async with (
+        serve(kind) as (port, _),
+        asyncio.timeout(STEP_S),
+        ws_connect(f"ws://{HOST}:{port}/ws", compression=None, ping_interval=None) as ws,
+    ):
+        await ws.send(envelope("heartbeat", {}), text=True)
+        reply = protocol.decode_response(await ws.recv())
+        assert not reply.ok and reply.error is not None
+        assert reply.error.code == "unauthorized"
+        # Still open: sign in on the connection, then act.
+        await ws.send(envelope("signin", {"user": "bob"}), text=True)
+        assert protocol.decode_response(await ws.recv()).ok
+        await ws.send(envelope("heartbeat", {}), text=True)
+        assert protocol.decode_response(await ws.recv()).payload == {"status": "online"}
+
+
+@pytest.mark.parametrize("kind", WS_KINDS)
+@pytest.mark.parametrize("library", ["websockets", "aiohttp"])
+async def test_ws_acting_as_another_user_gets_error_then_1008(kind: str, library: str) -> None:
+    async with serve(kind) as (port, hub):
+        token = hub.realtime.auth.sign_in("mallory")
+        url = f"ws://{HOST}:{port}/ws?token={token}"
+        forged = envelope("send", {"user": "alice", "to": "bob", "mid": 1, "ts": 1})
+        async with asyncio.timeout(STEP_S):
+            if library == "websockets":
+                async with ws_connect(url, compression=None, ping_interval=None) as ws:
+                    await ws.send(forged, text=True)
+                    reply = protocol.decode_response(await ws.recv())
+                    with pytest.raises(ConnectionClosed) as closed:
+                        await ws.recv()
+                    assert closed.value.rcvd is not None
+                    code = closed.value.rcvd.code
+            else:
+                async with (
+                    aiohttp.ClientSession() as session,
+                    session.ws_connect(url, heartbeat=None) as ws,
+                ):
+                    await ws.send_bytes(forged)
+                    msg = await ws.receive()
+                    assert msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY)
+                    reply = protocol.decode_response(msg.data)
+                    closing = await ws.receive()
+                    assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+                    code = ws.close_code
+        assert not reply.ok and reply.error is not None
+        assert reply.error.code == "forbidden"
+        assert code == 1008
+        # Nothing was sent on alice's behalf.
+        assert hub.realtime.counters["messages"] == 0
+        assert "bob" not in hub.realtime.inboxes
