@@ -26,10 +26,12 @@ def latency_block(hist: HdrHistogram, max_ns: int | None = None) -> dict[str, fl
     """Percentiles (and max) of a histogram in milliseconds; None when it is empty."""
     if hist.get_total_count() == 0:
         return {label: None for label, _ in PERCENTILES} | {"max": None}
-    block: dict[str, float | None] = {
-        label: round(hist.get_value_at_percentile(p) / NS_PER_MS, 4) for label, p in PERCENTILES
-    }
     top = max_ns if max_ns is not None else hist.get_max_value()
+    # HdrHistogram reports a bucket's upper edge; no percentile exceeds the exact max.
+    block: dict[str, float | None] = {
+        label: round(min(hist.get_value_at_percentile(p), top) / NS_PER_MS, 4)
+        for label, p in PERCENTILES
+    }
     block["max"] = round(top / NS_PER_MS, 4)
     return block
 
@@ -48,6 +50,7 @@ def _repeat_stats(part: dict[str, Any]) -> dict[str, Any]:
     client_cpu = procs.get("client_cpu_s")
     corrected = decode_histogram(part["hdr_corrected"])
     uncorrected = decode_histogram(part["hdr_uncorrected"])
+    realtime = _realtime_block([part], server_cpu, client_cpu)
     return {
         "repeat": part["spec"]["repeat"],
         "count": count,
@@ -71,7 +74,7 @@ def _repeat_stats(part: dict[str, Any]) -> dict[str, Any]:
         },
         "send_lag_p99_ms": part.get("send_lag_p99_ms"),
         "loop": part.get("loop"),
-    }
+    } | {k: v for k, v in realtime.items() if k in REPEAT_REALTIME_KEYS}
 
 
 def _sum(values: Iterable[float | None]) -> float | None:
@@ -142,6 +145,14 @@ def cell_summary(cell: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str,
         "hdr_corrected": corrected.encode().decode("ascii") if count else None,
     }
 
+
+#: Real-time figures also given per repeat (rtbench compare needs their spread).
+REPEAT_REALTIME_KEYS = (
+    "deliveries",
+    "delivery_latency_ms",
+    "useful_messages",
+    "per_useful_message",
+)
 
 DELIVERY_COUNTS = ("expected", "delivered", "lost", "duplicated", "out_of_order", "unexpected")
 

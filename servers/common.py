@@ -43,6 +43,10 @@ WS_HARD_LIMIT_FACTOR = 2
 #: Seconds a server waits for open connections to finish when stopping.
 SHUTDOWN_TIMEOUT = 5.0
 
+#: Seconds one WebSocket frame may take to leave; a client that stopped reading
+#: is then disconnected (counted as a slow consumer) instead of held forever.
+SEND_TIMEOUT = 10.0
+
 OnReady = Callable[[int], None]
 
 

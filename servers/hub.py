@@ -319,6 +319,13 @@ class Session:
             self.hub.realtime.counters["slow_consumer_closes"] += 1
             self.request_close(CLOSE_TRY_AGAIN, "slow consumer: send queue full")
 
+    def stalled(self) -> None:
+        """The transport gave up sending to this client: count it as a slow consumer."""
+        if self.close_code is None:
+            self.hub.realtime.counters["slow_consumer_closes"] += 1
+            self.close_code = CLOSE_TRY_AGAIN
+            self.close_reason = "slow consumer: send timed out"
+
     def request_close(self, code: int, reason: str, flush: bool = False) -> None:
         """Ask the transport to close with ``code``.
 

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import Callable
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from servers import protocol
-from servers.common import SHUTDOWN_TIMEOUT, OnReady, ServerConfig, ws_hard_limit
+from servers.common import SEND_TIMEOUT, SHUTDOWN_TIMEOUT, OnReady, ServerConfig, ws_hard_limit
 from servers.hub import Hub, Session
 from servers.realtime.auth import bearer_token
 
@@ -52,7 +53,10 @@ def make_app(config: ServerConfig, hub: Hub) -> web.Application:
         )
         await ws.prepare(request)
         app[_SOCKETS].add(ws)
-        writer = asyncio.create_task(_write(ws, session))
+        transport = request.transport
+        writer = asyncio.create_task(
+            _write(ws, session, lambda: transport.abort() if transport is not None else None)
+        )
         try:
             while not writer.done():
                 msg = await ws.receive()
@@ -82,14 +86,23 @@ def make_app(config: ServerConfig, hub: Hub) -> web.Application:
     return app
 
 
-async def _write(ws: web.WebSocketResponse, session: Session) -> None:
-    """Send the session's replies and pushes in order; close when it asks to."""
+async def _write(ws: web.WebSocketResponse, session: Session, abort: Callable[[], None]) -> None:
+    """Send the session's replies and pushes in order; close when it asks to.
+
+    A frame that cannot leave within ``SEND_TIMEOUT`` (the client stopped
+    reading) aborts the connection and counts as a slow consumer.
+    """
     try:
         while (body := await session.next_outgoing()) is not None:
-            await ws.send_frame(body, WSMsgType.TEXT)
+            async with asyncio.timeout(SEND_TIMEOUT):
+                await ws.send_frame(body, WSMsgType.TEXT)
+        async with asyncio.timeout(SEND_TIMEOUT):
+            await ws.close(code=session.close_code or 1000, message=session.close_reason.encode())
     except ConnectionError:
         return
-    await ws.close(code=session.close_code or 1000, message=session.close_reason.encode())
+    except TimeoutError:
+        session.stalled()
+        abort()
 
 
 async def serve(config: ServerConfig, hub: Hub, on_ready: OnReady, stop: asyncio.Event) -> None:

@@ -29,7 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from servers import protocol
-from servers.common import SHUTDOWN_TIMEOUT, OnReady, ServerConfig, ws_hard_limit
+from servers.common import SEND_TIMEOUT, SHUTDOWN_TIMEOUT, OnReady, ServerConfig, ws_hard_limit
 from servers.hub import Hub, Session
 from servers.realtime.auth import bearer_token
 
@@ -46,13 +46,22 @@ def _token(request: Request) -> str | None:
 
 
 async def _write(ws: ServerConnection, session: Session) -> None:
-    """Send the session's replies and pushes in order; close when it asks to."""
+    """Send the session's replies and pushes in order; close when it asks to.
+
+    A frame that cannot leave within ``SEND_TIMEOUT`` (the client stopped
+    reading) aborts the connection and counts as a slow consumer.
+    """
     try:
         while (body := await session.next_outgoing()) is not None:
-            await ws.send(body, text=True)
+            async with asyncio.timeout(SEND_TIMEOUT):
+                await ws.send(body, text=True)
+        async with asyncio.timeout(SEND_TIMEOUT):
+            await ws.close(code=session.close_code or 1000, reason=session.close_reason)
     except ConnectionClosed:
         return
-    await ws.close(code=session.close_code or 1000, reason=session.close_reason)
+    except TimeoutError:
+        session.stalled()
+        ws.transport.abort()
 
 
 async def serve(config: ServerConfig, hub: Hub, on_ready: OnReady, stop: asyncio.Event) -> None:

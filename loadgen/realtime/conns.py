@@ -131,11 +131,17 @@ class HttpConn:
             except ClientError as exc:
                 error = error or exc.code
                 raise
+            except asyncio.CancelledError:
+                # Abandoned by the user (a tab closing on a held long poll): not a
+                # request that succeeded or failed, so it is not recorded.
+                error = "abandoned"
+                raise
             finally:
-                after = counter.snapshot()
-                self.on_request(
-                    op, sent, clock(), after[0] - before[0], after[1] - before[1], error, items
-                )
+                if error != "abandoned":
+                    after = counter.snapshot()
+                    self.on_request(
+                        op, sent, clock(), after[0] - before[0], after[1] - before[1], error, items
+                    )
 
     async def call(self, op: str, payload: Any) -> Any:
         """One operation over ``POST /rpc``; returns the reply payload."""
