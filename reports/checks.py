@@ -9,6 +9,7 @@ import pandas as pd
 
 from reports.fmt import as_float, fmt_int, fmt_pct
 from reports.load import Run
+from reports.stats import realtime_mask
 
 #: Client CPU utilisation above which the load generator, not the server, may be measured.
 SATURATION_THRESHOLD = 0.9
@@ -30,8 +31,12 @@ def run_warnings(run: Run, *, saturation: float = SATURATION_THRESHOLD) -> list[
     """Human-readable warning lines, empty if nothing is wrong.
 
     Flags: an incomplete run (summary.json or meta.json not saying ``"complete": true``),
-    cells with ``status`` other than ``"ok"``, errors, failures or no measured requests, and
-    cells whose client CPU utilisation (cell or any repeat) exceeds ``saturation``.
+    cells with ``status`` other than ``"ok"``, errors, failures or no measured requests,
+    cells whose client CPU utilisation (cell or any repeat) exceeds ``saturation``, and
+    for real-time cells: lost or duplicated deliveries, no useful message, slow-consumer
+    closes, reconnects, and deliveries missing from deliveries.parquet. A real-time cell's
+    ``count`` covers actions (send, publish, activity) only, so it is not flagged for having
+    no requests when items were delivered.
     """
     lines: list[str] = []
     for part in run.runs:
@@ -42,15 +47,21 @@ def run_warnings(run: Run, *, saturation: float = SATURATION_THRESHOLD) -> list[
             )
     if run.cells.empty:
         lines.append("no cells: summary.json lists no measured cells")
-    for _, row in run.cells.iterrows():
+    live = realtime_mask(run.cells)
+    for i, row in run.cells.iterrows():
         problems = []
         status = row.get("status")
         if isinstance(status, str) and status != "ok":
             problems.append(f"status {status}")
         errors = as_float(row.get("errors"))
-        if errors:
+        if errors and live[i]:
+            problems.append(f"{fmt_int(errors)} failed requests")
+        elif errors:
             problems.append(f"{fmt_int(errors)} errors in {fmt_int(row.get('count'))} requests")
-        if not as_float(row.get("count")):
+        if live[i]:
+            if not as_float(row.get("deliveries_delivered")) and not as_float(row.get("count")):
+                problems.append("nothing delivered and no successful actions")
+        elif not as_float(row.get("count")):
             problems.append("no successful requests")
         failures = row.get("failures") or []
         if failures:
@@ -59,6 +70,8 @@ def run_warnings(run: Run, *, saturation: float = SATURATION_THRESHOLD) -> list[
             problems.append(f"failures: {shown}{more}")
         if problems:
             lines.append(f"cell {cell_label(run, row)} had errors: {', '.join(problems)}")
+        if live[i]:
+            lines += _delivery_warnings(run, row)
     saturated = []
     for _, row in run.cells.iterrows():
         util = _max_client_util(run, row)
@@ -80,6 +93,51 @@ def run_warnings(run: Run, *, saturation: float = SATURATION_THRESHOLD) -> list[
             f"{SATURATION_MESSAGE} (client CPU above {fmt_pct(saturation)} in: "
             f"{', '.join(saturated)})"
         )
+    return lines
+
+
+def _delivery_warnings(run: Run, row: pd.Series) -> list[str]:
+    """Lost, duplicated or missing deliveries, slow-consumer closes, reconnects of one cell."""
+    label = cell_label(run, row)
+    lines = []
+    expected = as_float(row.get("deliveries_expected"))
+    delivered = as_float(row.get("deliveries_delivered"))
+    of = f" of {fmt_int(expected)}" if expected is not None else ""
+    lost = as_float(row.get("deliveries_lost"))
+    if lost:
+        lines.append(f"lost {fmt_int(lost)}{of} deliveries in cell {label}")
+    duplicated = as_float(row.get("deliveries_duplicated"))
+    if duplicated:
+        lines.append(
+            f"duplicated {fmt_int(duplicated)}{of} deliveries in cell {label} "
+            "(an item reached the same user more than once)"
+        )
+    if expected == 0 and not as_float(row.get("useful_messages")):
+        lines.append(
+            f"no useful messages in cell {label}: nothing was expected to be delivered "
+            "and no activity event was accepted"
+        )
+    closes = as_float(row.get("slow_consumer_closes"))
+    if closes:
+        lines.append(
+            f"{fmt_int(closes)} slow-consumer closes in cell {label}: the server closed "
+            "connections whose send queue was full, so pushes to them were dropped"
+        )
+    reconnects = as_float(row.get("reconnects"))
+    if reconnects:
+        lines.append(
+            f"{fmt_int(reconnects)} reconnects in cell {label}: users lost their connection "
+            "and connected again"
+        )
+    if delivered:
+        d = run.deliveries
+        mine = d["cell"].eq(row["cell"])
+        if "run_id" in d.columns and "run_id" in row.index:
+            mine &= d["run_id"].eq(row["run_id"])
+        if not mine.any():
+            lines.append(
+                f"deliveries.parquet has no rows for cell {label}: its delivery charts are empty"
+            )
     return lines
 
 

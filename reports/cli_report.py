@@ -1,8 +1,9 @@
 """What ``rtbench report DIR [DIR...]`` does: print tables and warnings, write report.html.
 
-``path = report([Path("results/X")])`` loads the folder(s), prints the per-cell summary,
-the HTTP/WebSocket ratio table and warnings, writes ``results/X/report.html`` (or ``out``)
-and returns its path.
+``path = report([Path("results/X")])`` loads the folder(s), prints the per-cell summaries,
+warnings and the HTTP/WebSocket ratio tables (request latency for echo cells; delivery
+latency and bytes per useful message for real-time cells), writes
+``results/X/report.html`` (or ``out``) and returns its path.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from rich.console import Console
 
 from reports.html import write_report
 from reports.load import load_many
-from reports.stats import ratio_table
-from reports.table import print_summary, ratio_rich_table
+from reports.stats import delivery_ratio_table, ratio_table, realtime_cells, request_cells
+from reports.table import delivery_ratio_rich_table, print_summary, ratio_rich_table
 
 REPORT_FILE = "report.html"
 
@@ -37,7 +38,11 @@ def report(dirs: list[Path], out: Path | None = None, console: Console | None = 
     console = console or Console()
     run = load_many([Path(d) for d in dirs])
     print_summary(run, console)
-    console.print(ratio_rich_table(ratio_table(run.cells)))
+    echo = request_cells(run.cells)
+    if not echo.empty or run.cells.empty:
+        console.print(ratio_rich_table(ratio_table(echo)))
+    if not realtime_cells(run.cells).empty:
+        console.print(delivery_ratio_rich_table(delivery_ratio_table(run.cells)))
     target = _target(Path(dirs[0]), out)
     written = write_report(run, target)
     console.print(f"Report written to {written}", markup=False, highlight=False)

@@ -9,6 +9,15 @@ The per-cell DataFrame (``Run.cells``) flattens ``summary.json`` with one rule:
 - any other nested dict ``outer: {inner: v}`` becomes ``outer_inner``:
   ``cpu_s_per_request_server``, ``cpu_util_client``, ``rss_mb_server``,
   ``bytes_per_request_sent``...; except ``errors_by_code``, kept as one dict column.
+- real-time cells (schema 2): ``delivery_latency_ms.<pct>`` becomes ``delivery_<pct>_ms``
+  (:func:`delivery_col`: ``delivery_p50_ms``, ``delivery_p99_9_ms``, ``delivery_max_ms``);
+  ``delivery_latency_by_type_ms.<type>.<pct>`` becomes ``<type>_<pct>_ms`` with ``-``
+  replaced by ``_`` (:func:`delivery_type_col`: ``message_p50_ms``,
+  ``presence_online_p99_ms``); ``per_useful_message.<x>`` becomes ``<x>_per_useful_message``
+  with CPU split as ``cpu_s_per_useful_message_server``/``_client``; ``deliveries.<count>``
+  and ``activity.<x>`` follow the general rule (``deliveries_lost``,
+  ``activity_mean_abs_diff_ms``). Echo cells have these columns as missing values, and
+  ``delivery`` ``"request"``.
 - ``per_repeat`` goes to ``Run.repeats`` (same rules, plus ``repeat``). Keys this module
   does not list (``repeats_ok``, ``hdr_corrected``...) follow the listed columns.
 
@@ -29,6 +38,8 @@ IDENTITY_COLUMNS: tuple[str, ...] = (
     "client",
     "conn_mode",
     "family",
+    "delivery",
+    "workload",
     "load_model",
     "connections",
     "target_rate",
@@ -37,8 +48,56 @@ IDENTITY_COLUMNS: tuple[str, ...] = (
     "repeats",
 )
 
+#: The ``delivery`` of echo cells; real-time cells have one of ``DELIVERY_MODES``.
+REQUEST_DELIVERY = "request"
+
+#: How real-time items reach users (``loadgen.schema.DELIVERY_MODES``); HTTP polls.
+DELIVERY_MODES: tuple[str, ...] = ("short-poll", "long-poll", "push")
+POLL_MODES: tuple[str, ...] = ("short-poll", "long-poll")
+
+#: Delivery counters: ``deliveries_<name>``.
+DELIVERY_COUNT_COLUMNS: tuple[str, ...] = tuple(
+    f"deliveries_{name}"
+    for name in ("expected", "delivered", "lost", "duplicated", "out_of_order", "unexpected")
+)
+
+#: Costs per useful message (a delivery, or an accepted activity event).
+PER_USEFUL_COLUMNS: tuple[str, ...] = (
+    "bytes_per_useful_message",
+    "requests_per_useful_message",
+    "cpu_s_per_useful_message_server",
+    "cpu_s_per_useful_message_client",
+)
+
+#: Time-on-site check of the activity workload (missing for other workloads).
+ACTIVITY_COLUMNS: tuple[str, ...] = (
+    "activity_users",
+    "activity_server_ms",
+    "activity_client_ms",
+    "activity_mean_abs_diff_ms",
+    "activity_max_abs_diff_ms",
+)
+
+#: Other real-time counters.
+REALTIME_COUNT_COLUMNS: tuple[str, ...] = (
+    "useful_messages",
+    "polls",
+    "empty_polls",
+    "reconnects",
+    "slow_consumer_closes",
+)
+
 #: Integer-valued columns (nullable ``Int64`` in the DataFrame).
-INT_COLUMNS: tuple[str, ...] = ("connections", "repeats", "repeat", "count", "errors")
+INT_COLUMNS: tuple[str, ...] = (
+    "connections",
+    "repeats",
+    "repeat",
+    "count",
+    "errors",
+    *DELIVERY_COUNT_COLUMNS,
+    *REALTIME_COUNT_COLUMNS,
+    "activity_users",
+)
 
 #: Volume columns.
 VOLUME_COLUMNS: tuple[str, ...] = ("count", "errors", "duration_s", "throughput_rps")
@@ -73,6 +132,39 @@ def latency_columns(*, corrected: bool = True) -> tuple[str, ...]:
     return tuple(latency_col(label, corrected=corrected) for label in LATENCY_LABELS)
 
 
+def delivery_col(label: str) -> str:
+    """Column of a delivery latency statistic: ``delivery_col("p99.9") == "delivery_p99_9_ms"``."""
+    return f"delivery_{label.replace('.', '_')}_ms"
+
+
+def delivery_type_col(item_type: str, label: str) -> str:
+    """Delivery latency of one item type: ``delivery_type_col("presence-online", "p50")`` ->
+    ``"presence_online_p50_ms"``."""
+    return f"{item_type.replace('-', '_').replace('.', '_')}_{label.replace('.', '_')}_ms"
+
+
+#: Delivery latency columns, in :data:`LATENCY_LABELS` order.
+DELIVERY_LATENCY_COLUMNS: tuple[str, ...] = tuple(delivery_col(lb) for lb in LATENCY_LABELS)
+
+#: Every real-time column ``Run.cells`` is guaranteed to have (missing for echo cells).
+REALTIME_COLUMNS: tuple[str, ...] = (
+    *DELIVERY_COUNT_COLUMNS,
+    *DELIVERY_LATENCY_COLUMNS,
+    *PER_USEFUL_COLUMNS,
+    *REALTIME_COUNT_COLUMNS,
+    "empty_poll_ratio",
+    *ACTIVITY_COLUMNS,
+)
+
+#: Real-time columns also given per repeat.
+REPEAT_REALTIME_COLUMNS: tuple[str, ...] = (
+    *DELIVERY_COUNT_COLUMNS,
+    *DELIVERY_LATENCY_COLUMNS,
+    "useful_messages",
+    *PER_USEFUL_COLUMNS,
+)
+
+
 #: Every column ``Run.cells`` is guaranteed to have, in order (extras follow).
 CELL_COLUMNS: tuple[str, ...] = (
     *IDENTITY_COLUMNS,
@@ -80,6 +172,7 @@ CELL_COLUMNS: tuple[str, ...] = (
     *latency_columns(corrected=True),
     *latency_columns(corrected=False),
     *RESOURCE_COLUMNS,
+    *REALTIME_COLUMNS,
 )
 
 #: Every column ``Run.repeats`` is guaranteed to have, in order (extras follow).
@@ -90,9 +183,12 @@ REPEAT_COLUMNS: tuple[str, ...] = (
     "client",
     "conn_mode",
     "family",
+    "delivery",
+    "workload",
     "repeat",
     *VOLUME_COLUMNS,
     *latency_columns(corrected=True),
     *latency_columns(corrected=False),
     *RESOURCE_COLUMNS,
+    *REPEAT_REALTIME_COLUMNS,
 )

@@ -54,6 +54,12 @@ def fmt_ratio(value: object) -> str:
     return MISSING if v is None else f"{v:.2f}×"
 
 
+def fmt_real(value: object) -> str:
+    """A plain number with two decimals: 1.51."""
+    v = as_float(value)
+    return MISSING if v is None else f"{v:,.2f}"
+
+
 def fmt_pct(fraction: object) -> str:
     """A fraction as a percentage: 0.97 -> 97%."""
     v = as_float(fraction)
@@ -70,3 +76,10 @@ def fmt_bytes(value: object) -> str:
     """A byte count: 180."""
     v = as_float(value)
     return MISSING if v is None else f"{v:,.0f}"
+
+
+def fmt_text(value: object) -> str:
+    """A label as is; missing values (None, NaN, pd.NA) become :data:`MISSING`."""
+    if value is None or (not isinstance(value, str) and as_float(value) is None):
+        return MISSING
+    return str(value)

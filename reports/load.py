@@ -1,22 +1,26 @@
-"""Read a results folder (``samples.parquet``, ``summary.json``, ``meta.json``) into a :class:`Run`.
+"""Read a results folder (``samples.parquet``, ``deliveries.parquet``, ``summary.json``,
+``meta.json``) into a :class:`Run`.
 
 Reports read files only, never a running test::
 
     import reports
     run = reports.load("results/20261129-015000-quick")
     run.cells[["cell", "p50_ms", "p99_ms"]]        # one row per cell (see reports.columns)
-    run.samples                                     # one row per request (SAMPLE_SCHEMA + run_id)
+    run.samples                   # one row per request (SAMPLE_SCHEMA + run_id)
+    run.deliveries                # one row per delivery (DELIVERY_SCHEMA + run_id)
     both = reports.load_many(["results/a", "results/b"])   # rows tagged by run_id
 
 Anything wrong with the folder raises :class:`ResultsError` with a message naming the file
-and folder, fit to show a user as is.
+and folder, fit to show a user as is. Schema versions 1 (echo only; samples without
+``items``) and 2 (real-time workloads, deliveries.parquet) are read.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -24,9 +28,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loadgen.schema import (
+    DELIVERIES_FILE,
+    DELIVERY_COLUMNS,
+    DELIVERY_SCHEMA,
     META_FILE,
     SAMPLE_COLUMNS,
     SAMPLE_SCHEMA,
@@ -39,9 +47,14 @@ from reports.columns import (
     CELL_COLUMNS,
     INT_COLUMNS,
     LATENCY_KEYS,
+    POLL_MODES,
+    REALTIME_COLUMNS,
     REPEAT_COLUMNS,
+    REQUEST_DELIVERY,
     RESOURCE_COLUMNS,
     VOLUME_COLUMNS,
+    delivery_col,
+    delivery_type_col,
     latency_col,
     latency_columns,
 )
@@ -53,8 +66,15 @@ _FLOAT_COLUMNS = frozenset(
         *latency_columns(corrected=True),
         *latency_columns(corrected=False),
         *RESOURCE_COLUMNS,
+        *REALTIME_COLUMNS,
     )
 ) - frozenset(INT_COLUMNS)
+
+#: Latency statistics in ms whose names depend on the data (``presence_online_p99_ms``).
+_LATENCY_NAME = re.compile(r"[a-z0-9_]+_(?:p\d+(?:_\d+)?|max)_ms")
+
+#: The oldest results schema this rtbench reads (1: echo only, samples without ``items``).
+OLDEST_SCHEMA = 1
 
 
 #: summary.json keys whose dict value stays one column (its keys vary from run to run).
@@ -65,6 +85,13 @@ class ResultsError(Exception):
     """A results folder is missing, incomplete on disk, malformed or from a newer rtbench."""
 
 
+def empty_deliveries() -> pd.DataFrame:
+    """A deliveries DataFrame without rows: ``run_id`` then ``DELIVERY_COLUMNS``, typed."""
+    frame = DELIVERY_SCHEMA.empty_table().to_pandas()
+    frame.insert(0, "run_id", pd.Categorical([], categories=[]))
+    return frame
+
+
 @dataclass(eq=False, repr=False)
 class Run:
     """One results folder, or several combined by :func:`load_many`.
@@ -72,11 +99,17 @@ class Run:
     Attributes:
         samples: one row per request, columns ``loadgen.schema.SAMPLE_COLUMNS`` plus a
             categorical ``run_id`` first. Includes warmup and failed rows; filter with
-            :func:`reports.stats.measured_samples`.
+            :func:`reports.stats.measured_samples`. ``kind`` is ``request`` (echo),
+            ``connect``, or a real-time operation (``poll``, ``send``...).
         cells: one row per cell from summary.json, columns ``reports.columns.CELL_COLUMNS``
             (``run_id``, ``cell``, ..., ``p50_ms``, ``p99_9_ms``, ``cpu_util_client``...).
         repeats: one row per (cell, repeat) from summary.json's ``per_repeat``, columns
             ``reports.columns.REPEAT_COLUMNS``.
+        deliveries: one row per item delivered to a user in real-time workloads, columns
+            ``loadgen.schema.DELIVERY_COLUMNS`` plus a categorical ``run_id`` first; no rows
+            (same columns) when the folder has no deliveries.parquet, as for echo runs.
+            Includes warmup, deferred and duplicate rows; filter with
+            :func:`reports.stats.measured_deliveries`.
         summary: summary.json as parsed (of the first run when combined).
         meta: meta.json as parsed (of the first run when combined).
         path: the results folder (the first one when combined).
@@ -89,12 +122,14 @@ class Run:
     meta: dict[str, Any]
     path: Path
     repeats: pd.DataFrame
+    deliveries: pd.DataFrame = field(default_factory=empty_deliveries)
     parts: tuple[Run, ...] = ()
 
     def __repr__(self) -> str:
         return (
             f"Run(run_id={self.run_id!r}, cells={len(self.cells)}, "
-            f"samples={len(self.samples):,}, complete={self.complete}, path={str(self.path)!r})"
+            f"samples={len(self.samples):,}, deliveries={len(self.deliveries):,}, "
+            f"complete={self.complete}, path={str(self.path)!r})"
         )
 
     @property
@@ -140,10 +175,15 @@ class Run:
 def load(path: str | PathLike[str]) -> Run:
     """Load one results folder: ``run = load("results/20261129-015000-quick")``.
 
+    deliveries.parquet is optional (echo runs have none): without it ``run.deliveries`` has
+    no rows. Schema 1 samples (no ``items`` column) get ``items`` 1 for successful echo
+    requests and 0 otherwise.
+
     Raises:
         ResultsError: the folder or one of its files is missing or unreadable, a file's
-            schema version is newer than this rtbench knows, or samples.parquet lacks
-            columns of ``loadgen.schema.SAMPLE_SCHEMA``.
+            schema version is newer than this rtbench knows, or samples.parquet (or
+            deliveries.parquet) lacks columns of ``loadgen.schema.SAMPLE_SCHEMA`` (or
+            ``DELIVERY_SCHEMA``).
     """
     folder = Path(path)
     if not folder.is_dir():
@@ -154,19 +194,31 @@ def load(path: str | PathLike[str]) -> Run:
     if not isinstance(cell_entries, list) or not all(isinstance(c, dict) for c in cell_entries):
         raise ResultsError(f"{SUMMARY_FILE} in {folder} has no list of cells under 'cells'")
     run_id = _run_id(summary, meta, folder)
-    samples = _read_samples(folder)
-    samples.insert(0, "run_id", pd.Categorical.from_codes(np.zeros(len(samples), "int8"), [run_id]))
-    cells = _frame([_flatten(c) for c in cell_entries], CELL_COLUMNS, run_id)
+    samples = _read_samples(folder, version=summary["schema"])
+    _insert_run_id(samples, run_id)
+    deliveries = _read_deliveries(folder)
+    _insert_run_id(deliveries, run_id)
+    cell_rows = [_identity_defaults(c) | _flatten(c) for c in cell_entries]
+    cells = _frame(cell_rows, CELL_COLUMNS, run_id)
     repeat_rows = []
-    for entry in cell_entries:
+    for entry, cell_row in zip(cell_entries, cell_rows, strict=True):
         for rep in entry.get("per_repeat") or []:
-            row = {k: entry.get(k) for k in ("cell", "transport", "client", "conn_mode", "family")}
+            row = {k: cell_row.get(k) for k in _REPEAT_IDENTITY}
             row.update(_flatten(rep))
             repeat_rows.append(row)
     repeats = _frame(repeat_rows, REPEAT_COLUMNS, run_id)
     return Run(
-        samples=samples, cells=cells, summary=summary, meta=meta, path=folder, repeats=repeats
+        samples=samples,
+        cells=cells,
+        summary=summary,
+        meta=meta,
+        path=folder,
+        repeats=repeats,
+        deliveries=deliveries,
     )
+
+
+_REPEAT_IDENTITY = ("cell", "transport", "client", "conn_mode", "family", "delivery", "workload")
 
 
 def load_many(paths: Iterable[str | PathLike[str]]) -> Run:
@@ -189,9 +241,8 @@ def load_many(paths: Iterable[str | PathLike[str]]) -> Run:
         if rid in seen:
             raise ResultsError(f"run id {rid!r} appears twice: {seen[rid]} and {r.path}")
         seen[rid] = r.path
-    samples = pd.concat([r.samples.drop(columns="run_id") for r in runs], ignore_index=True)
-    codes = np.repeat(np.arange(len(runs), dtype="int16"), [len(r.samples) for r in runs])
-    samples.insert(0, "run_id", pd.Categorical.from_codes(codes, list(seen)))
+    samples = _concat_tagged([r.samples for r in runs], list(seen))
+    deliveries = _concat_tagged([r.deliveries for r in runs], list(seen))
     cells = pd.concat([r.cells for r in runs], ignore_index=True)
     repeats = pd.concat([r.repeats for r in runs], ignore_index=True)
     first = runs[0]
@@ -202,8 +253,24 @@ def load_many(paths: Iterable[str | PathLike[str]]) -> Run:
         meta=first.meta,
         path=first.path,
         repeats=repeats,
+        deliveries=deliveries,
         parts=tuple(runs),
     )
+
+
+def _insert_run_id(frame: pd.DataFrame, run_id: str) -> None:
+    """Put a categorical ``run_id`` column first (replacing one already there)."""
+    if "run_id" in frame.columns:
+        frame.drop(columns="run_id", inplace=True)
+    frame.insert(0, "run_id", pd.Categorical.from_codes(np.zeros(len(frame), "int8"), [run_id]))
+
+
+def _concat_tagged(frames: Sequence[pd.DataFrame], run_ids: list[str]) -> pd.DataFrame:
+    """Frames of single runs stacked, with one categorical ``run_id`` over all of them."""
+    out = pd.concat([f.drop(columns="run_id") for f in frames], ignore_index=True)
+    codes = np.repeat(np.arange(len(frames), dtype="int16"), [len(f) for f in frames])
+    out.insert(0, "run_id", pd.Categorical.from_codes(codes, run_ids))
+    return out
 
 
 def _run_id(summary: Mapping[str, Any], meta: Mapping[str, Any], folder: Path) -> str:
@@ -232,34 +299,81 @@ def _check_version(version: object, name: str, folder: Path) -> None:
             f"{name} in {folder} has schema version {version}, but this rtbench reads only up "
             f"to version {SCHEMA_VERSION}: upgrade rtbench to read these results"
         )
-    if version < 1:
+    if version < OLDEST_SCHEMA:
         raise ResultsError(f"{name} in {folder} has invalid schema version {version}")
 
 
-def _read_samples(folder: Path) -> pd.DataFrame:
+def _read_samples(folder: Path, *, version: int) -> pd.DataFrame:
     file = folder / SAMPLES_FILE
     if not file.is_file():
         raise ResultsError(f"{SAMPLES_FILE} is missing from results folder {folder}")
+    optional = ("items",) if version < 2 else ()
+    table = _read_table(file, folder, SAMPLE_SCHEMA, "SAMPLE_SCHEMA", optional)
+    if "items" not in table.column_names:  # schema 1: echo replies carry one item each
+        ok = pc.fill_null(table.column("ok"), False)
+        useful = pc.and_(ok, pc.equal(pc.fill_null(table.column("kind"), ""), "request"))
+        items = pc.cast(useful, pa.int32())
+        table = table.add_column(SAMPLE_COLUMNS.index("items"), "items", items)
+    return table.select(list(SAMPLE_COLUMNS)).to_pandas()
+
+
+def _read_deliveries(folder: Path) -> pd.DataFrame:
+    file = folder / DELIVERIES_FILE
+    if not file.exists():
+        return empty_deliveries().drop(columns="run_id")
+    table = _read_table(file, folder, DELIVERY_SCHEMA, "DELIVERY_SCHEMA", ())
+    return table.select(list(DELIVERY_COLUMNS)).to_pandas()
+
+
+def _read_table(
+    file: Path, folder: Path, schema: pa.Schema, schema_name: str, optional: Sequence[str]
+) -> pa.Table:
+    """A parquet file with every column of ``schema`` (but ``optional``) cast to its type."""
+    name = file.name
     try:
         present = pq.read_schema(file).names
     except (OSError, pa.ArrowException) as exc:
-        raise ResultsError(f"cannot read {SAMPLES_FILE} in {folder}: {exc}") from exc
-    missing = [c for c in SAMPLE_COLUMNS if c not in present]
+        raise ResultsError(f"cannot read {name} in {folder}: {exc}") from exc
+    missing = [c for c in schema.names if c not in present and c not in optional]
     if missing:
         raise ResultsError(
-            f"{SAMPLES_FILE} in {folder} lacks columns {', '.join(missing)} "
-            "(expected loadgen.schema.SAMPLE_SCHEMA)"
+            f"{name} in {folder} lacks columns {', '.join(missing)} "
+            f"(expected loadgen.schema.{schema_name})"
         )
     try:
         table = pq.read_table(file)
-        for name in SAMPLE_COLUMNS:
-            want = SAMPLE_SCHEMA.field(name).type
-            i = table.schema.get_field_index(name)
+        for col in schema.names:
+            i = table.schema.get_field_index(col)
+            if i < 0:
+                continue
+            want = schema.field(col).type
             if table.schema.field(i).type != want:
-                table = table.set_column(i, name, table.column(i).cast(want))
+                table = table.set_column(i, col, table.column(i).cast(want))
     except (OSError, pa.ArrowException) as exc:
-        raise ResultsError(f"cannot read {SAMPLES_FILE} in {folder}: {exc}") from exc
-    return table.to_pandas()
+        raise ResultsError(f"cannot read {name} in {folder}: {exc}") from exc
+    return table
+
+
+def _identity_defaults(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """``delivery`` and ``workload`` of a cell, inferred when summary.json lacks them.
+
+    Schema 1 cells are echo (``delivery`` ``"request"``); a real-time cell (one with a
+    ``deliveries`` block) without ``delivery`` pushes over WebSocket, and polls over HTTP
+    as its name's last part says (``.../long-poll``).
+    """
+    realtime = isinstance(entry.get("deliveries"), Mapping)
+    delivery = entry.get("delivery")
+    if not isinstance(delivery, str) or not delivery:
+        delivery = REQUEST_DELIVERY
+        if realtime:
+            transport = str(entry.get("transport") or "")
+            last = str(entry.get("cell") or "").rsplit("/", 1)[-1]
+            poll = last if last in POLL_MODES else None
+            delivery = "push" if family(transport) == "ws" else poll
+    workload = entry.get("workload")
+    if not isinstance(workload, str) or not workload:
+        workload = None if realtime else "echo"
+    return {"delivery": delivery, "workload": workload}
 
 
 def _flatten(entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -273,12 +387,34 @@ def _flatten(entry: Mapping[str, Any]) -> dict[str, Any]:
         elif key in LATENCY_KEYS:
             for label, v in (value or {}).items():
                 row[latency_col(label, corrected=LATENCY_KEYS[key])] = v
+        elif key == "delivery_latency_ms":
+            for label, v in (value or {}).items():
+                row[delivery_col(label)] = v
+        elif key == "delivery_latency_by_type_ms":
+            for item_type, block in (value or {}).items():
+                for label, v in (block or {}).items():
+                    row[delivery_type_col(str(item_type), label)] = v
+        elif key == "per_useful_message":
+            for inner, v in (value or {}).items():
+                stem = inner.removeprefix("cpu_s_")
+                name = (
+                    f"cpu_s_per_useful_message_{stem}"
+                    if inner.startswith("cpu_s_")
+                    else f"{inner}_per_useful_message"
+                )
+                row[name] = v
+        elif key in _NULLABLE_BLOCKS and value is None:
+            continue
         elif isinstance(value, dict):
             for inner, v in value.items():
                 row[f"{key}_{inner}".replace(".", "_")] = v
         else:
             row[key] = value
     return row
+
+
+#: Nested blocks that are null when they do not apply (their columns stay missing).
+_NULLABLE_BLOCKS = frozenset({"activity"})
 
 
 def _frame(rows: Sequence[dict[str, Any]], columns: Sequence[str], run_id: str) -> pd.DataFrame:
@@ -290,7 +426,7 @@ def _frame(rows: Sequence[dict[str, Any]], columns: Sequence[str], run_id: str) 
     df = df[[*columns, *(c for c in df.columns if c not in columns)]].copy()
     df["run_id"] = run_id
     for name in df.columns:
-        if name in _FLOAT_COLUMNS:
+        if name in _FLOAT_COLUMNS or (name not in INT_COLUMNS and _LATENCY_NAME.fullmatch(name)):
             df[name] = pd.to_numeric(df[name], errors="coerce").astype("float64")
         elif name in INT_COLUMNS:
             df[name] = pd.to_numeric(df[name], errors="coerce").round().astype("Int64")

@@ -3,11 +3,19 @@
 ::
 
     from reports import stats
+    echo = stats.request_cells(run.cells)                # echo cells (request/response)
     per_cell = stats.sample_percentiles(run.samples)     # p50_ms ... max_ms per cell
-    ratios = stats.ratio_table(run.cells)                # every HTTP cell vs every WS cell
+    ratios = stats.ratio_table(echo)                     # every HTTP cell vs every WS cell
 
-Both return DataFrames using the column names of :mod:`reports.columns`, so
-``ratio_table`` accepts ``run.cells`` or the output of ``sample_percentiles``.
+    live = stats.realtime_cells(run.cells)               # real-time cells (deliveries)
+    stats.delivery_table(run.cells)                      # latency, counts, cost per message
+    stats.delivery_ratio_table(run.cells)                # every polling cell vs every push cell
+    stats.delivery_percentiles(run.deliveries)           # delivery_p50_ms ... from raw rows
+    stats.bytes_per_useful_split(run.samples, run.deliveries)   # request/reply/push bytes
+
+All return DataFrames using the column names of :mod:`reports.columns`, so
+``ratio_table`` accepts ``run.cells`` or the output of ``sample_percentiles``, and
+``delivery_ratio_table`` accepts ``run.cells`` or ``delivery_table(run.cells)``.
 """
 
 from __future__ import annotations
@@ -18,10 +26,49 @@ import numpy as np
 import pandas as pd
 
 from loadgen.schema import family
-from reports.columns import LATENCY_LABELS, latency_col
+from reports.columns import (
+    DELIVERY_COUNT_COLUMNS,
+    DELIVERY_MODES,
+    LATENCY_LABELS,
+    PER_USEFUL_COLUMNS,
+    POLL_MODES,
+    delivery_col,
+    latency_col,
+)
 
 #: Columns that identify a cell in samples and cells DataFrames.
 CELL_KEYS: tuple[str, ...] = ("cell", "transport", "client", "conn_mode")
+
+#: Columns of :func:`delivery_table` after the cell's identity, in display order.
+DELIVERY_TABLE_COLUMNS: tuple[str, ...] = (
+    delivery_col("p50"),
+    delivery_col("p99"),
+    delivery_col("max"),
+    *DELIVERY_COUNT_COLUMNS[:5],  # expected, delivered, lost, duplicated, out_of_order
+    *PER_USEFUL_COLUMNS,
+    "empty_poll_ratio",
+)
+
+
+def realtime_mask(cells: pd.DataFrame) -> pd.Series:
+    """True for real-time cells: ``delivery`` is short-poll, long-poll or push, or the
+    cell has delivery counts (``deliveries_expected``)."""
+    mask = pd.Series(False, index=cells.index)
+    if "delivery" in cells.columns:
+        mask |= cells["delivery"].isin(DELIVERY_MODES)
+    if "deliveries_expected" in cells.columns:
+        mask |= cells["deliveries_expected"].notna()
+    return mask.astype(bool)
+
+
+def realtime_cells(cells: pd.DataFrame) -> pd.DataFrame:
+    """The real-time cells of ``cells`` (see :func:`realtime_mask`)."""
+    return cells.loc[realtime_mask(cells)]
+
+
+def request_cells(cells: pd.DataFrame) -> pd.DataFrame:
+    """The echo (request/response) cells of ``cells``: every cell that is not real-time."""
+    return cells.loc[~realtime_mask(cells)]
 
 
 def measured_samples(samples: pd.DataFrame, *, kind: str | None = "request") -> pd.DataFrame:
@@ -85,40 +132,212 @@ def ratio_table(
 ) -> pd.DataFrame:
     """Every HTTP cell against every WebSocket cell: HTTP latency / WS latency.
 
-    ``ratio_table(run.cells)``; a ratio above 1 means WebSocket was faster (the "3x" claim
-    predicts 3 or more). Pairs are formed within a run when ``cells`` has a ``run_id``
-    column. Columns: ``run_id`` (if present), ``http_cell``, ``ws_cell``, then per label
-    ``http_<label>_ms``, ``ws_<label>_ms``, ``<label>_ratio`` (``p99.9`` -> ``p99_9``).
+    ``ratio_table(request_cells(run.cells))``; a ratio above 1 means WebSocket was faster
+    (the "3x" claim predicts 3 or more). Pairs are formed within a run when ``cells`` has a
+    ``run_id`` column. Columns: ``run_id`` (if present), ``http_cell``, ``ws_cell``, then per
+    label ``http_<label>_ms``, ``ws_<label>_ms``, ``<label>_ratio`` (``p99.9`` -> ``p99_9``).
     A ratio is NaN when either latency is missing or the WS latency is not positive.
-    Plain ratios of point estimates, no confidence intervals.
+    Plain ratios of point estimates, no confidence intervals. Real-time cells are not left
+    out here; their request latency is that of actions (send, publish...).
     """
-    cols = {label: latency_col(label, corrected=corrected) for label in labels}
-    out_cols: list[str] = ["http_cell", "ws_cell"]
-    for label, col in cols.items():
-        out_cols += [f"http_{col}", f"ws_{col}", f"{label.replace('.', '_')}_ratio"]
-    has_run = "run_id" in cells.columns
-    if has_run:
-        out_cols.insert(0, "run_id")
-    fam = (
-        cells["family"]
-        if "family" in cells.columns
-        else cells["transport"].map(lambda t: family(str(t)))
+    cols = {label.replace(".", "_"): latency_col(label, corrected=corrected) for label in labels}
+    fam = _families(cells)
+    return _pair_ratios(cells, fam == "http", fam == "ws", cols, ("run_id",), ())
+
+
+def delivery_table(cells: pd.DataFrame) -> pd.DataFrame:
+    """One row per real-time cell: delivery mode, latency, counts and cost per message.
+
+    ``delivery_table(run.cells)``. Columns: ``run_id`` (if present), ``cell``,
+    ``transport``, ``family``, ``delivery``, ``workload``, then
+    :data:`DELIVERY_TABLE_COLUMNS` (``delivery_p50_ms``, ``delivery_p99_ms``,
+    ``delivery_max_ms``, ``deliveries_expected`` ... ``deliveries_out_of_order``,
+    ``bytes_per_useful_message``, ``requests_per_useful_message``,
+    ``cpu_s_per_useful_message_server``/``_client``, ``empty_poll_ratio``). Missing
+    columns come out as NaN. Echo cells are left out.
+    """
+    live = realtime_cells(cells)
+    ident = ("run_id", "cell", "transport", "family", "delivery", "workload")
+    out = pd.DataFrame(index=live.index)
+    for col in (*ident, *DELIVERY_TABLE_COLUMNS):
+        if col in live.columns:
+            out[col] = live[col]
+        elif col == "family":
+            out[col] = live["transport"].map(lambda t: family(str(t)))
+        elif col != "run_id":
+            out[col] = np.nan
+    return out.reset_index(drop=True)
+
+
+def delivery_ratio_table(
+    cells: pd.DataFrame, *, labels: Sequence[str] = ("p50", "p99")
+) -> pd.DataFrame:
+    """Every HTTP polling cell against every WebSocket push cell: HTTP / WS.
+
+    ``delivery_ratio_table(run.cells)``: delivery latency ratios (above 1: push delivered
+    sooner) and the ratio of bytes on the wire per useful message (above 1: polling cost
+    more bytes). Pairs are formed within a run and workload. Columns: ``run_id`` (if
+    present), ``workload`` (if present), ``http_cell``, ``ws_cell``, ``http_delivery``
+    (short-poll or long-poll), then per label ``http_delivery_<label>_ms``,
+    ``ws_delivery_<label>_ms``, ``delivery_<label>_ratio``, and
+    ``http_bytes_per_useful_message``, ``ws_bytes_per_useful_message``, ``bytes_ratio``.
+    A ratio is NaN when either value is missing or the WS value is not positive.
+    """
+    cols = {f"delivery_{label.replace('.', '_')}": delivery_col(label) for label in labels}
+    cols["bytes"] = "bytes_per_useful_message"
+    fam = _families(cells)
+    delivery = cells["delivery"] if "delivery" in cells.columns else pd.Series(None, cells.index)
+    live = realtime_mask(cells)
+    http = live & (fam == "http") & delivery.isin(POLL_MODES)
+    ws = live & (fam == "ws") & (delivery.eq("push") | delivery.isna())
+    return _pair_ratios(cells, http, ws, cols, ("run_id", "workload"), ("delivery",))
+
+
+def measured_deliveries(deliveries: pd.DataFrame) -> pd.DataFrame:
+    """Deliveries that enter latency statistics: not warmup, not deferred, not duplicate.
+
+    Deferred rows (the recipient was offline when the item was caused) are counted as
+    delivered but their latency says how long the user was away, not how fast delivery is.
+    """
+    keep = ~(
+        deliveries["warmup"].eq(True)
+        | deliveries["deferred"].eq(True)
+        | deliveries["duplicate"].eq(True)
     )
-    groups = cells.groupby("run_id", sort=False) if has_run else [(None, cells)]
+    return deliveries.loc[keep]
+
+
+def delivery_percentiles(
+    deliveries: pd.DataFrame, *, labels: Sequence[str] = LATENCY_LABELS
+) -> pd.DataFrame:
+    """Delivery latency percentiles in ms per cell, from raw ``run.deliveries`` rows.
+
+    Uses :func:`measured_deliveries` only; percentiles interpolate linearly. One row per
+    cell (per run_id and cell when a ``run_id`` column exists) with the cell keys,
+    ``delivery``, ``family``, ``count`` and ``delivery_p50_ms`` ... ``delivery_max_ms``.
+    """
+    value_cols = [delivery_col(label) for label in labels]
+    qs = np.array([percentile_of(label) for label in labels])
+    keys = [k for k in ("run_id", *CELL_KEYS, "delivery") if k in deliveries.columns]
     rows = []
-    for run_id, group in groups:
-        http = group[fam.loc[group.index] == "http"]
-        ws = group[fam.loc[group.index] == "ws"]
+    measured = measured_deliveries(deliveries)
+    for key, group in measured.groupby(keys, sort=False, observed=True, dropna=False):
+        values = group["latency_ns"].to_numpy(dtype="float64") / 1e6
+        values = values[~np.isnan(values)]
+        row = dict(zip(keys, key, strict=True))
+        row["family"] = family(str(row["transport"]))
+        row["count"] = len(values)
+        stats = np.percentile(values, qs) if len(values) else np.full(len(qs), np.nan)
+        row.update(zip(value_cols, stats.tolist(), strict=True))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[*keys, "family", "count", *value_cols])
+
+
+#: Sample kinds of echo cells (every other kind is a real-time operation).
+ECHO_KINDS: tuple[str, ...] = ("request", "connect")
+
+#: Columns of :func:`bytes_per_useful_split` after the cell keys.
+BYTES_SPLIT_COLUMNS: tuple[str, ...] = (
+    "useful_messages",
+    "request_bytes",
+    "reply_bytes",
+    "push_bytes",
+    "total_bytes",
+)
+
+
+def bytes_per_useful_split(samples: pd.DataFrame, deliveries: pd.DataFrame) -> pd.DataFrame:
+    """Wire bytes per useful message per real-time cell, split by direction.
+
+    Derived from raw rows the way the load generator totals ``bytes_per_useful_message``:
+    over measured (non-warmup) rows, ``request_bytes`` is what the client sent in requests
+    (samples ``bytes_sent``: polls, sends...), ``reply_bytes`` what came back in replies
+    (``bytes_received``, poll replies included), ``push_bytes`` the WebSocket frames pushed
+    to users (deliveries ``bytes`` with ``via == "push"``); each divided by the useful
+    messages (non-warmup, non-duplicate deliveries plus accepted activity events).
+    ``total_bytes`` is their sum. One row per real-time cell: a cell with deliveries or
+    with samples other than echo requests and connects (the activity workload delivers
+    nothing; its useful messages are activity events). Columns: ``run_id`` (if present),
+    ``cell``, ``transport``, ``client``, ``conn_mode``, ``delivery`` (from the deliveries;
+    missing without them), then :data:`BYTES_SPLIT_COLUMNS` (per message, NaN without
+    useful ones).
+    """
+    keys = [k for k in ("run_id", *CELL_KEYS) if k in deliveries.columns and k in samples.columns]
+    out_cols = [*keys, "delivery", *BYTES_SPLIT_COLUMNS]
+    live_d = deliveries.loc[~deliveries["warmup"].eq(True)]
+    sent = samples.loc[~samples["warmup"].eq(True)]
+    activity = sent.loc[sent["kind"].eq("activity") & sent["ok"].eq(True)]
+
+    def total(frame: pd.DataFrame, column: str | None) -> dict[tuple, float]:
+        grouped = frame.groupby(keys, observed=True, sort=False)
+        sums = grouped.size() if column is None else grouped[column].sum()
+        return {k: float(v) for k, v in sums.items()}
+
+    modes = {
+        k: v
+        for k, v in deliveries.groupby(keys, observed=True, sort=False)["delivery"].first().items()
+    }
+    live_samples = samples.loc[~samples["kind"].isin(ECHO_KINDS)]
+    cells = list(modes) + [k for k in total(live_samples, None) if k not in modes]
+    useful = total(live_d.loc[~live_d["duplicate"].eq(True)], None)
+    events = total(activity, None)
+    request, reply = total(sent, "bytes_sent"), total(sent, "bytes_received")
+    push = total(live_d.loc[live_d["via"].eq("push")], "bytes")
+    rows = []
+    for key in cells:
+        n = useful.get(key, 0.0) + events.get(key, 0.0)
+        parts = {
+            "request_bytes": request.get(key, 0.0),
+            "reply_bytes": reply.get(key, 0.0),
+            "push_bytes": push.get(key, 0.0),
+        }
+        parts["total_bytes"] = sum(parts.values())
+        row = dict(zip(keys, key, strict=True))
+        row["delivery"] = modes.get(key)
+        row["useful_messages"] = int(n)
+        row.update({k: v / n if n > 0 else np.nan for k, v in parts.items()})
+        rows.append(row)
+    return pd.DataFrame(rows, columns=out_cols)
+
+
+def _families(cells: pd.DataFrame) -> pd.Series:
+    """``family`` of each cell (from the column, else from ``transport``)."""
+    if "family" in cells.columns:
+        return cells["family"]
+    return cells["transport"].map(lambda t: family(str(t)))
+
+
+def _pair_ratios(
+    cells: pd.DataFrame,
+    http_mask: pd.Series,
+    ws_mask: pd.Series,
+    cols: dict[str, str],
+    group_keys: Sequence[str],
+    http_extra: Sequence[str],
+) -> pd.DataFrame:
+    """Every ``http_mask`` row against every ``ws_mask`` row within ``group_keys``.
+
+    Per ``{stem: column}`` in ``cols``: ``http_<column>``, ``ws_<column>``, ``<stem>_ratio``.
+    """
+    groups_by = [k for k in group_keys if k in cells.columns]
+    out_cols: list[str] = [*groups_by, "http_cell", "ws_cell", *(f"http_{c}" for c in http_extra)]
+    for stem, col in cols.items():
+        out_cols += [f"http_{col}", f"ws_{col}", f"{stem}_ratio"]
+    groups = cells.groupby(groups_by, sort=False, dropna=False) if groups_by else [((), cells)]
+    rows = []
+    for key, group in groups:
+        ident = dict(zip(groups_by, key if isinstance(key, tuple) else (key,), strict=True))
+        http = group[http_mask.loc[group.index]]
+        ws = group[ws_mask.loc[group.index]]
         for _, h in http.iterrows():
             for _, w in ws.iterrows():
-                row: dict[str, object] = {"http_cell": h["cell"], "ws_cell": w["cell"]}
-                if has_run:
-                    row["run_id"] = run_id
-                for label, col in cols.items():
+                row: dict[str, object] = {**ident, "http_cell": h["cell"], "ws_cell": w["cell"]}
+                for extra in http_extra:
+                    row[f"http_{extra}"] = h.get(extra)
+                for stem, col in cols.items():
                     hv, wv = _num(h.get(col)), _num(w.get(col))
                     row[f"http_{col}"], row[f"ws_{col}"] = hv, wv
-                    ratio = hv / wv if wv > 0 else np.nan
-                    row[f"{label.replace('.', '_')}_ratio"] = ratio
+                    row[f"{stem}_ratio"] = hv / wv if wv > 0 else np.nan
                 rows.append(row)
     return pd.DataFrame(rows, columns=out_cols)
 

@@ -1,11 +1,16 @@
-"""Terminal tables (rich) for a run: per-cell summary, HTTP/WS ratios and warnings.
+"""Terminal tables (rich) for a run: per-cell summaries, HTTP/WS ratios and warnings.
 
 ::
 
     from reports.table import print_summary
-    print_summary(run)                 # summary table (split in two if too wide), warnings
-    console.print(summary_table(run))  # just the full table
+    print_summary(run)                 # summary tables (split in two if too wide), warnings
+    console.print(summary_table(run))  # just the echo (request) table
+    console.print(delivery_summary_table(run))   # just the real-time (delivery) table
     console.print(ratio_rich_table(reports.stats.ratio_table(run.cells)))
+    console.print(delivery_ratio_rich_table(reports.stats.delivery_ratio_table(run.cells)))
+
+Echo cells appear in the request table, real-time cells in the delivery table; a run
+may have either or both.
 """
 
 from __future__ import annotations
@@ -21,8 +26,19 @@ from rich.table import Table
 from rich.text import Text
 
 from reports.checks import cell_label, run_warnings
-from reports.fmt import fmt_bytes, fmt_int, fmt_ms, fmt_pct, fmt_rate, fmt_ratio, fmt_us
+from reports.fmt import (
+    fmt_bytes,
+    fmt_int,
+    fmt_ms,
+    fmt_pct,
+    fmt_rate,
+    fmt_ratio,
+    fmt_real,
+    fmt_text,
+    fmt_us,
+)
 from reports.load import Run
+from reports.stats import delivery_table, realtime_cells, request_cells
 
 
 class SummaryColumn(NamedTuple):
@@ -31,7 +47,7 @@ class SummaryColumn(NamedTuple):
     header: str
     fmt: Callable[[object], str]
     source: str
-    group: str  # "latency" or "resources": how a narrow terminal splits the table
+    group: str  # how a narrow terminal splits the table: latency/resources(/counts/cost)
 
 
 #: The summary table's columns after "Cell", in display order.
@@ -51,45 +67,121 @@ SUMMARY_COLUMNS: tuple[SummaryColumn, ...] = (
 )
 
 
+#: The delivery table's columns after "Cell" (real-time cells), in display order; sources
+#: are columns of :func:`reports.stats.delivery_table`.
+DELIVERY_SUMMARY_COLUMNS: tuple[SummaryColumn, ...] = (
+    SummaryColumn("Delivery", fmt_text, "delivery", "latency"),
+    SummaryColumn("Delivery\np50 ms", fmt_ms, "delivery_p50_ms", "latency"),
+    SummaryColumn("Delivery\np99 ms", fmt_ms, "delivery_p99_ms", "latency"),
+    SummaryColumn("Delivery\nmax ms", fmt_ms, "delivery_max_ms", "latency"),
+    SummaryColumn("Expected", fmt_int, "deliveries_expected", "counts"),
+    SummaryColumn("Delivered", fmt_int, "deliveries_delivered", "counts"),
+    SummaryColumn("Lost", fmt_int, "deliveries_lost", "counts"),
+    SummaryColumn("Dup", fmt_int, "deliveries_duplicated", "counts"),
+    SummaryColumn("Out of\norder", fmt_int, "deliveries_out_of_order", "counts"),
+    SummaryColumn("Bytes\nper msg", fmt_bytes, "bytes_per_useful_message", "cost"),
+    SummaryColumn("Requests\nper msg", fmt_real, "requests_per_useful_message", "cost"),
+    SummaryColumn("Server CPU\nµs/msg", fmt_us, "cpu_s_per_useful_message_server", "cost"),
+    SummaryColumn("Client CPU\nµs/msg", fmt_us, "cpu_s_per_useful_message_client", "cost"),
+    SummaryColumn("Empty\npolls", fmt_pct, "empty_poll_ratio", "cost"),
+)
+
+
+#: Narrowest the "Cell" column may get (rich folds longer names over several lines).
+CELL_MIN_WIDTH = 16
+
+#: The time-on-site table's columns after "Cell" (activity workload): the server's total
+#: against the clients' own, and how far apart they were per user.
+ACTIVITY_SUMMARY_COLUMNS: tuple[SummaryColumn, ...] = (
+    SummaryColumn("Users", fmt_int, "activity_users", "activity"),
+    SummaryColumn("Server\nms", fmt_ms, "activity_server_ms", "activity"),
+    SummaryColumn("Clients\nms", fmt_ms, "activity_client_ms", "activity"),
+    SummaryColumn("Mean |diff|\nms/user", fmt_ms, "activity_mean_abs_diff_ms", "activity"),
+    SummaryColumn("Max |diff|\nms", fmt_ms, "activity_max_abs_diff_ms", "activity"),
+)
+
+
+def activity_cells(run: Run) -> pd.DataFrame:
+    """The cells with a time-on-site check (``activity_users`` present)."""
+    cells = run.cells
+    if "activity_users" not in cells.columns:
+        return cells.iloc[0:0]
+    return cells.loc[cells["activity_users"].notna()]
+
+
 def summary_rows(run: Run) -> list[list[str]]:
-    """The summary as strings: ``[cell label, *(c.fmt(value) for c in SUMMARY_COLUMNS)]``."""
-    return [
-        [cell_label(run, row), *(c.fmt(row.get(c.source)) for c in SUMMARY_COLUMNS)]
-        for _, row in run.cells.iterrows()
-    ]
+    """The echo summary as strings: ``[cell label, *(c.fmt(value) for c in SUMMARY_COLUMNS)]``.
+
+    One row per echo (request/response) cell; real-time cells are in :func:`delivery_rows`.
+    """
+    return _rows(run, request_cells(run.cells), SUMMARY_COLUMNS)
+
+
+def delivery_rows(run: Run) -> list[list[str]]:
+    """The delivery summary as strings, one row per real-time cell:
+    ``[cell label, *(c.fmt(value) for c in DELIVERY_SUMMARY_COLUMNS)]``."""
+    return _rows(run, delivery_table(run.cells), DELIVERY_SUMMARY_COLUMNS)
+
+
+def activity_rows(run: Run) -> list[list[str]]:
+    """Time on site as strings, one row per cell of :func:`activity_cells`."""
+    return _rows(run, activity_cells(run), ACTIVITY_SUMMARY_COLUMNS)
+
+
+def activity_summary_table(run: Run) -> Table:
+    """Per activity cell: time on site by the server against the clients' own."""
+    title = (
+        f"rtbench {run.scenario_name} — run {run.run_id} — time on site "
+        "(server's figure against the clients' own)"
+    )
+    return _filled(run, title, activity_cells(run), ACTIVITY_SUMMARY_COLUMNS)
 
 
 def summary_table(run: Run) -> Table:
-    """Per-cell summary: count, errors, throughput, latency percentiles, CPU, bytes."""
-    return _summary_table(run, SUMMARY_COLUMNS, "")
+    """Per echo cell: count, errors, throughput, latency percentiles, CPU, bytes."""
+    return _summary_table(run, request_cells(run.cells), SUMMARY_COLUMNS, "")
 
 
 def summary_tables_narrow(run: Run) -> list[Table]:
-    """The summary split in two tables (latency, resources) for narrow terminals."""
+    """The echo summary split in two tables (latency, resources) for narrow terminals."""
+    cells = request_cells(run.cells)
     return [
-        _summary_table(run, tuple(c for c in SUMMARY_COLUMNS if c.group == group), f" — {group}")
+        _summary_table(run, cells, _group(SUMMARY_COLUMNS, group), f" — {group}")
         for group in ("latency", "resources")
+    ]
+
+
+def delivery_summary_table(run: Run) -> Table:
+    """Per real-time cell: delivery mode, counts, delivery latency, cost per useful message."""
+    return _delivery_table(run, DELIVERY_SUMMARY_COLUMNS, "")
+
+
+def delivery_tables_narrow(run: Run) -> list[Table]:
+    """The delivery summary split in three tables (latency, counts, cost) for narrow
+    terminals."""
+    return [
+        _delivery_table(run, _group(DELIVERY_SUMMARY_COLUMNS, group), f" — {group}")
+        for group in ("latency", "counts", "cost")
     ]
 
 
 def ratio_rich_table(ratios: pd.DataFrame) -> Table:
     """The output of :func:`reports.stats.ratio_table` as a rich Table (one column per ratio)."""
-    table = _table("HTTP / WebSocket latency ratio (>1: WebSocket faster; the claim says ≥ 3)")
-    multi = "run_id" in ratios.columns and ratios["run_id"].nunique() > 1
-    if multi:
-        table.add_column("Run", overflow="fold")
-    for header in ("HTTP cell", "WS cell"):
-        table.add_column(header, overflow="fold")
-    ratio_cols = [c for c in ratios.columns if c.endswith("_ratio")]
-    for col in ratio_cols:
-        label = col.removesuffix("_ratio").replace("_", ".")
-        table.add_column(f"{label}\nratio", justify="right", no_wrap=True)
-    for _, row in ratios.iterrows():
-        values = [str(row["run_id"])] if multi else []
-        values += [str(row["http_cell"]), str(row["ws_cell"])]
-        values += [fmt_ratio(row[c]) for c in ratio_cols]
-        table.add_row(*(Text(v) for v in values))
-    return table
+    return _ratio_table(
+        ratios,
+        "HTTP / WebSocket latency ratio (>1: WebSocket faster; the claim says ≥ 3)",
+        (),
+    )
+
+
+def delivery_ratio_rich_table(ratios: pd.DataFrame) -> Table:
+    """The output of :func:`reports.stats.delivery_ratio_table` as a rich Table."""
+    return _ratio_table(
+        ratios,
+        "HTTP polling / WebSocket push: delivery latency and bytes per useful message "
+        "(>1: push faster or leaner; the claim says ≥ 3)",
+        ("http_delivery",),
+    )
 
 
 def print_warnings(lines: Sequence[str], console: Console | None = None) -> None:
@@ -100,37 +192,105 @@ def print_warnings(lines: Sequence[str], console: Console | None = None) -> None
 
 
 def print_summary(run: Run, console: Console | None = None) -> list[str]:
-    """Print the summary table then the warnings (see :func:`reports.checks.run_warnings`).
+    """Print the summary tables then the warnings (see :func:`reports.checks.run_warnings`).
 
-    When the full table is wider than the console it is printed as two tables (latency,
-    resources) so no number is cut. Returns the warning lines printed.
+    The request table lists echo cells (it is printed also when the run has no cells), the
+    delivery table real-time cells, the time-on-site table activity cells. A table wider
+    than the console is printed in parts (two for requests, three for deliveries) so no
+    number is cut. Returns the warning lines printed.
     """
     console = console or Console()
-    table = summary_table(run)
+    live = realtime_cells(run.cells)
+    if len(live) < len(run.cells) or run.cells.empty:
+        _print_fitting(console, summary_table(run), lambda: summary_tables_narrow(run))
+    if not live.empty:
+        _print_fitting(console, delivery_summary_table(run), lambda: delivery_tables_narrow(run))
+    if not activity_cells(run).empty:
+        console.print(activity_summary_table(run))
+    lines = run_warnings(run)
+    print_warnings(lines, console)
+    return lines
+
+
+def _print_fitting(console: Console, table: Table, narrow: Callable[[], list[Table]]) -> None:
     natural = Measurement.get(console, console.options.update(max_width=100_000), table)
     if natural.maximum <= console.width:
         console.print(table)
     else:
-        for part in summary_tables_narrow(run):
+        for part in narrow():
             console.print(part)
-    lines = run_warnings(run)
-    print_warnings(lines, console)
-    return lines
+
+
+def _group(columns: Sequence[SummaryColumn], group: str) -> tuple[SummaryColumn, ...]:
+    return tuple(c for c in columns if c.group == group)
+
+
+def _rows(run: Run, cells: pd.DataFrame, columns: Sequence[SummaryColumn]) -> list[list[str]]:
+    return [
+        [cell_label(run, row), *(c.fmt(row.get(c.source)) for c in columns)]
+        for _, row in cells.iterrows()
+    ]
+
+
+def _ratio_table(ratios: pd.DataFrame, title: str, extra: Sequence[str]) -> Table:
+    """Run (if several), HTTP cell, WS cell, ``extra`` columns, then one column per ratio."""
+    table = _table(title)
+    multi = "run_id" in ratios.columns and ratios["run_id"].nunique() > 1
+    if multi:
+        table.add_column("Run", overflow="fold")
+    for header in ("HTTP cell", "WS cell"):
+        table.add_column(header, overflow="fold")
+    for col in extra:
+        table.add_column(col.removeprefix("http_").replace("_", " ").capitalize())
+    ratio_cols = [c for c in ratios.columns if c.endswith("_ratio")]
+    for col in ratio_cols:
+        label = _ratio_label(col)
+        table.add_column(f"{label}\nratio", justify="right", no_wrap=True)
+    for _, row in ratios.iterrows():
+        values = [str(row["run_id"])] if multi else []
+        values += [str(row["http_cell"]), str(row["ws_cell"])]
+        values += [fmt_text(row[c]) for c in extra]
+        values += [fmt_ratio(row[c]) for c in ratio_cols]
+        table.add_row(*(Text(v) for v in values))
+    return table
+
+
+def _ratio_label(col: str) -> str:
+    """``p99_9_ratio`` -> ``p99.9``; ``delivery_p50_ratio`` -> ``delivery p50``."""
+    stem = col.removesuffix("_ratio")
+    prefix = ""
+    if stem.startswith("delivery_"):
+        prefix, stem = "delivery ", stem.removeprefix("delivery_")
+    return prefix + stem.replace("_", ".")
 
 
 def _table(title: str) -> Table:
     return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
 
 
-def _summary_table(run: Run, columns: Sequence[SummaryColumn], suffix: str) -> Table:
-    table = _table(
+def _summary_table(
+    run: Run, cells: pd.DataFrame, columns: Sequence[SummaryColumn], suffix: str
+) -> Table:
+    title = (
         f"rtbench {run.scenario_name} — run {run.run_id}{suffix} "
         "(latencies corrected for coordinated omission)"
     )
-    table.add_column("Cell", overflow="fold")
+    return _filled(run, title, cells, columns)
+
+
+def _delivery_table(run: Run, columns: Sequence[SummaryColumn], suffix: str) -> Table:
+    title = (
+        f"rtbench {run.scenario_name} — run {run.run_id} — deliveries{suffix} "
+        "(delivery latency from cause to receipt; costs per useful message)"
+    )
+    return _filled(run, title, delivery_table(run.cells), columns)
+
+
+def _filled(run: Run, title: str, cells: pd.DataFrame, columns: Sequence[SummaryColumn]) -> Table:
+    table = _table(title)
+    table.add_column("Cell", overflow="fold", min_width=CELL_MIN_WIDTH)
     for c in columns:
         table.add_column(c.header, justify="right", no_wrap=True)
-    for _, row in run.cells.iterrows():
-        values = [cell_label(run, row), *(c.fmt(row.get(c.source)) for c in columns)]
+    for values in _rows(run, cells, columns):
         table.add_row(*(Text(v) for v in values))
     return table

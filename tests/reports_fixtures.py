@@ -1,11 +1,20 @@
 """Synthetic results folders for the reports tests.
 
 ``make_run_dir(tmp_path)`` writes samples.parquet (loadgen.schema.SAMPLE_SCHEMA),
-summary.json and meta.json for the :data:`DEFAULT_CELLS` and returns the folder.
+summary.json and meta.json for the :data:`DEFAULT_CELLS` (echo) and returns the folder;
+``schema=1`` writes the version 1 format (samples without ``items``).
 Every cell's measured latencies are one shared lognormal base (integer ns) times the
 cell's ``scale``, so with integer scales every percentile ratio between two cells is
 exactly the ratio of their scales. Warmup and failed rows get absurd latencies
 (:data:`JUNK_NS`) so any statistic that fails to exclude them is visibly wrong.
+
+``make_realtime_run_dir(tmp_path)`` writes a real-time (messaging) run for the
+:data:`DEFAULT_RT_CELLS`: samples (sends and polls), deliveries.parquet and the
+summary's delivery fields, computed from those rows the way the load generator does.
+Delivery latency is the shared base times the cell's ``scale`` (short poll 10x push);
+warmup, deferred and duplicate deliveries get :data:`JUNK_NS`. The byte sizes are
+chosen so that bytes per useful message are exactly :data:`HTTP_BYTES_PER_MESSAGE`
+for polling cells and :data:`WS_BYTES_PER_MESSAGE` for push cells.
 """
 
 from __future__ import annotations
@@ -21,6 +30,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loadgen.schema import (
+    DELIVERIES_FILE,
+    DELIVERY_SCHEMA,
     META_FILE,
     SAMPLE_SCHEMA,
     SAMPLES_FILE,
@@ -79,11 +90,14 @@ def make_run_dir(
     drop_columns: Sequence[str] = (),
     summary_overrides: Mapping[str, Any] | None = None,
     meta_overrides: Mapping[str, Any] | None = None,
+    schema: int = SCHEMA_VERSION,
 ) -> Path:
     """Write a results folder ``tmp_path / run_id`` and return it.
 
     ``n`` measured requests per cell, split over ``repeats``; ``drop_columns`` removes
     sample columns (to test validation); the overrides are merged into the JSON files.
+    ``schema=1`` writes the version 1 format: no ``items`` sample column, no ``delivery``
+    or ``workload`` in summary.json.
     """
     folder = tmp_path / run_id
     folder.mkdir(parents=True)
@@ -103,6 +117,7 @@ def make_run_dir(
             "transport": spec.transport,
             "client": spec.client,
             "conn_mode": spec.conn_mode,
+            **({"delivery": "request", "workload": "echo"} if schema >= 2 else {}),
             "family": family(spec.transport),
             "load_model": "closed",
             "connections": 8,
@@ -116,11 +131,42 @@ def make_run_dir(
         }
         summary_cells.append(entry)
     table = pa.Table.from_pydict(columns, schema=SAMPLE_SCHEMA)
+    if schema < 2:
+        table = table.drop_columns(["items"])
     if drop_columns:
         table = table.drop_columns(list(drop_columns))
     pq.write_table(table, folder / SAMPLES_FILE)
+    _write_json(
+        folder,
+        run_id,
+        scenario_name,
+        summary_cells,
+        schema,
+        complete,
+        repeats,
+        [spec.name for spec in cells],
+        summary_overrides,
+        meta_overrides,
+    )
+    return folder
+
+
+def _write_json(
+    folder: Path,
+    run_id: str,
+    scenario_name: str,
+    summary_cells: list[dict[str, Any]],
+    schema: int,
+    complete: bool,
+    repeats: int,
+    cell_names: list[str],
+    summary_overrides: Mapping[str, Any] | None,
+    meta_overrides: Mapping[str, Any] | None,
+    workload: str = "echo",
+) -> None:
+    """summary.json and meta.json of a synthetic run."""
     summary = {
-        "schema": SCHEMA_VERSION,
+        "schema": schema,
         "run_id": run_id,
         "scenario": scenario_name,
         "complete": complete,
@@ -128,17 +174,18 @@ def make_run_dir(
         **(summary_overrides or {}),
     }
     meta = {
-        "schema": SCHEMA_VERSION,
+        "schema": schema,
         "run_id": run_id,
         "complete": complete,
         "started_at": "2026-11-29T01:50:00+00:00",
         "ended_at": "2026-11-29T01:52:10+00:00",
         "scenario": {
             "name": scenario_name,
+            "workload": workload,
             "duration_s": 5.0,
             "warmup_s": 1.0,
             "repeats": repeats,
-            "cells": [spec.name for spec in cells],
+            "cells": cell_names,
         },
         "environment": {
             "python": "3.12.3",
@@ -160,7 +207,6 @@ def make_run_dir(
     }
     (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2), encoding="utf-8")
     (folder / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    return folder
 
 
 def _add_rows(
@@ -223,4 +269,292 @@ def _stats(
             "sent": 180.0 if is_http else 30.0,
             "received": 170.0 if is_http else 28.0,
         },
+    }
+
+
+# --- real-time runs ---------------------------------------------------------------------
+
+#: Wire bytes per useful message of the synthetic real-time cells (see the byte sizes below).
+HTTP_BYTES_PER_MESSAGE = 800.0
+WS_BYTES_PER_MESSAGE = 80.0
+
+# Each measured delivery costs, in a polling cell: one poll carrying it (150 sent, 250
+# received), one empty poll (150 + 100), half a send (200 + 100): 400 + 250 + 150 = 800.
+# In a push cell: its pushed frame (40) and half a send (60 + 20): 40 + 40 = 80.
+POLL_SENT, POLL_REPLY, EMPTY_REPLY = 150, 250, 100
+HTTP_SEND = (200, 100)
+WS_SEND = (60, 20)
+PUSH_BYTES = 40
+
+
+@dataclass(frozen=True)
+class RtCellSpec:
+    """One synthetic real-time cell; delivery latency = shared base * ``scale``.
+
+    ``lost`` and ``duplicated`` are per repeat; ``deferred`` adds that many deliveries per
+    repeat to offline recipients (counted, left out of latency statistics).
+    """
+
+    transport: str
+    client: str
+    conn_mode: str
+    delivery: str
+    scale: float = 1.0
+    lost: int = 0
+    duplicated: int = 0
+    deferred: int = 0
+    reconnects: int = 0
+    slow_consumer_closes: int = 0
+    item_type: str = "message"
+
+    @property
+    def name(self) -> str:
+        base = f"{self.transport}/{self.client}/{self.conn_mode}"
+        return base if self.delivery == "push" else f"{base}/{self.delivery}"
+
+    @property
+    def polls(self) -> bool:
+        return self.delivery != "push"
+
+
+DEFAULT_RT_CELLS: tuple[RtCellSpec, ...] = (
+    RtCellSpec("http", "aiohttp", "keep-alive", "short-poll", scale=10),
+    RtCellSpec("http", "aiohttp", "keep-alive", "long-poll", scale=3),
+    RtCellSpec("ws-aiohttp", "aiohttp", "persistent", "push", scale=1),
+    RtCellSpec("ws-websockets", "websockets", "persistent", "push", scale=2),
+)
+
+
+def make_realtime_run_dir(
+    tmp_path: Path,
+    cells: Sequence[RtCellSpec] = DEFAULT_RT_CELLS,
+    *,
+    run_id: str = "20261130-101500-messaging-quick",
+    scenario_name: str = "messaging-quick",
+    workload: str = "messaging",
+    n: int = 1000,
+    repeats: int = 2,
+    warmup: int = 20,
+    seed: int = 0,
+    complete: bool = True,
+    write_deliveries: bool = True,
+    drop_delivery_columns: Sequence[str] = (),
+    summary_overrides: Mapping[str, Any] | None = None,
+    meta_overrides: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a real-time results folder ``tmp_path / run_id`` and return it.
+
+    ``n`` (even) measured deliveries per cell, split over ``repeats``;
+    ``write_deliveries=False`` leaves deliveries.parquet out; ``drop_delivery_columns``
+    removes its columns (to test validation).
+    """
+    folder = tmp_path / run_id
+    folder.mkdir(parents=True)
+    base = base_latencies_ns(n, seed)
+    samples: dict[str, list[Any]] = {name: [] for name in SAMPLE_SCHEMA.names}
+    rows: dict[str, list[Any]] = {name: [] for name in DELIVERY_SCHEMA.names}
+    summary_cells = []
+    for spec in cells:
+        measured = np.round(base * spec.scale).astype("int64")
+        per_repeat, totals = [], []
+        for rep, chunk in enumerate(np.array_split(measured, repeats)):
+            stats = _rt_repeat(samples, rows, spec, rep, chunk, warmup)
+            totals.append(stats)
+            per_repeat.append({"repeat": rep, **_rt_block(spec, [stats], 5.0 / repeats)})
+        entry = {
+            "cell": spec.name,
+            "transport": spec.transport,
+            "client": spec.client,
+            "conn_mode": spec.conn_mode,
+            "delivery": spec.delivery,
+            "workload": workload,
+            "family": family(spec.transport),
+            "load_model": "open",
+            "connections": 4,
+            "target_rate": None,
+            "status": "error" if spec.lost or spec.duplicated else "ok",
+            "failures": [],
+            "repeats": repeats,
+            **_rt_block(spec, totals, 5.0),
+            "delivery_latency_by_type_ms": {
+                spec.item_type: _percentiles(np.concatenate([t["latencies"] for t in totals]))
+            },
+            "polls": sum(t["polls"] for t in totals),
+            "empty_polls": sum(t["empty_polls"] for t in totals),
+            "empty_poll_ratio": 0.5 if spec.polls else None,
+            "reconnects": spec.reconnects,
+            "slow_consumer_closes": spec.slow_consumer_closes,
+            "activity": None,
+            "rss_mb": {"server": 40.1, "client": 60.2},
+            "per_repeat": per_repeat,
+        }
+        summary_cells.append(entry)
+    pq.write_table(pa.Table.from_pydict(samples, schema=SAMPLE_SCHEMA), folder / SAMPLES_FILE)
+    if write_deliveries:
+        table = pa.Table.from_pydict(rows, schema=DELIVERY_SCHEMA)
+        if drop_delivery_columns:
+            table = table.drop_columns(list(drop_delivery_columns))
+        pq.write_table(table, folder / DELIVERIES_FILE)
+    _write_json(
+        folder,
+        run_id,
+        scenario_name,
+        summary_cells,
+        SCHEMA_VERSION,
+        complete,
+        repeats,
+        [spec.name for spec in cells],
+        summary_overrides,
+        meta_overrides,
+        workload,
+    )
+    return folder
+
+
+def _percentiles(values_ns: np.ndarray) -> dict[str, float]:
+    ms = values_ns / 1e6
+    return {label: float(np.percentile(ms, q)) for label, q in LABELS}
+
+
+def _rt_block(spec: RtCellSpec, parts: list[dict[str, Any]], duration_s: float) -> dict[str, Any]:
+    """The summary.json statistics of a real-time cell (or repeat) from its rows' totals."""
+    latencies = np.concatenate([p["latencies"] for p in parts])
+    sends = np.concatenate([p["send_latencies"] for p in parts])
+    count = len(sends)
+    useful = sum(p["useful"] for p in parts)
+    wire = sum(p["wire"] for p in parts)
+    requests = sum(p["requests"] for p in parts)
+    delivered = sum(p["delivered"] for p in parts)
+    lost = spec.lost * len(parts)
+    sent_b, recv_b = HTTP_SEND if spec.polls else WS_SEND
+    return {
+        "count": count,
+        "errors": 0,
+        "duration_s": duration_s,
+        "throughput_rps": count / duration_s,
+        "latency_ms": _percentiles(sends),
+        "latency_uncorrected_ms": _percentiles(sends),
+        "cpu_s_per_request": {"server": 0.0002, "client": 0.0004},
+        "cpu_util": {"server": 0.1, "client": 0.2},
+        "bytes_per_request": {"sent": float(sent_b), "received": float(recv_b)},
+        "deliveries": {
+            "expected": delivered + lost,
+            "delivered": delivered,
+            "lost": lost,
+            "duplicated": spec.duplicated * len(parts),
+            "out_of_order": 0,
+            "unexpected": 0,
+        },
+        "delivery_latency_ms": _percentiles(latencies),
+        "useful_messages": useful,
+        "per_useful_message": {
+            "bytes": wire / useful,
+            "requests": requests / useful,
+            "cpu_s_server": 0.00002 * spec.scale,
+            "cpu_s_client": 0.00004 * spec.scale,
+        },
+    }
+
+
+def _rt_repeat(
+    samples: dict[str, list[Any]],
+    rows: dict[str, list[Any]],
+    spec: RtCellSpec,
+    rep: int,
+    latencies: np.ndarray,
+    warmup: int,
+) -> dict[str, Any]:
+    """Append one repeat's samples and deliveries; return its totals (worker's formulas)."""
+    t0 = 1_000_000_000 * (rep + 1)
+    cell = {
+        "cell": spec.name,
+        "transport": spec.transport,
+        "client": spec.client,
+        "conn_mode": spec.conn_mode,
+        "repeat": rep,
+    }
+    sent_b, recv_b = HTTP_SEND if spec.polls else WS_SEND
+    send_latencies = latencies[::2] // 4 + 50_000  # sends: one per two deliveries
+    measured_samples: list[tuple[int, int]] = []
+
+    def sample(kind: str, t: int, latency: int, bs: int, br: int, items: int, warm: bool) -> None:
+        row = {
+            **cell,
+            "conn": 0,
+            "kind": kind,
+            "intended_ns": t,
+            "sent_ns": t,
+            "received_ns": t + latency,
+            "latency_ns": latency,
+            "latency_uncorrected_ns": latency,
+            "bytes_sent": bs,
+            "bytes_received": br,
+            "items": items,
+            "ok": True,
+            "error": None,
+            "warmup": warm,
+        }
+        for name, value in row.items():
+            samples[name].append(value)
+        if not warm:
+            measured_samples.append((bs, br))
+
+    def delivery(i: int, latency: int, *, warm=False, deferred=False, dup=False) -> int:
+        t = t0 + i * 1_000_000
+        nbytes = POLL_REPLY if spec.polls else PUSH_BYTES
+        row = {
+            **cell,
+            "delivery": spec.delivery,
+            "type": spec.item_type,
+            "item_id": i,
+            "sender": f"u{i % 7}",
+            "recipient": f"u{(i + 1) % 7}",
+            "seq": i,
+            "origin_ns": t,
+            "received_ns": t + latency,
+            "latency_ns": latency,
+            "via": "poll" if spec.polls else "push",
+            "duplicate": dup,
+            "out_of_order": False,
+            "warmup": warm,
+            "deferred": deferred,
+            "bytes": nbytes,
+        }
+        for name, value in row.items():
+            rows[name].append(value)
+        return nbytes
+
+    push = 0
+    for i in range(warmup):
+        delivery(i, JUNK_NS, warm=True)
+        sample("send", t0 + i, JUNK_NS, sent_b, recv_b, 0, True)
+        if spec.polls:
+            sample("poll", t0 + i, JUNK_NS, POLL_SENT, POLL_REPLY, 1, True)
+        else:
+            sample("connect", t0 + i, JUNK_NS, 0, 0, 0, True)
+    extra = [(JUNK_NS, {"deferred": True})] * spec.deferred
+    extra += [(JUNK_NS, {"dup": True})] * spec.duplicated
+    items = [(int(v), {}) for v in latencies] + extra
+    for i, (latency, flags) in enumerate(items, start=warmup):
+        nbytes = delivery(i, latency, **flags)
+        if not spec.polls:
+            push += nbytes
+    for j, latency in enumerate(send_latencies):
+        sample("send", t0 + j, int(latency), sent_b, recv_b, 0, False)
+    polls = empty = 0
+    if spec.polls:
+        for j in range(len(items)):  # one poll per delivery, one empty poll each
+            sample("poll", t0 + j, 1_000_000, POLL_SENT, POLL_REPLY, 1, False)
+            sample("poll", t0 + j, 1_000_000, POLL_SENT, EMPTY_REPLY, 0, False)
+            polls, empty = polls + 2, empty + 1
+    useful = len(latencies) + spec.deferred
+    return {
+        "latencies": latencies,
+        "send_latencies": send_latencies,
+        "useful": useful,
+        "delivered": useful,
+        "wire": sum(bs + br for bs, br in measured_samples) + push,
+        "requests": len(measured_samples),
+        "polls": polls,
+        "empty_polls": empty,
     }
