@@ -5,6 +5,8 @@
     rtbench run scenarios/quick.toml [--out DIR] [--no-report]
     rtbench report results/RUN_ID [results/OTHER ...]
     rtbench validate scenarios/*.toml
+    rtbench compare BASELINE CURRENT [--max-regression p99:+15% ...] [--report-only]
+    rtbench baseline save results/RUN_ID [--name NAME]
 """
 
 from __future__ import annotations
@@ -61,9 +63,18 @@ def run(
         err.print(f"report: {path}")
     if not result.complete:
         raise typer.Exit(130)
+    slo_failed = False
+    if spec.slo is not None:
+        from loadgen import slo
+
+        checks = slo.check_slo(spec.slo, result.summary)
+        slo.print_slo(checks, Console())
+        slo.write_slo(result.out_dir, checks)
+        slo_failed = slo.exit_code(checks) != 0
     failed = [c["cell"] for c in result.summary["cells"] if c["status"] != "ok"]
     if failed:
         err.print(f"[red]cells with errors:[/] {', '.join(failed)} (see the logs/ folder)")
+    if failed or slo_failed:
         raise typer.Exit(1)
 
 
@@ -102,6 +113,117 @@ def validate(
         err.print(f"[green]ok[/] {path}: {len(spec.cells)} cells, ~{spec.estimated_seconds():.0f}s")
     if bad:
         raise typer.Exit(2)
+
+
+@app.command()
+def compare(
+    baseline: Annotated[
+        str, typer.Argument(help="Baseline: a results folder, or a name under baselines/")
+    ],
+    current: Annotated[str, typer.Argument(help="Current results folder")],
+    max_regression: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--max-regression",
+            "-r",
+            help="METRIC[@CELL]:LIMIT, repeatable: p99:+15%, throughput:-10%, lost:0. "
+            "Default: p50:+20% p99:+30% throughput:-15% lost:0. Metrics: p50 p90 p99 p99.9 "
+            "throughput cpu_server cpu_client bytes delivery_p50 delivery_p99 lost errors",
+        ),
+    ] = None,
+    cell: Annotated[
+        list[str] | None, typer.Option("--cell", help="Compare only this cell (repeatable)")
+    ] = None,
+    allow_env_mismatch: Annotated[
+        bool,
+        typer.Option(
+            "--allow-env-mismatch",
+            help="Compare runs from different machines or loads (reported, not an error)",
+        ),
+    ] = False,
+    report_only: Annotated[
+        bool,
+        typer.Option(
+            "--report-only", help="Print and write everything, but exit 0 on a regression"
+        ),
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Where to write compare.md/json (default CURRENT)"),
+    ] = None,
+    baselines: Annotated[
+        Path, typer.Option("--baselines", help="Folder of saved baselines")
+    ] = Path("baselines"),
+    seed: Annotated[int, typer.Option("--seed", help="Bootstrap random seed")] = 0,
+) -> None:
+    """Compare a run with a baseline; exit 1 on a regression beyond the noise, 2 on bad data."""
+    from loadgen.compare_output import run_compare
+
+    code = run_compare(
+        baseline,
+        current,
+        specs=max_regression,
+        cells=cell,
+        allow_env_mismatch=allow_env_mismatch,
+        report_only=report_only,
+        out=out,
+        baselines_dir=baselines,
+        seed=seed,
+        err=err,
+    )
+    raise typer.Exit(code)
+
+
+baseline_app = typer.Typer(
+    help="Baselines for rtbench compare, kept in baselines/NAME/.", no_args_is_help=True
+)
+app.add_typer(baseline_app, name="baseline")
+
+
+@baseline_app.command("save")
+def baseline_save(
+    results: Annotated[Path, typer.Argument(help="A complete results folder")],
+    name: Annotated[
+        str | None, typer.Option("--name", "-n", help="Baseline name (default: scenario name)")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing baseline")] = False,
+    baselines: Annotated[
+        Path, typer.Option("--baselines", help="Folder of saved baselines")
+    ] = Path("baselines"),
+) -> None:
+    """Copy a run's summary.json, meta.json (and raw files under 20 MB) to baselines/NAME/."""
+    from loadgen.baseline import BaselineError, save_baseline
+
+    try:
+        saved = save_baseline(results, name, root=baselines, force=force)
+    except BaselineError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    for warning in saved.warnings:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    for fname, why in saved.skipped.items():
+        err.print(f"[yellow]not copied:[/] {fname} ({why})", highlight=False)
+    err.print(f"baseline {saved.path}: {', '.join(saved.copied)}", highlight=False)
+
+
+@baseline_app.command("list")
+def baseline_list(
+    baselines: Annotated[
+        Path, typer.Option("--baselines", help="Folder of saved baselines")
+    ] = Path("baselines"),
+) -> None:
+    """List saved baselines."""
+    from loadgen.baseline import list_baselines
+
+    found = list_baselines(baselines)
+    if not found:
+        err.print(f"no baselines in {baselines}/")
+    for b in found:
+        Console().print(
+            f"{b['name']}: run {b.get('run_id')}, scenario {b.get('scenario')}, "
+            f"saved {b.get('saved_at')}",
+            highlight=False,
+        )
 
 
 if __name__ == "__main__":

@@ -91,11 +91,13 @@ def _slug(text: str) -> str:
 
 
 def server_args(scenario: Scenario) -> list[str]:
-    """Server command-line options for the scenario's real-time settings."""
+    """Server command-line options for the scenario's test delay and real-time settings."""
+    delay = ["--delay-ms", str(d)] if (d := scenario.server.delay_ms) else []
     rt = scenario.realtime
     if rt is None:
-        return []
+        return delay
     return [
+        *delay,
         "--presence-timeout",
         str(rt.presence_timeout_s),
         "--idle-timeout",

@@ -24,6 +24,10 @@ A scenario file is TOML::
     client = "aiohttp"   # httpx | aiohttp | websockets
     conn_mode = "keep-alive"
 
+    [slo]                # optional absolute limits, checked by ``rtbench run`` (loadgen.slo)
+    p99_ms = 50
+    errors = 0
+
 Everything is checked before anything runs: an unknown key, a wrong type or
 an impossible value raises :class:`ScenarioError` naming the file, the key
 and the problem.
@@ -95,6 +99,37 @@ class ServerSettings(_Strict):
     """The ``[server]`` table."""
 
     max_message_bytes: int = Field(default=1 << 20, ge=64, le=64 * 1024 * 1024)
+    #: Test-only slowdown: every echo request sleeps this long in the hub (validates a gate).
+    delay_ms: float = Field(default=0.0, ge=0, le=10_000)
+
+
+#: ``[slo]`` keys that only real-time workloads can meet.
+REALTIME_SLO_KEYS = ("delivery_p50_ms", "delivery_p99_ms", "lost")
+
+
+class SloSettings(_Strict):
+    """The optional ``[slo]`` table: absolute limits every cell must meet (see loadgen.slo)."""
+
+    p50_ms: float | None = Field(default=None, gt=0)
+    p90_ms: float | None = Field(default=None, gt=0)
+    p99_ms: float | None = Field(default=None, gt=0)
+    p99_9_ms: float | None = Field(default=None, gt=0)
+    max_ms: float | None = Field(default=None, gt=0)
+    delivery_p50_ms: float | None = Field(default=None, gt=0)
+    delivery_p99_ms: float | None = Field(default=None, gt=0)
+    lost: int | None = Field(default=None, ge=0)
+    errors: int | None = Field(default=None, ge=0)
+    min_throughput_rps: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> SloSettings:
+        if not self.limits():
+            raise ValueError("an empty [slo] table checks nothing; give a limit or remove it")
+        return self
+
+    def limits(self) -> dict[str, float]:
+        """The limits that were given, by key."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
 class Cell(_Strict):
@@ -149,6 +184,7 @@ class Scenario(_Strict):
     server: ServerSettings = ServerSettings()
     realtime: RealtimeParams | None = None
     cells: list[Cell] = Field(min_length=1)
+    slo: SloSettings | None = None
 
     @model_validator(mode="after")
     def _unique_cells(self) -> Scenario:
@@ -157,6 +193,10 @@ class Scenario(_Strict):
                 raise ValueError('a [realtime] table needs workload other than "echo"')
             if any(c.delivery is not None for c in self.cells):
                 raise ValueError("'delivery' applies to real-time workloads only")
+            if self.slo is not None and (keys := set(self.slo.limits()) & set(REALTIME_SLO_KEYS)):
+                raise ValueError(
+                    f"[slo] {', '.join(sorted(keys))}: only real-time workloads deliver"
+                )
         else:
             if self.realtime is None:
                 raise ValueError(f"workload {self.scenario.workload!r} needs a [realtime] table")

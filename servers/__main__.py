@@ -1,5 +1,8 @@
 """Run one server: ``python -m servers KIND [--host H] [--port P] [--max-message-bytes N]``.
 
+``--delay-ms X`` (test only) makes every echo request sleep X ms in the hub: a
+deliberately slower server, to check that ``rtbench compare`` catches it.
+
 KIND is ``http``, ``ws-aiohttp`` or ``ws-websockets``. Once listening the
 process prints one ``RTBENCH-READY {...}`` line to stdout (see
 :func:`servers.common.parse_ready_line`) and serves until SIGTERM or SIGINT,
@@ -93,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="messages queued per push connection before it is closed as a slow consumer",
     )
     parser.add_argument(
+        "--delay-ms",
+        type=float,
+        default=0.0,
+        help="test only: sleep this long in every echo request, to check that a "
+        "performance gate catches a slower server (default 0)",
+    )
+    parser.add_argument(
         "--allow-non-loopback",
         action="store_true",
         help="permit binding an address outside 127.0.0.0/8 and ::1",
@@ -147,10 +157,16 @@ def main(argv: list[str] | None = None) -> int:
                 inbox_retention=args.inbox_retention,
             ),
             send_queue=args.send_queue,
+            echo_delay_s=args.delay_ms / 1000.0,
         )
     except ValueError as exc:
         parser.error(str(exc))
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    if args.delay_ms:
+        print(
+            f"python -m servers: test slowdown: every echo sleeps {args.delay_ms} ms",
+            file=sys.stderr,
+        )
     module = importlib.import_module(MODULES[args.kind])
     try:
         factory, loop_name = loop_factory(args.loop)

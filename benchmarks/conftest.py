@@ -1,0 +1,7 @@
+"""Micro-benchmarks of rtbench's hot paths (pytest-benchmark); not part of ``make test``.
+
+Run them with ``make perf``: each run is saved under ``.benchmarks/`` and
+compared with the previous one, failing when a benchmark's mean got more than
+25 % slower. They live outside ``tests/`` so the normal test run never
+collects them (``testpaths = ["tests"]``).
+"""

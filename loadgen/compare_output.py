@@ -1,0 +1,330 @@
+"""What ``rtbench compare`` shows and writes: a rich table, ``compare.md`` and ``compare.json``.
+
+::
+
+    code = run_compare("ci", "results/RUN", specs=["p99:+15%"])   # prints, writes, returns 0/1/2
+
+``compare.md`` is made for CI job summaries (GitHub's ``$GITHUB_STEP_SUMMARY``);
+``compare.json`` holds the same rows for machines.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from loadgen.baseline import BASELINES_DIR, BaselineError, resolve_run
+from loadgen.compare import (
+    ERROR,
+    EXIT_ERROR,
+    IMPROVED,
+    INSUFFICIENT,
+    METRICS,
+    OK,
+    REGRESSION,
+    UNCLEAR,
+    CompareError,
+    Comparison,
+    Row,
+    compare_runs,
+    load_run,
+    parse_specs,
+)
+
+COMPARE_MD = "compare.md"
+COMPARE_JSON = "compare.json"
+
+_STYLE = {
+    REGRESSION: "bold red",
+    ERROR: "bold red",
+    UNCLEAR: "yellow",
+    INSUFFICIENT: "yellow",
+    IMPROVED: "green",
+    OK: "green",
+}
+
+_MARK = {REGRESSION: "❌", ERROR: "⚠️", UNCLEAR: "❔", INSUFFICIENT: "❔", IMPROVED: "✅", OK: "✅"}
+
+
+_METHODS = (
+    "method: samples/deliveries = raw rows resampled within resampled repeats; repeats = "
+    "per-repeat figures resampled (scipy); range/single = too few repeats, no interval; "
+    "n = repeats baseline/current"
+)
+
+
+def fmt_value(value: float | None, unit: str) -> str:
+    """A metric value with its unit, about 3 significant digits."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if unit == "ms":
+        return f"{value:.3g} ms" if value < 1000 else f"{value:,.0f} ms"
+    if unit == "rps":
+        return f"{value:,.1f}/s"
+    if unit == "cpu":
+        return f"{value * 1e6:.3g} µs"
+    if unit == "bytes":
+        return f"{value:,.1f} B"
+    return f"{value:g}"
+
+
+def fmt_change(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:+.1f}%"
+
+
+def fmt_interval(row: Row) -> str:
+    if row.low is None or row.high is None:
+        return "-"
+    if row.method == "count":
+        return "-"
+    return f"[{_pct(row.low)}, {_pct(row.high)}]"
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:+.1f}%" if math.isfinite(value) else ("+∞" if value > 0 else "-∞")
+
+
+def _limit(row: Row) -> str:
+    return row.threshold.describe()
+
+
+def _header(c: Comparison) -> list[str]:
+    def run(label: str, r: Any) -> str:
+        commit = f", commit {r.commit}" if r.commit else ""
+        return f"{label}: {r.path} (run {r.run_id}{commit})"
+
+    return [run("baseline", c.baseline), run("current ", c.current)]
+
+
+def print_comparison(c: Comparison, console: Console) -> None:
+    """The comparison as a rich table, with mismatches, notes and the verdict."""
+    for line in _header(c):
+        console.print(escape(line), highlight=False)
+    level = f"{c.level * 100:g}%"
+    table = Table(
+        title="rtbench compare", title_justify="left", caption=_METHODS, caption_justify="left"
+    )
+    for name, justify in (
+        ("cell", "left"),
+        ("metric", "left"),
+        ("baseline", "right"),
+        ("current", "right"),
+        ("change", "right"),
+        (f"{level} CI", "right"),
+        ("limit", "right"),
+        ("method", "left"),
+        ("status", "left"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for row in c.rows:
+        unit = METRICS[row.metric].unit
+        table.add_row(
+            escape(row.cell),
+            row.metric,
+            fmt_value(row.baseline, unit),
+            fmt_value(row.current, unit),
+            fmt_change(row.change),
+            fmt_interval(row),
+            _limit(row),
+            f"{row.method} {row.n_baseline}/{row.n_current}" if row.method else "",
+            f"[{_STYLE[row.status]}]{row.status}[/]",
+        )
+    console.print(table)
+    for note, rows in _grouped_notes(c.rows).items():
+        console.print(f"  [dim]{escape(_which(rows, ''))}:[/] {escape(note)}", highlight=False)
+    if c.mismatches:
+        style = "yellow" if c.allow_env_mismatch else "bold red"
+        head = "allowed by --allow-env-mismatch" if c.allow_env_mismatch else "not comparable"
+        console.print(f"[{style}]environment or load mismatch ({head}):[/]")
+        for m in c.mismatches:
+            console.print(
+                escape(f"  {m.what}: baseline {m.baseline!r}, current {m.current!r}"),
+                highlight=False,
+            )
+    for note in c.notes:
+        console.print(f"[dim]note:[/] {escape(note)}", highlight=False)
+    code = c.exit_code()
+    style = "bold red" if code else ("yellow" if c.regressions else "bold green")
+    console.print(f"[{style}]{escape(c.verdict())}[/] (exit {code})", highlight=False)
+
+
+def _grouped_notes(rows: list[Row]) -> dict[str, list[Row]]:
+    """Rows by their note, so one explanation covers every row it applies to."""
+    notes: dict[str, list[Row]] = {}
+    for row in rows:
+        if row.note:
+            notes.setdefault(row.note, []).append(row)
+    return notes
+
+
+def _which(rows: list[Row], quote: str) -> str:
+    """The rows a note applies to: listed when few, else counted."""
+    if len(rows) <= 3:
+        return ", ".join(f"{quote}{r.cell}{quote} {r.metric}" for r in rows)
+    metrics = ", ".join(dict.fromkeys(r.metric for r in rows))
+    return f"{len(rows)} checks ({metrics})"
+
+
+def _md_status(status: str) -> str:
+    return f"**{status}**" if status in (REGRESSION, ERROR) else status
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def comparison_markdown(c: Comparison) -> str:
+    """``compare.md``: a verdict line, the table, mismatches and notes."""
+    code = c.exit_code()
+    mark = "❌" if code == 1 or c.errors or c.blocked_by_env else "✅"
+    if c.regressions and c.report_only:
+        mark = "⚠️"
+    lines = [f"## {mark} rtbench compare: {c.verdict()}", ""]
+    lines += [f"- {_md_escape(line.strip())}" for line in _header(c)]
+    limits = ", ".join(f"`{t.spec}`" for t in c.thresholds)
+    which = "default limits" if all(t.default for t in c.thresholds) else "limits"
+    lines += [f"- {which}: {limits}", ""]
+    level = f"{c.level * 100:g}%"
+    lines.append(f"| cell | metric | baseline | current | change | {level} CI | limit | status |")
+    lines.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    for row in c.rows:
+        unit = METRICS[row.metric].unit
+        cells = [
+            f"`{row.cell}`",
+            row.metric,
+            fmt_value(row.baseline, unit),
+            fmt_value(row.current, unit),
+            fmt_change(row.change),
+            fmt_interval(row),
+            _limit(row),
+            f"{_MARK[row.status]} {_md_status(row.status)}",
+        ]
+        lines.append("| " + " | ".join(_md_escape(x) for x in cells) + " |")
+    lines.append("")
+    notes = _grouped_notes(c.rows)
+    if notes:
+        for note, rows in notes.items():
+            lines.append(f"- {_which(rows, '`')}: {_md_escape(note)}")
+        lines.append("")
+    if c.mismatches:
+        head = (
+            "allowed by `--allow-env-mismatch`"
+            if c.allow_env_mismatch
+            else "the runs are not comparable; exit 2"
+        )
+        lines += [f"**Environment or load mismatch** ({head}):", ""]
+        lines += [
+            f"- {_md_escape(m.what)}: baseline `{m.baseline}`, current `{m.current}`"
+            for m in c.mismatches
+        ]
+        lines.append("")
+    if c.notes:
+        lines += [f"- note: {_md_escape(n)}" for n in c.notes]
+        lines.append("")
+    lines += [
+        "<details><summary>How to read this</summary>",
+        "",
+        f"*change* is current / baseline - 1, with a {level} bootstrap confidence interval. "
+        "Latency percentiles are resampled from the raw requests within resampled repeats; "
+        "other metrics from the per-repeat figures. A check fails only when the **whole** "
+        "interval is beyond its limit, so noise alone does not fail the build; *unclear* "
+        "means the interval reaches past the limit without being wholly beyond it, "
+        "*improved* that it lies wholly beyond the limit on the better side. With "
+        "fewer than 3 repeats there is no interval (*insufficient repeats*): the check "
+        "fails only when every pairing of repeats is beyond the limit. `lost` and `errors` "
+        "are absolute counts in the current run.",
+        "",
+        "</details>",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_outputs(c: Comparison, out_dir: Path) -> tuple[Path, Path]:
+    """Write ``compare.md`` and ``compare.json`` into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md, js = out_dir / COMPARE_MD, out_dir / COMPARE_JSON
+    md.write_text(comparison_markdown(c))
+    js.write_text(json.dumps(c.as_dict(), indent=2, default=str) + "\n")
+    return md, js
+
+
+def _write_error(out_dir: Path | None, message: str, baseline: str, current: str) -> None:
+    """Put a data error where CI expects compare.md, so the job summary says what went wrong."""
+    if out_dir is None:
+        return
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / COMPARE_MD).write_text(
+            f"## ⚠️ rtbench compare: error (exit 2)\n\n- baseline: `{baseline}`\n"
+            f"- current: `{current}`\n\n```\n{message}\n```\n"
+        )
+        (out_dir / COMPARE_JSON).write_text(
+            json.dumps(
+                {
+                    "compare_schema": 1,
+                    "baseline": {"path": baseline},
+                    "current": {"path": current},
+                    "error": message,
+                    "verdict": "error",
+                    "exit_code": EXIT_ERROR,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+    except OSError:
+        pass
+
+
+def run_compare(
+    baseline: str,
+    current: str,
+    specs: Sequence[str] | None = None,
+    cells: Sequence[str] | None = None,
+    allow_env_mismatch: bool = False,
+    report_only: bool = False,
+    out: Path | None = None,
+    baselines_dir: Path = BASELINES_DIR,
+    seed: int = 0,
+    console: Console | None = None,
+    err: Console | None = None,
+) -> int:
+    """The whole ``rtbench compare`` command; returns its exit code."""
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=max(console.width, 160))  # CI logs: keep the table whole
+    err = err or Console(stderr=True)
+    out_dir = out
+    try:
+        thresholds = parse_specs(specs)
+        base_path = resolve_run(baseline, baselines_dir)
+        cur_path = resolve_run(current, baselines_dir)
+        out_dir = out or cur_path
+        comparison = compare_runs(
+            load_run(base_path),
+            load_run(cur_path),
+            thresholds,
+            cells=cells,
+            allow_env_mismatch=allow_env_mismatch,
+            report_only=report_only,
+            seed=seed,
+        )
+    except (CompareError, BaselineError) as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        if out_dir is None and Path(current).is_dir():
+            out_dir = Path(current)
+        _write_error(out_dir, str(exc), baseline, current)
+        return EXIT_ERROR
+    print_comparison(comparison, console)
+    md, js = write_outputs(comparison, out_dir)
+    err.print(escape(f"wrote {md} and {js}"), highlight=False, soft_wrap=True)
+    return comparison.exit_code()
