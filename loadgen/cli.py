@@ -17,7 +17,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from loadgen.scenario import ScenarioError, load_scenario
+from loadgen.scenario import (
+    Scenario,
+    ScenarioError,
+    load_scenario,
+    parse_scenario,
+    read_scenario_dict,
+)
 
 app = typer.Typer(
     help="Measure whether WebSocket beats HTTP for real-time messaging, and by how much.",
@@ -40,18 +46,67 @@ def run(
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Run a scenario: start servers, drive load, write results (and a report)."""
-    from loadgen.orchestrator import run_scenario
-
     try:
         spec = load_scenario(scenario)
     except ScenarioError as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
+    _execute(spec, scenario, out, report, progress)
+
+
+@app.command()
+def sweep(
+    scenario: Annotated[Path, typer.Argument(help="Scenario TOML file (an echo workload)")],
+    rates: Annotated[
+        str, typer.Option("--rates", help="Comma-separated open-loop rates, e.g. 200,400,800")
+    ],
+    slo_p99_ms: Annotated[
+        float | None,
+        typer.Option(
+            "--slo-p99-ms", help="p99 objective: report each transport's highest rate under it"
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Results folder (default results/RUN_ID)")
+    ] = None,
+    report: Annotated[
+        bool, typer.Option("--report/--no-report", help="Write report.html after the run")
+    ] = True,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Run a scenario's cells at each of several open-loop rates (a rate sweep)."""
+    try:
+        values = [float(r) for r in rates.split(",") if r.strip()]
+    except ValueError:
+        err.print(f"[red]error:[/] --rates must be numbers separated by commas, got {rates!r}")
+        raise typer.Exit(2) from None
+    try:
+        data = read_scenario_dict(scenario)
+        load = dict(data.get("load", {}))
+        load.pop("rate", None)
+        load.pop("think_time_ms", None)
+        load.update(model="open", rates=values)
+        if slo_p99_ms is not None:
+            load["sweep_slo_p99_ms"] = slo_p99_ms
+        data["load"] = load
+        spec = parse_scenario(data, scenario)
+    except ScenarioError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    _execute(spec, scenario, out, report, progress)
+
+
+def _execute(
+    spec: Scenario, scenario: Path, out: Path | None, report: bool, progress: bool
+) -> None:
+    """Run a validated scenario, write the report, check SLOs, and set the exit code."""
+    from loadgen.orchestrator import run_scenario
+
     if out is not None and out.exists() and any(out.iterdir()):
         err.print(f"[red]error:[/] {out} exists and is not empty; choose another --out")
         raise typer.Exit(2)
     err.print(
-        f"running [bold]{spec.name}[/]: {len(spec.cells)} cells x {spec.scenario.repeats} "
+        f"running [bold]{spec.name}[/]: {len(spec.run_cells())} cells x {spec.scenario.repeats} "
         f"repeats, at least {spec.estimated_seconds():.0f}s"
     )
     result = run_scenario(spec, scenario, out, err, show_progress=progress)
@@ -110,7 +165,8 @@ def validate(
             bad += 1
             err.print(f"[red]invalid[/] {exc}", highlight=False)
             continue
-        err.print(f"[green]ok[/] {path}: {len(spec.cells)} cells, ~{spec.estimated_seconds():.0f}s")
+        cells, seconds = len(spec.run_cells()), spec.estimated_seconds()
+        err.print(f"[green]ok[/] {path}: {cells} cells, ~{seconds:.0f}s")
     if bad:
         raise typer.Exit(2)
 

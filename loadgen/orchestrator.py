@@ -45,7 +45,7 @@ from loadgen.procs import (
     start_worker,
     stop_process,
 )
-from loadgen.scenario import Cell, Scenario
+from loadgen.scenario import RunCell, Scenario
 from loadgen.schema import (
     DELIVERIES_FILE,
     DELIVERY_SCHEMA,
@@ -109,11 +109,12 @@ def server_args(scenario: Scenario) -> list[str]:
     ]
 
 
-def cell_identity(scenario: Scenario, cell: Cell) -> dict[str, Any]:
+def cell_identity(scenario: Scenario, run_cell: RunCell) -> dict[str, Any]:
     """The columns that name a cell and its load in summary.json."""
     load = scenario.load
+    cell = run_cell.cell
     return {
-        "cell": cell.id,
+        "cell": run_cell.id,
         "transport": cell.transport,
         "client": cell.client,
         "conn_mode": cell.conn_mode,
@@ -121,8 +122,10 @@ def cell_identity(scenario: Scenario, cell: Cell) -> dict[str, Any]:
         "workload": scenario.scenario.workload,
         "load_model": load.model if scenario.scenario.workload == "echo" else "open",
         "connections": load.connections,
-        "target_rate": load.rate,
+        "target_rate": run_cell.rate,
         "payload_bytes": scenario.scenario.payload_bytes,
+        "sweep_group": run_cell.sweep_group,
+        "slo_p99_ms": load.sweep_slo_p99_ms,
     }
 
 
@@ -187,13 +190,14 @@ class _Runner:
         if self.progress is not None and self.task_id is not None:
             self.progress.update(self.task_id, status=text)
 
-    def run_one(self, index: int, repeat: int, cell: Cell) -> dict[str, Any]:
+    def run_one(self, index: int, repeat: int, run_cell: RunCell) -> dict[str, Any]:
         """One repeat of one cell; returns its part record (with ``failed`` on error)."""
         s = self.scenario.scenario
-        stem = f"{index:03d}-{_slug(cell.id)}-r{repeat}"
+        cell = run_cell.cell
+        stem = f"{index:03d}-{_slug(run_cell.id)}-r{repeat}"
         prefix = self.out / "parts" / stem
         base: dict[str, Any] = {
-            "cell": cell.id,
+            "cell": run_cell.id,
             "repeat": repeat,
             "index": index,
             "part": f"parts/{stem}",
@@ -213,7 +217,7 @@ class _Runner:
             except ProcessFailed as exc:
                 return base | {"failed": str(exc)}
             spec = CellRun(
-                cell=cell.id,
+                cell=run_cell.id,
                 transport=cell.transport,
                 client=cell.client,
                 conn_mode=cell.conn_mode or "",
@@ -221,7 +225,7 @@ class _Runner:
                 base_url=f"http://127.0.0.1:{server.info['port']}",
                 model=self.scenario.load.model,
                 connections=self.scenario.load.connections,
-                rate=self.scenario.load.rate,
+                rate=run_cell.rate,
                 think_time_s=self.scenario.load.think_time_ms / 1000.0,
                 duration_s=s.duration_s,
                 warmup_s=s.warmup_s,
@@ -368,7 +372,8 @@ def run_scenario(
     _write_json(out / META_FILE, meta)
     if placement.note:
         console.print(f"[yellow]note:[/] {placement.note}")
-    order = [(r, c) for r in range(scenario.scenario.repeats) for c in scenario.cells]
+    run_cells = scenario.run_cells()
+    order = [(r, c) for r in range(scenario.scenario.repeats) for c in run_cells]
     parts: list[dict[str, Any]] = []
     interrupted = False
     progress = Progress(
@@ -401,7 +406,7 @@ def run_scenario(
         summary = build_summary(
             run_id,
             scenario.name,
-            [cell_identity(scenario, c) for c in scenario.cells],
+            [cell_identity(scenario, c) for c in run_cells],
             parts,
             complete=not interrupted,
         )

@@ -36,6 +36,7 @@ and the problem.
 from __future__ import annotations
 
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -82,10 +83,27 @@ class LoadSettings(_Strict):
     model: Literal["closed", "open"] = "closed"
     connections: int = Field(default=4, ge=1, le=10_000)
     rate: float | None = Field(default=None, gt=0, le=1_000_000)
+    #: A rate sweep: every cell runs at each of these open-loop rates (req/s).
+    rates: list[float] | None = Field(default=None, min_length=1, max_length=50)
+    #: The sweep's latency objective: the report names each transport's highest
+    #: rate whose p99 stays under it.
+    sweep_slo_p99_ms: float | None = Field(default=None, gt=0, le=60_000)
     think_time_ms: float = Field(default=0.0, ge=0, le=60_000)
 
     @model_validator(mode="after")
     def _rate_matches_model(self) -> LoadSettings:
+        if self.rates is not None:
+            if self.model != "open":
+                raise ValueError("a rate sweep ('rates') needs model = \"open\"")
+            if self.rate is not None:
+                raise ValueError("give either 'rate' or 'rates' (a sweep), not both")
+            if any(not 0 < r <= 1_000_000 for r in self.rates):
+                raise ValueError("every sweep rate must be > 0 and <= 1000000 req/s")
+            if len(set(self.rates)) != len(self.rates):
+                raise ValueError("sweep rates must be distinct")
+            return self
+        if self.sweep_slo_p99_ms is not None:
+            raise ValueError("'sweep_slo_p99_ms' applies to a rate sweep ('rates') only")
         if self.model == "open" and self.rate is None:
             raise ValueError("an open-loop load needs 'rate' (total requests per second)")
         if self.model == "closed" and self.rate is not None:
@@ -176,6 +194,16 @@ class Cell(_Strict):
         return "http" if self.transport in HTTP_TRANSPORTS else "ws"
 
 
+@dataclass(frozen=True, slots=True)
+class RunCell:
+    """One cell as run: the declared cell, its open-loop rate, its id, its sweep group."""
+
+    cell: Cell
+    rate: float | None
+    id: str
+    sweep_group: str | None
+
+
 class Scenario(_Strict):
     """A whole scenario file."""
 
@@ -200,6 +228,8 @@ class Scenario(_Strict):
         else:
             if self.realtime is None:
                 raise ValueError(f"workload {self.scenario.workload!r} needs a [realtime] table")
+            if self.load.rates:
+                raise ValueError("rate sweeps apply to the echo workload only")
             for cell in self.cells:
                 if cell.delivery is None:
                     default = "push" if cell.transport in WS_TRANSPORTS else None
@@ -220,10 +250,17 @@ class Scenario(_Strict):
     def name(self) -> str:
         return self.scenario.name
 
+    def run_cells(self) -> list[RunCell]:
+        """What actually runs: each cell, or each cell at each rate of a sweep (rates ascending)."""
+        rates = self.load.rates
+        if not rates:
+            return [RunCell(c, self.load.rate, c.id, None) for c in self.cells]
+        return [RunCell(c, r, f"{c.id}@{r:g}rps", c.id) for r in sorted(rates) for c in self.cells]
+
     def estimated_seconds(self) -> float:
         """Lower bound on the run's wall time (measurement and warm-up only)."""
         per = self.scenario.duration_s + self.scenario.warmup_s
-        return per * self.scenario.repeats * len(self.cells)
+        return per * self.scenario.repeats * len(self.run_cells())
 
     def as_dict(self) -> dict[str, Any]:
         """The scenario as run, for meta.json."""
@@ -253,6 +290,11 @@ def parse_scenario(data: dict[str, Any], path: Path | str = "<scenario>") -> Sce
 
 def load_scenario(path: Path | str) -> Scenario:
     """Read and validate a scenario TOML file."""
+    return parse_scenario(read_scenario_dict(path), path)
+
+
+def read_scenario_dict(path: Path | str) -> dict[str, Any]:
+    """Read a scenario TOML file into a dict, unvalidated; raises ScenarioError."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -264,4 +306,4 @@ def load_scenario(path: Path | str) -> Scenario:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
-    return parse_scenario(data, path)
+    return data
