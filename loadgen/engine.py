@@ -54,6 +54,9 @@ class CellRun:
     workload: str = "echo"
     delivery: str = "request"
     realtime: dict[str, object] | None = None
+    #: TLS version ("1.2"/"1.3") when the target is https/wss, and the CA to trust.
+    tls: str | None = None
+    ca_file: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -56,6 +56,7 @@ from loadgen.schema import (
     SUMMARY_FILE,
 )
 from loadgen.summary import build_summary
+from loadgen.tls import CertPaths, make_certificates
 
 #: Extra seconds a worker may take beyond its warm-up, duration and timeout.
 WORKER_GRACE_S = 30.0
@@ -124,6 +125,7 @@ def cell_identity(scenario: Scenario, run_cell: RunCell) -> dict[str, Any]:
         "connections": load.connections,
         "target_rate": run_cell.rate,
         "payload_bytes": scenario.scenario.payload_bytes,
+        "tls": scenario.scenario.tls_version if cell.tls else None,
         "sweep_group": run_cell.sweep_group,
         "slo_p99_ms": load.sweep_slo_p99_ms,
     }
@@ -183,8 +185,22 @@ class _Runner:
         self.progress = progress
         self.task_id: Any = None
         self.stop = _StopRequest()
+        self.certs: CertPaths | None = None
         (out_dir / "parts").mkdir(parents=True, exist_ok=True)
         (out_dir / "logs").mkdir(parents=True, exist_ok=True)
+
+    def _certs(self) -> CertPaths:
+        """The run's throwaway CA and server certificate, made on first use."""
+        if self.certs is None:
+            self.certs = make_certificates(self.out / "tls")
+        return self.certs
+
+    def _tls_args(self, tls: bool) -> list[str]:
+        if not tls:
+            return []
+        certs = self._certs()
+        version = self.scenario.scenario.tls_version
+        return ["--tls-cert", certs.cert, "--tls-key", certs.key, "--tls-version", version]
 
     def _status(self, text: str) -> None:
         if self.progress is not None and self.task_id is not None:
@@ -212,7 +228,7 @@ class _Runner:
                         self.placement.server_cpus,
                         self.out / "logs" / f"{stem}-server.log",
                         self.scenario.server.max_message_bytes,
-                        extra_args=server_args(self.scenario),
+                        extra_args=server_args(self.scenario) + self._tls_args(cell.tls),
                     )
             except ProcessFailed as exc:
                 return base | {"failed": str(exc)}
@@ -222,7 +238,7 @@ class _Runner:
                 client=cell.client,
                 conn_mode=cell.conn_mode or "",
                 repeat=repeat,
-                base_url=f"http://127.0.0.1:{server.info['port']}",
+                base_url=f"{'https' if cell.tls else 'http'}://127.0.0.1:{server.info['port']}",
                 model=self.scenario.load.model,
                 connections=self.scenario.load.connections,
                 rate=run_cell.rate,
@@ -235,6 +251,8 @@ class _Runner:
                 workload=s.workload,
                 delivery=cell.delivery_mode,
                 realtime=rt.model_dump(mode="json") if (rt := self.scenario.realtime) else None,
+                tls=s.tls_version if cell.tls else None,
+                ca_file=self._certs().ca if cell.tls else None,
             )
             spec_path = prefix.with_suffix(".spec.json")
             _write_json(spec_path, spec.to_dict())

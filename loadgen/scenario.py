@@ -75,6 +75,8 @@ class RunSettings(_Strict):
     max_requests: int = Field(default=2_000_000, ge=1, le=50_000_000)
     placement: Literal["split", "same", "none"] = "split"
     client_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    #: Highest TLS version for cells with tls = true.
+    tls_version: Literal["1.2", "1.3"] = "1.3"
 
 
 class LoadSettings(_Strict):
@@ -157,6 +159,8 @@ class Cell(_Strict):
     client: ClientName
     conn_mode: ConnMode | None = None
     delivery: DeliveryMode | None = None
+    #: https/wss with a throwaway CA; the handshake is part of new connections' latency.
+    tls: bool = False
     name: str | None = Field(default=None, min_length=1, max_length=80)
 
     @model_validator(mode="after")
@@ -182,6 +186,8 @@ class Cell(_Strict):
         base = f"{self.transport}/{self.client}/{self.conn_mode}"
         if self.delivery is not None and self.delivery != "push":
             base += f"/{self.delivery}"
+        if self.tls:
+            base += "+tls"
         return self.name or base
 
     @property

@@ -12,14 +12,16 @@ transport so that every byte written or received is added to the
         await client.connect()   # connections made here count into counter
 
 The counts are TCP payload bytes: HTTP request/status lines, headers and
-bodies, WebSocket frame headers and payloads. TCP/IP headers are not
-included.
+bodies, WebSocket frame headers and payloads, and for TLS connections the
+TLS records (handshake included). TCP/IP headers are not included.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import struct
 from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
@@ -28,18 +30,94 @@ _current: ContextVar[WireCounter | None] = ContextVar("rtbench_wire_counter", de
 
 
 class WireCounter:
-    """Running totals of bytes sent and received, and connections opened."""
+    """Running totals of bytes sent and received, and connections opened.
 
-    __slots__ = ("connections", "received", "sent")
+    Plain-text connections are counted byte for byte as the library writes
+    and receives. A TLS connection's library only sees plaintext, so its wire
+    bytes (records, handshake included) are read from the kernel's TCP_INFO
+    counters of its socket instead.
+    """
+
+    __slots__ = ("_plain_received", "_plain_sent", "_tls_closed", "_tls_live", "connections")
 
     def __init__(self) -> None:
-        self.sent = 0
-        self.received = 0
+        self._plain_sent = 0
+        self._plain_received = 0
+        # socket -> the last (sent, received) read from it, kept for when it closes.
+        self._tls_live: dict[Any, list[int]] = {}
+        self._tls_closed = [0, 0]
         self.connections = 0
+
+    def _tls_totals(self) -> tuple[int, int]:
+        sent, received = self._tls_closed
+        for sock, last in self._tls_live.items():
+            now = _tcp_bytes(sock)
+            if now is not None:
+                last[0], last[1] = now
+            sent += last[0]
+            received += last[1]
+        return sent, received
+
+    @property
+    def sent(self) -> int:
+        return self._plain_sent + (self._tls_totals()[0] if self._tls_live else self._tls_closed[0])
+
+    @sent.setter
+    def sent(self, value: int) -> None:
+        # ``counter.sent += n`` from code that counts plain bytes itself.
+        self._plain_sent += value - self.sent
+
+    @property
+    def received(self) -> int:
+        tls = self._tls_totals()[1] if self._tls_live else self._tls_closed[1]
+        return self._plain_received + tls
+
+    @received.setter
+    def received(self, value: int) -> None:
+        self._plain_received += value - self.received
 
     def snapshot(self) -> tuple[int, int]:
         """``(sent, received)`` now; subtract two snapshots for a delta."""
-        return self.sent, self.received
+        if not self._tls_live:
+            return (
+                self._plain_sent + self._tls_closed[0],
+                self._plain_received + self._tls_closed[1],
+            )
+        tls_sent, tls_received = self._tls_totals()
+        return self._plain_sent + tls_sent, self._plain_received + tls_received
+
+    def _add_tls(self, sock: Any) -> None:
+        self._tls_live[sock] = [0, 0]
+
+    def _refresh_tls(self, sock: Any) -> None:
+        last = self._tls_live.get(sock)
+        now = _tcp_bytes(sock) if last is not None else None
+        if last is not None and now is not None:
+            last[0], last[1] = now
+
+    def _close_tls(self, sock: Any) -> None:
+        self._refresh_tls(sock)
+        last = self._tls_live.pop(sock, None)
+        if last is not None:
+            self._tls_closed[0] += last[0]
+            self._tls_closed[1] += last[1]
+
+
+#: Offsets of tcpi_bytes_acked and tcpi_bytes_received in Linux's struct tcp_info.
+_TCP_INFO_BYTES_OFFSET = 120
+
+
+def _tcp_bytes(sock: Any) -> tuple[int, int] | None:
+    """Bytes acknowledged by the peer and received on ``sock`` (Linux TCP_INFO), or None."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    except (OSError, ValueError, AttributeError):
+        return None
+    if len(info) < _TCP_INFO_BYTES_OFFSET + 16:
+        return None
+    acked, received = struct.unpack_from("QQ", info, _TCP_INFO_BYTES_OFFSET)
+    # The SYN is acknowledged as one byte of sequence space.
+    return max(0, acked - 1), received
 
 
 @contextlib.contextmanager
@@ -55,20 +133,40 @@ def counting(counter: WireCounter) -> Iterator[WireCounter]:
 class _CountingTransport:
     """Delegates to a real transport, counting what is written."""
 
-    __slots__ = ("_counter", "_transport")
+    __slots__ = ("_counter", "_on_close", "_transport")
 
-    def __init__(self, transport: asyncio.BaseTransport, counter: WireCounter) -> None:
+    def __init__(
+        self,
+        transport: asyncio.BaseTransport,
+        counter: WireCounter | None,
+        on_close: Any = None,
+    ) -> None:
         self._transport = transport
+        # None for TLS connections: their bytes come from the socket's TCP_INFO,
+        # read one last time (on_close) before the socket goes away.
         self._counter = counter
+        self._on_close = on_close
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        self._counter.sent += memoryview(data).nbytes
+        if self._counter is not None:
+            self._counter._plain_sent += memoryview(data).nbytes
         self._transport.write(data)  # type: ignore[attr-defined]
 
     def writelines(self, list_of_data: Any) -> None:
         chunks = list(list_of_data)
-        self._counter.sent += sum(memoryview(c).nbytes for c in chunks)
+        if self._counter is not None:
+            self._counter._plain_sent += sum(memoryview(c).nbytes for c in chunks)
         self._transport.writelines(chunks)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        if self._on_close is not None:
+            self._on_close()
+        self._transport.close()
+
+    def abort(self) -> None:
+        if self._on_close is not None:
+            self._on_close()
+        self._transport.abort()  # type: ignore[attr-defined]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
@@ -77,18 +175,29 @@ class _CountingTransport:
 class _CountingProtocol(asyncio.Protocol):
     """Sits between the loop and the library's protocol, counting what arrives."""
 
-    def __init__(self, inner: asyncio.BaseProtocol, counter: WireCounter) -> None:
+    def __init__(self, inner: asyncio.BaseProtocol, counter: WireCounter, tls: bool) -> None:
         self._inner = inner
         self._counter = counter
+        self._tls = tls
+        self._sock: Any = None
         self.transport: _CountingTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._counter.connections += 1
-        self.transport = _CountingTransport(transport, self._counter)
+        if self._tls:
+            # Above TLS only plaintext is visible: count this socket's real bytes.
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                self._sock = sock
+                self._counter._add_tls(sock)
+        self.transport = _CountingTransport(
+            transport, None if self._tls else self._counter, self._refresh if self._tls else None
+        )
         self._inner.connection_made(self.transport)  # type: ignore[arg-type]
 
     def data_received(self, data: bytes) -> None:
-        self._counter.received += len(data)
+        if not self._tls:
+            self._counter._plain_received += len(data)
         inner = self._inner
         if isinstance(inner, asyncio.BufferedProtocol):
             view = memoryview(data)
@@ -101,10 +210,18 @@ class _CountingProtocol(asyncio.Protocol):
         else:
             inner.data_received(data)  # type: ignore[attr-defined]
 
+    def _refresh(self) -> None:
+        if self._sock is not None:
+            self._counter._refresh_tls(self._sock)
+
     def eof_received(self) -> bool | None:
+        self._refresh()
         return self._inner.eof_received()  # type: ignore[attr-defined]
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._sock is not None:
+            self._counter._close_tls(self._sock)
+            self._sock = None
         self._inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
@@ -126,7 +243,7 @@ class _CountingMixin:
         def factory() -> _CountingProtocol:
             proto = protocol_factory()
             inner.append(proto)
-            return _CountingProtocol(proto, counter)
+            return _CountingProtocol(proto, counter, bool(kwargs.get("ssl")))
 
         _, wrapper = await super().create_connection(factory, *args, **kwargs)  # type: ignore[misc]
         return wrapper.transport, inner[0]

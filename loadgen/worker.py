@@ -37,6 +37,7 @@ from loadgen.recorder import (
     record_clamped,
 )
 from loadgen.schema import DELIVERY_SCHEMA
+from loadgen.tls import configure_client
 from loadgen.wire import loop_name, new_event_loop
 
 
@@ -215,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     args = parser.parse_args(argv)
     spec = CellRun.from_dict(orjson.loads(args.spec.read_bytes()))
+    configure_client(spec.ca_file, spec.tls or "1.3")
     try:
         part = run(spec, args.out_prefix, use_uvloop=args.loop == "uvloop")
     except KeyboardInterrupt:

@@ -102,6 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="test only: sleep this long in every echo request, to check that a "
         "performance gate catches a slower server (default 0)",
     )
+    parser.add_argument("--tls-cert", help="PEM certificate chain: serve https/wss")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    parser.add_argument(
+        "--tls-version", choices=("1.2", "1.3"), default="1.3", help="highest TLS version offered"
+    )
+    parser.add_argument(
+        "--tls-resumption",
+        action="store_true",
+        help="allow TLS session resumption (off: every connection pays a full handshake)",
+    )
     parser.add_argument(
         "--allow-non-loopback",
         action="store_true",
@@ -126,6 +136,7 @@ async def run(
             "path": module.PATH,
             "loop": loop_name,
             "max_message_bytes": config.max_message_bytes,
+            "tls": config.tls_version if config.tls else None,
         }
         print(format_ready_line(info), flush=True)
 
@@ -148,7 +159,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_REFUSED
     try:
-        config = ServerConfig(bind_host(args.host), args.port, args.max_message_bytes)
+        config = ServerConfig(
+            bind_host(args.host),
+            args.port,
+            args.max_message_bytes,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            tls_version=args.tls_version,
+            tls_resumption=args.tls_resumption,
+        )
         hub = Hub(
             config.max_message_bytes,
             RealtimeConfig(

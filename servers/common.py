@@ -21,6 +21,7 @@ import asyncio
 import ipaddress
 import json
 import signal
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -31,7 +32,7 @@ from servers.protocol import DEFAULT_MAX_MESSAGE_BYTES
 READY_PREFIX = "RTBENCH-READY "
 
 #: Keys of the JSON object on the ready line, in the order they are printed.
-READY_KEYS = ("kind", "host", "port", "pid", "path", "loop", "max_message_bytes")
+READY_KEYS = ("kind", "host", "port", "pid", "path", "loop", "max_message_bytes", "tls")
 
 JSON_CONTENT_TYPE = "application/json"
 
@@ -57,12 +58,45 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 0
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    #: PEM certificate chain and key: serve https/wss instead of http/ws.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    #: Highest TLS version offered: "1.3" (default) or "1.2".
+    tls_version: str = "1.3"
+    #: Allow TLS session resumption (tickets); off so every new connection
+    #: pays a full handshake, as a first visit does.
+    tls_resumption: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in 0..65535, got {self.port}")
         if self.max_message_bytes <= 0:
             raise ValueError("max_message_bytes must be positive")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("TLS needs both a certificate and a key")
+        if self.tls_version not in ("1.2", "1.3"):
+            raise ValueError(f"tls_version must be 1.2 or 1.3, got {self.tls_version!r}")
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The server's TLS context, or None for plain TCP."""
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.tls_cert, self.tls_key)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.maximum_version = (
+            ssl.TLSVersion.TLSv1_3 if self.tls_version == "1.3" else ssl.TLSVersion.TLSv1_2
+        )
+        if not self.tls_resumption:
+            # No tickets (TLS 1.2 and 1.3); rtbench's clients never offer a cached
+            # session either, so every connection pays a full handshake.
+            ctx.options |= ssl.OP_NO_TICKET
+            ctx.num_tickets = 0
+        return ctx
 
 
 class ServeFunction(Protocol):

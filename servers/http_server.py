@@ -115,7 +115,7 @@ async def serve(config: ServerConfig, hub: Hub, on_ready: OnReady, stop: asyncio
     await runner.setup()
     await hub.start()
     try:
-        site = web.TCPSite(runner, config.host, config.port)
+        site = web.TCPSite(runner, config.host, config.port, ssl_context=config.ssl_context())
         await site.start()
         on_ready(runner.addresses[0][1])
         await stop.wait()

@@ -99,6 +99,7 @@ async def serve(config: ServerConfig, hub: Hub, on_ready: OnReady, stop: asyncio
         handler,
         config.host,
         config.port,
+        ssl=config.ssl_context(),
         process_request=check_request,
         compression=None,
         ping_interval=None,

@@ -476,7 +476,9 @@ async def test_subprocess_serves_and_stops(kind: str, sig: int) -> None:
             "path",
             "loop",
             "max_message_bytes",
+            "tls",
         ]
+        assert info["tls"] is None
         assert info["kind"] == kind
         assert info["host"] == HOST
         assert info["pid"] == proc.pid

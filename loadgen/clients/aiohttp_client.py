@@ -7,6 +7,7 @@ import asyncio
 import aiohttp
 
 from loadgen.clients.base import ClientError
+from loadgen.tls import client_ssl, is_secure
 
 _HEADERS = {"Content-Type": "application/json"}
 
@@ -21,7 +22,11 @@ class AiohttpClient:
         self._session: aiohttp.ClientSession | None = None
 
     async def connect(self) -> None:
-        connector = aiohttp.TCPConnector(limit=1, force_close=not self.keep_alive)
+        connector = aiohttp.TCPConnector(
+            limit=1,
+            force_close=not self.keep_alive,
+            ssl=client_ssl() if is_secure(self.url) else True,
+        )
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=self.timeout_s),
@@ -60,6 +65,7 @@ class AiohttpWSClient:
         try:
             self._ws = await self._session.ws_connect(
                 self.url,
+                ssl=client_ssl() if is_secure(self.url) else True,
                 compress=0,
                 autoping=True,
                 heartbeat=None,

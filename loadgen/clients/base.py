@@ -74,7 +74,7 @@ def make_client(
         raise ValueError(problem)
     url = base_url.rstrip("/") + PATHS[transport]
     if transport in WS_TRANSPORTS:
-        ws_url = "ws" + url[len("http") :]
+        ws_url = "ws" + url[len("http") :]  # http->ws, https->wss
         if client == "websockets":
             from loadgen.clients.websockets_client import WebsocketsClient
 

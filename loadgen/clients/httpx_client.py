@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from loadgen.clients.base import ClientError
+from loadgen.tls import client_ssl, is_secure
 
 _HEADERS = {"content-type": "application/json"}
 
@@ -27,8 +28,9 @@ class HttpxClient:
         limits = httpx.Limits(
             max_connections=1, max_keepalive_connections=1 if self.keep_alive else 0
         )
+        verify = client_ssl() if is_secure(self.url) else True
         self._client = httpx.AsyncClient(
-            limits=limits, timeout=self.timeout_s, trust_env=False, http2=False
+            limits=limits, timeout=self.timeout_s, trust_env=False, http2=False, verify=verify
         )
 
     async def request(self, body: bytes) -> tuple[int, bytes]:

@@ -8,6 +8,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from loadgen.clients.base import ClientError
+from loadgen.tls import client_ssl, is_secure
 
 
 class WebsocketsClient:
@@ -22,6 +23,7 @@ class WebsocketsClient:
         try:
             self._ws = await connect(
                 self.url,
+                ssl=client_ssl() if is_secure(self.url) else None,
                 compression=None,
                 ping_interval=None,
                 proxy=None,

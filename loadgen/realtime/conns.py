@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 
 from loadgen.clients.base import ClientError
+from loadgen.tls import client_ssl, is_secure
 from loadgen.wire import WireCounter, counting
 from servers import protocol
 
@@ -77,7 +78,11 @@ class HttpConn:
     def _session(self, role: str) -> aiohttp.ClientSession:
         session = self._sessions.get(role)
         if session is None or session.closed:
-            connector = aiohttp.TCPConnector(limit=1, force_close=not self.keep_alive)
+            connector = aiohttp.TCPConnector(
+                limit=1,
+                force_close=not self.keep_alive,
+                ssl=client_ssl() if is_secure(self.base_url) else True,
+            )
             session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=None),
@@ -225,6 +230,7 @@ class WsConn:
 
                     self._ws = await connect(
                         url,
+                        ssl=client_ssl() if is_secure(url) else None,
                         compression=None,
                         ping_interval=None,
                         proxy=None,
@@ -235,7 +241,11 @@ class WsConn:
                 else:
                     self._session = aiohttp.ClientSession(skip_auto_headers=("User-Agent",))
                     self._ws = await self._session.ws_connect(
-                        url, compress=0, heartbeat=None, max_msg_size=0
+                        url,
+                        ssl=client_ssl() if is_secure(url) else True,
+                        compress=0,
+                        heartbeat=None,
+                        max_msg_size=0,
                     )
             except Exception as exc:
                 await self._close_session()

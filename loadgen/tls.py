@@ -1,0 +1,75 @@
+"""TLS for runs: a throwaway CA and server certificate, and the clients' context.
+
+The orchestrator makes the certificates once per run::
+
+    paths = make_certificates(out_dir / "tls")      # CA, cert and key PEM files
+
+and a load-generator process that talks to https/wss configures its clients::
+
+    configure_client(paths.ca, version="1.3")
+    ctx = client_ssl()          # what every client passes as its ssl context
+
+Nothing is trusted but that CA. Clients never resume TLS sessions: every new
+connection pays a full handshake, as a first visit does.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+_client: ssl.SSLContext | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CertPaths:
+    """PEM files of the throwaway CA and the server's certificate and key."""
+
+    ca: str
+    cert: str
+    key: str
+
+
+def make_certificates(folder: Path) -> CertPaths:
+    """Issue a CA and a certificate for 127.0.0.1/localhost into ``folder``."""
+    import trustme
+
+    folder.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1", "localhost", "::1")
+    paths = CertPaths(str(folder / "ca.pem"), str(folder / "cert.pem"), str(folder / "key.pem"))
+    ca.cert_pem.write_to_path(paths.ca)
+    server.cert_chain_pems[0].write_to_path(paths.cert)
+    for extra in server.cert_chain_pems[1:]:
+        extra.write_to_path(paths.cert, append=True)
+    server.private_key_pem.write_to_path(paths.key)
+    return paths
+
+
+def client_context(ca_file: str, version: str = "1.3") -> ssl.SSLContext:
+    """A client context trusting only ``ca_file``, capped at TLS ``version``."""
+    if version not in ("1.2", "1.3"):
+        raise ValueError(f"TLS version must be 1.2 or 1.3, got {version!r}")
+    ctx = ssl.create_default_context(cafile=ca_file)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_3 if version == "1.3" else ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def configure_client(ca_file: str | None, version: str = "1.3") -> None:
+    """Set (or clear, with None) the context this process's clients use for https/wss."""
+    global _client
+    _client = client_context(ca_file, version) if ca_file else None
+
+
+def client_ssl() -> ssl.SSLContext:
+    """The configured client context; raises when https/wss is used without one."""
+    if _client is None:
+        raise RuntimeError("TLS target but no CA configured; call configure_client() first")
+    return _client
+
+
+def is_secure(url: str) -> bool:
+    """True for https:// and wss:// URLs."""
+    return url.startswith(("https://", "wss://"))
