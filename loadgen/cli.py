@@ -100,7 +100,7 @@ def _execute(
     spec: Scenario, scenario: Path, out: Path | None, report: bool, progress: bool
 ) -> None:
     """Run a validated scenario, write the report, check SLOs, and set the exit code."""
-    from loadgen.orchestrator import run_scenario
+    from loadgen.orchestrator import LinkUnavailable, run_scenario
 
     if out is not None and out.exists() and any(out.iterdir()):
         err.print(f"[red]error:[/] {out} exists and is not empty; choose another --out")
@@ -109,7 +109,11 @@ def _execute(
         f"running [bold]{spec.name}[/]: {len(spec.run_cells())} cells x {spec.scenario.repeats} "
         f"repeats, at least {spec.estimated_seconds():.0f}s"
     )
-    result = run_scenario(spec, scenario, out, err, show_progress=progress)
+    try:
+        result = run_scenario(spec, scenario, out, err, show_progress=progress)
+    except LinkUnavailable as exc:
+        err.print(f"[red]error:[/] {scenario}: {exc}", highlight=False)
+        raise typer.Exit(2) from None
     err.print(f"results: {result.out_dir}")
     if report:
         from reports.cli_report import report as write_report

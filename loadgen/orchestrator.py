@@ -41,6 +41,7 @@ from loadgen.procs import (
     ProcessFailed,
     log_tail,
     plan_placement,
+    start_link,
     start_server,
     start_worker,
     stop_process,
@@ -91,6 +92,42 @@ def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-." else "_" for ch in text)
 
 
+class LinkUnavailable(ValueError):
+    """The scenario asks for a link emulator this machine cannot provide."""
+
+
+def plan_link(requested: str) -> dict[str, Any]:
+    """Which link emulator runs use, and why; raises LinkUnavailable for a refused request.
+
+    Runs drive the userspace relay; the kernel link (network namespaces with
+    netem) is detected so an explicit ``kernel`` request is refused with the
+    reason rather than silently replaced.
+    """
+    try:
+        from loadgen.link.kernel import kernel_support
+    except ImportError:  # pragma: no cover - the package ships it
+
+        def kernel_support() -> tuple[bool, str]:
+            return False, "kernel link support is not installed"
+
+    available, reason = kernel_support()
+    if requested == "kernel":
+        if not available:
+            raise LinkUnavailable(f'link = "kernel" cannot be honoured here: {reason}')
+        raise LinkUnavailable(
+            'link = "kernel": runs emulate links in userspace only; use "auto" or "userspace"'
+        )
+    note = "requested" if requested == "userspace" else f"kernel link unavailable: {reason}"
+    if requested == "auto" and available:
+        note = "kernel link available, but runs use the userspace relay"
+    return {"link": "userspace", "requested": requested, "reason": note}
+
+
+def _emulated(profile: Any) -> bool:
+    """Whether a link profile needs the emulator (loopback needs nothing between)."""
+    return bool(profile.delay_ms or profile.jitter_ms or profile.rate_mbit)
+
+
 def server_args(scenario: Scenario) -> list[str]:
     """Server command-line options for the scenario's test delay and real-time settings."""
     delay = ["--delay-ms", str(d)] if (d := scenario.server.delay_ms) else []
@@ -126,6 +163,8 @@ def cell_identity(scenario: Scenario, run_cell: RunCell) -> dict[str, Any]:
         "target_rate": run_cell.rate,
         "payload_bytes": scenario.scenario.payload_bytes,
         "tls": scenario.scenario.tls_version if cell.tls else None,
+        "profile": run_cell.profile.name if run_cell.profile is not None else None,
+        "rtt_ms": run_cell.profile.rtt_ms if run_cell.profile is not None else None,
         "sweep_group": run_cell.sweep_group,
         "slo_p99_ms": load.sweep_slo_p99_ms,
     }
@@ -220,6 +259,7 @@ class _Runner:
         }
         server: Child | None = None
         worker: Child | None = None
+        link: Child | None = None
         try:
             try:
                 with self.stop.deferred():
@@ -232,13 +272,27 @@ class _Runner:
                     )
             except ProcessFailed as exc:
                 return base | {"failed": str(exc)}
+            target_port = server.info["port"]
+            if run_cell.profile is not None and _emulated(run_cell.profile):
+                try:
+                    with self.stop.deferred():
+                        link = start_link(
+                            run_cell.profile.model_dump(mode="json"),
+                            target_port,
+                            self.placement.server_cpus,
+                            self.out / "logs" / f"{stem}-link.log",
+                        )
+                except ProcessFailed as exc:
+                    return base | {"failed": str(exc)}
+                target_port = link.info["port"]
+                base["link"] = {"mode": "userspace", "port": target_port, "cpus": link.cpus}
             spec = CellRun(
                 cell=run_cell.id,
                 transport=cell.transport,
                 client=cell.client,
                 conn_mode=cell.conn_mode or "",
                 repeat=repeat,
-                base_url=f"{'https' if cell.tls else 'http'}://127.0.0.1:{server.info['port']}",
+                base_url=f"{'https' if cell.tls else 'http'}://127.0.0.1:{target_port}",
                 model=self.scenario.load.model,
                 connections=self.scenario.load.connections,
                 rate=run_cell.rate,
@@ -265,6 +319,8 @@ class _Runner:
         finally:
             if worker is not None:
                 stop_process(worker)
+            if link is not None:
+                stop_process(link)
             if server is not None:
                 code = stop_process(server)
                 base["server_exit_code"] = code
@@ -370,6 +426,8 @@ def run_scenario(
 ) -> RunResult:
     """Run every cell of ``scenario`` and write the results folder."""
     console = console or Console(stderr=True)
+    # Refuse an impossible link before anything starts or is written.
+    network = plan_link(scenario.network.link) if scenario.network is not None else None
     run_id = out_dir.name if out_dir else new_run_id(scenario.name)
     out = out_dir or Path("results") / run_id
     out.mkdir(parents=True, exist_ok=True)
@@ -387,6 +445,8 @@ def run_scenario(
         "environment": collect_environment(),
         "pinning": placement.as_dict(),
     }
+    if network is not None:
+        meta["network"] = network
     _write_json(out / META_FILE, meta)
     if placement.note:
         console.print(f"[yellow]note:[/] {placement.note}")

@@ -13,6 +13,7 @@ it starts inherits it; what was actually applied is read back and recorded.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -231,3 +232,51 @@ def stop_process(child: Child, timeout_s: float = 5.0) -> int | None:
 def log_tail(path: Path, lines: int = 5) -> str:
     """The last lines of a child's log, joined on one line, for error messages."""
     return _tail(path, lines)
+
+
+LINK_READY_PREFIX = "RTBENCH-LINK-READY "
+
+
+def start_link(
+    profile: dict[str, Any],
+    target_port: int,
+    cpus: list[int] | None,
+    log_path: Path,
+    timeout_s: float = READY_TIMEOUT_S,
+) -> Child:
+    """Start the userspace link emulator in front of ``127.0.0.1:target_port``.
+
+    ``child.info["port"]`` is where clients connect instead of the server.
+    """
+    argv = [
+        sys.executable,
+        "-m",
+        "loadgen.link",
+        "relay",
+        "--profile",
+        json.dumps(profile),
+        "--target",
+        f"127.0.0.1:{target_port}",
+    ]
+    child = _spawn("link emulator", argv, cpus, log_path)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ProcessFailed(f"link emulator printed no ready line within {timeout_s:.0f}s")
+            try:
+                line = child.lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                code = child.proc.wait(timeout=5)
+                raise ProcessFailed(
+                    f"link emulator exited with code {code} before it was ready: {_tail(log_path)}"
+                )
+            if line.startswith(LINK_READY_PREFIX):
+                child.info = json.loads(line[len(LINK_READY_PREFIX) :])
+                return child
+    except BaseException:
+        stop_process(child)
+        raise

@@ -200,14 +200,49 @@ class Cell(_Strict):
         return "http" if self.transport in HTTP_TRANSPORTS else "ws"
 
 
+class NetworkSettings(_Strict):
+    """The ``[network]`` table: emulated links between client and server.
+
+    Every cell runs over each profile (a preset name, or a table of
+    ``delay_ms``/``rtt_ms``, ``jitter_ms``, ``rate_mbit``, ``handshake_rtts``
+    with a ``name``). ``link`` picks the emulator: ``auto`` uses the kernel
+    (netns + netem) when it can and the userspace relay otherwise.
+    """
+
+    profiles: list[str | dict[str, Any]] = Field(min_length=1, max_length=20)
+    link: Literal["auto", "kernel", "userspace"] = "auto"
+
+    @model_validator(mode="after")
+    def _profiles_resolve(self) -> NetworkSettings:
+        from loadgen.link.profiles import LinkProfileError, resolve_profile
+
+        names: set[str] = set()
+        for spec in self.profiles:
+            try:
+                profile = resolve_profile(spec)
+            except LinkProfileError as exc:
+                raise ValueError(str(exc)) from None
+            if profile.name in names:
+                raise ValueError(f"two link profiles are both named {profile.name!r}")
+            names.add(profile.name)
+        return self
+
+    def resolved(self) -> list[Any]:
+        """The profiles as :class:`loadgen.link.profiles.LinkProfile` objects."""
+        from loadgen.link.profiles import resolve_profile
+
+        return [resolve_profile(spec) for spec in self.profiles]
+
+
 @dataclass(frozen=True, slots=True)
 class RunCell:
-    """One cell as run: the declared cell, its open-loop rate, its id, its sweep group."""
+    """One cell as run: the declared cell, its rate, its link profile, its id, its sweep group."""
 
     cell: Cell
     rate: float | None
     id: str
     sweep_group: str | None
+    profile: Any = None
 
 
 class Scenario(_Strict):
@@ -217,6 +252,7 @@ class Scenario(_Strict):
     load: LoadSettings = LoadSettings()
     server: ServerSettings = ServerSettings()
     realtime: RealtimeParams | None = None
+    network: NetworkSettings | None = None
     cells: list[Cell] = Field(min_length=1)
     slo: SloSettings | None = None
 
@@ -257,11 +293,24 @@ class Scenario(_Strict):
         return self.scenario.name
 
     def run_cells(self) -> list[RunCell]:
-        """What actually runs: each cell, or each cell at each rate of a sweep (rates ascending)."""
-        rates = self.load.rates
-        if not rates:
-            return [RunCell(c, self.load.rate, c.id, None) for c in self.cells]
-        return [RunCell(c, r, f"{c.id}@{r:g}rps", c.id) for r in sorted(rates) for c in self.cells]
+        """What actually runs: each cell, at each rate of a sweep (ascending), over each
+        link profile of ``[network]``; ids get ``@RATErps`` and ``~PROFILE`` suffixes."""
+        rates: list[float | None] = sorted(self.load.rates) if self.load.rates else [self.load.rate]
+        profiles = self.network.resolved() if self.network else [None]
+        out: list[RunCell] = []
+        for profile in profiles:
+            for rate in rates:
+                for c in self.cells:
+                    cid = c.id
+                    if self.load.rates:
+                        cid += f"@{rate:g}rps"
+                    if profile is not None:
+                        cid += f"~{profile.name}"
+                    group = c.id if self.load.rates else None
+                    if group is not None and profile is not None:
+                        group += f"~{profile.name}"
+                    out.append(RunCell(c, rate, cid, group, profile))
+        return out
 
     def estimated_seconds(self) -> float:
         """Lower bound on the run's wall time (measurement and warm-up only)."""
