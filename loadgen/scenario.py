@@ -50,7 +50,7 @@ Transport = Literal["http", "ws-aiohttp", "ws-websockets"]
 ClientName = Literal["httpx", "aiohttp", "websockets"]
 ConnMode = Literal["keep-alive", "new-connection", "persistent"]
 Workload = Literal["echo", "messaging", "presence", "notifications", "activity", "mix"]
-DeliveryMode = Literal["short-poll", "long-poll", "push"]
+DeliveryMode = Literal["short-poll", "long-poll", "push", "sse"]
 
 
 class ScenarioError(ValueError):
@@ -175,7 +175,7 @@ class Cell(_Strict):
             if ws and self.delivery != "push":
                 raise ValueError("a WebSocket cell delivers by 'push'")
             if not ws and self.delivery == "push":
-                raise ValueError("an HTTP cell delivers by 'short-poll' or 'long-poll'")
+                raise ValueError("an HTTP cell delivers by 'short-poll', 'long-poll' or 'sse'")
             if not ws and self.client != "aiohttp":
                 raise ValueError("real-time HTTP users run on the aiohttp client")
         return self
@@ -278,7 +278,7 @@ class Scenario(_Strict):
                     if default is None:
                         raise ValueError(
                             f"cell {cell.id!r}: HTTP cells of a real-time workload need "
-                            'delivery = "short-poll" or "long-poll"'
+                            'delivery = "short-poll", "long-poll" or "sse"'
                         )
                     object.__setattr__(cell, "delivery", default)
         seen: set[str] = set()

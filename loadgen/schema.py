@@ -63,9 +63,10 @@ SAMPLE_COLUMNS = tuple(SAMPLE_SCHEMA.names)
 #: reaching one recipient. ``origin_ns`` is when it was caused (the sender's
 #: send, the publisher's publish, the user going offline/online) and
 #: ``latency_ns = received_ns - origin_ns`` on the host's monotonic clock.
-#: ``via`` is ``push`` or ``poll``; ``deferred`` marks recipients that were
-#: offline when it happened (counted, but left out of latency statistics);
-#: ``bytes`` is the wire bytes of the push frame, or the poll reply's bytes
+#: ``via`` is ``push`` (WebSocket), ``sse`` (Server-Sent Events) or ``poll``;
+#: ``deferred`` marks recipients that were offline when it happened (counted,
+#: but left out of latency statistics); ``bytes`` is the wire bytes of the push
+#: frame or SSE event (with its HTTP chunk framing), or the poll reply's bytes
 #: shared by the items it carried.
 DELIVERY_SCHEMA = pa.schema(
     [
@@ -95,7 +96,7 @@ DELIVERY_SCHEMA = pa.schema(
 DELIVERY_COLUMNS = tuple(DELIVERY_SCHEMA.names)
 
 WORKLOADS = ("echo", "messaging", "presence", "notifications", "activity", "mix")
-DELIVERY_MODES = ("short-poll", "long-poll", "push")
+DELIVERY_MODES = ("short-poll", "long-poll", "push", "sse")
 
 #: Percentiles reported everywhere, as (label, percentile) pairs.
 PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9))

@@ -202,7 +202,7 @@ def run_realtime_part(spec: CellRun, out_prefix: Path, use_uvloop: bool) -> dict
         "wire_bytes": {"sent": stats.wire_sent, "received": stats.wire_received},
         "measured_wire_bytes": sum(s.bytes_sent + s.bytes_received for s in measured),
         "push_bytes_measured": sum(
-            r.bytes for r in tracker.rows if r.via == "push" and not r.warmup
+            r.bytes for r in tracker.rows if r.via in ("push", "sse") and not r.warmup
         ),
     }
     out_prefix.with_suffix(".json").write_bytes(orjson.dumps(part, option=orjson.OPT_INDENT_2))

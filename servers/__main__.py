@@ -113,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow TLS session resumption (off: every connection pays a full handshake)",
     )
     parser.add_argument(
+        "--sse-heartbeat",
+        type=float,
+        default=0.0,
+        help="http: seconds without an event before GET /events sends a ': ping' comment "
+        "(15 suits most proxies; default 0: off, so benchmark streams carry events only)",
+    )
+    parser.add_argument(
         "--allow-non-loopback",
         action="store_true",
         help="permit binding an address outside 127.0.0.0/8 and ::1",
@@ -167,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             tls_key=args.tls_key,
             tls_version=args.tls_version,
             tls_resumption=args.tls_resumption,
+            sse_heartbeat_s=args.sse_heartbeat,
         )
         hub = Hub(
             config.max_message_bytes,

@@ -66,6 +66,10 @@ class ServerConfig:
     #: Allow TLS session resumption (tickets); off so every new connection
     #: pays a full handshake, as a first visit does.
     tls_resumption: bool = False
+    #: Seconds without an event after which ``GET /events`` sends a ``: ping``
+    #: comment (keeps proxies from closing an idle stream); 0: never, the default,
+    #: so a benchmark's SSE bytes are its events only.
+    sse_heartbeat_s: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -74,6 +78,8 @@ class ServerConfig:
             raise ValueError("max_message_bytes must be positive")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both a certificate and a key")
+        if self.sse_heartbeat_s < 0:
+            raise ValueError(f"sse_heartbeat_s must be >= 0, got {self.sse_heartbeat_s}")
         if self.tls_version not in ("1.2", "1.3"):
             raise ValueError(f"tls_version must be 1.2 or 1.3, got {self.tls_version!r}")
 

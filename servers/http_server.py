@@ -11,22 +11,55 @@ status ``reply.status`` and ``Content-Type: application/json``. A body larger
 than ``max_message_bytes`` gets 413 with a ``too_large`` envelope::
 
     await serve(ServerConfig("127.0.0.1", 0), Hub(), on_ready, stop)
+
+``GET /events`` is the Server-Sent Events push channel (``text/event-stream``).
+It needs a token (``Authorization: Bearer TOKEN`` or ``?token=TOKEN``; 401
+without) and resumes after the ``Last-Event-ID`` header, else ``?after=SEQ``,
+else from the start. The stream is a hub :class:`~servers.hub.Session`
+subscribed to the user's inbox, so the WebSocket rules hold: one bounded
+queue (a slow consumer's stream ends; it resumes with ``Last-Event-ID``), and
+the user is online for presence while the stream is open. Each inbox item is
+one event carrying the WebSocket's push JSON::
+
+    id: 7
+    data: {"op":"push","seq":7,"item":{...}}
+
+A resume that skips items the inbox no longer keeps first sends
+``event: gap`` whose data is the ``subscribe_inbox`` reply. With
+``ServerConfig.sse_heartbeat_s`` > 0, ``: ping`` comments are sent after that
+many seconds without an event (default off). When the server stops, streams
+end cleanly (the last chunk is sent). Sends and publishes stay ``POST /rpc``.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+import orjson
 from aiohttp import web
 
 from servers import protocol
-from servers.common import JSON_CONTENT_TYPE, SHUTDOWN_TIMEOUT, OnReady, ServerConfig
-from servers.hub import Context, Hub, Reply
+from servers.common import (
+    JSON_CONTENT_TYPE,
+    SEND_TIMEOUT,
+    SHUTDOWN_TIMEOUT,
+    OnReady,
+    ServerConfig,
+)
+from servers.hub import Context, Hub, Reply, Session
 from servers.realtime.auth import bearer_token
 
 KIND = "http"
 PATH = "/rpc"
 INBOX_PATH = "/inbox"
+EVENTS_PATH = "/events"
+SSE_CONTENT_TYPE = "text/event-stream"
+SSE_PING = b": ping\n\n"
+
+#: Close code recorded on a stream's session when the server stops.
+_CLOSE_GOING_AWAY = 1001
+
+_STREAMS = web.AppKey("rtbench_sse_sessions", set)
 
 _QUERY_INTS = ("after", "wait_ms", "limit")
 
@@ -58,6 +91,69 @@ def _poll_request(request: web.Request) -> protocol.Request:
     except ValueError:
         raise protocol.InvalidEnvelope("query parameters 'id' and 'ts' must be integers") from None
     return protocol.Request(op="poll", id=rid, ts=ts, payload=payload)
+
+
+def _stream_token(request: web.Request) -> str:
+    """The token of a ``GET /events``: the Authorization header, else ``?token=``."""
+    header = request.headers.get("Authorization")
+    token = bearer_token(header)
+    if header is not None and token is None:
+        raise protocol.Unauthorized("Authorization must be 'Bearer TOKEN'")
+    token = token or request.rel_url.query.get("token")
+    if not token:
+        raise protocol.Unauthorized(
+            "GET /events needs a token: 'Authorization: Bearer TOKEN' or ?token=TOKEN"
+        )
+    return token
+
+
+def _resume_after(request: web.Request) -> int:
+    """Where a stream starts: after ``Last-Event-ID``, else ``?after=``, else 0."""
+    name, text = "Last-Event-ID", request.headers.get("Last-Event-ID", "").strip()
+    if not text:
+        name, text = "after", request.rel_url.query.get("after", "0")
+    if not (text.isascii() and text.isdigit()):
+        raise protocol.InvalidEnvelope(f"{name} must be a non-negative integer, got {text!r}")
+    return int(text)
+
+
+def sse_event(body: bytes) -> bytes:
+    """One SSE event for a session's outgoing message: ``id: SEQ`` for a push."""
+    seq = protocol.push_seq(body)
+    if seq is None:
+        return b"data: %b\n\n" % body
+    return b"id: %d\ndata: %b\n\n" % (seq, body)
+
+
+async def _stream(
+    resp: web.StreamResponse, session: Session, heartbeat_s: float, request: web.Request
+) -> None:
+    """Write the session's pushes as events until it closes; end the stream cleanly.
+
+    An event that cannot leave within ``SEND_TIMEOUT`` (the client stopped
+    reading) aborts the connection and counts as a slow consumer.
+    """
+    try:
+        while True:
+            try:
+                async with asyncio.timeout(heartbeat_s or None):
+                    body = await session.next_outgoing()
+            except TimeoutError:
+                data = SSE_PING
+            else:
+                if body is None:
+                    break
+                data = sse_event(body)
+            async with asyncio.timeout(SEND_TIMEOUT):
+                await resp.write(data)
+        async with asyncio.timeout(SEND_TIMEOUT):
+            await resp.write_eof()
+    except ConnectionError:
+        return
+    except TimeoutError:
+        session.stalled()
+        if request.transport is not None:
+            request.transport.abort()
 
 
 def make_app(config: ServerConfig, hub: Hub) -> web.Application:
@@ -96,8 +192,54 @@ def make_app(config: ServerConfig, hub: Hub) -> web.Application:
             reply = await hub.dispatch(req, ctx)
         return web.Response(body=reply.body, status=reply.status, content_type=JSON_CONTENT_TYPE)
 
+    app[_STREAMS] = set()
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        try:
+            token = _stream_token(request)
+            after = _resume_after(request)
+            session = hub.open_session(token)
+        except protocol.ProtocolError as exc:
+            reply = hub.reject(exc)
+            return web.Response(
+                body=reply.body, status=reply.status, content_type=JSON_CONTENT_TYPE
+            )
+        streams: set[Session] = app[_STREAMS]
+        try:
+            reply = await session.subscribe(after)
+            if reply.status != 200:
+                return web.Response(
+                    body=reply.body, status=reply.status, content_type=JSON_CONTENT_TYPE
+                )
+            resp = web.StreamResponse(
+                headers={
+                    "Content-Type": SSE_CONTENT_TYPE,
+                    "Cache-Control": "no-cache",
+                    "X-Accel-Buffering": "no",  # tells nginx-like proxies not to buffer
+                }
+            )
+            streams.add(session)
+            try:
+                await resp.prepare(request)
+                if orjson.loads(reply.body)["payload"]["gap"]:
+                    await resp.write(b"event: gap\ndata: %b\n\n" % reply.body)
+            except ConnectionError:
+                return resp  # the client went away
+            await _stream(resp, session, config.sse_heartbeat_s, request)
+            return resp
+        finally:
+            streams.discard(session)
+            session.close()
+
+    async def end_streams(app: web.Application) -> None:
+        # Each stream sends what it has queued, then its last chunk.
+        for session in list(app[_STREAMS]):
+            session.request_close(_CLOSE_GOING_AWAY, "server shutdown", flush=True)
+
     app.router.add_post(PATH, rpc)
     app.router.add_get(INBOX_PATH, inbox)
+    app.router.add_get(EVENTS_PATH, events)
+    app.on_shutdown.append(end_streams)
     return app
 
 

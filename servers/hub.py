@@ -7,7 +7,7 @@ sends back ``reply.body``; an HTTP transport also uses ``reply.status``::
     reply = await hub.handle(body)                      # anonymous (echo, signin)
     reply = await hub.handle(body, Context(user="alice"))  # HTTP with a valid token
 
-A push transport (WebSocket) opens one :class:`Session` per connection and
+A push transport (WebSocket, SSE) opens one :class:`Session` per connection and
 sends whatever :meth:`Session.next_outgoing` yields: replies and pushed inbox
 items, in order, through a bounded queue::
 
@@ -278,6 +278,19 @@ class Session:
         self._replay_after = max(after, box.first_kept - 1)
         self._replay_held = True
         box.subscribe(self._on_item)
+
+    async def subscribe(self, after: int) -> Reply:
+        """Run ``subscribe_inbox`` after ``after`` for a push-only transport (SSE).
+
+        The reply is returned rather than queued (the stream carries pushes only),
+        and the replay starts at once.
+        """
+        req = protocol.Request(op="subscribe_inbox", id=0, ts=0, payload={"after": after})
+        reply = await self.hub.dispatch(req, self.ctx)
+        if self._replay_held:
+            self._replay_held = False
+            self._refill()
+        return reply
 
     def _on_item(self, seq: int, item: bytes) -> None:
         if self._replay_after is None:

@@ -272,6 +272,18 @@ def encode_push(seq: int, item: bytes) -> bytes:
     return b'{"op":"push","seq":%d,"item":%b}' % (seq, item)
 
 
+_PUSH_PREFIX = b'{"op":"push","seq":'
+
+
+def push_seq(body: bytes) -> int | None:
+    """The ``seq`` of a body made by :func:`encode_push`, or None for any other message."""
+    if not body.startswith(_PUSH_PREFIX):
+        return None
+    end = body.find(b",", len(_PUSH_PREFIX))
+    digits = body[len(_PUSH_PREFIX) : end]
+    return int(digits) if end > 0 and digits.isdigit() else None
+
+
 def decode_server_message(data: bytes | bytearray | memoryview | str) -> Response | Push:
     """Decode what a push connection receives: a reply envelope or a :class:`Push`."""
     obj = _loads(data)

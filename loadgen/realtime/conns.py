@@ -13,6 +13,9 @@ via, nbytes)``.
 - :class:`WsConn`: one WebSocket carrying requests, replies and pushes,
   through the websockets or aiohttp client; a reader task matches replies to
   requests by id.
+- :class:`SseConn`: a held ``GET /events`` (Server-Sent Events) receiving
+  pushes, parsed incrementally by :class:`SseParser`; it reconnects with
+  ``Last-Event-ID`` after a drop. Its user acts through an :class:`HttpConn`.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -362,6 +367,253 @@ class WsConn:
                 await asyncio.wait_for(ws.close(), 2.0)
         self.closed.set()
         await self._close_session()
+
+    def wire_totals(self) -> tuple[int, int]:
+        return self.counter.sent, self.counter.received
+
+
+# -- Server-Sent Events -----------------------------------------------------------------
+
+_EOL = re.compile(rb"\r\n|\r|\n")
+
+
+@dataclass(frozen=True, slots=True)
+class SseEvent:
+    """One dispatched event: its type, data (lines joined by LF) and last event id.
+
+    ``nbytes`` is what the stream carried for it since the previous event: its
+    own lines, any comments or empty blocks before it, and the transfer
+    framing the reader reported (HTTP chunk headers).
+    """
+
+    type: str
+    data: bytes
+    id: str
+    nbytes: int
+
+
+class SseParser:
+    """Incremental ``text/event-stream`` parser (the WHATWG event stream format).
+
+    ``feed(chunk)`` returns the events completed by ``chunk``; a partial line
+    waits for the next chunk. Lines end with CRLF, LF or CR; comments (``:``)
+    are skipped; ``retry:`` sets :attr:`retry_ms`; ``id:`` sets :attr:`last_id`.
+    """
+
+    def __init__(self, last_id: str = "") -> None:
+        self._buf = bytearray()
+        self._data: list[bytes] = []
+        self._type = ""
+        self._pending = 0
+        self._started = False
+        self.last_id = last_id
+        self.retry_ms: int | None = None
+
+    def feed(self, chunk: bytes, framing: int = 0) -> list[SseEvent]:
+        """Parse ``chunk``; ``framing`` is transfer overhead to charge to the next event."""
+        self._pending += framing
+        buf = self._buf
+        buf += chunk
+        if not self._started and len(buf) >= 3:
+            self._started = True
+            if buf.startswith(b"\xef\xbb\xbf"):
+                del buf[:3]
+                self._pending += 3
+        events: list[SseEvent] = []
+        pos = 0
+        while (m := _EOL.search(buf, pos)) is not None:
+            if m.group() == b"\r" and m.end() == len(buf):
+                break  # a CR at the end may be the first half of CRLF
+            line = bytes(buf[pos : m.start()])
+            self._pending += m.end() - pos
+            pos = m.end()
+            event = self._line(line)
+            if event is not None:
+                events.append(event)
+        del buf[:pos]
+        return events
+
+    def _line(self, line: bytes) -> SseEvent | None:
+        if not line:
+            return self._dispatch()
+        if line.startswith(b":"):
+            return None
+        name, colon, value = line.partition(b":")
+        if colon and value.startswith(b" "):
+            value = value[1:]
+        if name == b"data":
+            self._data.append(value)
+        elif name == b"event":
+            self._type = value.decode("utf-8", "replace")
+        elif name == b"id":
+            if b"\0" not in value:
+                self.last_id = value.decode("utf-8", "replace")
+        elif name == b"retry" and value.isdigit():
+            self.retry_ms = int(value)
+        return None
+
+    def _dispatch(self) -> SseEvent | None:
+        if not self._data:
+            self._type = ""
+            return None
+        event = SseEvent(
+            self._type or "message", b"\n".join(self._data), self.last_id, self._pending
+        )
+        self._data = []
+        self._type = ""
+        self._pending = 0
+        return event
+
+
+def chunk_framing(size: int) -> int:
+    """Bytes HTTP/1.1 chunked encoding adds around a chunk of ``size`` bytes."""
+    return len(f"{size:x}") + 4
+
+
+class SseConn:
+    """A user's Server-Sent Events stream: ``GET /events`` held open, resumed by id.
+
+    ::
+
+        sse = SseConn(base_url, timeout_s, on_item, on_connect)
+        await sse.connect(token, after=cursor)   # the stream is open (headers received)
+        reader = asyncio.create_task(sse.run())  # pushes reach on_item(..., "sse", nbytes)
+        await sse.close()                        # the user is offline at once
+
+    ``run`` reads until cancelled; when the stream drops (the server ended it,
+    e.g. as a slow consumer, or the connection broke) it reconnects with
+    ``Last-Event-ID`` after :attr:`retry_s` (the server's ``retry:`` if it sent
+    one), counting :attr:`reconnects`. A refusal (4xx) is not retried: ``run``
+    raises it. Each push's ``nbytes`` is its event's bytes on the wire: the
+    ``id:``/``data:`` lines and its HTTP chunk framing (not the response head,
+    which is the connection's set-up, as a WebSocket's upgrade is).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        timeout_s: float,
+        on_item: OnItem,
+        on_connect: Callable[[int, int, str | None], None] | None = None,
+        retry_s: float = 0.0,
+    ) -> None:
+        self.url = base_url.rstrip("/") + "/events"
+        self.timeout_s = timeout_s
+        self.on_item = on_item
+        self.on_connect = on_connect
+        self.retry_s = retry_s
+        self.counter = WireCounter()
+        self.token: str | None = None
+        self.last_id = 0
+        self.reconnects = 0
+        self.events = 0
+        self.gaps = 0
+        self._session: aiohttp.ClientSession | None = None
+        self._resp: aiohttp.ClientResponse | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=1, ssl=client_ssl() if is_secure(self.url) else True
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None),
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._session
+
+    async def connect(self, token: str, after: int = 0) -> None:
+        """Open the stream after ``after``; returns once the server has answered."""
+        self.token = token
+        self.last_id = after
+        await self._open()
+
+    async def _open(self) -> None:
+        headers = {"Accept": "text/event-stream", "Authorization": f"Bearer {self.token}"}
+        if self.last_id:
+            headers["Last-Event-ID"] = str(self.last_id)
+        t0 = clock()
+        error: str | None = None
+        try:
+            with counting(self.counter):
+                async with asyncio.timeout(self.timeout_s):
+                    resp = await self._client().get(self.url, headers=headers)
+            if resp.status != 200:
+                body = await resp.read()
+                resp.release()
+                error = f"http_{resp.status}"
+                raise ClientError(error, body.decode("utf-8", "replace")[:200])
+            self._resp = resp
+        except TimeoutError:
+            error = "timeout"
+            raise ClientError("timeout", f"no answer within {self.timeout_s}s") from None
+        except aiohttp.ClientError as exc:
+            error = "connect_error"
+            raise ClientError("connect_error", f"{type(exc).__name__}: {exc}") from None
+        finally:
+            if self.on_connect is not None:
+                self.on_connect(t0, clock(), error)
+
+    async def run(self) -> None:
+        """Read events until cancelled, reconnecting after drops (see the class docstring)."""
+        try:
+            while True:
+                if self._resp is not None:
+                    with contextlib.suppress(ConnectionError, aiohttp.ClientError):
+                        await self._read(self._resp)
+                    self._drop()
+                self.reconnects += 1
+                await asyncio.sleep(self.retry_s)
+                while True:
+                    try:
+                        await self._open()
+                        break
+                    except ClientError as exc:
+                        if exc.code.startswith("http_4"):
+                            raise
+                        await asyncio.sleep(max(self.retry_s, 0.1))
+        finally:
+            self._drop()
+
+    async def _read(self, resp: aiohttp.ClientResponse) -> None:
+        parser = SseParser(str(self.last_id))
+        chunked = resp.headers.get("Transfer-Encoding", "").lower() == "chunked"
+        in_chunk = 0
+        async for data, end_of_chunk in resp.content.iter_chunks():
+            now = clock()
+            framing = 0
+            in_chunk += len(data)
+            if chunked and end_of_chunk:
+                framing, in_chunk = chunk_framing(in_chunk), 0
+            for event in parser.feed(data, framing):
+                if event.type == "gap":
+                    self.gaps += 1
+                    continue
+                if event.type != "message":
+                    continue
+                try:
+                    message = protocol.decode_server_message(event.data)
+                except protocol.ProtocolError:
+                    continue
+                if isinstance(message, protocol.Push):
+                    self.events += 1
+                    self.last_id = max(self.last_id, message.seq)
+                    self.on_item(message.seq, message.item, now, "sse", event.nbytes)
+            if parser.retry_ms is not None:
+                self.retry_s = parser.retry_ms / 1000.0
+
+    def _drop(self) -> None:
+        resp, self._resp = self._resp, None
+        if resp is not None:
+            resp.close()
+
+    async def close(self) -> None:
+        """Close the stream's connection (the server sees the user leave at once)."""
+        self._drop()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
     def wire_totals(self) -> tuple[int, int]:
         return self.counter.sent, self.counter.received

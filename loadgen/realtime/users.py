@@ -12,7 +12,10 @@ Receiving depends on the cell's delivery mode: ``short-poll`` polls
 ``GET /inbox`` every interval, ``long-poll`` holds ``GET /inbox`` until
 something arrives or the timeout passes, ``push`` subscribes its WebSocket
 to the inbox and reconnects (resuming after its cursor) if the connection
-drops.
+drops, ``sse`` holds a Server-Sent Events stream (``GET /events``, resumed
+with ``Last-Event-ID``) and acts over ``POST /rpc``. Going offline closes the
+WebSocket or the event stream (seen at once), or stops polling (seen after
+the presence timeout).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loadgen.clients.base import ClientError
-from loadgen.realtime.conns import HttpConn, OnItem, OnRequest, OpFailed, WsConn
+from loadgen.realtime.conns import HttpConn, OnItem, OnRequest, OpFailed, SseConn, WsConn
 from loadgen.realtime.params import RealtimeParams
 
 clock = time.perf_counter_ns
@@ -69,13 +72,14 @@ class VirtualUser:
         self.token: str | None = None
         self.online = False
         self.stopping = False
-        self.reconnects = 0
+        self._ws_reconnects = 0
         self.failure: BaseException | None = None
         self._busy = asyncio.Lock()
         self._receiver: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.http: HttpConn | None = None
         self.ws: WsConn | None = None
+        self.sse: SseConn | None = None
         item_cb: OnItem = self._item
         if endpoint.delivery == "push":
             self.ws = WsConn(
@@ -88,6 +92,18 @@ class VirtualUser:
                 endpoint.timeout_s,
                 on_request,
             )
+            if endpoint.delivery == "sse":
+                self.sse = SseConn(
+                    endpoint.base_url,
+                    endpoint.timeout_s,
+                    item_cb,
+                    lambda t0, t1, error: self._on_connect(self.name, t0, t1, error),
+                )
+
+    @property
+    def reconnects(self) -> int:
+        """Times a dropped push connection (WebSocket or event stream) was resumed."""
+        return self._ws_reconnects + (self.sse.reconnects if self.sse is not None else 0)
 
     def _item(self, seq: int, item: Any, received_ns: int, via: str, nbytes: int) -> None:
         if seq <= self.cursor and via == "push":
@@ -129,6 +145,8 @@ class VirtualUser:
             assert self.http is not None
             reply = await self.http.call("signin", {"user": self.name})
             self.token = self.http.token = reply["token"]
+            if self.sse is not None:
+                await self.sse.connect(self.token, self.cursor)
         self.online = True
         self._wake.set()
         self._receiver = asyncio.create_task(self._receive())
@@ -141,6 +159,8 @@ class VirtualUser:
     async def _receive(self) -> None:
         if self.ws is not None:
             await self._watch_ws()
+        elif self.sse is not None:
+            await self.sse.run()
         else:
             await self._poll_loop()
 
@@ -154,7 +174,7 @@ class VirtualUser:
                 await self._wake.wait()
                 continue
             # Dropped while meant to be online (e.g. closed as a slow consumer): resume.
-            self.reconnects += 1
+            self._ws_reconnects += 1
             await self.ws.close()
             try:
                 await self._connect_ws()
@@ -196,10 +216,12 @@ class VirtualUser:
         if self.ws is not None:
             await self.ws.close()
         elif self._receiver is not None:
-            # Abandon a held long poll the way a closed tab does.
+            # Abandon a held long poll (or close the event stream) the way a closed tab does.
             self._receiver.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._receiver
+            if self.sse is not None:
+                await self.sse.close()
             assert self.http is not None
             await self.http.close()
             self._receiver = None
@@ -217,6 +239,9 @@ class VirtualUser:
             self.online = True
             self._wake.set()
         else:
+            if self.sse is not None and self._receiver is None:
+                assert self.token is not None
+                await self.sse.connect(self.token, self.cursor)
             self.online = True
             self._wake.set()
             if self._receiver is None:
@@ -236,10 +261,16 @@ class VirtualUser:
             self._receiver = None
         if self.ws is not None:
             await self.ws.close()
+        if self.sse is not None:
+            await self.sse.close()
         if self.http is not None:
             await self.http.close()
 
     def wire_totals(self) -> tuple[int, int]:
         conn = self.ws if self.ws is not None else self.http
         assert conn is not None
-        return conn.wire_totals()
+        sent, received = conn.wire_totals()
+        if self.sse is not None:
+            s, r = self.sse.wire_totals()
+            sent, received = sent + s, received + r
+        return sent, received
