@@ -123,6 +123,18 @@ def plan_link(requested: str) -> dict[str, Any]:
     return {"link": "userspace", "requested": requested, "reason": note}
 
 
+def _relay_overhead() -> dict[str, Any] | None:
+    """What the userspace relay itself adds to a round trip (zero-delay relay vs direct)."""
+    import asyncio
+
+    from loadgen.link.relay import measure_relay_overhead
+
+    try:
+        return asyncio.run(measure_relay_overhead(n=300)).as_dict()
+    except OSError as exc:
+        return {"error": str(exc)}
+
+
 def _emulated(profile: Any) -> bool:
     """Whether a link profile needs the emulator (loopback needs nothing between)."""
     return bool(profile.delay_ms or profile.jitter_ms or profile.rate_mbit)
@@ -446,6 +458,7 @@ def run_scenario(
         "pinning": placement.as_dict(),
     }
     if network is not None:
+        network["relay_overhead"] = _relay_overhead()
         meta["network"] = network
     _write_json(out / META_FILE, meta)
     if placement.note:
