@@ -44,14 +44,63 @@ def run(
         bool, typer.Option("--report/--no-report", help="Write report.html after the run")
     ] = True,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    engine: Annotated[
+        str, typer.Option("--engine", help="asyncio (default) or locust (closed loop)")
+    ] = "asyncio",
+    workers: Annotated[
+        int, typer.Option("--workers", min=0, help="locust: worker processes under a master")
+    ] = 0,
 ) -> None:
     """Run a scenario: start servers, drive load, write results (and a report)."""
+    if engine not in ("asyncio", "locust"):
+        err.print(f"[red]error:[/] --engine must be asyncio or locust, got {engine!r}")
+        raise typer.Exit(2)
+    if workers and engine != "locust":
+        err.print("[red]error:[/] --workers applies to --engine locust only")
+        raise typer.Exit(2)
     try:
         spec = load_scenario(scenario)
     except ScenarioError as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
-    _execute(spec, scenario, out, report, progress)
+    _execute(spec, scenario, out, report, progress, engine, workers)
+
+
+@app.command()
+def worker(
+    master: Annotated[str, typer.Option("--master", help="HOST[:PORT] of a locust master")],
+) -> None:
+    """Join a locust master (started by `rtbench run --engine locust`) as a worker."""
+    from loadgen.locust_engine import join_master, parse_master
+
+    try:
+        host, port = parse_master(master)
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    raise typer.Exit(join_master(host, port))
+
+
+@app.command()
+def locust(
+    scenario: Annotated[Path, typer.Argument(help="Scenario TOML file")],
+    cell: Annotated[
+        str | None, typer.Option("--cell", help="Which cell's users (default: the first)")
+    ] = None,
+    port: Annotated[int, typer.Option("--port", help="Web UI port")] = 8089,
+) -> None:
+    """Open locust's web UI with a scenario cell's users, against a server started for it."""
+    from loadgen.locust_engine import run_web_ui
+    from loadgen.orchestrator import interactive_spec
+
+    try:
+        spec = load_scenario(scenario)
+    except ScenarioError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    with interactive_spec(spec, cell) as cell_spec:
+        err.print(f"locust web UI on http://127.0.0.1:{port} for {cell_spec.cell}")
+        raise typer.Exit(run_web_ui(cell_spec, port=port))
 
 
 @app.command()
@@ -97,7 +146,13 @@ def sweep(
 
 
 def _execute(
-    spec: Scenario, scenario: Path, out: Path | None, report: bool, progress: bool
+    spec: Scenario,
+    scenario: Path,
+    out: Path | None,
+    report: bool,
+    progress: bool,
+    engine: str = "asyncio",
+    workers: int = 0,
 ) -> None:
     """Run a validated scenario, write the report, check SLOs, and set the exit code."""
     from loadgen.orchestrator import LinkUnavailable, run_scenario
@@ -110,7 +165,9 @@ def _execute(
         f"repeats, at least {spec.estimated_seconds():.0f}s"
     )
     try:
-        result = run_scenario(spec, scenario, out, err, show_progress=progress)
+        result = run_scenario(
+            spec, scenario, out, err, show_progress=progress, engine=engine, locust_workers=workers
+        )
     except LinkUnavailable as exc:
         err.print(f"[red]error:[/] {scenario}: {exc}", highlight=False)
         raise typer.Exit(2) from None

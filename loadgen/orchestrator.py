@@ -228,8 +228,16 @@ def _sigterm_as_interrupt(stop: _StopRequest) -> Iterator[None]:
 
 class _Runner:
     def __init__(
-        self, scenario: Scenario, out_dir: Path, placement: Placement, progress: Progress | None
+        self,
+        scenario: Scenario,
+        out_dir: Path,
+        placement: Placement,
+        progress: Progress | None,
+        engine: str = "asyncio",
+        locust_workers: int = 0,
     ) -> None:
+        self.engine = engine
+        self.locust_workers = locust_workers
         self.scenario = scenario
         self.out = out_dir
         self.placement = placement
@@ -325,7 +333,13 @@ class _Runner:
             worker_log = self.out / "logs" / f"{stem}-loadgen.log"
             with self.stop.deferred():
                 worker = start_worker(
-                    spec_path, prefix, self.placement.client_cpus, worker_log, s.client_loop
+                    spec_path,
+                    prefix,
+                    self.placement.client_cpus,
+                    worker_log,
+                    s.client_loop,
+                    self.engine,
+                    self.locust_workers,
                 )
             return base | self._watch(server, worker, spec, prefix, worker_log)
         finally:
@@ -390,7 +404,9 @@ class _Runner:
 
         part["procs"] = {
             "server_cpu_s": delta(0),
-            "client_cpu_s": delta(1),
+            # A locust master's own CPU misses its worker processes; the engine
+            # measures all of them over the window itself.
+            "client_cpu_s": part.get("client_cpu_s_measured", delta(1)),
             "server_rss_mb": round(server.peak_rss / 2**20, 2) if server.peak_rss else None,
             "client_rss_mb": round(worker.peak_rss / 2**20, 2) if worker.peak_rss else None,
             "server_cpus": server.cpus,
@@ -435,8 +451,14 @@ def run_scenario(
     out_dir: Path | None = None,
     console: Console | None = None,
     show_progress: bool = True,
+    engine: str = "asyncio",
+    locust_workers: int = 0,
 ) -> RunResult:
-    """Run every cell of ``scenario`` and write the results folder."""
+    """Run every cell of ``scenario`` and write the results folder.
+
+    ``engine`` is ``asyncio`` (rtbench's open/closed-loop generator) or
+    ``locust`` (closed loop; ``locust_workers`` worker processes under a master).
+    """
     console = console or Console(stderr=True)
     # Refuse an impossible link before anything starts or is written.
     network = plan_link(scenario.network.link) if scenario.network is not None else None
@@ -447,7 +469,8 @@ def run_scenario(
     meta: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "run_id": run_id,
-        "engine": "asyncio",
+        "engine": engine,
+        "locust_workers": locust_workers if engine == "locust" else None,
         "complete": False,
         "started_at": _now(),
         "ended_at": None,
@@ -477,7 +500,7 @@ def run_scenario(
         console=console,
         disable=not show_progress,
     )
-    runner = _Runner(scenario, out, placement, progress)
+    runner = _Runner(scenario, out, placement, progress, engine, locust_workers)
     try:
         with _sigterm_as_interrupt(runner.stop), progress:
             runner.task_id = progress.add_task(scenario.name, total=len(order), status="")
@@ -507,3 +530,48 @@ def run_scenario(
         meta["loops"] = sorted({str(p.get("loop")) for p in parts if p.get("loop")})
         _write_json(out / META_FILE, meta)
     return RunResult(out, not interrupted, summary, meta)
+
+
+@contextlib.contextmanager
+def interactive_spec(scenario: Scenario, cell_id: str | None = None) -> Iterator[CellRun]:
+    """Start a server for one cell and yield its spec, for interactive tools (locust's UI).
+
+    The server is stopped when the block ends. TLS and link profiles are not
+    applied here: the UI drives the plain server on loopback.
+    """
+    run_cells = scenario.run_cells()
+    chosen = next((c for c in run_cells if cell_id in (None, c.id, c.cell.id)), None)
+    if chosen is None:
+        known = ", ".join(c.id for c in run_cells)
+        raise ValueError(f"no cell {cell_id!r} in scenario {scenario.name}; cells: {known}")
+    s = scenario.scenario
+    cell = chosen.cell
+    folder = Path("results") / f"{new_run_id(scenario.name)}-interactive"
+    folder.mkdir(parents=True, exist_ok=True)
+    server = start_server(
+        cell.transport,
+        None,
+        folder / "server.log",
+        scenario.server.max_message_bytes,
+        extra_args=server_args(scenario),
+    )
+    try:
+        yield CellRun(
+            cell=chosen.id,
+            transport=cell.transport,
+            client=cell.client,
+            conn_mode=cell.conn_mode or "",
+            base_url=f"http://127.0.0.1:{server.info['port']}",
+            model=scenario.load.model,
+            connections=scenario.load.connections,
+            rate=chosen.rate,
+            duration_s=s.duration_s,
+            warmup_s=s.warmup_s,
+            payload_bytes=s.payload_bytes,
+            timeout_s=s.timeout_s,
+            workload=s.workload,
+            delivery=cell.delivery_mode,
+            realtime=rt.model_dump(mode="json") if (rt := scenario.realtime) else None,
+        )
+    finally:
+        stop_process(server)

@@ -207,10 +207,35 @@ def _wait_ready(child: Child, kind: str, log_path: Path, timeout_s: float) -> No
 
 
 def start_worker(
-    spec_path: Path, out_prefix: Path, cpus: list[int] | None, log_path: Path, loop: str
+    spec_path: Path,
+    out_prefix: Path,
+    cpus: list[int] | None,
+    log_path: Path,
+    loop: str,
+    engine: str = "asyncio",
+    locust_workers: int = 0,
 ) -> Child:
-    """Start ``python -m loadgen.worker`` for one repeat of one cell."""
-    argv = [sys.executable, "-m", "loadgen.worker", str(spec_path), str(out_prefix), "--loop", loop]
+    """Start the load generator for one repeat of one cell.
+
+    ``engine="asyncio"`` runs ``python -m loadgen.worker``; ``"locust"`` runs
+    ``python -m loadgen.locust_engine.worker`` (a master and ``locust_workers``
+    worker processes when that is > 0). Both print the same events and write
+    the same part files.
+    """
+    if engine == "locust":
+        from loadgen.locust_engine import worker_argv
+
+        argv = worker_argv(spec_path, out_prefix, workers=locust_workers)
+    else:
+        argv = [
+            sys.executable,
+            "-m",
+            "loadgen.worker",
+            str(spec_path),
+            str(out_prefix),
+            "--loop",
+            loop,
+        ]
     return _spawn("load generator", argv, cpus, log_path)
 
 

@@ -1,0 +1,58 @@
+"""`rtbench run --engine locust --workers N` runs through the orchestrator like asyncio."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from loadgen.cli import app
+
+SCENARIO = """
+[scenario]
+name = "engines"
+repeats = 1
+duration_s = 1
+warmup_s = 0.3
+
+[load]
+model = "closed"
+connections = 2
+
+[[cells]]
+transport = "http"
+client = "aiohttp"
+conn_mode = "keep-alive"
+
+[[cells]]
+transport = "ws-aiohttp"
+client = "aiohttp"
+"""
+
+
+def test_locust_engine_with_two_workers(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(SCENARIO)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app,
+        [
+            *("run", str(path), "--out", str(out), "--no-report", "--no-progress"),
+            *("--engine", "locust", "--workers", "2"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    meta = json.loads((out / "meta.json").read_text())
+    assert (meta["engine"], meta["locust_workers"]) == ("locust", 2)
+    for cell in json.loads((out / "summary.json").read_text())["cells"]:
+        assert cell["count"] > 0 and cell["errors"] == 0
+        assert cell["latency_ms"]["p50"] > 0
+
+
+def test_workers_need_the_locust_engine(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(SCENARIO)
+    result = CliRunner().invoke(app, ["run", str(path), "--workers", "2"])
+    assert result.exit_code == 2
+    assert "--engine locust" in result.output
