@@ -1,4 +1,4 @@
-"""rtbench reports: read results folders, compute statistics, render tables, charts and HTML.
+"""rtbench reports: read results folders, judge the "3x faster" claim, render tables, charts, HTML.
 
 ::
 
@@ -6,29 +6,66 @@
     run = reports.load("results/20261129-015000-quick")
     run.cells                                  # one row per cell (see reports.columns)
     run.deliveries                             # real-time runs: one row per delivery
-    reports.ratio_table(run.cells)             # HTTP / WebSocket latency ratios
+    verdicts = reports.verdict_table(run)      # HTTP/WS ratios, 95 % bootstrap CIs, verdicts
+    reports.verdict_wide(verdicts)             # the same, one row per pair
+    reports.run_warnings(run)                  # why not to trust the numbers, if anything
+    reports.sweep_table(run.cells)             # rate sweeps: highest rate under the p99 SLO
+    reports.ratio_table(run.cells)             # HTTP / WebSocket latency ratios (points only)
     reports.delivery_table(run.cells)          # real-time: delivery latency, counts, costs
-    reports.delivery_ratio_table(run.cells)    # polling / push delivery and bytes ratios
     reports.write_report(run, "report.html")   # self-contained HTML
+    reports.write_outputs(run, "out/")         # report.html, summary.md and verdict.csv
 
 Modules: ``load`` (files -> Run), ``columns`` (column names), ``stats`` (percentiles,
-ratios), ``checks`` (warnings), ``table`` (rich tables), ``charts`` (matplotlib),
-``html`` (report.html), ``cli_report`` (what ``rtbench report`` runs).
+ratios, sweeps, costs), ``verdict`` (the claim's verdict with bootstrap intervals),
+``checks`` (warnings), ``table`` (rich tables), ``charts`` (matplotlib), ``html``
+(report.html), ``markdown`` (summary.md, verdict.csv), ``cli_report`` (what
+``rtbench report`` runs).
 """
 
 from __future__ import annotations
 
+from reports.checks import cell_caveats, repeat_spread, run_warnings
 from reports.html import write_report
 from reports.load import ResultsError, Run, load, load_many
-from reports.stats import delivery_ratio_table, delivery_table, ratio_table
+from reports.markdown import summary_markdown, write_outputs
+from reports.stats import (
+    cost_table,
+    delivery_ratio_table,
+    delivery_table,
+    ratio_table,
+    sweep_table,
+)
+from reports.verdict import (
+    CLAIM_RATIO,
+    METRICS,
+    VERDICTS,
+    matched_pairs,
+    verdict_counts,
+    verdict_table,
+    verdict_wide,
+)
 
 __all__ = [
+    "CLAIM_RATIO",
+    "METRICS",
+    "VERDICTS",
     "ResultsError",
     "Run",
+    "cell_caveats",
+    "cost_table",
     "delivery_ratio_table",
     "delivery_table",
     "load",
     "load_many",
+    "matched_pairs",
     "ratio_table",
+    "repeat_spread",
+    "run_warnings",
+    "summary_markdown",
+    "sweep_table",
+    "verdict_counts",
+    "verdict_table",
+    "verdict_wide",
+    "write_outputs",
     "write_report",
 ]

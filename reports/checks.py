@@ -5,9 +5,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from reports.fmt import as_float, fmt_int, fmt_pct
+from reports.fmt import as_float, fmt_int, fmt_ms, fmt_pct
 from reports.load import Run
 from reports.stats import realtime_mask
 
@@ -19,6 +20,14 @@ RATE_REACHED = 0.95
 
 SATURATION_MESSAGE = "load generator saturated: results may measure the client"
 
+#: Coefficient of variation of the per-repeat p50 above which repeats disagree too much.
+SPREAD_CV = 0.2
+
+#: The same for the per-repeat p99, which is noisier by nature.
+SPREAD_CV_P99 = 0.5
+
+SPREAD_MESSAGE = "high spread across repeats"
+
 
 def cell_label(run: Run, row: pd.Series) -> str:
     """The cell name, prefixed by its run id when ``run`` combines several runs."""
@@ -27,16 +36,25 @@ def cell_label(run: Run, row: pd.Series) -> str:
     return str(row["cell"])
 
 
-def run_warnings(run: Run, *, saturation: float = SATURATION_THRESHOLD) -> list[str]:
+def run_warnings(
+    run: Run,
+    *,
+    saturation: float = SATURATION_THRESHOLD,
+    spread: float = SPREAD_CV,
+    spread_p99: float = SPREAD_CV_P99,
+) -> list[str]:
     """Human-readable warning lines, empty if nothing is wrong.
 
     Flags: an incomplete run (summary.json or meta.json not saying ``"complete": true``),
     cells with ``status`` other than ``"ok"``, errors, failures or no measured requests,
-    cells whose client CPU utilisation (cell or any repeat) exceeds ``saturation``, and
-    for real-time cells: lost or duplicated deliveries, no useful message, slow-consumer
-    closes, reconnects, and deliveries missing from deliveries.parquet. A real-time cell's
-    ``count`` covers actions (send, publish, activity) only, so it is not flagged for having
-    no requests when items were delivered.
+    cells whose client CPU utilisation (cell or any repeat) exceeds ``saturation``, open-loop
+    cells that did not reach 95 % of their offered rate, cells whose repeats disagree (the
+    per-repeat p50 — delivery p50 for real-time cells — has a coefficient of variation above
+    ``spread``, or the per-repeat p99 one above ``spread_p99``), and for real-time cells:
+    lost or duplicated deliveries, no useful message, slow-consumer closes, reconnects, and
+    deliveries missing from deliveries.parquet. A real-time cell's ``count`` covers actions
+    (send, publish, activity) only, so it is not flagged for having no requests when items
+    were delivered.
     """
     lines: list[str] = []
     for part in run.runs:
@@ -93,7 +111,108 @@ def run_warnings(run: Run, *, saturation: float = SATURATION_THRESHOLD) -> list[
             f"{SATURATION_MESSAGE} (client CPU above {fmt_pct(saturation)} in: "
             f"{', '.join(saturated)})"
         )
+    spreads = repeat_spread(run)
+    for label, limit in (("p50", spread), ("p99", spread_p99)):
+        noisy = spreads[(spreads["label"] == label) & (spreads["cv"] > limit)]
+        if noisy.empty:
+            continue
+        named = [
+            f"{_label(run, r['run_id'], r['cell'])} (CV {fmt_pct(r['cv'])}: "
+            f"{', '.join(fmt_ms(v) for v in r['values'])} ms)"
+            for _, r in noisy.iterrows()
+        ]
+        lines.append(
+            f"{SPREAD_MESSAGE}: the per-repeat {label} varies by more than {fmt_pct(limit)} "
+            "(coefficient of variation), so the machine or the run was noisy; the confidence "
+            f"intervals pool the repeats and do not include this spread, in: {', '.join(named)}"
+        )
     return lines
+
+
+def repeat_spread(run: Run) -> pd.DataFrame:
+    """How much each cell's repeats disagree: two rows (p50, p99) per cell with 2 or more
+    repeats.
+
+    Columns ``run_id``, ``cell``, ``label`` (``p50`` or ``p99``), ``metric`` (the column:
+    ``p50_ms``, or ``delivery_p50_ms`` for real-time cells), ``values`` (the per-repeat
+    values, list), ``mean`` and ``cv`` (the coefficient of variation: sample standard
+    deviation / mean; NaN when the mean is 0).
+    """
+    columns = ["run_id", "cell", "label", "metric", "values", "mean", "cv"]
+    reps = run.repeats
+    if reps.empty:
+        return pd.DataFrame(columns=columns)
+    live = realtime_mask(reps)
+    rows = []
+    for (rid, cell), idx in reps.groupby(["run_id", "cell"], sort=False).groups.items():
+        for label in ("p50", "p99"):
+            metric = f"delivery_{label}_ms" if live.loc[idx].any() else f"{label}_ms"
+            values = pd.to_numeric(reps.loc[idx, metric], errors="coerce").dropna()
+            values = values.to_numpy(dtype="float64")
+            if len(values) < 2:
+                continue
+            mean = float(values.mean())
+            cv = float(values.std(ddof=1) / mean) if mean > 0 else float("nan")
+            rows.append(
+                {
+                    "run_id": rid,
+                    "cell": cell,
+                    "label": label,
+                    "metric": metric,
+                    "values": values.tolist(),
+                    "mean": mean,
+                    "cv": cv,
+                }
+            )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def cell_caveats(
+    run: Run,
+    *,
+    saturation: float = SATURATION_THRESHOLD,
+    spread: float = SPREAD_CV,
+    spread_p99: float = SPREAD_CV_P99,
+) -> dict[tuple[str, str], list[str]]:
+    """Short reasons to doubt each cell, keyed by ``(run_id, cell)``; cells without any are
+    left out. The verdict table lists them beside each pair: ``"status error"``,
+    ``"12 errors"``, ``"3 lost deliveries"``, ``"client CPU 95%"``, ``"rate not reached
+    (200 of 400 req/s)"``, ``"repeats disagree at p50 (CV 35%)"``, ``"run incomplete"``."""
+    out: dict[tuple[str, str], list[str]] = {}
+    incomplete = {part.run_id for part in run.runs if not part.complete}
+    for _, row in run.cells.iterrows():
+        tags = []
+        if row["run_id"] in incomplete:
+            tags.append("run incomplete")
+        status = row.get("status")
+        if isinstance(status, str) and status != "ok":
+            tags.append(f"status {status}")
+        errors = as_float(row.get("errors"))
+        if errors:
+            tags.append(f"{fmt_int(errors)} errors")
+        lost = as_float(row.get("deliveries_lost"))
+        if lost:
+            tags.append(f"{fmt_int(lost)} lost deliveries")
+        util = _max_client_util(run, row)
+        if util is not None and util > saturation:
+            tags.append(f"client CPU {fmt_pct(util)}")
+        offered = as_float(row.get("offered_rps"))
+        achieved = as_float(row.get("throughput_rps"))
+        if offered and achieved is not None and achieved < RATE_REACHED * offered:
+            tags.append(f"rate not reached ({achieved:,.0f} of {offered:,.0f} req/s)")
+        if tags:
+            out[(str(row["run_id"]), str(row["cell"]))] = tags
+    limits = {"p50": spread, "p99": spread_p99}
+    for _, r in repeat_spread(run).iterrows():
+        if np.isfinite(r["cv"]) and r["cv"] > limits[r["label"]]:
+            key = (str(r["run_id"]), str(r["cell"]))
+            text = f"repeats disagree at {r['label']} (CV {fmt_pct(r['cv'])})"
+            out.setdefault(key, []).append(text)
+    return out
+
+
+def _label(run: Run, run_id: object, cell: object) -> str:
+    return f"{run_id}: {cell}" if len(run.runs) > 1 else str(cell)
 
 
 def _delivery_warnings(run: Run, row: pd.Series) -> list[str]:

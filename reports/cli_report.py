@@ -1,9 +1,10 @@
-"""What ``rtbench report DIR [DIR...]`` does: print tables and warnings, write report.html.
+"""What ``rtbench report DIR [DIR...]`` does: print tables, the verdict and warnings, write files.
 
 ``path = report([Path("results/X")])`` loads the folder(s), prints the per-cell summaries,
-warnings and the HTTP/WebSocket ratio tables (request latency for echo cells; delivery
-latency and bytes per useful message for real-time cells), writes
-``results/X/report.html`` (or ``out``) and returns its path.
+the verdict on the "3x faster" claim (:func:`reports.verdict.verdict_table`), the rate
+sweeps' highest rates under their p99 objective and the warnings, then writes
+``results/X/report.html`` (or ``out``) with ``summary.md`` and ``verdict.csv`` beside it,
+and returns the HTML path.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from reports.html import write_report
 from reports.load import load_many
-from reports.stats import delivery_ratio_table, ratio_table, realtime_cells, request_cells
-from reports.table import delivery_ratio_rich_table, print_summary, ratio_rich_table
+from reports.markdown import REPORT_FILE, SUMMARY_FILE, VERDICT_CSV, write_outputs
+from reports.stats import sweep_table
+from reports.table import print_summary, print_warnings, sweep_rich_table, verdict_rich_table
+from reports.verdict import verdict_table
 
-REPORT_FILE = "report.html"
+__all__ = ["REPORT_FILE", "SUMMARY_FILE", "VERDICT_CSV", "report"]
 
 
 def report(dirs: list[Path], out: Path | None = None, console: Console | None = None) -> Path:
@@ -26,7 +28,9 @@ def report(dirs: list[Path], out: Path | None = None, console: Console | None = 
     Args:
         dirs: results folders; several are combined (rows tagged by run id) and the report
             goes into the first one.
-        out: where to write the HTML instead; an existing folder gets ``report.html`` inside.
+        out: where to write the HTML instead: a path ending in ``.html`` is the file, any
+            other path a folder (created if needed) that gets ``report.html``.
+            ``summary.md`` and ``verdict.csv`` go into the HTML file's folder.
         console: where to print (default: a new rich Console on stdout).
 
     Raises:
@@ -37,20 +41,31 @@ def report(dirs: list[Path], out: Path | None = None, console: Console | None = 
         raise ValueError("report() needs at least one results folder")
     console = console or Console()
     run = load_many([Path(d) for d in dirs])
-    print_summary(run, console)
-    echo = request_cells(run.cells)
-    if not echo.empty or run.cells.empty:
-        console.print(ratio_rich_table(ratio_table(echo)))
-    if not realtime_cells(run.cells).empty:
-        console.print(delivery_ratio_rich_table(delivery_ratio_table(run.cells)))
+    warnings = print_summary(run, console, warnings=False)
+    verdicts = verdict_table(run)
+    if not verdicts.empty:
+        console.print(verdict_rich_table(verdicts))
+    else:
+        console.print("No HTTP/WebSocket pair to judge the claim on.", highlight=False)
+    sweeps = sweep_table(run.cells)
+    if not sweeps.empty:
+        console.print(sweep_rich_table(sweeps))
+    print_warnings(warnings, console)
     target = _target(Path(dirs[0]), out)
-    written = write_report(run, target)
-    console.print(f"Report written to {written}", markup=False, highlight=False)
-    return written
+    written = write_outputs(run, target.parent, html_name=target.name, verdicts=verdicts)
+    console.print(
+        f"Report written to {written['html']} (with {SUMMARY_FILE} and {VERDICT_CSV})",
+        markup=False,
+        highlight=False,
+    )
+    return written["html"]
 
 
 def _target(first: Path, out: Path | None) -> Path:
+    """Where report.html goes: ``out`` itself if it names an .html file, else inside it."""
     if out is None:
         return first / REPORT_FILE
     out = Path(out)
-    return out / REPORT_FILE if out.is_dir() else out
+    if out.is_dir() or out.suffix.lower() not in (".html", ".htm"):
+        return out / REPORT_FILE
+    return out

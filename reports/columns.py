@@ -51,9 +51,13 @@ IDENTITY_COLUMNS: tuple[str, ...] = (
 #: The ``delivery`` of echo cells; real-time cells have one of ``DELIVERY_MODES``.
 REQUEST_DELIVERY = "request"
 
-#: How real-time items reach users (``loadgen.schema.DELIVERY_MODES``); HTTP polls.
-DELIVERY_MODES: tuple[str, ...] = ("short-poll", "long-poll", "push")
+#: How real-time items reach users (``loadgen.schema.DELIVERY_MODES``): HTTP polls or
+#: streams Server-Sent Events, WebSocket pushes.
+DELIVERY_MODES: tuple[str, ...] = ("short-poll", "long-poll", "push", "sse")
 POLL_MODES: tuple[str, ...] = ("short-poll", "long-poll")
+
+#: The delivery modes of HTTP cells, compared against WebSocket push.
+HTTP_DELIVERY_MODES: tuple[str, ...] = (*POLL_MODES, "sse")
 
 #: Delivery counters: ``deliveries_<name>``.
 DELIVERY_COUNT_COLUMNS: tuple[str, ...] = tuple(

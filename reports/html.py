@@ -1,37 +1,45 @@
 """Self-contained HTML report: ``write_report(run, "results/X/report.html")``.
 
-Echo cells get the request section (HTTP/WS latency ratios, summary, latency charts),
-real-time cells the delivery section (polling/push ratios of delivery latency and bytes
-per useful message, per-cell deliveries, delivery charts, bytes chart).
+The page opens with the verdict on the "3x faster" claim (:mod:`reports.verdict`: one row
+per HTTP/WebSocket pair with ratios, 95 % intervals and verdicts), the warnings that say
+how far to trust the run, a chart of the verdicts and, for rate sweeps, each group's
+highest rate under the p99 objective. Then one section per scenario (per results folder):
+echo cells get the request summary and charts (percentile spectrum, CDF, latency over
+time, bytes, CPU, memory, the sweep's hockey stick), real-time cells the deliveries
+summary and charts (delivery spectrum, CDF, over time, short-poll staleness, bytes, CPU,
+memory). Last, each run's environment.
 
 Everything is inline (CSS, charts as PNG data URIs); the page loads nothing from the
-network. The template is ``reports/templates/report.html.j2``, rendered with autoescape
-on, so strings from the results files (scenario names, errors) cannot inject markup.
+network and runs no script. The template is ``reports/templates/report.html.j2``,
+rendered with autoescape on, so strings from the results files (scenario names, errors)
+cannot inject markup.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from reports import charts
 from reports.checks import run_warnings
-from reports.fmt import fmt_bytes, fmt_ms, fmt_ratio
+from reports.fmt import as_float, fmt_bytes, fmt_ms, fmt_ratio, fmt_text
 from reports.load import Run
 from reports.stats import (
     bytes_per_useful_split,
-    delivery_ratio_table,
+    cost_table,
     measured_deliveries,
-    ratio_table,
+    measured_samples,
     realtime_cells,
     request_cells,
+    sweep_cells,
+    sweep_table,
 )
 from reports.table import (
     ACTIVITY_SUMMARY_COLUMNS,
@@ -41,26 +49,58 @@ from reports.table import (
     delivery_rows,
     summary_rows,
 )
+from reports.verdict import (
+    CLAIM_RATIO,
+    LEVEL,
+    MAX_BOOTSTRAP_SAMPLES,
+    METRICS,
+    N_RESAMPLES,
+    OPTIONAL_CONDITION_COLUMNS,
+    VERDICTS,
+    condition_text,
+    verdict_counts,
+    verdict_table,
+    verdict_wide,
+)
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATE_NAME = "report.html.j2"
 
-#: Ratio at and above which a pair supports the "3x" claim (highlighted in the report).
-CLAIM_RATIO = 3.0
-
 #: Packages listed first in the environment section (all others are in a details box).
 KEY_PACKAGES = ("websockets", "aiohttp", "httpx", "httpcore", "uvloop", "orjson", "psutil")
 
+#: Where the claim comes from (two sentences), shown under the verdict table.
+CLAIM_ORIGIN = (
+    "The “3× faster” figure comes from Lubbers and Greco (2010), whose latency model has "
+    "each HTTP poll pay a TCP connection set-up plus the message — 150 ms on their 50 ms "
+    "path — against 50 ms for a WebSocket message on an already-open connection. It was a "
+    "model, not a measurement: here every condition is measured, HTTP both with a new "
+    "connection per request and with keep-alive."
+)
 
-def write_report(run: Run, out_path: str | PathLike[str]) -> Path:
-    """Render the report for ``run`` to ``out_path`` (parent folders created); return it."""
+#: What each verdict means.
+VERDICT_MEANINGS: dict[str, str] = {
+    "holds": "the whole 95 % confidence interval of HTTP ÷ WebSocket is at or above 3×",
+    "refuted": "the whole interval is below 3× (WebSocket may still be faster, by less)",
+    "inconclusive": "the interval straddles 3×: the data cannot tell",
+    "n/a": "no interval (a cell had no measurements, or fewer than 2 repeats for bytes/CPU)",
+}
+
+
+def write_report(
+    run: Run, out_path: str | PathLike[str], *, verdicts: pd.DataFrame | None = None
+) -> Path:
+    """Render the report for ``run`` to ``out_path`` (parent folders created); return it.
+
+    ``verdicts`` is :func:`reports.verdict.verdict_table` output, computed when omitted.
+    """
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_report(run), encoding="utf-8")
+    out.write_text(render_report(run, verdicts=verdicts), encoding="utf-8")
     return out
 
 
-def render_report(run: Run) -> str:
+def render_report(run: Run, *, verdicts: pd.DataFrame | None = None) -> str:
     """The report as an HTML string."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
@@ -69,102 +109,173 @@ def render_report(run: Run) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    return env.get_template(TEMPLATE_NAME).render(**report_context(run))
+    return env.get_template(TEMPLATE_NAME).render(**report_context(run, verdicts=verdicts))
 
 
-def report_context(run: Run) -> dict[str, Any]:
-    """The template variables: plain strings, lists and dicts, already formatted.
-
-    The request section (``has_requests``) covers echo cells, the delivery section
-    (``has_deliveries``) real-time cells; a run shows whichever it has (the request
-    section also when it has no cells at all).
-    """
-    echo = request_cells(run.cells)
-    has_deliveries = not realtime_cells(run.cells).empty
-    has_requests = not echo.empty or not has_deliveries
+def report_context(run: Run, *, verdicts: pd.DataFrame | None = None) -> dict[str, Any]:
+    """The template variables: plain strings, lists and dicts, already formatted."""
+    verdicts = verdict_table(run) if verdicts is None else verdicts
+    sweeps = sweep_table(run.cells)
     multi = len(run.runs) > 1
+    extras = [c for c in OPTIONAL_CONDITION_COLUMNS if c in verdicts.columns]
     return {
         "title": f"rtbench report: {run.scenario_name}",
-        "scenario_name": run.scenario_name,
         "run_id": run.run_id,
-        "description": _description(run),
         "multi": multi,
         "complete": run.complete,
-        "warnings": run_warnings(run),
         "claim_ratio": f"{CLAIM_RATIO:g}",
-        "has_requests": has_requests,
-        "has_deliveries": has_deliveries,
-        "ratio_rows": _ratio_rows(echo) if has_requests else [],
-        "summary_headers": ["Cell", *(c.header.replace("\n", " ") for c in SUMMARY_COLUMNS)],
-        "summary_rows": summary_rows(run) if has_requests else [],
-        "charts": _request_charts(run) if has_requests else [],
-        "delivery_ratio_rows": _delivery_ratio_rows(run) if has_deliveries else [],
-        "delivery_headers": [
-            "Cell",
-            *(c.header.replace("\n", " ") for c in DELIVERY_SUMMARY_COLUMNS),
-        ],
-        "delivery_rows": delivery_rows(run) if has_deliveries else [],
-        "delivery_charts": _delivery_charts(run) if has_deliveries else [],
-        "delivery_rows_measured": not measured_deliveries(run.deliveries).empty,
-        "activity_headers": [
-            "Cell",
-            *(c.header.replace("\n", " ") for c in ACTIVITY_SUMMARY_COLUMNS),
-        ],
-        "activity_rows": activity_rows(run),
+        "claim_origin": CLAIM_ORIGIN,
+        "verdict_meanings": list(VERDICT_MEANINGS.items()),
+        "method": _method_note(),
+        "tallies": verdict_tallies(verdicts),
+        "metrics": [(m, label) for m, label in METRICS.items()],
+        "verdict_groups": _verdict_groups(verdicts, extras),
+        "verdict_chart": (
+            _chart(
+                "Verdict per pair",
+                charts.verdict_chart(verdicts),
+                "Each row is one HTTP cell against one WebSocket cell; the marker is the "
+                "ratio, the bar its 95 % confidence interval, the colour the verdict. Right "
+                f"of the red line WebSocket was at least {CLAIM_RATIO:g}× faster.",
+            )
+            if len(verdicts)
+            else None
+        ),
+        "warnings": run_warnings(run),
+        "sweeps": _sweep_rows(sweeps, multi),
+        "scenarios": [_scenario(part, i) for i, part in enumerate(run.runs, start=1)],
         "environments": [_environment(part) for part in run.runs],
     }
 
 
-def _ratio_cell(
-    http: object, ws: object, ratio: float, fmt: Callable[[object], str]
-) -> dict[str, Any]:
-    return {
-        "http": fmt(http),
-        "ws": fmt(ws),
-        "ratio": fmt_ratio(ratio),
-        "meets_claim": bool(ratio >= CLAIM_RATIO),
-    }
+def verdict_tallies(verdicts: pd.DataFrame) -> list[str]:
+    """One sentence per metric: ``"p50 latency: holds in 3, refuted in 9, inconclusive in 4
+    of 16 pairs (same client: holds in 1 of 4)"``; empty without pairs."""
+    if verdicts.empty:
+        return []
+    counts = verdict_counts(verdicts)
+    same = verdict_counts(verdicts[verdicts["same_client"].astype(bool)])
+    lines = []
+    for metric, label in METRICS.items():
+        total = sum(counts[metric].values())
+        if not total:
+            continue
+        parts = [f"{v} in {counts[metric][v]}" for v in VERDICTS if counts[metric][v]]
+        text = f"{label}: {', '.join(parts)} of {total} pairs"
+        n_same = sum(same[metric].values())
+        if n_same:
+            text += f" (same-client pairs: holds in {same[metric]['holds']} of {n_same})"
+        lines.append(text)
+    return lines
 
 
-def _ratio_rows(echo: pd.DataFrame) -> list[dict[str, Any]]:
-    """Echo cells: HTTP/WS request latency ratios, formatted."""
-    rows = []
-    for _, r in ratio_table(echo, labels=("p50", "p99")).iterrows():
-        row: dict[str, Any] = {
-            "run_id": str(r["run_id"]) if "run_id" in r else "",
-            "http_cell": str(r["http_cell"]),
-            "ws_cell": str(r["ws_cell"]),
-        }
-        for label in ("p50", "p99"):
-            row[label] = _ratio_cell(
-                r[f"http_{label}_ms"], r[f"ws_{label}_ms"], r[f"{label}_ratio"], fmt_ms
+def _method_note() -> str:
+    return (
+        f"Latency intervals: a two-sample bootstrap ({N_RESAMPLES:,} resamples, seeded) of "
+        "each cell's raw measured requests (echo) or deliveries (real-time), repeats "
+        f"pooled; cells above {MAX_BOOTSTRAP_SAMPLES:,} rows are resampled from a random "
+        f"{MAX_BOOTSTRAP_SAMPLES:,}. Bytes and server CPU per message: a bootstrap of the "
+        "per-repeat values (needs 2 or more repeats; with 2 it is about the range of the "
+        f"per-repeat ratios). Confidence level {LEVEL:.0%}. Same-client pairs compare "
+        "like with like; mixed pairs also differ in client library."
+    )
+
+
+def _ci_text(low: object, high: object) -> str:
+    lo, hi = as_float(low), as_float(high)
+    if lo is None or hi is None:
+        return "no interval"
+    return f"{_ratio_short(lo)}–{_ratio_short(hi)}"
+
+
+def _ratio_short(value: float) -> str:
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _value_text(value: object, metric: str) -> str:
+    if metric in ("p50", "p99"):
+        return fmt_ms(value)
+    if metric == "bytes":
+        return fmt_bytes(value)
+    v = as_float(value)
+    return "–" if v is None else f"{v:,.1f}"
+
+
+_UNITS = {"p50": "ms", "p99": "ms", "bytes": "B", "cpu": "µs"}
+
+
+def _verdict_groups(verdicts: pd.DataFrame, extras: list[str]) -> list[dict[str, Any]]:
+    """Verdict rows grouped by scenario (run), formatted for the template."""
+    wide = verdict_wide(verdicts)
+    groups: list[dict[str, Any]] = []
+    keys = ["run_id", "scenario", "workload", "load", *extras]
+    for key, frame in wide.groupby(keys, sort=False, dropna=False):
+        ident = dict(zip(keys, key, strict=True))
+        rows = []
+        for _, r in frame.iterrows():
+            metrics = []
+            for metric in METRICS:
+                verdict = str(r[f"{metric}_verdict"])
+                unit = _UNITS[metric]
+                metrics.append(
+                    {
+                        "ratio": fmt_ratio(r[f"{metric}_ratio"]),
+                        "ci": _ci_text(r[f"{metric}_ci_low"], r[f"{metric}_ci_high"]),
+                        "verdict": verdict,
+                        "css": "v-" + verdict.replace("/", ""),
+                        "compared": (
+                            f"{_value_text(r[f'{metric}_http_value'], metric)} ÷ "
+                            f"{_value_text(r[f'{metric}_ws_value'], metric)} {unit}"
+                        ),
+                    }
+                )
+            rows.append(
+                {
+                    "mode": fmt_text(r["mode"]),
+                    "same_client": bool(r["same_client"]),
+                    "pairing": str(r["pairing"]),
+                    "http_cell": str(r["http_cell"]),
+                    "ws_cell": str(r["ws_cell"]),
+                    "metrics": metrics,
+                    "caveats": str(r["caveats"] or ""),
+                }
             )
-        rows.append(row)
-    return rows
-
-
-def _delivery_ratio_rows(run: Run) -> list[dict[str, Any]]:
-    """Real-time cells: polling/push delivery latency and bytes-per-message ratios."""
-    rows = []
-    for _, r in delivery_ratio_table(run.cells, labels=("p50", "p99")).iterrows():
-        row: dict[str, Any] = {
-            "run_id": str(r["run_id"]) if "run_id" in r else "",
-            "http_cell": str(r["http_cell"]),
-            "ws_cell": str(r["ws_cell"]),
-            "http_delivery": str(r["http_delivery"]),
-        }
-        for label in ("p50", "p99"):
-            col = f"delivery_{label}_ms"
-            row[label] = _ratio_cell(
-                r[f"http_{col}"], r[f"ws_{col}"], r[f"delivery_{label}_ratio"], fmt_ms
-            )
-        row["bytes"] = _ratio_cell(
-            r["http_bytes_per_useful_message"],
-            r["ws_bytes_per_useful_message"],
-            r["bytes_ratio"],
-            fmt_bytes,
+        condition = [fmt_text(ident["workload"]), fmt_text(ident["load"])]
+        condition += [condition_text(c, ident[c]) for c in extras]
+        groups.append(
+            {
+                "title": f"{ident['scenario']} (run {ident['run_id']})",
+                "condition": " · ".join(condition),
+                "rows": rows,
+            }
         )
-        rows.append(row)
+    return groups
+
+
+def _sweep_rows(sweeps: pd.DataFrame, multi: bool) -> list[dict[str, str]]:
+    rows = []
+    for _, s in sweeps.iterrows():
+        max_rate = as_float(s["max_rate"])
+        failing = as_float(s["first_failing_rate"])
+        rows.append(
+            {
+                "group": (f"{s['run_id']}: " if multi else "") + str(s["sweep_group"]),
+                "slo": f"{s['slo_p99_ms']:g} ms"
+                + (" (default: the scenario set none)" if s["slo_source"] == "default" else ""),
+                "max_rate": f"{max_rate:,.0f} req/s"
+                if max_rate
+                else "none (even the lowest failed)",
+                "p99_at_max": fmt_ms(s["p99_at_max_ms"]),
+                "rates": ", ".join(f"{r:,.0f}" for r in s["rates"]),
+                "stop": (
+                    f"{failing:,.0f} req/s: {s['failure']}" if failing else "every rate passed"
+                ),
+            }
+        )
     return rows
 
 
@@ -172,8 +283,41 @@ def _chart(title: str, fig: Figure, caption: str) -> dict[str, str]:
     return {"title": title, "uri": charts.fig_to_data_uri(fig), "caption": caption}
 
 
-def _request_charts(run: Run) -> list[dict[str, str]]:
-    return [
+def _scenario(part: Run, index: int) -> dict[str, Any]:
+    """One scenario section (one results folder)."""
+    echo = request_cells(part.cells)
+    has_deliveries = not realtime_cells(part.cells).empty
+    has_requests = not echo.empty or not has_deliveries
+    costs = cost_table(part.cells, {part.run_id: part.meta})
+    return {
+        "anchor": f"scenario-{index}",
+        "name": part.scenario_name,
+        "run_id": part.run_id,
+        "complete": part.complete,
+        "description": _description(part),
+        "has_requests": has_requests,
+        "has_deliveries": has_deliveries,
+        "summary_headers": ["Cell", *(c.header.replace("\n", " ") for c in SUMMARY_COLUMNS)],
+        "summary_rows": summary_rows(part) if has_requests else [],
+        "charts": _request_charts(part, costs) if has_requests else [],
+        "delivery_headers": [
+            "Cell",
+            *(c.header.replace("\n", " ") for c in DELIVERY_SUMMARY_COLUMNS),
+        ],
+        "delivery_rows": delivery_rows(part) if has_deliveries else [],
+        "delivery_charts": _delivery_charts(part, costs) if has_deliveries else [],
+        "delivery_rows_measured": not measured_deliveries(part.deliveries).empty,
+        "activity_headers": [
+            "Cell",
+            *(c.header.replace("\n", " ") for c in ACTIVITY_SUMMARY_COLUMNS),
+        ],
+        "activity_rows": activity_rows(part),
+    }
+
+
+def _request_charts(run: Run, costs: pd.DataFrame) -> list[dict[str, str]]:
+    echo_costs = costs[costs["per"] == "request"]
+    out = [
         _chart(
             "Latency by percentile",
             charts.percentile_spectrum(run.samples),
@@ -186,10 +330,53 @@ def _request_charts(run: Run) -> list[dict[str, str]]:
             "Share of requests completed within a given latency; further left is faster.",
         ),
     ]
+    if not measured_samples(run.samples).empty:
+        out.append(
+            _chart(
+                "Latency over time",
+                charts.latency_over_time(run.samples),
+                "The median (thick) and 99th percentile (thin) of each time bin, repeats one "
+                "after the other: a flat line means a steady run; spikes are stalls, a slope "
+                "at the start a warm-up the warmup period did not absorb.",
+            )
+        )
+    if not sweep_cells(run.cells).empty:
+        out.append(
+            _chart(
+                "Throughput against latency over the rate sweep",
+                charts.sweep_chart(run.cells),
+                "Each line is one cell run at rising open-loop rates; latency stays flat until "
+                "the server (or client) saturates, then climbs steeply: the knee. The ringed "
+                "point is the highest rate whose p99 met the objective (dashed line).",
+            )
+        )
+    out += [
+        _chart(
+            "Bytes per request",
+            charts.echo_bytes_chart(echo_costs),
+            "TCP payload bytes on the wire per echo request and its reply, split into the "
+            "payload and everything around it: HTTP request and status lines and headers, or "
+            "WebSocket frame headers, plus the JSON envelope.",
+        ),
+        _chart(
+            "CPU per request",
+            charts.cpu_chart(echo_costs),
+            "CPU time per request of the server (solid) and the load generator (hatched); "
+            "the client figure is the Python client library's cost, not the protocol's.",
+        ),
+        _chart(
+            "Server memory per connection",
+            charts.memory_chart(echo_costs),
+            "The server's peak resident memory divided by the number of connections; it "
+            "includes the interpreter's fixed baseline, so it only compares like with like.",
+        ),
+    ]
+    return out
 
 
-def _delivery_charts(run: Run) -> list[dict[str, str]]:
-    """Delivery latency charts (when any delivery was measured) and the bytes chart."""
+def _delivery_charts(run: Run, costs: pd.DataFrame) -> list[dict[str, str]]:
+    """Delivery latency charts (when any delivery was measured) and the cost charts."""
+    live_costs = costs[costs["per"] == "message"]
     out = []
     if not measured_deliveries(run.deliveries).empty:
         out += [
@@ -198,7 +385,8 @@ def _delivery_charts(run: Run) -> list[dict[str, str]]:
                 charts.delivery_spectrum(run.deliveries),
                 "Time from an item's cause (a send, a publish, a user going on- or offline) "
                 "to its receipt by each recipient, one line per cell; solid lines are "
-                "WebSocket push, dashed long polling, dotted short polling. Warmup, duplicate "
+                "WebSocket push, dash-dot Server-Sent Events, dashed long polling, dotted short "
+                "polling. Warmup, duplicate "
                 "and deferred (recipient offline) deliveries are left out.",
             ),
             _chart(
@@ -206,17 +394,55 @@ def _delivery_charts(run: Run) -> list[dict[str, str]]:
                 charts.delivery_cdf(run.deliveries),
                 "Share of deliveries that arrived within a given latency; further left is faster.",
             ),
+            _chart(
+                "Delivery latency over time",
+                charts.delivery_over_time(run.deliveries),
+                "The median (thick) and 99th percentile (thin) delivery latency of each time "
+                "bin, repeats one after the other.",
+            ),
         ]
-    out.append(
+        if run.deliveries["delivery"].eq("short-poll").any():
+            interval = _poll_interval_ms(run)
+            out.append(
+                _chart(
+                    "Short polling: staleness against the poll interval",
+                    charts.staleness_chart(run.deliveries, interval),
+                    "How old items were when a short poll fetched them. With items appearing "
+                    "at random moments the wait is spread evenly between 0 and the poll "
+                    "interval, averaging half of it: the price of polling that push avoids.",
+                )
+            )
+    out += [
         _chart(
             "Bytes per useful message",
             charts.bytes_per_useful_chart(bytes_per_useful_split(run.samples, run.deliveries)),
             "TCP payload bytes on the wire per useful message (a delivery, or an accepted "
             "activity event), split into what clients sent (polls, sends), replies they "
             "received (poll replies carry the items) and frames the server pushed.",
-        )
-    )
+        ),
+        _chart(
+            "CPU per useful message",
+            charts.cpu_chart(live_costs),
+            "CPU time per useful message of the server (solid) and the load generator "
+            "(hatched); empty polls cost CPU without delivering anything.",
+        ),
+        _chart(
+            "Server memory per user",
+            charts.memory_chart(live_costs),
+            "The server's peak resident memory divided by the number of virtual users; it "
+            "includes the interpreter's fixed baseline.",
+        ),
+    ]
     return out
+
+
+def _poll_interval_ms(run: Run) -> float | None:
+    """meta.json ``scenario.realtime.poll_interval_ms``."""
+    scenario = run.meta.get("scenario")
+    realtime = scenario.get("realtime") if isinstance(scenario, dict) else None
+    value = realtime.get("poll_interval_ms") if isinstance(realtime, dict) else None
+    number = as_float(value)
+    return number if number and np.isfinite(number) else None
 
 
 def _environment(run: Run) -> dict[str, Any]:
@@ -266,7 +492,7 @@ def _description(run: Run) -> str:
     scenario = run.meta.get("scenario")
     settings = scenario.get("scenario") if isinstance(scenario, dict) else None
     text = settings.get("description") if isinstance(settings, dict) else None
-    return str(text) if text and len(run.runs) == 1 else ""
+    return str(text) if text else ""
 
 
 def _cpus(value: object) -> str | None:

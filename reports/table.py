@@ -191,13 +191,13 @@ def print_warnings(lines: Sequence[str], console: Console | None = None) -> None
         console.print(Text.assemble(("WARNING: ", "bold yellow"), line))
 
 
-def print_summary(run: Run, console: Console | None = None) -> list[str]:
+def print_summary(run: Run, console: Console | None = None, *, warnings: bool = True) -> list[str]:
     """Print the summary tables then the warnings (see :func:`reports.checks.run_warnings`).
 
     The request table lists echo cells (it is printed also when the run has no cells), the
     delivery table real-time cells, the time-on-site table activity cells. A table wider
     than the console is printed in parts (two for requests, three for deliveries) so no
-    number is cut. Returns the warning lines printed.
+    number is cut. Returns the warning lines (printed unless ``warnings=False``).
     """
     console = console or Console()
     live = realtime_cells(run.cells)
@@ -208,7 +208,8 @@ def print_summary(run: Run, console: Console | None = None) -> list[str]:
     if not activity_cells(run).empty:
         console.print(activity_summary_table(run))
     lines = run_warnings(run)
-    print_warnings(lines, console)
+    if warnings:
+        print_warnings(lines, console)
     return lines
 
 
@@ -293,4 +294,101 @@ def _filled(run: Run, title: str, cells: pd.DataFrame, columns: Sequence[Summary
         table.add_column(c.header, justify="right", no_wrap=True)
     for values in _rows(run, cells, columns):
         table.add_row(*(Text(v) for v in values))
+    return table
+
+
+#: Rich styles per verdict.
+VERDICT_STYLES: dict[str, str] = {
+    "holds": "bold green",
+    "refuted": "bold red",
+    "inconclusive": "yellow",
+    "n/a": "dim",
+}
+
+
+def verdict_rich_table(verdicts: pd.DataFrame) -> Table:
+    """:func:`reports.verdict.verdict_table` output as a rich Table, one row per pair: the
+    pair (its condition, the two cells, the clients and any caveats), then per metric the
+    ratio and verdict over the 95 % interval."""
+    from reports.verdict import (
+        CLAIM_RATIO,
+        METRICS,
+        OPTIONAL_CONDITION_COLUMNS,
+        condition_text,
+        verdict_wide,
+    )
+
+    table = _table(
+        "Verdict: HTTP ÷ WebSocket, then the verdict and the 95% CI — holds if the whole "
+        f"interval is ≥ {CLAIM_RATIO:g}×, refuted if wholly below"
+    )
+    wide = verdict_wide(verdicts)
+    extras = [c for c in OPTIONAL_CONDITION_COLUMNS if c in wide.columns]
+    table.add_column("Pair (condition, cells, clients)", overflow="fold", min_width=38)
+    for label in METRICS.values():
+        table.add_column(label.replace(" per ", "\nper "), justify="right", no_wrap=True)
+    for _, r in wide.iterrows():
+        condition = " · ".join(
+            [
+                str(r["scenario"]),
+                str(r["mode"]),
+                str(r["load"]),
+                *(condition_text(c, r[c]) for c in extras),
+            ]
+        )
+        pair = Text.assemble(
+            (condition, "dim"),
+            f"\n{r['http_cell']}\n÷ {r['ws_cell']}\n",
+            (str(r["pairing"]), "bold" if r["same_client"] else ""),
+            (" (same client)" if r["same_client"] else " (mixed)", "dim"),
+        )
+        if r["caveats"]:
+            pair.append(f"\n{r['caveats']}", style="yellow")
+        values: list[Text] = [pair]
+        for metric in METRICS:
+            verdict = str(r[f"{metric}_verdict"])
+            low, high = r[f"{metric}_ci_low"], r[f"{metric}_ci_high"]
+            ci = f"{_short(low)}–{_short(high)}" if pd.notna(low) and pd.notna(high) else "no CI"
+            values.append(
+                Text.assemble(
+                    fmt_ratio(r[f"{metric}_ratio"]),
+                    "\n",
+                    (verdict, VERDICT_STYLES.get(verdict, "")),
+                    "\n",
+                    (ci, "dim"),
+                )
+            )
+        table.add_row(*values)
+    return table
+
+
+def _short(value: float) -> str:
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def sweep_rich_table(sweeps: pd.DataFrame) -> Table:
+    """:func:`reports.stats.sweep_table` output as a rich Table."""
+    table = _table("Rate sweeps: the highest rate with p99 under the objective")
+    for header in ("Sweep group", "p99 objective", "Highest rate", "p99 there ms", "Stopped at"):
+        table.add_column(header, overflow="fold")
+    multi = "run_id" in sweeps.columns and sweeps["run_id"].nunique() > 1
+    for _, s in sweeps.iterrows():
+        top, failing = s["max_rate"], s["first_failing_rate"]
+        table.add_row(
+            Text((f"{s['run_id']}: " if multi else "") + str(s["sweep_group"])),
+            Text(
+                f"{s['slo_p99_ms']:g} ms" + (" (default)" if s["slo_source"] == "default" else "")
+            ),
+            Text(f"{top:,.0f} req/s" if pd.notna(top) else "none"),
+            Text(fmt_ms(s["p99_at_max_ms"])),
+            Text(
+                f"{failing:,.0f} req/s: {s['failure']}"
+                if pd.notna(failing)
+                else "every rate passed"
+            ),
+        )
     return table

@@ -8,6 +8,10 @@ cell's ``scale``, so with integer scales every percentile ratio between two cell
 exactly the ratio of their scales. Warmup and failed rows get absurd latencies
 (:data:`JUNK_NS`) so any statistic that fails to exclude them is visibly wrong.
 
+``make_run_dir(tmp_path, sweep_cells({...}))`` writes a rate sweep (cells named
+``CELL@RATErps`` with ``sweep_group``, ``target_rate`` and ``slo_p99_ms``).
+``real_runs(base)`` makes two tiny *real* runs (echo and messaging) with ``rtbench run``.
+
 ``make_realtime_run_dir(tmp_path)`` writes a real-time (messaging) run for the
 :data:`DEFAULT_RT_CELLS`: samples (sends and polls), deliveries.parquet and the
 summary's delivery fields, computed from those rows the way the load generator does.
@@ -20,6 +24,9 @@ for polling cells and :data:`WS_BYTES_PER_MESSAGE` for push cells.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,12 +48,18 @@ from loadgen.schema import (
 )
 
 JUNK_NS = 10_000_000_000  # 10 s: warmup and failed rows
+REPO_ROOT = Path(__file__).resolve().parent.parent
 LABELS = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9), ("max", 100.0))
 
 
 @dataclass(frozen=True)
 class CellSpec:
-    """One synthetic cell; latency = shared base * ``scale``."""
+    """One synthetic cell; latency = shared base * ``scale``.
+
+    ``rate`` makes it an open-loop cell of a rate sweep (named ``...@RATErps``, with
+    ``sweep_group``, ``target_rate`` and ``slo_p99_ms``); ``reached`` is the fraction of the
+    rate it achieved.
+    """
 
     transport: str
     client: str
@@ -55,10 +68,17 @@ class CellSpec:
     cpu_util_client: float = 0.5
     failed: int = 0  # failed (ok=False) rows per repeat
     status: str = "ok"
+    rate: float | None = None
+    slo_p99_ms: float | None = None
+    reached: float = 1.0
+
+    @property
+    def group(self) -> str:
+        return f"{self.transport}/{self.client}/{self.conn_mode}"
 
     @property
     def name(self) -> str:
-        return f"{self.transport}/{self.client}/{self.conn_mode}"
+        return self.group if self.rate is None else f"{self.group}@{self.rate:g}rps"
 
 
 DEFAULT_CELLS: tuple[CellSpec, ...] = (
@@ -119,9 +139,10 @@ def make_run_dir(
             "conn_mode": spec.conn_mode,
             **({"delivery": "request", "workload": "echo"} if schema >= 2 else {}),
             "family": family(spec.transport),
-            "load_model": "closed",
+            "load_model": "closed" if spec.rate is None else "open",
             "connections": 8,
-            "target_rate": None,
+            "target_rate": spec.rate,
+            "payload_bytes": 64,
             "status": spec.status,
             "failures": ["ConnectionResetError: peer reset"] if spec.failed else [],
             "repeats": repeats,
@@ -129,6 +150,13 @@ def make_run_dir(
             "rss_mb": {"server": 40.1, "client": 60.2},
             "per_repeat": per_repeat,
         }
+        if spec.rate is not None:
+            entry.update(
+                sweep_group=spec.group,
+                slo_p99_ms=spec.slo_p99_ms,
+                offered_rps=spec.rate,
+                throughput_rps=spec.rate * spec.reached,
+            )
         summary_cells.append(entry)
     table = pa.Table.from_pydict(columns, schema=SAMPLE_SCHEMA)
     if schema < 2:
@@ -272,15 +300,160 @@ def _stats(
     }
 
 
+def sweep_cells(
+    scales: dict[str, Sequence[float]],
+    rates: Sequence[float] = (1000, 2000, 4000, 8000),
+    *,
+    slo_p99_ms: float | None = 5.0,
+    reached: dict[tuple[str, float], float] | None = None,
+) -> list[CellSpec]:
+    """The cells of a synthetic rate sweep, rates ascending (as ``rtbench`` runs them).
+
+    ``scales`` maps ``"transport/client/conn_mode"`` to one latency scale per rate; the
+    base's p99 is about 0.96 ms, so a scale of ``s`` gives a p99 near ``0.96 * s`` ms.
+    ``reached`` gives the fraction of the rate some (group, rate) achieved.
+    """
+    reached = reached or {}
+    out = []
+    for i, rate in enumerate(rates):
+        for group, per_rate in scales.items():
+            transport, client, conn_mode = group.split("/")
+            out.append(
+                CellSpec(
+                    transport,
+                    client,
+                    conn_mode,
+                    scale=per_rate[i],
+                    rate=float(rate),
+                    slo_p99_ms=slo_p99_ms,
+                    reached=reached.get((group, rate), 1.0),
+                )
+            )
+    return out
+
+
+# --- real runs ----------------------------------------------------------------------------
+
+#: A two-cell echo scenario, about a second per cell and repeat.
+TINY_ECHO_TOML = """
+[scenario]
+name = "tiny-echo"
+description = "Two-cell echo run made by the reports tests"
+repeats = 2
+duration_s = 1
+warmup_s = 0.2
+payload_bytes = 64
+timeout_s = 5
+placement = "none"
+
+[load]
+model = "open"
+rate = 200
+connections = 2
+
+[[cells]]
+transport = "http"
+client = "aiohttp"
+conn_mode = "keep-alive"
+
+[[cells]]
+transport = "ws-aiohttp"
+client = "aiohttp"
+"""
+
+#: A two-cell messaging scenario (short polling against push), about a second per cell.
+TINY_MESSAGING_TOML = """
+[scenario]
+name = "tiny-messaging"
+description = "Two-cell messaging run made by the reports tests"
+workload = "messaging"
+repeats = 2
+duration_s = 1
+warmup_s = 0.2
+timeout_s = 5
+placement = "none"
+
+[realtime]
+users = 8
+group_size = 4
+message_rate = 4.0
+poll_interval_ms = 100
+long_poll_timeout_ms = 2000
+drain_s = 0.5
+
+[[cells]]
+transport = "http"
+client = "aiohttp"
+delivery = "short-poll"
+
+[[cells]]
+transport = "ws-aiohttp"
+client = "aiohttp"
+"""
+
+
+@dataclass(frozen=True)
+class RealRuns:
+    """Results folders of the tiny real runs: ``echo`` and ``realtime`` (messaging)."""
+
+    echo: Path
+    realtime: Path
+
+
+def real_runs(base: Path, timeout_s: float = 120.0) -> RealRuns:
+    """Make (once per ``base`` folder) a tiny real echo run and a tiny real messaging run.
+
+    Both run at the same time as ``python -m loadgen.cli run ... --no-report``
+    subprocesses; a second call with the same ``base`` (another test module of the same
+    session, given ``tmp_path_factory.getbasetemp()``) reuses the folders. Raises
+    ``RuntimeError`` with the run's output when one fails.
+    """
+    root = base / "reports-real-runs"
+    runs = RealRuns(root / "echo", root / "realtime")
+    if all((p / "summary.json").is_file() for p in (runs.echo, runs.realtime)):
+        return runs
+    root.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for name, text, out in (
+        ("echo", TINY_ECHO_TOML, runs.echo),
+        ("realtime", TINY_MESSAGING_TOML, runs.realtime),
+    ):
+        if out.exists():
+            shutil.rmtree(out)
+        scenario = root / f"{name}.toml"
+        scenario.write_text(text, encoding="utf-8")
+        cmd = [sys.executable, "-m", "loadgen.cli", "run", str(scenario), "--out", str(out)]
+        cmd += ["--no-report", "--no-progress"]
+        procs.append(
+            subprocess.Popen(
+                cmd,
+                cwd=REPO_ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    for proc in procs:
+        output, _ = proc.communicate(timeout=timeout_s)
+        if proc.returncode not in (0, 1):  # 1: a cell had errors; the files are still there
+            raise RuntimeError(f"rtbench run failed ({proc.returncode}):\n{output}")
+    for out in (runs.echo, runs.realtime):
+        if not (out / "summary.json").is_file():
+            raise RuntimeError(f"rtbench run wrote no summary.json in {out}")
+    return runs
+
+
 # --- real-time runs ---------------------------------------------------------------------
 
 #: Wire bytes per useful message of the synthetic real-time cells (see the byte sizes below).
 HTTP_BYTES_PER_MESSAGE = 800.0
 WS_BYTES_PER_MESSAGE = 80.0
+SSE_BYTES_PER_MESSAGE = 190.0
 
 # Each measured delivery costs, in a polling cell: one poll carrying it (150 sent, 250
 # received), one empty poll (150 + 100), half a send (200 + 100): 400 + 250 + 150 = 800.
 # In a push cell: its pushed frame (40) and half a send (60 + 20): 40 + 40 = 80.
+# In a Server-Sent Events cell: its event (40) and half an HTTP send (200 + 100): 190.
 POLL_SENT, POLL_REPLY, EMPTY_REPLY = 150, 250, 100
 HTTP_SEND = (200, 100)
 WS_SEND = (60, 20)
@@ -314,7 +487,12 @@ class RtCellSpec:
 
     @property
     def polls(self) -> bool:
-        return self.delivery != "push"
+        return self.delivery in ("short-poll", "long-poll")
+
+    @property
+    def http(self) -> bool:
+        """Sends go over HTTP (polling and Server-Sent Events cells)."""
+        return family(self.transport) == "http"
 
 
 DEFAULT_RT_CELLS: tuple[RtCellSpec, ...] = (
@@ -426,7 +604,7 @@ def _rt_block(spec: RtCellSpec, parts: list[dict[str, Any]], duration_s: float) 
     requests = sum(p["requests"] for p in parts)
     delivered = sum(p["delivered"] for p in parts)
     lost = spec.lost * len(parts)
-    sent_b, recv_b = HTTP_SEND if spec.polls else WS_SEND
+    sent_b, recv_b = HTTP_SEND if spec.http else WS_SEND
     return {
         "count": count,
         "errors": 0,
@@ -473,7 +651,7 @@ def _rt_repeat(
         "conn_mode": spec.conn_mode,
         "repeat": rep,
     }
-    sent_b, recv_b = HTTP_SEND if spec.polls else WS_SEND
+    sent_b, recv_b = HTTP_SEND if spec.http else WS_SEND
     send_latencies = latencies[::2] // 4 + 50_000  # sends: one per two deliveries
     measured_samples: list[tuple[int, int]] = []
 
@@ -513,7 +691,7 @@ def _rt_repeat(
             "origin_ns": t,
             "received_ns": t + latency,
             "latency_ns": latency,
-            "via": "poll" if spec.polls else "push",
+            "via": "poll" if spec.polls else ("sse" if spec.delivery == "sse" else "push"),
             "duplicate": dup,
             "out_of_order": False,
             "warmup": warm,

@@ -345,14 +345,21 @@ def test_report_html_is_self_contained(run_dir: Path, tmp_path: Path) -> None:
     path = write_report(reports.load(run_dir), tmp_path / "out" / "report.html")
     assert path == tmp_path / "out" / "report.html"
     html = path.read_text(encoding="utf-8")
-    assert 'class="ratios"' in html and "p50 ratio" in html and "p99 ratio" in html
+    assert 'class="verdict"' in html and "p50 latency" in html and "p99 latency" in html
     assert "2.00×" in html and "6.00×" in html
-    assert html.count('<img src="data:image/png;base64,') == 2
+    # the verdict chart, then spectrum, CDF, over time, bytes, CPU, memory
+    assert html.count('<img src="data:image/png;base64,') == 7
+    for alt in ("Verdict per pair", "Latency over time", "Bytes per request", "CPU per request"):
+        assert f'alt="{alt}"' in html
     assert "http://" not in html and "https://" not in html
     assert "<script" not in html and "<link" not in html and "@import" not in html
     assert "Lubbers" in html and "20261129-015000-quick" in html
     assert "Synthetic CPU @ 3.0GHz" in html and "f42e18e" in html and "13.1" in html
     assert "&#34;warmup_s&#34;: 1.0" in html or '"warmup_s": 1.0' in html
+    # it opens with the verdict table, then the warnings, then the scenario sections
+    order = [html.index(m) for m in ('id="verdict-table"', 'id="warnings"', 'id="scenario-1"')]
+    assert order == sorted(order)
+    assert html.index('id="environment"') > order[-1]
 
 
 def test_report_html_escapes_results_strings(tmp_path: Path) -> None:
@@ -371,9 +378,11 @@ def test_cli_report_writes_into_run_folder(run_dir: Path) -> None:
     console, buf = _console()
     path = report([run_dir], console=console)
     assert path == run_dir / "report.html" and path.is_file()
+    assert (run_dir / "summary.md").is_file() and (run_dir / "verdict.csv").is_file()
     out = buf.getvalue()
     assert "http/httpx/keep-alive" in out and "2.00×" in out and "6.00×" in out
-    assert "Report written to" in out
+    assert "Verdict" in out and "refuted" in out and "holds" in out
+    assert "Report written to" in out and "summary.md" in out
 
 
 def test_cli_report_out_and_several_runs(tmp_path: Path) -> None:
@@ -384,8 +393,10 @@ def test_cli_report_out_and_several_runs(tmp_path: Path) -> None:
     target.mkdir()
     path = report([a, b], out=target, console=console)
     assert path == target / "report.html"
+    assert (target / "summary.md").is_file() and (target / "verdict.csv").is_file()
     html = path.read_text(encoding="utf-8")
     assert "run-a" in html and "run-b" in html
+    assert 'id="scenario-1"' in html and 'id="scenario-2"' in html
     assert report([a], out=tmp_path / "x.html", console=console) == tmp_path / "x.html"
 
 

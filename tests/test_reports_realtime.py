@@ -183,7 +183,8 @@ def test_schema_1_run_loads(tmp_path: Path) -> None:
     ratios = ratio_table(request_cells(run.cells)).set_index(["http_cell", "ws_cell"])
     assert ratios.loc[("http/httpx/keep-alive", cells[2].name), "p50_ratio"] == pytest.approx(2.0)
     html = render_report(run)
-    assert 'class="ratios"' in html and 'class="delivery-ratios"' not in html
+    assert 'class="summary"' in html and 'class="deliveries"' not in html
+    assert "2.00×" in html
 
 
 def test_schema_2_samples_need_items(tmp_path: Path) -> None:
@@ -403,7 +404,8 @@ def test_missing_deliveries_file(tmp_path: Path) -> None:
     # the summary still gives the delivery tables
     assert len(delivery_ratio_table(run.cells)) == 4
     html = render_report(run)
-    assert html.count('<img src="data:image/png;base64,') == 1  # bytes per useful message
+    # the verdict chart (bytes and CPU ratios remain), bytes, CPU and memory per message
+    assert html.count('<img src="data:image/png;base64,') == 4
     assert "No measured deliveries to chart" in html
     assert "10.00×" in html
 
@@ -480,13 +482,15 @@ def test_delivery_summary_table_rows(rt_dir: Path) -> None:
 def test_realtime_report_html(rt_dir: Path, tmp_path: Path) -> None:
     path = write_report(reports.load(rt_dir), tmp_path / "out" / "report.html")
     html = path.read_text(encoding="utf-8")
-    assert 'class="delivery-ratios"' in html and 'class="deliveries"' in html
-    assert 'class="ratios"' not in html and 'class="summary"' not in html
-    assert '<td class="num meets">10.00×</td>' in html  # short poll vs ws-aiohttp, and bytes
+    assert 'class="verdict"' in html and 'class="deliveries"' in html
+    assert 'class="summary"' not in html
+    assert "10.00×" in html  # short poll against ws-aiohttp, latency and bytes
     assert "1.50×" in html and "short-poll" in html and "long-poll" in html
-    assert html.count('<img src="data:image/png;base64,') == 3
+    # verdict; delivery spectrum, CDF, over time, staleness; bytes, CPU, memory per message
+    assert html.count('<img src="data:image/png;base64,') == 8
     assert 'alt="Bytes per useful message"' in html
     assert 'alt="Delivery latency by percentile"' in html
+    assert 'alt="Short polling: staleness against the poll interval"' in html
     assert "No measured deliveries to chart" not in html
     assert "http://" not in html and "https://" not in html
     assert "<script" not in html and "<link" not in html
@@ -498,11 +502,11 @@ def test_mixed_report_has_both_sections(tmp_path: Path) -> None:
     console, buf = _console()
     path = report([a, b], out=tmp_path / "mixed.html", console=console)
     html = path.read_text(encoding="utf-8")
-    assert 'class="delivery-ratios"' in html and 'class="ratios"' in html
-    assert html.count('<img src="data:image/png;base64,') == 5
+    assert 'class="deliveries"' in html and 'class="summary"' in html
+    assert html.count('<img src="data:image/png;base64,') == 1 + 7 + 6
+    assert "messaging-quick (run rt-a)" in html and "quick (run echo-b)" in html
     out = buf.getvalue()
-    assert "HTTP polling / WebSocket push" in out and "HTTP / WebSocket latency ratio" in out
-    assert "10.00×" in out and "6.00×" in out
+    assert "Verdict" in out and "10.00×" in out and "6.00×" in out
 
 
 def test_realtime_report_escapes_strings(tmp_path: Path) -> None:
@@ -521,8 +525,8 @@ def test_cli_report_realtime(rt_dir: Path) -> None:
     path = report([rt_dir], console=console)
     assert path == rt_dir / "report.html" and path.is_file()
     out = buf.getvalue()
-    assert "HTTP polling / WebSocket push" in out and "10.00×" in out and "3.00×" in out
-    assert "HTTP / WebSocket latency ratio" not in out
+    assert "Verdict" in out and "10.00×" in out and "3.00×" in out
+    assert "short-poll" in out and "long-poll" in out
 
 
 def _activity_run(folder: Path) -> Path:
@@ -567,7 +571,8 @@ def test_activity_run(tmp_path: Path) -> None:
     assert "time on site" in out and "0.520" in out and "3.250" in out
     html = render_report(run)
     assert 'class="activity"' in html and "Mean |diff| ms/user" in html
-    assert html.count('<img src="data:image/png;base64,') == 1
+    # the verdict chart (bytes and CPU only), bytes, CPU and memory per message
+    assert html.count('<img src="data:image/png;base64,') == 4
     assert 'alt="Bytes per useful message"' in html
 
 

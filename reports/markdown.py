@@ -1,0 +1,255 @@
+"""``summary.md``: the verdict, the warnings and key figures as Markdown, for CI job summaries.
+
+::
+
+    text = summary_markdown(run)                  # or pass verdicts/warnings already computed
+    Path("summary.md").write_text(text)
+    write_outputs(run, Path("results/X"))         # report.html, summary.md and verdict.csv
+
+Pure text with no timestamps or paths, so the same results always give the same file
+(``tests/data/golden/summary.md`` checks it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from os import PathLike
+from pathlib import Path
+
+import pandas as pd
+
+from reports.checks import run_warnings
+from reports.fmt import as_float, fmt_bytes, fmt_ms, fmt_pct, fmt_rate, fmt_us
+from reports.load import Run
+from reports.stats import realtime_mask, sweep_table
+from reports.verdict import (
+    CLAIM_RATIO,
+    LEVEL,
+    METRICS,
+    OPTIONAL_CONDITION_COLUMNS,
+    VERDICTS,
+    condition_text,
+    verdict_counts,
+    verdict_table,
+    verdict_wide,
+)
+
+SUMMARY_FILE = "summary.md"
+VERDICT_CSV = "verdict.csv"
+REPORT_FILE = "report.html"
+
+#: How the verdict is written in Markdown (bold for the decisive ones).
+_VERDICT_MD = {
+    "holds": "**holds**",
+    "refuted": "**refuted**",
+    "inconclusive": "inconclusive",
+    "n/a": "n/a",
+}
+
+
+def summary_markdown(
+    run: Run,
+    *,
+    verdicts: pd.DataFrame | None = None,
+    warnings: Sequence[str] | None = None,
+) -> str:
+    """The Markdown summary of ``run``: verdict counts, the verdict per pair, warnings,
+    rate sweeps (if any) and key figures per cell."""
+    verdicts = verdict_table(run) if verdicts is None else verdicts
+    warnings = run_warnings(run) if warnings is None else warnings
+    claim = f"{CLAIM_RATIO:g}×"
+    runs = ", ".join(f"`{p.run_id}` ({_md(p.scenario_name)})" for p in run.runs)
+    lines = [
+        f"## rtbench verdict: is WebSocket {claim} faster than HTTP?",
+        "",
+        f"Runs: {runs}. Each HTTP cell is paired with each WebSocket cell measured in the "
+        f"same condition; the table gives HTTP ÷ WebSocket with its {LEVEL:.0%} bootstrap "
+        f"confidence interval. The claim **holds** where the whole interval is at or above "
+        f"{claim}, is **refuted** where it is wholly below, and is inconclusive where the "
+        "interval straddles it. (The 3× figure is Lubbers & Greco's 2010 latency model of "
+        "polling over new connections, not a measurement.)",
+        "",
+    ]
+    if verdicts.empty:
+        lines += ["No HTTP/WebSocket pair to judge.", ""]
+    else:
+        lines += _counts_table(verdicts)
+        lines += ["", "### Verdict per condition", ""]
+        lines += _verdict_lines(verdicts)
+    lines += ["", "### Warnings", ""]
+    lines += [f"- {_md(w)}" for w in warnings] if warnings else ["None."]
+    sweeps = sweep_table(run.cells)
+    if not sweeps.empty:
+        lines += ["", "### Rate sweeps: highest rate with p99 under the objective", ""]
+        lines += _sweep_lines(sweeps, multi=len(run.runs) > 1)
+    lines += ["", "### Key figures", ""]
+    lines += _key_figures(run)
+    lines += [
+        "",
+        "Latency is request latency for echo cells and delivery latency (cause to receipt) "
+        "for real-time cells; Rate/s is requests/s or deliveries/s; bytes and CPU are per "
+        "request or per useful message; Client CPU is the load generator's utilisation.",
+    ]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_outputs(
+    run: Run,
+    folder: str | PathLike[str],
+    *,
+    html_name: str = REPORT_FILE,
+    verdicts: pd.DataFrame | None = None,
+) -> dict[str, Path]:
+    """Write ``report.html`` (or ``html_name``), ``summary.md`` and ``verdict.csv`` into
+    ``folder``; return their paths by kind (``"html"``, ``"markdown"``, ``"csv"``)."""
+    from reports.html import write_report
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    verdicts = verdict_table(run) if verdicts is None else verdicts
+    warnings = run_warnings(run)
+    html = write_report(run, out / html_name, verdicts=verdicts)
+    md = out / SUMMARY_FILE
+    md.write_text(summary_markdown(run, verdicts=verdicts, warnings=warnings), encoding="utf-8")
+    csv = out / VERDICT_CSV
+    verdicts.to_csv(csv, index=False, float_format="%.6g")
+    return {"html": html, "markdown": md, "csv": csv}
+
+
+def ratio_with_ci(ratio: object, low: object, high: object) -> str:
+    """``"4.12× (3.80–4.45)"``; ``"4.12× (no CI)"`` without an interval; ``"–"`` without a
+    ratio."""
+    r = as_float(ratio)
+    if r is None:
+        return "–"
+    lo, hi = as_float(low), as_float(high)
+    ci = f"{_short(lo)}–{_short(hi)}" if lo is not None and hi is not None else "no CI"
+    return f"{_short(r)}× ({ci})"
+
+
+def _short(value: float) -> str:
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _counts_table(verdicts: pd.DataFrame) -> list[str]:
+    counts = verdict_counts(verdicts)
+    same = verdict_counts(verdicts[verdicts["same_client"].astype(bool)])
+    lines = [
+        "| metric (HTTP ÷ WebSocket) | " + " | ".join(VERDICTS) + " | same-client pairs holding |",
+        "|---|" + "---:|" * (len(VERDICTS) + 1),
+    ]
+    for metric, label in METRICS.items():
+        total_same = sum(same[metric].values())
+        held = f"{same[metric]['holds']} of {total_same}" if total_same else "–"
+        cells = " | ".join(str(counts[metric][v]) for v in VERDICTS)
+        lines.append(f"| {label} | {cells} | {held} |")
+    return lines
+
+
+def _verdict_lines(verdicts: pd.DataFrame) -> list[str]:
+    wide = verdict_wide(verdicts)
+    extras = [c for c in OPTIONAL_CONDITION_COLUMNS if c in wide.columns]
+    names = {"profile": "Link", "tls": "TLS"}
+    head = ["Scenario", "Mode", "Clients", "Load", *(names.get(c, c) for c in extras)]
+    head += ["HTTP cell", "WebSocket cell"]
+    head += [f"{label}" for label in METRICS.values()]
+    head += ["Caveats"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in wide.iterrows():
+        clients = f"**{r['pairing']}**" if r["same_client"] else str(r["pairing"])
+        values = [
+            str(r["scenario"]),
+            str(r["mode"]),
+            clients,
+            str(r["load"]),
+            *(condition_text(c, r[c]) for c in extras),
+            f"`{r['http_cell']}`",
+            f"`{r['ws_cell']}`",
+        ]
+        for metric in METRICS:
+            text = ratio_with_ci(
+                r[f"{metric}_ratio"], r[f"{metric}_ci_low"], r[f"{metric}_ci_high"]
+            )
+            values.append(f"{text} {_VERDICT_MD.get(str(r[f'{metric}_verdict']), '')}".strip())
+        values.append(str(r["caveats"] or ""))
+        lines.append("| " + " | ".join(_md(v) for v in values) + " |")
+    return lines
+
+
+def _sweep_lines(sweeps: pd.DataFrame, *, multi: bool) -> list[str]:
+    lines = [
+        "| Sweep group | p99 objective | Highest rate | p99 there (ms) | Stopped at |",
+        "|---|---|---:|---:|---|",
+    ]
+    for _, s in sweeps.iterrows():
+        group = (f"{s['run_id']}: " if multi else "") + str(s["sweep_group"])
+        slo = f"{s['slo_p99_ms']:g} ms" + (" (default)" if s["slo_source"] == "default" else "")
+        top = as_float(s["max_rate"])
+        failing = as_float(s["first_failing_rate"])
+        stop = f"{failing:,.0f} req/s: {s['failure']}" if failing else "every rate passed"
+        values = [
+            f"`{group}`",
+            slo,
+            f"{top:,.0f} req/s" if top else "none",
+            fmt_ms(s["p99_at_max_ms"]),
+            stop,
+        ]
+        lines.append("| " + " | ".join(_md(v) for v in values) + " |")
+    return lines
+
+
+def _key_figures(run: Run) -> list[str]:
+    head = [
+        "Scenario",
+        "Cell",
+        "Latency",
+        "p50 ms",
+        "p99 ms",
+        "Rate/s",
+        "Bytes/msg",
+        "Server CPU µs/msg",
+        "Client CPU",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|---|---|---|" + "---:|" * (len(head) - 3)]
+    for part in run.runs:
+        cells = part.cells
+        live = realtime_mask(cells)
+        for i, c in cells.iterrows():
+            if live[i]:
+                kind, p50, p99 = "delivery", c.get("delivery_p50_ms"), c.get("delivery_p99_ms")
+                bytes_ = c.get("bytes_per_useful_message")
+                cpu = c.get("cpu_s_per_useful_message_server")
+                delivered, window = (
+                    as_float(c.get("deliveries_delivered")),
+                    as_float(c.get("duration_s")),
+                )
+                rate = delivered / window if delivered is not None and window else None
+            else:
+                kind, p50, p99 = "request", c.get("p50_ms"), c.get("p99_ms")
+                sent = as_float(c.get("bytes_per_request_sent"))
+                received = as_float(c.get("bytes_per_request_received"))
+                bytes_ = sent + received if sent is not None and received is not None else None
+                cpu = c.get("cpu_s_per_request_server")
+                rate = c.get("throughput_rps")
+            values = [
+                part.scenario_name,
+                f"`{c['cell']}`",
+                kind,
+                fmt_ms(p50),
+                fmt_ms(p99),
+                fmt_rate(rate),
+                fmt_bytes(bytes_),
+                fmt_us(cpu),
+                fmt_pct(c.get("cpu_util_client")),
+            ]
+            lines.append("| " + " | ".join(_md(v) for v in values) + " |")
+    return lines
+
+
+def _md(text: object) -> str:
+    """Text safe inside a Markdown table cell: pipes escaped, newlines flattened."""
+    return str(text).replace("|", "\\|").replace("\n", " ")

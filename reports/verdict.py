@@ -1,0 +1,595 @@
+"""The verdict on the "3x faster" claim: HTTP/WebSocket ratios with bootstrap confidence intervals.
+
+::
+
+    import reports
+    run = reports.load_many(["results/quick-run", "results/messaging-run"])
+    verdicts = reports.verdict_table(run)          # tidy: one row per (pair, metric)
+    wide = reports.verdict_wide(verdicts)          # one row per pair, a column group per metric
+    verdicts.query("metric == 'p50' and same_client")[["mode", "ratio", "ci_low", "verdict"]]
+
+Pairs. Within one run, every HTTP cell is paired with every WebSocket cell of the same
+workload and load (open-loop rate, connections; a rate sweep's cells therefore pair at each
+rate) and, when the cells have them, the same network ``profile`` and ``tls`` setting.
+Echo cells pair with echo cells (request latency); real-time HTTP polling cells with
+WebSocket push cells (delivery latency, from an item's cause to its receipt). A pair whose
+two cells use the same client library (aiohttp HTTP against aiohttp WebSocket) is a
+*same-client* pair, the fair comparison; the others are *mixed* pairs, reported too.
+
+Metrics, each as HTTP / WebSocket (above 1: WebSocket faster or leaner):
+
+- ``p50``, ``p99``: latency percentiles. The interval is a two-sample bootstrap
+  (``scipy.stats.bootstrap``, percentile method, :data:`N_RESAMPLES` resamples, seeded)
+  of the ratio of the two percentiles, resampling each cell's raw measured rows (echo:
+  ``samples.parquet`` rows with ``kind == "request"``, ``ok``, not warmup; real-time:
+  ``deliveries.parquet`` rows not warmup, deferred or duplicate) with replacement within
+  the cell, its repeats pooled. A cell with more than :data:`MAX_BOOTSTRAP_SAMPLES` rows
+  is resampled from a random subset of that size (the point estimate uses every row); the
+  interval is then somewhat wider than the full data would give, never narrower. Spread
+  *between* repeats is not in this interval: :func:`reports.checks.run_warnings` flags
+  cells whose repeats disagree.
+- ``bytes``: wire bytes per useful message (echo: request plus reply bytes per request;
+  real-time: per delivery or accepted activity event).
+- ``cpu``: server CPU time per useful message (the load generator's CPU is in the report's
+  CPU chart, not in the verdict: it measures the client library).
+
+  For ``bytes`` and ``cpu`` the ratio is of the cells' totals, and the interval a
+  two-sample bootstrap of the ratio of the per-repeat means (``run.repeats``); it needs at
+  least 2 repeats per cell (with 2 it is about the range of the per-repeat ratios).
+
+Verdict per row (:func:`verdict_of`): **holds** when the interval's lower bound is at least
+:data:`CLAIM_RATIO` (3), **refuted** when its upper bound is below 3, **inconclusive**
+otherwise, **n/a** when there is no interval (see ``note``).
+"""
+
+from __future__ import annotations
+
+import warnings
+import zlib
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from loadgen.schema import family
+from reports.columns import HTTP_DELIVERY_MODES
+from reports.load import Run
+from reports.stats import measured_deliveries, measured_samples, realtime_mask
+
+#: The claim: WebSocket is this many times faster than HTTP.
+CLAIM_RATIO = 3.0
+
+#: Confidence level of every interval.
+LEVEL = 0.95
+
+#: Bootstrap resamples per interval.
+N_RESAMPLES = 2000
+
+#: Cells with more measured rows than this are bootstrapped from a random subset this large.
+MAX_BOOTSTRAP_SAMPLES = 20_000
+
+#: Base seed: every interval is reproducible, and independent of which other pairs exist.
+SEED = 2010
+
+#: Verdict labels, in display order.
+HOLDS, REFUTED, INCONCLUSIVE, NOT_AVAILABLE = "holds", "refuted", "inconclusive", "n/a"
+VERDICTS: tuple[str, ...] = (HOLDS, REFUTED, INCONCLUSIVE, NOT_AVAILABLE)
+
+#: Metrics, in display order, with a short label.
+METRICS: dict[str, str] = {
+    "p50": "p50 latency",
+    "p99": "p99 latency",
+    "bytes": "bytes per message",
+    "cpu": "server CPU per message",
+}
+
+#: Latency metrics: metric -> percentile.
+LATENCY_METRICS: dict[str, float] = {"p50": 50.0, "p99": 99.0}
+
+#: Columns that describe the condition a pair was measured in, always present.
+CONDITION_COLUMNS: tuple[str, ...] = ("run_id", "scenario", "workload", "mode", "pairing", "load")
+
+#: Cell columns that become condition columns when ``run.cells`` has them (network profile,
+#: TLS); cells differing in them are never paired.
+OPTIONAL_CONDITION_COLUMNS: tuple[str, ...] = ("profile", "tls")
+
+#: Columns of :func:`verdict_table` after the condition columns.
+VERDICT_COLUMNS: tuple[str, ...] = (
+    "same_client",
+    "http_cell",
+    "ws_cell",
+    "metric",
+    "http_value",
+    "ws_value",
+    "unit",
+    "ratio",
+    "ci_low",
+    "ci_high",
+    "verdict",
+    "n_http",
+    "n_ws",
+    "method",
+    "note",
+    "caveats",
+)
+
+#: Per-metric columns of :func:`verdict_wide`: ``<metric>_<field>``.
+WIDE_FIELDS: tuple[str, ...] = ("http_value", "ws_value", "ratio", "ci_low", "ci_high", "verdict")
+
+
+def verdict_of(low: float, high: float, claim: float = CLAIM_RATIO) -> str:
+    """``"holds"`` if ``low >= claim``, ``"refuted"`` if ``high < claim``, else
+    ``"inconclusive"``; ``"n/a"`` when either bound is missing (NaN/None)."""
+    if low is None or high is None or not (np.isfinite(low) and np.isfinite(high)):
+        return NOT_AVAILABLE
+    if low >= claim:
+        return HOLDS
+    if high < claim:
+        return REFUTED
+    return INCONCLUSIVE
+
+
+def seed_for(*parts: str, seed: int = SEED) -> np.random.Generator:
+    """A generator seeded by ``seed`` and the names given (stable across runs and orders)."""
+    return np.random.default_rng([seed, *(zlib.crc32(p.encode()) for p in parts)])
+
+
+def percentile_ratio_ci(
+    http: np.ndarray,
+    ws: np.ndarray,
+    percentiles: Sequence[float] = (50.0, 99.0),
+    *,
+    rng: np.random.Generator | None = None,
+    n_resamples: int = N_RESAMPLES,
+    level: float = LEVEL,
+    max_samples: int = MAX_BOOTSTRAP_SAMPLES,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(ratio, low, high)``, arrays over ``percentiles``: percentile(http) / percentile(ws).
+
+    The point estimate uses every value; the interval is a two-sample percentile bootstrap
+    (``scipy.stats.bootstrap``, ``paired=False``) of the same ratio, each sample resampled
+    on its own, from at most ``max_samples`` values of each (a seeded random subset).
+    NaN where a sample has fewer than 2 values or a WebSocket percentile is not positive.
+    """
+    rng = rng or np.random.default_rng(SEED)
+    qs = np.asarray(percentiles, dtype=float)
+    nan = np.full(len(qs), np.nan)
+    a = np.asarray(http, dtype=float)
+    b = np.asarray(ws, dtype=float)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if len(a) < 2 or len(b) < 2:
+        return nan, nan.copy(), nan.copy()
+    ws_point = np.percentile(b, qs)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(ws_point > 0, np.percentile(a, qs) / ws_point, np.nan)
+    a_boot, b_boot = _subsample(a, max_samples, rng), _subsample(b, max_samples, rng)
+
+    def statistic(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.percentile(x, qs, axis=axis) / np.percentile(y, qs, axis=axis)
+
+    batch = max(1, min(n_resamples, 4_000_000 // (len(a_boot) + len(b_boot))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = stats.bootstrap(
+            (a_boot, b_boot),
+            statistic,
+            vectorized=True,
+            paired=False,
+            method="percentile",
+            n_resamples=n_resamples,
+            confidence_level=level,
+            batch=batch,
+            rng=rng,
+        )
+    low = np.asarray(result.confidence_interval.low, dtype=float)
+    high = np.asarray(result.confidence_interval.high, dtype=float)
+    bad = ~np.isfinite(ratio)
+    low[bad], high[bad] = np.nan, np.nan
+    return ratio, low, high
+
+
+def mean_ratio_ci(
+    http: Sequence[float],
+    ws: Sequence[float],
+    *,
+    rng: np.random.Generator | None = None,
+    n_resamples: int = N_RESAMPLES,
+    level: float = LEVEL,
+) -> tuple[float, float]:
+    """Bootstrap interval ``(low, high)`` of mean(http) / mean(ws) over per-repeat values.
+
+    Two-sample percentile bootstrap (``scipy.stats.bootstrap``, ``paired=False``); NaN
+    when either side has fewer than 2 finite values or a non-positive mean.
+    """
+    rng = rng or np.random.default_rng(SEED)
+    a = np.asarray(http, dtype=float)
+    b = np.asarray(ws, dtype=float)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if len(a) < 2 or len(b) < 2 or not b.mean() > 0:
+        return float("nan"), float("nan")
+
+    def statistic(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.mean(x, axis=axis) / np.mean(y, axis=axis)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = stats.bootstrap(
+            (a, b),
+            statistic,
+            vectorized=True,
+            paired=False,
+            method="percentile",
+            n_resamples=n_resamples,
+            confidence_level=level,
+            rng=rng,
+        )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def condition_extras(cells: pd.DataFrame) -> list[str]:
+    """The :data:`OPTIONAL_CONDITION_COLUMNS` that ``cells`` has with at least one value."""
+    return [c for c in OPTIONAL_CONDITION_COLUMNS if c in cells.columns and cells[c].notna().any()]
+
+
+def matched_pairs(run: Run) -> pd.DataFrame:
+    """Every HTTP cell against every WebSocket cell measured in the same condition.
+
+    One row per pair: the condition columns (``run_id``, ``scenario``, ``workload``,
+    ``mode`` — the HTTP cell's connection mode for echo, delivery mode for real-time —,
+    ``pairing`` — the client library when both cells use the same one, else
+    ``"<http client> vs <ws client>"`` —, ``load``, and ``profile``/``tls`` when the cells
+    have them with a value), then ``same_client``, ``http_cell``, ``ws_cell``, ``kind``
+    (``request`` or ``delivery``: which latency the pair compares). Same-client pairs come
+    first within a condition; otherwise the order is that of the cells in summary.json.
+    """
+    cells = run.cells
+    extras = condition_extras(cells)
+    columns = [*CONDITION_COLUMNS, *extras, "same_client", "http_cell", "ws_cell", "kind"]
+    if cells.empty:
+        return pd.DataFrame(columns=columns)
+    fam = cells["family"].where(cells["family"].notna(), cells["transport"].map(_family))
+    live = realtime_mask(cells)
+    delivery = cells["delivery"] if "delivery" in cells.columns else pd.Series(None, cells.index)
+    http_ok = (fam == "http") & (~live | delivery.isin(HTTP_DELIVERY_MODES))
+    ws_ok = (fam == "ws") & (~live | delivery.eq("push") | delivery.isna())
+    group_keys = [
+        k
+        for k in ("run_id", "workload", "load_model", "target_rate", "connections", *extras)
+        if k in cells.columns
+    ]
+    scenarios = {part.run_id: part.scenario_name for part in run.runs}
+    metas = {part.run_id: part.meta for part in run.runs}
+    rows = []
+    keyed = cells.assign(_live=live, _rank=range(len(cells)))
+    groups = keyed.groupby([*group_keys, "_live"], sort=False, dropna=False)
+    for group_no, (_, group) in enumerate(groups):
+        http = group[http_ok.loc[group.index]]
+        ws = group[ws_ok.loc[group.index]]
+        for _, h in http.iterrows():
+            for _, w in ws.iterrows():
+                same = str(h["client"]) == str(w["client"])
+                live_pair = bool(h["_live"])
+                rows.append(
+                    {
+                        "run_id": str(h["run_id"]),
+                        "scenario": scenarios.get(str(h["run_id"]), ""),
+                        "workload": _text(h.get("workload")) or "echo",
+                        "mode": _text(h.get("delivery" if live_pair else "conn_mode")),
+                        "pairing": str(h["client"]) if same else f"{h['client']} vs {w['client']}",
+                        "load": load_label(h, metas.get(str(h["run_id"]), {})),
+                        **{k: h.get(k) for k in extras},
+                        "same_client": same,
+                        "http_cell": str(h["cell"]),
+                        "ws_cell": str(w["cell"]),
+                        "kind": "delivery" if live_pair else "request",
+                        "_order": (group_no, not same, h["_rank"], w["_rank"]),
+                    }
+                )
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    # Conditions in cell order; same-client pairs first inside each.
+    rows.sort(key=lambda r: r["_order"])
+    return pd.DataFrame(rows, columns=columns)
+
+
+def verdict_table(
+    run: Run,
+    *,
+    n_resamples: int = N_RESAMPLES,
+    level: float = LEVEL,
+    seed: int = SEED,
+    max_samples: int = MAX_BOOTSTRAP_SAMPLES,
+    claim: float = CLAIM_RATIO,
+) -> pd.DataFrame:
+    """The verdict on the claim, one row per (pair, metric) — tidy, for CSV and pandas.
+
+    ``verdict_table(reports.load("results/X"))``. Columns: the condition columns of
+    :func:`matched_pairs`, then :data:`VERDICT_COLUMNS`: ``same_client``, ``http_cell``,
+    ``ws_cell``, ``metric`` (``p50``, ``p99``, ``bytes``, ``cpu``), ``http_value`` and
+    ``ws_value`` (ms, bytes or µs per message: ``unit``), ``ratio`` (HTTP / WS), ``ci_low``
+    and ``ci_high`` (the ``level`` interval), ``verdict`` (:func:`verdict_of`), ``n_http``
+    and ``n_ws`` (measured rows, or repeats for bytes and CPU), ``method``, ``note`` (why
+    a verdict is n/a) and ``caveats`` (warnings about either cell, see
+    :func:`reports.checks.cell_caveats`). See the module docstring for the method.
+    """
+    from reports.checks import cell_caveats
+
+    pairs = matched_pairs(run)
+    extras = [c for c in OPTIONAL_CONDITION_COLUMNS if c in pairs.columns]
+    out_cols = [*CONDITION_COLUMNS, *extras, *VERDICT_COLUMNS]
+    if pairs.empty:
+        return pd.DataFrame(columns=out_cols)
+    cells = run.cells.set_index(["run_id", "cell"], drop=False)
+    latencies = _latency_values(run)
+    repeats = _repeat_values(run)
+    caveats = cell_caveats(run)
+    rows = []
+    for _, pair in pairs.iterrows():
+        rid, hc, wc = pair["run_id"], pair["http_cell"], pair["ws_cell"]
+        h, w = cells.loc[(rid, hc)], cells.loc[(rid, wc)]
+        base = {k: pair[k] for k in (*CONDITION_COLUMNS, *extras, "same_client")}
+        base |= {"http_cell": hc, "ws_cell": wc}
+        notes = [
+            f"{side}: {', '.join(caveats[key])}"
+            for side, key in (("HTTP", (rid, hc)), ("WS", (rid, wc)))
+            if caveats.get(key)
+        ]
+        base["caveats"] = "; ".join(notes)
+        rows += _latency_rows(
+            base,
+            latencies.get((rid, hc), np.empty(0)),
+            latencies.get((rid, wc), np.empty(0)),
+            pair["kind"],
+            rng=seed_for(rid, hc, wc, seed=seed),
+            n_resamples=n_resamples,
+            level=level,
+            max_samples=max_samples,
+            claim=claim,
+        )
+        live = pair["kind"] == "delivery"
+        for metric in ("bytes", "cpu"):
+            rows.append(
+                _cost_row(
+                    base,
+                    metric,
+                    _cost_value(h, metric, live),
+                    _cost_value(w, metric, live),
+                    repeats.get((rid, hc, metric), []),
+                    repeats.get((rid, wc, metric), []),
+                    live,
+                    rng=seed_for(rid, hc, wc, metric, seed=seed),
+                    n_resamples=n_resamples,
+                    level=level,
+                    claim=claim,
+                )
+            )
+    return pd.DataFrame(rows, columns=out_cols)
+
+
+def verdict_wide(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """:func:`verdict_table` output with one row per pair: the condition and cell columns,
+    ``caveats``, then per metric ``<metric>_http_value``, ``<metric>_ws_value``,
+    ``<metric>_ratio``, ``<metric>_ci_low``, ``<metric>_ci_high``, ``<metric>_verdict``."""
+    ident = [
+        c
+        for c in verdicts.columns
+        if c in (*CONDITION_COLUMNS, *OPTIONAL_CONDITION_COLUMNS, "same_client")
+    ] + ["http_cell", "ws_cell", "caveats"]
+    wide_cols = [f"{m}_{f}" for m in METRICS for f in WIDE_FIELDS]
+    if verdicts.empty:
+        return pd.DataFrame(columns=[*ident, *wide_cols])
+    rows: dict[tuple, dict[str, object]] = {}
+    for _, r in verdicts.iterrows():
+        key = (r["run_id"], r["http_cell"], r["ws_cell"])
+        row = rows.setdefault(key, {c: r[c] for c in ident})
+        for f in WIDE_FIELDS:
+            row[f"{r['metric']}_{f}"] = r[f]
+    return pd.DataFrame(list(rows.values()), columns=[*ident, *wide_cols])
+
+
+def verdict_counts(verdicts: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """``{metric: {verdict: count}}`` over the rows of :func:`verdict_table` (every verdict
+    label present, zero when none)."""
+    out: dict[str, dict[str, int]] = {}
+    for metric in METRICS:
+        mine = verdicts.loc[verdicts["metric"] == metric, "verdict"] if len(verdicts) else []
+        counts = pd.Series(mine).value_counts()
+        out[metric] = {v: int(counts.get(v, 0)) for v in VERDICTS}
+    return out
+
+
+def condition_text(column: str, value: object) -> str:
+    """An optional condition in words: ``tls`` ``"1.3"`` -> ``"TLS 1.3"``, missing ->
+    ``"no TLS"``; ``profile`` ``"wan"`` -> ``"wan link"``, missing -> ``"no link profile"``."""
+    missing = value is None or (isinstance(value, float) and np.isnan(value))
+    if column == "tls":
+        if missing or value is False:
+            return "no TLS"
+        return "TLS" if value is True else f"TLS {value}"
+    if column == "profile":
+        return "no link profile" if missing else f"{value} link"
+    return f"{column} {'–' if missing else value}"
+
+
+def load_label(cell: Mapping[str, object] | pd.Series, meta: Mapping[str, object]) -> str:
+    """How a cell was loaded, in words: ``"open loop 400 req/s, 4 connections"``,
+    ``"closed loop, 8 connections"``, or for real-time workloads the users and their rates
+    from meta.json (``"24 users, 1 msg/s each"``)."""
+    workload = _text(cell.get("workload")) or "echo"
+    if workload != "echo":
+        scenario = meta.get("scenario") if isinstance(meta.get("scenario"), Mapping) else {}
+        rt = scenario.get("realtime") if isinstance(scenario.get("realtime"), Mapping) else {}
+        parts = []
+        if rt.get("users") is not None:
+            parts.append(f"{rt['users']} users")
+        if workload in ("messaging", "mix") and rt.get("message_rate"):
+            parts.append(f"{rt['message_rate']:g} msg/s each")
+        if workload in ("notifications", "mix") and rt.get("notification_rate"):
+            parts.append(f"{rt['notification_rate']:g} notifications/s")
+        if workload in ("presence", "mix") and rt.get("churn_fraction"):
+            parts.append(f"{rt['churn_fraction']:.0%} churning")
+        if workload in ("activity", "mix") and rt.get("activity_rate"):
+            parts.append(f"{rt['activity_rate']:g} page views/s")
+        return ", ".join(parts) or "real-time"
+    conns = _num(cell.get("connections"))
+    conn_text = f", {conns:,.0f} connections" if np.isfinite(conns) else ""
+    rate = _num(cell.get("target_rate"))
+    model = _text(cell.get("load_model"))
+    if np.isfinite(rate):
+        return f"open loop {rate:,.0f} req/s{conn_text}"
+    return f"{model or 'closed'} loop{conn_text}"
+
+
+# --- internals ---------------------------------------------------------------------------
+
+
+def _latency_values(run: Run) -> dict[tuple[str, str], np.ndarray]:
+    """Measured latencies in ms per (run_id, cell): echo requests and real-time deliveries."""
+    out: dict[tuple[str, str], np.ndarray] = {}
+    samples = measured_samples(run.samples)
+    for (rid, cell), group in samples.groupby(["run_id", "cell"], observed=True, sort=False):
+        out[(str(rid), str(cell))] = group["latency_ns"].to_numpy(dtype="float64") / 1e6
+    deliveries = measured_deliveries(run.deliveries)
+    for (rid, cell), group in deliveries.groupby(["run_id", "cell"], observed=True, sort=False):
+        # a real-time cell's latency is its deliveries', never its actions'
+        out[(str(rid), str(cell))] = group["latency_ns"].to_numpy(dtype="float64") / 1e6
+    return out
+
+
+def _repeat_values(run: Run) -> dict[tuple[str, str, str], list[float]]:
+    """Per-repeat bytes and server CPU per useful message, per (run_id, cell, metric)."""
+    out: dict[tuple[str, str, str], list[float]] = {}
+    reps = run.repeats
+    if reps.empty:
+        return out
+    live = realtime_mask(reps)
+    for i, r in reps.iterrows():
+        for metric in ("bytes", "cpu"):
+            value = _cost_value(r, metric, bool(live[i]))
+            if np.isfinite(value):
+                out.setdefault((str(r["run_id"]), str(r["cell"]), metric), []).append(value)
+    return out
+
+
+def _cost_value(row: Mapping[str, object] | pd.Series, metric: str, live: bool) -> float:
+    """Bytes or server CPU (µs) per useful message of a cell or repeat row."""
+    if metric == "bytes":
+        if live:
+            return _num(row.get("bytes_per_useful_message"))
+        return _num(row.get("bytes_per_request_sent")) + _num(row.get("bytes_per_request_received"))
+    column = "cpu_s_per_useful_message_server" if live else "cpu_s_per_request_server"
+    return _num(row.get(column)) * 1e6
+
+
+def _latency_rows(
+    base: dict[str, object],
+    http: np.ndarray,
+    ws: np.ndarray,
+    kind: str,
+    *,
+    rng: np.random.Generator,
+    n_resamples: int,
+    level: float,
+    max_samples: int,
+    claim: float,
+) -> list[dict[str, object]]:
+    qs = list(LATENCY_METRICS.values())
+    ratio, low, high = percentile_ratio_ci(
+        http, ws, qs, rng=rng, n_resamples=n_resamples, level=level, max_samples=max_samples
+    )
+    h_vals = np.percentile(http, qs) if len(http) else np.full(len(qs), np.nan)
+    w_vals = np.percentile(ws, qs) if len(ws) else np.full(len(qs), np.nan)
+    rows_label = "deliveries" if kind == "delivery" else "requests"
+    method = f"bootstrap of {rows_label} within each cell"
+    big = max(len(http), len(ws))
+    if big > max_samples:
+        method += f" (from {max_samples:,} of each cell's rows)"
+    note = ""
+    if len(http) < 2 or len(ws) < 2:
+        side = "HTTP" if len(http) < 2 else "WebSocket"
+        note = f"fewer than 2 measured {rows_label} in the {side} cell"
+    rows = []
+    for i, metric in enumerate(LATENCY_METRICS):
+        rows.append(
+            base
+            | {
+                "metric": metric,
+                "http_value": float(h_vals[i]),
+                "ws_value": float(w_vals[i]),
+                "unit": "ms",
+                "ratio": float(ratio[i]),
+                "ci_low": float(low[i]),
+                "ci_high": float(high[i]),
+                "verdict": verdict_of(low[i], high[i], claim),
+                "n_http": len(http),
+                "n_ws": len(ws),
+                "method": method,
+                "note": note or ("" if np.isfinite(low[i]) else "WebSocket latency is zero"),
+            }
+        )
+    return rows
+
+
+def _cost_row(
+    base: dict[str, object],
+    metric: str,
+    http_value: float,
+    ws_value: float,
+    http_reps: Sequence[float],
+    ws_reps: Sequence[float],
+    live: bool,
+    *,
+    rng: np.random.Generator,
+    n_resamples: int,
+    level: float,
+    claim: float,
+) -> dict[str, object]:
+    ratio = http_value / ws_value if ws_value > 0 else float("nan")
+    low, high = mean_ratio_ci(http_reps, ws_reps, rng=rng, n_resamples=n_resamples, level=level)
+    note = ""
+    if not np.isfinite(ratio):
+        note = "no value for one of the cells"
+        low = high = float("nan")
+    elif not np.isfinite(low):
+        fewest = min(len(http_reps), len(ws_reps))
+        note = f"{fewest} repeat(s) in a cell: an interval needs at least 2 per cell"
+    per = "message" if live else "request"
+    return base | {
+        "metric": metric,
+        "http_value": http_value,
+        "ws_value": ws_value,
+        "unit": f"bytes/{per}" if metric == "bytes" else f"µs/{per}",
+        "ratio": ratio,
+        "ci_low": low,
+        "ci_high": high,
+        "verdict": verdict_of(low, high, claim),
+        "n_http": len(http_reps),
+        "n_ws": len(ws_reps),
+        "method": "bootstrap of per-repeat values",
+        "note": note,
+    }
+
+
+def _subsample(values: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
+    if len(values) <= limit:
+        return values
+    return rng.choice(values, size=limit, replace=False)
+
+
+def _family(transport: object) -> str:
+    return family(str(transport))
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _num(value: object) -> float:
+    try:
+        result = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float("nan")
+    return result

@@ -1,0 +1,131 @@
+"""Every chart, the verdict and the report files from two tiny *real* runs.
+
+``real_runs`` (tests/reports_fixtures.py) runs a two-cell echo scenario and a two-cell
+messaging scenario (short polling against push) with ``rtbench run``, about a second per
+cell and repeat, once per test session; test_notebook.py and test_report_browser.py reuse
+them. Assertions are on the mechanics, never on timing: a shared machine may be slow.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+from rich.console import Console
+
+import reports
+from reports import charts
+from reports.cli_report import report
+from reports.stats import bytes_per_useful_split, cost_table
+from reports.verdict import METRICS, VERDICTS
+
+try:
+    from tests.reports_fixtures import RealRuns, real_runs
+except ImportError:  # tests/ is not a package: pytest puts tests/ itself on sys.path
+    from reports_fixtures import RealRuns, real_runs
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> RealRuns:
+    return real_runs(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="module")
+def echo(runs: RealRuns) -> reports.Run:
+    return reports.load(runs.echo)
+
+
+@pytest.fixture(scope="module")
+def live(runs: RealRuns) -> reports.Run:
+    return reports.load(runs.realtime)
+
+
+def _check(fig: Figure) -> None:
+    assert isinstance(fig, Figure) and fig.axes
+    assert fig.axes[0].get_title() or fig.get_suptitle()
+    assert charts.fig_to_png(fig).startswith(b"\x89PNG")
+
+
+def test_real_runs_are_complete(echo: reports.Run, live: reports.Run) -> None:
+    assert echo.complete and live.complete
+    assert len(echo.cells) == 2 and len(live.cells) == 2
+    assert (echo.repeats.groupby("cell").size() == 2).all()
+    assert not reports.stats.measured_deliveries(live.deliveries).empty
+
+
+def test_every_echo_chart(echo: reports.Run) -> None:
+    costs = cost_table(echo.cells, {echo.run_id: echo.meta})
+    figures = {
+        "spectrum": charts.percentile_spectrum(echo.samples),
+        "cdf": charts.cdf(echo.samples),
+        "over time": charts.latency_over_time(echo.samples),
+        "sweep": charts.sweep_chart(echo.cells),  # no sweep here: an empty, labelled chart
+        "bytes": charts.echo_bytes_chart(costs),
+        "cpu": charts.cpu_chart(costs),
+        "memory": charts.memory_chart(costs),
+        "verdict": charts.verdict_chart(reports.verdict_table(echo, n_resamples=300)),
+    }
+    for fig in figures.values():
+        _check(fig)
+    assert len(figures["spectrum"].axes[0].get_lines()) == 2
+    assert len([ax for ax in figures["over time"].axes if ax.get_visible()]) == 2
+    assert costs["payload_bytes"].tolist() == [64.0, 64.0]
+    assert (costs["bytes_total"] > 128).all() and (costs["rss_mb_per_connection"] > 0).all()
+
+
+def test_every_delivery_chart(live: reports.Run) -> None:
+    costs = cost_table(live.cells, {live.run_id: live.meta})
+    figures = {
+        "spectrum": charts.delivery_spectrum(live.deliveries),
+        "cdf": charts.delivery_cdf(live.deliveries),
+        "over time": charts.delivery_over_time(live.deliveries),
+        "staleness": charts.staleness_chart(live.deliveries, 100),
+        "bytes": charts.bytes_per_useful_chart(
+            bytes_per_useful_split(live.samples, live.deliveries)
+        ),
+        "cpu": charts.cpu_chart(costs),
+        "memory": charts.memory_chart(costs),
+    }
+    for fig in figures.values():
+        _check(fig)
+    stale = figures["staleness"].axes[0]
+    assert [line.get_xdata()[0] for line in stale.get_lines()][-2:] == [100.0, 50.0]
+    assert (costs["connections"] == 8).all()  # the scenario's users
+
+
+def test_verdict_on_real_runs(runs: RealRuns) -> None:
+    run = reports.load_many([runs.echo, runs.realtime])
+    v = reports.verdict_table(run, n_resamples=300)
+    assert len(v) == 2 * len(METRICS)  # one pair per run
+    assert set(v["verdict"]) <= set(VERDICTS)
+    assert v["same_client"].all() and set(v["pairing"]) == {"aiohttp"}
+    latency = v[v["metric"].isin(["p50", "p99"])]
+    assert latency["ratio"].notna().all() and latency["ci_low"].notna().all()
+    assert (latency["ci_low"] <= latency["ci_high"]).all()
+    short = v[(v["mode"] == "short-poll") & (v["metric"] == "p50")].iloc[0]
+    assert short["ratio"] > 1  # polling every 100 ms is slower than push, at any machine speed
+
+
+def test_report_command_on_real_runs(runs: RealRuns, tmp_path: Path) -> None:
+    buf = io.StringIO()
+    path = report(
+        [runs.echo, runs.realtime],
+        out=tmp_path / "report.html",
+        console=Console(file=buf, width=140, color_system=None),
+    )
+    html = path.read_text(encoding="utf-8")
+    assert html.index('id="verdict-table"') < html.index('id="scenario-1"')
+    assert "tiny-echo" in html and "tiny-messaging" in html
+    # verdict; echo: spectrum, CDF, over time, bytes, CPU, memory;
+    # messaging: spectrum, CDF, over time, staleness, bytes, CPU, memory
+    assert html.count('<img src="data:image/png;base64,') == 1 + 6 + 7
+    summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert summary.startswith("## rtbench verdict") and "`http/aiohttp/keep-alive`" in summary
+    csv = pd.read_csv(tmp_path / "verdict.csv")
+    assert len(csv) == 2 * len(METRICS)
+    assert "Verdict" in buf.getvalue()
