@@ -10,21 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import itertools
 import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
+from serving import serve
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from servers import protocol
-from servers.__main__ import MODULES
-from servers.common import ServerConfig
 from servers.hub import Hub
 from servers.protocol import Request
 from servers.realtime.ops import RealtimeConfig
@@ -37,26 +34,6 @@ WS_ENDPOINTS = [(k, lib) for k in WS_KINDS for lib in ("websockets", "aiohttp")]
 STEP_S = 5.0  # bound on any single network step
 
 _ids = itertools.count(1)
-
-
-@contextlib.asynccontextmanager
-async def serve(kind: str, hub: Hub | None = None) -> AsyncIterator[tuple[int, Hub]]:
-    """Run server ``kind`` in this loop on 127.0.0.1:0; yields (port, hub)."""
-    hub = hub or Hub()
-    module = importlib.import_module(MODULES[kind])
-    stop = asyncio.Event()
-    ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(module.serve(ServerConfig(HOST, 0), hub, ready.set_result, stop))
-    done, _ = await asyncio.wait({ready, task}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        task.result()
-    assert ready in done, f"{kind} did not start"
-    try:
-        yield ready.result(), hub
-    finally:
-        stop.set()
-        async with asyncio.timeout(15):
-            await task
 
 
 def envelope(op: str, payload: Any = None) -> tuple[int, bytes]:
