@@ -115,14 +115,10 @@ async def run_realtime(
     body = make_payload(params.message_bytes)
     warmup_end = [0]
 
-    def on_request(
-        op: str, sent: int, received: int, bs: int, br: int, error: str | None, items: int
+    def fire(
+        op: str, sent: int, received: int, bs: int, br: int, items: int, error: str | None
     ) -> None:
-        stats.requests += 1
-        if op == "poll":
-            stats.polls += 1
-            if error is None and items == 0:
-                stats.empty_polls += 1
+        # Real-time requests are not paced: intended = sent, latency is uncorrected.
         hook.fire(
             Sample(
                 spec.cell,
@@ -146,29 +142,18 @@ async def run_realtime(
             )
         )
 
+    def on_request(
+        op: str, sent: int, received: int, bs: int, br: int, error: str | None, items: int
+    ) -> None:
+        stats.requests += 1
+        if op == "poll":
+            stats.polls += 1
+            if error is None and items == 0:
+                stats.empty_polls += 1
+        fire(op, sent, received, bs, br, items, error)
+
     def on_connect(user: str, t0: int, t1: int, error: str | None) -> None:
-        hook.fire(
-            Sample(
-                spec.cell,
-                spec.transport,
-                spec.client,
-                spec.conn_mode,
-                spec.repeat,
-                0,
-                "connect",
-                t0,
-                t0,
-                t1,
-                t1 - t0,
-                t1 - t0,
-                0,
-                0,
-                0,
-                error is None,
-                error,
-                t0 < warmup_end[0] or warmup_end[0] == 0,
-            )
-        )
+        fire("connect", t0, t1, 0, 0, 0, error)
 
     def on_item(recipient: str, seq: int, item: Any, received: int, via: str, nbytes: int) -> None:
         if not isinstance(item, dict):
