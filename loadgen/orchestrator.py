@@ -89,7 +89,8 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def _slug(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-." else "_" for ch in text)
+    # No dots: part files are named with Path.with_suffix, which would cut at one.
+    return "".join(ch if ch.isalnum() or ch == "-" else "_" for ch in text)
 
 
 class LinkUnavailable(ValueError):
@@ -159,12 +160,14 @@ def server_args(scenario: Scenario) -> list[str]:
     ]
 
 
-def cell_identity(scenario: Scenario, run_cell: RunCell) -> dict[str, Any]:
+def cell_identity(run_cell: RunCell) -> dict[str, Any]:
     """The columns that name a cell and its load in summary.json."""
+    scenario: Scenario = run_cell.settings
     load = scenario.load
     cell = run_cell.cell
     return {
         "cell": run_cell.id,
+        "part": run_cell.part,
         "transport": cell.transport,
         "client": cell.client,
         "conn_mode": cell.conn_mode,
@@ -255,6 +258,7 @@ class _Runner:
         return self.certs
 
     def _tls_args(self, tls: bool) -> list[str]:
+        # tls_version is in the shared [scenario] table, the same for every part.
         if not tls:
             return []
         certs = self._certs()
@@ -267,7 +271,8 @@ class _Runner:
 
     def run_one(self, index: int, repeat: int, run_cell: RunCell) -> dict[str, Any]:
         """One repeat of one cell; returns its part record (with ``failed`` on error)."""
-        s = self.scenario.scenario
+        settings: Scenario = run_cell.settings
+        s = settings.scenario
         cell = run_cell.cell
         stem = f"{index:03d}-{_slug(run_cell.id)}-r{repeat}"
         prefix = self.out / "parts" / stem
@@ -287,8 +292,8 @@ class _Runner:
                         cell.transport,
                         self.placement.server_cpus,
                         self.out / "logs" / f"{stem}-server.log",
-                        self.scenario.server.max_message_bytes,
-                        extra_args=server_args(self.scenario) + self._tls_args(cell.tls),
+                        settings.server.max_message_bytes,
+                        extra_args=server_args(settings) + self._tls_args(cell.tls),
                     )
             except ProcessFailed as exc:
                 return base | {"failed": str(exc)}
@@ -313,10 +318,10 @@ class _Runner:
                 conn_mode=cell.conn_mode or "",
                 repeat=repeat,
                 base_url=f"{'https' if cell.tls else 'http'}://127.0.0.1:{target_port}",
-                model=self.scenario.load.model,
-                connections=self.scenario.load.connections,
+                model=settings.load.model,
+                connections=settings.load.connections,
                 rate=run_cell.rate,
-                think_time_s=self.scenario.load.think_time_ms / 1000.0,
+                think_time_s=settings.load.think_time_ms / 1000.0,
                 duration_s=s.duration_s,
                 warmup_s=s.warmup_s,
                 payload_bytes=s.payload_bytes,
@@ -324,7 +329,7 @@ class _Runner:
                 timeout_s=s.timeout_s,
                 workload=s.workload,
                 delivery=cell.delivery_mode,
-                realtime=rt.model_dump(mode="json") if (rt := self.scenario.realtime) else None,
+                realtime=rt.model_dump(mode="json") if (rt := settings.realtime) else None,
                 tls=s.tls_version if cell.tls else None,
                 ca_file=self._certs().ca if cell.tls else None,
             )
@@ -477,6 +482,8 @@ def run_scenario(
         "command": shlex.join(sys.argv),
         "scenario_file": str(scenario_path) if scenario_path else None,
         "scenario": scenario.as_dict(),
+        # Each [[parts]] entry as the single-workload scenario its cells ran under.
+        "parts": {name: sub.as_dict() for name, sub in scenario.part_scenarios().items()},
         "environment": collect_environment(),
         "pinning": placement.as_dict(),
     }
@@ -520,7 +527,7 @@ def run_scenario(
         summary = build_summary(
             run_id,
             scenario.name,
-            [cell_identity(scenario, c) for c in run_cells],
+            [cell_identity(c) for c in run_cells],
             parts,
             complete=not interrupted,
         )
@@ -544,6 +551,7 @@ def interactive_spec(scenario: Scenario, cell_id: str | None = None) -> Iterator
     if chosen is None:
         known = ", ".join(c.id for c in run_cells)
         raise ValueError(f"no cell {cell_id!r} in scenario {scenario.name}; cells: {known}")
+    scenario = chosen.settings
     s = scenario.scenario
     cell = chosen.cell
     folder = Path("results") / f"{new_run_id(scenario.name)}-interactive"

@@ -28,6 +28,22 @@ A scenario file is TOML::
     p99_ms = 50
     errors = 0
 
+One run can hold several workloads: instead of ``[[cells]]`` give ``[[parts]]``,
+each with its own ``name``, ``workload``, ``[parts.load]``, ``[parts.realtime]``
+and ``[[parts.cells]]``; ``[scenario]``, ``[server]``, ``[network]`` and ``[slo]``
+apply to every part. Cells of a part are named ``PART:CELL`` and run
+interleaved with every other part's::
+
+    [[parts]]
+    name = "messaging"
+    workload = "messaging"
+    [parts.realtime]
+    users = 24
+    message_rate = 1.0
+    [[parts.cells]]
+    transport = "ws-aiohttp"
+    client = "aiohttp"
+
 Everything is checked before anything runs: an unknown key, a wrong type or
 an impossible value raises :class:`ScenarioError` naming the file, the key
 and the problem.
@@ -234,15 +250,33 @@ class NetworkSettings(_Strict):
         return [resolve_profile(spec) for spec in self.profiles]
 
 
+class Part(_Strict):
+    """One ``[[parts]]`` entry: a workload with its own load, real-time settings and cells."""
+
+    name: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")
+    description: str = ""
+    workload: Workload = "echo"
+    payload_bytes: int | None = Field(default=None, ge=0, le=16 * 1024 * 1024)
+    load: LoadSettings | None = None
+    realtime: RealtimeParams | None = None
+    cells: list[Cell] = Field(min_length=1)
+
+
 @dataclass(frozen=True, slots=True)
 class RunCell:
-    """One cell as run: the declared cell, its rate, its link profile, its id, its sweep group."""
+    """One cell as run: the declared cell, its rate, its link profile, its id, its sweep group.
+
+    ``settings`` is the single-workload scenario the cell runs under: the scenario
+    itself, or for a ``[[parts]]`` scenario the part merged with the shared tables.
+    """
 
     cell: Cell
     rate: float | None
     id: str
     sweep_group: str | None
     profile: Any = None
+    settings: Any = None
+    part: str | None = None
 
 
 class Scenario(_Strict):
@@ -253,11 +287,16 @@ class Scenario(_Strict):
     server: ServerSettings = ServerSettings()
     realtime: RealtimeParams | None = None
     network: NetworkSettings | None = None
-    cells: list[Cell] = Field(min_length=1)
+    cells: list[Cell] = Field(default_factory=list)
+    parts: list[Part] | None = Field(default=None, min_length=1, max_length=20)
     slo: SloSettings | None = None
 
     @model_validator(mode="after")
     def _unique_cells(self) -> Scenario:
+        if self.parts is not None:
+            return self._check_parts()
+        if not self.cells:
+            raise ValueError("give at least one [[cells]] entry (or [[parts]] with cells)")
         if self.scenario.workload == "echo":
             if self.realtime is not None:
                 raise ValueError('a [realtime] table needs workload other than "echo"')
@@ -288,13 +327,91 @@ class Scenario(_Strict):
             seen.add(cell.id)
         return self
 
+    def _check_parts(self) -> Scenario:
+        if self.cells:
+            raise ValueError("give either [[cells]] or [[parts]], not both")
+        if self.realtime is not None:
+            raise ValueError("with [[parts]], put [realtime] in each part ([parts.realtime])")
+        if "workload" in self.scenario.model_fields_set:
+            raise ValueError("with [[parts]], give 'workload' in each part, not in [scenario]")
+        names = [p.name for p in self.parts or ()]
+        if dup := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"two parts are both named {dup[0]!r}")
+        for part in self.parts or ():
+            try:
+                self._part_scenario(part)
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(x) for x in e['loc']) or 'part'}: {e['msg']}"
+                    for e in exc.errors()
+                )
+                raise ValueError(f"part {part.name!r}: {problems}") from None
+        return self
+
+    def _part_scenario(self, part: Part) -> Scenario:
+        """The part as a single-workload scenario (shared tables plus the part's own)."""
+        settings = self.scenario.model_dump()
+        settings["workload"] = part.workload
+        if part.payload_bytes is not None:
+            settings["payload_bytes"] = part.payload_bytes
+        if part.description:
+            settings["description"] = part.description
+        return Scenario.model_validate(
+            {
+                "scenario": settings,
+                "load": (part.load or self.load).model_dump(),
+                "server": self.server.model_dump(),
+                "realtime": part.realtime.model_dump() if part.realtime else None,
+                "network": self.network.model_dump() if self.network else None,
+                "cells": [c.model_dump(exclude_none=True) for c in part.cells],
+                "slo": self.slo.model_dump(exclude_none=True) if self.slo else None,
+            },
+            strict=False,
+        )
+
+    def part_scenarios(self) -> dict[str, Scenario]:
+        """Each part's single-workload scenario by part name; ``{}`` without ``[[parts]]``."""
+        return {p.name: self._part_scenario(p) for p in self.parts or ()}
+
     @property
     def name(self) -> str:
         return self.scenario.name
 
+    @property
+    def workloads(self) -> list[str]:
+        """The workloads this scenario runs, in order of first appearance."""
+        if self.parts is None:
+            return [self.scenario.workload]
+        return list(dict.fromkeys(p.workload for p in self.parts))
+
     def run_cells(self) -> list[RunCell]:
         """What actually runs: each cell, at each rate of a sweep (ascending), over each
-        link profile of ``[network]``; ids get ``@RATErps`` and ``~PROFILE`` suffixes."""
+        link profile of ``[network]``; ids get ``@RATErps`` and ``~PROFILE`` suffixes, and
+        cells of a ``[[parts]]`` scenario a ``PART:`` prefix. Parts interleave by profile."""
+        if self.parts is not None:
+            subs = self.part_scenarios()
+            by_part = {
+                name: [
+                    RunCell(
+                        rc.cell,
+                        rc.rate,
+                        f"{name}:{rc.id}",
+                        f"{name}:{rc.sweep_group}" if rc.sweep_group else None,
+                        rc.profile,
+                        sub,
+                        name,
+                    )
+                    for rc in sub.run_cells()
+                ]
+                for name, sub in subs.items()
+            }
+            # Profile by profile, so every part's cells on one link run close in time.
+            profiles = [p.name for p in self.network.resolved()] if self.network else [None]
+            out: list[RunCell] = []
+            for prof in profiles:
+                for cells in by_part.values():
+                    out.extend(c for c in cells if (c.profile.name if c.profile else None) == prof)
+            return out
         rates: list[float | None] = sorted(self.load.rates) if self.load.rates else [self.load.rate]
         profiles = self.network.resolved() if self.network else [None]
         out: list[RunCell] = []
@@ -309,13 +426,17 @@ class Scenario(_Strict):
                     group = c.id if self.load.rates else None
                     if group is not None and profile is not None:
                         group += f"~{profile.name}"
-                    out.append(RunCell(c, rate, cid, group, profile))
+                    out.append(RunCell(c, rate, cid, group, profile, self))
         return out
 
     def estimated_seconds(self) -> float:
-        """Lower bound on the run's wall time (measurement and warm-up only)."""
-        per = self.scenario.duration_s + self.scenario.warmup_s
-        return per * self.scenario.repeats * len(self.run_cells())
+        """Lower bound on the run's wall time (warm-up, measurement and real-time drain)."""
+        total = 0.0
+        for rc in self.run_cells():
+            sub = rc.settings
+            drain = sub.realtime.drain_s if sub.realtime is not None else 0.0
+            total += sub.scenario.duration_s + sub.scenario.warmup_s + drain
+        return total * self.scenario.repeats
 
     def as_dict(self) -> dict[str, Any]:
         """The scenario as run, for meta.json."""

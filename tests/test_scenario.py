@@ -235,7 +235,7 @@ def test_all_problems_reported_at_once(tmp_path: Path) -> None:
 
 
 def test_no_cells(tmp_path: Path) -> None:
-    with pytest.raises(ScenarioError, match=r"cells: required key is missing"):
+    with pytest.raises(ScenarioError, match=r"give at least one \[\[cells\]\] entry"):
         load_scenario(write(tmp_path, '[scenario]\nname = "x"\n'))
 
 

@@ -1,0 +1,163 @@
+"""Scenarios with ``[[parts]]``: several workloads in one run, each with its own load and cells."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from loadgen.orchestrator import cell_identity
+from loadgen.scenario import ScenarioError, load_scenario
+
+PARTS = """\
+[scenario]
+name = "matrix"
+repeats = 2
+duration_s = 1
+warmup_s = 0.5
+tls_version = "1.2"
+
+[network]
+profiles = ["loopback", "wan"]
+
+[[parts]]
+name = "echo"
+payload_bytes = 32
+[parts.load]
+model = "open"
+rate = 20
+connections = 2
+[[parts.cells]]
+transport = "http"
+client = "aiohttp"
+conn_mode = "new-connection"
+tls = true
+[[parts.cells]]
+transport = "ws-aiohttp"
+client = "aiohttp"
+
+[[parts]]
+name = "messaging"
+workload = "messaging"
+[parts.realtime]
+users = 8
+message_rate = 1.0
+drain_s = 2.0
+[[parts.cells]]
+transport = "http"
+client = "aiohttp"
+delivery = "long-poll"
+[[parts.cells]]
+transport = "ws-aiohttp"
+client = "aiohttp"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "parts.toml"
+    path.write_text(text)
+    return path
+
+
+def test_parts_expand_into_prefixed_cells_grouped_by_profile(tmp_path: Path) -> None:
+    spec = load_scenario(write(tmp_path, PARTS))
+    ids = [rc.id for rc in spec.run_cells()]
+    assert ids == [
+        "echo:http/aiohttp/new-connection+tls~loopback",
+        "echo:ws-aiohttp/aiohttp/persistent~loopback",
+        "messaging:http/aiohttp/keep-alive/long-poll~loopback",
+        "messaging:ws-aiohttp/aiohttp/persistent~loopback",
+        "echo:http/aiohttp/new-connection+tls~wan",
+        "echo:ws-aiohttp/aiohttp/persistent~wan",
+        "messaging:http/aiohttp/keep-alive/long-poll~wan",
+        "messaging:ws-aiohttp/aiohttp/persistent~wan",
+    ]
+    assert spec.workloads == ["echo", "messaging"]
+
+
+def test_each_part_runs_under_its_own_settings(tmp_path: Path) -> None:
+    spec = load_scenario(write(tmp_path, PARTS))
+    by_part = {rc.part: rc.settings for rc in spec.run_cells()}
+    echo, messaging = by_part["echo"], by_part["messaging"]
+    assert echo.scenario.workload == "echo" and echo.realtime is None
+    assert echo.scenario.payload_bytes == 32 and echo.load.rate == 20
+    assert messaging.scenario.workload == "messaging"
+    assert messaging.realtime is not None and messaging.realtime.users == 8
+    # Shared tables reach every part.
+    assert echo.scenario.tls_version == messaging.scenario.tls_version == "1.2"
+    assert messaging.scenario.repeats == 2
+    assert messaging.network is not None and len(messaging.network.profiles) == 2
+    # WebSocket cells of a real-time part deliver by push.
+    assert [c.delivery for c in messaging.cells] == ["long-poll", "push"]
+
+
+def test_cell_identity_names_part_and_workload(tmp_path: Path) -> None:
+    spec = load_scenario(write(tmp_path, PARTS))
+    rows = [cell_identity(rc) for rc in spec.run_cells()]
+    first, third = rows[0], rows[2]
+    assert (first["part"], first["workload"], first["load_model"]) == ("echo", "echo", "open")
+    assert first["tls"] == "1.2" and first["profile"] == "loopback"
+    assert (third["part"], third["workload"], third["delivery"]) == (
+        "messaging",
+        "messaging",
+        "long-poll",
+    )
+
+
+def test_estimate_counts_each_parts_drain(tmp_path: Path) -> None:
+    spec = load_scenario(write(tmp_path, PARTS))
+    # 2 profiles x (2 echo cells x 1.5 s + 2 messaging cells x 3.5 s) x 2 repeats
+    assert spec.estimated_seconds() == pytest.approx(2 * (2 * 1.5 + 2 * 3.5) * 2)
+
+
+def test_single_workload_scenario_has_no_parts(tmp_path: Path) -> None:
+    spec = load_scenario(Path(__file__).resolve().parent.parent / "scenarios" / "quick.toml")
+    assert spec.part_scenarios() == {}
+    assert all(rc.part is None and rc.settings is spec for rc in spec.run_cells())
+    assert all(cell_identity(rc)["part"] is None for rc in spec.run_cells())
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        # cells and parts together: which cells belong where?
+        (
+            lambda t: t + '\n[[cells]]\ntransport = "http"\nclient = "aiohttp"\n',
+            "either [[cells]] or [[parts]]",
+        ),
+        # [realtime] must sit in the part that uses it.
+        (lambda t: t + "\n[realtime]\nusers = 4\n", "[parts.realtime]"),
+        # workload is chosen per part.
+        (
+            lambda t: t.replace('name = "matrix"', 'name = "matrix"\nworkload = "messaging"'),
+            "give 'workload' in each part",
+        ),
+        # Two parts with one name would give colliding cell ids.
+        (lambda t: t.replace('name = "messaging"', 'name = "echo"'), "both named 'echo'"),
+        # A real-time part without [parts.realtime] names the part and the problem.
+        (
+            lambda t: t.replace(
+                "[parts.realtime]\nusers = 8\nmessage_rate = 1.0\ndrain_s = 2.0\n", ""
+            ),
+            "part 'messaging'",
+        ),
+        # An HTTP cell of a real-time part needs a delivery mode.
+        (lambda t: t.replace('delivery = "long-poll"\n', ""), "part 'messaging'"),
+        # Unknown keys inside a part are refused like anywhere else.
+        (lambda t: t.replace('name = "echo"\n', 'name = "echo"\nrepeats = 3\n'), "unknown key"),
+    ],
+)
+def test_bad_parts_are_refused(tmp_path: Path, edit: Callable[[str], str], message: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write(tmp_path, edit(PARTS)))
+    assert message in str(info.value), str(info.value)
+
+
+def test_part_file_stems_survive_fractional_rates() -> None:
+    # Part files are named with Path.with_suffix; a dot in the stem would cut the name.
+    from loadgen.orchestrator import _slug
+
+    stem = f"003-{_slug('echo:http/aiohttp/keep-alive@2.5rps~wan')}-r0"
+    assert "." not in stem
+    assert (Path("parts") / stem).with_suffix(".json").name == stem + ".json"
