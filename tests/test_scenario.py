@@ -70,7 +70,7 @@ def test_quick_toml_loads() -> None:
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.name for p in SCENARIOS])
 def test_every_shipped_scenario_validates(path: Path) -> None:
     spec = load_scenario(path)
-    assert spec.cells
+    assert spec.run_cells()
     assert spec.as_dict()["scenario"]["name"] == spec.name
 
 
