@@ -1,0 +1,124 @@
+"""The claim matrix: one run over every condition the "3x" verdict is asked for."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from loadgen.cli import app
+from loadgen.scenario import load_scenario, parse_scenario, read_scenario_dict
+
+REPO = Path(__file__).resolve().parent.parent
+MATRIX = REPO / "scenarios" / "claim-matrix.toml"
+QUICK = REPO / "scenarios" / "claim-matrix-quick.toml"
+
+
+def _conditions(path: Path) -> set[tuple[object, ...]]:
+    return {
+        (
+            rc.settings.scenario.workload,
+            rc.cell.delivery_mode,
+            rc.cell.conn_mode,
+            rc.cell.tls,
+            rc.profile.name,
+        )
+        for rc in load_scenario(path).run_cells()
+    }
+
+
+def test_matrix_covers_every_condition_in_one_run() -> None:
+    got = _conditions(MATRIX)
+    profiles = ("loopback", "lan", "wan", "mobile")
+    want = set()
+    for tls, profile in itertools.product((False, True), profiles):
+        for mode in ("keep-alive", "new-connection"):
+            want.add(("echo", "request", mode, tls, profile))
+        want.add(("echo", "request", "persistent", tls, profile))
+        for workload in ("messaging", "notifications"):
+            want |= {
+                (workload, "short-poll", "keep-alive", tls, profile),
+                (workload, "long-poll", "keep-alive", tls, profile),
+                (workload, "long-poll", "new-connection", tls, profile),
+                (workload, "sse", "keep-alive", tls, profile),
+                (workload, "push", "persistent", tls, profile),
+            }
+    assert got == want
+
+
+def test_quick_matrix_is_the_same_matrix_on_fewer_links() -> None:
+    quick = _conditions(QUICK)
+    assert {c[-1] for c in quick} == {"loopback", "wan"}
+    assert quick == {c for c in _conditions(MATRIX) if c[-1] in ("loopback", "wan")}
+
+
+def test_every_http_cell_has_a_websocket_partner_in_its_condition() -> None:
+    # A verdict needs both sides measured under the same workload, TLS and link.
+    cells = load_scenario(MATRIX).run_cells()
+    ws = {(rc.part, rc.cell.tls, rc.profile.name) for rc in cells if rc.cell.family == "ws"}
+    for rc in cells:
+        assert (rc.part, rc.cell.tls, rc.profile.name) in ws, rc.id
+
+
+def test_trimmed_matrix_runs_and_reports_a_verdict_per_part(tmp_path: Path) -> None:
+    data = read_scenario_dict(QUICK)
+    data["scenario"] |= {"repeats": 1, "duration_s": 0.8, "warmup_s": 0.2}
+    data["network"]["profiles"] = [{"name": "rtt20", "rtt_ms": 20}]
+    keep = {
+        "echo": lambda c: c.get("tls") and c.get("conn_mode") != "keep-alive",
+        "messaging": lambda c: not c.get("tls") and c.get("delivery") in (None, "long-poll"),
+    }
+    data["parts"] = [
+        p | {"cells": [c for c in p["cells"] if keep[p["name"]](c)]}
+        for p in data["parts"]
+        if p["name"] in keep
+    ]
+    for part in data["parts"]:
+        if part.get("realtime"):
+            part["realtime"] |= {"drain_s": 1.0}
+    parse_scenario(data)  # the trimmed file is still valid
+    path = tmp_path / "trimmed.toml"
+    path.write_text(_to_toml(data))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(path), "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    with (out / "verdict.csv").open() as fh:
+        rows = [r for r in csv.DictReader(fh) if r["metric"] == "p50"]
+    by_workload = {r["workload"]: r for r in rows}
+    assert set(by_workload) == {"echo", "messaging"}
+    assert by_workload["echo"]["http_cell"] == "echo:http/aiohttp/new-connection+tls~rtt20"
+    assert by_workload["messaging"]["ws_cell"] == "messaging:ws-aiohttp/aiohttp/persistent~rtt20"
+    for row in rows:
+        assert row["verdict"] in ("holds", "refuted", "inconclusive")
+        assert float(row["ratio"]) > 0
+
+
+def _to_toml(data: dict[str, object]) -> str:
+    """A small TOML writer for the scenario dicts above (tables, arrays of tables)."""
+
+    def value(v: object) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + "}"
+        return repr(v)
+
+    lines: list[str] = []
+    for name, table in data.items():
+        if name == "parts":
+            continue
+        lines.append(f"[{name}]")
+        lines += [f"{k} = {value(v)}" for k, v in table.items()]  # type: ignore[union-attr]
+    for part in data.get("parts", []):  # type: ignore[union-attr]
+        lines.append("[[parts]]")
+        lines += [f"{k} = {value(v)}" for k, v in part.items() if k not in ("cells",)]
+        for cell in part["cells"]:
+            lines.append("[[parts.cells]]")
+            lines += [f"{k} = {value(v)}" for k, v in cell.items()]
+    return "\n".join(lines) + "\n"
