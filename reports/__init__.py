@@ -6,6 +6,8 @@
     run = reports.load("results/20261129-015000-quick")
     run.cells                                  # one row per cell (see reports.columns)
     run.deliveries                             # real-time runs: one row per delivery
+    reports.part_names(run)                    # multi-part scenarios: ["echo", "messaging"]
+    reports.select_part(run, "messaging")      # one part's rows as a Run
     verdicts = reports.verdict_table(run)      # HTTP/WS ratios, 95 % bootstrap CIs, verdicts
     reports.verdict_wide(verdicts)             # the same, one row per pair
     reports.run_warnings(run)                  # why not to trust the numbers, if anything
@@ -26,7 +28,16 @@ from __future__ import annotations
 
 from reports.checks import cell_caveats, repeat_spread, run_warnings
 from reports.html import write_report
-from reports.load import ResultsError, Run, load, load_many
+from reports.load import (
+    ResultsError,
+    Run,
+    cell_scenario,
+    load,
+    load_many,
+    part_names,
+    scenario_label,
+    select_part,
+)
 from reports.markdown import summary_markdown, write_outputs
 from reports.stats import (
     cost_table,
@@ -52,15 +63,19 @@ __all__ = [
     "ResultsError",
     "Run",
     "cell_caveats",
+    "cell_scenario",
     "cost_table",
     "delivery_ratio_table",
     "delivery_table",
     "load",
     "load_many",
     "matched_pairs",
+    "part_names",
     "ratio_table",
     "repeat_spread",
     "run_warnings",
+    "scenario_label",
+    "select_part",
     "summary_markdown",
     "sweep_table",
     "verdict_counts",

@@ -3,6 +3,9 @@
 The per-cell DataFrame (``Run.cells``) flattens ``summary.json`` with one rule:
 
 - top-level scalars keep their key: ``cell``, ``transport``, ``count``, ``throughput_rps``...
+- ``part`` names the ``[[parts]]`` entry of a multi-part scenario the cell belongs to
+  (its ``cell`` id then starts with ``PART:``); it is ``None`` in every other run,
+  including results folders written before parts existed.
 - ``latency_ms.<pct>`` becomes ``<pct>_ms`` and ``latency_uncorrected_ms.<pct>`` becomes
   ``<pct>_uncorrected_ms``, with ``.`` replaced by ``_``: ``p50_ms``, ``p99_9_ms``,
   ``max_ms``, ``p99_uncorrected_ms``. Use :func:`latency_col` rather than spelling them.
@@ -34,6 +37,7 @@ LATENCY_LABELS: tuple[str, ...] = ("p50", "p90", "p99", "p99.9", "max")
 IDENTITY_COLUMNS: tuple[str, ...] = (
     "run_id",
     "cell",
+    "part",
     "transport",
     "client",
     "conn_mode",
@@ -183,6 +187,7 @@ CELL_COLUMNS: tuple[str, ...] = (
 REPEAT_COLUMNS: tuple[str, ...] = (
     "run_id",
     "cell",
+    "part",
     "transport",
     "client",
     "conn_mode",

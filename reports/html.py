@@ -3,7 +3,8 @@
 The page opens with the verdict on the "3x faster" claim (:mod:`reports.verdict`: one row
 per HTTP/WebSocket pair with ratios, 95 % intervals and verdicts), the warnings that say
 how far to trust the run, a chart of the verdicts and, for rate sweeps, each group's
-highest rate under the p99 objective. Then one section per scenario (per results folder):
+highest rate under the p99 objective. Then one section per scenario (per results folder,
+or per part of a multi-part scenario, with only that part's cells in its tables and charts):
 echo cells get the request summary and charts (percentile spectrum, CDF, latency over
 time, bytes, CPU, memory, the sweep's hockey stick), real-time cells the deliveries
 summary and charts (delivery spectrum, CDF, over time, short-poll staleness, bytes, CPU,
@@ -30,7 +31,7 @@ from matplotlib.figure import Figure
 from reports import charts
 from reports.checks import run_warnings
 from reports.fmt import as_float, fmt_bytes, fmt_ms, fmt_ratio, fmt_text
-from reports.load import Run
+from reports.load import Run, cell_scenario, part_names, scenario_label, select_part
 from reports.stats import (
     bytes_per_useful_split,
     cost_table,
@@ -143,9 +144,19 @@ def report_context(run: Run, *, verdicts: pd.DataFrame | None = None) -> dict[st
         ),
         "warnings": run_warnings(run),
         "sweeps": _sweep_rows(sweeps, multi),
-        "scenarios": [_scenario(part, i) for i, part in enumerate(run.runs, start=1)],
+        "scenarios": [_scenario(part, i) for i, part in enumerate(scenario_runs(run), start=1)],
         "environments": [_environment(part) for part in run.runs],
     }
+
+
+def scenario_runs(run: Run) -> list[Run]:
+    """What gets a scenario section: each single run of ``run``, or for a multi-part run
+    each of its parts (:func:`reports.load.select_part`), in cell order."""
+    out: list[Run] = []
+    for single in run.runs:
+        names = part_names(single)
+        out += [select_part(single, name) for name in names] if names else [single]
+    return out
 
 
 def verdict_tallies(verdicts: pd.DataFrame) -> list[str]:
@@ -215,6 +226,8 @@ def _verdict_groups(verdicts: pd.DataFrame, extras: list[str]) -> list[dict[str,
     keys = ["run_id", "scenario", "workload", "load", *extras]
     for key, frame in wide.groupby(keys, sort=False, dropna=False):
         ident = dict(zip(keys, key, strict=True))
+        part = ident.get("part")
+        scenario = f"{ident['scenario']} · {part}" if isinstance(part, str) else ident["scenario"]
         rows = []
         for _, r in frame.iterrows():
             metrics = []
@@ -245,10 +258,10 @@ def _verdict_groups(verdicts: pd.DataFrame, extras: list[str]) -> list[dict[str,
                 }
             )
         condition = [fmt_text(ident["workload"]), fmt_text(ident["load"])]
-        condition += [condition_text(c, ident[c]) for c in extras]
+        condition += [condition_text(c, ident[c]) for c in extras if c != "part"]
         groups.append(
             {
-                "title": f"{ident['scenario']} (run {ident['run_id']})",
+                "title": f"{scenario} (run {ident['run_id']})",
                 "condition": " · ".join(condition),
                 "rows": rows,
             }
@@ -284,14 +297,14 @@ def _chart(title: str, fig: Figure, caption: str) -> dict[str, str]:
 
 
 def _scenario(part: Run, index: int) -> dict[str, Any]:
-    """One scenario section (one results folder)."""
+    """One scenario section: one results folder, or one part of a multi-part run."""
     echo = request_cells(part.cells)
     has_deliveries = not realtime_cells(part.cells).empty
     has_requests = not echo.empty or not has_deliveries
     costs = cost_table(part.cells, {part.run_id: part.meta})
     return {
         "anchor": f"scenario-{index}",
-        "name": part.scenario_name,
+        "name": scenario_label(part),
         "run_id": part.run_id,
         "complete": part.complete,
         "description": _description(part),
@@ -437,9 +450,8 @@ def _delivery_charts(run: Run, costs: pd.DataFrame) -> list[dict[str, str]]:
 
 
 def _poll_interval_ms(run: Run) -> float | None:
-    """meta.json ``scenario.realtime.poll_interval_ms``."""
-    scenario = run.meta.get("scenario")
-    realtime = scenario.get("realtime") if isinstance(scenario, dict) else None
+    """meta.json ``scenario.realtime.poll_interval_ms`` (of the part, for a part's Run)."""
+    realtime = cell_scenario(run.meta, run.part_name).get("realtime")
     value = realtime.get("poll_interval_ms") if isinstance(realtime, dict) else None
     number = as_float(value)
     return number if number and np.isfinite(number) else None
@@ -488,9 +500,9 @@ def _environment(run: Run) -> dict[str, Any]:
 
 
 def _description(run: Run) -> str:
-    """The scenario file's ``description`` (meta.json ``scenario.scenario.description``)."""
-    scenario = run.meta.get("scenario")
-    settings = scenario.get("scenario") if isinstance(scenario, dict) else None
+    """The scenario file's ``description`` (meta.json ``scenario.scenario.description``; a
+    part's own description, else the shared one, for a part's Run)."""
+    settings = cell_scenario(run.meta, run.part_name).get("scenario")
     text = settings.get("description") if isinstance(settings, dict) else None
     return str(text) if text else ""
 

@@ -10,6 +10,14 @@ Reports read files only, never a running test::
     run.deliveries                # one row per delivery (DELIVERY_SCHEMA + run_id)
     both = reports.load_many(["results/a", "results/b"])   # rows tagged by run_id
 
+A run of a multi-part scenario (``[[parts]]``) holds several workloads; its cells carry
+their part's name in ``run.cells["part"]`` (``None`` in ordinary runs)::
+
+    part_names(run)                       # ["echo", "messaging"]; [] for ordinary runs
+    live = select_part(run, "messaging")  # a Run with only that part's rows
+    cell_scenario(run.meta, "messaging")  # that part's settings (meta.json "parts")
+    cell_scenario(run.meta, None)         # an ordinary run's: meta.json "scenario"
+
 Anything wrong with the folder raises :class:`ResultsError` with a message naming the file
 and folder, fit to show a user as is. Schema versions 1 (echo only; samples without
 ``items``) and 2 (real-time workloads, deliveries.parquet) are read.
@@ -114,6 +122,8 @@ class Run:
         meta: meta.json as parsed (of the first run when combined).
         path: the results folder (the first one when combined).
         parts: the single runs a combined Run was made from; empty for a single run.
+        part_name: the ``[[parts]]`` entry this Run is restricted to (see
+            :func:`select_part`); ``None`` for a whole run.
     """
 
     samples: pd.DataFrame
@@ -124,10 +134,12 @@ class Run:
     repeats: pd.DataFrame
     deliveries: pd.DataFrame = field(default_factory=empty_deliveries)
     parts: tuple[Run, ...] = ()
+    part_name: str | None = None
 
     def __repr__(self) -> str:
+        part = f", part={self.part_name!r}" if self.part_name else ""
         return (
-            f"Run(run_id={self.run_id!r}, cells={len(self.cells)}, "
+            f"Run(run_id={self.run_id!r}{part}, cells={len(self.cells)}, "
             f"samples={len(self.samples):,}, deliveries={len(self.deliveries):,}, "
             f"complete={self.complete}, path={str(self.path)!r})"
         )
@@ -170,6 +182,74 @@ class Run:
                 name = r.summary["scenario"]
             names.append(str(name) if name else "unnamed scenario")
         return ", ".join(dict.fromkeys(names))
+
+
+def cell_scenario(meta: Mapping[str, Any], part: object = None) -> dict[str, Any]:
+    """The single-workload scenario a cell ran under, as meta.json records it.
+
+    ``cell_scenario(run.meta, row["part"])``: for a cell of a ``[[parts]]`` entry, the
+    part merged with the shared tables (``meta["parts"][part]``); otherwise, or when
+    meta.json has no such part (older results), the scenario itself (``meta["scenario"]``).
+    Both have the keys ``scenario``, ``load``, ``realtime``, ``cells``...; ``{}`` when
+    meta.json has neither.
+    """
+    parts = meta.get("parts")
+    if isinstance(part, str) and part and isinstance(parts, Mapping):
+        chosen = parts.get(part)
+        if isinstance(chosen, dict):
+            return chosen
+    scenario = meta.get("scenario")
+    return scenario if isinstance(scenario, dict) else {}
+
+
+def scenario_label(run: Run, part: object = None) -> str:
+    """``run.scenario_name``, followed by `` · PART`` for a part: ``"claim-matrix ·
+    messaging"``. ``part`` defaults to ``run.part_name``."""
+    part = run.part_name if part is None else part
+    if isinstance(part, str) and part:
+        return f"{run.scenario_name} · {part}"
+    return run.scenario_name
+
+
+def part_names(run: Run) -> list[str]:
+    """The ``[[parts]]`` entries in ``run.cells``, in cell order; ``[]`` for ordinary runs."""
+    if "part" not in run.cells.columns:
+        return []
+    names = (p for p in run.cells["part"] if isinstance(p, str) and p)
+    return list(dict.fromkeys(names))
+
+
+def select_part(run: Run, part: str) -> Run:
+    """One part of a single multi-part run: ``select_part(run, "messaging")``.
+
+    The returned Run has only the cells, repeats, samples and deliveries of that part's
+    cells, ``part_name`` set, and the same ``summary``, ``meta`` and ``path``.
+
+    Raises:
+        ValueError: ``run`` combines several runs (pick one of ``run.runs`` first), or
+            has no cell of that part.
+    """
+    if len(run.runs) > 1:
+        raise ValueError("select_part takes a single run: pick one of run.runs first")
+    if part not in part_names(run):
+        known = ", ".join(part_names(run)) or "none"
+        raise ValueError(f"run {run.run_id} has no part {part!r} (parts: {known})")
+    cells = run.cells[run.cells["part"] == part].reset_index(drop=True)
+    ids = set(cells["cell"].astype(str))
+
+    def rows(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[frame["cell"].astype(str).isin(ids)].reset_index(drop=True)
+
+    return Run(
+        samples=rows(run.samples),
+        cells=cells,
+        summary=run.summary,
+        meta=run.meta,
+        path=run.path,
+        repeats=rows(run.repeats),
+        deliveries=rows(run.deliveries),
+        part_name=part,
+    )
 
 
 def load(path: str | PathLike[str]) -> Run:
@@ -218,7 +298,16 @@ def load(path: str | PathLike[str]) -> Run:
     )
 
 
-_REPEAT_IDENTITY = ("cell", "transport", "client", "conn_mode", "family", "delivery", "workload")
+_REPEAT_IDENTITY = (
+    "cell",
+    "part",
+    "transport",
+    "client",
+    "conn_mode",
+    "family",
+    "delivery",
+    "workload",
+)
 
 
 def load_many(paths: Iterable[str | PathLike[str]]) -> Run:
@@ -435,6 +524,12 @@ def _frame(rows: Sequence[dict[str, Any]], columns: Sequence[str], run_id: str) 
             f if isinstance(f, str) and f else (family(t) if isinstance(t, str) else None)
             for f, t in zip(df["family"], df["transport"], strict=True)
         ]
+    if "part" in df.columns:
+        df["part"] = pd.Series(
+            [p if isinstance(p, str) and p else None for p in df["part"]],
+            index=df.index,
+            dtype=object,
+        )
     if "failures" in df.columns:
         df["failures"] = [list(f) if isinstance(f, list) else [] for f in df["failures"]]
     return df

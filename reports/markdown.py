@@ -20,7 +20,7 @@ import pandas as pd
 
 from reports.checks import run_warnings
 from reports.fmt import as_float, fmt_bytes, fmt_ms, fmt_pct, fmt_rate, fmt_us
-from reports.load import Run
+from reports.load import Run, scenario_label
 from reports.stats import realtime_mask, sweep_table
 from reports.verdict import (
     CLAIM_RATIO,
@@ -153,7 +153,7 @@ def _counts_table(verdicts: pd.DataFrame) -> list[str]:
 def _verdict_lines(verdicts: pd.DataFrame) -> list[str]:
     wide = verdict_wide(verdicts)
     extras = [c for c in OPTIONAL_CONDITION_COLUMNS if c in wide.columns]
-    names = {"profile": "Link", "tls": "TLS"}
+    names = {"part": "Part", "profile": "Link", "tls": "TLS"}
     head = ["Scenario", "Mode", "Clients", "Load", *(names.get(c, c) for c in extras)]
     head += ["HTTP cell", "WebSocket cell"]
     head += [f"{label}" for label in METRICS.values()]
@@ -236,7 +236,7 @@ def _key_figures(run: Run) -> list[str]:
                 cpu = c.get("cpu_s_per_request_server")
                 rate = c.get("throughput_rps")
             values = [
-                part.scenario_name,
+                scenario_label(part, c.get("part")),
                 f"`{c['cell']}`",
                 kind,
                 fmt_ms(p50),

@@ -41,6 +41,7 @@ from reports.columns import (
     latency_col,
 )
 from reports.fmt import fmt_ms
+from reports.load import cell_scenario
 
 #: Columns that identify a cell in samples and cells DataFrames.
 CELL_KEYS: tuple[str, ...] = ("cell", "transport", "client", "conn_mode")
@@ -140,7 +141,8 @@ def ratio_table(
 
     ``ratio_table(request_cells(run.cells))``; a ratio above 1 means WebSocket was faster
     (the "3x" claim predicts 3 or more). Pairs are formed within a run when ``cells`` has a
-    ``run_id`` column. Columns: ``run_id`` (if present), ``http_cell``, ``ws_cell``, then per
+    ``run_id`` column, and within a part when some cell has a ``part``. Columns: ``run_id``
+    (if present), ``part`` (if some cell has one), ``http_cell``, ``ws_cell``, then per
     label ``http_<label>_ms``, ``ws_<label>_ms``, ``<label>_ratio`` (``p99.9`` -> ``p99_9``).
     A ratio is NaN when either latency is missing or the WS latency is not positive.
     Plain ratios of point estimates, no confidence intervals. Real-time cells are not left
@@ -148,7 +150,8 @@ def ratio_table(
     """
     cols = {label.replace(".", "_"): latency_col(label, corrected=corrected) for label in labels}
     fam = _families(cells)
-    return _pair_ratios(cells, fam == "http", fam == "ws", cols, ("run_id",), ())
+    keys = ("run_id", *_part_key(cells))
+    return _pair_ratios(cells, fam == "http", fam == "ws", cols, keys, ())
 
 
 def delivery_table(cells: pd.DataFrame) -> pd.DataFrame:
@@ -182,11 +185,11 @@ def delivery_ratio_table(
 
     ``delivery_ratio_table(run.cells)``: delivery latency ratios (above 1: push delivered
     sooner) and the ratio of bytes on the wire per useful message (above 1: polling cost
-    more bytes). Pairs are formed within a run and workload. Columns: ``run_id`` (if
-    present), ``workload`` (if present), ``http_cell``, ``ws_cell``, ``http_delivery``
-    (short-poll, long-poll or sse), then per label ``http_delivery_<label>_ms``,
-    ``ws_delivery_<label>_ms``, ``delivery_<label>_ratio``, and
-    ``http_bytes_per_useful_message``, ``ws_bytes_per_useful_message``, ``bytes_ratio``.
+    more bytes). Pairs are formed within a run, part and workload. Columns: ``run_id`` (if
+    present), ``part`` (if some cell has one), ``workload`` (if present), ``http_cell``,
+    ``ws_cell``, ``http_delivery`` (short-poll, long-poll or sse), then per label
+    ``http_delivery_<label>_ms``, ``ws_delivery_<label>_ms``, ``delivery_<label>_ratio``,
+    and ``http_bytes_per_useful_message``, ``ws_bytes_per_useful_message``, ``bytes_ratio``.
     A ratio is NaN when either value is missing or the WS value is not positive.
     """
     cols = {f"delivery_{label.replace('.', '_')}": delivery_col(label) for label in labels}
@@ -196,7 +199,8 @@ def delivery_ratio_table(
     live = realtime_mask(cells)
     http = live & (fam == "http") & delivery.isin(HTTP_DELIVERY_MODES)
     ws = live & (fam == "ws") & (delivery.eq("push") | delivery.isna())
-    return _pair_ratios(cells, http, ws, cols, ("run_id", "workload"), ("delivery",))
+    keys = ("run_id", *_part_key(cells), "workload")
+    return _pair_ratios(cells, http, ws, cols, keys, ("delivery",))
 
 
 def measured_deliveries(deliveries: pd.DataFrame) -> pd.DataFrame:
@@ -308,6 +312,11 @@ def bytes_per_useful_split(samples: pd.DataFrame, deliveries: pd.DataFrame) -> p
         row.update({k: v / n if n > 0 else np.nan for k, v in parts.items()})
         rows.append(row)
     return pd.DataFrame(rows, columns=out_cols)
+
+
+def _part_key(cells: pd.DataFrame) -> tuple[str, ...]:
+    """``("part",)`` when some cell belongs to a ``[[parts]]`` entry, else ``()``."""
+    return ("part",) if "part" in cells.columns and cells["part"].notna().any() else ()
 
 
 def _families(cells: pd.DataFrame) -> pd.Series:
@@ -503,15 +512,15 @@ def cost_table(cells: pd.DataFrame, metas: dict[str, dict] | None = None) -> pd.
     cells: only ``bytes_total`` (``bytes_per_useful_message``; see
     :func:`bytes_per_useful_split` for its parts). ``cpu_us_server``/``_client``: CPU µs per
     useful message. ``rss_mb_server``: the server's peak RSS; ``connections``: the echo
-    cell's connections, or a real-time scenario's users (meta.json ``realtime.users``);
+    cell's connections, or a real-time scenario's users (meta.json ``realtime.users``, of
+    the cell's part in a multi-part run: :func:`reports.load.cell_scenario`);
     ``rss_mb_per_connection`` their quotient (it includes the server's fixed baseline).
     """
     metas = metas or {}
     live = realtime_mask(cells)
     rows = []
     for i, c in cells.iterrows():
-        meta = metas.get(str(c.get("run_id")), {})
-        scenario = meta.get("scenario") if isinstance(meta.get("scenario"), dict) else {}
+        scenario = cell_scenario(metas.get(str(c.get("run_id")), {}), c.get("part"))
         is_live = bool(live[i])
         row = {k: c.get(k) for k in COST_COLUMNS[:7]}
         row["per"] = "message" if is_live else "request"

@@ -10,7 +10,8 @@
 
 Pairs. Within one run, every HTTP cell is paired with every WebSocket cell of the same
 workload and load (open-loop rate, connections; a rate sweep's cells therefore pair at each
-rate) and, when the cells have them, the same network ``profile`` and ``tls`` setting.
+rate) and, when the cells have them, the same ``part`` of a multi-part scenario, network
+``profile`` and ``tls`` setting.
 Echo cells pair with echo cells (request latency); real-time HTTP polling cells with
 WebSocket push cells (delivery latency, from an item's cause to its receipt). A pair whose
 two cells use the same client library (aiohttp HTTP against aiohttp WebSocket) is a
@@ -54,7 +55,7 @@ from scipy import stats
 
 from loadgen.schema import family
 from reports.columns import HTTP_DELIVERY_MODES
-from reports.load import Run
+from reports.load import Run, cell_scenario
 from reports.stats import measured_deliveries, measured_samples, realtime_mask
 
 #: The claim: WebSocket is this many times faster than HTTP.
@@ -90,9 +91,10 @@ LATENCY_METRICS: dict[str, float] = {"p50": 50.0, "p99": 99.0}
 #: Columns that describe the condition a pair was measured in, always present.
 CONDITION_COLUMNS: tuple[str, ...] = ("run_id", "scenario", "workload", "mode", "pairing", "load")
 
-#: Cell columns that become condition columns when ``run.cells`` has them (network profile,
-#: TLS); cells differing in them are never paired.
-OPTIONAL_CONDITION_COLUMNS: tuple[str, ...] = ("profile", "tls")
+#: Cell columns that become condition columns when ``run.cells`` has them with a value
+#: (the ``[[parts]]`` entry of a multi-part scenario, network profile, TLS); cells
+#: differing in them are never paired.
+OPTIONAL_CONDITION_COLUMNS: tuple[str, ...] = ("part", "profile", "tls")
 
 #: Columns of :func:`verdict_table` after the condition columns.
 VERDICT_COLUMNS: tuple[str, ...] = (
@@ -240,8 +242,8 @@ def matched_pairs(run: Run) -> pd.DataFrame:
     One row per pair: the condition columns (``run_id``, ``scenario``, ``workload``,
     ``mode`` — the HTTP cell's connection mode for echo, delivery mode for real-time —,
     ``pairing`` — the client library when both cells use the same one, else
-    ``"<http client> vs <ws client>"`` —, ``load``, and ``profile``/``tls`` when the cells
-    have them with a value), then ``same_client``, ``http_cell``, ``ws_cell``, ``kind``
+    ``"<http client> vs <ws client>"`` —, ``load``, and ``part``/``profile``/``tls`` when
+    the cells have them with a value), then ``same_client``, ``http_cell``, ``ws_cell``, ``kind``
     (``request`` or ``delivery``: which latency the pair compares). Same-client pairs come
     first within a condition; otherwise the order is that of the cells in summary.json.
     """
@@ -403,8 +405,11 @@ def verdict_counts(verdicts: pd.DataFrame) -> dict[str, dict[str, int]]:
 
 def condition_text(column: str, value: object) -> str:
     """An optional condition in words: ``tls`` ``"1.3"`` -> ``"TLS 1.3"``, missing ->
-    ``"no TLS"``; ``profile`` ``"wan"`` -> ``"wan link"``, missing -> ``"no link profile"``."""
+    ``"no TLS"``; ``profile`` ``"wan"`` -> ``"wan link"``, missing -> ``"no link profile"``;
+    ``part`` ``"messaging"`` -> ``"part messaging"``, missing -> ``"no part"``."""
     missing = value is None or (isinstance(value, float) and np.isnan(value))
+    if column == "part":
+        return "no part" if missing else f"part {value}"
     if column == "tls":
         if missing or value is False:
             return "no TLS"
@@ -417,10 +422,13 @@ def condition_text(column: str, value: object) -> str:
 def load_label(cell: Mapping[str, object] | pd.Series, meta: Mapping[str, object]) -> str:
     """How a cell was loaded, in words: ``"open loop 400 req/s, 4 connections"``,
     ``"closed loop, 8 connections"``, or for real-time workloads the users and their rates
-    from meta.json (``"24 users, 1 msg/s each"``)."""
+    from meta.json (``"24 users, 1 msg/s each"``), those of the cell's ``part`` in a
+    multi-part run (:func:`reports.load.cell_scenario`).
+
+    ``load_label(run.cells.iloc[0], run.meta)``."""
     workload = _text(cell.get("workload")) or "echo"
     if workload != "echo":
-        scenario = meta.get("scenario") if isinstance(meta.get("scenario"), Mapping) else {}
+        scenario = cell_scenario(meta, cell.get("part"))
         rt = scenario.get("realtime") if isinstance(scenario.get("realtime"), Mapping) else {}
         parts = []
         if rt.get("users") is not None:

@@ -10,7 +10,12 @@ exactly the ratio of their scales. Warmup and failed rows get absurd latencies
 
 ``make_run_dir(tmp_path, sweep_cells({...}))`` writes a rate sweep (cells named
 ``CELL@RATErps`` with ``sweep_group``, ``target_rate`` and ``slo_p99_ms``).
-``real_runs(base)`` makes two tiny *real* runs (echo and messaging) with ``rtbench run``.
+``real_runs(base)`` makes two tiny *real* runs (echo and messaging) with ``rtbench run``;
+``real_parts_run(base)`` one tiny real run of a multi-part scenario (echo and messaging).
+
+``make_parts_run_dir(tmp_path, {"echo": folder_a, "messaging": folder_b})`` merges
+synthetic folders into one run of a multi-part scenario (``[[parts]]``): cell ids get the
+``PART:`` prefix, summary.json cells a ``part``, meta.json a ``parts`` dict.
 
 ``make_realtime_run_dir(tmp_path)`` writes a real-time (messaging) run for the
 :data:`DEFAULT_RT_CELLS`: samples (sends and polls), deliveries.parquet and the
@@ -736,3 +741,162 @@ def _rt_repeat(
         "polls": polls,
         "empty_polls": empty,
     }
+
+
+# --- multi-part runs ---------------------------------------------------------------------
+
+
+def make_parts_run_dir(
+    tmp_path: Path,
+    parts: Mapping[str, Path],
+    *,
+    run_id: str = "20261201-090000-claim-matrix",
+    scenario_name: str = "claim-matrix",
+    realtime: Mapping[str, Mapping[str, Any]] | None = None,
+    descriptions: Mapping[str, str] | None = None,
+) -> Path:
+    """Merge synthetic results folders, one per part name, into one multi-part run folder.
+
+    Every cell id (in summary.json, samples and deliveries) becomes ``PART:CELL`` and each
+    summary.json cell gets ``"part"``, as ``rtbench run`` writes them. meta.json keeps the
+    first folder's environment; its ``scenario`` is the file as declared (``parts`` list,
+    no top-level ``realtime``) and ``parts`` maps each name to its single-workload
+    scenario, with ``realtime`` from ``realtime[name]`` and a ``description`` from
+    ``descriptions[name]`` when given. Returns ``tmp_path / run_id``.
+    """
+    folder = tmp_path / run_id
+    folder.mkdir(parents=True)
+    realtime, descriptions = realtime or {}, descriptions or {}
+    samples, deliveries, cells, settings = [], [], [], {}
+    meta: dict[str, Any] = {}
+    for name, source in parts.items():
+        samples.append(_prefixed(pq.read_table(source / SAMPLES_FILE), name))
+        if (source / DELIVERIES_FILE).is_file():
+            deliveries.append(_prefixed(pq.read_table(source / DELIVERIES_FILE), name))
+        summary = json.loads((source / SUMMARY_FILE).read_text(encoding="utf-8"))
+        for entry in summary["cells"]:
+            group = entry.get("sweep_group")
+            sweep = {"sweep_group": f"{name}:{group}"} if group else {}
+            cells.append({**entry, "cell": f"{name}:{entry['cell']}", "part": name, **sweep})
+        source_meta = json.loads((source / META_FILE).read_text(encoding="utf-8"))
+        meta = meta or source_meta
+        declared = source_meta["scenario"]
+        settings[name] = {
+            "scenario": {
+                "name": scenario_name,
+                "description": descriptions.get(name, ""),
+                "workload": declared["workload"],
+                "repeats": declared["repeats"],
+                "payload_bytes": 64,
+            },
+            "load": {"model": "closed", "connections": 8},
+            "realtime": dict(realtime[name]) if name in realtime else None,
+            "cells": list(declared["cells"]),
+            "parts": None,
+            "slo": None,
+        }
+    pq.write_table(pa.concat_tables(samples), folder / SAMPLES_FILE)
+    if deliveries:
+        pq.write_table(pa.concat_tables(deliveries), folder / DELIVERIES_FILE)
+    summary = {"schema": SCHEMA_VERSION, "run_id": run_id, "scenario": scenario_name}
+    summary |= {"complete": True, "cells": cells}
+    meta = {
+        **meta,
+        "run_id": run_id,
+        "scenario": {
+            "scenario": {"name": scenario_name, "description": "", "workload": "echo"},
+            "realtime": None,
+            "cells": [],
+            "parts": [
+                {"name": n, "workload": p["scenario"]["workload"]} for n, p in settings.items()
+            ],
+        },
+        "parts": settings,
+    }
+    (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    (folder / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    return folder
+
+
+def _prefixed(table: pa.Table, part: str) -> pa.Table:
+    """``table`` with every ``cell`` value prefixed by ``PART:``."""
+    i = table.schema.get_field_index("cell")
+    cells = [f"{part}:{c}" for c in table.column(i).to_pylist()]
+    return table.set_column(i, "cell", pa.array(cells, type=table.schema.field(i).type))
+
+
+#: A multi-part scenario: an echo part and a messaging part, two cells each.
+TINY_PARTS_TOML = """
+[scenario]
+name = "tiny-parts"
+description = "Multi-part run made by the reports tests"
+repeats = 1
+duration_s = 1
+warmup_s = 0.2
+timeout_s = 5
+placement = "none"
+
+[[parts]]
+name = "echo"
+[parts.load]
+model = "open"
+rate = 100
+connections = 2
+[[parts.cells]]
+transport = "http"
+client = "aiohttp"
+conn_mode = "keep-alive"
+[[parts.cells]]
+transport = "ws-aiohttp"
+client = "aiohttp"
+
+[[parts]]
+name = "messaging"
+workload = "messaging"
+description = "Short polling against push"
+[parts.realtime]
+users = 6
+group_size = 3
+message_rate = 4.0
+poll_interval_ms = 100
+long_poll_timeout_ms = 2000
+drain_s = 0.5
+[[parts.cells]]
+transport = "http"
+client = "aiohttp"
+delivery = "short-poll"
+[[parts.cells]]
+transport = "ws-aiohttp"
+client = "aiohttp"
+"""
+
+
+def real_parts_run(base: Path, timeout_s: float = 120.0) -> Path:
+    """Make (once per ``base`` folder) a tiny real run of :data:`TINY_PARTS_TOML` with
+    ``python -m loadgen.cli run ... --no-report``; return its results folder.
+
+    Raises ``RuntimeError`` with the run's output when it fails.
+    """
+    root = base / "reports-real-parts"
+    out = root / "run"
+    if (out / "summary.json").is_file():
+        return out
+    root.mkdir(parents=True, exist_ok=True)
+    if out.exists():
+        shutil.rmtree(out)
+    scenario = root / "parts.toml"
+    scenario.write_text(TINY_PARTS_TOML, encoding="utf-8")
+    cmd = [sys.executable, "-m", "loadgen.cli", "run", str(scenario), "--out", str(out)]
+    cmd += ["--no-report", "--no-progress"]
+    proc = subprocess.run(
+        cmd,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if proc.returncode not in (0, 1) or not (out / "summary.json").is_file():
+        raise RuntimeError(f"rtbench run failed ({proc.returncode}):\n{proc.stdout}")
+    return out
