@@ -442,6 +442,21 @@ def environment_check(base: RunData, cur: RunData) -> tuple[list[Mismatch], list
         )
     differ("scenario [load]", bs.get("load"), cs.get("load"))
     differ("scenario [realtime]", bs.get("realtime"), cs.get("realtime"))
+    # A [[parts]] scenario keeps each part's workload, load and real-time settings apart.
+    bparts, cparts = base.meta.get("parts") or {}, cur.meta.get("parts") or {}
+    for name in sorted(set(bparts) | set(cparts)):
+        b, c = bparts.get(name) or {}, cparts.get(name) or {}
+        if not b or not c:
+            differ(f"part {name!r}", "present" if b else "absent", "present" if c else "absent")
+            continue
+        for key in _SCENARIO_KEYS:
+            differ(
+                f"part {name!r} {key}",
+                (b.get("scenario") or {}).get(key),
+                (c.get("scenario") or {}).get(key),
+            )
+        differ(f"part {name!r} [load]", b.get("load"), c.get("load"))
+        differ(f"part {name!r} [realtime]", b.get("realtime"), c.get("realtime"))
 
     if be.get("python") != ce.get("python") and _minor(be.get("python")) == _minor(
         ce.get("python")

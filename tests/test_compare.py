@@ -123,6 +123,7 @@ def make_run(
     complete: bool = True,
     environment: dict[str, Any] | None = None,
     scenario: dict[str, Any] | None = None,
+    parts: dict[str, Any] | None = None,
 ) -> Path:
     """A results folder whose cells are given as ``{name: spec}``.
 
@@ -194,6 +195,8 @@ def make_run(
         "environment": environment or ENVIRONMENT,
         "pinning": {"placement": "split", "server_cpus": [0], "client_cpus": [1]},
     }
+    if parts is not None:
+        meta["parts"] = parts
     (folder / "summary.json").write_text(json.dumps(summary))
     (folder / "meta.json").write_text(json.dumps(meta))
     return folder
@@ -548,6 +551,24 @@ def test_environment_mismatch_exits_2_unless_allowed(
     result = cli(str(base), str(cur), "--allow-env-mismatch")
     assert result.exit_code == EXIT_OK, result.output
     assert what in result.output  # still reported
+
+
+def test_a_parts_settings_must_match(tmp_path: Path) -> None:
+    part = {"scenario": {"workload": "messaging"}, "load": {}, "realtime": {"users": 24}}
+    changed = part | {"realtime": {"users": 48}}
+    base, cur = two_runs(
+        tmp_path,
+        {HTTP: {"latency": latencies(1)}},
+        {HTTP: {"latency": latencies(2)}},
+        base_kwargs={"parts": {"messaging": part}},
+        cur_kwargs={"parts": {"messaging": changed}},
+    )
+    result = cli(str(base), str(cur))
+    assert result.exit_code == EXIT_ERROR, result.output
+    assert "part 'messaging' [realtime]" in result.output
+    # The same parts compare.
+    same = cli(str(base), str(base))
+    assert same.exit_code == EXIT_OK, same.output
 
 
 def test_small_differences_are_notes_not_mismatches(tmp_path: Path) -> None:
