@@ -22,6 +22,7 @@ import orjson
 import psutil
 import pyarrow.parquet as pq
 import pytest
+from test_realtime_gaps import CHURN
 
 from loadgen.engine import CellRun
 from loadgen.locust_engine import MODULE, join_master, parse_master, worker_argv
@@ -194,7 +195,7 @@ def test_messaging_ws_push_two_local_workers(tmp_path: Path) -> None:
     counts = part["deliveries"]
     assert counts["expected"] > 0
     assert counts["delivered"] == counts["expected"] and counts["lost"] == 0
-    assert counts["duplicated"] == 0 and counts["unexpected"] == 0
+    assert counts["duplicated"] == 0 and counts["unexpected"] == 0 and counts["gaps"] == 0
     assert part["stats"]["users"] == 16
     assert decode_histogram(part["delivery_hdr"]["all"]).get_total_count() > 0
     deliveries = pq.read_table(prefix.with_suffix(".deliveries.parquet"))
@@ -226,11 +227,45 @@ def test_messaging_sse_two_local_workers(tmp_path: Path) -> None:
     check_locust_part(part, 2)
     counts = part["deliveries"]
     assert counts["expected"] > 0 and counts["delivered"] == counts["expected"]
+    assert counts["gaps"] == 0
     rows = pq.read_table(prefix.with_suffix(".deliveries.parquet")).to_pandas()
     assert (rows.via == "sse").all() and (rows.latency_ns > 0).all() and (rows.bytes > 0).all()
     assert part["push_bytes_measured"] > 0
     samples = read_samples(prefix)
     assert (samples[samples.kind == "connect"].ok).all()
+
+
+@pytest.mark.parametrize(
+    ("kind", "delivery"),
+    [("http", "short-poll"), ("ws-websockets", "push"), ("http", "sse")],
+)
+def test_churners_behind_the_inbox_retention_count_gaps(
+    tmp_path: Path, kind: str, delivery: str
+) -> None:
+    """Churners away while their group sends 20 messages/s, on a server keeping 3 per inbox."""
+    args = ["--inbox-retention", "3", "--presence-timeout", "0.3"]
+    child = start_server(kind, None, tmp_path / "server.log", 1 << 20, extra_args=args)
+    try:
+        spec = CellRun(
+            cell=f"{kind}/{delivery}",
+            transport=kind,
+            client="aiohttp",
+            conn_mode="keep-alive" if kind == "http" else "",
+            base_url=f"http://127.0.0.1:{child.info['port']}",
+            duration_s=2.0,
+            warmup_s=0.2,
+            timeout_s=3.0,
+            workload="messaging",
+            delivery=delivery,
+            realtime=CHURN,
+        )
+        prefix = tmp_path / "007-gaps-r0"
+        proc = run_engine(worker_argv(write_spec(tmp_path, spec), prefix))
+    finally:
+        stop_process(child)
+    assert proc.returncode == 0, proc.stderr
+    counts = read_part(prefix)["deliveries"]
+    assert counts["gaps"] > 0 and counts["lost"] > 0, counts
 
 
 def test_echo_over_tls(tmp_path: Path) -> None:

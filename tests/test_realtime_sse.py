@@ -4,9 +4,11 @@ The stream delivers exactly once and in order with the WebSocket's push JSON,
 resumes after a dropped connection with ``Last-Event-ID`` (dropped while
 messages keep coming), needs a token, keeps its user online while open and
 offline as soon as it closes, sends heartbeats when asked and ends cleanly
-when the server stops. :class:`~loadgen.realtime.conns.SseParser` is checked
-on the awkward parts of the format, and one ``rtbench run`` of a tiny
-messaging scenario over an ``sse`` cell loses nothing.
+when the server stops. :class:`~loadgen.realtime.sse.SseParser` is checked
+on the awkward parts of the format and, with hypothesis, on any stream split
+into chunks anywhere; :class:`~loadgen.realtime.sse.SseDecoder` on pushes,
+gaps and resuming. One ``rtbench run`` of a tiny messaging scenario over an
+``sse`` cell loses nothing.
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from loadgen.realtime.conns import HttpConn, SseConn, SseParser, chunk_framing
+from loadgen.realtime.conns import HttpConn, SseConn
+from loadgen.realtime.sse import SseDecoder, SseParser, chunk_framing
 from loadgen.scenario import ScenarioError, parse_scenario
 from loadgen.schema import DELIVERIES_FILE, SUMMARY_FILE
 from servers import http_server, protocol
@@ -384,6 +389,135 @@ def test_parser_handles_line_endings_comments_fields_and_split_chunks() -> None:
         assert sum(e.nbytes for e in events) == len(stream)
     assert parser.retry_ms == 250
     assert SseParser().feed(b"data: y\n\n", framing=5)[0].nbytes == 9 + 5
+
+
+_TEXT = st.text(st.characters(exclude_characters="\r\n", exclude_categories=("Cs",)), max_size=12)
+
+
+@st.composite
+def event_blocks(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Events as fields: type, id, data lines, and comments and retries among them."""
+    return draw(
+        st.lists(
+            st.fixed_dictionaries(
+                {
+                    "type": st.none() | _TEXT.filter(lambda t: t != ""),
+                    "id": st.none() | _TEXT.filter(lambda t: "\0" not in t),
+                    "data": st.lists(_TEXT, min_size=1, max_size=3),
+                    "comment": st.none() | _TEXT,
+                    "retry": st.none() | st.integers(0, 10**6),
+                }
+            ),
+            min_size=1,
+            max_size=6,
+        )
+    )
+
+
+def encode_stream(blocks: list[dict[str, Any]], eol: bytes, bom: bool) -> bytes:
+    out = b"\xef\xbb\xbf" if bom else b""
+    for block in blocks:
+        lines = []
+        if block["comment"] is not None:
+            lines.append(b":" + block["comment"].encode())
+        if block["type"] is not None:
+            lines.append(b"event: " + block["type"].encode())
+        if block["id"] is not None:
+            lines.append(b"id: " + block["id"].encode())
+        if block["retry"] is not None:
+            lines.append(b"retry: %d" % block["retry"])
+        lines += [b"data: " + line.encode() for line in block["data"]]
+        out += b"".join(line + eol for line in lines) + eol
+    if eol == b"\r":
+        out += b"\n"  # a CR at the very end waits for a possible LF: complete it
+    return out
+
+
+def expected_events(blocks: list[dict[str, Any]]) -> list[tuple[str, bytes, str]]:
+    last_id = ""
+    events = []
+    for block in blocks:
+        if block["id"] is not None:
+            last_id = block["id"]
+        data = b"\n".join(line.encode() for line in block["data"])
+        events.append((block["type"] or "message", data, last_id))
+    return events
+
+
+@given(
+    blocks=event_blocks(),
+    eol=st.sampled_from([b"\n", b"\r\n", b"\r"]),
+    bom=st.booleans(),
+    data=st.data(),
+)
+def test_parser_round_trip_with_chunks_split_anywhere(
+    blocks: list[dict[str, Any]], eol: bytes, bom: bool, data: st.DataObject
+) -> None:
+    stream = encode_stream(blocks, eol, bom)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=12)))
+    pieces = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    parser = SseParser()
+    events = [e for piece in pieces for e in parser.feed(piece)]
+    assert [(e.type, e.data, e.id) for e in events] == expected_events(blocks)
+    # Every byte is charged to exactly one event, BOM and comments included.
+    assert sum(e.nbytes for e in events) == len(stream)
+    retries = [b["retry"] for b in blocks if b["retry"] is not None]
+    assert parser.retry_ms == (retries[-1] if retries else None)
+
+
+def test_parser_skips_a_byte_order_mark_only_at_the_start() -> None:
+    stream = b"\n\xef\xbb\xbfdata: x\n\n"  # past the start it is part of a field name
+    for pieces in ([stream], [stream[:1], stream[1:2], stream[2:3], stream[3:]]):
+        parser = SseParser()
+        assert [e for piece in pieces for e in parser.feed(piece)] == []
+    parser = SseParser()
+    assert parser.feed(b"\xef") == [] and parser.feed(b"\xbb") == []
+    (event,) = parser.feed(b"\xbfdata: x\n\n")
+    assert event.data == b"x" and event.nbytes == 3 + 9
+
+
+@given(framing=st.lists(st.integers(0, 20), min_size=1, max_size=5))
+def test_parser_charges_framing_to_the_next_event(framing: list[int]) -> None:
+    parser = SseParser()
+    for extra in framing[:-1]:
+        assert parser.feed(b"", extra) == []
+    (event,) = parser.feed(b"data: y\n\n", framing[-1])
+    assert event.nbytes == 9 + sum(framing)
+
+
+def sse_push(seq: int, item: bytes) -> bytes:
+    return http_server.sse_event(protocol.encode_push(seq, item))
+
+
+def test_decoder_hands_on_pushes_and_gaps_and_resumes_after_the_newest() -> None:
+    items: list[tuple[int, Any, int, str, int]] = []
+    gaps: list[str] = []
+    decoder = SseDecoder(lambda *a: items.append(a), gaps.append)
+    decoder.restart(3)
+    assert decoder.last_id == 3
+    stream = (
+        b"retry: 1500\n\n"
+        + b"event: gap\ndata: {}\n\n"
+        + sse_push(4, b'{"type":"message","mid":1}')
+        + b"event: other\ndata: {}\n\n"  # not a push: skipped
+        + b"data: not json\n\n"  # unreadable: skipped
+        + sse_push(5, b'{"type":"message","mid":2}')
+    )
+    half = len(stream) // 2
+    decoder.feed(stream[:half], 0, 100)
+    decoder.feed(stream[half:], 7, 200)
+    assert gaps == ["sse"] and decoder.gaps == 1
+    assert [(seq, item["mid"], via) for seq, item, _, via, _ in items] == [
+        (4, 1, "sse"),
+        (5, 2, "sse"),
+    ]
+    assert items[-1][2] == 200 and decoder.events == 2 and decoder.last_id == 5
+    assert decoder.retry_ms == 1500
+    # A new connection drops a partial event; the resume point stays the newest push.
+    decoder.feed(b"data: {partial", 0, 300)
+    decoder.restart()
+    decoder.feed(sse_push(6, b"{}"), 0, 400)
+    assert [seq for seq, *_ in items] == [4, 5, 6] and decoder.last_id == 6
 
 
 def test_push_seq_and_event_framing() -> None:

@@ -179,3 +179,30 @@ def test_presence_key_skips_cancelled_changes() -> None:
     t.expect(on3, 4_000, ["bob"])
     t.cancel(on1)  # going online failed
     assert t.presence_key("bob", "alice", "online") == on3
+
+
+def test_key_of_an_inbox_item() -> None:
+    t = Tracker(WARMUP_END)
+    assert t.key_of("bob", {"type": "message", "mid": 3}) == ("message", 3)
+    assert t.key_of("bob", {"type": "notification", "nid": 4}) == ("notification", 4)
+    assert t.key_of("bob", {"type": "other"}) is None
+    assert t.key_of("bob", "not a dict") is None
+    # Presence changes are matched to what is owed, oldest first.
+    assert t.key_of("bob", {"type": "presence", "user": "ann", "status": "offline"}) is None
+    t.expect(("presence", "ann", "offline", 1), 5_000, ["bob"], "ann", 1)
+    t.expect(("presence", "ann", "offline", 3), 6_000, ["bob"], "ann", 3)
+    item = {"type": "presence", "user": "ann", "status": "offline"}
+    assert t.key_of("bob", item) == ("presence", "ann", "offline", 1)
+    assert t.key_of("bob", item) == ("presence", "ann", "offline", 3)
+
+
+def test_gaps_are_counted_by_reader_and_leave_the_skipped_items_owed() -> None:
+    t = Tracker(WARMUP_END)
+    t.expect(("message", 1), 5_000, ["bob", "carol"])
+    t.gap("bob", "poll")
+    t.gap("carol", "push")
+    t.gap("bob", "poll")
+    assert counts(t)["gaps"] == 3
+    assert t.gaps_by_via == {"poll": 2, "push": 1}
+    assert t.gapped == {"bob", "carol"}
+    assert counts(t)["lost"] == 2  # a gap does not settle what was owed

@@ -16,6 +16,10 @@ greenlet that matches replies to requests by id and hands pushes on. An SSE
 side holds ``GET /events`` open on its own connection (a minimal HTTP/1.1
 reader that sees each chunk, so every event's bytes include its chunk framing)
 and resumes with ``Last-Event-ID`` when the stream drops.
+
+What the sides receive is handed on by the asyncio engine's sans-I/O code
+(:mod:`loadgen.realtime.receive`, :mod:`loadgen.realtime.sse`,
+:mod:`loadgen.realtime.replies`), gaps included: ``on_gap(user, via)``.
 """
 
 from __future__ import annotations
@@ -40,27 +44,31 @@ from loadgen.locust_engine.net import (
     open_socket,
     ws_connect,
 )
-from loadgen.realtime.conns import (
+from loadgen.realtime.conns import OnRequest
+from loadgen.realtime.params import RealtimeParams
+from loadgen.realtime.receive import (
+    OnGap,
     OnItem,
-    OnRequest,
-    OpFailed,
-    SseParser,
-    chunk_framing,
+    subscribe_gap,
+    take_page,
+    take_ws_message,
     ws_frame_bytes,
 )
-from loadgen.realtime.params import RealtimeParams
-from loadgen.realtime.users import Endpoint
+from loadgen.realtime.replies import (
+    OpFailed,
+    decode_reply,
+    payload_of,
+    poll_item_count,
+    reply_error,
+)
+from loadgen.realtime.sse import SseDecoder, chunk_framing
+from loadgen.realtime.users import Endpoint, OnConnect, OnUserGap, OnUserItem
 from servers import protocol
 
 clock = time.perf_counter_ns
 log = logging.getLogger("rtbench.locust")
 
 _ids = itertools.count(1)
-
-
-def _error_of(resp: protocol.Response) -> OpFailed:
-    err = resp.error
-    return OpFailed(err.code if err else "error", err.message if err else "")
 
 
 class HttpSide:
@@ -98,19 +106,13 @@ class HttpSide:
         error: str | None = None
         items = 0
         try:
-            _status, data = http_exchange(
+            status, data = http_exchange(
                 self.pools[role], self.url, method, uri, body, self._headers(), timeout_s
             )
-            try:
-                resp = protocol.decode_response(data)
-            except protocol.ProtocolError as exc:
-                error = f"bad_reply:{exc.code}"
-                raise ClientError(error, str(exc)) from None
-            if not resp.ok:
-                error = f"error_reply:{resp.error.code if resp.error else 'unknown'}"
-                raise _error_of(resp)
-            if op == "poll" and isinstance(resp.payload, dict):
-                items = len(resp.payload.get("items", ()))
+            resp = decode_reply(data)
+            error = reply_error(resp)
+            items = poll_item_count(op, resp)
+            payload_of(resp, status)
             return resp
         except ClientError as exc:
             error = error or exc.code
@@ -132,18 +134,15 @@ class HttpSide:
         )
         return self._measured(op, "action", "POST", "/rpc", body, self.timeout_s).payload
 
-    def poll(self, after: int, wait_ms: int, on_item: OnItem, via: str) -> int:
+    def poll(
+        self, after: int, wait_ms: int, on_item: OnItem, via: str, on_gap: OnGap | None = None
+    ) -> int:
+        """``GET /inbox``: items to ``on_item``, a gap to ``on_gap``; returns the new cursor."""
         uri = f"/inbox?after={after}&wait_ms={wait_ms}"
         before = self.counters["poll"].received
         resp = self._measured("poll", "poll", "GET", uri, None, self.timeout_s + wait_ms / 1000.0)
-        now = clock()
-        items = resp.payload.get("items", []) if isinstance(resp.payload, dict) else []
-        share = (self.counters["poll"].received - before) // max(1, len(items))
-        cursor = after
-        for entry in items:
-            on_item(entry["seq"], entry["item"], now, via, share)
-            cursor = max(cursor, entry["seq"])
-        return cursor
+        nbytes = self.counters["poll"].received - before
+        return take_page(resp.payload, after, nbytes, clock(), via, on_item, on_gap)
 
     def close(self, role: str | None = None) -> None:
         for name, pool in self.pools.items():
@@ -194,15 +193,8 @@ class WsSide:
                     if len(data) >= 2:
                         self.close_code = int.from_bytes(data[:2], "big")
                     break
-                now = clock()
-                try:
-                    message = protocol.decode_server_message(data)
-                except protocol.ProtocolError:
-                    continue
-                if isinstance(message, protocol.Push):
-                    self.on_item(
-                        message.seq, message.item, now, "push", ws_frame_bytes(len(data), False)
-                    )
+                message = take_ws_message(data, clock(), self.on_item)
+                if message is None:
                     continue
                 waiter = self._pending.pop(message.id or 0, None)
                 if waiter is not None and not waiter.ready():
@@ -240,10 +232,8 @@ class WsSide:
                 resp, received_len = waiter.get(timeout=self.timeout_s)
             except gevent.Timeout:
                 raise ClientError("timeout", f"no reply within {self.timeout_s}s") from None
-            if not resp.ok:
-                error = f"error_reply:{resp.error.code if resp.error else 'unknown'}"
-                raise _error_of(resp)
-            return resp.payload
+            error = reply_error(resp)
+            return payload_of(resp)
         except ClientError as exc:
             error = error or exc.code
             raise
@@ -282,7 +272,8 @@ class SseSide:
     The gevent twin of :class:`loadgen.realtime.conns.SseConn`: ``connect`` returns
     once the server has answered; ``run`` reads until killed, reconnecting with
     ``Last-Event-ID`` after a drop (a 4xx refusal is raised, not retried); each
-    push's bytes are its event's lines plus its HTTP chunk framing.
+    push's bytes are its event's lines plus its HTTP chunk framing; an
+    ``event: gap`` reaches ``on_gap("sse")``.
     """
 
     def __init__(
@@ -292,27 +283,30 @@ class SseSide:
         on_item: OnItem,
         on_connect: Callable[[int, int, str | None], None] | None = None,
         retry_s: float = 0.0,
+        on_gap: OnGap | None = None,
     ) -> None:
         self.url = base_url.rstrip("/") + "/events"
         self.path = "/" + self.url.split("://", 1)[1].partition("/")[2]
         self.timeout_s = timeout_s
-        self.on_item = on_item
         self.on_connect = on_connect
         self.retry_s = retry_s
         self.counter = WireCounter()
         self.token: str | None = None
-        self.last_id = 0
+        self.decoder = SseDecoder(on_item, on_gap)
         self.reconnects = 0
-        self.events = 0
-        self.gaps = 0
         self._sock: Any = None
         self._chunked = False
         self._buf = bytearray()
 
+    @property
+    def last_id(self) -> int:
+        """The newest push's seq: where the next connection resumes."""
+        return self.decoder.last_id
+
     def connect(self, token: str, after: int = 0) -> None:
         """Open the stream after ``after``; returns once the server has answered."""
         self.token = token
-        self.last_id = after
+        self.decoder.restart(after)
         self._open()
 
     def _open(self) -> None:
@@ -422,25 +416,12 @@ class SseSide:
             self._drop()
 
     def _read(self, sock: Any) -> None:
-        parser = SseParser(str(self.last_id))
+        decoder = self.decoder
+        decoder.restart()
         for data, framing in self._pieces(sock):
-            now = clock()
-            for event in parser.feed(data, framing):
-                if event.type == "gap":
-                    self.gaps += 1
-                    continue
-                if event.type != "message":
-                    continue
-                try:
-                    message = protocol.decode_server_message(event.data)
-                except protocol.ProtocolError:
-                    continue
-                if isinstance(message, protocol.Push):
-                    self.events += 1
-                    self.last_id = max(self.last_id, message.seq)
-                    self.on_item(message.seq, message.item, now, "sse", event.nbytes)
-            if parser.retry_ms is not None:
-                self.retry_s = parser.retry_ms / 1000.0
+            decoder.feed(data, framing, clock())
+            if decoder.retry_ms is not None:
+                self.retry_s = decoder.retry_ms / 1000.0
 
     def _drop(self) -> None:
         sock, self._sock = self._sock, None
@@ -456,10 +437,6 @@ class SseSide:
         return self.counter.sent, self.counter.received
 
 
-OnPersonItem = Callable[[str, int, Any, int, str, int], None]
-OnConnect = Callable[[str, int, int, str | None], None]
-
-
 class Person:
     """One simulated person with one browser tab (see the module docstring)."""
 
@@ -469,14 +446,16 @@ class Person:
         endpoint: Endpoint,
         params: RealtimeParams,
         on_request: OnRequest,
-        on_item: OnPersonItem,
+        on_item: OnUserItem,
         on_connect: OnConnect,
+        on_gap: OnUserGap | None = None,
     ) -> None:
         self.name = name
         self.endpoint = endpoint
         self.params = params
         self._on_item = on_item
         self._on_connect = on_connect
+        self._on_gap = on_gap
         self.cursor = 0
         self.token: str | None = None
         self.online = False
@@ -504,6 +483,7 @@ class Person:
                     endpoint.timeout_s,
                     self._item,
                     lambda t0, t1, error: self._on_connect(self.name, t0, t1, error),
+                    on_gap=self._gap,
                 )
 
     @property
@@ -512,9 +492,13 @@ class Person:
         return self._ws_reconnects + (self.sse.reconnects if self.sse is not None else 0)
 
     def _item(self, seq: int, item: Any, received_ns: int, via: str, nbytes: int) -> None:
-        if not (seq <= self.cursor and via == "push"):
-            self.cursor = max(self.cursor, seq)
+        # A replay after reconnecting may repeat what was already pushed: the cursor stays.
+        self.cursor = max(self.cursor, seq)
         self._on_item(self.name, seq, item, received_ns, via, nbytes)
+
+    def _gap(self, via: str) -> None:
+        if self._on_gap is not None:
+            self._on_gap(self.name, via)
 
     def call(self, op: str, payload: Any) -> Any:
         """One measured operation as this person; one thing at a time."""
@@ -536,7 +520,8 @@ class Person:
         if self.token is None:
             reply = self.ws.call("signin", {"user": self.name})
             self.token = reply["token"]
-        self.ws.call("subscribe_inbox", {"after": self.cursor})
+        if subscribe_gap(self.ws.call("subscribe_inbox", {"after": self.cursor})):
+            self._gap("push")
 
     def start(self) -> None:
         """Sign in and start receiving."""
@@ -605,7 +590,7 @@ class Person:
                 if not self.online or self.stopping:
                     continue
             try:
-                self.cursor = self.http.poll(self.cursor, wait_ms, self._item, "poll")
+                self.cursor = self.http.poll(self.cursor, wait_ms, self._item, "poll", self._gap)
             except (ClientError, OpFailed):
                 gevent.sleep(0.05)
 

@@ -27,6 +27,7 @@ request is charged from its intended time.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -63,10 +64,16 @@ def _world(environment: Any) -> World:
 
 
 class _EchoMixin:
-    """Pacing and bookkeeping shared by the echo users."""
+    """Pacing, measuring and recording shared by the echo users.
+
+    A user's task asks :meth:`_next_intended` when its next request is due,
+    then sends it with :meth:`_measure` through its own ``exchange(body) ->
+    (status, reply)``, which raises ClientError when the request failed.
+    """
 
     environment: Any
     world: World
+    counter: WireCounter
 
     def _init_echo(self) -> None:
         world = self.world
@@ -123,6 +130,44 @@ class _EchoMixin:
         self.busy_until = received
         return origin
 
+    def _delta(self, before: tuple[int, int]) -> tuple[int, int]:
+        """Bytes sent and received on this user's connection since ``before``."""
+        after = self.counter.snapshot()
+        return after[0] - before[0], after[1] - before[1]
+
+    def _measure(
+        self,
+        intended: int,
+        exchange: Callable[[bytes], tuple[int, bytes]],
+        request_type: str,
+        name: str,
+    ) -> None:
+        """Send one echo request due at ``intended`` through ``exchange``, and record it."""
+        world = self.world
+        spec = world.spec
+        req_id = world.next_id()
+        before = self.counter.snapshot()
+        world.in_flight += 1
+        sent = clock()
+        body = protocol.encode_request(
+            protocol.Request(op=spec.op, id=req_id, ts=sent, payload=self.payload)
+        )
+        world.echo_stats.issued += 1
+        try:
+            status, reply = exchange(body)
+            received = clock()
+            error = _check_reply(status, reply, req_id)
+        except ClientError as exc:
+            received = clock()
+            error = exc.code
+        finally:
+            world.in_flight -= 1
+        delta = self._delta(before)
+        origin = self._charge(intended, sent, received)
+        world.echo_sample(
+            self.conn, "request", intended, sent, received, delta, error, origin, request_type, name
+        )
+
 
 class EchoHttpUser(_EchoMixin, FastHttpUser):
     """Echo over ``POST /rpc`` on geventhttpclient, one connection per user."""
@@ -147,47 +192,20 @@ class EchoHttpUser(_EchoMixin, FastHttpUser):
     def on_start(self) -> None:
         self._begin()
 
+    def _exchange(self, body: bytes) -> tuple[int, bytes]:
+        """``POST /rpc`` with ``body`` on this user's connection."""
+        timeout_s = self.world.spec.timeout_s
+        return http_exchange(
+            self.client_pool, self.url, "POST", "/rpc", body, self.headers, timeout_s
+        )
+
     @task
     def echo(self) -> None:
         intended = self._next_intended()
         if intended is None:
             self._idle()
             return
-        world = self.world
-        spec = world.spec
-        req_id = world.next_id()
-        before = self.counter.snapshot()
-        world.in_flight += 1
-        sent = clock()
-        body = protocol.encode_request(
-            protocol.Request(op=spec.op, id=req_id, ts=sent, payload=self.payload)
-        )
-        world.echo_stats.issued += 1
-        try:
-            status, reply = http_exchange(
-                self.client_pool, self.url, "POST", "/rpc", body, self.headers, spec.timeout_s
-            )
-            received = clock()
-            error = _check_reply(status, reply, req_id)
-        except ClientError as exc:
-            received = clock()
-            error = exc.code
-        finally:
-            world.in_flight -= 1
-        after = self.counter.snapshot()
-        origin = self._charge(intended, sent, received)
-        world.echo_sample(
-            self.conn,
-            "request",
-            intended,
-            sent,
-            received,
-            (after[0] - before[0], after[1] - before[1]),
-            error,
-            origin,
-            "POST",
-            f"/rpc {spec.op}",
-        )
+        self._measure(intended, self._exchange, "POST", f"/rpc {self.world.spec.op}")
 
 
 class EchoWsUser(_EchoMixin, User):
@@ -208,22 +226,19 @@ class EchoWsUser(_EchoMixin, User):
         spec = world.spec
         before = self.counter.snapshot()
         t0 = clock()
+        error: str | None = None
         try:
             self.ws = ws_connect(self.ws_url, self.counter, spec.timeout_s)
         except ClientError as exc:
-            world.echo_stats.connect_errors += 1
-            after = self.counter.snapshot()
-            delta = (after[0] - before[0], after[1] - before[1])
-            world.echo_sample(
-                self.conn, "connect", t0, t0, clock(), delta, exc.code, None, "WS", "ws connect"
-            )
-            return False
+            error = exc.code
         t1 = clock()
-        world.echo_stats.connects += 1
-        after = self.counter.snapshot()
-        delta = (after[0] - before[0], after[1] - before[1])
-        world.echo_sample(self.conn, "connect", t0, t0, t1, delta, None, None, "WS", "ws connect")
-        return True
+        if error is None:
+            world.echo_stats.connects += 1
+        else:
+            world.echo_stats.connect_errors += 1
+        delta = self._delta(before)
+        world.echo_sample(self.conn, "connect", t0, t0, t1, delta, error, None, "WS", "ws connect")
+        return error is None
 
     def _close(self) -> None:
         ws, self.ws = self.ws, None
@@ -240,7 +255,15 @@ class EchoWsUser(_EchoMixin, User):
     def on_stop(self) -> None:
         self._close()
 
-    def _exchange(self, body: bytes, req_id: int) -> tuple[int, bytes]:
+    def _exchange(self, body: bytes) -> tuple[int, bytes]:
+        """Send ``body``, read the reply; a failure marks the WebSocket for reconnecting."""
+        try:
+            return self._send_and_receive(body)
+        except ClientError:
+            self.connected = False
+            raise
+
+    def _send_and_receive(self, body: bytes) -> tuple[int, bytes]:
         import websocket
 
         timer = gevent.Timeout(self.world.spec.timeout_s)
@@ -268,8 +291,6 @@ class EchoWsUser(_EchoMixin, User):
         if intended is None:
             self._idle()
             return
-        world = self.world
-        spec = world.spec
         if not self.connected:
             # Reconnect in line with the schedule, so a dead server shows as errors.
             self._close()
@@ -278,38 +299,7 @@ class EchoWsUser(_EchoMixin, User):
                 if self.pacer is None:
                     gevent.sleep(0.05)
                 return
-        req_id = world.next_id()
-        before = self.counter.snapshot()
-        world.in_flight += 1
-        sent = clock()
-        body = protocol.encode_request(
-            protocol.Request(op=spec.op, id=req_id, ts=sent, payload=self.payload)
-        )
-        world.echo_stats.issued += 1
-        try:
-            status, reply = self._exchange(body, req_id)
-            received = clock()
-            error = _check_reply(status, reply, req_id)
-        except ClientError as exc:
-            received = clock()
-            error = exc.code
-            self.connected = False
-        finally:
-            world.in_flight -= 1
-        after = self.counter.snapshot()
-        origin = self._charge(intended, sent, received)
-        world.echo_sample(
-            self.conn,
-            "request",
-            intended,
-            sent,
-            received,
-            (after[0] - before[0], after[1] - before[1]),
-            error,
-            origin,
-            "WS",
-            f"ws {spec.op}",
-        )
+        self._measure(intended, self._exchange, "WS", f"ws {self.world.spec.op}")
 
 
 class _GroupMixin:

@@ -17,6 +17,10 @@ real-time workloads a locust user is a whole group (room) of people, so
 everyone who can receive a message, presence change or notification sits in
 the same process as its sender, and one :class:`~loadgen.realtime.tracker.Tracker`
 per process accounts for every delivery it owes.
+
+What each person does and when is :mod:`loadgen.realtime.schedule`'s, run
+here under gevent; samples are built by :func:`loadgen.realtime.samples.build_sample`,
+as in the asyncio engines.
 """
 
 from __future__ import annotations
@@ -43,12 +47,16 @@ from loadgen.clients.base import ClientError
 from loadgen.engine import CellRun, EngineStats
 from loadgen.locust_engine.net import configure_tls
 from loadgen.locust_engine.people import Person
-from loadgen.pacer import NS_PER_S, Pacer
+from loadgen.pacer import NS_PER_S
+from loadgen.realtime import schedule
 from loadgen.realtime.conns import OpFailed
 from loadgen.realtime.engine import RealtimeStats
+from loadgen.realtime.groups import churners_of, topic_count
 from loadgen.realtime.params import RealtimeParams
+from loadgen.realtime.samples import build_sample
 from loadgen.realtime.tracker import Tracker
 from loadgen.realtime.users import Endpoint
+from loadgen.realtime.visits import time_on_site_report, visits_ms
 from loadgen.recorder import LatencyHistograms, RawRecorder, Sample, encode_histogram
 from loadgen.worker import ACTION_KINDS, _delivery_histograms, _delivery_table
 from servers.protocol import make_payload
@@ -242,130 +250,74 @@ class World:
         name: str,
     ) -> None:
         """Record one echo request or WebSocket connect, as the asyncio engine's ``fire``."""
-        spec = self.spec
         stats = self.echo_stats
         if error:
             stats.errors_by_code[error] = stats.errors_by_code.get(error, 0) + 1
-        latency = received - (intended if origin is None else origin)
-        warmup = intended < self.warmup_end_ns or self.warmup_end_ns == 0
-        self.record(
-            Sample(
-                spec.cell,
-                spec.transport,
-                spec.client,
-                spec.conn_mode,
-                spec.repeat,
-                conn,
-                kind,
-                intended,
-                sent,
-                received,
-                latency,
-                received - sent,
-                delta[0],
-                delta[1],
-                1 if error is None and kind == "request" else 0,
-                error is None,
-                error,
-                warmup,
-            )
+        sample = build_sample(
+            self.spec,
+            kind,
+            sent,
+            received,
+            self.warmup_end_ns,
+            conn=conn,
+            intended=intended,
+            origin=origin,
+            bytes_sent=delta[0],
+            bytes_received=delta[1],
+            items=1 if error is None and kind == "request" else 0,
+            error=error,
         )
-        self.report(request_type, name, latency, delta[1], error, warmup)
+        self.record(sample)
+        self.report(request_type, name, sample.latency_ns, delta[1], error, sample.warmup)
 
     def on_request(
         self, op: str, sent: int, received: int, bs: int, br: int, error: str | None, items: int
     ) -> None:
         """A real-time operation finished (see :data:`loadgen.realtime.conns.OnRequest`)."""
         spec = self.spec
-        stats = self.rt_stats
-        stats.requests += 1
-        if op == "poll":
-            stats.polls += 1
-            if error is None and items == 0:
-                stats.empty_polls += 1
-        warmup = sent < self.warmup_end_ns or self.warmup_end_ns == 0
-        self.record(
-            Sample(
-                spec.cell,
-                spec.transport,
-                spec.client,
-                spec.conn_mode,
-                spec.repeat,
-                0,
-                op,
-                sent,
-                sent,
-                received,
-                received - sent,
-                received - sent,
-                bs,
-                br,
-                items,
-                error is None,
-                error,
-                warmup,
-            )
+        self.rt_stats.count_request(op, error, items)
+        sample = build_sample(
+            spec,
+            op,
+            sent,
+            received,
+            self.warmup_end_ns,
+            bytes_sent=bs,
+            bytes_received=br,
+            items=items,
+            error=error,
         )
+        self.record(sample)
         if spec.delivery == "push":
             request_type, name = "WS", f"ws {op}"
         elif op == "poll":
             request_type, name = "GET", f"/inbox {spec.delivery}"
         else:
             request_type, name = "POST", f"/rpc {op}"
-        self.report(request_type, name, received - sent, br, error, warmup)
+        self.report(request_type, name, received - sent, br, error, sample.warmup)
 
     def on_connect(self, user: str, t0: int, t1: int, error: str | None) -> None:
-        """A person's WebSocket opened (or failed to)."""
-        spec = self.spec
-        warmup = t0 < self.warmup_end_ns or self.warmup_end_ns == 0
-        self.record(
-            Sample(
-                spec.cell,
-                spec.transport,
-                spec.client,
-                spec.conn_mode,
-                spec.repeat,
-                0,
-                "connect",
-                t0,
-                t0,
-                t1,
-                t1 - t0,
-                t1 - t0,
-                0,
-                0,
-                0,
-                error is None,
-                error,
-                warmup,
-            )
-        )
+        """A person's WebSocket or event stream opened (or failed to)."""
+        sample = build_sample(self.spec, "connect", t0, t1, self.warmup_end_ns, error=error)
+        self.record(sample)
         if self.spec.delivery == "sse":
-            self.report("SSE", "sse connect", t1 - t0, 0, error, warmup)
+            self.report("SSE", "sse connect", t1 - t0, 0, error, sample.warmup)
         else:
-            self.report("WS", "ws connect", t1 - t0, 0, error, warmup)
+            self.report("WS", "ws connect", t1 - t0, 0, error, sample.warmup)
 
     def on_item(
         self, recipient: str, seq: int, item: Any, received: int, via: str, nbytes: int
     ) -> None:
         """An item reached ``recipient``: account for it and report its real latency."""
         tracker = self.tracker
-        if not isinstance(item, dict):
-            tracker.received(recipient, seq, None, received, via, nbytes)
-            return
-        kind = item.get("type")
-        key: tuple[Any, ...] | None
-        if kind == "message":
-            key = ("message", item.get("mid"))
-        elif kind == "notification":
-            key = ("notification", item.get("nid"))
-        elif kind == "presence":
-            key = tracker.presence_key(recipient, str(item.get("user")), str(item.get("status")))
-        else:
-            key = None
-        row = tracker.received(recipient, seq, key, received, via, nbytes)
+        row = tracker.received(
+            recipient, seq, tracker.key_of(recipient, item), received, via, nbytes
+        )
         if self.interactive and len(tracker.rows) > 100_000:
             tracker.rows.clear()
+        if not isinstance(item, dict):
+            return
+        kind = item.get("type")
         # Messages and notifications carry their sender's send time ("ts", the same
         # monotonic clock: the sender is in this process); a presence change's origin
         # is when its user left or came back, which only the tracker knows.
@@ -406,13 +358,10 @@ class World:
         size = size or params.group_size
         gi = next(self._groups_n)
         names = [f"{self.tag}u{next(self._people_n)}" for _ in range(size)]
-        k = min(params.churners_per_group, len(names) - 1)
-        churners = names[len(names) - k :] if k else []
+        churners = churners_of(names, params)
         members = []
         for name in names:
-            person = Person(
-                name, self.endpoint, params, self.on_request, self.on_item, self.on_connect
-            )
+            person = self._person(name, params)
             self.people[name] = person
             self.order.append(name)
             self.group_of[name] = gi
@@ -421,8 +370,25 @@ class World:
         self.churners.update(churners)
         return members
 
-    def room(self, name: str) -> str:
-        return f"{self.tag}g{self.group_of[name]}"
+    def _person(self, name: str, params: RealtimeParams, receives: bool = True) -> Person:
+        return Person(
+            name,
+            self.endpoint,
+            params,
+            self.on_request,
+            self.on_item if receives else lambda *a: None,
+            self.on_connect,
+            self.tracker.gap,
+        )
+
+    def _start_publisher(self, params: RealtimeParams) -> None:
+        """This process's notification publisher: a person who receives nothing."""
+        self.publisher = self._person(f"{self.tag}-system", params, receives=False)
+        self.publisher.start()
+
+    def room(self, user: str) -> str:
+        """The room of ``user``'s group."""
+        return f"{self.tag}g{self.group_of[user]}"
 
     def setup_group(self, members: list[Person]) -> None:
         """Sign in and join everyone first (an HTTP user is online from its first
@@ -493,21 +459,13 @@ class World:
         assert params is not None
         if not params.notification_rate:
             return
-        n_topics = max(1, -(-len(self.order) // params.fanout))
+        n_topics = topic_count(len(self.order), params.fanout)
         jobs = [
             gevent.spawn(self._locked_subscribe, self.people[name], i % n_topics)
             for i, name in enumerate(self.order)
         ]
         gevent.joinall(jobs, raise_error=True)
-        self.publisher = Person(
-            f"{self.tag}-system",
-            self.endpoint,
-            params,
-            self.on_request,
-            lambda *a: None,
-            self.on_connect,
-        )
-        self.publisher.start()
+        self._start_publisher(params)
 
     def _locked_subscribe(self, p: Person, topic_index: int) -> None:
         with self.setup_sem:
@@ -566,122 +524,75 @@ class World:
         assert params is not None
         group = gevent.pool.Group()
         for p in members:
+            members_of = self.groups[self.group_of[p.name]]
             if params.message_rate:
-                group.spawn(self._messaging, p)
+                others = [m for m in members_of if m != p.name]
+                group.spawn(self._run, schedule.messaging(self, params, p.name, others))
             if p.name in self.churners:
-                group.spawn(self._churn, p)
+                watchers = [m for m in members_of if m not in self.churners]
+                group.spawn(self._run, schedule.churn(self, params, p.name, watchers))
             elif params.activity_rate:
-                group.spawn(self._activity, p)
+                visits: list[list[int]] = []
+                self.truth[p.name] = visits
+                group.spawn(self._run, schedule.activity(self, params, p.name, visits))
         self.behaviours.append(group)
         return group
 
-    def _count(self, op: str, ok: bool) -> None:
-        stats = self.rt_stats
-        stats.actions[op] = stats.actions.get(op, 0) + 1
-        if not ok:
-            stats.action_errors[op] = stats.action_errors.get(op, 0) + 1
+    # The schedule's Stage: what the behaviours share.
+
+    def begin_ns(self) -> int:
+        """The run's start; in the web UI, now (users join a test already running)."""
+        return max(self.start_ns, clock()) if self.interactive else self.start_ns
+
+    def offline(self, users: list[str]) -> list[str]:
+        """Those of ``users`` who are offline now."""
+        return [u for u in users if not self.people[u].online]
+
+    def stopped(self) -> bool:
+        """Whether this process's window has closed."""
+        return self.stop.is_set()
 
     def _act(self, p: Person, op: str, payload: dict[str, Any]) -> bool:
         try:
             p.call(op, payload)
         except (ClientError, OpFailed):
-            self._count(op, False)
+            self.rt_stats.count_action(op, False)
             return False
-        self._count(op, True)
+        self.rt_stats.count_action(op, True)
         return True
 
-    def _offline_now(self, recipients: list[str]) -> list[str]:
-        return [r for r in recipients if not self.people[r].online]
+    def _person_named(self, name: str) -> Person:
+        publisher = self.publisher
+        return publisher if publisher is not None and name == publisher.name else self.people[name]
 
-    def _messaging(self, p: Person) -> None:
-        params = self.params
-        assert params is not None
-        rng = self.rng
-        pacer = Pacer(params.message_rate, int(rng.random() * NS_PER_S / params.message_rate))
-        group = [m for m in self.groups[self.group_of[p.name]] if m != p.name]
-        if not group:
-            return
-        start = max(self.start_ns, clock()) if self.interactive else self.start_ns
-        sent = 0
-        while True:
-            due = start + pacer.intended_ns(sent)
-            if due >= self.end_ns or not sleep_until(due, self.stop):
-                return
-            sent += 1
-            if not p.online:
-                continue
-            mid = self.next_id()
-            ts = clock()
-            if rng.random() < params.direct_ratio:
-                to = rng.choice(group)
-                payload: dict[str, Any] = {"to": to, "mid": mid, "ts": ts, "body": self.body}
-                recipients = [to]
-            else:
-                payload = {"room": self.room(p.name), "mid": mid, "ts": ts, "body": self.body}
-                recipients = group
-            key = ("message", mid)
-            self.tracker.expect(
-                key, ts, recipients, p.name, mid, deferred=self._offline_now(recipients)
-            )
-            if not self._act(p, "send", payload):
-                self.tracker.cancel(key)
+    def _perform(self, step: schedule.Step) -> Any:
+        """Carry out one step of a behaviour; returns what the behaviour is sent back."""
+        match step:
+            case schedule.SleepUntil(deadline_ns):
+                return sleep_until(deadline_ns, self.stop)
+            case schedule.Pause(seconds):
+                gevent.sleep(seconds)
+            case schedule.Act(user, op, payload):
+                return self._act(self._person_named(user), op, payload)
+            case schedule.GoOffline(user):
+                self.people[user].go_offline()
+            case schedule.GoOnline(user):
+                try:
+                    self.people[user].go_online()
+                except (ClientError, OpFailed):
+                    return False
+                return True
+        return None
 
-    def _churn(self, p: Person) -> None:
-        params = self.params
-        assert params is not None
-        rng = self.rng
-        watchers = [m for m in self.groups[self.group_of[p.name]] if m not in self.churners]
-        n = 0
-        base = max(self.start_ns, clock()) if self.interactive else self.start_ns
-        t = base + int(rng.random() * params.online_s * NS_PER_S)
+    def _run(self, steps: schedule.Steps) -> None:
+        """Run one behaviour to its end."""
+        result: Any = None
         while True:
-            if t >= self.end_ns or not sleep_until(t, self.stop):
-                return
-            n += 1
-            key = ("presence", p.name, "offline", n)
-            off = clock()
-            self.tracker.expect(key, off, watchers, p.name, n)
-            p.go_offline()
-            t = off + int(params.offline_s * rng.uniform(0.8, 1.2) * NS_PER_S)
-            if not sleep_until(t, self.stop):
-                # The run ends while this user is away: let the absence be seen, then return.
-                limit = clock() + int((params.presence_timeout_s + 2.0) * NS_PER_S)
-                while self.tracker.owed(key) and clock() < limit:
-                    gevent.sleep(0.02)
-            n += 1
-            on = clock()
-            self.tracker.expect(("presence", p.name, "online", n), on, watchers, p.name, n)
             try:
-                p.go_online()
-            except (ClientError, OpFailed):
-                self.tracker.cancel(("presence", p.name, "online", n))
-            if self.stop.is_set():
+                step = steps.send(result)
+            except StopIteration:
                 return
-            t = clock() + int(params.online_s * rng.uniform(0.8, 1.2) * NS_PER_S)
-
-    def _activity(self, p: Person) -> None:
-        params = self.params
-        assert params is not None
-        interval = int(NS_PER_S / params.activity_rate)
-        visits: list[list[int]] = []
-        self.truth[p.name] = visits
-        base = max(self.start_ns, clock()) if self.interactive else self.start_ns
-        t = base + int(self.rng.random() * interval)
-        page = 0
-        while t < self.end_ns:
-            visit_end = min(self.end_ns, t + int(params.visit_s * NS_PER_S))
-            visit: list[int] = []
-            while t < visit_end:
-                if not sleep_until(t, self.stop):
-                    return
-                page += 1
-                sent = clock()
-                if self._act(p, "activity", {"event": "page_view", "page": f"/p{page % 7}"}):
-                    visit.append(sent)
-                t += interval
-            if visit:
-                visits.append([visit[0], visit[-1]])
-            t = visit_end + int(params.idle_timeout_s * 2 * NS_PER_S)
+            result = self._perform(step)
 
     def notification_rate(self) -> float:
         """This process's share of the scenario's notification rate (by its share of people)."""
@@ -696,46 +607,16 @@ class World:
     def _notifications(self) -> None:
         publisher = self.publisher
         assert publisher is not None
-        rate = self.notification_rate()
-        if rate <= 0 or not self.subscribers:
-            return
-        pacer = Pacer(rate)
-        sent = 0
-        start = self.start_ns
-        while True:
-            due = start + pacer.intended_ns(sent)
-            if due >= self.end_ns or not sleep_until(due, self.stop):
-                return
-            sent += 1
-            topics = sorted(self.subscribers)
-            if not topics:
-                continue
-            nid = self.next_id()
-            topic = topics[sent % len(topics)]
-            ts = clock()
-            subs = list(self.subscribers[topic])
-            key = ("notification", nid)
-            self.tracker.expect(
-                key, ts, subs, publisher.name, nid, deferred=self._offline_now(subs)
-            )
-            payload = {"topic": topic, "nid": nid, "ts": ts, "body": self.body}
-            if not self._act(publisher, "publish", payload):
-                self.tracker.cancel(key)
+        self._run(
+            schedule.notifications(self, publisher.name, self.notification_rate(), self.subscribers)
+        )
 
     def start_interactive_publisher(self) -> gevent.Greenlet | None:
         """Web UI: a publisher for this process, publishing while the test runs."""
         params = self.params
         if params is None or not params.notification_rate or self.publisher is not None:
             return None
-        self.publisher = Person(
-            f"{self.tag}-system",
-            self.endpoint,
-            params,
-            self.on_request,
-            lambda *a: None,
-            self.on_connect,
-        )
-        self.publisher.start()
+        self._start_publisher(params)
         return gevent.spawn(self._notifications)
 
     # -- the end -----------------------------------------------------------------------
@@ -799,29 +680,15 @@ class World:
             p.go_online()
 
     def _time_on_site(self) -> dict[str, Any]:
-        diffs: list[float] = []
-        server_total = client_total = 0.0
+        """Server's time on site per person against the person's own record of its visits."""
+        pairs: list[tuple[float, float]] = []
         for name, visits in self.truth.items():
-            client_ms = sum(b - a for a, b in visits) / 1e6
             try:
                 report = self.people[name].call("time_on_site", {})
             except (ClientError, OpFailed):
                 continue
-            server_ms = float(report.get("time_on_site_ms", 0.0))
-            diffs.append(server_ms - client_ms)
-            server_total += server_ms
-            client_total += client_ms
-        if not diffs:
-            return {}
-        abs_diffs = sorted(abs(d) for d in diffs)
-        return {
-            "users": len(diffs),
-            "server_ms": round(server_total, 3),
-            "client_ms": round(client_total, 3),
-            "mean_diff_ms": round(sum(diffs) / len(diffs), 3),
-            "mean_abs_diff_ms": round(sum(abs_diffs) / len(abs_diffs), 3),
-            "max_abs_diff_ms": round(abs_diffs[-1], 3),
-        }
+            pairs.append((float(report.get("time_on_site_ms", 0.0)), visits_ms(visits)))
+        return time_on_site_report(pairs)
 
     # -- the result ----------------------------------------------------------------------
 

@@ -14,8 +14,15 @@ via, nbytes)``.
   through the websockets or aiohttp client; a reader task matches replies to
   requests by id.
 - :class:`SseConn`: a held ``GET /events`` (Server-Sent Events) receiving
-  pushes, parsed incrementally by :class:`SseParser`; it reconnects with
-  ``Last-Event-ID`` after a drop. Its user acts through an :class:`HttpConn`.
+  pushes, decoded incrementally by :class:`~loadgen.realtime.sse.SseDecoder`;
+  it reconnects with ``Last-Event-ID`` after a drop. Its user acts through an
+  :class:`HttpConn`.
+
+Replies are read by :mod:`loadgen.realtime.replies`, and what a reader receives
+(poll pages, WebSocket frames, event streams) is handed on by
+:mod:`loadgen.realtime.receive` and :mod:`loadgen.realtime.sse`, which the
+locust engine's gevent twin (:mod:`loadgen.locust_engine.people`) shares.
+A reader that fell behind its inbox's retention reports it to ``on_gap(via)``.
 """
 
 from __future__ import annotations
@@ -23,15 +30,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
 from loadgen.clients.base import ClientError
+from loadgen.realtime.receive import (
+    OnGap,
+    OnItem,
+    take_page,
+    take_ws_message,
+    ws_frame_bytes,
+)
+from loadgen.realtime.replies import (
+    OpFailed,
+    decode_reply,
+    payload_of,
+    poll_item_count,
+    reply_error,
+)
+from loadgen.realtime.sse import SseDecoder, chunk_framing
 from loadgen.tls import client_ssl, is_secure
 from loadgen.wire import WireCounter, counting
 from servers import protocol
@@ -39,31 +59,19 @@ from servers import protocol
 clock = time.perf_counter_ns
 
 OnRequest = Callable[[str, int, int, int, int, str | None, int], None]
-OnItem = Callable[[int, Any, int, str, int], None]
+
+__all__ = [
+    "HttpConn",
+    "OnGap",
+    "OnItem",
+    "OnRequest",
+    "OpFailed",
+    "SseConn",
+    "WsConn",
+    "ws_frame_bytes",
+]
 
 _ids = itertools.count(1)
-
-
-class OpFailed(Exception):
-    """The server answered with an error envelope; ``code`` is its error code."""
-
-    def __init__(self, code: str, message: str = "", status: int = 200) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.status = status
-
-
-def ws_frame_bytes(payload_len: int, masked: bool) -> int:
-    """Bytes on the wire of one unfragmented WebSocket frame (RFC 6455 section 5.2)."""
-    header = 2 if payload_len < 126 else (4 if payload_len < 65536 else 10)
-    return header + (4 if masked else 0) + payload_len
-
-
-def _result(resp: protocol.Response, status: int = 200) -> Any:
-    if not resp.ok:
-        err = resp.error
-        raise OpFailed(err.code if err else "error", err.message if err else "", status)
-    return resp.payload
 
 
 class HttpConn:
@@ -128,16 +136,11 @@ class HttpConn:
             items = 0
             try:
                 status, data = await self._exchange(role, method, url, body, timeout_s)
-                try:
-                    resp = protocol.decode_response(data)
-                except protocol.ProtocolError as exc:
-                    error = f"bad_reply:{exc.code}"
-                    raise ClientError(error, str(exc)) from None
-                if not resp.ok:
-                    error = f"error_reply:{resp.error.code if resp.error else 'unknown'}"
-                elif op == "poll" and isinstance(resp.payload, dict):
-                    items = len(resp.payload.get("items", ()))
-                return resp if resp.ok else _raise(resp, status)
+                resp = decode_reply(data)
+                error = reply_error(resp)
+                items = poll_item_count(op, resp)
+                payload_of(resp, status)
+                return resp
             except ClientError as exc:
                 error = error or exc.code
                 raise
@@ -163,22 +166,17 @@ class HttpConn:
         )
         return resp.payload
 
-    async def poll(self, after: int, wait_ms: int, on_item: OnItem, via: str) -> int:
-        """``GET /inbox``; hands each item to ``on_item``; returns the new cursor."""
+    async def poll(
+        self, after: int, wait_ms: int, on_item: OnItem, via: str, on_gap: OnGap | None = None
+    ) -> int:
+        """``GET /inbox``: items to ``on_item``, a gap to ``on_gap``; returns the new cursor."""
         url = f"{self.base_url}/inbox?after={after}&wait_ms={wait_ms}"
         before = self.counters["poll"].received
         resp = await self._measured(
             "poll", "poll", "GET", url, None, self.timeout_s + wait_ms / 1000.0
         )
-        now = clock()
-        items = resp.payload.get("items", []) if isinstance(resp.payload, dict) else []
-        # A poll's bytes are shared by the items it carried.
-        share = (self.counters["poll"].received - before) // max(1, len(items))
-        cursor = after
-        for entry in items:
-            on_item(entry["seq"], entry["item"], now, via, share)
-            cursor = max(cursor, entry["seq"])
-        return cursor
+        nbytes = self.counters["poll"].received - before
+        return take_page(resp.payload, after, nbytes, clock(), via, on_item, on_gap)
 
     async def close(self) -> None:
         sessions, self._sessions = self._sessions, {}
@@ -191,11 +189,6 @@ class HttpConn:
             sum(c.sent for c in self.counters.values()),
             sum(c.received for c in self.counters.values()),
         )
-
-
-def _raise(resp: protocol.Response, status: int) -> protocol.Response:
-    err = resp.error
-    raise OpFailed(err.code if err else "error", err.message if err else "", status)
 
 
 class WsConn:
@@ -279,15 +272,8 @@ class WsConn:
     async def _read(self) -> None:
         try:
             while (data := await self._recv()) is not None:
-                now = clock()
-                try:
-                    message = protocol.decode_server_message(data)
-                except protocol.ProtocolError:
-                    continue
-                if isinstance(message, protocol.Push):
-                    self.on_item(
-                        message.seq, message.item, now, "push", ws_frame_bytes(len(data), False)
-                    )
+                message = take_ws_message(data, clock(), self.on_item)
+                if message is None:
                     continue
                 fut = self._pending.pop(message.id or 0, None)
                 if fut is not None and not fut.done():
@@ -324,9 +310,8 @@ class WsConn:
                 await self._ws.send_str(body.decode())
             async with asyncio.timeout(self.timeout_s):
                 resp, received_len = await fut
-            if not resp.ok:
-                error = f"error_reply:{resp.error.code if resp.error else 'unknown'}"
-            return _result(resp)
+            error = reply_error(resp)
+            return payload_of(resp)
         except TimeoutError:
             error = "timeout"
             raise ClientError("timeout", f"no reply within {self.timeout_s}s") from None
@@ -374,108 +359,13 @@ class WsConn:
 
 # -- Server-Sent Events -----------------------------------------------------------------
 
-_EOL = re.compile(rb"\r\n|\r|\n")
-
-
-@dataclass(frozen=True, slots=True)
-class SseEvent:
-    """One dispatched event: its type, data (lines joined by LF) and last event id.
-
-    ``nbytes`` is what the stream carried for it since the previous event: its
-    own lines, any comments or empty blocks before it, and the transfer
-    framing the reader reported (HTTP chunk headers).
-    """
-
-    type: str
-    data: bytes
-    id: str
-    nbytes: int
-
-
-class SseParser:
-    """Incremental ``text/event-stream`` parser (the WHATWG event stream format).
-
-    ``feed(chunk)`` returns the events completed by ``chunk``; a partial line
-    waits for the next chunk. Lines end with CRLF, LF or CR; comments (``:``)
-    are skipped; ``retry:`` sets :attr:`retry_ms`; ``id:`` sets :attr:`last_id`.
-    """
-
-    def __init__(self, last_id: str = "") -> None:
-        self._buf = bytearray()
-        self._data: list[bytes] = []
-        self._type = ""
-        self._pending = 0
-        self._started = False
-        self.last_id = last_id
-        self.retry_ms: int | None = None
-
-    def feed(self, chunk: bytes, framing: int = 0) -> list[SseEvent]:
-        """Parse ``chunk``; ``framing`` is transfer overhead to charge to the next event."""
-        self._pending += framing
-        buf = self._buf
-        buf += chunk
-        if not self._started and len(buf) >= 3:
-            self._started = True
-            if buf.startswith(b"\xef\xbb\xbf"):
-                del buf[:3]
-                self._pending += 3
-        events: list[SseEvent] = []
-        pos = 0
-        while (m := _EOL.search(buf, pos)) is not None:
-            if m.group() == b"\r" and m.end() == len(buf):
-                break  # a CR at the end may be the first half of CRLF
-            line = bytes(buf[pos : m.start()])
-            self._pending += m.end() - pos
-            pos = m.end()
-            event = self._line(line)
-            if event is not None:
-                events.append(event)
-        del buf[:pos]
-        return events
-
-    def _line(self, line: bytes) -> SseEvent | None:
-        if not line:
-            return self._dispatch()
-        if line.startswith(b":"):
-            return None
-        name, colon, value = line.partition(b":")
-        if colon and value.startswith(b" "):
-            value = value[1:]
-        if name == b"data":
-            self._data.append(value)
-        elif name == b"event":
-            self._type = value.decode("utf-8", "replace")
-        elif name == b"id":
-            if b"\0" not in value:
-                self.last_id = value.decode("utf-8", "replace")
-        elif name == b"retry" and value.isdigit():
-            self.retry_ms = int(value)
-        return None
-
-    def _dispatch(self) -> SseEvent | None:
-        if not self._data:
-            self._type = ""
-            return None
-        event = SseEvent(
-            self._type or "message", b"\n".join(self._data), self.last_id, self._pending
-        )
-        self._data = []
-        self._type = ""
-        self._pending = 0
-        return event
-
-
-def chunk_framing(size: int) -> int:
-    """Bytes HTTP/1.1 chunked encoding adds around a chunk of ``size`` bytes."""
-    return len(f"{size:x}") + 4
-
 
 class SseConn:
     """A user's Server-Sent Events stream: ``GET /events`` held open, resumed by id.
 
     ::
 
-        sse = SseConn(base_url, timeout_s, on_item, on_connect)
+        sse = SseConn(base_url, timeout_s, on_item, on_connect, on_gap=on_gap)
         await sse.connect(token, after=cursor)   # the stream is open (headers received)
         reader = asyncio.create_task(sse.run())  # pushes reach on_item(..., "sse", nbytes)
         await sse.close()                        # the user is offline at once
@@ -486,7 +376,8 @@ class SseConn:
     one), counting :attr:`reconnects`. A refusal (4xx) is not retried: ``run``
     raises it. Each push's ``nbytes`` is its event's bytes on the wire: the
     ``id:``/``data:`` lines and its HTTP chunk framing (not the response head,
-    which is the connection's set-up, as a WebSocket's upgrade is).
+    which is the connection's set-up, as a WebSocket's upgrade is). An
+    ``event: gap`` reaches ``on_gap("sse")``.
     """
 
     def __init__(
@@ -496,18 +387,16 @@ class SseConn:
         on_item: OnItem,
         on_connect: Callable[[int, int, str | None], None] | None = None,
         retry_s: float = 0.0,
+        on_gap: OnGap | None = None,
     ) -> None:
         self.url = base_url.rstrip("/") + "/events"
         self.timeout_s = timeout_s
-        self.on_item = on_item
         self.on_connect = on_connect
         self.retry_s = retry_s
         self.counter = WireCounter()
         self.token: str | None = None
-        self.last_id = 0
+        self.decoder = SseDecoder(on_item, on_gap)
         self.reconnects = 0
-        self.events = 0
-        self.gaps = 0
         self._session: aiohttp.ClientSession | None = None
         self._resp: aiohttp.ClientResponse | None = None
 
@@ -523,10 +412,15 @@ class SseConn:
             )
         return self._session
 
+    @property
+    def last_id(self) -> int:
+        """The newest push's seq: where the next connection resumes."""
+        return self.decoder.last_id
+
     async def connect(self, token: str, after: int = 0) -> None:
         """Open the stream after ``after``; returns once the server has answered."""
         self.token = token
-        self.last_id = after
+        self.decoder.restart(after)
         await self._open()
 
     async def _open(self) -> None:
@@ -577,7 +471,8 @@ class SseConn:
             self._drop()
 
     async def _read(self, resp: aiohttp.ClientResponse) -> None:
-        parser = SseParser(str(self.last_id))
+        decoder = self.decoder
+        decoder.restart()
         chunked = resp.headers.get("Transfer-Encoding", "").lower() == "chunked"
         in_chunk = 0
         async for data, end_of_chunk in resp.content.iter_chunks():
@@ -586,22 +481,9 @@ class SseConn:
             in_chunk += len(data)
             if chunked and end_of_chunk:
                 framing, in_chunk = chunk_framing(in_chunk), 0
-            for event in parser.feed(data, framing):
-                if event.type == "gap":
-                    self.gaps += 1
-                    continue
-                if event.type != "message":
-                    continue
-                try:
-                    message = protocol.decode_server_message(event.data)
-                except protocol.ProtocolError:
-                    continue
-                if isinstance(message, protocol.Push):
-                    self.events += 1
-                    self.last_id = max(self.last_id, message.seq)
-                    self.on_item(message.seq, message.item, now, "sse", event.nbytes)
-            if parser.retry_ms is not None:
-                self.retry_s = parser.retry_ms / 1000.0
+            decoder.feed(data, framing, now)
+            if decoder.retry_ms is not None:
+                self.retry_s = decoder.retry_ms / 1000.0
 
     def _drop(self) -> None:
         resp, self._resp = self._resp, None

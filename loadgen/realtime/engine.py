@@ -7,8 +7,10 @@
 ``hook`` receives a :class:`~loadgen.recorder.Sample` per request (``kind``
 is the operation: ``poll``, ``send``, ``publish``, ``activity``, ``connect``
 ...; ``items`` counts what a poll carried); ``tracker`` accumulates one row
-per delivery. The run is bounded: set-up, ``warmup_s + duration_s`` of
-load, then at most ``drain_s`` for deliveries still in flight.
+per delivery, and a gap whenever a user's reader is told it fell behind its
+inbox's retention. What each user does is :mod:`loadgen.realtime.schedule`'s,
+run here with asyncio. The run is bounded: set-up, ``warmup_s + duration_s``
+of load, then at most ``drain_s`` for deliveries still in flight.
 """
 
 from __future__ import annotations
@@ -25,12 +27,15 @@ from typing import Any
 from loadgen.clients.base import ClientError
 from loadgen.engine import CellRun
 from loadgen.events import EventHook
-from loadgen.pacer import NS_PER_S, Pacer
+from loadgen.pacer import NS_PER_S
+from loadgen.realtime import schedule
 from loadgen.realtime.conns import OpFailed
+from loadgen.realtime.groups import churners_of, split_groups, topic_count
 from loadgen.realtime.params import RealtimeParams
+from loadgen.realtime.samples import build_sample
 from loadgen.realtime.tracker import Tracker
 from loadgen.realtime.users import Endpoint, VirtualUser
-from loadgen.recorder import Sample
+from loadgen.realtime.visits import time_on_site_report, visits_ms
 from servers.protocol import make_payload
 
 clock = time.perf_counter_ns
@@ -41,7 +46,11 @@ SYSTEM_USER = "system"
 
 @dataclass(slots=True)
 class RealtimeStats:
-    """Counters of one repeat besides samples and deliveries."""
+    """Counters of one repeat besides samples and deliveries.
+
+    Both engines count through :meth:`count_request` (each request a user
+    made) and :meth:`count_action` (each action a behaviour took).
+    """
 
     users: int = 0
     setup_s: float = 0.0
@@ -59,9 +68,19 @@ class RealtimeStats:
     activity: dict[str, Any] = field(default_factory=dict)
     server_stats: dict[str, Any] = field(default_factory=dict)
 
+    def count_request(self, op: str, error: str | None, items: int) -> None:
+        """One request finished; a poll that succeeded with no items is empty."""
+        self.requests += 1
+        if op == "poll":
+            self.polls += 1
+            if error is None and items == 0:
+                self.empty_polls += 1
 
-def _groups(users: list[str], size: int) -> list[list[str]]:
-    return [users[i : i + size] for i in range(0, len(users), size)]
+    def count_action(self, op: str, ok: bool) -> None:
+        """A behaviour's action (send, publish, activity) succeeded or failed."""
+        self.actions[op] = self.actions.get(op, 0) + 1
+        if not ok:
+            self.action_errors[op] = self.action_errors.get(op, 0) + 1
 
 
 async def _bounded(coros: list[Awaitable[Any]], limit: int) -> list[Any]:
@@ -87,6 +106,76 @@ async def _sleep_until(deadline_ns: int, stop: asyncio.Event | None = None) -> b
     return True
 
 
+@dataclass(slots=True)
+class _Stage:
+    """The behaviours' shared state (a :class:`~loadgen.realtime.schedule.Stage`) and runner."""
+
+    rng: random.Random
+    tracker: Tracker
+    body: str
+    users: dict[str, VirtualUser]
+    group_of: dict[str, int]
+    stats: RealtimeStats
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    start_ns: int = 0
+    end_ns: int = 0
+    ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def begin_ns(self) -> int:
+        return self.start_ns
+
+    def next_id(self) -> int:
+        return next(self.ids)
+
+    def room(self, user: str) -> str:
+        return f"g{self.group_of[user]}"
+
+    def offline(self, users: list[str]) -> list[str]:
+        return [u for u in users if not self.users[u].online]
+
+    def stopped(self) -> bool:
+        return self.stop.is_set()
+
+    async def act(self, user: VirtualUser, op: str, payload: dict[str, Any]) -> bool:
+        """One counted action; False when it failed."""
+        try:
+            await user.call(op, payload)
+        except (ClientError, OpFailed):
+            self.stats.count_action(op, False)
+            return False
+        self.stats.count_action(op, True)
+        return True
+
+    async def perform(self, step: schedule.Step) -> Any:
+        """Carry out one step of a behaviour; returns what the behaviour is sent back."""
+        match step:
+            case schedule.SleepUntil(deadline_ns):
+                return await _sleep_until(deadline_ns, self.stop)
+            case schedule.Pause(seconds):
+                await asyncio.sleep(seconds)
+            case schedule.Act(user, op, payload):
+                return await self.act(self.users[user], op, payload)
+            case schedule.GoOffline(user):
+                await self.users[user].go_offline()
+            case schedule.GoOnline(user):
+                try:
+                    await self.users[user].go_online()
+                except (ClientError, OpFailed):
+                    return False
+                return True
+        return None
+
+    async def run(self, steps: schedule.Steps) -> None:
+        """Run one behaviour to its end."""
+        result: Any = None
+        while True:
+            try:
+                step = steps.send(result)
+            except StopIteration:
+                return
+            result = await self.perform(step)
+
+
 async def run_realtime(
     spec: CellRun,
     params: RealtimeParams,
@@ -101,82 +190,55 @@ async def run_realtime(
         spec.base_url, spec.transport, spec.client, spec.conn_mode, spec.delivery, spec.timeout_s
     )
     names = [f"u{i}" for i in range(params.users)]
-    groups = _groups(names, params.group_size)
-    churners: set[str] = set()
-    for g in groups:
-        k = min(params.churners_per_group, len(g) - 1)
-        churners.update(g[len(g) - k :] if k else [])
+    groups = split_groups(names, params.group_size)
+    churners = {c for g in groups for c in churners_of(g, params)}
     group_of = {u: gi for gi, g in enumerate(groups) for u in g}
-    n_topics = max(1, -(-params.users // params.fanout)) if params.notification_rate else 0
+    n_topics = topic_count(params.users, params.fanout) if params.notification_rate else 0
     topic_of = {u: f"t{i % n_topics}" for i, u in enumerate(names)} if n_topics else {}
     subscribers: dict[str, list[str]] = {}
     for u, t in topic_of.items():
         subscribers.setdefault(t, []).append(u)
-    body = make_payload(params.message_bytes)
     warmup_end = [0]
-
-    def fire(
-        op: str, sent: int, received: int, bs: int, br: int, items: int, error: str | None
-    ) -> None:
-        # Real-time requests are not paced: intended = sent, latency is uncorrected.
-        hook.fire(
-            Sample(
-                spec.cell,
-                spec.transport,
-                spec.client,
-                spec.conn_mode,
-                spec.repeat,
-                0,
-                op,
-                sent,
-                sent,
-                received,
-                received - sent,
-                received - sent,
-                bs,
-                br,
-                items,
-                error is None,
-                error,
-                sent < warmup_end[0] or warmup_end[0] == 0,
-            )
-        )
 
     def on_request(
         op: str, sent: int, received: int, bs: int, br: int, error: str | None, items: int
     ) -> None:
-        stats.requests += 1
-        if op == "poll":
-            stats.polls += 1
-            if error is None and items == 0:
-                stats.empty_polls += 1
-        fire(op, sent, received, bs, br, items, error)
+        stats.count_request(op, error, items)
+        # Real-time requests are not paced: intended = sent, latency is uncorrected.
+        hook.fire(
+            build_sample(
+                spec,
+                op,
+                sent,
+                received,
+                warmup_end[0],
+                bytes_sent=bs,
+                bytes_received=br,
+                items=items,
+                error=error,
+            )
+        )
 
     def on_connect(user: str, t0: int, t1: int, error: str | None) -> None:
-        fire("connect", t0, t1, 0, 0, 0, error)
+        hook.fire(build_sample(spec, "connect", t0, t1, warmup_end[0], error=error))
 
     def on_item(recipient: str, seq: int, item: Any, received: int, via: str, nbytes: int) -> None:
-        if not isinstance(item, dict):
-            tracker.received(recipient, seq, None, received, via, nbytes)
-            return
-        kind = item.get("type")
-        key: tuple[Any, ...] | None
-        if kind == "message":
-            key = ("message", item.get("mid"))
-        elif kind == "notification":
-            key = ("notification", item.get("nid"))
-        elif kind == "presence":
-            key = tracker.presence_key(recipient, str(item.get("user")), str(item.get("status")))
-        else:
-            key = None
+        key = tracker.key_of(recipient, item)
         tracker.received(recipient, seq, key, received, via, nbytes)
 
-    users = {n: VirtualUser(n, endpoint, params, on_request, on_item, on_connect) for n in names}
-    publisher = None
-    if params.notification_rate:
-        publisher = VirtualUser(
-            SYSTEM_USER, endpoint, params, on_request, lambda *a: None, on_connect
+    def user(name: str, receives: bool = True) -> VirtualUser:
+        return VirtualUser(
+            name,
+            endpoint,
+            params,
+            on_request,
+            on_item if receives else lambda *a: None,
+            on_connect,
+            tracker.gap,
         )
+
+    users = {n: user(n) for n in names}
+    publisher = user(SYSTEM_USER, receives=False) if params.notification_rate else None
 
     # -- set-up: sign in, join rooms, subscribe topics, watch contacts ---------------
     t_setup = clock()
@@ -208,138 +270,36 @@ async def run_realtime(
     warmup_end[0] = start + int(spec.warmup_s * NS_PER_S)
     tracker.warmup_end_ns = warmup_end[0]
     end = warmup_end[0] + int(spec.duration_s * NS_PER_S)
-    stop = asyncio.Event()
-    ids = itertools.count(1)
+    everyone = {**users, **({SYSTEM_USER: publisher} if publisher is not None else {})}
+    stage = _Stage(
+        rng,
+        tracker,
+        make_payload(params.message_bytes),
+        everyone,
+        group_of,
+        stats,
+        start_ns=start,
+        end_ns=end,
+    )
+    stop = stage.stop
     truth: dict[str, list[list[int]]] = {}
 
-    def count(op: str, ok: bool) -> None:
-        stats.actions[op] = stats.actions.get(op, 0) + 1
-        if not ok:
-            stats.action_errors[op] = stats.action_errors.get(op, 0) + 1
-
-    async def act(u: VirtualUser, op: str, payload: dict[str, Any]) -> bool:
-        try:
-            await u.call(op, payload)
-        except (ClientError, OpFailed):
-            count(op, False)
-            return False
-        count(op, True)
-        return True
-
-    def offline_now(recipients: list[str]) -> list[str]:
-        return [r for r in recipients if not users[r].online]
-
-    async def messaging(u: VirtualUser) -> None:
-        pacer = Pacer(params.message_rate, int(rng.random() * NS_PER_S / params.message_rate))
-        group = [m for m in groups[group_of[u.name]] if m != u.name]
-        sent = 0
-        while True:
-            due = start + pacer.intended_ns(sent)
-            if due >= end or not await _sleep_until(due, stop):
-                return
-            sent += 1
-            if not u.online:
-                continue
-            mid = next(ids)
-            ts = clock()
-            if rng.random() < params.direct_ratio:
-                to = rng.choice(group)
-                payload = {"to": to, "mid": mid, "ts": ts, "body": body}
-                recipients = [to]
-            else:
-                payload = {"room": f"g{group_of[u.name]}", "mid": mid, "ts": ts, "body": body}
-                recipients = group
-            key = ("message", mid)
-            tracker.expect(key, ts, recipients, u.name, mid, deferred=offline_now(recipients))
-            if not await act(u, "send", payload):
-                tracker.cancel(key)
-
-    async def churn(u: VirtualUser) -> None:
-        watchers = [m for m in groups[group_of[u.name]] if m not in churners]
-        n = 0
-        # Churners start at a random point of their online period.
-        t = start + int(rng.random() * params.online_s * NS_PER_S)
-        while True:
-            if t >= end or not await _sleep_until(t, stop):
-                return
-            n += 1
-            key = ("presence", u.name, "offline", n)
-            # Expected before acting: a closed WebSocket is seen at once, and the
-            # watchers' push can arrive before go_offline returns.
-            off = clock()
-            tracker.expect(key, off, watchers, u.name, n)
-            await u.go_offline()
-            t = off + int(params.offline_s * rng.uniform(0.8, 1.2) * NS_PER_S)
-            if not await _sleep_until(t, stop):
-                # The run ends while this user is away: let the absence be seen
-                # (an HTTP server needs the presence timeout), then come back.
-                limit = clock() + int((params.presence_timeout_s + 2.0) * NS_PER_S)
-                while tracker.owed(key) and clock() < limit:
-                    await asyncio.sleep(0.02)
-            n += 1
-            on = clock()
-            tracker.expect(("presence", u.name, "online", n), on, watchers, u.name, n)
-            try:
-                await u.go_online()
-            except (ClientError, OpFailed):
-                tracker.cancel(("presence", u.name, "online", n))
-            if stop.is_set():
-                return
-            t = clock() + int(params.online_s * rng.uniform(0.8, 1.2) * NS_PER_S)
-
-    async def activity(u: VirtualUser) -> None:
-        interval = int(NS_PER_S / params.activity_rate)
-        visits: list[list[int]] = []
-        truth[u.name] = visits
-        t = start + int(rng.random() * interval)
-        page = 0
-        while t < end:
-            visit_end = min(end, t + int(params.visit_s * NS_PER_S))
-            visit: list[int] = []
-            while t < visit_end:
-                if not await _sleep_until(t, stop):
-                    return
-                page += 1
-                sent = clock()
-                if await act(u, "activity", {"event": "page_view", "page": f"/p{page % 7}"}):
-                    visit.append(sent)
-                t += interval
-            if visit:
-                visits.append([visit[0], visit[-1]])
-            # Away for longer than the idle timeout, so the next visit is a new session.
-            t = visit_end + int(params.idle_timeout_s * 2 * NS_PER_S)
-
-    async def notifications() -> None:
-        assert publisher is not None
-        pacer = Pacer(params.notification_rate)
-        topics = sorted(subscribers)
-        sent = 0
-        while True:
-            due = start + pacer.intended_ns(sent)
-            if due >= end or not await _sleep_until(due, stop):
-                return
-            sent += 1
-            nid = next(ids)
-            topic = topics[sent % len(topics)]
-            ts = clock()
-            subs = subscribers[topic]
-            key = ("notification", nid)
-            tracker.expect(key, ts, subs, SYSTEM_USER, nid, deferred=offline_now(subs))
-            if not await act(
-                publisher, "publish", {"topic": topic, "nid": nid, "ts": ts, "body": body}
-            ):
-                tracker.cancel(key)
-
-    tasks: list[asyncio.Task[None]] = []
+    behaviours: list[schedule.Steps] = []
     for u in users.values():
         if params.message_rate:
-            tasks.append(asyncio.create_task(messaging(u)))
+            others = [m for m in groups[group_of[u.name]] if m != u.name]
+            behaviours.append(schedule.messaging(stage, params, u.name, others))
         if u.name in churners:
-            tasks.append(asyncio.create_task(churn(u)))
+            watchers = [m for m in groups[group_of[u.name]] if m not in churners]
+            behaviours.append(schedule.churn(stage, params, u.name, watchers))
         elif params.activity_rate:
-            tasks.append(asyncio.create_task(activity(u)))
+            truth[u.name] = []
+            behaviours.append(schedule.activity(stage, params, u.name, truth[u.name]))
     if publisher is not None:
-        tasks.append(asyncio.create_task(notifications()))
+        behaviours.append(
+            schedule.notifications(stage, SYSTEM_USER, params.notification_rate, subscribers)
+        )
+    tasks = [asyncio.create_task(stage.run(steps)) for steps in behaviours]
 
     async def phases() -> None:
         await _sleep_until(warmup_end[0])
@@ -375,12 +335,11 @@ async def run_realtime(
     if broken:
         await _bounded([u.stop() for u in users.values()], SETUP_CONCURRENCY)
         raise RuntimeError(f"{len(broken)} users' receivers failed: {broken[0]!r}") from broken[0]
-    everyone = [*users.values(), *([publisher] if publisher else [])]
-    for u in everyone:
+    for u in everyone.values():
         s, r = u.wire_totals()
         stats.wire_sent += s
         stats.wire_received += r
-    await _bounded([u.stop() for u in everyone], SETUP_CONCURRENCY)
+    await _bounded([u.stop() for u in everyone.values()], SETUP_CONCURRENCY)
     return stats
 
 
@@ -388,26 +347,11 @@ async def _time_on_site(
     users: dict[str, VirtualUser], truth: dict[str, list[list[int]]]
 ) -> dict[str, Any]:
     """Server's time on site per user against the client's own record of its visits."""
-    diffs: list[float] = []
-    server_total = client_total = 0.0
+    pairs: list[tuple[float, float]] = []
     for name, visits in truth.items():
-        client_ms = sum(b - a for a, b in visits) / 1e6
         try:
             report = await users[name].call("time_on_site", {})
         except (ClientError, OpFailed):
             continue
-        server_ms = float(report.get("time_on_site_ms", 0.0))
-        diffs.append(server_ms - client_ms)
-        server_total += server_ms
-        client_total += client_ms
-    if not diffs:
-        return {}
-    abs_diffs = sorted(abs(d) for d in diffs)
-    return {
-        "users": len(diffs),
-        "server_ms": round(server_total, 3),
-        "client_ms": round(client_total, 3),
-        "mean_diff_ms": round(sum(diffs) / len(diffs), 3),
-        "mean_abs_diff_ms": round(sum(abs_diffs) / len(abs_diffs), 3),
-        "max_abs_diff_ms": round(abs_diffs[-1], 3),
-    }
+        pairs.append((float(report.get("time_on_site_ms", 0.0)), visits_ms(visits)))
+    return time_on_site_report(pairs)

@@ -7,11 +7,15 @@ receiver reports what arrived::
     tracker.expect(("message", 17), origin_ns, ["bob", "carol"])
     ...
     tracker.received("bob", seq=4, key=("message", 17), received_ns=now, via="push")
-    counts = tracker.counts()   # {"expected": 2, "delivered": 1, "lost": 1, ...}
+    key = tracker.key_of("carol", item)   # the key an inbox item answers to, or None
+    tracker.gap("carol", "poll")          # carol's reader fell behind inbox retention
+    counts = tracker.counts()   # {"expected": 2, "delivered": 1, "lost": 1, ..., "gaps": 1}
 
 Keys are ``(type, id)``; presence changes are matched by ``(user, status)``
 in the order they were caused. Latency is ``received_ns - origin_ns`` on
-the host's shared monotonic clock.
+the host's shared monotonic clock. A gap is the server saying a reader's
+cursor fell behind what its inbox keeps: the items skipped stay owed, so
+they count as lost, and ``gaps`` counts the reports.
 """
 
 from __future__ import annotations
@@ -70,6 +74,8 @@ class Tracker:
         self.unexpected = 0
         self.cancelled = 0
         self.gaps = 0
+        self.gaps_by_via: dict[str, int] = {}
+        self.gapped: set[str] = set()
 
     def expect(
         self,
@@ -116,6 +122,28 @@ class Tracker:
             if exp is not None and recipient in exp.pending:
                 return key
         return None
+
+    def key_of(self, recipient: str, item: Any) -> Key | None:
+        """The key an inbox item reaching ``recipient`` answers to; None when unknown."""
+        if not isinstance(item, dict):
+            return None
+        kind = item.get("type")
+        if kind == "message":
+            return ("message", item.get("mid"))
+        if kind == "notification":
+            return ("notification", item.get("nid"))
+        if kind == "presence":
+            return self.presence_key(recipient, str(item.get("user")), str(item.get("status")))
+        return None
+
+    def gap(self, recipient: str, via: str) -> None:
+        """``recipient``'s reader (``via`` poll, push or sse) was told it missed items.
+
+        Counted in :attr:`gaps`, :attr:`gaps_by_via`; :attr:`gapped` names who.
+        """
+        self.gaps += 1
+        self.gaps_by_via[via] = self.gaps_by_via.get(via, 0) + 1
+        self.gapped.add(recipient)
 
     def check_seq(self, recipient: str, seq: int) -> bool:
         """Record ``seq`` for ``recipient``; False when it is not the next one."""

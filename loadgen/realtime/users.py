@@ -16,6 +16,11 @@ drops, ``sse`` holds a Server-Sent Events stream (``GET /events``, resumed
 with ``Last-Event-ID``) and acts over ``POST /rpc``. Going offline closes the
 WebSocket or the event stream (seen at once), or stops polling (seen after
 the presence timeout).
+
+Every delivery path reports a gap (the reader fell behind the inbox's
+retention, so items it was owed are gone) to ``on_gap(user, via)``: a poll
+reply's ``gap``, a ``subscribe_inbox`` reply's ``gap`` when a WebSocket
+(re)subscribes, an ``event: gap`` on the event stream.
 """
 
 from __future__ import annotations
@@ -30,8 +35,13 @@ from typing import Any
 from loadgen.clients.base import ClientError
 from loadgen.realtime.conns import HttpConn, OnItem, OnRequest, OpFailed, SseConn, WsConn
 from loadgen.realtime.params import RealtimeParams
+from loadgen.realtime.receive import subscribe_gap
 
 clock = time.perf_counter_ns
+
+OnUserItem = Callable[[str, int, Any, int, str, int], None]
+OnConnect = Callable[[str, int, int, str | None], None]
+OnUserGap = Callable[[str, str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +69,9 @@ class VirtualUser:
         endpoint: Endpoint,
         params: RealtimeParams,
         on_request: OnRequest,
-        on_item: Callable[[str, int, Any, int, str, int], None],
-        on_connect: Callable[[str, int, int, str | None], None],
+        on_item: OnUserItem,
+        on_connect: OnConnect,
+        on_gap: OnUserGap | None = None,
     ) -> None:
         self.name = name
         self.endpoint = endpoint
@@ -68,6 +79,7 @@ class VirtualUser:
         self._on_request = on_request
         self._on_item = on_item
         self._on_connect = on_connect
+        self._on_gap = on_gap
         self.cursor = 0
         self.token: str | None = None
         self.online = False
@@ -98,6 +110,7 @@ class VirtualUser:
                     endpoint.timeout_s,
                     item_cb,
                     lambda t0, t1, error: self._on_connect(self.name, t0, t1, error),
+                    on_gap=self._gap,
                 )
 
     @property
@@ -106,12 +119,13 @@ class VirtualUser:
         return self._ws_reconnects + (self.sse.reconnects if self.sse is not None else 0)
 
     def _item(self, seq: int, item: Any, received_ns: int, via: str, nbytes: int) -> None:
-        if seq <= self.cursor and via == "push":
-            # A replay after reconnecting may repeat what was already pushed.
-            self._on_item(self.name, seq, item, received_ns, via, nbytes)
-            return
+        # A replay after reconnecting may repeat what was already pushed: the cursor stays.
         self.cursor = max(self.cursor, seq)
         self._on_item(self.name, seq, item, received_ns, via, nbytes)
+
+    def _gap(self, via: str) -> None:
+        if self._on_gap is not None:
+            self._on_gap(self.name, via)
 
     async def call(self, op: str, payload: Any) -> Any:
         """One measured operation as this user."""
@@ -134,7 +148,9 @@ class VirtualUser:
         if self.token is None:
             reply = await self.ws.call("signin", {"user": self.name})
             self.token = reply["token"]
-        await self.ws.call("subscribe_inbox", {"after": self.cursor})
+        reply = await self.ws.call("subscribe_inbox", {"after": self.cursor})
+        if subscribe_gap(reply):
+            self._gap("push")
 
     async def start(self) -> None:
         """Sign in and start receiving."""
@@ -200,7 +216,9 @@ class VirtualUser:
                 if not self.online or self.stopping:
                     continue
             try:
-                self.cursor = await self.http.poll(self.cursor, wait_ms, self._item, "poll")
+                self.cursor = await self.http.poll(
+                    self.cursor, wait_ms, self._item, "poll", self._gap
+                )
             except (ClientError, OpFailed):
                 await asyncio.sleep(0.05)
 

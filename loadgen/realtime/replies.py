@@ -1,0 +1,55 @@
+"""Reading a reply envelope, without I/O: its payload, or what went wrong.
+
+::
+
+    resp = decode_reply(data)            # ClientError("bad_reply:...") if it is not one
+    error = reply_error(resp)            # None, or "error_reply:CODE" for the samples
+    items = poll_item_count(op, resp)    # items a poll reply carried
+    payload = payload_of(resp, status)   # or raise OpFailed(code, message, status)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loadgen.clients.base import ClientError
+from servers import protocol
+
+
+class OpFailed(Exception):
+    """The server answered with an error envelope; ``code`` is its error code."""
+
+    def __init__(self, code: str, message: str = "", status: int = 200) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.status = status
+
+
+def decode_reply(data: bytes) -> protocol.Response:
+    """The reply envelope in ``data``; raises ClientError ``bad_reply:CODE`` if it is not one."""
+    try:
+        return protocol.decode_response(data)
+    except protocol.ProtocolError as exc:
+        raise ClientError(f"bad_reply:{exc.code}", str(exc)) from None
+
+
+def reply_error(resp: protocol.Response) -> str | None:
+    """The sample's error code of ``resp``: None when it succeeded."""
+    if resp.ok:
+        return None
+    return f"error_reply:{resp.error.code if resp.error else 'unknown'}"
+
+
+def poll_item_count(op: str, resp: protocol.Response) -> int:
+    """How many inbox items a successful ``poll`` reply carried (0 for other ops)."""
+    if op != "poll" or not resp.ok or not isinstance(resp.payload, dict):
+        return 0
+    return len(resp.payload.get("items", ()))
+
+
+def payload_of(resp: protocol.Response, status: int = 200) -> Any:
+    """The payload of a successful reply; raises :class:`OpFailed` for an error envelope."""
+    if resp.ok:
+        return resp.payload
+    err = resp.error
+    raise OpFailed(err.code if err else "error", err.message if err else "", status)

@@ -1,0 +1,167 @@
+"""Server-Sent Events without I/O: the stream format, and the pushes it carries.
+
+Both engines read ``GET /events`` their own way (aiohttp, a gevent socket) and
+hand each piece of the body here::
+
+    decoder = SseDecoder(on_item, on_gap)     # once per user stream
+    decoder.restart()                         # at each (re)connection
+    decoder.feed(data, framing, received_ns)  # each piece read, as it arrives
+    decoder.last_id, decoder.events, decoder.gaps, decoder.retry_ms
+
+:class:`SseParser` alone turns bytes into :class:`SseEvent` objects;
+:func:`chunk_framing` is what HTTP/1.1 chunked encoding adds around a chunk.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from loadgen.realtime.receive import OnGap, OnItem
+from servers import protocol
+
+_EOL = re.compile(rb"\r\n|\r|\n")
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True, slots=True)
+class SseEvent:
+    """One dispatched event: its type, data (lines joined by LF) and last event id.
+
+    ``nbytes`` is what the stream carried for it since the previous event: its
+    own lines, any comments or empty blocks before it, and the transfer
+    framing the reader reported (HTTP chunk headers).
+    """
+
+    type: str
+    data: bytes
+    id: str
+    nbytes: int
+
+
+class SseParser:
+    """Incremental ``text/event-stream`` parser (the WHATWG event stream format).
+
+    ``feed(chunk)`` returns the events completed by ``chunk``; a partial line
+    waits for the next chunk. Lines end with CRLF, LF or CR; comments (``:``)
+    are skipped; ``retry:`` sets :attr:`retry_ms`; ``id:`` sets :attr:`last_id`.
+    """
+
+    def __init__(self, last_id: str = "") -> None:
+        self._buf = bytearray()
+        self._data: list[bytes] = []
+        self._type = ""
+        self._pending = 0
+        self._started = False
+        self.last_id = last_id
+        self.retry_ms: int | None = None
+
+    def feed(self, chunk: bytes, framing: int = 0) -> list[SseEvent]:
+        """Parse ``chunk``; ``framing`` is transfer overhead to charge to the next event."""
+        self._pending += framing
+        buf = self._buf
+        buf += chunk
+        if not self._started and (len(buf) >= len(_BOM) or not _BOM.startswith(buf)):
+            self._started = True
+            if buf.startswith(_BOM):
+                del buf[: len(_BOM)]
+                self._pending += len(_BOM)
+        if not self._started:
+            return []  # perhaps the start of a byte order mark: wait for the rest
+        events: list[SseEvent] = []
+        pos = 0
+        while (m := _EOL.search(buf, pos)) is not None:
+            if m.group() == b"\r" and m.end() == len(buf):
+                break  # a CR at the end may be the first half of CRLF
+            line = bytes(buf[pos : m.start()])
+            self._pending += m.end() - pos
+            pos = m.end()
+            event = self._line(line)
+            if event is not None:
+                events.append(event)
+        del buf[:pos]
+        return events
+
+    def _line(self, line: bytes) -> SseEvent | None:
+        if not line:
+            return self._dispatch()
+        if line.startswith(b":"):
+            return None
+        name, colon, value = line.partition(b":")
+        if colon and value.startswith(b" "):
+            value = value[1:]
+        if name == b"data":
+            self._data.append(value)
+        elif name == b"event":
+            self._type = value.decode("utf-8", "replace")
+        elif name == b"id":
+            if b"\0" not in value:
+                self.last_id = value.decode("utf-8", "replace")
+        elif name == b"retry" and value.isdigit():
+            self.retry_ms = int(value)
+        return None
+
+    def _dispatch(self) -> SseEvent | None:
+        if not self._data:
+            self._type = ""
+            return None
+        event = SseEvent(
+            self._type or "message", b"\n".join(self._data), self.last_id, self._pending
+        )
+        self._data = []
+        self._type = ""
+        self._pending = 0
+        return event
+
+
+def chunk_framing(size: int) -> int:
+    """Bytes HTTP/1.1 chunked encoding adds around a chunk of ``size`` bytes."""
+    return len(f"{size:x}") + 4
+
+
+class SseDecoder:
+    """The pushes and gap reports of one user's event stream, across its reconnections.
+
+    Each push (a ``message`` event carrying the WebSocket's push JSON) reaches
+    ``on_item(seq, item, received_ns, "sse", nbytes)``; an ``event: gap`` (the
+    server skipped items its inbox no longer keeps) reaches ``on_gap("sse")``.
+    :attr:`last_id` is the newest push's seq (where a reconnection resumes),
+    :attr:`retry_ms` the server's last ``retry:``, if any.
+    """
+
+    def __init__(self, on_item: OnItem, on_gap: OnGap | None = None, last_id: int = 0) -> None:
+        self.on_item = on_item
+        self.on_gap = on_gap
+        self.last_id = last_id
+        self.events = 0
+        self.gaps = 0
+        self.retry_ms: int | None = None
+        self._parser = SseParser(str(last_id))
+
+    def restart(self, last_id: int | None = None) -> None:
+        """A new connection: forget any partial event; resume after ``last_id`` if given."""
+        if last_id is not None:
+            self.last_id = last_id
+        self._parser = SseParser(str(self.last_id))
+
+    def feed(self, data: bytes, framing: int, received_ns: int) -> None:
+        """Hand on what ``data`` completes; ``framing`` as in :meth:`SseParser.feed`."""
+        parser = self._parser
+        for event in parser.feed(data, framing):
+            if event.type == "gap":
+                self.gaps += 1
+                if self.on_gap is not None:
+                    self.on_gap("sse")
+                continue
+            if event.type != "message":
+                continue
+            try:
+                message = protocol.decode_server_message(event.data)
+            except protocol.ProtocolError:
+                continue
+            if isinstance(message, protocol.Push):
+                self.events += 1
+                self.last_id = max(self.last_id, message.seq)
+                self.on_item(message.seq, message.item, received_ns, "sse", event.nbytes)
+        if parser.retry_ms is not None:
+            self.retry_ms = parser.retry_ms
