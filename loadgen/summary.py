@@ -154,7 +154,16 @@ REPEAT_REALTIME_KEYS = (
     "per_useful_message",
 )
 
-DELIVERY_COUNTS = ("expected", "delivered", "lost", "duplicated", "out_of_order", "unexpected")
+#: ``gaps``: times a reader fell behind the server's inbox retention (its skipped items are lost).
+DELIVERY_COUNTS = (
+    "expected",
+    "delivered",
+    "lost",
+    "duplicated",
+    "out_of_order",
+    "unexpected",
+    "gaps",
+)
 
 
 def _realtime_block(

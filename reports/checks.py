@@ -225,6 +225,12 @@ def _delivery_warnings(run: Run, row: pd.Series) -> list[str]:
     lost = as_float(row.get("deliveries_lost"))
     if lost:
         lines.append(f"lost {fmt_int(lost)}{of} deliveries in cell {label}")
+    gaps = as_float(row.get("deliveries_gaps"))
+    if gaps:
+        lines.append(
+            f"{fmt_int(gaps)} retention gap(s) in cell {label}: readers fell behind the "
+            "server's inbox retention and the items they skipped count as lost"
+        )
     duplicated = as_float(row.get("deliveries_duplicated"))
     if duplicated:
         lines.append(

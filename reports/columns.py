@@ -66,7 +66,15 @@ HTTP_DELIVERY_MODES: tuple[str, ...] = (*POLL_MODES, "sse")
 #: Delivery counters: ``deliveries_<name>``.
 DELIVERY_COUNT_COLUMNS: tuple[str, ...] = tuple(
     f"deliveries_{name}"
-    for name in ("expected", "delivered", "lost", "duplicated", "out_of_order", "unexpected")
+    for name in (
+        "expected",
+        "delivered",
+        "lost",
+        "duplicated",
+        "out_of_order",
+        "unexpected",
+        "gaps",
+    )
 )
 
 #: Costs per useful message (a delivery, or an accepted activity event).
