@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from loadgen.clients.base import ClientError, make_client
 from loadgen.events import EventHook
 from loadgen.pacer import NS_PER_S, split_rate
-from loadgen.recorder import Sample
+from loadgen.realtime.samples import build_sample
 from loadgen.schema import WS_TRANSPORTS
 from loadgen.wire import WireCounter, counting
 from servers import protocol
@@ -139,25 +139,19 @@ async def run_cell(
         if error:
             stats.errors_by_code[error] = stats.errors_by_code.get(error, 0) + 1
         hook.fire(
-            Sample(
-                spec.cell,
-                spec.transport,
-                spec.client,
-                spec.conn_mode,
-                spec.repeat,
-                conn,
+            build_sample(
+                spec,
                 kind,
-                intended,
                 sent,
                 received,
-                received - (intended if origin is None else origin),
-                received - sent,
-                delta[0],
-                delta[1],
-                1 if error is None and kind == "request" else 0,
-                error is None,
-                error,
-                intended < warmup_end,
+                warmup_end,
+                conn=conn,
+                intended=intended,
+                origin=origin,
+                bytes_sent=delta[0],
+                bytes_received=delta[1],
+                items=1 if error is None and kind == "request" else 0,
+                error=error,
             )
         )
 
