@@ -11,6 +11,12 @@ the measured window. Cells run in the order A B C A B C ... so drift in the
 machine affects every cell alike. Ctrl-C or SIGTERM stops the run cleanly:
 children are stopped, finished repeats are written and meta.json says the
 run is incomplete.
+
+With a ``[network]`` table each link profile runs over the link
+:func:`plan_link` chose for it: directly (a profile that adds nothing), through
+the userspace relay, or over the kernel link, where every repeat gets its own
+pair of network namespaces (server and load generator each in one) that are
+deleted once both children have stopped.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,31 +103,67 @@ class LinkUnavailable(ValueError):
     """The scenario asks for a link emulator this machine cannot provide."""
 
 
-def plan_link(requested: str) -> dict[str, Any]:
-    """Which link emulator runs use, and why; raises LinkUnavailable for a refused request.
+def plan_link(
+    requested: str, profiles: Sequence[Any] = (), *, support: Any = None
+) -> dict[str, Any]:
+    """Which link each profile runs over, and why; raises LinkUnavailable for a refused request.
 
-    Runs drive the userspace relay; the kernel link (network namespaces with
-    netem) is detected so an explicit ``kernel`` request is refused with the
-    reason rather than silently replaced.
+    Per profile (``profiles`` are :class:`~loadgen.link.profiles.LinkProfile`):
+    ``"none"`` when it adds nothing (client and server talk over loopback),
+    ``"kernel"`` (network namespaces, veth, netem/tbf) when ``requested`` is
+    ``auto`` or ``kernel`` and the kernel link can emulate that profile here (a
+    rate-only profile needs tbf but no netem), else ``"userspace"`` (the relay).
+    An explicit ``kernel`` that some profile cannot use is refused with the
+    reason, as is loss the chosen link cannot emulate. ``support`` (a
+    :class:`~loadgen.link.kernel.KernelSupport`) skips the detection.
     """
-    try:
-        from loadgen.link.kernel import kernel_support
-    except ImportError:  # pragma: no cover - the package ships it
+    from loadgen.link import kernel
 
-        def kernel_support() -> tuple[bool, str]:
-            return False, "kernel link support is not installed"
-
-    available, reason = kernel_support()
+    if requested not in ("auto", "kernel", "userspace"):
+        raise LinkUnavailable(f'link must be "auto", "kernel" or "userspace", not {requested!r}')
+    emulated = [p for p in profiles if not p.is_zero]
+    if support is None and requested != "userspace" and emulated:
+        support = kernel.probe_kernel()
+    elif isinstance(support, tuple):
+        support = kernel.KernelSupport.from_tuple(*support)
     if requested == "kernel":
-        if not available:
-            raise LinkUnavailable(f'link = "kernel" cannot be honoured here: {reason}')
-        raise LinkUnavailable(
-            'link = "kernel": runs emulate links in userspace only; use "auto" or "userspace"'
-        )
-    note = "requested" if requested == "userspace" else f"kernel link unavailable: {reason}"
-    if requested == "auto" and available:
-        note = "kernel link available, but runs use the userspace relay"
-    return {"link": "userspace", "requested": requested, "reason": note}
+        refused = [why for ok, why in (support.for_profile(p) for p in emulated) if not ok]
+        if refused:
+            raise LinkUnavailable(
+                f'link = "kernel" cannot be honoured here: {"; ".join(refused)}. '
+                'Use link = "auto" (the kernel link where it can, else the userspace relay) '
+                'or "userspace".'
+            )
+    chosen: dict[str, dict[str, str]] = {}
+    for p in profiles:
+        if p.is_zero:
+            reason = "the profile adds nothing: client and server talk directly over loopback"
+            chosen[p.name] = {"link": "none", "reason": reason}
+            continue
+        try:
+            choice = kernel.choose_link(requested, p, support=support)
+        except kernel.LinkUnavailable as exc:
+            raise LinkUnavailable(str(exc)) from None
+        chosen[p.name] = {"link": choice.kind, "reason": choice.reason}
+    kinds = sorted({c["link"] for c in chosen.values()} - {"none"})
+    link = kinds[0] if len(kinds) == 1 else ("mixed" if kinds else "none")
+    reasons = {c["reason"] for c in chosen.values() if c["link"] != "none"}
+    if requested == "userspace":
+        reason = "requested"
+    elif len(reasons) == 1:
+        reason = reasons.pop()
+    elif reasons:
+        per = ", ".join(f"{n}: {c['link']}" for n, c in chosen.items() if c["link"] != "none")
+        reason = f"chosen per profile ({per}); see profiles for why"
+    else:
+        reason = "no profile needs an emulated link"
+    return {
+        "link": link,
+        "requested": requested,
+        "reason": reason,
+        "kernel_support": support.as_dict() if support is not None else None,
+        "profiles": chosen,
+    }
 
 
 def _relay_overhead() -> dict[str, Any] | None:
@@ -136,9 +178,29 @@ def _relay_overhead() -> dict[str, Any] | None:
         return {"error": str(exc)}
 
 
-def _emulated(profile: Any) -> bool:
-    """Whether a link profile needs the emulator (loopback needs nothing between)."""
-    return bool(profile.delay_ms or profile.jitter_ms or profile.rate_mbit)
+def _check_kernel_server(server: Child, klink: Any, record: dict[str, Any]) -> str | None:
+    """Record where a kernel-link server runs; why that is wrong, if it is.
+
+    ``ip netns exec`` executes the server in place, so the pid started is the
+    one serving (the one pinned, sampled and stopped), inside the server namespace.
+    """
+    from loadgen.link.kernel import pid_in_namespace
+
+    record["port"] = server.info["port"]
+    record["server_cpus"] = server.cpus
+    same_pid = server.info.get("pid") == server.proc.pid
+    in_ns = pid_in_namespace(server.proc.pid, klink.server_ns)
+    record["server_pid_in_place"] = same_pid
+    record["server_in_namespace"] = in_ns
+    if not same_pid:
+        return (
+            f"the server's pid {server.info.get('pid')} is not the pid started "
+            f"({server.proc.pid}): ip netns exec did not execute it in place, so "
+            "pinning, CPU sampling and stopping would miss it"
+        )
+    if in_ns is False:
+        return f"the server (pid {server.proc.pid}) is not in namespace {klink.server_ns}"
+    return None
 
 
 def server_args(scenario: Scenario) -> list[str]:
@@ -238,8 +300,11 @@ class _Runner:
         progress: Progress | None,
         engine: str = "asyncio",
         locust_workers: int = 0,
+        links: dict[str, str] | None = None,
     ) -> None:
         self.engine = engine
+        #: Profile name -> "kernel", "userspace" or "none" (from :func:`plan_link`).
+        self.links = links or {}
         self.locust_workers = locust_workers
         self.scenario = scenario
         self.out = out_dir
@@ -269,19 +334,69 @@ class _Runner:
         if self.progress is not None and self.task_id is not None:
             self.progress.update(self.task_id, status=text)
 
+    def _link_mode(self, run_cell: RunCell) -> str:
+        """How this cell's profile is emulated: "kernel", "userspace" or "none"."""
+        profile = run_cell.profile
+        if profile is None:
+            return "none"
+        default = "none" if profile.is_zero else "userspace"
+        return self.links.get(profile.name, default)
+
     def run_one(self, index: int, repeat: int, run_cell: RunCell) -> dict[str, Any]:
-        """One repeat of one cell; returns its part record (with ``failed`` on error)."""
-        settings: Scenario = run_cell.settings
-        s = settings.scenario
-        cell = run_cell.cell
+        """One repeat of one cell; returns its part record (with ``failed`` on error).
+
+        Over the kernel link the repeat gets its own pair of namespaces: the
+        server runs in the server one, bound to its veth address, the load
+        generator in the client one; both children are stopped before the
+        namespaces are deleted, whatever happens (Ctrl-C included).
+        """
         stem = f"{index:03d}-{_slug(run_cell.id)}-r{repeat}"
-        prefix = self.out / "parts" / stem
         base: dict[str, Any] = {
             "cell": run_cell.id,
             "repeat": repeat,
             "index": index,
             "part": f"parts/{stem}",
         }
+        if self._link_mode(run_cell) != "kernel":
+            return self._run_children(run_cell, repeat, stem, base, None)
+        from loadgen.link.kernel import KernelLink, KernelLinkError
+
+        klink = KernelLink(run_cell.profile)
+        # The returned record is a shallow copy of base that shares this dict, so
+        # what only the cleanup at the end knows still lands in it.
+        record: dict[str, Any] = {
+            "mode": "kernel",
+            "namespaces": {"client": klink.client_ns, "server": klink.server_ns},
+            "client_addr": klink.client_addr,
+            "server_addr": klink.server_addr,
+            "notes": list(klink.notes),
+        }
+        base["link"] = record
+        try:
+            try:
+                with self.stop.deferred():
+                    klink.__enter__()
+            except KernelLinkError as exc:
+                return base | {"failed": f"kernel link set-up failed: {exc}"}
+            return self._run_children(run_cell, repeat, stem, base, klink)
+        finally:
+            # _run_children has stopped every child by now; only then go the namespaces.
+            errors = klink.close()
+            record["removed"] = not errors
+            if errors:
+                record["cleanup_errors"] = errors
+
+    def _run_children(
+        self, run_cell: RunCell, repeat: int, stem: str, base: dict[str, Any], klink: Any
+    ) -> dict[str, Any]:
+        """Start the server (and the relay), run the load generator, stop them all."""
+        settings: Scenario = run_cell.settings
+        s = settings.scenario
+        cell = run_cell.cell
+        prefix = self.out / "parts" / stem
+        host = "127.0.0.1" if klink is None else klink.server_addr
+        server_prefix = None if klink is None else klink.exec_prefix("server")
+        client_prefix = None if klink is None else klink.exec_prefix("client")
         server: Child | None = None
         worker: Child | None = None
         link: Child | None = None
@@ -293,12 +408,19 @@ class _Runner:
                         self.placement.server_cpus,
                         self.out / "logs" / f"{stem}-server.log",
                         settings.server.max_message_bytes,
+                        host=host,
                         extra_args=server_args(settings) + self._tls_args(cell.tls),
+                        argv_prefix=server_prefix,
                     )
             except ProcessFailed as exc:
                 return base | {"failed": str(exc)}
             target_port = server.info["port"]
-            if run_cell.profile is not None and _emulated(run_cell.profile):
+            if klink is not None:
+                problem = _check_kernel_server(server, klink, base["link"])
+                if problem:
+                    return base | {"failed": problem}
+            elif self._link_mode(run_cell) == "userspace":
+                assert run_cell.profile is not None
                 try:
                     with self.stop.deferred():
                         link = start_link(
@@ -317,7 +439,7 @@ class _Runner:
                 client=cell.client,
                 conn_mode=cell.conn_mode or "",
                 repeat=repeat,
-                base_url=f"{'https' if cell.tls else 'http'}://127.0.0.1:{target_port}",
+                base_url=f"{'https' if cell.tls else 'http'}://{host}:{target_port}",
                 model=settings.load.model,
                 connections=settings.load.connections,
                 rate=run_cell.rate,
@@ -345,19 +467,30 @@ class _Runner:
                     s.client_loop,
                     self.engine,
                     self.locust_workers,
+                    argv_prefix=client_prefix,
                 )
-            return base | self._watch(server, worker, spec, prefix, worker_log)
+            client_ns = None if klink is None else (klink.client_ns, base["link"])
+            return base | self._watch(server, worker, spec, prefix, worker_log, client_ns)
         finally:
-            if worker is not None:
-                stop_process(worker)
-            if link is not None:
-                stop_process(link)
-            if server is not None:
-                code = stop_process(server)
-                base["server_exit_code"] = code
+            # A second Ctrl-C must not cut this short: over the kernel link the
+            # namespaces are deleted next, and nothing may still run in them.
+            with self.stop.deferred():
+                if worker is not None:
+                    stop_process(worker)
+                if link is not None:
+                    stop_process(link)
+                if server is not None:
+                    code = stop_process(server)
+                    base["server_exit_code"] = code
 
     def _watch(
-        self, server: Child, worker: Child, spec: CellRun, prefix: Path, worker_log: Path
+        self,
+        server: Child,
+        worker: Child,
+        spec: CellRun,
+        prefix: Path,
+        worker_log: Path,
+        client_ns: tuple[str, dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         deadline = time.monotonic() + spec.warmup_s + spec.duration_s + spec.timeout_s
         deadline += WORKER_GRACE_S
@@ -389,6 +522,14 @@ class _Runner:
             if kind == "phase" and event.get("phase") == "measure":
                 cpu_start = (server.cpu_seconds(), worker.cpu_seconds())
                 phase = "measuring"
+                if client_ns is not None:
+                    # The load generator is running Python by now: check it is the
+                    # pid started (exec'd in place by ip netns exec) in the namespace.
+                    from loadgen.link.kernel import pid_in_namespace
+
+                    name, record = client_ns
+                    record["client_in_namespace"] = pid_in_namespace(worker.proc.pid, name)
+                    record["client_cpus"] = worker.cpus
             elif kind == "phase" and event.get("phase") == "drain":
                 cpu_end = (server.cpu_seconds(), worker.cpu_seconds())
                 phase = "draining"
@@ -466,7 +607,9 @@ def run_scenario(
     """
     console = console or Console(stderr=True)
     # Refuse an impossible link before anything starts or is written.
-    network = plan_link(scenario.network.link) if scenario.network is not None else None
+    network = None
+    if scenario.network is not None:
+        network = plan_link(scenario.network.link, scenario.network.resolved())
     run_id = out_dir.name if out_dir else new_run_id(scenario.name)
     out = out_dir or Path("results") / run_id
     out.mkdir(parents=True, exist_ok=True)
@@ -488,7 +631,9 @@ def run_scenario(
         "pinning": placement.as_dict(),
     }
     if network is not None:
-        network["relay_overhead"] = _relay_overhead()
+        relayed = any(p["link"] == "userspace" for p in network["profiles"].values())
+        # What the relay itself adds; None when no profile runs through it.
+        network["relay_overhead"] = _relay_overhead() if relayed else None
         meta["network"] = network
     _write_json(out / META_FILE, meta)
     if placement.note:
@@ -507,7 +652,8 @@ def run_scenario(
         console=console,
         disable=not show_progress,
     )
-    runner = _Runner(scenario, out, placement, progress, engine, locust_workers)
+    links = {n: p["link"] for n, p in network["profiles"].items()} if network else None
+    runner = _Runner(scenario, out, placement, progress, engine, locust_workers, links)
     try:
         with _sigterm_as_interrupt(runner.stop), progress:
             runner.task_id = progress.add_task(scenario.name, total=len(order), status="")

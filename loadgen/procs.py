@@ -9,6 +9,8 @@
 
 Pinning is applied in the child before it executes Python, so every thread
 it starts inherits it; what was actually applied is read back and recorded.
+``argv_prefix`` runs a child through another program that executes it in place
+(``ip netns exec NS``: same pid, the pinning carries over) for the kernel link.
 """
 
 from __future__ import annotations
@@ -185,9 +187,14 @@ def start_server(
     host: str = "127.0.0.1",
     timeout_s: float = READY_TIMEOUT_S,
     extra_args: list[str] | None = None,
+    argv_prefix: list[str] | None = None,
 ) -> Child:
-    """Start ``python -m servers KIND`` on an ephemeral port and wait for its ready line."""
+    """Start ``python -m servers KIND`` on an ephemeral port and wait for its ready line.
+
+    ``argv_prefix`` (``["ip", "netns", "exec", NS]``) runs it inside a network namespace.
+    """
     argv = [
+        *(argv_prefix or []),
         sys.executable,
         "-m",
         "servers",
@@ -240,13 +247,15 @@ def start_worker(
     loop: str,
     engine: str = "asyncio",
     locust_workers: int = 0,
+    argv_prefix: list[str] | None = None,
 ) -> Child:
     """Start the load generator for one repeat of one cell.
 
     ``engine="asyncio"`` runs ``python -m loadgen.worker``; ``"locust"`` runs
     ``python -m loadgen.locust_engine.worker`` (a master and ``locust_workers``
     worker processes when that is > 0). Both print the same events and write
-    the same part files.
+    the same part files. ``argv_prefix`` (``["ip", "netns", "exec", NS]``) runs
+    it inside a network namespace.
     """
     if engine == "locust":
         from loadgen.locust_engine import worker_argv
@@ -262,7 +271,7 @@ def start_worker(
             "--loop",
             loop,
         ]
-    return _spawn("load generator", argv, cpus, log_path)
+    return _spawn("load generator", [*(argv_prefix or []), *argv], cpus, log_path)
 
 
 def stop_process(child: Child, timeout_s: float = 5.0) -> int | None:

@@ -222,7 +222,8 @@ class NetworkSettings(_Strict):
     Every cell runs over each profile (a preset name, or a table of
     ``delay_ms``/``rtt_ms``, ``jitter_ms``, ``rate_mbit``, ``handshake_rtts``
     with a ``name``). ``link`` picks the emulator: ``auto`` uses the kernel
-    (netns + netem) when it can and the userspace relay otherwise.
+    link (netns + netem/tbf) for each profile it can emulate here and the
+    userspace relay for the others.
     """
 
     profiles: list[str | dict[str, Any]] = Field(min_length=1, max_length=20)

@@ -32,12 +32,19 @@ class CertPaths:
 
 
 def make_certificates(folder: Path) -> CertPaths:
-    """Issue a CA and a certificate for 127.0.0.1/localhost into ``folder``."""
+    """Issue a CA and a certificate into ``folder``.
+
+    The certificate names 127.0.0.1, localhost, ::1 and the kernel link's server
+    address (10.77.0.2, :data:`loadgen.link.kernel.SERVER_ADDR`), so TLS cells
+    run over loopback, the userspace relay and the kernel link alike.
+    """
     import trustme
+
+    from loadgen.link.kernel import SERVER_ADDR
 
     folder.mkdir(parents=True, exist_ok=True)
     ca = trustme.CA()
-    server = ca.issue_cert("127.0.0.1", "localhost", "::1")
+    server = ca.issue_cert("127.0.0.1", "localhost", "::1", SERVER_ADDR)
     paths = CertPaths(str(folder / "ca.pem"), str(folder / "cert.pem"), str(folder / "key.pem"))
     ca.cert_pem.write_to_path(paths.ca)
     server.cert_chain_pems[0].write_to_path(paths.cert)

@@ -7,7 +7,9 @@ Started by the orchestrator as::
 It prints one JSON event per line on stdout (``{"event": "phase", ...}``,
 ``{"event": "progress", ...}``, ``{"event": "done", ...}``) and writes
 ``OUT_PREFIX.parquet`` (raw samples) and ``OUT_PREFIX.json`` (histograms and
-counters). Errors go to stderr and exit code 1.
+counters). Errors go to stderr and exit code 1. A target it may not dial
+(anything but loopback, or the kernel link's server address from inside an
+rtbench network namespace: :func:`check_target`) exits 2 before any traffic.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import orjson
 import pyarrow as pa
@@ -39,6 +43,9 @@ from loadgen.recorder import (
 from loadgen.schema import DELIVERY_SCHEMA
 from loadgen.tls import configure_client
 from loadgen.wire import loop_name, new_event_loop
+from servers.common import host_allowed, host_refusal_note
+
+EXIT_REFUSED = 2
 
 
 def emit(event: str, **fields: object) -> None:
@@ -209,6 +216,24 @@ def run_realtime_part(spec: CellRun, out_prefix: Path, use_uvloop: bool) -> dict
     return part
 
 
+def check_target(base_url: str, in_link_namespace: Callable[[], bool] | None = None) -> str | None:
+    """None when the load generator may dial ``base_url``, else why not.
+
+    Loopback only, or the kernel link's server address when this process runs in
+    one of rtbench's network namespaces (:func:`servers.common.host_allowed`).
+    """
+    try:
+        host = urlsplit(base_url).hostname or ""
+    except ValueError:
+        host = ""
+    if host and host_allowed(host, in_link_namespace):
+        return None
+    return (
+        f"refusing non-loopback target {base_url!r}: the load generator only dials "
+        "127.0.0.0/8, ::1 or localhost" + host_refusal_note(host)
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadgen.worker")
     parser.add_argument("spec", type=Path)
@@ -216,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     args = parser.parse_args(argv)
     spec = CellRun.from_dict(orjson.loads(args.spec.read_bytes()))
+    refusal = check_target(spec.base_url)
+    if refusal:
+        sys.stderr.write(f"load generator: {refusal}\n")
+        return EXIT_REFUSED
     configure_client(spec.ca_file, spec.tls or "1.3")
     try:
         part = run(spec, args.out_prefix, use_uvloop=args.loop == "uvloop")

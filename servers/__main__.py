@@ -7,7 +7,9 @@ KIND is ``http``, ``ws-aiohttp`` or ``ws-websockets``. Once listening the
 process prints one ``RTBENCH-READY {...}`` line to stdout (see
 :func:`servers.common.parse_ready_line`) and serves until SIGTERM or SIGINT,
 then exits 0. Only loopback hosts are accepted unless ``--allow-non-loopback``
-is given; a refused host exits 2.
+is given; a refused host exits 2. The kernel link's server address (10.77.0.2)
+is accepted too, but only inside a network namespace rtbench created
+(:func:`servers.common.host_allowed`).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from servers.common import (
     ServerConfig,
     bind_host,
     format_ready_line,
+    host_allowed,
+    host_refusal_note,
     install_signal_handlers,
-    is_loopback_host,
     loop_factory,
     remove_signal_handlers,
 )
@@ -158,10 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not args.allow_non_loopback and not is_loopback_host(args.host):
+    if not args.allow_non_loopback and not host_allowed(args.host):
         print(
             f"python -m servers: error: refusing to bind non-loopback host {args.host!r} "
-            "(use 127.0.0.0/8, ::1 or localhost, or pass --allow-non-loopback)",
+            "(use 127.0.0.0/8, ::1 or localhost, or pass --allow-non-loopback)"
+            + host_refusal_note(args.host),
             file=sys.stderr,
         )
         return EXIT_REFUSED

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import os
 import signal
 import ssl
 from collections.abc import Callable, Mapping
@@ -126,6 +127,91 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+#: The kernel link's subnet (``loadgen.link.kernel``: 10.77.0.1 client, 10.77.0.2 server).
+#: The only addresses besides loopback a server may bind or a load generator dial, and
+#: only from inside a network namespace rtbench created (see :func:`host_allowed`).
+LINK_SUBNET = ipaddress.ip_network("10.77.0.0/30")
+
+#: Every network namespace rtbench creates is named ``rtbench-...`` (``ip netns add``).
+LINK_NETNS_PREFIX = "rtbench-"
+
+#: Where ``ip netns add`` bind-mounts named namespaces.
+NETNS_DIR = "/run/netns"
+
+#: The inode number Linux gives the initial network namespace (PROC_NET_INIT_INO).
+INIT_NET_INO = 0xEFFFFFF9
+
+
+def _ns_id(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def link_namespace(
+    self_ns: str = "/proc/self/ns/net",
+    init_ns: str = "/proc/1/ns/net",
+    netns_dir: str = NETNS_DIR,
+) -> str | None:
+    """The name of the rtbench network namespace this process runs in, or None.
+
+    None unless every check passes: this process's network namespace is known,
+    is not the initial one (not pid 1's, where that can be read, and not the
+    initial namespace's fixed inode), and is one of the ``rtbench-`` namespaces
+    under ``/run/netns`` (same device and inode, as ``ip netns identify`` finds it).
+    """
+    mine = _ns_id(self_ns)
+    if mine is None or mine[1] == INIT_NET_INO:
+        return None
+    init = _ns_id(init_ns)  # unreadable without ptrace rights over pid 1 in some sandboxes
+    if init is not None and init == mine:
+        return None
+    try:
+        names = sorted(os.listdir(netns_dir))
+    except OSError:
+        return None
+    for name in names:
+        if name.startswith(LINK_NETNS_PREFIX) and _ns_id(os.path.join(netns_dir, name)) == mine:
+            return name
+    return None
+
+
+def is_link_host(host: str) -> bool:
+    """True for an IP address inside the kernel link's subnet (:data:`LINK_SUBNET`)."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")) in LINK_SUBNET
+    except ValueError:
+        return False
+
+
+def host_allowed(host: str, in_link_namespace: Callable[[], bool] | None = None) -> bool:
+    """Whether a server may bind, or a load generator dial, ``host``.
+
+    Loopback always; an address of the kernel link's subnet only when this
+    process runs inside one of rtbench's own network namespaces
+    (``in_link_namespace``, by default :func:`link_namespace` is not None);
+    anything else never.
+    """
+    if is_loopback_host(host):
+        return True
+    if not is_link_host(host):
+        return False
+    check = in_link_namespace or (lambda: link_namespace() is not None)
+    return bool(check())
+
+
+def host_refusal_note(host: str) -> str:
+    """Why ``host`` was refused, for an address of the link's subnet; else ``""``."""
+    if is_link_host(host):
+        return (
+            f"; {host} belongs to the kernel link ({LINK_SUBNET}) and is only accepted "
+            "inside a network namespace rtbench created (ip netns exec rtbench-...)"
+        )
+    return ""
 
 
 def bind_host(host: str) -> str:

@@ -25,11 +25,14 @@ from loadgen.link.kernel import (
     CommandResult,
     KernelLink,
     KernelLinkError,
+    KernelSupport,
     LinkUnavailable,
     choose_link,
     cleanup_stale,
     kernel_support,
     list_namespaces,
+    pid_in_namespace,
+    probe_kernel,
     run_command,
 )
 
@@ -139,8 +142,43 @@ def test_support_when_everything_is_there(as_root: None) -> None:
     runner = FakeRunner()
     assert kernel_support(runner) == (
         True,
-        "root, iproute2, network namespaces and tc netem are available",
+        "root, iproute2, network namespaces, tc netem and tbf are available",
     )
+    runner.assert_every_namespace_deleted()
+    probes = [c for c in runner.calls if "qdisc" in c]
+    assert [c[6] for c in probes] == ["add", "del", "add"]  # netem, removed, then tbf
+    assert "netem" in probes[0] and "tbf" in probes[2]
+    for c in probes:
+        assert c[:4] == ["ip", "netns", "exec", runner.added()[0]]
+
+
+def test_probe_without_netem_still_finds_namespaces_and_tbf(
+    as_root: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kernel, "netem_kernel_config", lambda: "n")
+    runner = FakeRunner(is_cmd("netem"), stderr="Error: Specified qdisc kind is unknown.")
+    support = probe_kernel(runner)
+    assert (support.namespaces, support.netem, support.tbf) == (True, False, True)
+    assert support.as_tuple() == (False, support.netem_reason)
+    assert "CONFIG_NET_SCH_NETEM is not set" in support.netem_reason
+    assert support.tbf_reason == "tc tbf is available"
+    runner.assert_every_namespace_deleted()
+    # The failed netem left nothing to remove: tbf is added straight away.
+    assert not any("del" in c and "qdisc" in c for c in runner.calls)
+
+
+def test_probe_without_tbf(as_root: None) -> None:
+    runner = FakeRunner(is_cmd("tbf"), stderr="Error: Specified qdisc kind is unknown.")
+    support = probe_kernel(runner)
+    assert (support.namespaces, support.netem, support.tbf) == (True, True, False)
+    assert support.as_tuple() == (False, "tc tbf is not available: " + runner.stderr)
+    runner.assert_every_namespace_deleted()
+
+
+def test_probe_is_removed_on_ctrl_c_during_the_tbf_probe(as_root: None) -> None:
+    runner = FakeRunner(raise_on=is_cmd("tbf"))
+    with pytest.raises(KeyboardInterrupt):
+        probe_kernel(runner)
     runner.assert_every_namespace_deleted()
 
 
@@ -179,6 +217,50 @@ def test_userspace_request_never_probes_and_refuses_loss() -> None:
     assert runner.calls == []
     with pytest.raises(LinkUnavailable, match="cannot emulate loss"):
         choose_link("userspace", {"rtt_ms": 20, "loss_pct": 1})
+
+
+NS_AND_TBF = KernelSupport(
+    namespaces=True,
+    netem=False,
+    tbf=True,
+    reason=NO_NETEM[1],
+    namespaces_reason="namespaces work",
+    netem_reason=NO_NETEM[1],
+    tbf_reason="tc tbf is available",
+)
+
+
+def test_support_is_per_profile() -> None:
+    ok, why = NS_AND_TBF.for_profile({"name": "tbf8", "rate_mbit": 8})
+    assert ok and "tc tbf" in why and "needs no netem" in why
+    assert NS_AND_TBF.for_profile("loopback")[0]
+    for profile, words in [
+        ("wan", "delay_ms = 25"),
+        ({"name": "j", "delay_ms": 5, "jitter_ms": 1}, "jitter_ms = 1"),
+        ({"name": "lossy", "loss_pct": 1}, "loss_pct = 1"),
+        ({"name": "dsl", "rtt_ms": 30, "rate_mbit": 16}, "delay_ms = 15"),
+    ]:
+        ok, why = NS_AND_TBF.for_profile(profile)
+        assert not ok and "needs tc netem" in why and words in why
+        assert "CONFIG_NET_SCH_NETEM is not set" in why
+    no_tbf = KernelSupport(True, True, False, "no tbf", "ok", "ok", "tc tbf is not available: x")
+    assert no_tbf.for_profile("wan")[0]
+    ok, why = no_tbf.for_profile({"rate_mbit": 8})
+    assert not ok and "needs tc tbf (rate_mbit = 8)" in why
+    no_ns = KernelSupport.from_tuple(False, "needs root")
+    assert no_ns.for_profile({"rate_mbit": 8}) == (False, "needs root")
+
+
+def test_choice_is_per_profile() -> None:
+    rate_only = choose_link("auto", {"name": "tbf8", "rate_mbit": 8}, support=NS_AND_TBF)
+    assert rate_only.kind == "kernel" and rate_only.kernel_available is True
+    assert choose_link("kernel", {"rate_mbit": 8}, support=NS_AND_TBF).kind == "kernel"
+    wan = choose_link("auto", "wan", support=NS_AND_TBF)
+    assert wan.kind == "userspace" and "needs tc netem" in wan.reason
+    with pytest.raises(LinkUnavailable, match=r"'kernel' was requested.*needs tc netem"):
+        choose_link("kernel", "wan", support=NS_AND_TBF)
+    # Without a profile the question is "any profile", which needs netem.
+    assert choose_link("auto", support=NS_AND_TBF).kind == "userspace"
 
 
 def test_loss_without_a_kernel_link_is_refused() -> None:
@@ -363,6 +445,16 @@ def test_cleanup_stale_reports_a_failed_deletion() -> None:
         cleanup_stale(runner=runner)
 
 
+def test_pid_in_namespace(tmp_path: os.PathLike[str]) -> None:
+    netns = os.path.join(tmp_path, "netns")
+    os.mkdir(netns)
+    os.symlink(f"/proc/{os.getpid()}/ns/net", os.path.join(netns, "ours"))  # stat follows it
+    assert pid_in_namespace(os.getpid(), "ours", netns) is True
+    open(os.path.join(netns, "other"), "w").close()
+    assert pid_in_namespace(os.getpid(), "other", netns) is False
+    assert pid_in_namespace(os.getpid(), "missing", netns) is None
+
+
 def test_run_command_reports_a_missing_program() -> None:
     assert run_command(["definitely-not-a-program-rtbench"]).returncode == 127
 
@@ -387,6 +479,10 @@ def test_real_support_detection_leaves_nothing_behind() -> None:
     assert reason
     if kernel.netem_kernel_config() == "n":
         assert not ok and "netem" in reason and "CONFIG_NET_SCH_NETEM is not set" in reason
+    support = probe_kernel()
+    assert support.as_tuple()[0] == ok
+    if support.namespaces and support.tbf:
+        assert support.for_profile({"rate_mbit": 8})[0]
     assert _ours() == []
 
 

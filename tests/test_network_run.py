@@ -1,16 +1,42 @@
-"""Runs over emulated links: [network] profiles, the relay in the path, refusals."""
+"""Runs over emulated links: [network] profiles, the relay or the kernel link, refusals.
+
+The kernel-link runs need root and iproute2 (``.ci/run`` runs as root); they
+create and delete real ``rtbench-`` namespaces and skip, with the reason, where
+namespaces or tbf cannot be used.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import orjson
 import pytest
 from typer.testing import CliRunner
 
 from loadgen.cli import app
-from loadgen.link.kernel import kernel_support
+from loadgen.engine import CellRun
+from loadgen.link.kernel import (
+    NS_PREFIX,
+    SERVER_ADDR,
+    KernelSupport,
+    kernel_support,
+    list_namespaces,
+    probe_kernel,
+)
+from loadgen.link.profiles import resolve_profile
+from loadgen.orchestrator import LinkUnavailable, plan_link
 from loadgen.scenario import ScenarioError, parse_scenario
+from loadgen.worker import check_target
+from loadgen.worker import main as worker_main
+
+pytestmark = pytest.mark.timeout(120)
 
 SCENARIO = """
 [scenario]
@@ -67,9 +93,20 @@ def test_cells_run_over_each_profile_through_the_relay(tmp_path: Path) -> None:
     assert cells["http/aiohttp/new-connection~rtt40"]["latency_ms"]["p50"] >= 80
     assert cells["ws-aiohttp/aiohttp/persistent~rtt40"]["rtt_ms"] == 40
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["network"]["link"] == "userspace"
-    assert meta["network"]["reason"]
-    assert meta["network"]["relay_overhead"]["added_p50_us"] >= 0
+    network = meta["network"]
+    assert network["reason"]
+    assert network["relay_overhead"]["added_p50_us"] >= 0
+    assert network["profiles"]["loopback"]["link"] == "none"
+    # rtt40 needs netem: the kernel link where it works, else the relay, saying why.
+    rtt40 = network["profiles"]["rtt40"]
+    support = KernelSupport(**network["kernel_support"])
+    if support.namespaces and support.netem:
+        assert rtt40["link"] == network["link"] == "kernel"
+    else:
+        assert rtt40["link"] == network["link"] == "userspace"
+        assert "using the userspace relay" in rtt40["reason"]
+        if support.namespaces:
+            assert "needs tc netem (delay_ms = 20)" in rtt40["reason"]
 
 
 def test_unknown_profile_is_a_scenario_error() -> None:
@@ -91,3 +128,244 @@ def test_kernel_link_request_is_refused_when_unavailable(tmp_path: Path) -> None
     assert not out.exists()
     if not available:
         assert "cannot be honoured" in output
+
+
+# -- the plan: which link each profile uses ---------------------------------------------
+
+NS_AND_TBF = KernelSupport(
+    namespaces=True,
+    netem=False,
+    tbf=True,
+    reason="tc netem is not available (CONFIG_NET_SCH_NETEM is not set)",
+    namespaces_reason="network namespaces work",
+    netem_reason="tc netem is not available (CONFIG_NET_SCH_NETEM is not set)",
+    tbf_reason="tc tbf is available",
+)
+PROFILES = [resolve_profile(p) for p in ("loopback", "wan", {"name": "tbf8", "rate_mbit": 8})]
+
+
+def test_auto_plans_the_kernel_link_per_profile() -> None:
+    plan = plan_link("auto", PROFILES, support=NS_AND_TBF)
+    links = {name: p["link"] for name, p in plan["profiles"].items()}
+    assert links == {"loopback": "none", "wan": "userspace", "tbf8": "kernel"}
+    assert plan["link"] == "mixed" and plan["requested"] == "auto"
+    assert "netem" in plan["profiles"]["wan"]["reason"]
+    assert "tbf" in plan["profiles"]["tbf8"]["reason"]
+    assert plan["kernel_support"]["netem"] is False
+    only_rate = plan_link("auto", PROFILES[2:], support=NS_AND_TBF)
+    assert only_rate["link"] == "kernel" and "tbf" in only_rate["reason"]
+
+
+def test_explicit_kernel_is_refused_when_a_profile_needs_netem() -> None:
+    with pytest.raises(
+        LinkUnavailable, match=r"cannot be honoured here: profile 'wan' needs tc netem"
+    ):
+        plan_link("kernel", PROFILES, support=NS_AND_TBF)
+    plan = plan_link("kernel", [PROFILES[0], PROFILES[2]], support=NS_AND_TBF)
+    assert plan["link"] == "kernel" and plan["profiles"]["loopback"]["link"] == "none"
+
+
+def test_userspace_is_always_the_relay_and_never_probes() -> None:
+    plan = plan_link("userspace", PROFILES)  # no support given: it would probe if it had to
+    assert {p["link"] for p in plan["profiles"].values()} == {"none", "userspace"}
+    assert plan["reason"] == "requested" and plan["kernel_support"] is None
+
+
+def test_loss_is_refused_when_no_link_can_emulate_it() -> None:
+    lossy = [resolve_profile({"name": "lossy", "rtt_ms": 20, "loss_pct": 1})]
+    with pytest.raises(LinkUnavailable, match="needs the kernel link"):
+        plan_link("auto", lossy, support=NS_AND_TBF)
+    with pytest.raises(LinkUnavailable, match="cannot emulate loss"):
+        plan_link("userspace", lossy)
+    full = KernelSupport(True, True, True, "all there", "ok", "ok", "ok")
+    assert plan_link("auto", lossy, support=full)["profiles"]["lossy"]["link"] == "kernel"
+
+
+# -- the load generator's targets ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "inside", "allowed"),
+    [
+        ("http://127.0.0.1:8080", False, True),
+        ("https://[::1]:8080", False, True),
+        ("https://localhost:8080", False, True),
+        (f"https://{SERVER_ADDR}:8080", True, True),
+        (f"http://{SERVER_ADDR}:8080", False, False),
+        ("http://10.77.0.9:8080", True, False),
+        ("http://192.0.2.1:8080", True, False),
+        ("http://example.com", True, False),
+        ("not a url", True, False),
+    ],
+)
+def test_load_generator_targets(url: str, inside: bool, allowed: bool) -> None:
+    refusal = check_target(url, lambda: inside)
+    assert (refusal is None) is allowed
+    if not allowed:
+        assert "refusing non-loopback target" in refusal
+
+
+def test_load_generator_refuses_the_link_address_outside_its_namespace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = CellRun("c", "http", "aiohttp", "keep-alive", f"http://{SERVER_ADDR}:9")
+    path = tmp_path / "spec.json"
+    path.write_bytes(orjson.dumps(spec.to_dict()))
+    assert worker_main([str(path), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "refusing non-loopback target" in err and "inside a network namespace" in err
+    assert not (tmp_path / "out.json").exists()
+
+
+# -- real runs over the kernel link (root, iproute2, namespaces, tbf) ----------------------
+
+KERNEL_SCENARIO = """
+[scenario]
+name = "knet"
+repeats = 1
+duration_s = {duration}
+warmup_s = 0.2
+placement = "split"
+
+[load]
+model = "open"
+rate = 20
+connections = 2
+
+[network]
+profiles = {profiles}
+link = "{link}"
+
+[[cells]]
+transport = "http"
+client = "aiohttp"
+conn_mode = "new-connection"
+
+[[cells]]
+transport = "ws-aiohttp"
+client = "aiohttp"
+
+[[cells]]
+transport = "ws-aiohttp"
+client = "aiohttp"
+tls = true
+"""
+
+RATE_ONLY = '[{name = "tbf8", rate_mbit = 8}]'
+RTBENCH_RUN = [sys.executable, "-m", "loadgen.cli", "run"]
+
+
+@pytest.fixture(scope="module")
+def kernel_here() -> KernelSupport:
+    """What the kernel link can do here; skips unless namespaces and tbf work."""
+    if not (hasattr(os, "geteuid") and os.geteuid() == 0):
+        pytest.skip("the kernel link needs root")
+    if not (shutil.which("ip") and shutil.which("tc")):
+        pytest.skip("the kernel link needs iproute2 (ip, tc): apt-get install iproute2")
+    support = probe_kernel()
+    if not support.namespaces:
+        pytest.skip(f"network namespaces cannot be created here: {support.namespaces_reason}")
+    if not support.tbf:
+        pytest.skip(f"tc tbf cannot be used here: {support.tbf_reason}")
+    return support
+
+
+def _ours(pid: int) -> list[str]:
+    return [n for n in list_namespaces() if n.startswith(f"{NS_PREFIX}{pid}-")]
+
+
+def _write_kernel_scenario(tmp_path: Path, profiles: str, link: str, duration: float = 0.6) -> Path:
+    path = tmp_path / "knet.toml"
+    path.write_text(KERNEL_SCENARIO.format(profiles=profiles, link=link, duration=duration))
+    return path
+
+
+def test_kernel_link_run_with_a_rate_only_profile(
+    tmp_path: Path, kernel_here: KernelSupport
+) -> None:
+    path = _write_kernel_scenario(tmp_path, RATE_ONLY, "kernel")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["run", str(path), "--out", str(out), "--no-report", "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    cells = {c["cell"]: c for c in json.loads((out / "summary.json").read_text())["cells"]}
+    assert set(cells) == {
+        "http/aiohttp/new-connection~tbf8",
+        "ws-aiohttp/aiohttp/persistent~tbf8",
+        "ws-aiohttp/aiohttp/persistent+tls~tbf8",
+    }
+    for cell in cells.values():
+        assert cell["status"] == "ok" and cell["errors"] == 0 and cell["count"] > 0, cell
+    network = json.loads((out / "meta.json").read_text())["network"]
+    assert network["link"] == "kernel" and network["requested"] == "kernel"
+    assert network["profiles"]["tbf8"]["link"] == "kernel"
+    assert "tbf" in network["profiles"]["tbf8"]["reason"]
+    assert network["relay_overhead"] is None  # no profile went through the relay
+    records = [json.loads(p.read_text()) for p in sorted((out / "parts").glob("*.record.json"))]
+    assert len(records) == 3
+    namespaces = set()
+    for record in records:
+        assert "failed" not in record, record["failed"]
+        link = record["link"]
+        assert link["mode"] == "kernel" and link["removed"] is True
+        assert link["server_addr"] == SERVER_ADDR
+        assert link["server_pid_in_place"] is True  # ip netns exec ran the server in place
+        assert link["server_in_namespace"] is True and link["client_in_namespace"] is True
+        assert record["spec"]["base_url"].split("://")[1].startswith(f"{SERVER_ADDR}:")
+        # Pinning still applies through ip netns exec, and is read back.
+        procs = record["procs"]
+        if procs["server_cpus"] is not None:
+            assert link["server_cpus"] == procs["server_cpus"]
+            assert link["client_cpus"] == procs["client_cpus"]
+        namespaces |= set(link["namespaces"].values())
+    assert len(namespaces) == 6  # a fresh pair per repeat
+    tls = next(r for r in records if "+tls" in r["cell"])
+    assert tls["spec"]["base_url"].startswith(f"https://{SERVER_ADDR}:")
+    left = set(list_namespaces())
+    assert not namespaces & left and _ours(os.getpid()) == []
+
+
+def test_kernel_request_with_a_delay_profile_is_refused_here(
+    tmp_path: Path, kernel_here: KernelSupport
+) -> None:
+    if kernel_here.netem:
+        pytest.skip("this kernel has netem: a delay profile can use the kernel link")
+    path = _write_kernel_scenario(tmp_path, '["wan", {name = "tbf8", rate_mbit = 8}]', "kernel")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["run", str(path), "--out", str(out), "--no-report", "--no-progress"]
+    )
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert "cannot be honoured here: profile 'wan' needs tc netem (delay_ms = 25)" in text
+    assert not out.exists()  # refused before anything ran or was written
+    assert _ours(os.getpid()) == []
+
+
+def test_sigterm_during_a_kernel_link_run_removes_the_namespaces(
+    tmp_path: Path, kernel_here: KernelSupport
+) -> None:
+    path = _write_kernel_scenario(tmp_path, RATE_ONLY, "kernel", duration=20)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [*RTBENCH_RUN, str(path), "--out", str(out), "--no-report", "--no-progress"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while len(_ours(proc.pid)) < 2 or not list((out / "logs").glob("*-loadgen.log")):
+            assert proc.poll() is None, "rtbench exited before its first repeat ran"
+            assert time.monotonic() < deadline, "no kernel link within 30 s"
+            time.sleep(0.05)
+        time.sleep(0.5)  # the load generator is running inside the client namespace
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err.decode(errors="replace")
+    assert _ours(proc.pid) == []

@@ -20,14 +20,18 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
-from servers import protocol
+from servers import common, protocol
 from servers.__main__ import MODULES, main
 from servers.common import (
+    LINK_SUBNET,
     READY_PREFIX,
     ServerConfig,
     bind_host,
     format_ready_line,
+    host_allowed,
+    is_link_host,
     is_loopback_host,
+    link_namespace,
     parse_ready_line,
     ws_hard_limit,
 )
@@ -542,6 +546,18 @@ def test_main_refuses_non_loopback(kind: str, capsys: pytest.CaptureFixture[str]
     assert "--allow-non-loopback" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_main_refuses_the_link_address_outside_its_namespace(
+    kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # This test process runs in the host's namespace, not in one of rtbench's.
+    assert link_namespace() is None
+    assert main([kind, "--host", "10.77.0.2"]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to bind non-loopback host '10.77.0.2'" in err
+    assert "only accepted inside a network namespace rtbench created" in err
+
+
 def test_main_rejects_bad_arguments() -> None:
     with pytest.raises(SystemExit) as info:
         main(["smtp"])
@@ -576,6 +592,86 @@ def test_main_rejects_bad_arguments() -> None:
 )
 def test_is_loopback_host(host: str, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
+
+
+def test_link_subnet_matches_the_kernel_link() -> None:
+    from loadgen.link import kernel
+
+    assert str(LINK_SUBNET) == kernel.SUBNET
+    assert is_link_host(kernel.SERVER_ADDR) and is_link_host(kernel.CLIENT_ADDR)
+    assert kernel.NS_PREFIX == common.LINK_NETNS_PREFIX
+
+
+@pytest.mark.parametrize(
+    ("host", "inside", "allowed"),
+    [
+        ("127.0.0.1", False, True),
+        ("::1", False, True),
+        ("localhost", True, True),
+        ("10.77.0.2", True, True),
+        ("10.77.0.1", True, True),
+        ("[10.77.0.2]", True, True),
+        ("10.77.0.2", False, False),  # the link's address, but not inside a link namespace
+        ("10.77.0.4", True, False),  # inside a link namespace, but outside its /30
+        ("10.77.1.2", True, False),
+        ("10.0.0.1", True, False),
+        ("0.0.0.0", True, False),
+        ("::", True, False),
+        ("example.com", True, False),
+        ("", True, False),
+    ],
+)
+def test_host_allowed(host: str, inside: bool, allowed: bool) -> None:
+    asked: list[bool] = []
+
+    def in_link_namespace() -> bool:
+        asked.append(True)
+        return inside
+
+    assert host_allowed(host, in_link_namespace) is allowed
+    # The namespace is only looked at for an address of the link's subnet.
+    assert bool(asked) == is_link_host(host)
+
+
+def test_host_allowed_checks_the_real_namespace_by_default() -> None:
+    assert host_allowed("127.0.0.1")
+    assert not host_allowed("10.77.0.2")  # pytest runs in the host's namespace
+
+
+def _fake_ns(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """Stand-ins for /proc/self/ns/net, /proc/1/ns/net and /run/netns (same inode: same ns)."""
+    mine, init, netns = tmp_path / "self-net", tmp_path / "init-net", tmp_path / "netns"
+    mine.write_text("")
+    init.write_text("")
+    netns.mkdir()
+    return mine, init, netns
+
+
+def test_link_namespace_finds_an_rtbench_namespace(tmp_path: Path) -> None:
+    mine, init, netns = _fake_ns(tmp_path)
+    (netns / "other-ns").hardlink_to(mine)  # not ours: never counts
+    assert link_namespace(str(mine), str(init), str(netns)) is None
+    (netns / "rtbench-123-abc-s").hardlink_to(mine)
+    assert link_namespace(str(mine), str(init), str(netns)) == "rtbench-123-abc-s"
+
+
+def test_link_namespace_refuses_the_initial_namespace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mine, _, netns = _fake_ns(tmp_path)
+    (netns / "rtbench-123-abc-s").hardlink_to(mine)
+    # pid 1's namespace, where it can be read ...
+    assert link_namespace(str(mine), str(mine), str(netns)) is None
+    # ... and the initial namespace's fixed inode, where pid 1's cannot be read.
+    assert link_namespace(str(mine), str(tmp_path / "unreadable"), str(netns)) is not None
+    monkeypatch.setattr(common, "INIT_NET_INO", mine.stat().st_ino)
+    assert link_namespace(str(mine), str(tmp_path / "unreadable"), str(netns)) is None
+
+
+def test_link_namespace_when_nothing_can_be_read(tmp_path: Path) -> None:
+    mine, init, _ = _fake_ns(tmp_path)
+    assert link_namespace(str(tmp_path / "gone"), str(init), str(tmp_path)) is None
+    assert link_namespace(str(mine), str(init), str(tmp_path / "no-netns-dir")) is None
 
 
 def test_bind_host() -> None:

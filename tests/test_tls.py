@@ -49,6 +49,20 @@ def test_certificates_are_written(certs: tls.CertPaths) -> None:
         assert Path(path).read_text().startswith("-----BEGIN")
 
 
+def test_certificate_names_loopback_and_the_kernel_links_server(certs: tls.CertPaths) -> None:
+    import ipaddress
+
+    from cryptography import x509
+
+    from loadgen.link.kernel import SERVER_ADDR
+
+    cert = x509.load_pem_x509_certificate(Path(certs.cert).read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    ips = set(names.get_values_for_type(x509.IPAddress))
+    assert ips == {ipaddress.ip_address(a) for a in ("127.0.0.1", "::1", SERVER_ADDR)}
+    assert names.get_values_for_type(x509.DNSName) == ["localhost"]
+
+
 def test_server_config_needs_cert_and_key(certs: tls.CertPaths) -> None:
     with pytest.raises(ValueError, match="both"):
         ServerConfig(HOST, 0, tls_cert=certs.cert)

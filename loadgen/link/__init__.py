@@ -11,18 +11,21 @@ RTT, jitter, rate, loss, the handshake charge; presets ``loopback``, ``lan``,
 * **kernel** (:class:`KernelLink`, :mod:`loadgen.link.kernel`): network
   namespaces, a veth pair and ``tc netem``/``tbf``, when root and netem allow.
 
-:func:`choose_link` picks one (``"auto"``: kernel when available) and says why.
+:func:`choose_link` picks one per profile (``"auto"``: kernel where it can emulate
+that profile here, see :func:`probe_kernel`) and says why.
 """
 
 from loadgen.link.kernel import (
     CommandResult,
     KernelLink,
     KernelLinkError,
+    KernelSupport,
     LinkChoice,
     LinkUnavailable,
     choose_link,
     cleanup_stale,
     kernel_support,
+    probe_kernel,
 )
 from loadgen.link.profiles import PRESETS, LinkProfile, LinkProfileError, resolve_profile
 from loadgen.link.relay import (
@@ -45,6 +48,7 @@ __all__ = [
     "CommandResult",
     "KernelLink",
     "KernelLinkError",
+    "KernelSupport",
     "LinkChoice",
     "LinkProfile",
     "LinkProfileError",
@@ -58,6 +62,7 @@ __all__ = [
     "measure_overhead",
     "measure_relay_overhead",
     "parse_link_ready_line",
+    "probe_kernel",
     "relay_command",
     "resolve_profile",
     "tcp_echo_server",

@@ -14,9 +14,10 @@
     Measure the relay's own overhead (zero-delay relay against a direct plain
     TCP echo) and print it as JSON (microseconds).
 
-``python -m loadgen.link support [--link auto|kernel|userspace]``
-    Print whether the kernel link (netns + veth + netem) is usable here, why,
-    and which link a run would use, as JSON. Exits 2 when an explicit
+``python -m loadgen.link support [--link auto|kernel|userspace] [--profile P]``
+    Print whether the kernel link (netns + veth + netem/tbf) is usable here,
+    why (namespaces, netem and tbf each), and which link a run would use for
+    profile P (default: any profile), as JSON. Exits 2 when an explicit
     ``--link kernel`` cannot be honoured.
 
 ``python -m loadgen.link cleanup``
@@ -36,7 +37,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from loadgen.link.kernel import LinkUnavailable, choose_link, cleanup_stale, kernel_support
+from loadgen.link.kernel import LinkUnavailable, choose_link, cleanup_stale, probe_kernel
 from loadgen.link.profiles import LinkProfileError, resolve_profile
 from loadgen.link.relay import (
     DEFAULT_MAX_BUFFER_BYTES,
@@ -154,11 +155,16 @@ def _cmd_overhead(args: argparse.Namespace) -> int:
 
 
 def _cmd_support(args: argparse.Namespace) -> int:
-    ok, reason = kernel_support()
+    support = probe_kernel()
+    ok, reason = support.as_tuple()
     out: dict[str, Any] = {"kernel": ok, "reason": reason, "requested": args.link}
+    out["support"] = support.as_dict()
     try:
-        out["choice"] = choose_link(args.link, support=(ok, reason)).as_dict()
-    except LinkUnavailable as exc:
+        profile = None if args.profile is None else resolve_profile(_parse_profile(args.profile))
+        if profile is not None:
+            out["profile"] = profile.as_dict()
+        out["choice"] = choose_link(args.link, profile, support=support).as_dict()
+    except (LinkUnavailable, LinkProfileError) as exc:
         out["error"] = str(exc)
         print(json.dumps(out))
         return 2
@@ -201,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     support = sub.add_parser("support", help="can the kernel link be used here?")
     support.add_argument("--link", choices=("auto", "kernel", "userspace"), default="auto")
+    support.add_argument("--profile", default=None, help="preset name or JSON table")
     support.set_defaults(func=_cmd_support)
 
     cleanup = sub.add_parser("cleanup", help="delete namespaces left by crashed runs")

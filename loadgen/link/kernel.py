@@ -3,7 +3,9 @@
 ::
 
     ok, reason = kernel_support()          # (False, "tc netem is not available: ...") here
-    choice = choose_link("auto", profile)  # LinkChoice(kind="userspace", reason=...)
+    support = probe_kernel()               # namespaces, netem and tbf, each with its reason
+    support.for_profile({"rate_mbit": 8})  # (True, ...): a rate-only profile needs no netem
+    choice = choose_link("auto", profile, support=support)  # per profile: kernel or userspace
     with KernelLink(profile) as link:      # namespaces, veth, qdiscs; always removed
         server = ["ip", "netns", "exec", link.server_ns, ...]   # link.exec_prefix("server")
         ...                                # the client dials link.server_addr
@@ -30,6 +32,12 @@ Differences from the userspace relay: the handshake is the real TCP one (one
 RTT; ``handshake_rtts`` is ignored and noted), loss is real packet loss, slow
 start and MTU effects are real, and netem's jitter can reorder packets (TCP puts
 them back in order, at a cost the relay does not model).
+
+Runs use the kernel link per profile: ``auto`` picks it for every profile it
+can emulate here (a rate-only profile needs tbf, not netem) and the userspace
+relay for the others. The server runs in the server namespace bound to
+:data:`SERVER_ADDR` and the load generator in the client namespace; both accept
+that address only there (:func:`servers.common.host_allowed`).
 
 Every command goes through an injectable runner (``runner(argv) ->
 CommandResult``), so tests can check the set-up and cleanup without root.
@@ -58,6 +66,8 @@ VETH = "rtb0"
 CLIENT_ADDR = "10.77.0.1"
 SERVER_ADDR = "10.77.0.2"
 PREFIX_LEN = 30
+#: The veth pair's subnet; servers and load generators accept it only inside these namespaces.
+SUBNET = f"10.77.0.0/{PREFIX_LEN}"
 #: netem's queue (packets); its default of 1000 would drop at a high bandwidth-delay product.
 NETEM_LIMIT = 100_000
 COMMAND_TIMEOUT_S = 15.0
@@ -164,47 +174,156 @@ def _delete_namespace(runner: Runner, name: str) -> str | None:
     return f"ip netns del {name}: {text}"
 
 
-def kernel_support(runner: Runner = run_command) -> tuple[bool, str]:
-    """``(usable, reason)`` for the kernel link on this machine.
+def needs_netem(profile: LinkProfile) -> bool:
+    """Whether the kernel link needs ``tc netem`` for ``profile`` (delay, jitter or loss)."""
+    return profile.delay_ms > 0 or profile.jitter_ms > 0 or profile.loss_pct > 0
+
+
+def needs_tbf(profile: LinkProfile) -> bool:
+    """Whether the kernel link needs ``tc tbf`` for ``profile`` (a rate limit)."""
+    return profile.rate_mbit is not None
+
+
+def _netem_parts(profile: LinkProfile) -> str:
+    parts = []
+    if profile.delay_ms > 0:
+        parts.append(f"delay_ms = {profile.delay_ms:g}")
+    if profile.jitter_ms > 0:
+        parts.append(f"jitter_ms = {profile.jitter_ms:g}")
+    if profile.loss_pct > 0:
+        parts.append(f"loss_pct = {profile.loss_pct:g}")
+    return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class KernelSupport:
+    """What :func:`probe_kernel` found: namespaces, netem and tbf, each with its reason.
+
+    ``namespaces`` covers root, iproute2 and creating a namespace; ``netem`` and
+    ``tbf`` whether each qdisc can be added inside one. :meth:`for_profile`
+    says whether the kernel link can emulate one profile (a rate-only profile
+    needs tbf but no netem); :attr:`full` whether it can emulate any.
+    """
+
+    namespaces: bool
+    netem: bool
+    tbf: bool
+    reason: str
+    namespaces_reason: str = ""
+    netem_reason: str = ""
+    tbf_reason: str = ""
+
+    @classmethod
+    def from_tuple(cls, ok: bool, reason: str) -> KernelSupport:
+        """All-or-nothing support, as :func:`kernel_support` reports it."""
+        return cls(ok, ok, ok, reason, reason, reason, reason)
+
+    @property
+    def full(self) -> bool:
+        return self.namespaces and self.netem and self.tbf
+
+    def as_tuple(self) -> tuple[bool, str]:
+        return self.full, self.reason
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def for_profile(self, profile: LinkProfile | str | dict[str, Any]) -> tuple[bool, str]:
+        """``(usable, reason)`` for the kernel link emulating ``profile`` here."""
+        p = resolve_profile(profile)
+        if not self.namespaces:
+            return False, self.namespaces_reason or self.reason
+        missing = []
+        if needs_netem(p) and not self.netem:
+            missing.append(f"needs tc netem ({_netem_parts(p)}) and {self.netem_reason}")
+        if needs_tbf(p) and not self.tbf:
+            missing.append(f"needs tc tbf (rate_mbit = {p.rate_mbit:g}) and {self.tbf_reason}")
+        if missing:
+            return False, f"profile {p.name!r} " + "; it also ".join(missing)
+        used = ["network namespaces"]
+        if needs_netem(p):
+            used.append("tc netem")
+        if needs_tbf(p):
+            used.append("tc tbf")
+        why = f"{' and '.join(used)} work for profile {p.name!r}"
+        if not needs_netem(p) and not self.netem:
+            why += " (it needs no netem, which is unavailable here)"
+        return True, why
+
+
+def probe_kernel(runner: Runner = run_command) -> KernelSupport:
+    """Find out what the kernel link can do here (see :class:`KernelSupport`).
 
     Checks root, iproute2 (``ip`` and ``tc``), that a network namespace can be
-    created, and that ``tc qdisc add dev lo root netem`` works inside it (in a
-    throwaway ``rtbench-`` namespace that is always deleted; the host's own
-    interfaces are never touched). The reason names what is missing, and adds
-    what ``/proc/config.gz`` says about CONFIG_NET_SCH_NETEM.
+    created, and that ``tc qdisc add dev lo root netem`` and ``... tbf`` work
+    inside it (in a throwaway ``rtbench-`` namespace that is always deleted; the
+    host's own interfaces are never touched). A reason names what is missing;
+    netem's adds what ``/proc/config.gz`` says about CONFIG_NET_SCH_NETEM.
     """
     if not _is_root():
         uid = os.geteuid() if hasattr(os, "geteuid") else "?"
-        return False, (
+        return KernelSupport.from_tuple(
+            False,
             "the kernel link needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN to create network "
-            f"namespaces and qdiscs); running as uid {uid}"
+            f"namespaces and qdiscs); running as uid {uid}",
         )
     missing = [program for program in ("ip", "tc") if _which(program) is None]
     if missing:
-        return False, (
+        return KernelSupport.from_tuple(
+            False,
             f"iproute2 is not installed ({' and '.join(missing)} not on PATH); "
-            "install it (apt-get install iproute2)"
+            "install it (apt-get install iproute2)",
         )
     config = netem_kernel_config()
     name = _owned_name(NS_PREFIX, "probe")
     try:
         created = runner(["ip", "netns", "add", name])
         if created.returncode != 0:
-            return False, f"cannot create a network namespace (ip netns add): {_short(created)}"
+            return KernelSupport.from_tuple(
+                False, f"cannot create a network namespace (ip netns add): {_short(created)}"
+            )
         runner(["ip", "-n", name, "link", "set", "lo", "up"])
-        tc = ["ip", "netns", "exec", name, "tc", "qdisc", "add", "dev", "lo", "root"]
-        probe = runner([*tc, "netem", "delay", "1ms"])
-        if probe.returncode != 0:
-            reason = f"tc netem is not available: {_short(probe)}"
+        tc = ["ip", "netns", "exec", name, "tc", "qdisc"]
+        probe = runner([*tc, "add", "dev", "lo", "root", "netem", "delay", "1ms"])
+        netem_ok = probe.returncode == 0
+        netem_reason = "tc netem is available"
+        if not netem_ok:
+            netem_reason = f"tc netem is not available: {_short(probe)}"
             if config == "n":
-                reason += " (kernel config: CONFIG_NET_SCH_NETEM is not set)"
+                netem_reason += " (kernel config: CONFIG_NET_SCH_NETEM is not set)"
             elif config == "m":
-                reason += " (kernel config: sch_netem is a module that could not be loaded)"
-            return False, reason
-        return True, "root, iproute2, network namespaces and tc netem are available"
+                netem_reason += " (kernel config: sch_netem is a module that could not be loaded)"
+        else:
+            runner([*tc, "del", "dev", "lo", "root"])
+        shape = ["tbf", "rate", "8mbit", "burst", "16384", "limit", "131072"]
+        tbf = runner([*tc, "add", "dev", "lo", "root", *shape])
+        tbf_ok = tbf.returncode == 0
+        tbf_reason = "tc tbf is available" if tbf_ok else f"tc tbf is not available: {_short(tbf)}"
+        problems = [why for ok, why in ((netem_ok, netem_reason), (tbf_ok, tbf_reason)) if not ok]
+        reason = "; ".join(problems) or (
+            "root, iproute2, network namespaces, tc netem and tbf are available"
+        )
+        return KernelSupport(
+            True,
+            netem_ok,
+            tbf_ok,
+            reason,
+            "root, iproute2 and network namespaces are available",
+            netem_reason,
+            tbf_reason,
+        )
     finally:
         with _signals_deferred():
             _delete_namespace(runner, name)
+
+
+def kernel_support(runner: Runner = run_command) -> tuple[bool, str]:
+    """``(usable, reason)``: whether the kernel link can emulate every profile here.
+
+    The all-or-nothing view of :func:`probe_kernel` (namespaces, netem and tbf
+    all work); use :meth:`KernelSupport.for_profile` for one profile.
+    """
+    return probe_kernel(runner).as_tuple()
 
 
 # -- the choice -----------------------------------------------------------------------
@@ -227,15 +346,18 @@ def choose_link(
     requested: str = "auto",
     profile: LinkProfile | str | dict[str, Any] | None = None,
     *,
-    support: tuple[bool, str] | None = None,
+    support: KernelSupport | tuple[bool, str] | None = None,
     runner: Runner = run_command,
 ) -> LinkChoice:
     """The link to use for ``requested`` (``"auto"``, ``"kernel"`` or ``"userspace"``).
 
-    ``auto`` is the kernel link when :func:`kernel_support` says yes, else the
-    userspace relay (the reason says why). An explicit ``kernel`` that cannot be
-    honoured, or a profile with loss that only the kernel link could emulate,
-    raises :class:`LinkUnavailable`. ``support`` short-cuts the detection.
+    ``auto`` is the kernel link when it can emulate ``profile`` here (without a
+    profile: any profile, :func:`kernel_support`), else the userspace relay (the
+    reason says why); so a rate-only profile uses the kernel link on a machine
+    with tbf but no netem. An explicit ``kernel`` that cannot be honoured, or a
+    profile with loss that only the kernel link could emulate, raises
+    :class:`LinkUnavailable`. ``support`` (a :class:`KernelSupport`, or an
+    all-or-nothing ``(ok, reason)``) short-cuts the detection.
     """
     if requested not in ("auto", "kernel", "userspace"):
         raise ValueError(f"link must be 'auto', 'kernel' or 'userspace', not {requested!r}")
@@ -250,7 +372,13 @@ def choose_link(
                 "has recovered every segment; use link = 'kernel' or loss_pct = 0"
             )
         return LinkChoice("userspace", requested, "userspace relay requested")
-    ok, why = support if support is not None else kernel_support(runner)
+    if support is None:
+        found = probe_kernel(runner)
+    elif isinstance(support, KernelSupport):
+        found = support
+    else:
+        found = KernelSupport.from_tuple(*support)
+    ok, why = found.as_tuple() if resolved is None else found.for_profile(resolved)
     if ok:
         return LinkChoice("kernel", requested, f"kernel link available: {why}", True)
     if requested == "kernel":
@@ -275,8 +403,8 @@ def choose_link(
 def _qdisc_commands(ns: str, profile: LinkProfile) -> list[list[str]]:
     tc = ["ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", VETH]
     out: list[list[str]] = []
-    needs_netem = profile.delay_ms > 0 or profile.jitter_ms > 0 or profile.loss_pct > 0
-    if needs_netem:
+    netem_needed = needs_netem(profile)
+    if netem_needed:
         netem = ["root", "handle", "1:", "netem", "limit", str(NETEM_LIMIT)]
         netem += ["delay", f"{round(profile.delay_ms * 1000)}us"]
         if profile.jitter_ms > 0:
@@ -288,7 +416,7 @@ def _qdisc_commands(ns: str, profile: LinkProfile) -> list[list[str]]:
     if rate is not None and rate_mbit is not None:
         burst = max(16 * 1024, int(rate / 250))  # >= one jiffy at HZ=250, >= a GSO segment
         limit = max(128 * 1024, int(rate * 0.5))  # half a second of queue at the rate
-        where = ["parent", "1:1", "handle", "10:"] if needs_netem else ["root", "handle", "1:"]
+        where = ["parent", "1:1", "handle", "10:"] if netem_needed else ["root", "handle", "1:"]
         out.append(
             tc
             + where
@@ -422,6 +550,16 @@ class KernelLink:
 
 def _sigterm_to_exit(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
+
+
+def pid_in_namespace(pid: int, name: str, netns_dir: str = "/run/netns") -> bool | None:
+    """Whether process ``pid`` runs in the named network namespace; None when unknown."""
+    try:
+        theirs = os.stat(f"/proc/{pid}/ns/net")
+        named = os.stat(os.path.join(netns_dir, name))
+    except OSError:
+        return None
+    return (theirs.st_dev, theirs.st_ino) == (named.st_dev, named.st_ino)
 
 
 # -- crashed runs ---------------------------------------------------------------------
