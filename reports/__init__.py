@@ -10,15 +10,17 @@
     reports.select_part(run, "messaging")      # one part's rows as a Run
     verdicts = reports.verdict_table(run)      # HTTP/WS ratios, 95 % bootstrap CIs, verdicts
     reports.verdict_wide(verdicts)             # the same, one row per pair
+    reports.verdict_matrix(verdicts, cells=run.cells)  # several links: a column per link
     reports.run_warnings(run)                  # why not to trust the numbers, if anything
     reports.sweep_table(run.cells)             # rate sweeps: highest rate under the p99 SLO
     reports.ratio_table(run.cells)             # HTTP / WebSocket latency ratios (points only)
     reports.delivery_table(run.cells)          # real-time: delivery latency, counts, costs
     reports.write_report(run, "report.html")   # self-contained HTML
-    reports.write_outputs(run, "out/")         # report.html, summary.md and verdict.csv
+    reports.write_outputs(run, "out/")         # report.html, summary.md, verdict.csv(s)
 
 Modules: ``load`` (files -> Run), ``columns`` (column names), ``stats`` (percentiles,
 ratios, sweeps, costs), ``verdict`` (the claim's verdict with bootstrap intervals),
+``matrix`` (the verdicts pivoted by link profile),
 ``checks`` (warnings), ``table`` (rich tables), ``charts`` (matplotlib), ``html``
 (report.html), ``markdown`` (summary.md, verdict.csv), ``cli_report`` (what
 ``rtbench report`` runs).
@@ -39,6 +41,7 @@ from reports.load import (
     select_part,
 )
 from reports.markdown import summary_markdown, write_outputs
+from reports.matrix import matrix_pivot, verdict_matrix
 from reports.stats import (
     cost_table,
     delivery_ratio_table,
@@ -70,6 +73,7 @@ __all__ = [
     "load",
     "load_many",
     "matched_pairs",
+    "matrix_pivot",
     "part_names",
     "ratio_table",
     "repeat_spread",
@@ -79,6 +83,7 @@ __all__ = [
     "summary_markdown",
     "sweep_table",
     "verdict_counts",
+    "verdict_matrix",
     "verdict_table",
     "verdict_wide",
     "write_outputs",

@@ -3,8 +3,9 @@
 ``path = report([Path("results/X")])`` loads the folder(s), prints the per-cell summaries,
 the verdict on the "3x faster" claim (:func:`reports.verdict.verdict_table`), the rate
 sweeps' highest rates under their p99 objective and the warnings, then writes
-``results/X/report.html`` (or ``out``) with ``summary.md`` and ``verdict.csv`` beside it,
-and returns the HTML path.
+``results/X/report.html`` (or ``out``) with ``summary.md`` and ``verdict.csv`` beside it
+(and ``verdict-matrix.csv`` for a run over several link profiles), and returns the HTML
+path.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from rich.console import Console
 
 from reports.load import load_many
 from reports.markdown import REPORT_FILE, SUMMARY_FILE, VERDICT_CSV, write_outputs
+from reports.matrix import MATRIX_CSV
 from reports.stats import sweep_table
 from reports.table import print_summary, print_warnings, sweep_rich_table, verdict_rich_table
 from reports.verdict import verdict_table
 
-__all__ = ["REPORT_FILE", "SUMMARY_FILE", "VERDICT_CSV", "report"]
+__all__ = ["MATRIX_CSV", "REPORT_FILE", "SUMMARY_FILE", "VERDICT_CSV", "report"]
 
 
 def report(dirs: list[Path], out: Path | None = None, console: Console | None = None) -> Path:
@@ -30,7 +32,8 @@ def report(dirs: list[Path], out: Path | None = None, console: Console | None = 
             goes into the first one.
         out: where to write the HTML instead: a path ending in ``.html`` is the file, any
             other path a folder (created if needed) that gets ``report.html``.
-            ``summary.md`` and ``verdict.csv`` go into the HTML file's folder.
+            ``summary.md``, ``verdict.csv`` and ``verdict-matrix.csv`` go into the HTML
+            file's folder.
         console: where to print (default: a new rich Console on stdout).
 
     Raises:
@@ -53,8 +56,9 @@ def report(dirs: list[Path], out: Path | None = None, console: Console | None = 
     print_warnings(warnings, console)
     target = _target(Path(dirs[0]), out)
     written = write_outputs(run, target.parent, html_name=target.name, verdicts=verdicts)
+    beside = [SUMMARY_FILE, VERDICT_CSV] + ([MATRIX_CSV] if "matrix_csv" in written else [])
     console.print(
-        f"Report written to {written['html']} (with {SUMMARY_FILE} and {VERDICT_CSV})",
+        f"Report written to {written['html']} (with {', '.join(beside[:-1])} and {beside[-1]})",
         markup=False,
         highlight=False,
     )

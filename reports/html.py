@@ -1,7 +1,9 @@
 """Self-contained HTML report: ``write_report(run, "results/X/report.html")``.
 
-The page opens with the verdict on the "3x faster" claim (:mod:`reports.verdict`: one row
-per HTTP/WebSocket pair with ratios, 95 % intervals and verdicts), the warnings that say
+The page opens with the verdict on the "3x faster" claim: for a run over several link
+profiles the verdict matrix first (:mod:`reports.matrix`: p50 and p99 verdicts of the
+same-client pairs, one column per link), then :mod:`reports.verdict`'s table (one row per
+HTTP/WebSocket pair with ratios, 95 % intervals and verdicts), the warnings that say
 how far to trust the run, a chart of the verdicts and, for rate sweeps, each group's
 highest rate under the p99 objective. Then one section per scenario (per results folder,
 or per part of a multi-part scenario, with only that part's cells in its tables and charts):
@@ -32,6 +34,7 @@ from reports import charts
 from reports.checks import run_warnings
 from reports.fmt import as_float, fmt_bytes, fmt_ms, fmt_ratio, fmt_text
 from reports.load import Run, cell_scenario, part_names, scenario_label, select_part
+from reports.matrix import matrix_pivot, matrix_profiles, verdict_matrix
 from reports.stats import (
     bytes_per_useful_split,
     cost_table,
@@ -131,6 +134,7 @@ def report_context(run: Run, *, verdicts: pd.DataFrame | None = None) -> dict[st
         "tallies": verdict_tallies(verdicts),
         "metrics": [(m, label) for m, label in METRICS.items()],
         "verdict_groups": _verdict_groups(verdicts, extras),
+        "matrix": _matrix(verdict_matrix(verdicts, cells=run.cells)),
         "verdict_chart": (
             _chart(
                 "Verdict per pair",
@@ -267,6 +271,50 @@ def _verdict_groups(verdicts: pd.DataFrame, extras: list[str]) -> list[dict[str,
             }
         )
     return groups
+
+
+def _matrix(matrix: pd.DataFrame) -> dict[str, Any] | None:
+    """The verdict matrix for the template (None when there is none): the link profiles,
+    whether to show TLS, and per metric the conditions grouped by scope (with the scope's
+    load when it ran one)."""
+    if matrix.empty:
+        return None
+    loads = matrix.groupby("scope", sort=False)["load"].unique()
+
+    def cell(row: pd.Series) -> dict[str, str]:
+        verdict = str(row["verdict"])
+        return {
+            "ratio": fmt_ratio(row["ratio"]),
+            "ci": _ci_text(row["ci_low"], row["ci_high"]),
+            "verdict": verdict,
+            "css": "v-" + verdict.replace("/", ""),
+        }
+
+    tables = []
+    for metric in dict.fromkeys(matrix["metric"]):
+        grid = matrix_pivot(matrix, str(metric), cell=cell)
+        groups: list[dict[str, Any]] = []
+        for scope, frame in grid.groupby("scope", sort=False):
+            rows = [
+                {"mode": g["http_mode"], "tls": g["tls"], "cells": [g[p] for p in grid.columns[3:]]}
+                for _, g in frame.iterrows()
+            ]
+            load = loads.get(scope)
+            condition = str(load[0]) if load is not None and len(load) == 1 and load[0] else ""
+            groups.append({"title": str(scope), "condition": condition, "rows": rows})
+        tables.append(
+            {
+                "metric": str(metric),
+                "label": METRICS.get(str(metric), str(metric)),
+                "groups": groups,
+            }
+        )
+    return {
+        "profiles": matrix_profiles(matrix),
+        "show_tls": bool(matrix["tls"].notna().any()),
+        "pairings": ", ".join(dict.fromkeys(matrix["pairing"].astype(str))),
+        "tables": tables,
+    }
 
 
 def _sweep_rows(sweeps: pd.DataFrame, multi: bool) -> list[dict[str, str]]:

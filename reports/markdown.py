@@ -4,7 +4,8 @@
 
     text = summary_markdown(run)                  # or pass verdicts/warnings already computed
     Path("summary.md").write_text(text)
-    write_outputs(run, Path("results/X"))         # report.html, summary.md and verdict.csv
+    write_outputs(run, Path("results/X"))         # report.html, summary.md, verdict.csv
+                                                  # (and verdict-matrix.csv over several links)
 
 Pure text with no timestamps or paths, so the same results always give the same file
 (``tests/data/golden/summary.md`` checks it).
@@ -21,6 +22,7 @@ import pandas as pd
 from reports.checks import run_warnings
 from reports.fmt import as_float, fmt_bytes, fmt_ms, fmt_pct, fmt_rate, fmt_us
 from reports.load import Run, scenario_label
+from reports.matrix import MATRIX_CSV, matrix_pivot, matrix_profiles, ratio_ci_text, verdict_matrix
 from reports.stats import realtime_mask, sweep_table
 from reports.verdict import (
     CLAIM_RATIO,
@@ -53,8 +55,9 @@ def summary_markdown(
     verdicts: pd.DataFrame | None = None,
     warnings: Sequence[str] | None = None,
 ) -> str:
-    """The Markdown summary of ``run``: verdict counts, the verdict per pair, warnings,
-    rate sweeps (if any) and key figures per cell."""
+    """The Markdown summary of ``run``: the verdict matrix (when the pairs span two or more
+    link profiles, :func:`reports.matrix.verdict_matrix`), verdict counts, the verdict per
+    pair, warnings, rate sweeps (if any) and key figures per cell."""
     verdicts = verdict_table(run) if verdicts is None else verdicts
     warnings = run_warnings(run) if warnings is None else warnings
     claim = f"{CLAIM_RATIO:g}×"
@@ -73,6 +76,9 @@ def summary_markdown(
     if verdicts.empty:
         lines += ["No HTTP/WebSocket pair to judge.", ""]
     else:
+        matrix = _matrix_lines(verdict_matrix(verdicts, cells=run.cells))
+        if matrix:
+            lines += [*matrix, "### Verdict counts", ""]
         lines += _counts_table(verdicts)
         lines += ["", "### Verdict per condition", ""]
         lines += _verdict_lines(verdicts)
@@ -101,7 +107,9 @@ def write_outputs(
     verdicts: pd.DataFrame | None = None,
 ) -> dict[str, Path]:
     """Write ``report.html`` (or ``html_name``), ``summary.md`` and ``verdict.csv`` into
-    ``folder``; return their paths by kind (``"html"``, ``"markdown"``, ``"csv"``)."""
+    ``folder``, and ``verdict-matrix.csv`` (:func:`reports.matrix.verdict_matrix`) when the
+    pairs span two or more link profiles (else an old one there is removed); return their
+    paths by kind (``"html"``, ``"markdown"``, ``"csv"``, and ``"matrix_csv"``)."""
     from reports.html import write_report
 
     out = Path(folder)
@@ -113,26 +121,53 @@ def write_outputs(
     md.write_text(summary_markdown(run, verdicts=verdicts, warnings=warnings), encoding="utf-8")
     csv = out / VERDICT_CSV
     verdicts.to_csv(csv, index=False, float_format="%.6g")
-    return {"html": html, "markdown": md, "csv": csv}
+    written = {"html": html, "markdown": md, "csv": csv}
+    matrix = verdict_matrix(verdicts, cells=run.cells)
+    matrix_csv = out / MATRIX_CSV
+    if matrix.empty:
+        matrix_csv.unlink(missing_ok=True)
+    else:
+        matrix.to_csv(matrix_csv, index=False, float_format="%.6g")
+        written["matrix_csv"] = matrix_csv
+    return written
 
 
 def ratio_with_ci(ratio: object, low: object, high: object) -> str:
     """``"4.12× (3.80–4.45)"``; ``"4.12× (no CI)"`` without an interval; ``"–"`` without a
     ratio."""
-    r = as_float(ratio)
-    if r is None:
-        return "–"
-    lo, hi = as_float(low), as_float(high)
-    ci = f"{_short(lo)}–{_short(hi)}" if lo is not None and hi is not None else "no CI"
-    return f"{_short(r)}× ({ci})"
+    return ratio_ci_text(ratio, low, high)
 
 
-def _short(value: float) -> str:
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    if abs(value) >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
+def _matrix_lines(matrix: pd.DataFrame) -> list[str]:
+    """The verdict matrix, one table per metric; nothing when ``matrix`` is empty."""
+    if matrix.empty:
+        return []
+    profiles = matrix_profiles(matrix)
+    pairings = ", ".join(dict.fromkeys(matrix["pairing"].astype(str)))
+    lines = [
+        "### Verdict matrix by link",
+        "",
+        f"Same-client pairs ({_md(pairings)}) only, one column per link profile in the order "
+        "they ran; each cell is HTTP ÷ WebSocket with its "
+        f"{LEVEL:.0%} confidence interval and the verdict. Every pair is in the table further "
+        "down.",
+    ]
+    for metric in dict.fromkeys(matrix["metric"]):
+        grid = matrix_pivot(matrix, str(metric), cell=_matrix_cell)
+        tls = ["TLS"] if matrix["tls"].notna().any() else []
+        head = ["Scenario", "HTTP mode", *tls, *profiles]
+        lines += ["", f"**{METRICS.get(str(metric), metric)}**", ""]
+        lines += ["| " + " | ".join(_md(h) for h in head) + " |", "|" + "---|" * len(head)]
+        for _, g in grid.iterrows():
+            values = [g["scope"], g["http_mode"], *(g["tls"] for _ in tls)]
+            values += [g[p] if g[p] is not None else "–" for p in profiles]
+            lines.append("| " + " | ".join(_md(v) for v in values) + " |")
+    return [*lines, ""]
+
+
+def _matrix_cell(row: pd.Series) -> str:
+    text = ratio_ci_text(row["ratio"], row["ci_low"], row["ci_high"])
+    return f"{text} {_VERDICT_MD.get(str(row['verdict']), '')}".strip()
 
 
 def _counts_table(verdicts: pd.DataFrame) -> list[str]:
