@@ -99,6 +99,12 @@ def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch == "-" else "_" for ch in text)
 
 
+def _into(record: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``record`` updated in place with ``extra``: what a ``finally`` adds later still lands."""
+    record.update(extra)
+    return record
+
+
 class LinkUnavailable(ValueError):
     """The scenario asks for a link emulator this machine cannot provide."""
 
@@ -164,6 +170,20 @@ def plan_link(
         "kernel_support": support.as_dict() if support is not None else None,
         "profiles": chosen,
     }
+
+
+def _remove_stale_namespaces(console: Console) -> list[str]:
+    """Delete ``rtbench-`` namespaces left by runs that were killed (their owner is gone)."""
+    from loadgen.link.kernel import KernelLinkError, cleanup_stale
+
+    try:
+        removed = cleanup_stale()
+    except KernelLinkError as exc:
+        console.print(f"[yellow]note:[/] could not remove stale namespaces: {exc}")
+        return []
+    if removed:
+        console.print(f"[yellow]note:[/] removed namespaces of killed runs: {', '.join(removed)}")
+    return removed
 
 
 def _relay_overhead() -> dict[str, Any] | None:
@@ -377,7 +397,7 @@ class _Runner:
                 with self.stop.deferred():
                     klink.__enter__()
             except KernelLinkError as exc:
-                return base | {"failed": f"kernel link set-up failed: {exc}"}
+                return _into(base, {"failed": f"kernel link set-up failed: {exc}"})
             return self._run_children(run_cell, repeat, stem, base, klink)
         finally:
             # _run_children has stopped every child by now; only then go the namespaces.
@@ -413,12 +433,12 @@ class _Runner:
                         argv_prefix=server_prefix,
                     )
             except ProcessFailed as exc:
-                return base | {"failed": str(exc)}
+                return _into(base, {"failed": str(exc)})
             target_port = server.info["port"]
             if klink is not None:
                 problem = _check_kernel_server(server, klink, base["link"])
                 if problem:
-                    return base | {"failed": problem}
+                    return _into(base, {"failed": problem})
             elif self._link_mode(run_cell) == "userspace":
                 assert run_cell.profile is not None
                 try:
@@ -430,7 +450,7 @@ class _Runner:
                             self.out / "logs" / f"{stem}-link.log",
                         )
                 except ProcessFailed as exc:
-                    return base | {"failed": str(exc)}
+                    return _into(base, {"failed": str(exc)})
                 target_port = link.info["port"]
                 base["link"] = {"mode": "userspace", "port": target_port, "cpus": link.cpus}
             spec = CellRun(
@@ -470,7 +490,7 @@ class _Runner:
                     argv_prefix=client_prefix,
                 )
             client_ns = None if klink is None else (klink.client_ns, base["link"])
-            return base | self._watch(server, worker, spec, prefix, worker_log, client_ns)
+            return _into(base, self._watch(server, worker, spec, prefix, worker_log, client_ns))
         finally:
             # A second Ctrl-C must not cut this short: over the kernel link the
             # namespaces are deleted next, and nothing may still run in them.
@@ -632,6 +652,8 @@ def run_scenario(
     }
     if network is not None:
         relayed = any(p["link"] == "userspace" for p in network["profiles"].values())
+        if any(p["link"] == "kernel" for p in network["profiles"].values()):
+            network["stale_namespaces_removed"] = _remove_stale_namespaces(console)
         # What the relay itself adds; None when no profile runs through it.
         network["relay_overhead"] = _relay_overhead() if relayed else None
         meta["network"] = network

@@ -285,10 +285,16 @@ def test_kernel_link_run_with_a_rate_only_profile(
 ) -> None:
     path = _write_kernel_scenario(tmp_path, RATE_ONLY, "kernel")
     out = tmp_path / "out"
+    # A namespace left by a killed run (its owner pid cannot exist) is removed first.
+    stale = f"{NS_PREFIX}4194305-dead-c"
+    subprocess.run(["ip", "netns", "add", stale], check=True)
     result = CliRunner().invoke(
         app, ["run", str(path), "--out", str(out), "--no-report", "--no-progress"]
     )
     assert result.exit_code == 0, result.output
+    assert stale not in list_namespaces()
+    meta_network = json.loads((out / "meta.json").read_text())["network"]
+    assert meta_network["stale_namespaces_removed"] == [stale]
     cells = {c["cell"]: c for c in json.loads((out / "summary.json").read_text())["cells"]}
     assert set(cells) == {
         "http/aiohttp/new-connection~tbf8",

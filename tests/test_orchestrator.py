@@ -93,6 +93,9 @@ def test_run_writes_the_three_files(finished_run: tuple[Path, Path]) -> None:
     assert not list((out / "parts").glob("*.parquet"))
     assert len(list((out / "parts").glob("*.record.json"))) == 4
     assert (out / "logs").is_dir()
+    # Each record says how its server ended: stopped by SIGTERM, cleanly.
+    for record in (out / "parts").glob("*.record.json"):
+        assert read_json(record)["server_exit_code"] == 0, record.name
 
 
 def test_samples_parquet(finished_run: tuple[Path, Path]) -> None:
