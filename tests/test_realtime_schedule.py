@@ -213,3 +213,37 @@ def test_notifications_go_to_topics_in_turn(fake_clock: Callable[[FakeStage], No
     assert row_d is not None and not row_d.deferred
     assert run(stage, schedule.notifications(stage, "system", 0.0, subscribers)) == []
     assert run(stage, schedule.notifications(stage, "system", 4.0, {})) == []
+
+
+def test_publisher_lanes_share_the_rate_and_interleave(
+    fake_clock: Callable[[FakeStage], None],
+) -> None:
+    subscribers = {"t0": ["a"], "t1": ["b"], "t2": ["c"], "t3": ["d"]}
+    lanes = []
+    for i in range(2):
+        stage = FakeStage(end_ns=NS_PER_S)  # each lane on its own clock from the same start
+        fake_clock(stage)
+        lanes.append(
+            acts(run(stage, schedule.notifications(stage, f"p{i}", 8.0, subscribers, i, 2)))
+        )
+    # Each lane publishes every other notification: 4 per second each, 8 in all.
+    assert [len(lane) for lane in lanes] == [4, 4]
+    times = sorted(t for lane in lanes for t, _ in lane)
+    # Lane 1 is offset by 1/rate, so the two lanes together keep the 8/s schedule.
+    assert times == [int(i * NS_PER_S / 8) for i in range(8)]
+    topics = [a.payload["topic"] for lane in lanes for _, a in lane]
+    assert sorted(topics) == ["t0", "t0", "t1", "t1", "t2", "t2", "t3", "t3"]
+    assert {a.user for _, a in lanes[1]} == {"p1"}
+
+
+def test_an_action_abandoned_in_flight_is_not_owed(
+    fake_clock: Callable[[FakeStage], None],
+) -> None:
+    stage = FakeStage(end_ns=NS_PER_S)
+    fake_clock(stage)
+    steps = schedule.notifications(stage, "system", 4.0, {"t0": ["a", "b"]})
+    assert isinstance(next(steps), SleepUntil)
+    assert isinstance(steps.send(True), Act)
+    assert stage.tracker.counts()["expected"] == 2
+    steps.close()  # the run ended while the publish was in flight
+    assert stage.tracker.counts()["expected"] == 0 and stage.tracker.cancelled == 1

@@ -168,12 +168,17 @@ class _Stage:
     async def run(self, steps: schedule.Steps) -> None:
         """Run one behaviour to its end."""
         result: Any = None
-        while True:
-            try:
-                step = steps.send(result)
-            except StopIteration:
-                return
-            result = await self.perform(step)
+        try:
+            while True:
+                try:
+                    step = steps.send(result)
+                except StopIteration:
+                    return
+                result = await self.perform(step)
+        finally:
+            # Cancelled at the end of the run: the behaviour settles what it owes now,
+            # not whenever the generator is collected.
+            steps.close()
 
 
 async def run_realtime(
@@ -238,7 +243,14 @@ async def run_realtime(
         )
 
     users = {n: user(n) for n in names}
-    publisher = user(SYSTEM_USER, receives=False) if params.notification_rate else None
+    publishers = (
+        {
+            f"{SYSTEM_USER}{i}": user(f"{SYSTEM_USER}{i}", receives=False)
+            for i in range(params.publishers)
+        }
+        if params.notification_rate
+        else {}
+    )
 
     # -- set-up: sign in, join rooms, subscribe topics, watch contacts ---------------
     t_setup = clock()
@@ -262,15 +274,22 @@ async def run_realtime(
         for u in users.values():
             await u.stop()
         raise RuntimeError(f"{len(failed)} of {len(users)} users failed to set up: {failed[0]!r}")
-    if publisher is not None:
-        await publisher.start()
+    failed = [
+        r
+        for r in await _bounded([p.start() for p in publishers.values()], SETUP_CONCURRENCY)
+        if isinstance(r, BaseException)
+    ]
+    if failed:
+        for u in [*users.values(), *publishers.values()]:
+            await u.stop()
+        raise RuntimeError(f"{len(failed)} notification publishers failed: {failed[0]!r}")
     stats.setup_s = (clock() - t_setup) / 1e9
 
     start = clock()
     warmup_end[0] = start + int(spec.warmup_s * NS_PER_S)
     tracker.warmup_end_ns = warmup_end[0]
     end = warmup_end[0] + int(spec.duration_s * NS_PER_S)
-    everyone = {**users, **({SYSTEM_USER: publisher} if publisher is not None else {})}
+    everyone = {**users, **publishers}
     stage = _Stage(
         rng,
         tracker,
@@ -295,9 +314,11 @@ async def run_realtime(
         elif params.activity_rate:
             truth[u.name] = []
             behaviours.append(schedule.activity(stage, params, u.name, truth[u.name]))
-    if publisher is not None:
+    for lane, name in enumerate(publishers):
         behaviours.append(
-            schedule.notifications(stage, SYSTEM_USER, params.notification_rate, subscribers)
+            schedule.notifications(
+                stage, name, params.notification_rate, subscribers, lane, len(publishers)
+            )
         )
     tasks = [asyncio.create_task(stage.run(steps)) for steps in behaviours]
 

@@ -15,6 +15,8 @@
     presence_timeout_s = 2.0
     notification_rate = 0.0 # notifications per second in total
     fanout = 10             # subscribers per topic
+    publishers = 1          # system publishers sharing the rate, each on its own connection
+                            # (the locust engine runs one per process)
     activity_rate = 0.0     # page views per user per second while visiting
     visit_s = 3.0
     idle_timeout_s = 1.0    # server-side session idle timeout
@@ -48,6 +50,8 @@ class RealtimeParams(BaseModel):
     presence_timeout_s: float = Field(default=2.0, gt=0, le=600)
     notification_rate: float = Field(default=0.0, ge=0, le=100_000)
     fanout: int = Field(default=10, ge=1, le=20_000)
+    #: Publishers share notification_rate, so one slow publish does not delay the others.
+    publishers: int = Field(default=1, ge=1, le=1_000)
     activity_rate: float = Field(default=0.0, ge=0, le=1_000)
     visit_s: float = Field(default=3.0, gt=0, le=3600)
     idle_timeout_s: float = Field(default=1.0, gt=0, le=3600)

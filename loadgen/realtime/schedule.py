@@ -133,7 +133,12 @@ def messaging(stage: Stage, params: RealtimeParams, user: str, others: list[str]
             recipients = others
         key = ("message", mid)
         tracker.expect(key, ts, recipients, user, mid, deferred=stage.offline(recipients))
-        if not (yield Act(user, "send", payload)):
+        try:
+            ok = yield Act(user, "send", payload)
+        except GeneratorExit:
+            tracker.cancel(key)  # abandoned in flight when the run ended
+            raise
+        if not ok:
             tracker.cancel(key)
 
 
@@ -197,14 +202,24 @@ def activity(stage: Stage, params: RealtimeParams, user: str, visits: list[list[
 
 
 def notifications(
-    stage: Stage, publisher: str, rate: float, subscribers: dict[str, list[str]]
+    stage: Stage,
+    publisher: str,
+    rate: float,
+    subscribers: dict[str, list[str]],
+    lane: int = 0,
+    lanes: int = 1,
 ) -> Steps:
-    """``publisher`` publishes to the topics of ``subscribers`` in turn, at ``rate`` in all."""
+    """``publisher`` publishes to the topics of ``subscribers`` in turn, at ``rate`` in all.
+
+    With ``lanes`` publishers sharing the rate, lane ``i`` publishes every
+    ``lanes``-th notification (``rate / lanes`` per second, offset by ``i / rate``),
+    so a slow publish holds up only its own lane and the total stays on schedule.
+    """
     if rate <= 0 or not subscribers:
         return
     tracker = stage.tracker
-    pacer = Pacer(rate)
-    start = stage.start_ns
+    pacer = Pacer(rate / lanes)
+    start = stage.start_ns + int(lane * NS_PER_S / rate)
     sent = 0
     while True:
         due = start + pacer.intended_ns(sent)
@@ -215,11 +230,17 @@ def notifications(
         if not topics:
             continue
         nid = stage.next_id()
-        topic = topics[sent % len(topics)]
+        topic = topics[(sent * lanes + lane) % len(topics)]
         ts = clock()
         subs = list(subscribers[topic])
         key = ("notification", nid)
         tracker.expect(key, ts, subs, publisher, nid, deferred=stage.offline(subs))
         payload = {"topic": topic, "nid": nid, "ts": ts, "body": stage.body}
-        if not (yield Act(publisher, "publish", payload)):
+        try:
+            ok = yield Act(publisher, "publish", payload)
+        except GeneratorExit:
+            # Abandoned in flight when the run ended: owed only if it had been sent.
+            tracker.cancel(key)
+            raise
+        if not ok:
             tracker.cancel(key)
