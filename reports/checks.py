@@ -248,6 +248,15 @@ def _delivery_warnings(run: Run, row: pd.Series) -> list[str]:
             f"{fmt_int(closes)} slow-consumer closes in cell {label}: the server closed "
             "connections whose send queue was full, so pushes to them were dropped"
         )
+    late = as_float(row.get("late_steps"))
+    if late:
+        worst = as_float(row.get("max_late_ms"))
+        lines.append(
+            f"{fmt_int(late)} scheduled actions in cell {label} started more than 100 ms late"
+            + (f" (up to {worst:,.0f} ms)" if worst else "")
+            + ": the users could not keep the schedule, so the offered load was lower than "
+            "configured; lower the rates or give [realtime] publishers more lanes"
+        )
     reconnects = as_float(row.get("reconnects"))
     if reconnects:
         lines.append(

@@ -101,6 +101,7 @@ REALTIME_COUNT_COLUMNS: tuple[str, ...] = (
     "empty_polls",
     "reconnects",
     "slow_consumer_closes",
+    "late_steps",
 )
 
 #: Integer-valued columns (nullable ``Int64`` in the DataFrame).
@@ -169,6 +170,7 @@ REALTIME_COLUMNS: tuple[str, ...] = (
     *PER_USEFUL_COLUMNS,
     *REALTIME_COUNT_COLUMNS,
     "empty_poll_ratio",
+    "max_late_ms",
     *ACTIVITY_COLUMNS,
 )
 

@@ -483,6 +483,7 @@ class RtCellSpec:
     deferred: int = 0
     reconnects: int = 0
     slow_consumer_closes: int = 0
+    late_steps: int = 0
     item_type: str = "message"
 
     @property
@@ -567,6 +568,8 @@ def make_realtime_run_dir(
             "empty_poll_ratio": 0.5 if spec.polls else None,
             "reconnects": spec.reconnects,
             "slow_consumer_closes": spec.slow_consumer_closes,
+            "late_steps": spec.late_steps,
+            "max_late_ms": 420.0 if spec.late_steps else 0.0,
             "activity": None,
             "rss_mb": {"server": 40.1, "client": 60.2},
             "per_repeat": per_repeat,

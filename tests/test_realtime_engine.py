@@ -194,6 +194,7 @@ def test_every_cell_ran_and_lost_nothing(runs: dict[str, Path], workload: str) -
         assert d["duplicated"] == 0, (name, d)
         assert d["out_of_order"] == 0, (name, d)
         assert d["gaps"] == 0, (name, d)  # within the retention nobody skips an item
+        assert cell["late_steps"] >= 0 and cell["max_late_ms"] >= 0.0  # counted, never negative
         if workload != "activity":
             assert d["expected"] > 0, (name, d)
         assert set(cell["delivery_latency_ms"]) == LATENCY_KEYS

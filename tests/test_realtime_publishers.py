@@ -7,7 +7,8 @@ from serving import running
 
 from loadgen.engine import CellRun
 from loadgen.events import EventHook
-from loadgen.realtime.engine import run_realtime
+from loadgen.link.relay import LinkRelay
+from loadgen.realtime.engine import RealtimeStats, run_realtime
 from loadgen.realtime.params import RealtimeParams
 from loadgen.realtime.tracker import Tracker
 
@@ -43,3 +44,43 @@ async def test_publishers_share_the_rate_and_everything_arrives(kind: str, deliv
     counts = tracker.counts()
     assert counts["expected"] == 3 * stats.actions["publish"]
     assert counts["delivered"] == counts["expected"] and counts["lost"] == 0
+
+
+def test_lateness_counts_only_steps_far_behind_schedule() -> None:
+    stats = RealtimeStats()
+    stats.count_lateness(5_000_000)  # 5 ms: the event loop's own jitter
+    stats.count_lateness(250_000_000)
+    stats.count_lateness(150_000_000)
+    assert stats.late_steps == 2 and stats.max_late_ms == pytest.approx(250.0)
+
+
+async def _publish_over_link(publishers: int) -> RealtimeStats:
+    """Notifications at 30/s through a 60 ms round-trip relay: one publish per round trip."""
+    params = RealtimeParams(
+        users=8, group_size=4, notification_rate=30.0, fanout=2, publishers=publishers
+    )
+    async with (
+        running("ws-aiohttp") as server,
+        LinkRelay({"rtt_ms": 60}, "127.0.0.1", server.port, seed=1) as relay,
+    ):
+        spec = CellRun(
+            cell="ws",
+            transport="ws-aiohttp",
+            client="aiohttp",
+            conn_mode="persistent",
+            base_url=f"http://127.0.0.1:{relay.port}",
+            duration_s=1.0,
+            warmup_s=0.0,
+            timeout_s=3.0,
+            workload="notifications",
+            delivery="push",
+        )
+        return await run_realtime(spec, params, EventHook(), Tracker(0))
+
+
+async def test_a_publisher_behind_schedule_is_counted_and_lanes_keep_up() -> None:
+    alone = await _publish_over_link(publishers=1)
+    assert alone.late_steps > 0 and alone.max_late_ms > 100
+    lanes = await _publish_over_link(publishers=6)
+    assert lanes.late_steps == 0
+    assert lanes.actions["publish"] >= 29

@@ -370,11 +370,16 @@ def test_lost_and_duplicated_delivery_warnings(tmp_path: Path) -> None:
 def test_slow_consumer_and_reconnect_warnings(tmp_path: Path) -> None:
     cells = (
         RtCellSpec("http", "aiohttp", "keep-alive", "long-poll", reconnects=2),
-        RtCellSpec("ws-aiohttp", "aiohttp", "persistent", "push", slow_consumer_closes=3),
+        RtCellSpec(
+            "ws-aiohttp", "aiohttp", "persistent", "push", slow_consumer_closes=3, late_steps=5
+        ),
     )
     lines = run_warnings(reports.load(make_realtime_run_dir(tmp_path, cells)))
     assert any(line.startswith("2 reconnects in cell " + cells[0].name) for line in lines)
     assert any(line.startswith("3 slow-consumer closes in cell " + WS_A) for line in lines)
+    late = f"5 scheduled actions in cell {WS_A} started more than 100 ms late (up to 420 ms)"
+    assert any(line.startswith(late) for line in lines)
+    assert not any("late" in line and cells[0].name in line for line in lines)
 
 
 def test_realtime_cell_with_deliveries_but_no_actions_is_not_flagged(rt_dir: Path) -> None:

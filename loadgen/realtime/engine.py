@@ -42,6 +42,8 @@ clock = time.perf_counter_ns
 
 SETUP_CONCURRENCY = 32
 SYSTEM_USER = "system"
+#: A behaviour this far behind its schedule no longer offers the configured load.
+LATE_NS = 100_000_000
 
 
 @dataclass(slots=True)
@@ -67,6 +69,15 @@ class RealtimeStats:
     empty_polls: int = 0
     activity: dict[str, Any] = field(default_factory=dict)
     server_stats: dict[str, Any] = field(default_factory=dict)
+    #: Scheduled steps that came due more than LATE_NS before their behaviour got to them.
+    late_steps: int = 0
+    max_late_ms: float = 0.0
+
+    def count_lateness(self, late_ns: int) -> None:
+        """A behaviour reached a step ``late_ns`` after it was due."""
+        if late_ns > LATE_NS:
+            self.late_steps += 1
+            self.max_late_ms = max(self.max_late_ms, late_ns / 1e6)
 
     def count_request(self, op: str, error: str | None, items: int) -> None:
         """One request finished; a poll that succeeded with no items is empty."""
@@ -150,6 +161,8 @@ class _Stage:
         """Carry out one step of a behaviour; returns what the behaviour is sent back."""
         match step:
             case schedule.SleepUntil(deadline_ns):
+                if deadline_ns < self.end_ns:
+                    self.stats.count_lateness(clock() - deadline_ns)
                 return await _sleep_until(deadline_ns, self.stop)
             case schedule.Pause(seconds):
                 await asyncio.sleep(seconds)
