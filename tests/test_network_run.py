@@ -217,6 +217,23 @@ def test_load_generator_refuses_the_link_address_outside_its_namespace(
     assert not (tmp_path / "out.json").exists()
 
 
+def test_locust_load_generator_refuses_the_link_address_outside_its_namespace(
+    tmp_path: Path,
+) -> None:
+    spec = CellRun("c", "http", "aiohttp", "keep-alive", f"http://{SERVER_ADDR}:9")
+    path = tmp_path / "spec.json"
+    path.write_bytes(orjson.dumps(spec.to_dict()))
+    done = subprocess.run(
+        [sys.executable, "-m", "loadgen.locust_engine.worker", str(path), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "refusing non-loopback target" in done.stderr
+    assert not (tmp_path / "out.json").exists()
+
+
 # -- real runs over the kernel link (root, iproute2, namespaces, tbf) ----------------------
 
 KERNEL_SCENARIO = """

@@ -779,6 +779,11 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, TypeError) as exc:
         sys.stderr.write(f"error: cannot read the cell spec {args.spec}: {exc}\n")
         return 2
+    from loadgen.worker import check_target
+
+    if (refusal := check_target(spec.base_url)) is not None:
+        sys.stderr.write(f"error: {refusal}\n")
+        return 2
     if args.web_ui:
         return run_web(spec, args.web_host, args.web_port)
     if args.out_prefix is None:
