@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -209,7 +210,7 @@ def start_server(
     ]
     child = _spawn(f"server {kind}", argv, cpus, log_path)
     try:
-        _wait_ready(child, kind, log_path, timeout_s)
+        _wait_ready(child, f"server {kind}", log_path, timeout_s, parse_ready_line)
     except BaseException:
         # Timeout, early exit, or Ctrl-C/SIGTERM while waiting: the caller never gets
         # the child, so stop it here (it runs in its own session and would outlive us).
@@ -218,12 +219,22 @@ def start_server(
     return child
 
 
-def _wait_ready(child: Child, kind: str, log_path: Path, timeout_s: float) -> None:
+def _wait_ready(
+    child: Child,
+    what: str,
+    log_path: Path,
+    timeout_s: float,
+    parse: Callable[[str], dict[str, Any] | None],
+) -> None:
+    """Read ``child``'s lines until ``parse`` finds its ready line; sets ``child.info``.
+
+    Raises :class:`ProcessFailed` naming ``what`` on a timeout or an early exit.
+    """
     deadline = time.monotonic() + timeout_s
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise ProcessFailed(f"server {kind} printed no ready line within {timeout_s:.0f}s")
+            raise ProcessFailed(f"{what} printed no ready line within {timeout_s:.0f}s")
         try:
             line = child.lines.get(timeout=remaining)
         except queue.Empty:
@@ -231,9 +242,9 @@ def _wait_ready(child: Child, kind: str, log_path: Path, timeout_s: float) -> No
         if line is None:
             code = child.proc.wait(timeout=5)
             raise ProcessFailed(
-                f"server {kind} exited with code {code} before it was ready: {_tail(log_path)}"
+                f"{what} exited with code {code} before it was ready: {_tail(log_path)}"
             )
-        info = parse_ready_line(line)
+        info = parse(line)
         if info is not None:
             child.info = info
             return
@@ -297,6 +308,14 @@ def log_tail(path: Path, lines: int = 5) -> str:
 LINK_READY_PREFIX = "RTBENCH-LINK-READY "
 
 
+def _parse_link_ready(line: str) -> dict[str, Any] | None:
+    """The link emulator's ready line as a dict, or None for any other line."""
+    if not line.startswith(LINK_READY_PREFIX):
+        return None
+    info: dict[str, Any] = json.loads(line[len(LINK_READY_PREFIX) :])
+    return info
+
+
 def start_link(
     profile: dict[str, Any],
     target_port: int,
@@ -319,24 +338,9 @@ def start_link(
         f"127.0.0.1:{target_port}",
     ]
     child = _spawn("link emulator", argv, cpus, log_path)
-    deadline = time.monotonic() + timeout_s
     try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ProcessFailed(f"link emulator printed no ready line within {timeout_s:.0f}s")
-            try:
-                line = child.lines.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if line is None:
-                code = child.proc.wait(timeout=5)
-                raise ProcessFailed(
-                    f"link emulator exited with code {code} before it was ready: {_tail(log_path)}"
-                )
-            if line.startswith(LINK_READY_PREFIX):
-                child.info = json.loads(line[len(LINK_READY_PREFIX) :])
-                return child
+        _wait_ready(child, "link emulator", log_path, timeout_s, _parse_link_ready)
     except BaseException:
         stop_process(child)
         raise
+    return child
