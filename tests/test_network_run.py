@@ -236,37 +236,18 @@ def test_locust_load_generator_refuses_the_link_address_outside_its_namespace(
 
 # -- real runs over the kernel link (root, iproute2, namespaces, tbf) ----------------------
 
-KERNEL_SCENARIO = """
-[scenario]
-name = "knet"
-repeats = 1
-duration_s = {duration}
-warmup_s = 0.2
-placement = "split"
-
-[load]
-model = "open"
-rate = 20
-connections = 2
-
-[network]
-profiles = {profiles}
-link = "{link}"
-
-[[cells]]
-transport = "http"
-client = "aiohttp"
-conn_mode = "new-connection"
-
-[[cells]]
-transport = "ws-aiohttp"
-client = "aiohttp"
-
+# The same two cells plus a TLS one; placement is split by default.
+KERNEL_SCENARIO = (
+    SCENARIO.replace('name = "net"', 'name = "knet"').replace(
+        "duration_s = 0.6", "duration_s = {duration}"
+    )
+    + """
 [[cells]]
 transport = "ws-aiohttp"
 client = "aiohttp"
 tls = true
 """
+)
 
 RATE_ONLY = '[{name = "tbf8", rate_mbit = 8}]'
 RTBENCH_RUN = [sys.executable, "-m", "loadgen.cli", "run"]
