@@ -15,6 +15,7 @@ rtbench network namespace: :func:`check_target`) exits 2 before any traffic.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import time
 from collections.abc import Callable
@@ -27,9 +28,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from hdrh.histogram import HdrHistogram
 
-from loadgen.engine import CellRun, run_cell
+from loadgen.engine import CellRun, EngineStats, run_cell
 from loadgen.events import EventHook
-from loadgen.realtime.engine import run_realtime
+from loadgen.realtime.engine import RealtimeStats, run_realtime
 from loadgen.realtime.params import RealtimeParams
 from loadgen.realtime.tracker import Tracker
 from loadgen.recorder import (
@@ -84,6 +85,33 @@ def _lag_block(lags: list[int]) -> dict[str, float | None]:
     }
 
 
+def _part_record(
+    spec: CellRun,
+    loop: asyncio.AbstractEventLoop,
+    stats: EngineStats | RealtimeStats,
+    window_ns: int,
+    hist: LatencyHistograms,
+    cpu: float,
+    lags: list[int],
+) -> dict[str, object]:
+    """The part-record keys every cell has: spec, loop, engine stats, window, histograms."""
+    return {
+        "spec": spec.to_dict(),
+        "loop": loop_name(loop),
+        "stats": asdict(stats),
+        "window_s": window_ns / 1e9,
+        "count": hist.count,
+        "errors": hist.errors,
+        "bytes_sent": hist.bytes_sent,
+        "bytes_received": hist.bytes_received,
+        "max_ns": hist.max_ns,
+        "hdr_corrected": encode_histogram(hist.corrected),
+        "hdr_uncorrected": encode_histogram(hist.uncorrected),
+        "send_lag_ms": _lag_block(lags),
+        "client_cpu_s_total": cpu,
+    }
+
+
 def run(spec: CellRun, out_prefix: Path, use_uvloop: bool = True) -> dict[str, object]:
     """Run ``spec`` in a fresh counting event loop and write the part files."""
     if spec.workload != "echo":
@@ -110,22 +138,8 @@ def run(spec: CellRun, out_prefix: Path, use_uvloop: bool = True) -> dict[str, o
         window_end = max(s.received_ns for s in measured)
     window_ns = max(0, window_end - stats.measure_started_ns) if stats.measure_started_ns else 0
     lags = sorted(s.sent_ns - s.intended_ns for s in measured)
-    part = {
-        "spec": spec.to_dict(),
-        "loop": loop_name(loop),
-        "stats": asdict(stats),
-        "window_s": window_ns / 1e9,
-        "count": hist.count,
-        "errors": hist.errors,
-        "bytes_sent": hist.bytes_sent,
-        "bytes_received": hist.bytes_received,
-        "max_ns": hist.max_ns,
-        "hdr_corrected": encode_histogram(hist.corrected),
-        "hdr_uncorrected": encode_histogram(hist.uncorrected),
-        "send_lag_ms": _lag_block(lags),
-        "send_lag_p99_ms": (lags[int(0.99 * (len(lags) - 1))] / 1e6) if lags else None,
-        "client_cpu_s_total": cpu,
-    }
+    part = _part_record(spec, loop, stats, window_ns, hist, cpu, lags)
+    part["send_lag_p99_ms"] = (lags[int(0.99 * (len(lags) - 1))] / 1e6) if lags else None
     out_prefix.with_suffix(".json").write_bytes(orjson.dumps(part, option=orjson.OPT_INDENT_2))
     return part
 
@@ -185,20 +199,8 @@ def run_realtime_part(spec: CellRun, out_prefix: Path, use_uvloop: bool) -> dict
     # value is in arriving, not in being delivered to someone).
     useful = sum(1 for r in tracker.rows if not r.warmup and not r.duplicate)
     useful += sum(1 for s in raw.rows if s.kind == "activity" and s.ok and not s.warmup)
-    part = {
-        "spec": spec.to_dict(),
-        "loop": loop_name(loop),
-        "stats": asdict(stats),
-        "window_s": window_ns / 1e9,
-        "count": hist.count,
-        "errors": hist.errors,
-        "bytes_sent": hist.bytes_sent,
-        "bytes_received": hist.bytes_received,
-        "max_ns": hist.max_ns,
-        "hdr_corrected": encode_histogram(hist.corrected),
-        "hdr_uncorrected": encode_histogram(hist.uncorrected),
-        "send_lag_ms": _lag_block([]),
-        "client_cpu_s_total": cpu,
+    part = _part_record(spec, loop, stats, window_ns, hist, cpu, [])
+    part |= {
         "deliveries": tracker.counts(),
         "useful_measured": useful,
         "delivery_hdr": hdrs,
