@@ -433,30 +433,27 @@ def environment_check(base: RunData, cur: RunData) -> tuple[list[Mismatch], list
         (base.meta.get("pinning") or {}).get("placement"),
         (cur.meta.get("pinning") or {}).get("placement"),
     )
+
+    def settings(label: str, b: dict[str, Any], c: dict[str, Any]) -> None:
+        for key in _SCENARIO_KEYS:
+            differ(
+                f"{label} {key}",
+                (b.get("scenario") or {}).get(key),
+                (c.get("scenario") or {}).get(key),
+            )
+        differ(f"{label} [load]", b.get("load"), c.get("load"))
+        differ(f"{label} [realtime]", b.get("realtime"), c.get("realtime"))
+
     bs, cs = base.meta.get("scenario") or {}, cur.meta.get("scenario") or {}
-    for key in _SCENARIO_KEYS:
-        differ(
-            f"scenario {key}",
-            (bs.get("scenario") or {}).get(key),
-            (cs.get("scenario") or {}).get(key),
-        )
-    differ("scenario [load]", bs.get("load"), cs.get("load"))
-    differ("scenario [realtime]", bs.get("realtime"), cs.get("realtime"))
+    settings("scenario", bs, cs)
     # A [[parts]] scenario keeps each part's workload, load and real-time settings apart.
     bparts, cparts = base.meta.get("parts") or {}, cur.meta.get("parts") or {}
     for name in sorted(set(bparts) | set(cparts)):
         b, c = bparts.get(name) or {}, cparts.get(name) or {}
-        if not b or not c:
+        if b and c:
+            settings(f"part {name!r}", b, c)
+        else:
             differ(f"part {name!r}", "present" if b else "absent", "present" if c else "absent")
-            continue
-        for key in _SCENARIO_KEYS:
-            differ(
-                f"part {name!r} {key}",
-                (b.get("scenario") or {}).get(key),
-                (c.get("scenario") or {}).get(key),
-            )
-        differ(f"part {name!r} [load]", b.get("load"), c.get("load"))
-        differ(f"part {name!r} [realtime]", b.get("realtime"), c.get("realtime"))
 
     if be.get("python") != ce.get("python") and _minor(be.get("python")) == _minor(
         ce.get("python")
