@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from loadgen.clients.base import ClientError, make_client
 from loadgen.events import EventHook
 from loadgen.pacer import NS_PER_S, split_rate
-from loadgen.realtime.samples import build_sample
+from loadgen.realtime.samples import echo_sample
 from loadgen.schema import WS_TRANSPORTS
 from loadgen.wire import WireCounter, counting
 from servers import protocol
@@ -139,19 +139,8 @@ async def run_cell(
         if error:
             stats.errors_by_code[error] = stats.errors_by_code.get(error, 0) + 1
         hook.fire(
-            build_sample(
-                spec,
-                kind,
-                sent,
-                received,
-                warmup_end,
-                conn=conn,
-                intended=intended,
-                origin=origin,
-                bytes_sent=delta[0],
-                bytes_received=delta[1],
-                items=1 if error is None and kind == "request" else 0,
-                error=error,
+            echo_sample(
+                spec, kind, conn, intended, sent, received, warmup_end, delta, error, origin
             )
         )
 

@@ -122,3 +122,15 @@ class LatencyHistograms:
         self.max_ns = max(self.max_ns, sample.latency_ns)
         record_clamped(self.corrected, sample.latency_ns)
         record_clamped(self.uncorrected, sample.latency_uncorrected_ns)
+
+    def as_record(self) -> dict[str, int | str]:
+        """Counts and encoded histograms as part-record keys, ``count`` to ``hdr_uncorrected``."""
+        return {
+            "count": self.count,
+            "errors": self.errors,
+            "bytes_sent": self.bytes_sent,
+            "bytes_received": self.bytes_received,
+            "max_ns": self.max_ns,
+            "hdr_corrected": encode_histogram(self.corrected),
+            "hdr_uncorrected": encode_histogram(self.uncorrected),
+        }

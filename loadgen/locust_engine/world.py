@@ -53,11 +53,11 @@ from loadgen.realtime.conns import OpFailed
 from loadgen.realtime.engine import RealtimeStats
 from loadgen.realtime.groups import churners_of, topic_count
 from loadgen.realtime.params import RealtimeParams
-from loadgen.realtime.samples import build_sample
+from loadgen.realtime.samples import build_sample, echo_sample
 from loadgen.realtime.tracker import Tracker
 from loadgen.realtime.users import Endpoint
 from loadgen.realtime.visits import time_on_site_report, visits_ms
-from loadgen.recorder import LatencyHistograms, RawRecorder, Sample, encode_histogram
+from loadgen.recorder import LatencyHistograms, RawRecorder, Sample
 from loadgen.worker import ACTION_KINDS, _delivery_histograms, _delivery_table
 from servers.protocol import make_payload
 
@@ -253,19 +253,17 @@ class World:
         stats = self.echo_stats
         if error:
             stats.errors_by_code[error] = stats.errors_by_code.get(error, 0) + 1
-        sample = build_sample(
+        sample = echo_sample(
             self.spec,
             kind,
+            conn,
+            intended,
             sent,
             received,
             self.warmup_end_ns,
-            conn=conn,
-            intended=intended,
-            origin=origin,
-            bytes_sent=delta[0],
-            bytes_received=delta[1],
-            items=1 if error is None and kind == "request" else 0,
-            error=error,
+            delta,
+            error,
+            origin,
         )
         self.record(sample)
         self.report(request_type, name, sample.latency_ns, delta[1], error, sample.warmup)
@@ -706,13 +704,7 @@ class World:
             "users": self.local_users or 0,
             "error": self.failure,
             "samples": _table_bytes(self.raw.to_table()),
-            "count": hist.count,
-            "errors": hist.errors,
-            "bytes_sent": hist.bytes_sent,
-            "bytes_received": hist.bytes_received,
-            "max_ns": hist.max_ns,
-            "hdr_corrected": encode_histogram(hist.corrected),
-            "hdr_uncorrected": encode_histogram(hist.uncorrected),
+            **hist.as_record(),
             "cpu_s_total": cpu,
             "cpu_s_measured": measured_cpu,
         }

@@ -64,3 +64,35 @@ def build_sample(
         error,
         intended < warmup_end_ns or warmup_end_ns == 0,
     )
+
+
+def echo_sample(
+    spec: CellRun,
+    kind: str,
+    conn: int,
+    intended: int,
+    sent: int,
+    received: int,
+    warmup_end_ns: int,
+    delta: tuple[int, int],
+    error: str | None,
+    origin: int | None = None,
+) -> Sample:
+    """An echo ``request`` or WebSocket ``connect`` row; ``delta`` is (bytes sent, received).
+
+    A successful echo request carries one item (its echoed payload); a connect none.
+    """
+    return build_sample(
+        spec,
+        kind,
+        sent,
+        received,
+        warmup_end_ns,
+        conn=conn,
+        intended=intended,
+        origin=origin,
+        bytes_sent=delta[0],
+        bytes_received=delta[1],
+        items=1 if error is None and kind == "request" else 0,
+        error=error,
+    )
