@@ -111,3 +111,16 @@ CONN_MODES = ("keep-alive", "new-connection")
 def family(transport: str) -> str:
     """``"http"`` or ``"ws"``: which side of the claim a transport is on."""
     return "ws" if transport.startswith("ws") else "http"
+
+
+#: Delivery counters of a real-time cell (``summary.json`` ``deliveries``); ``gaps``: times
+#: a reader fell behind the server's inbox retention (its skipped items are lost).
+DELIVERY_COUNTS: tuple[str, ...] = (
+    "expected",
+    "delivered",
+    "lost",
+    "duplicated",
+    "out_of_order",
+    "unexpected",
+    "gaps",
+)

@@ -17,7 +17,7 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from loadgen.recorder import decode_histogram, new_histogram
-from loadgen.schema import PERCENTILES, SCHEMA_VERSION, family
+from loadgen.schema import DELIVERY_COUNTS, PERCENTILES, SCHEMA_VERSION, family
 
 NS_PER_MS = 1e6
 
@@ -152,17 +152,6 @@ REPEAT_REALTIME_KEYS = (
     "delivery_latency_ms",
     "useful_messages",
     "per_useful_message",
-)
-
-#: ``gaps``: times a reader fell behind the server's inbox retention (its skipped items are lost).
-DELIVERY_COUNTS = (
-    "expected",
-    "delivered",
-    "lost",
-    "duplicated",
-    "out_of_order",
-    "unexpected",
-    "gaps",
 )
 
 

@@ -30,6 +30,8 @@ Call ``latency_col("p99.9")`` -> ``"p99_9_ms"``; ``latency_col("p50", corrected=
 
 from __future__ import annotations
 
+from loadgen.schema import DELIVERY_COUNTS
+
 #: Latency statistics in summary.json, in display order.
 LATENCY_LABELS: tuple[str, ...] = ("p50", "p90", "p99", "p99.9", "max")
 
@@ -64,18 +66,7 @@ POLL_MODES: tuple[str, ...] = ("short-poll", "long-poll")
 HTTP_DELIVERY_MODES: tuple[str, ...] = (*POLL_MODES, "sse")
 
 #: Delivery counters: ``deliveries_<name>``.
-DELIVERY_COUNT_COLUMNS: tuple[str, ...] = tuple(
-    f"deliveries_{name}"
-    for name in (
-        "expected",
-        "delivered",
-        "lost",
-        "duplicated",
-        "out_of_order",
-        "unexpected",
-        "gaps",
-    )
-)
+DELIVERY_COUNT_COLUMNS: tuple[str, ...] = tuple(f"deliveries_{name}" for name in DELIVERY_COUNTS)
 
 #: Costs per useful message (a delivery, or an accepted activity event).
 PER_USEFUL_COLUMNS: tuple[str, ...] = (
