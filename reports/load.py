@@ -53,6 +53,7 @@ from loadgen.schema import (
 )
 from reports.columns import (
     CELL_COLUMNS,
+    IDENTITY_COLUMNS,
     INT_COLUMNS,
     LATENCY_KEYS,
     POLL_MODES,
@@ -298,16 +299,10 @@ def load(path: str | PathLike[str]) -> Run:
     )
 
 
-_REPEAT_IDENTITY = (
-    "cell",
-    "part",
-    "transport",
-    "client",
-    "conn_mode",
-    "family",
-    "delivery",
-    "workload",
-)
+#: What names a cell (``cell`` to ``workload``), copied from its summary row to each repeat.
+_REPEAT_IDENTITY = IDENTITY_COLUMNS[
+    IDENTITY_COLUMNS.index("cell") : IDENTITY_COLUMNS.index("workload") + 1
+]
 
 
 def load_many(paths: Iterable[str | PathLike[str]]) -> Run:
