@@ -171,6 +171,7 @@ async def run_cell(
         client = make_client(
             spec.transport, spec.client, spec.conn_mode, spec.base_url, spec.timeout_s
         )
+        stamped = hasattr(client, "socket_stamps")
         sent_count = 0
         busy_until = 0
         with counting(counter):
@@ -215,6 +216,9 @@ async def run_cell(
                     try:
                         status, reply = await client.request(body)
                         received = clock()
+                        if stamped:
+                            # Socket-boundary times (the lean client): no await in between.
+                            sent, received = client.socket_stamps  # type: ignore[attr-defined]
                         error = _check_reply(status, reply, req_id)
                     except ClientError as exc:
                         received = clock()

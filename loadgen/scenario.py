@@ -21,7 +21,7 @@ A scenario file is TOML::
 
     [[cells]]
     transport = "http"   # http | ws-aiohttp | ws-websockets
-    client = "aiohttp"   # httpx | aiohttp | websockets
+    client = "lean"      # lean | httpx | aiohttp | websockets
     conn_mode = "keep-alive"
 
     [slo]                # optional absolute limits, checked by ``rtbench run`` (loadgen.slo)
@@ -63,7 +63,7 @@ from loadgen.realtime.params import RealtimeParams
 from loadgen.schema import HTTP_TRANSPORTS, WS_TRANSPORTS
 
 Transport = Literal["http", "ws-aiohttp", "ws-websockets"]
-ClientName = Literal["httpx", "aiohttp", "websockets"]
+ClientName = Literal["httpx", "aiohttp", "websockets", "lean"]
 ConnMode = Literal["keep-alive", "new-connection", "persistent"]
 Workload = Literal["echo", "messaging", "presence", "notifications", "activity", "mix"]
 DeliveryMode = Literal["short-poll", "long-poll", "push", "sse"]
@@ -192,8 +192,8 @@ class Cell(_Strict):
                 raise ValueError("a WebSocket cell delivers by 'push'")
             if not ws and self.delivery == "push":
                 raise ValueError("an HTTP cell delivers by 'short-poll', 'long-poll' or 'sse'")
-            if not ws and self.client != "aiohttp":
-                raise ValueError("real-time HTTP users run on the aiohttp client")
+            if not ws and self.client not in ("aiohttp", "lean"):
+                raise ValueError("real-time HTTP users run on the aiohttp or lean client")
         return self
 
     @property

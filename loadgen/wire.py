@@ -86,6 +86,23 @@ class WireCounter:
         tls_sent, tls_received = self._tls_totals()
         return self._plain_sent + tls_sent, self._plain_received + tls_received
 
+    def add_plain(self, sent: int, received: int) -> None:
+        """Add plain-text bytes counted by a protocol that counts its own (the lean client)."""
+        self._plain_sent += sent
+        self._plain_received += received
+
+    def track_tls(self, sock: Any) -> None:
+        """Count ``sock``'s TLS bytes from its TCP_INFO until :meth:`untrack_tls`."""
+        self._add_tls(sock)
+
+    def refresh_tls(self, sock: Any) -> None:
+        """Read ``sock``'s counters now."""
+        self._refresh_tls(sock)
+
+    def untrack_tls(self, sock: Any) -> None:
+        """Fold ``sock``'s last counters into the closed total (call before it closes)."""
+        self._close_tls(sock)
+
     def _add_tls(self, sock: Any) -> None:
         self._tls_live[sock] = [0, 0]
 
@@ -126,6 +143,21 @@ def counting(counter: WireCounter) -> Iterator[WireCounter]:
     token = _current.set(counter)
     try:
         yield counter
+    finally:
+        _current.reset(token)
+
+
+def current_counter() -> WireCounter | None:
+    """The counter of the enclosing :func:`counting` block in this task, if any."""
+    return _current.get()
+
+
+@contextlib.contextmanager
+def uncounted() -> Iterator[None]:
+    """Connections created inside this block are not wrapped: their protocol counts itself."""
+    token = _current.set(None)
+    try:
+        yield
     finally:
         _current.reset(token)
 

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from hdrh.histogram import HdrHistogram
 
@@ -126,12 +127,12 @@ def run(spec: CellRun, out_prefix: Path, use_uvloop: bool = True) -> dict[str, o
     cpu = time.process_time() - cpu0
     table = raw.to_table()
     pq.write_table(table, out_prefix.with_suffix(".parquet"))
-    measured = [s for s in raw.rows if not s.warmup and s.kind == "request"]
+    measured = table.filter(pc.and_(pc.invert(table["warmup"]), pc.equal(table["kind"], "request")))
     window_end = stats.ended_ns
-    if stats.budget_exhausted and measured:
-        window_end = max(s.received_ns for s in measured)
+    if stats.budget_exhausted and measured.num_rows:
+        window_end = pc.max(measured["received_ns"]).as_py()
     window_ns = max(0, window_end - stats.measure_started_ns) if stats.measure_started_ns else 0
-    lags = sorted(s.sent_ns - s.intended_ns for s in measured)
+    lags = sorted(pc.subtract(measured["sent_ns"], measured["intended_ns"]).to_pylist())
     part = _part_record(spec, loop, stats, window_ns, hist, cpu, lags)
     part["send_lag_p99_ms"] = (lags[int(0.99 * (len(lags) - 1))] / 1e6) if lags else None
     out_prefix.with_suffix(".json").write_bytes(orjson.dumps(part, option=orjson.OPT_INDENT_2))

@@ -27,6 +27,10 @@ COMBOS = [
     ("ws-aiohttp", "aiohttp", "persistent"),
     ("ws-websockets", "websockets", "persistent"),
     ("ws-websockets", "aiohttp", "persistent"),
+    ("http", "lean", "keep-alive"),
+    ("http", "lean", "new-connection"),
+    ("ws-aiohttp", "lean", "persistent"),
+    ("ws-websockets", "lean", "persistent"),
 ]
 COMBO_IDS = ["/".join(c) for c in COMBOS]
 LOOPS = [pytest.param(True, id="uvloop"), pytest.param(False, id="asyncio")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from loadgen.recorder import (
     decode_histogram,
     encode_histogram,
     new_histogram,
+    record_batch,
     record_clamped,
 )
 from loadgen.schema import PERCENTILES, SAMPLE_SCHEMA
@@ -220,3 +222,40 @@ def test_encode_decode_round_trip(values: list[int]) -> None:
     for v in set(values):
         clamped = min(max(v, 0), HDR_HIGHEST_NS)
         assert back.get_count_at_value(clamped) == hist.get_count_at_value(clamped)
+
+
+# --- record_batch ---------------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=-5, max_value=HDR_HIGHEST_NS * 2), max_size=300))
+def test_record_batch_matches_recording_one_by_one(values: list[int]) -> None:
+    one_by_one, batched = new_histogram(), new_histogram()
+    for v in values:
+        record_clamped(one_by_one, v)
+    record_batch(batched, array("q", values))
+    assert encode_histogram(batched) == encode_histogram(one_by_one)
+    assert batched.get_total_count() == one_by_one.get_total_count()
+    assert batched.get_max_value() == one_by_one.get_max_value()
+    assert batched.get_min_value() == one_by_one.get_min_value()
+    for p in (0, 50, 90, 99, 99.9, 100):
+        assert batched.get_value_at_percentile(p) == one_by_one.get_value_at_percentile(p)
+
+
+def test_histograms_read_between_records_count_everything_once() -> None:
+    hist = LatencyHistograms()
+    hist.record(sample(latency_ns=2 * MS))
+    assert hist.corrected.get_total_count() == 1
+    hist.record(sample(latency_ns=3 * MS))
+    assert hist.corrected.get_total_count() == 2
+    assert hist.uncorrected.get_total_count() == 2
+
+
+def test_raw_recorder_batches_keep_every_row_in_order() -> None:
+    raw = RawRecorder()
+    raw.batch_rows = 3
+    for i in range(8):
+        raw.record(sample(latency_ns=i + 1, latency_uncorrected_ns=i + 1))
+    assert len(raw) == 8
+    assert [r.latency_ns for r in raw.rows] == list(range(1, 9))
+    assert raw.to_table().column("latency_ns").to_pylist() == list(range(1, 9))

@@ -10,6 +10,10 @@ One client object is one virtual connection::
 ``request`` returns the HTTP status (101-style transports return 200) and
 the response body; it raises :class:`ClientError` with a short ``code`` when
 the transport fails, so the engine can record the error and carry on.
+
+A client that timestamps at the socket (the lean client) also has
+``socket_stamps``: ``(sent_ns, received_ns)`` of its last successful request,
+which the engine uses instead of the times around the ``await``.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from typing import Protocol
 from loadgen.schema import CONN_MODES, HTTP_TRANSPORTS, WS_TRANSPORTS
 
 #: Which clients can drive which transport family.
-HTTP_CLIENTS = ("httpx", "aiohttp")
-WS_CLIENTS = ("websockets", "aiohttp")
+HTTP_CLIENTS = ("httpx", "aiohttp", "lean")
+WS_CLIENTS = ("websockets", "aiohttp", "lean")
+#: The client with no library between the engine and the socket (loadgen.lean).
+LEAN = "lean"
 WS_CONN_MODE = "persistent"
 
 PATHS = {"http": "/rpc", "ws-aiohttp": "/ws", "ws-websockets": "/ws"}
@@ -75,6 +81,10 @@ def make_client(
     url = base_url.rstrip("/") + PATHS[transport]
     if transport in WS_TRANSPORTS:
         ws_url = "ws" + url[len("http") :]  # http->ws, https->wss
+        if client == LEAN:
+            from loadgen.clients.lean_client import LeanWSClient
+
+            return LeanWSClient(ws_url, timeout_s)
         if client == "websockets":
             from loadgen.clients.websockets_client import WebsocketsClient
 
@@ -83,6 +93,10 @@ def make_client(
 
         return AiohttpWSClient(ws_url, timeout_s)
     keep_alive = conn_mode == "keep-alive"
+    if client == LEAN:
+        from loadgen.clients.lean_client import LeanHttpClient
+
+        return LeanHttpClient(url, keep_alive, timeout_s)
     if client == "httpx":
         from loadgen.clients.httpx_client import HttpxClient
 

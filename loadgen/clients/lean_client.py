@@ -1,0 +1,124 @@
+"""The lean client for echo cells: HTTP ``POST /rpc`` and WebSocket ``GET /ws``.
+
+Same interface as the library clients (:mod:`loadgen.clients.base`), plus
+:attr:`socket_stamps`: ``(sent_ns, received_ns)`` of the last successful
+request, taken at the socket (just before the write; when the parser
+completed the reply). For a new-connection request the send time is taken
+before the TCP connect, which is part of what that mode costs.
+
+Bytes count into the :class:`~loadgen.wire.WireCounter` of the enclosing
+:func:`~loadgen.wire.counting` block at connect time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from loadgen.clients.base import ClientError
+from loadgen.lean.connect import Target
+from loadgen.lean.http import JSON, HttpConnection, request_head, with_body
+from loadgen.lean.ws import WsConnection
+from loadgen.wire import current_counter
+
+clock = time.perf_counter_ns
+
+
+class LeanHttpClient:
+    """One virtual HTTP connection; ``keep_alive=False`` opens a TCP connection per request."""
+
+    def __init__(self, url: str, keep_alive: bool, timeout_s: float) -> None:
+        self.url = url
+        self.target = Target.parse(url)
+        self.keep_alive = keep_alive
+        self.timeout_s = timeout_s
+        self._head = request_head("POST", self.target, keep_alive=keep_alive, content_type=JSON)
+        self._conn: HttpConnection | None = None
+        self._counter = None
+        self.socket_stamps = (0, 0)
+
+    async def connect(self) -> None:
+        # Like the library clients, HTTP connects lazily: set-up is paid inside a request.
+        self._counter = current_counter()
+
+    async def request(self, body: bytes) -> tuple[int, bytes]:
+        request = with_body(self._head, body)
+        conn = self._conn
+        started = 0
+        if conn is None or not conn.is_open:
+            # First request, new-connection mode, or the server closed a kept-alive
+            # connection: (re)connect, as a browser does, and charge it to this request.
+            if conn is not None:
+                conn.close()
+            started = clock()
+            conn = await HttpConnection.open(self.target, self._counter, self.timeout_s)
+            self._conn = conn if self.keep_alive else None
+        try:
+            status, reply = await conn.exchange(request, self.timeout_s)
+        finally:
+            if not self.keep_alive:
+                conn.close()
+        self.socket_stamps = (started or conn.sent_ns, conn.received_ns)
+        return status, reply
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
+class LeanWSClient:
+    """One WebSocket connection; one request in flight, replies matched in order."""
+
+    def __init__(self, url: str, timeout_s: float) -> None:
+        self.url = url
+        self.timeout_s = timeout_s
+        self._conn: WsConnection | None = None
+        self._waiter: asyncio.Future[bytes] | None = None
+        self._received_ns = 0
+        self.socket_stamps = (0, 0)
+
+    def _on_message(self, data: bytes, received_ns: int, _wire: int) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            self._received_ns = received_ns
+            waiter.set_result(data)
+
+    def _timed_out(self, waiter: asyncio.Future[bytes]) -> None:
+        if not waiter.done():
+            waiter.set_exception(ClientError("timeout", f"no reply within {self.timeout_s}s"))
+
+    async def connect(self) -> None:
+        self._conn = await WsConnection.open(
+            self.url, current_counter(), self.timeout_s, self._on_message, self._on_closed
+        )
+
+    def _on_closed(self) -> None:
+        conn = self._conn
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            failure = conn.failure if conn is not None else None
+            code = conn.close_code if conn is not None else None
+            waiter.set_exception(failure or ClientError("closed", f"connection closed ({code})"))
+
+    async def request(self, body: bytes) -> tuple[int, bytes]:
+        conn = self._conn
+        if conn is None or not conn.is_open:
+            raise ClientError("closed", "WebSocket is not open")
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bytes] = loop.create_future()
+        self._waiter = waiter
+        timer = loop.call_later(self.timeout_s, self._timed_out, waiter)
+        conn.send_text(body)
+        try:
+            reply = await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+        self.socket_stamps = (conn.sent_ns, self._received_ns)
+        return 200, reply
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close(self.timeout_s)

@@ -1,0 +1,17 @@
+"""The lean client: asyncio Protocols on uvloop with sans-I/O parsers, for every transport.
+
+What it is for: measuring the protocols rather than a client library. Each
+connection is one :class:`asyncio.Protocol`; HTTP/1.1 responses are parsed by
+httptools (llhttp), WebSocket frames by websockets' sans-I/O
+:class:`~websockets.client.ClientProtocol`. Requests are written with one
+``transport.write`` each, heads pre-encoded, and every exchange is timestamped
+at the socket boundary (just before the write, and when the parser completes
+the reply), as wrk does.
+
+- :mod:`loadgen.lean.connect`: open a TCP (or TLS) connection with byte counting.
+- :mod:`loadgen.lean.http`: one HTTP/1.1 connection: request/response and streamed bodies.
+- :mod:`loadgen.lean.ws`: one WebSocket connection: handshake, text messages, close.
+
+The engines use them through :mod:`loadgen.clients.lean_client` (echo cells)
+and :mod:`loadgen.realtime.lean_conns` (real-time cells).
+"""
