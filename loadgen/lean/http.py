@@ -205,6 +205,11 @@ class HttpConnection(asyncio.Protocol):
         self._bytes.wrote(len(request))
         try:
             return await waiter
+        except BaseException:
+            # Failed, timed out or abandoned (a cancelled long poll): a late reply
+            # must never be read as the answer to a next request.
+            self.close()
+            raise
         finally:
             timer.cancel()
             if self._waiter is waiter:

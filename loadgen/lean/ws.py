@@ -213,6 +213,13 @@ class WsConnection(asyncio.Protocol):
         self._bytes.wrote(total)
         return total
 
+    def close_now(self) -> None:
+        """Drop the connection without a closing handshake."""
+        if self._transport is not None:
+            self._bytes.refresh()
+            self._transport.abort()
+        self._mark_closed()
+
     async def close(self, timeout_s: float = 2.0) -> None:
         """Closing handshake (1000), waiting up to ``timeout_s``, then the TCP close."""
         if self.is_open:
@@ -223,7 +230,4 @@ class WsConnection(asyncio.Protocol):
                     await self.closed.wait()
             except TimeoutError:
                 pass
-        if self._transport is not None:
-            self._bytes.refresh()
-            self._transport.abort()
-        self._mark_closed()
+        self.close_now()

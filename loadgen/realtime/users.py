@@ -32,8 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from loadgen.clients.base import ClientError
+from loadgen.clients.base import LEAN, ClientError
 from loadgen.realtime.conns import HttpConn, OnItem, OnRequest, OpFailed, SseConn, WsConn
+from loadgen.realtime.lean_conns import LeanHttpConn, LeanSseConn, LeanWsConn
 from loadgen.realtime.params import RealtimeParams
 from loadgen.realtime.receive import subscribe_gap
 
@@ -89,23 +90,28 @@ class VirtualUser:
         self._busy = asyncio.Lock()
         self._receiver: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        self.http: HttpConn | None = None
-        self.ws: WsConn | None = None
-        self.sse: SseConn | None = None
+        self.http: HttpConn | LeanHttpConn | None = None
+        self.ws: WsConn | LeanWsConn | None = None
+        self.sse: SseConn | LeanSseConn | None = None
         item_cb: OnItem = self._item
+        # The lean client's connections have the same shapes as the library ones.
+        lean = endpoint.client == LEAN
+        ws_cls, http_cls, sse_cls = (
+            (LeanWsConn, LeanHttpConn, LeanSseConn) if lean else (WsConn, HttpConn, SseConn)
+        )
         if endpoint.delivery == "push":
-            self.ws = WsConn(
+            self.ws = ws_cls(
                 endpoint.ws_url, endpoint.client, endpoint.timeout_s, on_request, item_cb
             )
         else:
-            self.http = HttpConn(
+            self.http = http_cls(
                 endpoint.base_url,
                 endpoint.conn_mode == "keep-alive",
                 endpoint.timeout_s,
                 on_request,
             )
             if endpoint.delivery == "sse":
-                self.sse = SseConn(
+                self.sse = sse_cls(
                     endpoint.base_url,
                     endpoint.timeout_s,
                     item_cb,
