@@ -543,7 +543,7 @@ def test_scenario_accepts_sse_for_http_cells_only() -> None:
     assert cell.id == "http/aiohttp/keep-alive/sse" and cell.delivery_mode == "sse"
     with pytest.raises(ScenarioError, match="push"):
         scenario('transport = "ws-aiohttp"\nclient = "aiohttp"\ndelivery = "sse"\n')
-    with pytest.raises(ScenarioError, match="aiohttp client"):
+    with pytest.raises(ScenarioError, match="aiohttp or lean client"):
         scenario('transport = "http"\nclient = "httpx"\ndelivery = "sse"\n')
 
 
