@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SCENARIO ?= scenarios/quick.toml
 
-.PHONY: venv bench test lint format perf clean
+.PHONY: venv bench test lint format perf perf-peers clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,30 @@ perf: $(STAMP)
 		echo "perf: no saved run in .benchmarks/$$id yet: this run becomes the reference"; \
 		$(BIN)/pytest benchmarks $(PERF_ARGS); \
 	fi
+
+## rtbench's clients side by side with wrk and node's ws (benchmarks/peers.py, pinned,
+## interleaved rounds); installs wrk (apt, as root) and ws (npm ci) when missing.
+## Pass options with PEERS_ARGS, e.g. PEERS_ARGS="--rounds 4 --duration 4".
+PEERS_ARGS ?=
+perf-peers: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "perf-peers: installing wrk (apt-get)"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null 2>&1 || \
+			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }; \
+		fi; \
+		command -v wrk >/dev/null 2>&1 || { \
+			echo "perf-peers: wrk is missing and cannot be installed here; as root: apt-get install wrk" >&2; \
+			exit 2; }; }
+	@test -f benchmarks/peers/node_modules/ws/package.json || { \
+		command -v npm >/dev/null 2>&1 || { \
+			echo "perf-peers: node and npm are missing; as root: apt-get install nodejs npm" >&2; \
+			exit 2; }; \
+		echo "perf-peers: installing node's ws (npm ci in benchmarks/peers)"; \
+		(cd benchmarks/peers && npm ci --no-audit --no-fund) || { \
+			echo "perf-peers: npm ci failed in benchmarks/peers; see the message above" >&2; \
+			exit 2; }; }
+	$(BIN)/python benchmarks/peers.py $(PEERS_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -172,6 +172,16 @@ def _spawn(name: str, argv: list[str], cpus: list[int] | None, log_path: Path) -
     return child
 
 
+def start_process(name: str, argv: list[str], cpus: list[int] | None, log_path: Path) -> Child:
+    """Start any program pinned to ``cpus``, as servers and workers are started.
+
+    Its stdout lines arrive on ``child.lines`` (None at the end), its stderr goes to
+    ``log_path``; stop it with :func:`stop_process`. ``benchmarks/peers.py`` runs wrk
+    and node this way, so the peers are pinned exactly like rtbench's own processes.
+    """
+    return _spawn(name, argv, cpus, log_path)
+
+
 def _tail(path: Path, lines: int = 5) -> str:
     try:
         text = path.read_text(errors="replace").strip().splitlines()

@@ -6,10 +6,11 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from loadgen.procs import schedstat_seconds
+from loadgen.procs import schedstat_seconds, start_process
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux /proc")
 
@@ -58,3 +59,16 @@ def test_gone_process_reads_none() -> None:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
     assert schedstat_seconds(child.pid) is None
+
+
+def test_start_process_pins_the_program_and_reads_its_lines(tmp_path: Path) -> None:
+    cpu = sorted(os.sched_getaffinity(0))[-1]
+    script = "import os, sys; print(sorted(os.sched_getaffinity(0))); sys.stderr.write('oops')"
+    child = start_process("probe", [sys.executable, "-c", script], [cpu], tmp_path / "probe.log")
+    lines = []
+    while (line := child.lines.get(timeout=10)) is not None:
+        lines.append(line)
+    assert child.proc.wait(timeout=10) == 0
+    assert lines == [str([cpu])]
+    assert child.cpus == [cpu]
+    assert (tmp_path / "probe.log").read_text() == "oops"
