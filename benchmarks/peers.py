@@ -283,8 +283,7 @@ def md_cell(text: object) -> str:
 
 
 TABLE_HEADER = (
-    "point",
-    "server",
+    "point (server)",
     "peer",
     "rtbench client",
     "p50 peer (us)",
@@ -303,8 +302,7 @@ TABLE_HEADER = (
 def table_cells(row: dict[str, Any]) -> list[str]:
     """The cells of one ratio row, in :data:`TABLE_HEADER`'s order."""
     return [
-        row["title"],
-        row["server"],
+        f"{row['title']} ({row['server']})",
         row["peer"],
         row["client"] + (" (see notes)" if row["note"] else ""),
         fmt_span(row["peer_p50_us"]),
@@ -406,13 +404,22 @@ def _collect(
     script print them) or by offsets in seconds from now (``timed``: wrk prints nothing
     until it ends). Kills the child and raises PointFailed past ``deadline``.
     """
+    try:
+        return _read(child, server, deadline, phases, timed)
+    except BaseException:
+        stop_process(child)  # Ctrl-C included: it runs in its own session and would outlive us
+        raise
+
+
+def _read(
+    child: Child, server: Child, deadline: float, phases: bool, timed: tuple[float, float] | None
+) -> tuple[list[str], dict[str, float | None]]:
     lines: list[str] = []
     started = time.monotonic()
     marks: dict[str, CpuMark] = {}
     while True:
         now = time.monotonic()
         if now > deadline:
-            stop_process(child)
             raise PointFailed(f"{child.name} did not finish by its deadline; killed")
         if timed is not None:
             for name, offset in zip(("measure", "drain"), timed, strict=True):
@@ -762,12 +769,46 @@ def main(argv: list[str] | None = None) -> int:
         for client in clients
     }
     todo = list(plan(groups, args.rounds, refusals))
-    points: list[dict[str, Any]] = []
     print(
         f"peers: {len(todo)} points, {s.placement.mode} placement "
         f"(server CPUs {s.placement.server_cpus}, load generator CPUs {s.client_cpus}); "
         f"results in {out}"
     )
+    points: list[dict[str, Any]] = []
+    interrupted = False
+    try:
+        run_points(s, todo, points)
+    except KeyboardInterrupt:
+        interrupted = True
+        print("peers: interrupted; writing the points measured so far", file=sys.stderr)
+    record = {
+        "settings": {
+            "duration_s": s.duration_s,
+            "warmup_s": s.warmup_s,
+            "rounds": args.rounds,
+            "payload_bytes": s.payload_bytes,
+            "client_loop": s.loop,
+            "groups": [g.key for g in groups],
+            "interrupted": interrupted,
+        },
+        "placement": s.placement.as_dict(),
+        "environment": collect_environment(),
+        "peer_versions": peer_versions(),
+        "wrk_body": body.decode(),
+        "points": points,
+        "ratios": ratio_rows(points, groups),
+    }
+    write_results(out, record)
+    failed = [p for p in points if p.get("failed")]
+    if failed:
+        print(f"peers: {len(failed)} point(s) failed to run; see peers.json", file=sys.stderr)
+    return 130 if interrupted else 1 if failed else 0
+
+
+def run_points(
+    s: Settings, todo: Sequence[tuple[int, Group, str, str | None]], points: list[dict[str, Any]]
+) -> None:
+    """Run the planned points in order, appending each result (or skip note) to ``points``."""
     for i, (rnd, group, contender, refusal) in enumerate(todo, 1):
         if refusal:
             points.append(
@@ -786,34 +827,16 @@ def main(argv: list[str] | None = None) -> int:
         points.append(point)
         status = point_status(point)
         print(f"[{i}/{len(todo)}] round {rnd} {group.key} {contender}: {status}", flush=True)
-    rows = ratio_rows(points, groups)
-    failed = [p for p in points if p.get("failed")]
-    record = {
-        "settings": {
-            "duration_s": s.duration_s,
-            "warmup_s": s.warmup_s,
-            "rounds": args.rounds,
-            "payload_bytes": s.payload_bytes,
-            "client_loop": s.loop,
-            "groups": [g.key for g in groups],
-        },
-        "placement": s.placement.as_dict(),
-        "environment": collect_environment(),
-        "peer_versions": peer_versions(),
-        "wrk_body": body.decode(),
-        "points": points,
-        "ratios": rows,
-    }
+
+
+def write_results(out: Path, record: dict[str, Any]) -> None:
+    """``peers.json`` and ``peers.md`` in ``out``; the table is printed too."""
     (out / "peers.json").write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
-    table = markdown_table(rows)
+    table = markdown_table(record["ratios"])
     (out / "peers.md").write_text(markdown_report(record, table))
     print()
     print(table)
     print(f"peers: wrote {out / 'peers.json'} and {out / 'peers.md'}")
-    if failed:
-        print(f"peers: {len(failed)} point(s) failed to run; see peers.json", file=sys.stderr)
-        return 1
-    return 0
 
 
 def markdown_report(record: dict[str, Any], table: str) -> str:

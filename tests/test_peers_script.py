@@ -161,9 +161,10 @@ def test_ratio_rows_pair_rounds_and_span_them(peers: ModuleType) -> None:
     assert row["others_cpu_pct_max"] == pytest.approx(2.0)
     assert row["note"] == ""
     cells = peers.table_cells(row)
-    assert cells[6] == "2.00-2.50x"
-    assert cells[10] == "30-50 %"
-    assert cells[8] == "8.0-10.0k"
+    assert cells[0] == "HTTP keep-alive, 1 connection (http)"
+    assert cells[5] == "2.00-2.50x"
+    assert cells[9] == "30-50 %"
+    assert cells[7] == "8.0-10.0k"
 
 
 def test_skipped_and_failed_clients_get_a_row_with_a_note(peers: ModuleType) -> None:
@@ -184,7 +185,7 @@ def test_skipped_and_failed_clients_get_a_row_with_a_note(peers: ModuleType) -> 
     assert lean_row["rounds"] == 0
     assert lean_row["p50_ratio"] is None
     assert "cannot speak WebSocket" in lean_row["note"]
-    assert peers.table_cells(lean_row)[6] == "-"
+    assert peers.table_cells(lean_row)[5] == "-"
 
 
 def test_markdown_table_escapes_untrusted_text(peers: ModuleType) -> None:

@@ -101,18 +101,26 @@ function markDrain() {
 const measureTimer = setTimeout(markMeasure, Number(warmupNs / 1_000_000n));
 const drainTimer = setTimeout(markDrain, Number((warmupNs + durationNs) / 1_000_000n));
 
+// Reply timeouts are swept by one interval rather than a timer per message, so the peer
+// spends nothing per round trip beyond the send, the parse and the clock reads.
+const inFlight = new Set();
+const timeoutNs = BigInt(Math.round(timeoutMs * 1e6));
+const sweeper = setInterval(() => {
+  const now = clock();
+  for (const conn of inFlight) if (now - conn.sent > timeoutNs) conn.finish("timeout");
+}, Math.min(250, timeoutMs));
+
 function runConnection() {
   return new Promise((resolve) => {
     const ws = new WebSocket(opts.url, { perMessageDeflate: false });
     let id = 0;
-    let sent = 0n;
-    let timer = null;
     let finished = false;
+    const conn = { sent: 0n, finish: null };
     const finish = (error) => {
       if (finished) return;
       finished = true;
       if (error) countError(error);
-      clearTimeout(timer);
+      inFlight.delete(conn);
       ws.removeAllListeners("message");
       ws.close();
       resolve();
@@ -122,16 +130,20 @@ function runConnection() {
       if (now >= end || budget <= 0) return finish(null);
       budget -= 1;
       id = nextId++;
-      sent = clock();
-      ws.send(`{"op":"echo","id":${id},"ts":${sent},"payload":${payload}}`);
-      timer = setTimeout(() => finish("timeout"), timeoutMs);
+      conn.sent = clock();
+      ws.send(`{"op":"echo","id":${id},"ts":${conn.sent},"payload":${payload}}`);
     };
-    ws.on("open", sendNext);
+    conn.finish = finish;
+    ws.on("open", () => {
+      inFlight.add(conn);
+      sendNext();
+    });
     ws.on("error", (err) => finish(`error:${err.code || err.message}`));
-    ws.on("close", () => finish(null));
+    // The server closing before the end is an error, as for rtbench's clients.
+    ws.on("close", () => finish(clock() < end ? "closed" : null));
     ws.on("message", (data) => {
       const received = clock();
-      clearTimeout(timer);
+      const sent = conn.sent;
       let reply;
       try {
         reply = JSON.parse(data);
@@ -163,6 +175,7 @@ await Promise.all(Array.from({ length: connections }, runConnection));
 clearTimeout(measureTimer);
 clearTimeout(drainTimer);
 clearTimeout(hardStop);
+clearInterval(sweeper);
 markDrain();
 // Replies count when their request left in [warmupEnd, end): that is the window, cut
 // short when every connection stopped early (errors, message budget).
