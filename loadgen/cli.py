@@ -156,6 +156,7 @@ def _execute(
 ) -> None:
     """Run a validated scenario, write the report, check SLOs, and set the exit code."""
     from loadgen.orchestrator import LinkUnavailable, run_scenario
+    from loadgen.runfolder import RunFolderTaken
 
     if out is not None and out.exists() and any(out.iterdir()):
         err.print(f"[red]error:[/] {out} exists and is not empty; choose another --out")
@@ -170,6 +171,9 @@ def _execute(
         )
     except LinkUnavailable as exc:
         err.print(f"[red]error:[/] {scenario}: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    except RunFolderTaken as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
     err.print(f"results: {result.out_dir}")
     if report:

@@ -52,6 +52,7 @@ from loadgen.procs import (
     start_worker,
     stop_process,
 )
+from loadgen.runfolder import claim_run_folder
 from loadgen.scenario import RunCell, Scenario
 from loadgen.schema import (
     DELIVERIES_FILE,
@@ -81,11 +82,6 @@ class RunResult:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def new_run_id(name: str) -> str:
-    """``YYYYmmdd-HHMMSS-NAME`` in UTC."""
-    return f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{name}"
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -333,8 +329,6 @@ class _Runner:
         self.task_id: Any = None
         self.stop = _StopRequest()
         self.certs: CertPaths | None = None
-        (out_dir / "parts").mkdir(parents=True, exist_ok=True)
-        (out_dir / "logs").mkdir(parents=True, exist_ok=True)
 
     def _certs(self) -> CertPaths:
         """The run's throwaway CA and server certificate, made on first use."""
@@ -624,15 +618,17 @@ def run_scenario(
 
     ``engine`` is ``asyncio`` (rtbench's open/closed-loop generator) or
     ``locust`` (closed loop; ``locust_workers`` worker processes under a master).
+    The folder is ``out_dir`` (which must be absent or empty) or a new
+    ``results/RUN_ID``; :class:`loadgen.runfolder.RunFolderTaken` when another run has it.
     """
     console = console or Console(stderr=True)
     # Refuse an impossible link before anything starts or is written.
     network = None
     if scenario.network is not None:
         network = plan_link(scenario.network.link, scenario.network.resolved())
-    run_id = out_dir.name if out_dir else new_run_id(scenario.name)
-    out = out_dir or Path("results") / run_id
-    out.mkdir(parents=True, exist_ok=True)
+    # Exclusive: a second run never writes into this one's folder (RunFolderTaken).
+    out = claim_run_folder(out_dir, scenario.name)
+    run_id = out.name
     placement = plan_placement(scenario.scenario.placement)
     meta: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
@@ -722,8 +718,7 @@ def interactive_spec(scenario: Scenario, cell_id: str | None = None) -> Iterator
     scenario = chosen.settings
     s = scenario.scenario
     cell = chosen.cell
-    folder = Path("results") / f"{new_run_id(scenario.name)}-interactive"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = claim_run_folder(None, f"{scenario.name}-interactive")
     server = start_server(
         cell.transport,
         None,
