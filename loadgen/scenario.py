@@ -61,6 +61,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from loadgen.clients.base import WS_CONN_MODE, check_combination
 from loadgen.realtime.params import RealtimeParams
 from loadgen.schema import HTTP_TRANSPORTS, WS_TRANSPORTS
+from servers import protocol
 
 Transport = Literal["http", "ws-aiohttp", "ws-websockets"]
 ClientName = Literal["httpx", "aiohttp", "websockets", "lean"]
@@ -326,7 +327,34 @@ class Scenario(_Strict):
             if cell.id in seen:
                 raise ValueError(f"two cells are both named {cell.id!r}; give one a 'name'")
             seen.add(cell.id)
+        self._check_rates()
+        self._check_payload()
         return self
+
+    def _check_rates(self) -> None:
+        """Refuse an open-loop rate that sends nothing in the measured window: its
+        schedule (1 / rate seconds apart) would overflow the pacer's nanosecond clock."""
+        duration = self.scenario.duration_s
+        for key, rates in (("rate", [self.load.rate]), ("rates", self.load.rates or [])):
+            for rate in rates:
+                if rate is not None and rate * duration < 1:
+                    raise ValueError(
+                        f"[load] {key}: {rate:g} req/s sends no request in duration_s = "
+                        f"{duration:g} s; give at least {1 / duration:.3g} req/s"
+                    )
+
+    def _check_payload(self) -> None:
+        """Refuse an echo payload whose request the server would refuse (HTTP 413)."""
+        if self.scenario.workload != "echo":
+            return
+        size = echo_request_bytes(self.scenario.payload_bytes)
+        limit = self.server.max_message_bytes
+        if size > limit:
+            raise ValueError(
+                f"payload_bytes = {self.scenario.payload_bytes} makes {size}-byte echo "
+                f"requests, above [server] max_message_bytes = {limit}: the server would "
+                "refuse every request (413); lower payload_bytes or raise max_message_bytes"
+            )
 
     def _check_parts(self) -> Scenario:
         if self.cells:
@@ -442,6 +470,12 @@ class Scenario(_Strict):
     def as_dict(self) -> dict[str, Any]:
         """The scenario as run, for meta.json."""
         return self.model_dump(mode="json")
+
+
+def echo_request_bytes(payload_bytes: int) -> int:
+    """The size of the largest echo request (highest id and timestamp) with this payload."""
+    top = (1 << 63) - 1
+    return len(protocol.encode_request(protocol.Request("echo", top, top, "x" * payload_bytes)))
 
 
 def _format_errors(path: Path, exc: ValidationError) -> str:

@@ -203,6 +203,33 @@ INVALID = [
         "required key is missing",
         id="missing-name",
     ),
+    # The pacer's schedule of 1 / rate seconds overflowed (OverflowError) in the generator.
+    pytest.param(
+        ('model = "closed"', 'model = "open"\nrate = 1e-300'),
+        "(top level)",
+        "[load] rate: 1e-300 req/s sends no request in duration_s = 1.5 s",
+        id="vanishing-rate",
+    ),
+    pytest.param(
+        ('model = "closed"', 'model = "open"\nrates = [100, 1e-300]'),
+        "(top level)",
+        "[load] rates: 1e-300 req/s sends no request",
+        id="vanishing-sweep-rate",
+    ),
+    # Every request got 413 from the server.
+    pytest.param(
+        ("payload_bytes = 64", "payload_bytes = 2000\n[server]\nmax_message_bytes = 1024"),
+        "(top level)",
+        "payload_bytes = 2000 makes 2076-byte echo requests, above [server] "
+        "max_message_bytes = 1024",
+        id="payload-above-server-limit",
+    ),
+    pytest.param(
+        ("payload_bytes = 64", "payload_bytes = 1048576"),
+        "(top level)",
+        "above [server] max_message_bytes = 1048576",
+        id="payload-at-default-server-limit",
+    ),
 ]
 
 
@@ -223,6 +250,25 @@ def test_invalid_scenario_names_file_and_key(
     assert text.startswith(f"{path}: invalid scenario")
     assert f"  - {key}: " in text, text
     assert message in text, text
+
+
+def test_a_payload_just_under_the_limit_is_accepted(tmp_path: Path) -> None:
+    text = VALID.replace(
+        "payload_bytes = 64", "payload_bytes = 948\n[server]\nmax_message_bytes = 1024"
+    )
+    assert load_scenario(write(tmp_path, text)).scenario.payload_bytes == 948
+
+
+def test_a_vanishing_realtime_rate_is_refused(tmp_path: Path) -> None:
+    text = (
+        '[scenario]\nname = "rt"\nworkload = "messaging"\n'
+        "[realtime]\nusers = 4\nmessage_rate = 1e-300\n"
+        '[[cells]]\ntransport = "ws-aiohttp"\nclient = "aiohttp"\n'
+    )
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write(tmp_path, text))
+    assert "realtime: " in str(info.value)
+    assert "message_rate = 1e-300: give 0 (off) or at least 0.001 per s" in str(info.value)
 
 
 def test_all_problems_reported_at_once(tmp_path: Path) -> None:

@@ -31,6 +31,9 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+#: The lowest non-zero per-second rate a real-time setting may have (one event in 1000 s).
+MIN_RATE = 0.001
+
 
 class RealtimeParams(BaseModel):
     """What the virtual users do; see the module docstring for the TOML form."""
@@ -69,6 +72,11 @@ class RealtimeParams(BaseModel):
                 "offline_s must exceed presence_timeout_s + 1 s, or an HTTP user's absence "
                 "is never seen by the server"
             )
+        for key in ("message_rate", "notification_rate"):
+            rate = getattr(self, key)
+            if 0 < rate < MIN_RATE:
+                # 1 / rate seconds between events would not fit a nanosecond clock.
+                raise ValueError(f"{key} = {rate:g}: give 0 (off) or at least {MIN_RATE:g} per s")
         if self.activity_rate and self.activity_rate * self.idle_timeout_s < 1.0:
             raise ValueError(
                 "activity_rate * idle_timeout_s must be >= 1: events must come more often "
