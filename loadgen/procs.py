@@ -31,6 +31,7 @@ from typing import IO, Any
 import psutil
 
 from loadgen.environment import available_cpus
+from loadgen.lifeline import child_setup
 from servers.common import parse_ready_line
 
 READY_TIMEOUT_S = 15.0
@@ -92,16 +93,6 @@ def plan_placement(mode: str, cpus: list[int] | None = None) -> Placement:
     return Placement("split", [cpus[0]], [cpus[1]])
 
 
-def _pin(cpus: list[int] | None) -> Any:
-    if not cpus:
-        return None
-
-    def apply() -> None:
-        os.sched_setaffinity(0, cpus)
-
-    return apply
-
-
 @dataclass
 class Child:
     """A running child with a thread draining its stdout into ``lines``."""
@@ -155,8 +146,10 @@ def _spawn(name: str, argv: list[str], cpus: list[int] | None, log_path: Path) -
             stdout=subprocess.PIPE,
             stderr=log,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_pin(cpus),
-            start_new_session=True,  # Ctrl-C reaches the orchestrator only; it stops children
+            # Pinned, and killed if the orchestrator dies: in its own session (so Ctrl-C
+            # reaches the orchestrator only, which stops it) nothing else would stop it.
+            preexec_fn=child_setup(cpus),
+            start_new_session=True,
             env=env,
         )
     finally:

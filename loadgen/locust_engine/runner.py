@@ -56,6 +56,7 @@ from locust.event import Events
 from locust.html import get_html_report
 
 from loadgen.engine import CellRun
+from loadgen.lifeline import child_setup
 from loadgen.locust_engine import DEFAULT_MASTER_BIND, MODULE, parse_master
 from loadgen.locust_engine.compat import check_compat, node_info
 from loadgen.locust_engine.merge import merge_results, merged_tables, write_part
@@ -393,7 +394,11 @@ class Master:
             ]
             with log_path.open("wb") as fh:
                 proc = subprocess.Popen(
-                    argv, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                    argv,
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    preexec_fn=child_setup(),  # a killed master takes its workers along
                 )
             self.procs.append((proc, log_path))
 
