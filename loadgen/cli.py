@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from loadgen.escape import term_text
 from loadgen.scenario import (
     Scenario,
     ScenarioError,
@@ -61,7 +62,7 @@ def run(
     try:
         spec = load_scenario(scenario)
     except ScenarioError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {term_text(exc)}", highlight=False)
         raise typer.Exit(2) from None
     _execute(spec, scenario, out, report, progress, engine, workers)
 
@@ -76,7 +77,7 @@ def worker(
     try:
         host, port = parse_master(master)
     except ValueError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {term_text(exc)}")
         raise typer.Exit(2) from None
     raise typer.Exit(join_master(host, port))
 
@@ -96,7 +97,7 @@ def locust(
     try:
         spec = load_scenario(scenario)
     except ScenarioError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {term_text(exc)}", highlight=False)
         raise typer.Exit(2) from None
     with interactive_spec(spec, cell) as cell_spec:
         err.print(f"locust web UI on http://127.0.0.1:{port} for {cell_spec.cell}")
@@ -140,7 +141,7 @@ def sweep(
         data["load"] = load
         spec = parse_scenario(data, scenario)
     except ScenarioError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {term_text(exc)}", highlight=False)
         raise typer.Exit(2) from None
     _execute(spec, scenario, out, report, progress)
 
@@ -159,7 +160,7 @@ def _execute(
     from loadgen.runfolder import RunFolderTaken
 
     if out is not None and out.exists() and any(out.iterdir()):
-        err.print(f"[red]error:[/] {out} exists and is not empty; choose another --out")
+        err.print(f"[red]error:[/] {term_text(out)} exists and is not empty; choose another --out")
         raise typer.Exit(2)
     err.print(
         f"running [bold]{spec.name}[/]: {len(spec.run_cells())} cells x {spec.scenario.repeats} "
@@ -170,17 +171,13 @@ def _execute(
             spec, scenario, out, err, show_progress=progress, engine=engine, locust_workers=workers
         )
     except LinkUnavailable as exc:
-        err.print(f"[red]error:[/] {scenario}: {exc}", highlight=False)
+        err.print(f"[red]error:[/] {term_text(scenario)}: {term_text(exc)}", highlight=False)
         raise typer.Exit(2) from None
     except RunFolderTaken as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {term_text(exc)}", highlight=False)
         raise typer.Exit(2) from None
-    err.print(f"results: {result.out_dir}")
-    if report:
-        from reports.cli_report import report as write_report
-
-        path = write_report([result.out_dir], console=Console())
-        err.print(f"report: {path}")
+    err.print(f"results: {result.out_dir}", markup=False, highlight=False)
+    report_failed = report and not _write_report(result.out_dir)
     if not result.complete:
         raise typer.Exit(130)
     slo_failed = False
@@ -193,9 +190,26 @@ def _execute(
         slo_failed = slo.exit_code(checks) != 0
     failed = [c["cell"] for c in result.summary["cells"] if c["status"] != "ok"]
     if failed:
-        err.print(f"[red]cells with errors:[/] {', '.join(failed)} (see the logs/ folder)")
-    if failed or slo_failed:
+        err.print(
+            f"[red]cells with errors:[/] {term_text(', '.join(failed))} (see the logs/ folder)"
+        )
+    if failed or slo_failed or report_failed:
         raise typer.Exit(1)
+
+
+def _write_report(folder: Path) -> bool:
+    """Write the run's report; on failure say why and return False (the results and the
+    [slo] check do not depend on it)."""
+    from reports.cli_report import report as write_report
+
+    try:
+        path = write_report([folder], console=Console())
+    except Exception as exc:  # any failure: the run's files are written, the gate still runs
+        err.print(f"[red]error:[/] the report could not be written: {term_text(exc)}")
+        err.print(f"(the results are in {term_text(folder)}; try rtbench report there)")
+        return False
+    err.print(f"report: {path}", markup=False, highlight=False)
+    return True
 
 
 @app.command()
@@ -212,7 +226,7 @@ def report(
     try:
         path = write_report(dirs, out=out, console=Console())
     except ResultsError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {term_text(exc)}", highlight=False)
         raise typer.Exit(2) from None
     err.print(f"report: {path}")
 
@@ -228,7 +242,7 @@ def validate(
             spec = load_scenario(path)
         except ScenarioError as exc:
             bad += 1
-            err.print(f"[red]invalid[/] {exc}", highlight=False)
+            err.print(f"[red]invalid[/] {term_text(exc)}", highlight=False)
             continue
         cells, seconds = len(spec.run_cells()), spec.estimated_seconds()
         err.print(f"[green]ok[/] {path}: {cells} cells, ~{seconds:.0f}s")
@@ -318,7 +332,7 @@ def baseline_save(
     try:
         saved = save_baseline(results, name, root=baselines, force=force)
     except BaselineError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {term_text(exc)}", highlight=False)
         raise typer.Exit(2) from None
     for warning in saved.warnings:
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)

@@ -41,6 +41,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from loadgen.engine import CellRun
 from loadgen.environment import collect_environment
+from loadgen.escape import term_text
 from loadgen.procs import (
     Child,
     Placement,
@@ -681,7 +682,10 @@ def run_scenario(
                 parts.append(part)
                 _write_json(out / "parts" / f"{Path(part['part']).name}.record.json", part)
                 if "failed" in part:
-                    console.print(f"[red]error[/] {cell.id} repeat {repeat}: {part['failed']}")
+                    console.print(
+                        f"[red]error[/] {term_text(cell.id)} repeat {repeat}: "
+                        f"{term_text(part['failed'])}"
+                    )
                 progress.advance(runner.task_id)
     except KeyboardInterrupt:
         interrupted = True

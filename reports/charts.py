@@ -41,6 +41,7 @@ import base64
 import io
 import sys
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,6 +53,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter, NullLocator
 
+from loadgen.escape import chart_text
 from reports.stats import CELL_KEYS, measured_deliveries, measured_samples
 
 #: Shades per transport, darkest first; the client picks the shade.
@@ -209,9 +211,7 @@ def bytes_per_useful_chart(split: pd.DataFrame, *, title: str | None = None) -> 
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     multi = "run_id" in rows.columns and rows["run_id"].nunique() > 1
-    labels = [
-        f"{r['run_id']}: {r['cell']}" if multi else str(r["cell"]) for _, r in rows.iterrows()
-    ]
+    labels = [_name(r, multi) for _, r in rows.iterrows()]
     y = np.arange(len(rows))[::-1]
     left = np.zeros(len(rows))
     colours = [
@@ -323,7 +323,7 @@ def _delivery_cells(deliveries: pd.DataFrame) -> Iterator[tuple[str, dict, np.nd
         values = values[~np.isnan(values)]
         if len(values) == 0:
             continue
-        label = f"{row['run_id']}: {row['cell']}" if multi else str(row["cell"])
+        label = _name(row, multi)
         style = delivery_style(
             str(row["transport"]), str(row["client"]), str(row.get("delivery", ""))
         )
@@ -342,7 +342,7 @@ def _cells(samples: pd.DataFrame, corrected: bool) -> Iterator[tuple[str, dict, 
         values = values[~np.isnan(values)]
         if len(values) == 0:
             continue
-        label = f"{row['run_id']}: {row['cell']}" if multi else str(row["cell"])
+        label = _name(row, multi)
         style = cell_style(str(row["transport"]), str(row["client"]), str(row["conn_mode"]))
         yield label, style, values
 
@@ -434,7 +434,7 @@ def verdict_chart(
     if n:
         for _, p in pairs.iterrows():
             prefix = f"{p['scenario']}: " if multi else ""
-            labels.append(f"{prefix}{p['http_cell']}\n÷ {p['ws_cell']}")
+            labels.append(chart_text(f"{prefix}{p['http_cell']}\n÷ {p['ws_cell']}"))
     y = np.arange(n)[::-1]
     for ax, metric in zip(axes, metrics, strict=True):
         rows = verdicts[verdicts["metric"] == metric] if n else verdicts
@@ -588,7 +588,7 @@ def _over_time_series(
             # a gap of one NaN row so the lines break between repeats
             frames.append(pd.DataFrame({"t": [offset + span], "p50": [np.nan], "p99": [np.nan]}))
             offset += span
-        label = f"{row['run_id']}: {row['cell']}" if multi else str(row["cell"])
+        label = _name(row, multi)
         mode = str(row.get("conn_mode", "")) if conn_mode else ""
         style = cell_style(str(row["transport"]), str(row["client"]), mode)
         out.append((label, style, pd.concat(frames, ignore_index=True), starts))
@@ -671,7 +671,7 @@ def sweep_chart(
         p99 = group["p99_ms"].to_numpy(dtype="float64")
         p50 = group["p50_ms"].to_numpy(dtype="float64")
         reached = x >= RATE_REACHED * group["target_rate"].to_numpy(dtype="float64")
-        label = f"{rid}: {name}" if multi else str(name)
+        label = chart_text(f"{rid}: {name}" if multi else name)
         colour = style["color"]
         ax.plot(x, p99, color=colour, linewidth=2.0, label=f"{label} p99")
         ax.plot(x, p50, color=colour, linewidth=1.2, linestyle=":", label=f"{label} p50")
@@ -863,7 +863,7 @@ def staleness_chart(
     for key, group in data.groupby(keys, sort=False, observed=True, dropna=False):
         row = dict(zip(keys, key, strict=True))
         values = group["latency_ns"].to_numpy(dtype="float64") / 1e6
-        label = f"{row['run_id']}: {row['cell']}" if multi else str(row["cell"])
+        label = _name(row, multi)
         values_by_cell.append(
             (label, delivery_style(str(row["transport"]), str(row["client"]), "short-poll"), values)
         )
@@ -913,6 +913,11 @@ def staleness_chart(
     return fig
 
 
+def _name(row: Any, multi: bool) -> str:
+    """A cell's label in a chart: ``RUN: CELL`` when several runs are shown; escaped."""
+    return chart_text(f"{row['run_id']}: {row['cell']}" if multi else row["cell"])
+
+
 def _bar_figure(n: int, per_row: float = 0.55) -> tuple[Figure, Axes]:
     fig = Figure(figsize=(12, max(3.0, 1.3 + per_row * n)), layout="constrained")
     FigureCanvasAgg(fig)
@@ -923,7 +928,7 @@ def _bar_figure(n: int, per_row: float = 0.55) -> tuple[Figure, Axes]:
 
 def _row_labels(rows: pd.DataFrame) -> list[str]:
     multi = "run_id" in rows.columns and rows["run_id"].nunique() > 1
-    return [f"{r['run_id']}: {r['cell']}" if multi else str(r["cell"]) for _, r in rows.iterrows()]
+    return [_name(r, multi) for _, r in rows.iterrows()]
 
 
 def _bar_labels(ax: Axes, y: np.ndarray, ends: np.ndarray, texts: Sequence[str]) -> None:

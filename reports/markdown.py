@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from loadgen.escape import csv_frame, md_code, md_text
 from reports.checks import run_warnings
 from reports.fmt import as_float, fmt_bytes, fmt_ms, fmt_pct, fmt_rate, fmt_us
 from reports.load import Run, scenario_label
@@ -61,7 +62,7 @@ def summary_markdown(
     verdicts = verdict_table(run) if verdicts is None else verdicts
     warnings = run_warnings(run) if warnings is None else warnings
     claim = f"{CLAIM_RATIO:g}×"
-    runs = ", ".join(f"`{p.run_id}` ({_md(p.scenario_name)})" for p in run.runs)
+    runs = ", ".join(f"{md_code(p.run_id)} ({md_text(p.scenario_name)})" for p in run.runs)
     lines = [
         f"## rtbench verdict: is WebSocket {claim} faster than HTTP?",
         "",
@@ -83,7 +84,7 @@ def summary_markdown(
         lines += ["", "### Verdict per condition", ""]
         lines += _verdict_lines(verdicts)
     lines += ["", "### Warnings", ""]
-    lines += [f"- {_md(w)}" for w in warnings] if warnings else ["None."]
+    lines += [f"- {_md(md_text(w))}" for w in warnings] if warnings else ["None."]
     sweeps = sweep_table(run.cells)
     if not sweeps.empty:
         lines += ["", "### Rate sweeps: highest rate with p99 under the objective", ""]
@@ -120,14 +121,14 @@ def write_outputs(
     md = out / SUMMARY_FILE
     md.write_text(summary_markdown(run, verdicts=verdicts, warnings=warnings), encoding="utf-8")
     csv = out / VERDICT_CSV
-    verdicts.to_csv(csv, index=False, float_format="%.6g")
+    csv_frame(verdicts).to_csv(csv, index=False, float_format="%.6g")
     written = {"html": html, "markdown": md, "csv": csv}
     matrix = verdict_matrix(verdicts, cells=run.cells)
     matrix_csv = out / MATRIX_CSV
     if matrix.empty:
         matrix_csv.unlink(missing_ok=True)
     else:
-        matrix.to_csv(matrix_csv, index=False, float_format="%.6g")
+        csv_frame(matrix).to_csv(matrix_csv, index=False, float_format="%.6g")
         written["matrix_csv"] = matrix_csv
     return written
 
@@ -147,19 +148,20 @@ def _matrix_lines(matrix: pd.DataFrame) -> list[str]:
     lines = [
         "### Verdict matrix by link",
         "",
-        f"Same-client pairs ({_md(pairings)}) only, one column per link profile in the order "
-        "they ran; each cell is HTTP ÷ WebSocket with its "
+        f"Same-client pairs ({_md(md_text(pairings))}) only, one column per link profile in "
+        "the order they ran; each cell is HTTP ÷ WebSocket with its "
         f"{LEVEL:.0%} confidence interval and the verdict. Every pair is in the table further "
         "down.",
     ]
     for metric in dict.fromkeys(matrix["metric"]):
         grid = matrix_pivot(matrix, str(metric), cell=_matrix_cell)
         tls = ["TLS"] if matrix["tls"].notna().any() else []
-        head = ["Scenario", "HTTP mode", *tls, *profiles]
+        head = ["Scenario", "HTTP mode", *tls, *(md_text(p) for p in profiles)]
         lines += ["", f"**{METRICS.get(str(metric), metric)}**", ""]
         lines += ["| " + " | ".join(_md(h) for h in head) + " |", "|" + "---|" * len(head)]
         for _, g in grid.iterrows():
-            values = [g["scope"], g["http_mode"], *(g["tls"] for _ in tls)]
+            values = [md_text(g["scope"]), md_text(g["http_mode"])]
+            values += [md_text(g["tls"]) for _ in tls]
             values += [g[p] if g[p] is not None else "–" for p in profiles]
             lines.append("| " + " | ".join(_md(v) for v in values) + " |")
     return [*lines, ""]
@@ -195,22 +197,23 @@ def _verdict_lines(verdicts: pd.DataFrame) -> list[str]:
     head += ["Caveats"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in wide.iterrows():
-        clients = f"**{r['pairing']}**" if r["same_client"] else str(r["pairing"])
+        pairing = md_text(r["pairing"])
+        clients = f"**{pairing}**" if r["same_client"] else pairing
         values = [
-            str(r["scenario"]),
-            str(r["mode"]),
+            md_text(r["scenario"]),
+            md_text(r["mode"]),
             clients,
-            str(r["load"]),
-            *(condition_text(c, r[c]) for c in extras),
-            f"`{r['http_cell']}`",
-            f"`{r['ws_cell']}`",
+            md_text(r["load"]),
+            *(md_text(condition_text(c, r[c])) for c in extras),
+            md_code(r["http_cell"]),
+            md_code(r["ws_cell"]),
         ]
         for metric in METRICS:
             text = ratio_with_ci(
                 r[f"{metric}_ratio"], r[f"{metric}_ci_low"], r[f"{metric}_ci_high"]
             )
             values.append(f"{text} {_VERDICT_MD.get(str(r[f'{metric}_verdict']), '')}".strip())
-        values.append(str(r["caveats"] or ""))
+        values.append(md_text(r["caveats"] or ""))
         lines.append("| " + " | ".join(_md(v) for v in values) + " |")
     return lines
 
@@ -227,11 +230,11 @@ def _sweep_lines(sweeps: pd.DataFrame, *, multi: bool) -> list[str]:
         failing = as_float(s["first_failing_rate"])
         stop = f"{failing:,.0f} req/s: {s['failure']}" if failing else "every rate passed"
         values = [
-            f"`{group}`",
+            md_code(group),
             slo,
             f"{top:,.0f} req/s" if top else "none",
             fmt_ms(s["p99_at_max_ms"]),
-            stop,
+            md_text(stop),
         ]
         lines.append("| " + " | ".join(_md(v) for v in values) + " |")
     return lines
@@ -271,8 +274,8 @@ def _key_figures(run: Run) -> list[str]:
                 cpu = c.get("cpu_s_per_request_server")
                 rate = c.get("throughput_rps")
             values = [
-                scenario_label(part, c.get("part")),
-                f"`{c['cell']}`",
+                md_text(scenario_label(part, c.get("part"))),
+                md_code(c["cell"]),
                 kind,
                 fmt_ms(p50),
                 fmt_ms(p99),

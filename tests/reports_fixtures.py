@@ -76,10 +76,11 @@ class CellSpec:
     rate: float | None = None
     slo_p99_ms: float | None = None
     reached: float = 1.0
+    label: str | None = None  # a cell ``name`` given in the scenario, else the default
 
     @property
     def group(self) -> str:
-        return f"{self.transport}/{self.client}/{self.conn_mode}"
+        return self.label or f"{self.transport}/{self.client}/{self.conn_mode}"
 
     @property
     def name(self) -> str:
