@@ -18,15 +18,16 @@ Writes ``peers.json`` (settings, pinning, versions, git commit, every point, the
 rows) and ``peers.md`` (the ratio table) to the results folder and prints the table.
 Exits 0 when every point ran, 1 when one failed to run (results are still written),
 2 when a peer is missing or an argument is bad; never on a slow figure. A client that
-:func:`loadgen.clients.base.make_client` refuses (``lean`` before it exists) is skipped
-with a note.
+:func:`loadgen.clients.base.make_client` refuses is skipped with a note.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import importlib.metadata
 import json
+import os
 import queue
 import shutil
 import subprocess
@@ -686,6 +687,21 @@ def peer_versions() -> dict[str, str | None]:
     }
 
 
+#: The libraries under rtbench's clients and the engine's loop.
+CLIENT_PACKAGES = ("aiohttp", "httpx", "websockets", "httptools", "uvloop", "orjson")
+
+
+def client_versions() -> dict[str, str | None]:
+    """Installed versions of :data:`CLIENT_PACKAGES` (None when absent)."""
+    versions: dict[str, str | None] = {}
+    for name in CLIENT_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
 def missing_peers() -> list[str]:
     """What is missing to run the peers, each with how to install it."""
     missing = []
@@ -775,6 +791,8 @@ def main(argv: list[str] | None = None) -> int:
         f"results in {out}"
     )
     points: list[dict[str, Any]] = []
+    # Other work on the machine shows in every figure: keep the load it started under.
+    load_at_start = list(os.getloadavg())
     interrupted = False
     try:
         run_points(s, todo, points)
@@ -790,10 +808,12 @@ def main(argv: list[str] | None = None) -> int:
             "client_loop": s.loop,
             "groups": [g.key for g in groups],
             "interrupted": interrupted,
+            "load_average_at_start": load_at_start,
         },
         "placement": s.placement.as_dict(),
         "environment": collect_environment(),
         "peer_versions": peer_versions(),
+        "client_versions": client_versions(),
         "wrk_body": body.decode(),
         "points": points,
         "ratios": ratio_rows(points, groups),
@@ -839,6 +859,10 @@ def write_results(out: Path, record: dict[str, Any]) -> None:
     print(f"peers: wrote {out / 'peers.json'} and {out / 'peers.md'}")
 
 
+def _loads(values: Sequence[float] | None) -> str:
+    return ", ".join(f"{v:.1f}" for v in values) if values else "unknown"
+
+
 def markdown_report(record: dict[str, Any], table: str) -> str:
     """``peers.md``: how the run was made (pinning, versions, commit), then the table."""
     env, st, pl, peers = (
@@ -847,10 +871,7 @@ def markdown_report(record: dict[str, Any], table: str) -> str:
         record["placement"],
         record["peer_versions"],
     )
-    pkgs = env.get("packages", {})
-    versions = ", ".join(
-        f"{name} {pkgs.get(name)}" for name in ("aiohttp", "httpx", "websockets", "uvloop")
-    )
+    versions = ", ".join(f"{name} {v}" for name, v in record["client_versions"].items())
     commit = (env.get("git_commit") or "unknown")[:12] + (
         " (dirty)" if env.get("git_dirty") else ""
     )
@@ -866,7 +887,10 @@ def markdown_report(record: dict[str, Any], table: str) -> str:
         f"- rtbench {commit}, Python {env.get('python')}, {versions}; "
         f"client loop {st['client_loop']}; CPU {env.get('cpu_model')}.",
         "- Each figure is the lowest-highest over the rounds; a ratio pairs a client's round "
-        "with the peer's round run next to it. CPU % is of one core over the measured window.",
+        "with the peer's round run next to it. CPU % is of one core over the measured window; "
+        "the last column is what other processes used of the two pinned cores meanwhile.",
+        f"- Load average (1, 5, 15 min) at the start {_loads(st.get('load_average_at_start'))}, "
+        f"at the end {_loads(env.get('load_average'))}.",
         "",
         table,
     ]
