@@ -45,6 +45,7 @@ import psutil
 from loadgen.clients.base import PATHS, WS_CONN_MODE, make_client
 from loadgen.engine import CellRun
 from loadgen.environment import collect_environment
+from loadgen.escape import md_text
 from loadgen.procs import (
     Child,
     Placement,
@@ -276,11 +277,8 @@ def fmt_rate(span: Sequence[float] | None) -> str:
 
 
 def md_cell(text: object) -> str:
-    """Text safe in a Markdown table cell: no pipe, newline, backtick or HTML tag survives."""
-    out = str(text).replace("\n", " ").replace("\r", " ")
-    for char, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
-        out = out.replace(char, escaped)
-    return out.replace("|", "\\|").replace("`", "\\`")
+    """Text safe in a Markdown table cell: literal (:func:`loadgen.escape.md_text`), no pipe."""
+    return md_text(text).replace("|", "\\|")
 
 
 TABLE_HEADER = (
