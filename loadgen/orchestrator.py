@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import queue
 import shlex
 import signal
@@ -66,6 +67,7 @@ from loadgen.schema import (
 )
 from loadgen.summary import build_summary
 from loadgen.tls import CertPaths, make_certificates
+from servers.realtime.credentials import SECRET_ENV, new_secret
 
 #: Extra seconds a worker may take beyond its warm-up, duration and timeout.
 WORKER_GRACE_S = 30.0
@@ -330,6 +332,9 @@ class _Runner:
         self.task_id: Any = None
         self.stop = _StopRequest()
         self.certs: CertPaths | None = None
+        #: The run's sign-in secret: servers and load generators get it in their
+        #: environment, so only this run's users can sign in.
+        self.signin_secret = new_secret()
 
     def _certs(self) -> CertPaths:
         """The run's throwaway CA and server certificate, made on first use."""
@@ -426,6 +431,7 @@ class _Runner:
                         host=host,
                         extra_args=server_args(settings) + self._tls_args(cell.tls),
                         argv_prefix=server_prefix,
+                        signin_secret=self.signin_secret,
                     )
             except ProcessFailed as exc:
                 return _into(base, {"failed": str(exc)})
@@ -483,6 +489,7 @@ class _Runner:
                     self.engine,
                     self.locust_workers,
                     argv_prefix=client_prefix,
+                    signin_secret=self.signin_secret,
                 )
             client_ns = None if klink is None else (klink.client_ns, base["link"])
             return _into(base, self._watch(server, worker, spec, prefix, worker_log, client_ns))
@@ -712,7 +719,9 @@ def interactive_spec(scenario: Scenario, cell_id: str | None = None) -> Iterator
     """Start a server for one cell and yield its spec, for interactive tools (locust's UI).
 
     The server is stopped when the block ends. TLS and link profiles are not
-    applied here: the UI drives the plain server on loopback.
+    applied here: the UI drives the plain server on loopback. A fresh sign-in
+    secret is put in this process's environment for the block, so the server
+    and the UI's processes (started inside it) share it.
     """
     run_cells = scenario.run_cells()
     chosen = next((c for c in run_cells if cell_id in (None, c.id, c.cell.id)), None)
@@ -723,13 +732,20 @@ def interactive_spec(scenario: Scenario, cell_id: str | None = None) -> Iterator
     s = scenario.scenario
     cell = chosen.cell
     folder = claim_run_folder(None, f"{scenario.name}-interactive")
-    server = start_server(
-        cell.transport,
-        None,
-        folder / "server.log",
-        scenario.server.max_message_bytes,
-        extra_args=server_args(scenario),
-    )
+    previous = os.environ.get(SECRET_ENV)
+    os.environ[SECRET_ENV] = secret = new_secret()
+    try:
+        server = start_server(
+            cell.transport,
+            None,
+            folder / "server.log",
+            scenario.server.max_message_bytes,
+            extra_args=server_args(scenario),
+            signin_secret=secret,
+        )
+    except BaseException:
+        _restore_env(SECRET_ENV, previous)
+        raise
     try:
         yield CellRun(
             cell=chosen.id,
@@ -750,3 +766,11 @@ def interactive_spec(scenario: Scenario, cell_id: str | None = None) -> Iterator
         )
     finally:
         stop_process(server)
+        _restore_env(SECRET_ENV, previous)
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value

@@ -33,6 +33,7 @@ import psutil
 from loadgen.environment import available_cpus
 from loadgen.lifeline import child_setup
 from servers.common import parse_ready_line
+from servers.realtime.credentials import SECRET_ENV
 
 READY_TIMEOUT_S = 15.0
 
@@ -137,9 +138,15 @@ def _drain(stream: IO[bytes], sink: queue.Queue[str | None]) -> None:
     sink.put(None)
 
 
-def _spawn(name: str, argv: list[str], cpus: list[int] | None, log_path: Path) -> Child:
+def _spawn(
+    name: str,
+    argv: list[str],
+    cpus: list[int] | None,
+    log_path: Path,
+    env_extra: dict[str, str] | None = None,
+) -> Child:
     log = log_path.open("wb")
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env_extra or {}))
     try:
         proc = subprocess.Popen(
             argv,
@@ -192,10 +199,12 @@ def start_server(
     timeout_s: float = READY_TIMEOUT_S,
     extra_args: list[str] | None = None,
     argv_prefix: list[str] | None = None,
+    signin_secret: str | None = None,
 ) -> Child:
     """Start ``python -m servers KIND`` on an ephemeral port and wait for its ready line.
 
     ``argv_prefix`` (``["ip", "netns", "exec", NS]``) runs it inside a network namespace.
+    ``signin_secret`` reaches it in its environment (:func:`secret_env`), not its argv.
     """
     argv = [
         *(argv_prefix or []),
@@ -211,7 +220,7 @@ def start_server(
         str(max_message_bytes),
         *(extra_args or []),
     ]
-    child = _spawn(f"server {kind}", argv, cpus, log_path)
+    child = _spawn(f"server {kind}", argv, cpus, log_path, secret_env(signin_secret))
     try:
         _wait_ready(child, f"server {kind}", log_path, timeout_s, parse_ready_line)
     except BaseException:
@@ -262,6 +271,7 @@ def start_worker(
     engine: str = "asyncio",
     locust_workers: int = 0,
     argv_prefix: list[str] | None = None,
+    signin_secret: str | None = None,
 ) -> Child:
     """Start the load generator for one repeat of one cell.
 
@@ -269,7 +279,8 @@ def start_worker(
     ``python -m loadgen.locust_engine.worker`` (a master and ``locust_workers``
     worker processes when that is > 0). Both print the same events and write
     the same part files. ``argv_prefix`` (``["ip", "netns", "exec", NS]``) runs
-    it inside a network namespace.
+    it inside a network namespace. ``signin_secret`` reaches it (and any
+    processes it starts) in its environment, as for the server.
     """
     if engine == "locust":
         from loadgen.locust_engine import worker_argv
@@ -285,7 +296,18 @@ def start_worker(
             "--loop",
             loop,
         ]
-    return _spawn("load generator", [*(argv_prefix or []), *argv], cpus, log_path)
+    return _spawn(
+        "load generator",
+        [*(argv_prefix or []), *argv],
+        cpus,
+        log_path,
+        secret_env(signin_secret),
+    )
+
+
+def secret_env(signin_secret: str | None) -> dict[str, str]:
+    """Environment entries that hand a child the run's sign-in secret (none for None)."""
+    return {} if signin_secret is None else {SECRET_ENV: signin_secret}
 
 
 def stop_process(child: Child, timeout_s: float = 5.0) -> int | None:

@@ -10,17 +10,28 @@ then exits 0. Only loopback hosts are accepted unless ``--allow-non-loopback``
 is given; a refused host exits 2. The kernel link's server address (10.77.0.2)
 is accepted too, but only inside a network namespace rtbench created
 (:func:`servers.common.host_allowed`).
+
+Sign-in needs each user's key, derived from the secret in
+``$RTBENCH_SIGNIN_SECRET`` (:mod:`servers.realtime.credentials`). Without
+it the server makes a secret, writes it to a private temporary file, names
+that file on stderr and in the ready line (``secret_file``) and removes it on
+exit; ``--open-signin`` (demos only) accepts any user without a key.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import logging
 import os
 import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from servers.common import (
     ServerConfig,
@@ -34,6 +45,7 @@ from servers.common import (
 )
 from servers.hub import DEFAULT_SEND_QUEUE, Hub
 from servers.protocol import DEFAULT_MAX_MESSAGE_BYTES
+from servers.realtime.credentials import SECRET_ENV, new_secret, secret_from_env
 from servers.realtime.ops import RealtimeConfig
 
 _RT_DEFAULTS = RealtimeConfig()
@@ -123,6 +135,35 @@ def build_parser() -> argparse.ArgumentParser:
         "(15 suits most proxies; default 0: off, so benchmark streams carry events only)",
     )
     parser.add_argument(
+        "--open-signin",
+        action="store_true",
+        help="demos only: let anyone sign in as any user without a key (default off)",
+    )
+    parser.add_argument(
+        "--token-ttl",
+        type=float,
+        default=_RT_DEFAULTS.token_ttl_s,
+        help=f"seconds a sign-in token stays valid (default {_RT_DEFAULTS.token_ttl_s:.0f})",
+    )
+    parser.add_argument(
+        "--max-users",
+        type=_positive_int,
+        default=_RT_DEFAULTS.max_users,
+        help="users who may sign in; further ones are refused (limit_reached)",
+    )
+    parser.add_argument(
+        "--inbox-max-bytes",
+        type=_positive_int,
+        default=_RT_DEFAULTS.inbox_max_bytes,
+        help="bytes kept per inbox; older items are dropped and readers see a gap",
+    )
+    parser.add_argument(
+        "--inbox-total-bytes",
+        type=_positive_int,
+        default=_RT_DEFAULTS.inbox_total_bytes,
+        help="bytes kept by all inboxes together; sends beyond it are refused (limit_reached)",
+    )
+    parser.add_argument(
         "--allow-non-loopback",
         action="store_true",
         help="permit binding an address outside 127.0.0.0/8 and ::1",
@@ -131,9 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def run(
-    module: ModuleType, config: ServerConfig, loop_name: str, hub: Hub | None = None
+    module: ModuleType,
+    config: ServerConfig,
+    loop_name: str,
+    hub: Hub | None = None,
+    extra_info: Mapping[str, Any] | None = None,
 ) -> None:
-    """Serve ``module`` with ``config``, printing the ready line, until a signal arrives."""
+    """Serve ``module`` with ``config``, printing the ready line, until a signal arrives.
+
+    ``extra_info`` adds keys to the ready line.
+    """
     stop = asyncio.Event()
     install_signal_handlers(stop)
 
@@ -147,6 +195,7 @@ async def run(
             "loop": loop_name,
             "max_message_bytes": config.max_message_bytes,
             "tls": config.tls_version if config.tls else None,
+            **(extra_info or {}),
         }
         print(format_ready_line(info), flush=True)
 
@@ -155,6 +204,35 @@ async def run(
         await module.serve(config, hub, on_ready, stop)
     finally:
         remove_signal_handlers()
+
+
+def _signin_secret(open_signin: bool) -> tuple[str | None, Path | None]:
+    """The server's sign-in secret and, when it had to make one, the file holding it.
+
+    ``$RTBENCH_SIGNIN_SECRET`` when set (rtbench runs hand theirs this way); else a
+    fresh secret written to a new private file, so whoever started the server by
+    hand can derive keys from it; None with ``--open-signin``. Raises ValueError
+    for a secret too short to be safe.
+    """
+    if open_signin:
+        return None, None
+    secret = secret_from_env()
+    if secret is not None:
+        return secret, None
+    secret = new_secret()
+    folder = Path(tempfile.mkdtemp(prefix="rtbench-secret-"))  # mode 0700
+    path = folder / "secret"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(secret + "\n")
+    return secret, path
+
+
+def _remove_secret_file(path: Path | None) -> None:
+    if path is not None:
+        with contextlib.suppress(OSError):
+            path.unlink()
+            path.parent.rmdir()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_REFUSED
+    try:
+        secret, secret_file = _signin_secret(args.open_signin)
+    except ValueError as exc:
+        parser.error(f"${SECRET_ENV}: {exc}")
     try:
         config = ServerConfig(
             bind_host(args.host),
@@ -186,11 +268,18 @@ def main(argv: list[str] | None = None) -> int:
                 presence_timeout_s=args.presence_timeout,
                 idle_timeout_s=args.idle_timeout,
                 inbox_retention=args.inbox_retention,
+                signin_secret=secret,
+                open_signin=args.open_signin,
+                token_ttl_s=args.token_ttl,
+                max_users=args.max_users,
+                inbox_max_bytes=args.inbox_max_bytes,
+                inbox_total_bytes=args.inbox_total_bytes,
             ),
             send_queue=args.send_queue,
             echo_delay_s=args.delay_ms / 1000.0,
         )
     except ValueError as exc:
+        _remove_secret_file(secret_file)
         parser.error(str(exc))
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     if args.delay_ms:
@@ -198,20 +287,36 @@ def main(argv: list[str] | None = None) -> int:
             f"python -m servers: test slowdown: every echo sleeps {args.delay_ms} ms",
             file=sys.stderr,
         )
+    if args.open_signin:
+        print("python -m servers: open sign-in: anyone may sign in as anyone", file=sys.stderr)
+    elif secret_file is not None:
+        print(
+            f"python -m servers: no ${SECRET_ENV}: made a sign-in secret in {secret_file} "
+            "(removed on exit); a user's signin payload: python -m "
+            f"servers.realtime.credentials USER --secret-file {secret_file}",
+            file=sys.stderr,
+        )
+    info = {
+        "signin": "open" if args.open_signin else "key",
+        "secret_file": str(secret_file) if secret_file is not None else None,
+    }
     module = importlib.import_module(MODULES[args.kind])
     try:
         factory, loop_name = loop_factory(args.loop)
     except ImportError as exc:
+        _remove_secret_file(secret_file)
         parser.error(f"--loop {args.loop}: {exc}")
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(run(module, config, loop_name, hub))
+            runner.run(run(module, config, loop_name, hub, info))
     except OSError as exc:
         print(
             f"python -m servers: error: cannot serve on {args.host}:{args.port}: {exc}",
             file=sys.stderr,
         )
         return 1
+    finally:
+        _remove_secret_file(secret_file)
     return 0
 
 

@@ -108,9 +108,11 @@ class Hub:
         """A context for a bearer token (None: anonymous); raises Unauthorized if invalid."""
         if token is None:
             return Context()
-        user = self.realtime.auth.user_for(token)
+        user = self.realtime.auth.user_for(token, time.perf_counter_ns())
         if user is None:
-            raise protocol.Unauthorized("the bearer token is not valid; sign in again")
+            raise protocol.Unauthorized(
+                "the bearer token is not valid (unknown, expired or revoked); sign in again"
+            )
         return Context(user=user, token=token)
 
     async def start(self) -> None:
@@ -172,7 +174,16 @@ class Hub:
             if req.op in self._needs_user:
                 if ctx.user is None:
                     raise protocol.Unauthorized(f"op {req.op!r} needs a signed-in user")
-                if ctx.session is None:
+                if ctx.session is not None and ctx.token is not None:
+                    # A push connection lives longer than one request: its token may
+                    # have expired, or been revoked by ``bye`` elsewhere, since it opened.
+                    now = time.perf_counter_ns()
+                    if self.realtime.auth.user_for(ctx.token, now) != ctx.user:
+                        ctx.session.unbind()
+                        raise protocol.Unauthorized(
+                            "the connection's token expired or was revoked; sign in again"
+                        )
+                elif ctx.session is None:
                     # A request over HTTP is a sign of life for presence.
                     self.realtime.presence.touch(ctx.user, time.perf_counter_ns())
             payload = await handler(req, ctx)
@@ -246,15 +257,23 @@ class Session:
 
     def bind(self, user: str, token: str) -> None:
         """Attach the connection to ``user`` (sign-in or a token at the handshake)."""
-        rt = self.hub.realtime
         if self.ctx.user == user:
+            self.ctx.token = token
             return
-        if self.ctx.user is not None:
-            self._unfollow()
-            rt.presence.disconnected(self.ctx.user, time.perf_counter_ns())
+        self.unbind()
         self.ctx.user = user
         self.ctx.token = token
-        rt.presence.connected(user, time.perf_counter_ns())
+        self.hub.realtime.presence.connected(user, time.perf_counter_ns())
+
+    def unbind(self) -> None:
+        """Detach the connection from its user (``bye``, or a token no longer valid)."""
+        user = self.ctx.user
+        if user is None:
+            return
+        self._unfollow()
+        self.ctx.user = None
+        self.ctx.token = None
+        self.hub.realtime.presence.disconnected(user, time.perf_counter_ns())
 
     async def handle(self, data: bytes | bytearray | memoryview | str) -> None:
         """Run one received message and queue its reply, then any replayed pushes."""
@@ -374,6 +393,5 @@ class Session:
         if self._closed:
             return
         self._closed = True
+        self.unbind()
         self._unfollow()
-        if self.ctx.user is not None:
-            self.hub.realtime.presence.disconnected(self.ctx.user, time.perf_counter_ns())

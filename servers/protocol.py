@@ -90,6 +90,23 @@ class Forbidden(ProtocolError):
     http_status = 403
 
 
+class UnknownUser(ProtocolError):
+    """The request names a user who never signed in on this server."""
+
+    code = "unknown_user"
+    http_status = 404
+
+
+class LimitReached(ProtocolError):
+    """A server bound (users, inbox bytes, watched names, rooms...) would be exceeded.
+
+    Nothing of the request was applied; the server counts every refusal in ``stats``.
+    """
+
+    code = "limit_reached"
+    http_status = 429
+
+
 class InternalError(ProtocolError):
     """An operation failed for a reason other than the request's content."""
 

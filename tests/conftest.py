@@ -10,6 +10,10 @@ already running (for instance one made by :func:`loadgen.wire.new_event_loop`)::
 
 ``dead_base_url`` is a 127.0.0.1 port that is bound but not listening, so
 connecting to it is refused at once (and no other process can take it).
+
+Every test runs with ``$RTBENCH_SIGNIN_SECRET`` set to :data:`serving.TEST_SECRET`,
+as a run's children do: hubs made in the test and the clients that sign in to
+them share it.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
-from serving import HOST, RunningServer, running
+from serving import HOST, TEST_SECRET, RunningServer, running
 
 from servers.common import ServerConfig
+from servers.realtime.credentials import SECRET_ENV
 
 
 @contextlib.asynccontextmanager
@@ -31,6 +36,11 @@ async def _serve_in_loop(
 ) -> AsyncIterator[RunningServer]:
     async with running(kind, config=ServerConfig(HOST, 0, max_message_bytes)) as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def _signin_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SECRET_ENV, TEST_SECRET)
 
 
 @pytest.fixture

@@ -21,6 +21,8 @@ from servers.common import ServerConfig
 from servers.hub import Hub
 
 HOST = "127.0.0.1"
+#: The sign-in secret every test runs with (``$RTBENCH_SIGNIN_SECRET``, see conftest).
+TEST_SECRET = "rtbench-tests-signin-secret"
 READY_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 15.0
 

@@ -14,7 +14,10 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from servers import protocol
+from servers.hub import Hub
 from servers.protocol import Request
+from servers.realtime.credentials import signin_payload, user_key
+from servers.realtime.ops import RealtimeConfig
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -72,7 +75,7 @@ async def test_http_bad_token_or_header_is_401(auth: str) -> None:
 
 async def test_http_token_scopes_the_user() -> None:
     async with serve("http") as (port, _):
-        _, signed = await rpc(port, "signin", {"user": "alice"})
+        _, signed = await rpc(port, "signin", signin_payload("alice"))
         token = signed["payload"]["token"]
         status, body = await rpc(port, "poll", {"user": "someone-else"}, token)
         assert_error(status, body, 403, "forbidden")
@@ -93,7 +96,7 @@ async def test_http_inbox_get_needs_a_valid_token() -> None:
         for headers in ({}, {"Authorization": "Bearer forged"}):
             async with asyncio.timeout(STEP_S), session.get(url, headers=headers) as resp:
                 assert_error(resp.status, orjson.loads(await resp.read()), 401, "unauthorized")
-        _, signed = await rpc(port, "signin", {"user": "bob"})
+        _, signed = await rpc(port, "signin", signin_payload("bob"))
         headers = {"Authorization": f"Bearer {signed['payload']['token']}"}
         async with (
             asyncio.timeout(STEP_S),
@@ -136,7 +139,7 @@ async def test_ws_handshake_with_unknown_token_is_refused_401(kind: str, how: st
 @pytest.mark.parametrize("how", ["query", "header"])
 async def test_ws_handshake_token_binds_the_connection(kind: str, how: str) -> None:
     async with serve(kind) as (port, hub):
-        token = hub.realtime.auth.sign_in("alice")
+        token = hub.realtime.sign_in("alice")
         url = f"ws://{HOST}:{port}/ws"
         kwargs: dict[str, Any] = {"compression": None, "ping_interval": None}
         if how == "query":
@@ -162,7 +165,7 @@ async def test_ws_without_token_gets_401_envelopes_and_stays_open(kind: str) -> 
         assert not reply.ok and reply.error is not None
         assert reply.error.code == "unauthorized"
         # Still open: sign in on the connection, then act.
-        await ws.send(envelope("signin", {"user": "bob"}), text=True)
+        await ws.send(envelope("signin", signin_payload("bob")), text=True)
         assert protocol.decode_response(await ws.recv()).ok
         await ws.send(envelope("heartbeat", {}), text=True)
         assert protocol.decode_response(await ws.recv()).payload == {"status": "online"}
@@ -172,7 +175,7 @@ async def test_ws_without_token_gets_401_envelopes_and_stays_open(kind: str) -> 
 @pytest.mark.parametrize("library", ["websockets", "aiohttp"])
 async def test_ws_acting_as_another_user_gets_error_then_1008(kind: str, library: str) -> None:
     async with serve(kind) as (port, hub):
-        token = hub.realtime.auth.sign_in("mallory")
+        token = hub.realtime.sign_in("mallory")
         url = f"ws://{HOST}:{port}/ws?token={token}"
         forged = envelope("send", {"user": "alice", "to": "bob", "mid": 1, "ts": 1})
         async with asyncio.timeout(STEP_S):
@@ -202,3 +205,136 @@ async def test_ws_acting_as_another_user_gets_error_then_1008(kind: str, library
         # Nothing was sent on alice's behalf.
         assert hub.realtime.counters["messages"] == 0
         assert "bob" not in hub.realtime.inboxes
+
+
+# -- credentials: who may sign in -----------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["http", *WS_KINDS])
+async def test_signin_needs_the_users_key(kind: str) -> None:
+    async with serve(kind) as (port, hub):
+        forged = [
+            {"user": "bob"},  # no key
+            {"user": "bob", "key": user_key("another-secret-entirely", "bob")},
+            {"user": "bob", "key": signin_payload("alice")["key"]},  # alice's key
+            {"user": "bob", "key": 42},
+        ]
+        for payload in forged:
+            if kind == "http":
+                status, body = await rpc(port, "signin", payload)
+                assert_error(status, body, 401, "unauthorized")
+            else:
+                async with (
+                    asyncio.timeout(STEP_S),
+                    ws_connect(f"ws://{HOST}:{port}/ws", compression=None) as ws,
+                ):
+                    await ws.send(envelope("signin", payload), text=True)
+                    reply = protocol.decode_response(await ws.recv())
+                    assert not reply.ok and reply.error is not None
+                    assert reply.error.code == "unauthorized"
+                    await ws.send(envelope("heartbeat", {}), text=True)  # still nobody
+                    assert protocol.decode_response(await ws.recv()).error is not None
+        assert hub.realtime.counters["signin_refused"] == len(forged)
+        assert not hub.realtime.presence.is_online("bob")
+        assert "bob" not in hub.realtime.inboxes
+        if kind == "http":
+            status, body = await rpc(port, "signin", signin_payload("bob"))
+            assert status == 200 and body["payload"]["user"] == "bob"
+
+
+async def test_http_token_expires_after_its_ttl() -> None:
+    hub = Hub(realtime=RealtimeConfig(token_ttl_s=0.2))
+    async with serve("http", hub) as (port, _):
+        _, signed = await rpc(port, "signin", signin_payload("alice"))
+        token = signed["payload"]["token"]
+        assert (await rpc(port, "heartbeat", {}, token))[0] == 200
+        await asyncio.sleep(0.3)
+        status, body = await rpc(port, "heartbeat", {}, token)
+        assert_error(status, body, 401, "unauthorized")
+        assert "expired" in body["error"]["message"]
+
+
+async def test_http_bye_revokes_the_token() -> None:
+    async with serve("http") as (port, hub):
+        _, signed = await rpc(port, "signin", signin_payload("alice"))
+        token = signed["payload"]["token"]
+        _, other = await rpc(port, "signin", signin_payload("alice"))  # a second tab
+        status, body = await rpc(port, "bye", {}, token)
+        assert (status, body["payload"]) == (200, {"status": "offline"})
+        status, body = await rpc(port, "heartbeat", {}, token)
+        assert_error(status, body, 401, "unauthorized")
+        # Only the token used is revoked.
+        assert (await rpc(port, "heartbeat", {}, other["payload"]["token"]))[0] == 200
+        assert hub.realtime.auth.user_for(token, 0) is None
+
+
+@pytest.mark.parametrize("kind", WS_KINDS)
+async def test_ws_bye_revokes_and_unbinds_the_connection(kind: str) -> None:
+    async with serve(kind) as (port, hub):
+        token = hub.realtime.sign_in("alice")
+        async with (
+            asyncio.timeout(STEP_S),
+            ws_connect(f"ws://{HOST}:{port}/ws?token={token}", compression=None) as ws,
+        ):
+            assert hub.realtime.presence.is_online("alice")
+            await ws.send(envelope("bye", {}), text=True)
+            assert protocol.decode_response(await ws.recv()).payload == {"status": "offline"}
+            assert not hub.realtime.presence.is_online("alice")
+            await ws.send(envelope("heartbeat", {}), text=True)
+            reply = protocol.decode_response(await ws.recv())
+            assert reply.error is not None and reply.error.code == "unauthorized"
+        with pytest.raises(protocol.Unauthorized):
+            hub.authenticate(token)
+
+
+@pytest.mark.parametrize("kind", WS_KINDS)
+async def test_ws_connection_stops_acting_once_its_token_expires(kind: str) -> None:
+    hub = Hub(realtime=RealtimeConfig(token_ttl_s=0.3))
+    async with serve(kind, hub) as (port, _):
+        token = hub.realtime.sign_in("alice")
+        async with (
+            asyncio.timeout(STEP_S),
+            ws_connect(f"ws://{HOST}:{port}/ws?token={token}", compression=None) as ws,
+        ):
+            await ws.send(envelope("heartbeat", {}), text=True)
+            assert protocol.decode_response(await ws.recv()).ok
+            await asyncio.sleep(0.4)
+            await ws.send(envelope("heartbeat", {}), text=True)
+            reply = protocol.decode_response(await ws.recv())
+            assert reply.error is not None and reply.error.code == "unauthorized"
+            assert not hub.realtime.presence.is_online("alice")
+
+
+async def test_stats_needs_a_token() -> None:
+    async with serve("http") as (port, _):
+        status, body = await rpc(port, "stats", {})
+        assert_error(status, body, 401, "unauthorized")
+        _, signed = await rpc(port, "signin", signin_payload("alice"))
+        status, body = await rpc(port, "stats", {}, signed["payload"]["token"])
+        assert status == 200 and body["payload"]["users"] == 1
+
+
+async def test_presence_is_visible_only_to_room_mates() -> None:
+    async with serve("http") as (port, _):
+        tokens = {}
+        for user in ("alice", "bob", "carol"):
+            _, signed = await rpc(port, "signin", signin_payload(user))
+            tokens[user] = signed["payload"]["token"]
+        for user in ("alice", "bob"):
+            await rpc(port, "join", {"room": "team"}, tokens[user])
+        await rpc(port, "join", {"room": "elsewhere"}, tokens["carol"])
+        users = {"users": ["bob", "carol", "nobody"]}
+        _, body = await rpc(port, "presence", users, tokens["alice"])
+        status = body["payload"]["status"]
+        assert status["bob"]["status"] == "online"
+        # carol is online too, and nobody does not exist: alice cannot tell either.
+        hidden = {"status": "unknown", "last_seen": None}
+        assert status["carol"] == status["nobody"] == hidden
+        _, body = await rpc(port, "watch", users, tokens["alice"])
+        assert body["payload"]["status"]["carol"] == hidden
+        # carol's changes never reach alice's inbox; bob's do.
+        await rpc(port, "bye", {}, tokens["carol"])
+        await rpc(port, "bye", {}, tokens["bob"])
+        _, body = await rpc(port, "poll", {}, tokens["alice"])
+        seen = [(i["item"]["user"], i["item"]["status"]) for i in body["payload"]["items"]]
+        assert seen == [("bob", "offline")]

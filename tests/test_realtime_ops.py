@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from typing import Any
 
 import orjson
@@ -12,6 +13,7 @@ import pytest
 from servers import protocol
 from servers.hub import CLOSE_POLICY, CLOSE_TRY_AGAIN, Context, Hub, Session
 from servers.protocol import Request
+from servers.realtime.credentials import signin_payload
 from servers.realtime.ops import RealtimeConfig
 
 pytestmark = pytest.mark.timeout(10)
@@ -23,8 +25,16 @@ def req(op: str, payload: Any = None) -> bytes:
     return protocol.encode_request(Request(op=op, id=next(_ids), ts=7, payload=payload))
 
 
+def known(hub: Hub, *users: str) -> None:
+    """Sign ``users`` in (server side), so messages may be sent to them."""
+    for user in users:
+        hub.realtime.sign_in(user)
+
+
 async def call(hub: Hub, op: str, payload: Any = None, user: str | None = None) -> tuple[int, Any]:
-    """One request as ``user`` over an HTTP-like (session-less) context."""
+    """One request as ``user`` (signed in first, if new) over a session-less (HTTP) context."""
+    if user and user not in hub.realtime.inboxes:
+        known(hub, user)
     ctx = Context(user=user) if user else Context()
     reply = await hub.handle(req(op, payload), ctx)
     return reply.status, orjson.loads(reply.body)
@@ -67,13 +77,13 @@ def msg(mid: int, to: str = "bob") -> dict[str, Any]:
 
 async def test_signin_returns_a_token_for_the_user() -> None:
     hub = Hub()
-    reply = await ok(hub, "signin", {"user": "alice"})
+    reply = await ok(hub, "signin", signin_payload("alice"))
     assert reply["user"] == "alice"
-    assert hub.realtime.auth.user_for(reply["token"]) == "alice"
+    assert hub.realtime.auth.user_for(reply["token"], time.perf_counter_ns()) == "alice"
     assert hub.authenticate(reply["token"]).user == "alice"
     with pytest.raises(protocol.Unauthorized):
         hub.authenticate("not-a-token")
-    await error(hub, "signin", {"user": "no spaces"}, None, 400, "invalid_envelope")
+    await error(hub, "signin", signin_payload("no spaces"), None, 400, "invalid_envelope")
     await error(hub, "signin", {}, None, 400, "invalid_envelope")
 
 
@@ -100,6 +110,7 @@ async def test_user_ops_need_a_signed_in_user(op: str) -> None:
 
 async def test_direct_message_reaches_only_the_recipient_inbox() -> None:
     hub = Hub()
+    known(hub, "bob")
     assert await ok(hub, "send", msg(1), "alice") == {"mid": 1, "recipients": 1}
     page = await ok(hub, "poll", {}, "bob")
     assert page["last"] == 1 and page["gap"] is False and page["first"] == 1
@@ -192,6 +203,7 @@ async def test_publish_fans_out_to_subscribers() -> None:
 
 async def test_poll_cursor_limit_and_validation() -> None:
     hub = Hub()
+    known(hub, "bob")
     for mid in range(1, 8):
         await ok(hub, "send", msg(mid), "alice")
     page = await ok(hub, "poll", {"after": 2, "limit": 3}, "bob")
@@ -207,6 +219,7 @@ async def test_poll_cursor_limit_and_validation() -> None:
 
 async def test_poll_reports_a_retention_gap() -> None:
     hub = Hub(realtime=RealtimeConfig(inbox_retention=3))
+    known(hub, "bob")
     for mid in range(1, 6):
         await ok(hub, "send", msg(mid), "alice")
     page = await ok(hub, "poll", {"after": 0}, "bob")
@@ -217,10 +230,11 @@ async def test_poll_reports_a_retention_gap() -> None:
 
 async def test_long_poll_returns_on_delivery_and_holds_presence() -> None:
     hub = Hub()
+    known(hub, "bob")
     poll = asyncio.create_task(ok(hub, "poll", {"after": 0, "wait_ms": 10_000}, "bob"))
     await asyncio.sleep(0.02)
     assert not poll.done()
-    assert (await ok(hub, "stats"))["long_polls_waiting"] == 1
+    assert (await ok(hub, "stats", {}, "alice"))["long_polls_waiting"] == 1
     assert hub.realtime.presence.is_online("bob")
     await ok(hub, "send", msg(1), "alice")
     page = await asyncio.wait_for(poll, 2)
@@ -235,14 +249,18 @@ async def test_long_poll_times_out_empty() -> None:
 
 async def test_watch_presence_heartbeat_bye() -> None:
     hub = Hub()
-    await ok(hub, "signin", {"user": "bob"})
+    await ok(hub, "signin", signin_payload("bob"))
+    known(hub, "carol")
+    for user in ("bob", "carol"):
+        await ok(hub, "join", {"room": "g"}, user)
+    await ok(hub, "bye", {}, "carol")  # joining over HTTP made her online
     status = await ok(hub, "watch", {"users": ["carol"]}, "bob")
     assert status["status"]["carol"]["status"] == "offline"
     # Any request by carol over HTTP is a sign of life.
     assert await ok(hub, "heartbeat", {}, "carol") == {"status": "online"}
     now = await ok(hub, "presence", {"users": ["carol", "zed"]}, "bob")
     assert now["status"]["carol"]["status"] == "online"
-    assert now["status"]["zed"] == {"status": "offline", "last_seen": None}
+    assert now["status"]["zed"] == {"status": "unknown", "last_seen": None}
     assert await ok(hub, "bye", {}, "carol") == {"status": "offline"}
     items = [i["item"] for i in (await ok(hub, "poll", {}, "bob"))["items"]]
     assert [(i["type"], i["user"], i["status"]) for i in items] == [
@@ -268,15 +286,16 @@ async def test_activity_and_time_on_site() -> None:
 
 async def test_stats_counts() -> None:
     hub = Hub()
+    known(hub, "bob")
     await ok(hub, "send", msg(1), "alice")
     await ok(hub, "poll", {}, "bob")
     await ok(hub, "poll", {"after": 1}, "bob")
-    stats = await ok(hub, "stats")
+    stats = await ok(hub, "stats", {}, "alice")
     assert stats["messages"] == 1
     assert stats["deliveries"] == 1
     assert stats["polls"] == 2
     assert stats["empty_polls"] == 1
-    assert stats["users"] == 1  # inboxes created: bob's
+    assert stats["users"] == 2  # signed in: alice and bob
     assert stats["slow_consumer_closes"] == 0
 
 
@@ -286,7 +305,7 @@ async def test_subscribe_inbox_needs_a_push_connection() -> None:
 
 async def test_subscribe_inbox_refuses_a_negative_cursor() -> None:
     hub = Hub()
-    session = hub.open_session(hub.realtime.auth.sign_in("bob"))
+    session = hub.open_session(hub.realtime.sign_in("bob"))
     await session.handle(req("subscribe_inbox", {"after": -1}))
     (reply,), closed = await drain(session)
     assert not reply.ok and reply.error.code == "invalid_envelope"
@@ -306,7 +325,7 @@ async def test_session_signin_binds_and_close_goes_offline() -> None:
     presence = hub.realtime.presence
     session = hub.open_session()
     assert session.user is None
-    await session.handle(req("signin", {"user": "alice"}))
+    await session.handle(req("signin", signin_payload("alice")))
     assert session.user == "alice"
     assert presence.is_online("alice")
     (reply,), closed = await drain(session)
@@ -318,9 +337,10 @@ async def test_session_signin_binds_and_close_goes_offline() -> None:
 
 async def test_session_replays_after_cursor_then_pushes_live_in_order() -> None:
     hub = Hub()
+    known(hub, "bob")
     for mid in range(1, 6):
         await ok(hub, "send", msg(mid), "alice")
-    session = hub.open_session(hub.realtime.auth.sign_in("bob"))
+    session = hub.open_session(hub.realtime.sign_in("bob"))
     await session.handle(req("subscribe_inbox", {"after": 2}))
     await ok(hub, "send", msg(6), "alice")
     messages, closed = await drain(session)
@@ -337,9 +357,10 @@ async def test_session_replays_after_cursor_then_pushes_live_in_order() -> None:
 
 async def test_session_resume_with_a_backlog_longer_than_the_queue() -> None:
     hub = Hub(send_queue=4)
+    known(hub, "bob")
     for mid in range(1, 31):
         await ok(hub, "send", msg(mid), "alice")
-    session = hub.open_session(hub.realtime.auth.sign_in("bob"))
+    session = hub.open_session(hub.realtime.sign_in("bob"))
     await session.handle(req("subscribe_inbox", {"after": 0}))
     got: list[int] = []
     replies = 0
@@ -366,9 +387,10 @@ async def test_session_resume_with_a_backlog_longer_than_the_queue() -> None:
 
 async def test_session_resume_after_a_retention_gap_skips_what_is_gone() -> None:
     hub = Hub(realtime=RealtimeConfig(inbox_retention=3))
+    known(hub, "bob")
     for mid in range(1, 6):
         await ok(hub, "send", msg(mid), "alice")
-    session = hub.open_session(hub.realtime.auth.sign_in("bob"))
+    session = hub.open_session(hub.realtime.sign_in("bob"))
     await session.handle(req("subscribe_inbox", {"after": 0}))
     messages, closed = await drain(session)
     assert messages[0].payload == {"last": 5, "gap": True, "first": 3}
@@ -378,7 +400,7 @@ async def test_session_resume_after_a_retention_gap_skips_what_is_gone() -> None
 
 async def test_slow_consumer_is_closed_with_1013_and_items_stay_in_the_inbox() -> None:
     hub = Hub(send_queue=3)
-    session = hub.open_session(hub.realtime.auth.sign_in("bob"))
+    session = hub.open_session(hub.realtime.sign_in("bob"))
     await session.handle(req("subscribe_inbox", {"after": 0}))
     assert (await asyncio.wait_for(session.next_outgoing(), 1)) is not None  # the reply
     # Nobody reads: the fourth push overflows the queue.
@@ -390,7 +412,7 @@ async def test_slow_consumer_is_closed_with_1013_and_items_stay_in_the_inbox() -
     assert await asyncio.wait_for(session.next_outgoing(), 1) is None  # pending dropped
     session.close()
     # A new connection resumes after its cursor and gets everything.
-    again = hub.open_session(hub.realtime.auth.sign_in("bob"))
+    again = hub.open_session(hub.realtime.sign_in("bob"))
     await again.handle(req("subscribe_inbox", {"after": 0}))
     messages, _ = await drain(again)
     assert pushed(messages) == [1, 2, 3, 4, 5]
@@ -398,7 +420,7 @@ async def test_slow_consumer_is_closed_with_1013_and_items_stay_in_the_inbox() -
 
 async def test_forbidden_request_gets_its_error_then_closes_1008() -> None:
     hub = Hub()
-    session = hub.open_session(hub.realtime.auth.sign_in("bob"))
+    session = hub.open_session(hub.realtime.sign_in("bob"))
     await session.handle(req("heartbeat", {}))
     await session.handle(req("poll", {"user": "alice"}))
     await session.handle(req("heartbeat", {}))  # after the close: no reply

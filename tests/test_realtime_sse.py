@@ -35,6 +35,7 @@ from loadgen.schema import DELIVERIES_FILE, SUMMARY_FILE
 from servers import http_server, protocol
 from servers.common import ServerConfig
 from servers.hub import Hub
+from servers.realtime.credentials import signin_payload
 from servers.realtime.ops import RealtimeConfig
 
 pytestmark = pytest.mark.timeout(30)
@@ -69,7 +70,7 @@ async def serve(
 async def user(base: str, name: str) -> HttpConn:
     """A signed-in user acting over ``POST /rpc``."""
     conn = HttpConn(base, True, STEP_S, lambda *a: None)
-    conn.token = (await conn.call("signin", {"user": name}))["token"]
+    conn.token = (await conn.call("signin", signin_payload(name)))["token"]
     return conn
 
 
@@ -292,6 +293,8 @@ async def test_presence_online_while_the_stream_is_open_offline_when_it_closes()
     async with serve(hub) as (base, _, _, _):
         alice, bob = await user(base, "alice"), await user(base, "bob")
         presence = hub.realtime.presence
+        for name in ("alice", "bob"):
+            hub.realtime.join(name, "team")  # presence is seen by room-mates only
         await bob.call("watch", {"users": ["alice"]})
         watcher = Receiver(base)
         assert alice.token is not None and bob.token is not None

@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from servers import protocol
 from servers.hub import Hub
 from servers.protocol import Request
+from servers.realtime.credentials import signin_payload
 from servers.realtime.ops import RealtimeConfig
 
 pytestmark = pytest.mark.timeout(30)
@@ -54,7 +55,7 @@ class Http:
     @classmethod
     async def signin(cls, session: aiohttp.ClientSession, port: int, user: str) -> Http:
         conn = cls(session, port)
-        conn.token = (await conn.call("signin", {"user": user}))["token"]
+        conn.token = (await conn.call("signin", signin_payload(user)))["token"]
         return conn
 
     def _headers(self) -> dict[str, str]:
@@ -246,9 +247,9 @@ async def test_long_poll_is_answered_as_soon_as_an_item_arrives() -> None:
 async def test_push_exactly_once_in_order(kind: str, library: str) -> None:
     async with serve(kind) as (port, _):
         alice = await Ws.open(library, port)
-        await alice.call("signin", {"user": "alice"})
+        await alice.call("signin", signin_payload("alice"))
         bob = await Ws.open(library, port)
-        await bob.call("signin", {"user": "bob"})
+        await bob.call("signin", signin_payload("bob"))
         try:
             for user in (alice, bob):
                 await user.call("join", {"room": "g"})
@@ -278,9 +279,9 @@ async def test_push_exactly_once_in_order(kind: str, library: str) -> None:
 async def test_push_resume_after_reconnect_loses_nothing(kind: str, library: str) -> None:
     async with serve(kind) as (port, hub):
         alice = await Ws.open(library, port)
-        await alice.call("signin", {"user": "alice"})
+        await alice.call("signin", signin_payload("alice"))
         bob = await Ws.open(library, port)
-        token = (await bob.call("signin", {"user": "bob"}))["token"]
+        token = (await bob.call("signin", signin_payload("bob")))["token"]
         await bob.call("subscribe_inbox", {"after": 0})
         mid = 0
         try:
@@ -314,7 +315,7 @@ async def test_push_resume_after_reconnect_loses_nothing(kind: str, library: str
 @pytest.mark.parametrize("kind", WS_KINDS)
 async def test_fanout_to_20_subscribers_once_each(kind: str) -> None:
     async with serve(kind) as (port, hub):
-        auth = hub.realtime.auth
+        auth = hub.realtime
         subs = [await Ws.open("websockets", port, auth.sign_in(f"s{i}")) for i in range(20)]
         publisher = await Ws.open("websockets", port, auth.sign_in("system"))
         try:
@@ -358,7 +359,7 @@ async def test_fanout_to_20_polling_subscribers_once_each() -> None:
 async def test_slow_consumer_closed_1013_others_unaffected_and_resume_gets_all(kind: str) -> None:
     hub = Hub(send_queue=8)
     async with serve(kind, hub) as (port, _):
-        auth = hub.realtime.auth
+        auth = hub.realtime
         bob_token = auth.sign_in("bob")
         alice = await Ws.open("websockets", port, auth.sign_in("alice"))
         carol = await Ws.open("websockets", port, auth.sign_in("carol"))
@@ -426,9 +427,11 @@ async def test_slow_consumer_closed_1013_others_unaffected_and_resume_gets_all(k
 @pytest.mark.parametrize("kind", WS_KINDS)
 async def test_push_presence_online_offline_with_two_connections(kind: str) -> None:
     async with serve(kind) as (port, hub):
-        auth = hub.realtime.auth
+        auth = hub.realtime
         bob = await Ws.open("websockets", port, auth.sign_in("bob"))
         alice_token = auth.sign_in("alice")
+        for name in ("alice", "bob"):
+            hub.realtime.join(name, "team")  # presence is seen by room-mates only
         try:
             status = await bob.call("watch", {"users": ["alice"]})
             assert status["status"]["alice"]["status"] == "offline"
@@ -463,6 +466,8 @@ async def test_http_presence_timeout_and_held_long_poll() -> None:
     async with serve("http", hub) as (port, _), aiohttp.ClientSession() as session:
         bob = await Http.signin(session, port, "bob")
         carol = await Http.signin(session, port, "carol")
+        for name in ("bob", "carol"):
+            hub.realtime.join(name, "team")  # presence is seen by room-mates only
         await bob.call("watch", {"users": ["carol"]})
         # A held long poll makes carol online, and keeps her so well past the timeout.
         held = asyncio.create_task(carol.poll(wait_ms=900))

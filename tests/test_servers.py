@@ -37,6 +37,7 @@ from servers.common import (
 )
 from servers.hub import Hub
 from servers.protocol import Request
+from servers.realtime.credentials import SECRET_ENV, signin_payload
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -481,8 +482,12 @@ async def test_subprocess_serves_and_stops(kind: str, sig: int) -> None:
             "loop",
             "max_message_bytes",
             "tls",
+            "signin",
+            "secret_file",
         ]
         assert info["tls"] is None
+        # The secret came in the environment (the tests' own), so no file was made.
+        assert (info["signin"], info["secret_file"]) == ("key", None)
         assert info["kind"] == kind
         assert info["host"] == HOST
         assert info["pid"] == proc.pid
@@ -556,6 +561,64 @@ def test_main_refuses_the_link_address_outside_its_namespace(
     err = capsys.readouterr().err
     assert "refusing to bind non-loopback host '10.77.0.2'" in err
     assert "only accepted inside a network namespace rtbench created" in err
+
+
+async def post_signin(port: int, payload: dict[str, Any]) -> int:
+    body = request_bytes("signin", payload)
+    async with (
+        aiohttp.ClientSession() as session,
+        asyncio.timeout(10),
+        session.post(f"http://{HOST}:{port}/rpc", data=body) as resp,
+    ):
+        return resp.status
+
+
+async def test_subprocess_without_a_secret_makes_one_in_a_private_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(SECRET_ENV)
+    proc = await spawn("http", "--host", HOST, "--port", "0")
+    try:
+        info = await read_ready(proc)
+        assert info["signin"] == "key"
+        path = Path(info["secret_file"])
+        assert path.stat().st_mode & 0o777 == 0o600
+        secret = path.read_text().strip()
+        assert await post_signin(info["port"], signin_payload("alice", secret)) == 200
+        assert await post_signin(info["port"], {"user": "alice"}) == 401
+        assert await post_signin(info["port"], signin_payload("alice", "x" * 32)) == 401
+        code, _, err = await stop_process(proc, signal.SIGTERM)
+        assert code == 0, err.decode()
+        assert str(path) in err.decode()  # whoever started it is told where
+        assert not path.exists()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_subprocess_open_signin_accepts_a_bare_name() -> None:
+    proc = await spawn("http", "--host", HOST, "--port", "0", "--open-signin")
+    try:
+        info = await read_ready(proc)
+        assert (info["signin"], info["secret_file"]) == ("open", None)
+        assert await post_signin(info["port"], {"user": "alice"}) == 200
+        code, _, err = await stop_process(proc, signal.SIGTERM)
+        assert code == 0 and b"open sign-in" in err
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+def test_main_refuses_a_short_secret(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(SECRET_ENV, "short")
+    with pytest.raises(SystemExit) as info:
+        main(["http"])
+    assert info.value.code == 2
+    assert SECRET_ENV in capsys.readouterr().err
 
 
 def test_main_rejects_bad_arguments() -> None:

@@ -64,6 +64,7 @@ from loadgen.realtime.replies import (
 from loadgen.realtime.sse import SseDecoder, chunk_framing
 from loadgen.realtime.users import Endpoint, OnConnect, OnUserGap, OnUserItem
 from servers import protocol
+from servers.realtime.credentials import signin_payload
 
 clock = time.perf_counter_ns
 log = logging.getLogger("rtbench.locust")
@@ -518,7 +519,7 @@ class Person:
             raise
         self._on_connect(self.name, t0, clock(), None)
         if self.token is None:
-            reply = self.ws.call("signin", {"user": self.name})
+            reply = self.ws.call("signin", signin_payload(self.name))
             self.token = reply["token"]
         if subscribe_gap(self.ws.call("subscribe_inbox", {"after": self.cursor})):
             self._gap("push")
@@ -530,7 +531,7 @@ class Person:
             self._connect_ws()
         else:
             assert self.http is not None
-            reply = self.http.call("signin", {"user": self.name})
+            reply = self.http.call("signin", signin_payload(self.name))
             self.token = self.http.token = reply["token"]
             if self.sse is not None:
                 self.sse.connect(self.token, self.cursor)

@@ -37,6 +37,7 @@ from loadgen.realtime.conns import HttpConn, OnItem, OnRequest, OpFailed, SseCon
 from loadgen.realtime.lean_conns import LeanHttpConn, LeanSseConn, LeanWsConn
 from loadgen.realtime.params import RealtimeParams
 from loadgen.realtime.receive import subscribe_gap
+from servers.realtime.credentials import signin_payload
 
 clock = time.perf_counter_ns
 
@@ -152,7 +153,7 @@ class VirtualUser:
             raise
         self._on_connect(self.name, t0, clock(), None)
         if self.token is None:
-            reply = await self.ws.call("signin", {"user": self.name})
+            reply = await self.ws.call("signin", signin_payload(self.name))
             self.token = reply["token"]
         reply = await self.ws.call("subscribe_inbox", {"after": self.cursor})
         if subscribe_gap(reply):
@@ -165,7 +166,7 @@ class VirtualUser:
             await self._connect_ws()
         else:
             assert self.http is not None
-            reply = await self.http.call("signin", {"user": self.name})
+            reply = await self.http.call("signin", signin_payload(self.name))
             self.token = self.http.token = reply["token"]
             if self.sse is not None:
                 await self.sse.connect(self.token, self.cursor)

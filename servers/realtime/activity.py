@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from servers.protocol import LimitReached
+
 
 @dataclass(slots=True)
 class _Track:
@@ -28,16 +30,23 @@ class _Track:
 class Activity:
     """Per-user sessions built from activity events."""
 
-    def __init__(self, idle_timeout_s: float) -> None:
+    def __init__(self, idle_timeout_s: float, max_pages: int = 1_000) -> None:
         if idle_timeout_s <= 0:
             raise ValueError("idle timeout must be > 0")
+        #: Distinct pages counted per user; an event on a further page is refused.
+        self.max_pages = max_pages
         self.idle_ns = int(idle_timeout_s * 1e9)
         self._tracks: dict[str, _Track] = {}
         self.events = 0
 
     def record(self, user: str, event: str, page: str | None, now_ns: int) -> dict[str, Any]:
-        """Count one event at ``now_ns``; returns the user's current session."""
+        """Count one event at ``now_ns``; returns the user's current session.
+
+        Raises LimitReached, counting nothing, for a page beyond ``max_pages`` distinct ones.
+        """
         track = self._tracks.setdefault(user, _Track())
+        if page and page not in track.pages and len(track.pages) >= self.max_pages:
+            raise LimitReached(f"{user!r} already has {self.max_pages} distinct pages")
         if track.sessions == 0 or now_ns - track.last_ns > self.idle_ns:
             if track.sessions:
                 track.closed_ns += track.last_ns - track.start_ns

@@ -1,43 +1,130 @@
 """Sign-in and bearer tokens: every operation but echo/signin acts as one user.
 
-::
+A user signs in with the key derived from the server's secret
+(:mod:`servers.realtime.credentials`); the token they get expires after
+``token_ttl_s`` and is revoked by ``bye``::
 
-    auth = Auth()
-    token = auth.sign_in("alice")
-    auth.user_for(token)      # "alice"; None for an unknown token
+    auth = Auth(secret)                          # or Auth(None, open_signin=True) for demos
+    auth.key_ok("alice", key)                    # checks the credential
+    token = auth.issue("alice", now_ns)
+    auth.user_for(token, now_ns)                 # "alice"; None once expired, revoked or unknown
+    auth.revoke(token)
+
+The secret is ``secret`` when given, else :data:`~servers.realtime.credentials.SECRET_ENV`,
+else a fresh random one nobody else knows (so nobody can sign in): a server never
+falls back to accepting any name unless ``open_signin`` says so.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+
+from servers.realtime.credentials import check_secret, key_matches, new_secret, secret_from_env
 
 USER_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
+#: Default token lifetime: longer than any benchmark cell, short enough that a
+#: leaked token stops working the same hour.
+DEFAULT_TOKEN_TTL_S = 3600.0
+
+#: Tokens kept per user (one per tab or reconnect); signing in again beyond it
+#: revokes that user's oldest token, so repeated sign-ins cannot grow memory.
+MAX_TOKENS_PER_USER = 16
+
+
+@dataclass(frozen=True, slots=True)
+class _Grant:
+    user: str
+    expires_ns: int
+
 
 class Auth:
-    """Issues random bearer tokens and maps them back to users."""
+    """Checks credentials, issues random bearer tokens and maps them back to users."""
 
-    def __init__(self) -> None:
-        self._users: dict[str, str] = {}
+    def __init__(
+        self,
+        secret: str | None = None,
+        open_signin: bool = False,
+        token_ttl_s: float = DEFAULT_TOKEN_TTL_S,
+        max_tokens_per_user: int = MAX_TOKENS_PER_USER,
+    ) -> None:
+        if token_ttl_s <= 0:
+            raise ValueError(f"token_ttl_s must be > 0, got {token_ttl_s}")
+        if max_tokens_per_user < 1:
+            raise ValueError("max_tokens_per_user must be >= 1")
+        self.open_signin = open_signin
+        if secret is not None:
+            self.secret: str | None = check_secret(secret)
+        elif open_signin:
+            self.secret = None
+        else:
+            self.secret = secret_from_env() or new_secret()
+        self.ttl_ns = int(token_ttl_s * 1e9)
+        self.max_tokens_per_user = max_tokens_per_user
+        # Issue order is expiry order (one TTL for all), so expired tokens are at the front.
+        self._grants: OrderedDict[str, _Grant] = OrderedDict()
+        self._by_user: dict[str, deque[str]] = {}
 
-    def sign_in(self, user: str) -> str:
-        """A new token for ``user``; raises ValueError for an invalid user name."""
+    def key_ok(self, user: str, key: object) -> bool:
+        """Whether ``key`` lets ``user`` sign in (always, with ``open_signin``)."""
+        if self.open_signin:
+            return True
+        assert self.secret is not None
+        return key_matches(self.secret, user, key)
+
+    def issue(self, user: str, now_ns: int) -> str:
+        """A new token for ``user`` valid for the TTL; raises ValueError for an invalid name."""
         if not isinstance(user, str) or not USER_RE.match(user):
             raise ValueError("user must be 1-64 characters of letters, digits, '_', '.', '-'")
         token = secrets.token_urlsafe(24)
-        self._users[token] = user
+        self._grants[token] = _Grant(user, now_ns + self.ttl_ns)
+        mine = self._by_user.setdefault(user, deque())
+        mine.append(token)
+        while len(mine) > self.max_tokens_per_user:
+            self._grants.pop(mine.popleft(), None)
         return token
 
-    def user_for(self, token: str | None) -> str | None:
-        """The user a token was issued to, or None."""
+    def user_for(self, token: str | None, now_ns: int) -> str | None:
+        """The user a token was issued to; None when unknown, revoked or expired."""
         if not token:
             return None
-        return self._users.get(token)
+        grant = self._grants.get(token)
+        if grant is None:
+            return None
+        if now_ns >= grant.expires_ns:
+            self.revoke(token)
+            return None
+        return grant.user
 
-    def sign_out(self, token: str) -> None:
-        """Forget a token."""
-        self._users.pop(token, None)
+    def revoke(self, token: str | None) -> None:
+        """Forget a token (``bye``, expiry); unknown tokens are ignored."""
+        grant = self._grants.pop(token, None) if token else None
+        if grant is None:
+            return
+        mine = self._by_user.get(grant.user)
+        if mine is not None:
+            mine.remove(token)
+            if not mine:
+                del self._by_user[grant.user]
+
+    def expire(self, now_ns: int) -> int:
+        """Drop every expired token; returns how many (called periodically)."""
+        dropped = 0
+        while self._grants:
+            token, grant = next(iter(self._grants.items()))
+            if grant.expires_ns > now_ns:
+                break
+            self.revoke(token)
+            dropped += 1
+        return dropped
+
+    @property
+    def tokens(self) -> int:
+        """Tokens currently valid or not yet swept."""
+        return len(self._grants)
 
 
 def bearer_token(header: str | None) -> str | None:

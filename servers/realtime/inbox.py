@@ -10,9 +10,10 @@ passes its cursor (``after=SEQ``) gets each item exactly once and in order::
     page = await inbox.wait(after=1, timeout_s=25.0)   # long poll
 
 Push transports subscribe a listener called synchronously on append, in
-sequence order. Only the newest ``retention`` items are kept; a reader whose
-cursor fell behind them gets ``gap=True`` and ``first`` tells where the kept
-items start, so the loss is visible, never silent.
+sequence order. Only the newest ``retention`` items, and no more than
+``max_bytes`` of them (the newest item is always kept), are kept; a reader
+whose cursor fell behind them gets ``gap=True`` and ``first`` tells where the
+kept items start, so the loss is visible, never silent.
 """
 
 from __future__ import annotations
@@ -38,12 +39,26 @@ class Page:
 class Inbox:
     """One user's delivery stream."""
 
-    __slots__ = ("_items", "_listeners", "_waiters", "dropped", "last_seq", "retention")
+    __slots__ = (
+        "_items",
+        "_listeners",
+        "_waiters",
+        "dropped",
+        "last_seq",
+        "max_bytes",
+        "nbytes",
+        "retention",
+    )
 
-    def __init__(self, retention: int = 10_000) -> None:
+    def __init__(self, retention: int = 10_000, max_bytes: int = 8 << 20) -> None:
         if retention < 1:
             raise ValueError("retention must be >= 1")
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
         self.retention = retention
+        self.max_bytes = max_bytes
+        #: Bytes of the items kept.
+        self.nbytes = 0
         self._items: deque[tuple[int, bytes]] = deque()
         self.last_seq = 0
         self.dropped = 0
@@ -55,8 +70,11 @@ class Inbox:
         self.last_seq += 1
         seq = self.last_seq
         self._items.append((seq, item))
-        if len(self._items) > self.retention:
-            self._items.popleft()
+        self.nbytes += len(item)
+        while len(self._items) > self.retention or (
+            self.nbytes > self.max_bytes and len(self._items) > 1
+        ):
+            self.nbytes -= len(self._items.popleft()[1])
             self.dropped += 1
         for listener in list(self._listeners):
             listener(seq, item)

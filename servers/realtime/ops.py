@@ -5,21 +5,35 @@
     rt = Realtime(RealtimeConfig(presence_timeout_s=5.0))
     rt.install(hub)
 
-Operations (payload fields in brackets; all but ``signin`` and ``stats``
-act as the signed-in user and answer 401 without a valid token):
+Operations (payload fields in brackets; all but ``signin`` act as the
+signed-in user and answer 401 without a valid token):
 
-- ``signin`` {user} -> {user, token}; on a push connection it also binds it.
+- ``signin`` {user, key} -> {user, token}: ``key`` is the user's credential
+  (:mod:`servers.realtime.credentials`; 401 without it unless the server runs
+  with ``open_signin``). The token expires after ``token_ttl_s``. On a push
+  connection signin also binds the connection to the user.
 - ``send`` {to | room, mid, ts, body} -> {mid, recipients}: a direct or room message.
 - ``join`` {room} -> {room, members}
 - ``subscribe`` {topic} / ``publish`` {topic, nid, ts, body} -> {recipients}
-- ``watch`` {users} / ``presence`` {users} -> {status: {user: {...}}}
-- ``heartbeat`` {} / ``bye`` {}: HTTP presence without polling / explicit sign-out.
+- ``watch`` {users} / ``presence`` {users} -> {status: {user: {...}}}: a user
+  is only visible to people who share a room with them (others read
+  ``"unknown"``), and watchers are told of changes under the same rule.
+- ``heartbeat`` {} / ``bye`` {}: HTTP presence without polling / explicit
+  sign-out, which revokes the token used (on a push connection it also
+  unbinds the connection).
 - ``activity`` {event, page} and ``time_on_site`` {} (own figures only).
 - ``poll`` {after, wait_ms, limit} -> {items: [{seq, item}], last, gap, first}:
   short poll when wait_ms is 0, long poll otherwise.
 - ``subscribe_inbox`` {after} (push connections): replay after the cursor,
   then push every new item as ``{"op": "push", "seq": N, "item": {...}}``.
-- ``stats`` {} -> server counters.
+- ``stats`` {} -> server counters (including ``limit_refusals``).
+
+Memory is bounded (:class:`RealtimeConfig`): users, rooms, topics, watched
+names, pages per user, and inboxes (items and bytes per user: the oldest
+items are dropped and readers see a gap; bytes in total: a send that would
+pass it is refused). A refused request changes nothing and answers
+``limit_reached`` (HTTP 429); a ``send`` to someone who never signed in
+answers ``unknown_user`` (404).
 
 Every delivery (message, presence change, notification) is one item in the
 recipient's :class:`~servers.realtime.inbox.Inbox`, encoded once and carried
@@ -34,9 +48,16 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from servers.protocol import Forbidden, InvalidEnvelope, Request
+from servers.protocol import (
+    Forbidden,
+    InvalidEnvelope,
+    LimitReached,
+    Request,
+    Unauthorized,
+    UnknownUser,
+)
 from servers.realtime.activity import Activity
-from servers.realtime.auth import USER_RE, Auth
+from servers.realtime.auth import DEFAULT_TOKEN_TTL_S, USER_RE, Auth
 from servers.realtime.inbox import Inbox, Page
 from servers.realtime.presence import Presence
 
@@ -49,6 +70,7 @@ clock = time.perf_counter_ns
 MAX_WAIT_MS = 60_000
 MAX_PAGE = 1000
 NAME_MAX = 64
+PAGE_MAX = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +81,36 @@ class RealtimeConfig:
     idle_timeout_s: float = 30.0
     inbox_retention: int = 10_000
     max_room_members: int = 1_000
+    #: Sign-in: the run's secret (None: $RTBENCH_SIGNIN_SECRET, else a random one),
+    #: or ``open_signin`` to let anyone sign in as anyone (demos only).
+    signin_secret: str | None = None
+    open_signin: bool = False
+    token_ttl_s: float = DEFAULT_TOKEN_TTL_S
+    #: Memory bounds; a request that would pass one is refused with ``limit_reached``.
+    max_users: int = 100_000
+    inbox_max_bytes: int = 8 << 20
+    inbox_total_bytes: int = 256 << 20
+    max_watch: int = 1_000
+    max_rooms: int = 10_000
+    max_topics: int = 10_000
+    max_pages: int = 1_000
+
+    def __post_init__(self) -> None:
+        for name in (
+            "inbox_retention",
+            "max_room_members",
+            "max_users",
+            "inbox_max_bytes",
+            "inbox_total_bytes",
+            "max_watch",
+            "max_rooms",
+            "max_topics",
+            "max_pages",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.token_ttl_s <= 0:
+            raise ValueError(f"token_ttl_s must be > 0, got {self.token_ttl_s}")
 
 
 def _field(payload: Any, name: str, kind: type | tuple[type, ...], required: bool = True) -> Any:
@@ -97,12 +149,17 @@ class Realtime:
 
     def __init__(self, config: RealtimeConfig | None = None) -> None:
         self.config = config or RealtimeConfig()
-        self.auth = Auth()
+        cfg = self.config
+        self.auth = Auth(cfg.signin_secret, cfg.open_signin, cfg.token_ttl_s)
+        #: One inbox per user who ever signed in: the users this server knows.
         self.inboxes: dict[str, Inbox] = {}
         self.rooms: dict[str, set[str]] = {}
+        self.rooms_of: dict[str, set[str]] = {}
         self.topics: dict[str, set[str]] = {}
-        self.presence = Presence(self.config.presence_timeout_s, self._notify_presence)
-        self.activity = Activity(self.config.idle_timeout_s)
+        self.presence = Presence(cfg.presence_timeout_s, self._notify_presence)
+        self.activity = Activity(cfg.idle_timeout_s, cfg.max_pages)
+        #: Bytes held by every inbox together.
+        self.inbox_bytes = 0
         self.counters: dict[str, int] = {
             "messages": 0,
             "notifications": 0,
@@ -111,39 +168,99 @@ class Realtime:
             "empty_polls": 0,
             "slow_consumer_closes": 0,
             "gaps": 0,
+            "signin_refused": 0,
+            "limit_refusals": 0,
+            "unknown_recipients": 0,
         }
 
     # -- state ---------------------------------------------------------------
 
+    def _refuse(self, what: str) -> LimitReached:
+        self.counters["limit_refusals"] += 1
+        return LimitReached(what)
+
+    def sign_in(self, user: str) -> str:
+        """Register ``user`` (bounded by ``max_users``) and issue a token; no key check."""
+        if user not in self.inboxes:
+            if len(self.inboxes) >= self.config.max_users:
+                raise self._refuse(
+                    f"this server already has {self.config.max_users} users (max_users)"
+                )
+            self.inboxes[user] = Inbox(self.config.inbox_retention, self.config.inbox_max_bytes)
+        return self.auth.issue(user, clock())
+
     def inbox(self, user: str) -> Inbox:
-        """``user``'s inbox, created on first use."""
+        """``user``'s inbox; UnknownUser unless they signed in."""
         box = self.inboxes.get(user)
         if box is None:
-            box = self.inboxes[user] = Inbox(self.config.inbox_retention)
+            raise UnknownUser(f"no user {user!r} has signed in on this server")
         return box
 
-    def deliver(self, users: list[str], item: dict[str, Any]) -> int:
-        """Append ``item`` (encoded once) to each user's inbox; returns how many."""
+    def join(self, user: str, room: str) -> int:
+        """Add ``user`` to ``room`` (made on first use, bounded); returns its member count."""
+        members = self.rooms.get(room)
+        if members is None:
+            if len(self.rooms) >= self.config.max_rooms:
+                raise self._refuse(f"this server already has {self.config.max_rooms} rooms")
+            members = self.rooms[room] = set()
+        if user not in members and len(members) >= self.config.max_room_members:
+            raise Forbidden(f"room {room!r} is full")
+        members.add(user)
+        self.rooms_of.setdefault(user, set()).add(room)
+        return len(members)
+
+    def shares_room(self, a: str, b: str) -> bool:
+        """Whether ``a`` and ``b`` are the same user or members of a common room."""
+        if a == b:
+            return True
+        mine = self.rooms_of.get(a)
+        theirs = self.rooms_of.get(b)
+        return bool(mine and theirs and not mine.isdisjoint(theirs))
+
+    def _check_room_for(self, recipients: list[str], size: int) -> None:
+        need = size * len(recipients)
+        if self.inbox_bytes + need > self.config.inbox_total_bytes:
+            raise self._refuse(
+                f"the inboxes hold {self.inbox_bytes} bytes; {need} more would pass "
+                f"the server's total of {self.config.inbox_total_bytes} (inbox_total_bytes)"
+            )
+
+    def deliver(self, users: list[str], item: dict[str, Any], checked: bool = True) -> int:
+        """Append ``item`` (encoded once) to each user's inbox; returns how many.
+
+        With ``checked`` the whole delivery is refused (LimitReached) when it would
+        pass ``inbox_total_bytes``; server-made items (presence) are bounded by each
+        inbox's own item and byte limits only.
+        """
         data = orjson.dumps(item)
+        if checked:
+            self._check_room_for(users, len(data))
         for user in users:
-            self.inbox(user).append(data)
+            box = self.inbox(user)
+            before = box.nbytes
+            box.append(data)
+            self.inbox_bytes += box.nbytes - before
         self.counters["deliveries"] += len(users)
         return len(users)
 
     def _notify_presence(self, watcher: str, item: dict[str, Any]) -> None:
-        self.deliver([watcher], item)
+        # Only people who share a room see each other's presence.
+        if watcher in self.inboxes and self.shares_room(watcher, item["user"]):
+            self.deliver([watcher], item, checked=False)
 
     def sweep(self) -> int:
-        """Mark silent HTTP users offline; called periodically by the hub."""
-        return self.presence.sweep(clock())
+        """Mark silent HTTP users offline and drop expired tokens; called periodically."""
+        now = clock()
+        self.auth.expire(now)
+        return self.presence.sweep(now)
 
     # -- wiring --------------------------------------------------------------
 
     def install(self, hub: Hub) -> None:
         """Register every operation on ``hub``."""
         hub.register("signin", self.op_signin, auth=False)
-        hub.register("stats", self.op_stats, auth=False)
         for op, handler in (
+            ("stats", self.op_stats),
             ("send", self.op_send),
             ("join", self.op_join),
             ("subscribe", self.op_subscribe),
@@ -165,11 +282,31 @@ class Realtime:
         if isinstance(payload, dict) and "user" in payload and payload["user"] != ctx.user:
             raise Forbidden("a user can only act as themselves")
 
+    def _visible_status(self, caller: str, user: str) -> dict[str, Any]:
+        """``user``'s presence as ``caller`` may see it: hidden outside shared rooms."""
+        if user in self.inboxes and self.shares_room(caller, user):
+            return self.presence.status(user)
+        # The same answer whether the user exists, is online or not: nothing leaks.
+        return {"status": "unknown", "last_seen": None}
+
+    @staticmethod
+    def _user_list(payload: Any) -> list[str]:
+        users = _field(payload, "users", list)
+        if not all(isinstance(u, str) and USER_RE.match(u) for u in users):
+            raise InvalidEnvelope("'users' must be a list of user names")
+        return users
+
     # -- operations ----------------------------------------------------------
 
     async def op_signin(self, req: Request, ctx: Context) -> Any:
         user = _name(req.payload, "user")
-        token = self.auth.sign_in(user)
+        if not self.auth.key_ok(user, req.payload.get("key")):
+            self.counters["signin_refused"] += 1
+            raise Unauthorized(
+                f"signin as {user!r} needs the user's key derived from this server's secret "
+                "(payload {'user', 'key'}; see servers.realtime.credentials)"
+            )
+        token = self.sign_in(user)
         if ctx.session is not None:
             ctx.session.bind(user, token)
         return {"user": user, "token": token}
@@ -182,6 +319,8 @@ class Realtime:
             "long_polls_waiting": sum(box.waiting for box in self.inboxes.values()),
             "presence_changes": self.presence.changes,
             "activity_events": self.activity.events,
+            "inbox_bytes": self.inbox_bytes,
+            "tokens": self.auth.tokens,
         }
 
     async def op_send(self, req: Request, ctx: Context) -> Any:
@@ -201,6 +340,9 @@ class Realtime:
         else:
             if not USER_RE.match(to):
                 raise InvalidEnvelope("'to' is not a valid user name")
+            if to not in self.inboxes:
+                self.counters["unknown_recipients"] += 1
+                raise UnknownUser(f"no user {to!r} has signed in on this server")
             recipients = [to]
         item = {
             "type": "message",
@@ -211,25 +353,25 @@ class Realtime:
             "ts": ts,
             "body": req.payload.get("body"),
         }
-        self.counters["messages"] += 1
         self.deliver(recipients, item)
+        self.counters["messages"] += 1
         return {"mid": mid, "recipients": len(recipients)}
 
     async def op_join(self, req: Request, ctx: Context) -> Any:
         assert ctx.user is not None
         self._check_self(req.payload, ctx)
         room = _name(req.payload, "room")
-        members = self.rooms.setdefault(room, set())
-        if ctx.user not in members and len(members) >= self.config.max_room_members:
-            raise Forbidden(f"room {room!r} is full")
-        members.add(ctx.user)
-        return {"room": room, "members": len(members)}
+        return {"room": room, "members": self.join(ctx.user, room)}
 
     async def op_subscribe(self, req: Request, ctx: Context) -> Any:
         assert ctx.user is not None
         self._check_self(req.payload, ctx)
         topic = _name(req.payload, "topic")
-        subs = self.topics.setdefault(topic, set())
+        subs = self.topics.get(topic)
+        if subs is None:
+            if len(self.topics) >= self.config.max_topics:
+                raise self._refuse(f"this server already has {self.config.max_topics} topics")
+            subs = self.topics[topic] = set()
         subs.add(ctx.user)
         return {"topic": topic, "subscribers": len(subs)}
 
@@ -246,37 +388,57 @@ class Realtime:
             "ts": ts,
             "body": req.payload.get("body"),
         }
-        self.counters["notifications"] += 1
         self.deliver(subs, item)
+        self.counters["notifications"] += 1
         return {"nid": nid, "recipients": len(subs)}
 
     async def op_watch(self, req: Request, ctx: Context) -> Any:
         assert ctx.user is not None
-        users = _field(req.payload, "users", list)
-        if not all(isinstance(u, str) and USER_RE.match(u) for u in users):
-            raise InvalidEnvelope("'users' must be a list of user names")
-        return {"status": self.presence.watch(ctx.user, users)}
+        users = self._user_list(req.payload)
+        # Only users who signed in are recorded; changes reach the watcher only
+        # while the two share a room (checked when each change happens).
+        known = [u for u in users if u in self.inboxes]
+        total = len(self.presence.watched_by(ctx.user) | set(known))
+        if total > self.config.max_watch:
+            raise self._refuse(
+                f"watching {total} users would pass the limit of {self.config.max_watch}"
+            )
+        self.presence.watch(ctx.user, known)
+        return {"status": {u: self._visible_status(ctx.user, u) for u in users}}
 
     async def op_presence(self, req: Request, ctx: Context) -> Any:
-        users = _field(req.payload, "users", list)
-        if not all(isinstance(u, str) for u in users):
-            raise InvalidEnvelope("'users' must be a list of user names")
-        return {"status": {u: self.presence.status(u) for u in users}}
+        assert ctx.user is not None
+        users = self._user_list(req.payload)
+        if len(users) > self.config.max_watch:
+            raise self._refuse(f"at most {self.config.max_watch} users per presence request")
+        return {"status": {u: self._visible_status(ctx.user, u) for u in users}}
 
     async def op_heartbeat(self, req: Request, ctx: Context) -> Any:
         return {"status": "online"}
 
     async def op_bye(self, req: Request, ctx: Context) -> Any:
         assert ctx.user is not None
-        self.presence.leave(ctx.user, clock())
-        return {"status": self.presence.status(ctx.user)["status"]}
+        user = ctx.user
+        # The token used is revoked: it cannot be used again, here or on another connection.
+        self.auth.revoke(ctx.token)
+        if ctx.session is not None:
+            ctx.session.unbind()
+        self.presence.leave(user, clock())
+        return {"status": self.presence.status(user)["status"]}
 
     async def op_activity(self, req: Request, ctx: Context) -> Any:
         assert ctx.user is not None
         self._check_self(req.payload, ctx)
         event = _field(req.payload, "event", str)
         page = _field(req.payload, "page", str, required=False)
-        return self.activity.record(ctx.user, event, page, clock())
+        if len(event) > NAME_MAX or (page is not None and len(page) > PAGE_MAX):
+            raise InvalidEnvelope(
+                f"'event' is at most {NAME_MAX} characters and 'page' at most {PAGE_MAX}"
+            )
+        try:
+            return self.activity.record(ctx.user, event, page, clock())
+        except LimitReached as exc:
+            raise self._refuse(str(exc)) from None
 
     async def op_time_on_site(self, req: Request, ctx: Context) -> Any:
         assert ctx.user is not None

@@ -30,6 +30,7 @@ class Presence:
         self.timeout_ns = int(timeout_s * 1e9)
         self._notify = notify
         self._watchers: dict[str, set[str]] = {}
+        self._watching: dict[str, set[str]] = {}
         self._conns: dict[str, int] = {}
         self._holds: dict[str, int] = {}
         self._last_seen: dict[str, int] = {}
@@ -40,7 +41,12 @@ class Presence:
         """Subscribe ``watcher`` to ``users``; returns their current status."""
         for user in users:
             self._watchers.setdefault(user, set()).add(watcher)
+        self._watching.setdefault(watcher, set()).update(users)
         return {u: self.status(u) for u in users}
+
+    def watched_by(self, watcher: str) -> set[str]:
+        """The users ``watcher`` watches."""
+        return set(self._watching.get(watcher, ()))
 
     def status(self, user: str) -> dict[str, Any]:
         """``{"status": "online"|"offline", "last_seen": ns or None}``."""
