@@ -630,6 +630,9 @@ def run_point(s: Settings, group: Group, contender: str, rnd: int) -> dict[str, 
             point |= run_rtbench(s, group, contender, rnd, server, stem)
         if server.proc.poll() is not None:
             raise PointFailed(f"the server exited with code {server.proc.returncode} mid-point")
+        if not point.get("count"):
+            codes = point.get("errors_by_code") or {}
+            raise PointFailed(f"no successful request ({point.get('errors', 0)} errors: {codes})")
     except (PointFailed, ProcessFailed, OSError, subprocess.SubprocessError) as exc:
         point["failed"] = str(exc)
     finally:
