@@ -19,7 +19,7 @@ from reports.markdown import REPORT_FILE, SUMMARY_FILE, VERDICT_CSV, write_outpu
 from reports.matrix import MATRIX_CSV
 from reports.stats import sweep_table
 from reports.table import print_summary, print_warnings, sweep_rich_table, verdict_rich_table
-from reports.verdict import verdict_table
+from reports.verdict import headline_lines, verdict_table
 
 __all__ = ["MATRIX_CSV", "REPORT_FILE", "SUMMARY_FILE", "VERDICT_CSV", "report"]
 
@@ -44,8 +44,10 @@ def report(dirs: list[Path], out: Path | None = None, console: Console | None = 
         raise ValueError("report() needs at least one results folder")
     console = console or Console()
     run = load_many([Path(d) for d in dirs])
-    warnings = print_summary(run, console, warnings=False)
     verdicts = verdict_table(run)
+    for line in headline_lines(verdicts):
+        console.print(f"Verdict: {line}", markup=False, highlight=False)
+    warnings = print_summary(run, console, warnings=False)
     if not verdicts.empty:
         console.print(verdict_rich_table(verdicts))
     else:

@@ -60,9 +60,8 @@ from reports.verdict import (
     METRICS,
     N_RESAMPLES,
     OPTIONAL_CONDITION_COLUMNS,
-    VERDICTS,
     condition_text,
-    verdict_counts,
+    headline_lines,
     verdict_table,
     verdict_wide,
 )
@@ -164,24 +163,8 @@ def scenario_runs(run: Run) -> list[Run]:
 
 
 def verdict_tallies(verdicts: pd.DataFrame) -> list[str]:
-    """One sentence per metric: ``"p50 latency: holds in 3, refuted in 9, inconclusive in 4
-    of 16 pairs (same client: holds in 1 of 4)"``; empty without pairs."""
-    if verdicts.empty:
-        return []
-    counts = verdict_counts(verdicts)
-    same = verdict_counts(verdicts[verdicts["same_client"].astype(bool)])
-    lines = []
-    for metric, label in METRICS.items():
-        total = sum(counts[metric].values())
-        if not total:
-            continue
-        parts = [f"{v} in {counts[metric][v]}" for v in VERDICTS if counts[metric][v]]
-        text = f"{label}: {', '.join(parts)} of {total} pairs"
-        n_same = sum(same[metric].values())
-        if n_same:
-            text += f" (same-client pairs: holds in {same[metric]['holds']} of {n_same})"
-        lines.append(text)
-    return lines
+    """The headline sentences (:func:`reports.verdict.headline_lines`); empty without pairs."""
+    return headline_lines(verdicts)
 
 
 def _method_note() -> str:
@@ -254,7 +237,11 @@ def _verdict_groups(verdicts: pd.DataFrame, extras: list[str]) -> list[dict[str,
                 {
                     "mode": fmt_text(r["mode"]),
                     "same_client": bool(r["same_client"]),
-                    "pairing": str(r["pairing"]),
+                    "pairing": (
+                        str(r["pairing"])
+                        if r["same_client"]
+                        else f"{r['pairing']} (different client libraries: not judged)"
+                    ),
                     "http_cell": str(r["http_cell"]),
                     "ws_cell": str(r["ws_cell"]),
                     "metrics": metrics,

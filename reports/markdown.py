@@ -32,6 +32,7 @@ from reports.verdict import (
     OPTIONAL_CONDITION_COLUMNS,
     VERDICTS,
     condition_text,
+    headline_lines,
     verdict_counts,
     verdict_table,
     verdict_wide,
@@ -77,6 +78,8 @@ def summary_markdown(
     if verdicts.empty:
         lines += ["No HTTP/WebSocket pair to judge.", ""]
     else:
+        lines += [f"- {_md(line)}" for line in headline_lines(verdicts)]
+        lines += [""]
         matrix = _matrix_lines(verdict_matrix(verdicts, cells=run.cells))
         if matrix:
             lines += [*matrix, "### Verdict counts", ""]
@@ -173,17 +176,23 @@ def _matrix_cell(row: pd.Series) -> str:
 
 
 def _counts_table(verdicts: pd.DataFrame) -> list[str]:
-    counts = verdict_counts(verdicts)
-    same = verdict_counts(verdicts[verdicts["same_client"].astype(bool)])
+    """Verdict counts over the headline pairs; the other pairs beside them."""
+    head = verdicts["headline"].astype(bool)
+    same = verdicts["same_client"].astype(bool)
+    counts = verdict_counts(verdicts[head])
+    others = verdict_counts(verdicts[same & ~head])
+    mixed = verdict_counts(verdicts[~same])
     lines = [
-        "| metric (HTTP ÷ WebSocket) | " + " | ".join(VERDICTS) + " | same-client pairs holding |",
-        "|---|" + "---:|" * (len(VERDICTS) + 1),
+        "| metric (HTTP ÷ WebSocket), headline pairs | "
+        + " | ".join(VERDICTS)
+        + " | other same-client pairs holding | mixed pairs (not judged) |",
+        "|---|" + "---:|" * (len(VERDICTS) + 2),
     ]
     for metric, label in METRICS.items():
-        total_same = sum(same[metric].values())
-        held = f"{same[metric]['holds']} of {total_same}" if total_same else "–"
+        total_others = sum(others[metric].values())
+        held = f"{others[metric]['holds']} of {total_others}" if total_others else "–"
         cells = " | ".join(str(counts[metric][v]) for v in VERDICTS)
-        lines.append(f"| {label} | {cells} | {held} |")
+        lines.append(f"| {label} | {cells} | {held} | {sum(mixed[metric].values())} |")
     return lines
 
 
@@ -198,7 +207,11 @@ def _verdict_lines(verdicts: pd.DataFrame) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in wide.iterrows():
         pairing = md_text(r["pairing"])
-        clients = f"**{pairing}**" if r["same_client"] else pairing
+        clients = (
+            f"**{pairing}**"
+            if r["same_client"]
+            else f"{pairing} (different client libraries: not judged)"
+        )
         values = [
             md_text(r["scenario"]),
             md_text(r["mode"]),

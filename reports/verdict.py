@@ -6,7 +6,8 @@
     run = reports.load_many(["results/quick-run", "results/messaging-run"])
     verdicts = reports.verdict_table(run)          # tidy: one row per (pair, metric)
     wide = reports.verdict_wide(verdicts)          # one row per pair, a column group per metric
-    verdicts.query("metric == 'p50' and same_client")[["mode", "ratio", "ci_low", "verdict"]]
+    verdicts.query("metric == 'p50' and headline")[["mode", "ratio", "ci_low", "verdict"]]
+    reports.headline_lines(verdicts)               # the opening sentences of every output
 
 Pairs. Within one run, every HTTP cell is paired with every WebSocket cell of the same
 workload and load (open-loop rate, connections; a rate sweep's cells therefore pair at each
@@ -15,7 +16,12 @@ rate) and, when the cells have them, the same ``part`` of a multi-part scenario,
 Echo cells pair with echo cells (request latency); real-time HTTP polling cells with
 WebSocket push cells (delivery latency, from an item's cause to its receipt). A pair whose
 two cells use the same client library (aiohttp HTTP against aiohttp WebSocket) is a
-*same-client* pair, the fair comparison; the others are *mixed* pairs, reported too.
+*same-client* pair, the fair comparison. The *headline* pairs are the same-client pairs of
+the lean client (:data:`HEADLINE_CLIENT`: no client library between the load generator and
+the socket, so the ratio is the protocols'), or every same-client pair when a run has no
+lean cells. The others are *mixed* pairs: their ratio and interval are reported, but their
+verdict is ``n/a`` (the two client libraries differ, and that difference is in the ratio),
+and they come after every same-client pair.
 
 Metrics, each as HTTP / WebSocket (above 1: WebSocket faster or leaner):
 
@@ -73,6 +79,12 @@ MAX_BOOTSTRAP_SAMPLES = 20_000
 #: Base seed: every interval is reproducible, and independent of which other pairs exist.
 SEED = 2010
 
+#: The client whose same-client pairs are the headline (see the module docstring).
+HEADLINE_CLIENT = "lean"
+
+#: The note on a mixed pair's rows, which get no verdict of their own.
+MIXED_NOTE = "the HTTP and WebSocket cells use different client libraries ({}): not judged"
+
 #: Verdict labels, in display order.
 HOLDS, REFUTED, INCONCLUSIVE, NOT_AVAILABLE = "holds", "refuted", "inconclusive", "n/a"
 VERDICTS: tuple[str, ...] = (HOLDS, REFUTED, INCONCLUSIVE, NOT_AVAILABLE)
@@ -99,6 +111,7 @@ OPTIONAL_CONDITION_COLUMNS: tuple[str, ...] = ("part", "profile", "tls")
 #: Columns of :func:`verdict_table` after the condition columns.
 VERDICT_COLUMNS: tuple[str, ...] = (
     "same_client",
+    "headline",
     "http_cell",
     "ws_cell",
     "metric",
@@ -245,7 +258,8 @@ def matched_pairs(run: Run) -> pd.DataFrame:
     ``"<http client> vs <ws client>"`` —, ``load``, and ``part``/``profile``/``tls`` when
     the cells have them with a value), then ``same_client``, ``http_cell``, ``ws_cell``, ``kind``
     (``request`` or ``delivery``: which latency the pair compares). Same-client pairs come
-    first within a condition; otherwise the order is that of the cells in summary.json.
+    first (conditions in cell order, the lean client's pairs first within each), then the
+    mixed pairs; otherwise the order is that of the cells in summary.json.
     """
     cells = run.cells
     extras = condition_extras(cells)
@@ -287,7 +301,14 @@ def matched_pairs(run: Run) -> pd.DataFrame:
                         "http_cell": str(h["cell"]),
                         "ws_cell": str(w["cell"]),
                         "kind": "delivery" if live_pair else "request",
-                        "_order": (group_no, not same, h["_rank"], w["_rank"]),
+                        # Same-client pairs before every mixed one, the lean client's first.
+                        "_order": (
+                            not same,
+                            group_no,
+                            str(h["client"]) != HEADLINE_CLIENT,
+                            h["_rank"],
+                            w["_rank"],
+                        ),
                     }
                 )
     if not rows:
@@ -368,7 +389,55 @@ def verdict_table(
                     claim=claim,
                 )
             )
-    return pd.DataFrame(rows, columns=out_cols)
+    table = pd.DataFrame(rows, columns=out_cols)
+    table["headline"] = headline_mask(table)
+    mixed = ~table["same_client"].astype(bool)
+    if mixed.any():
+        table.loc[mixed, "verdict"] = NOT_AVAILABLE
+        table.loc[mixed, "note"] = [MIXED_NOTE.format(p) for p in table.loc[mixed, "pairing"]]
+    return table
+
+
+def headline_mask(verdicts: pd.DataFrame) -> pd.Series:
+    """Which rows of :func:`verdict_table` output are headline pairs: same-client pairs of
+    :data:`HEADLINE_CLIENT` when there are any, else every same-client pair."""
+    if verdicts.empty:
+        return pd.Series(dtype=bool)
+    same = verdicts["same_client"].astype(bool)
+    lean = same & verdicts["pairing"].astype(str).eq(HEADLINE_CLIENT)
+    return lean if lean.any() else same
+
+
+def headline_lines(verdicts: pd.DataFrame) -> list[str]:
+    """The verdict's opening sentences, one per latency metric, over the headline pairs only:
+    ``"p50 latency, lean client on both sides: refuted in 3, holds in 1 of 4 pairs (2 other
+    same-client pairs: holds in 1 of 2; 6 mixed pairs not counted)"``; empty without pairs."""
+    if verdicts.empty:
+        return []
+    head = verdicts[verdicts["headline"].astype(bool)]
+    same = verdicts["same_client"].astype(bool)
+    others = verdicts[same & ~verdicts["headline"].astype(bool)]
+    mixed = verdicts[~same]
+    lean = bool(len(head)) and (head["pairing"].astype(str) == HEADLINE_CLIENT).all()
+    who = f"{HEADLINE_CLIENT} client on both sides" if lean else "same client on both sides"
+    lines = []
+    for metric in METRICS:
+        mine = head[head["metric"] == metric]
+        if not len(mine):
+            continue
+        counts = mine["verdict"].value_counts()
+        parts = [f"{v} in {int(counts[v])}" for v in VERDICTS if counts.get(v, 0)]
+        text = f"{METRICS[metric]}, {who}: {', '.join(parts)} of {len(mine)} pairs"
+        extra = []
+        theirs = others[others["metric"] == metric]
+        if len(theirs):
+            held = int((theirs["verdict"] == HOLDS).sum())
+            extra.append(f"{len(theirs)} other same-client pairs: holds in {held}")
+        n_mixed = int((mixed["metric"] == metric).sum())
+        if n_mixed:
+            extra.append(f"{n_mixed} mixed pairs not counted")
+        lines.append(text + (f" ({'; '.join(extra)})" if extra else ""))
+    return lines
 
 
 def verdict_wide(verdicts: pd.DataFrame) -> pd.DataFrame:
@@ -378,7 +447,7 @@ def verdict_wide(verdicts: pd.DataFrame) -> pd.DataFrame:
     ident = [
         c
         for c in verdicts.columns
-        if c in (*CONDITION_COLUMNS, *OPTIONAL_CONDITION_COLUMNS, "same_client")
+        if c in (*CONDITION_COLUMNS, *OPTIONAL_CONDITION_COLUMNS, "same_client", "headline")
     ] + ["http_cell", "ws_cell", "caveats"]
     wide_cols = [f"{m}_{f}" for m in METRICS for f in WIDE_FIELDS]
     if verdicts.empty:

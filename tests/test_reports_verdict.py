@@ -167,20 +167,27 @@ def test_verdict_table_known_ratios(claim_verdicts: pd.DataFrame) -> None:
             four, slow = v.loc[(HTTP_A, ws, metric)], v.loc[(HTTP_X, ws, metric)]
             assert four["ratio"] == pytest.approx(4.0, rel=1e-9)
             assert slow["ratio"] == pytest.approx(1.2, rel=1e-5)  # ns rounding
-            assert slow["verdict"] == "refuted"
+            # httpx against either WebSocket client: a mixed pair, its ratio shown, not judged
+            assert slow["verdict"] == "n/a" and "different client libraries" in slow["note"]
+            assert slow["ci_low"] < 1.2 < slow["ci_high"]
             assert four["ci_low"] < 4.0 < four["ci_high"]
             assert four["n_http"] == four["n_ws"] == 2000
             assert four["unit"] == "ms"
-        assert v.loc[(HTTP_A, ws, "p50"), "verdict"] == "holds"
+        judged = "holds" if ws == WS_A else "n/a"  # aiohttp ÷ aiohttp, or a mixed pair
+        assert v.loc[(HTTP_A, ws, "p50"), "verdict"] == judged
         # per-repeat bytes are identical in the fixture: a zero-width interval
         bytes_row = v.loc[(HTTP_A, ws, "bytes")]
         assert bytes_row["ratio"] == pytest.approx(350 / 58)
         assert bytes_row["ci_low"] == pytest.approx(bytes_row["ci_high"])
-        assert bytes_row["verdict"] == "holds" and bytes_row["unit"] == "bytes/request"
+        assert bytes_row["verdict"] == judged and bytes_row["unit"] == "bytes/request"
         cpu_row = v.loc[(HTTP_A, ws, "cpu")]
         assert cpu_row["ratio"] == pytest.approx(4.0) and cpu_row["http_value"] == 400.0
         assert cpu_row["n_http"] == 2 and cpu_row["method"] == "bootstrap of per-repeat values"
-    assert set(claim_verdicts["note"]) == {""}
+    same = claim_verdicts["same_client"].astype(bool)
+    assert set(claim_verdicts.loc[same, "note"]) == {""}
+    assert claim_verdicts.loc[~same, "note"].str.contains("different client libraries").all()
+    # No lean cells here: the headline is every same-client pair.
+    assert claim_verdicts["headline"].tolist() == same.tolist()
 
 
 def test_pairs_same_client_first(claim_run: reports.Run) -> None:
@@ -485,3 +492,45 @@ def test_summary_markdown_golden(tmp_path: Path) -> None:
         GOLDEN.write_text(text, encoding="utf-8")
     assert GOLDEN.is_file(), "run once with RTBENCH_UPDATE_GOLDEN=1 to create the golden file"
     assert text == GOLDEN.read_text(encoding="utf-8")
+
+
+# --- the headline: the lean client's same-client pairs --------------------------------------
+
+LEAN_CELLS = (
+    CellSpec("http", "aiohttp", "keep-alive", scale=4),
+    CellSpec("http", "lean", "keep-alive", scale=1.2),
+    CellSpec("ws-aiohttp", "aiohttp", "persistent", scale=1),
+    CellSpec("ws-aiohttp", "lean", "persistent", scale=1),
+)
+
+
+def test_headline_is_the_lean_pair_and_mixed_pairs_are_not_counted(tmp_path: Path) -> None:
+    run = reports.load(make_run_dir(tmp_path, LEAN_CELLS))
+    verdicts = verdict_table(run)
+    head = verdicts[verdicts["headline"]]
+    assert set(head["pairing"]) == {"lean"}
+    assert set(head["http_cell"]) == {"http/lean/keep-alive"}
+    # The pairs table opens with the lean pair; mixed pairs come after every same-client one.
+    pairs = matched_pairs(run)
+    assert pairs.iloc[0]["pairing"] == "lean"
+    assert pairs["same_client"].tolist() == [True, True, False, False]
+    lines = reports.headline_lines(verdicts)
+    p50 = next(line for line in lines if line.startswith("p50 latency"))
+    assert p50.startswith("p50 latency, lean client on both sides: refuted in 1 of 1 pairs")
+    assert "1 other same-client pairs: holds in 1" in p50  # aiohttp ÷ aiohttp, 4x
+    assert "2 mixed pairs not counted" in p50
+    mixed = verdicts[~verdicts["same_client"].astype(bool)]
+    assert (mixed["verdict"] == "n/a").all() and mixed["ratio"].notna().all()
+
+
+def test_every_output_opens_with_the_headline(tmp_path: Path) -> None:
+    folder = make_run_dir(tmp_path, LEAN_CELLS)
+    buf = io.StringIO()
+    report([folder], console=Console(file=buf, width=160, color_system=None))
+    out = buf.getvalue()
+    assert out.startswith("Verdict: p50 latency, lean client on both sides")
+    md = (folder / "summary.md").read_text(encoding="utf-8")
+    assert md.index("lean client on both sides") < md.index("| metric")
+    html = (folder / "report.html").read_text(encoding="utf-8")
+    assert html.index('id="headline"') < html.index('id="verdict-table"')
+    assert "different client libraries: not judged" in html
