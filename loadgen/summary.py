@@ -110,6 +110,8 @@ def cell_summary(cell: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str,
         "family": family(cell["transport"]),
         "status": status,
         "failures": failures,
+        # Left out of every figure here, and of the report's verdict.
+        "failed_repeats": [p["repeat"] for p in parts if "failed" in p],
         "repeats": len(parts),
         "repeats_ok": len(ok_parts),
         "count": count,

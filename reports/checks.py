@@ -10,7 +10,7 @@ import pandas as pd
 
 from reports.fmt import as_float, fmt_int, fmt_ms, fmt_pct
 from reports.load import Run
-from reports.stats import realtime_mask
+from reports.stats import failed_repeats, realtime_mask
 
 #: Client CPU utilisation above which the load generator, not the server, may be measured.
 SATURATION_THRESHOLD = 0.9
@@ -85,7 +85,10 @@ def run_warnings(
         if failures:
             shown = "; ".join(str(f) for f in failures[:3])
             more = f" (+{len(failures) - 3} more)" if len(failures) > 3 else ""
-            problems.append(f"failures: {shown}{more}")
+            problems.append(
+                f"failures: {shown}{more} (failed repeats are left out of its figures and "
+                "the verdict)"
+            )
         if problems:
             lines.append(f"cell {cell_label(run, row)} had errors: {', '.join(problems)}")
         if live[i]:
@@ -180,6 +183,7 @@ def cell_caveats(
     (200 of 400 req/s)"``, ``"repeats disagree at p50 (CV 35%)"``, ``"run incomplete"``."""
     out: dict[tuple[str, str], list[str]] = {}
     incomplete = {part.run_id for part in run.runs if not part.complete}
+    failed = failed_repeats(run.cells)
     for _, row in run.cells.iterrows():
         tags = []
         if row["run_id"] in incomplete:
@@ -193,6 +197,9 @@ def cell_caveats(
         lost = as_float(row.get("deliveries_lost"))
         if lost:
             tags.append(f"{fmt_int(lost)} lost deliveries")
+        dropped = sorted(r for rid, c, r in failed if (rid, c) == (str(row["run_id"]), row["cell"]))
+        if dropped:
+            tags.append(f"failed repeat(s) {', '.join(map(str, dropped))} left out")
         util = _max_client_util(run, row)
         if util is not None and util > saturation:
             tags.append(f"client CPU {fmt_pct(util)}")

@@ -25,6 +25,7 @@ All return DataFrames using the column names of :mod:`reports.columns`, so
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -87,6 +88,43 @@ def measured_samples(samples: pd.DataFrame, *, kind: str | None = "request") -> 
     if kind is not None:
         keep &= samples["kind"].eq(kind)
     return samples.loc[keep]
+
+
+#: How summary.json names a failed repeat in ``failures`` (older runs lack ``failed_repeats``).
+_FAILED_REPEAT = re.compile(r"repeat (\d+): ")
+
+
+def failed_repeats(cells: pd.DataFrame) -> set[tuple[str, str, int]]:
+    """``(run_id, cell, repeat)`` of every repeat that failed (its server or load generator
+    died, or it could not start), from ``run.cells`` (``failed_repeats``, else the
+    ``repeat N: ...`` entries of ``failures``)."""
+    out: set[tuple[str, str, int]] = set()
+    for _, row in cells.iterrows():
+        listed = row.get("failed_repeats")
+        if not isinstance(listed, list):
+            failures = row.get("failures")
+            texts = failures if isinstance(failures, list) else []
+            listed = [int(m.group(1)) for f in texts if (m := _FAILED_REPEAT.match(str(f)))]
+        out.update((str(row.get("run_id")), str(row["cell"]), int(r)) for r in listed)
+    return out
+
+
+def without_failed_repeats(frame: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``frame`` (``run.samples`` or ``run.deliveries``) outside failed repeats:
+    a repeat whose server died keeps its few rows on disk, but they are not a measurement
+    of the cell. ``without_failed_repeats(run.samples, run.cells)``."""
+    failed = failed_repeats(cells)
+    if not failed or frame.empty:
+        return frame
+    run_ids = frame["run_id"].astype(str) if "run_id" in frame.columns else ""
+    keys = pd.MultiIndex.from_arrays(
+        [
+            pd.Series(run_ids, index=frame.index).astype(str),
+            frame["cell"].astype(str),
+            frame["repeat"].astype("int64"),
+        ]
+    )
+    return frame.loc[~keys.isin(list(failed))]
 
 
 def percentile_of(label: str) -> float:

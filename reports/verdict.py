@@ -62,7 +62,12 @@ from scipy import stats
 from loadgen.schema import family
 from reports.columns import HTTP_DELIVERY_MODES
 from reports.load import Run, cell_scenario
-from reports.stats import measured_deliveries, measured_samples, realtime_mask
+from reports.stats import (
+    measured_deliveries,
+    measured_samples,
+    realtime_mask,
+    without_failed_repeats,
+)
 
 #: The claim: WebSocket is this many times faster than HTTP.
 CLAIM_RATIO = 3.0
@@ -526,10 +531,11 @@ def load_label(cell: Mapping[str, object] | pd.Series, meta: Mapping[str, object
 def _latency_values(run: Run) -> dict[tuple[str, str], np.ndarray]:
     """Measured latencies in ms per (run_id, cell): echo requests and real-time deliveries."""
     out: dict[tuple[str, str], np.ndarray] = {}
-    samples = measured_samples(run.samples)
+    # A failed repeat's rows (say, a server that died) are not a measurement of its cell.
+    samples = measured_samples(without_failed_repeats(run.samples, run.cells))
     for (rid, cell), group in samples.groupby(["run_id", "cell"], observed=True, sort=False):
         out[(str(rid), str(cell))] = group["latency_ns"].to_numpy(dtype="float64") / 1e6
-    deliveries = measured_deliveries(run.deliveries)
+    deliveries = measured_deliveries(without_failed_repeats(run.deliveries, run.cells))
     for (rid, cell), group in deliveries.groupby(["run_id", "cell"], observed=True, sort=False):
         # a real-time cell's latency is its deliveries', never its actions'
         out[(str(rid), str(cell))] = group["latency_ns"].to_numpy(dtype="float64") / 1e6
