@@ -492,7 +492,8 @@ class _Runner:
                     signin_secret=self.signin_secret,
                 )
             client_ns = None if klink is None else (klink.client_ns, base["link"])
-            return _into(base, self._watch(server, worker, spec, prefix, worker_log, client_ns))
+            watched = self._watch(server, worker, spec, prefix, worker_log, client_ns, link)
+            return _into(base, watched)
         finally:
             # A second Ctrl-C must not cut this short: over the kernel link the
             # namespaces are deleted next, and nothing may still run in them.
@@ -513,12 +514,14 @@ class _Runner:
         prefix: Path,
         worker_log: Path,
         client_ns: tuple[str, dict[str, Any]] | None = None,
+        link: Child | None = None,
     ) -> dict[str, Any]:
         deadline = time.monotonic() + spec.warmup_s + spec.duration_s + spec.timeout_s
         deadline += WORKER_GRACE_S
         cpu_start: tuple[float | None, float | None] = (None, None)
         cpu_end: tuple[float | None, float | None] = (None, None)
         server_died: int | None = None
+        link_died: int | None = None
         phase = "warm-up"
         requests = 0
         while True:
@@ -527,6 +530,8 @@ class _Runner:
             worker.sample_rss()
             if server_died is None and server.proc.poll() is not None:
                 server_died = server.proc.returncode
+            if link is not None and link_died is None and link.proc.poll() is not None:
+                link_died = link.proc.returncode
             if time.monotonic() > deadline:
                 stop_process(worker)
                 return {"failed": "load generator did not stop by its deadline; killed"}
@@ -582,10 +587,18 @@ class _Runner:
             "server_loop": server.info.get("loop"),
             "server_pid": server.proc.pid,
         }
+        if link is not None and link_died is None and link.proc.poll() is not None:
+            link_died = link.proc.returncode
         if server_died is not None:
             part["failed"] = (
                 f"server exited with code {server_died} during the run: "
                 f"{log_tail(self.out / 'logs' / (prefix.name + '-server.log'))}"
+            )
+        elif link_died is not None:
+            # Every connection through it broke: what the load generator saw is no measurement.
+            part["failed"] = (
+                f"link emulator exited with code {link_died} during the run: "
+                f"{log_tail(self.out / 'logs' / (prefix.name + '-link.log'))}"
             )
         return part
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -73,3 +74,5 @@ def test_sigkilled_rtbench_takes_server_relay_and_load_generator_along(tmp_path:
         os.kill(run.proc.pid, signal.SIGKILL)
         run.proc.wait()
         assert gone(pids) == []
+    # What the killed run left says so: meta.json is written first, as incomplete.
+    assert json.loads((run.out / "meta.json").read_text())["complete"] is False
