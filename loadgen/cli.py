@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from loadgen.clients.base import LEAN
 from loadgen.escape import term_text
 from loadgen.scenario import (
     Scenario,
@@ -161,6 +162,15 @@ def _execute(
 
     if out is not None and out.exists() and any(out.iterdir()):
         err.print(f"[red]error:[/] {term_text(out)} exists and is not empty; choose another --out")
+        raise typer.Exit(2)
+    lean = sorted({rc.id for rc in spec.run_cells() if rc.cell.client == LEAN})
+    if engine == "locust" and lean:
+        # Locust drives every cell with its own gevent clients: a "lean" label would lie.
+        err.print(
+            f"[red]error:[/] {term_text(scenario)}: cells {term_text(', '.join(lean))} use the "
+            "lean client, which runs on the asyncio engine only; run without --engine locust",
+            highlight=False,
+        )
         raise typer.Exit(2)
     err.print(
         f"running [bold]{spec.name}[/]: {len(spec.run_cells())} cells x {spec.scenario.repeats} "

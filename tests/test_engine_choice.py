@@ -56,3 +56,14 @@ def test_workers_need_the_locust_engine(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["run", str(path), "--workers", "2"])
     assert result.exit_code == 2
     assert "--engine locust" in result.output
+
+
+def test_lean_cells_are_refused_by_the_locust_engine(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(SCENARIO.replace('client = "aiohttp"\nconn_mode', 'client = "lean"\nconn_mode'))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(path), "--out", str(out), "--engine", "locust"])
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert "http/lean/keep-alive" in text and "asyncio engine only" in text
+    assert not out.exists()  # refused before anything ran or was written
