@@ -88,8 +88,8 @@ def test_trimmed_matrix_runs_and_reports_a_verdict_per_part(tmp_path: Path) -> N
         rows = [r for r in csv.DictReader(fh) if r["metric"] == "p50"]
     by_workload = {r["workload"]: r for r in rows}
     assert set(by_workload) == {"echo", "messaging"}
-    assert by_workload["echo"]["http_cell"] == "echo:http/aiohttp/new-connection+tls~rtt20"
-    assert by_workload["messaging"]["ws_cell"] == "messaging:ws-aiohttp/aiohttp/persistent~rtt20"
+    assert by_workload["echo"]["http_cell"] == "echo:http/lean/new-connection+tls~rtt20"
+    assert by_workload["messaging"]["ws_cell"] == "messaging:ws-aiohttp/lean/persistent~rtt20"
     for row in rows:
         assert row["verdict"] in ("holds", "refuted", "inconclusive")
         assert float(row["ratio"]) > 0

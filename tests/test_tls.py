@@ -80,6 +80,10 @@ CELLS = [
     ("http", "httpx", "keep-alive"),
     ("ws-aiohttp", "aiohttp", "persistent"),
     ("ws-websockets", "websockets", "persistent"),
+    ("http", "lean", "keep-alive"),
+    ("http", "lean", "new-connection"),
+    ("ws-aiohttp", "lean", "persistent"),
+    ("ws-websockets", "lean", "persistent"),
 ]
 
 
