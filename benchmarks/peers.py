@@ -35,7 +35,6 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +57,7 @@ from loadgen.procs import (
     stop_process,
 )
 from loadgen.recorder import decode_histogram
+from loadgen.runfolder import RESULTS_ROOT, RunFolderTaken, claim_run_folder
 from loadgen.scenario import RunSettings
 from servers import protocol
 
@@ -735,7 +735,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=4, help="measured seconds per point")
     parser.add_argument("--warmup", type=int, default=1, help="warm-up seconds per point")
     parser.add_argument("--rounds", type=int, default=2, help="times the whole list is run")
-    parser.add_argument("--out", type=Path, default=None, help="results folder")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results folder, new or empty (default: results/DATE-TIME-peers-XXXXXX)",
+    )
     parser.add_argument(
         "--only",
         action="append",
@@ -752,10 +757,11 @@ def main(argv: list[str] | None = None) -> int:
         for line in missing:
             sys.stderr.write(f"peers: {line}\n")
         return 2
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    out = args.out or ROOT / "results" / f"peers-{stamp}"
-    for sub in ("logs", "parts"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
+    try:
+        out = claim_run_folder(args.out, "peers", root=ROOT / RESULTS_ROOT)
+    except RunFolderTaken as exc:
+        sys.stderr.write(f"peers: {exc}\n")
+        return 2
     # The scenario defaults, so rtbench's cells run as a scenario that sets nothing would.
     defaults = {k: f.default for k, f in RunSettings.model_fields.items()}
     s = Settings(
