@@ -8,10 +8,10 @@ open; one over :func:`~servers.common.ws_hard_limit` is refused by aiohttp,
 which closes the connection with 1009.
 
 A token (``Authorization: Bearer TOKEN`` or ``?token=TOKEN``) binds the
-connection to its user at the handshake; an unknown token is refused with
-HTTP 401. Replies and pushed inbox items leave through the session's bounded
-queue; a session that must close (slow consumer 1013, policy 1008) is closed
-with its code::
+connection to its user once the handshake has succeeded; an unknown token is
+refused with HTTP 401 before it. Replies and pushed inbox items leave
+through the session's bounded queue; a session that must close (slow
+consumer 1013, policy 1008) is closed with its code::
 
     await serve(ServerConfig("127.0.0.1", 0), Hub(), on_ready, stop)
 """
@@ -45,13 +45,20 @@ def make_app(config: ServerConfig, hub: Hub) -> web.Application:
     async def ws_handler(request: web.Request) -> web.StreamResponse:
         token = bearer_token(request.headers.get("Authorization")) or request.query.get("token")
         try:
-            session = hub.open_session(token)
+            hub.authenticate(token)
         except protocol.Unauthorized as exc:
             return web.Response(status=401, text=f"{exc}\n")
         ws = web.WebSocketResponse(
             heartbeat=None, compress=False, max_msg_size=max_msg_size, decode_text=False
         )
+        # A failed handshake raises here (400): no session is open yet to leak.
         await ws.prepare(request)
+        try:
+            session = hub.open_session(token)
+        except protocol.Unauthorized as exc:
+            # The token expired between the check and now.
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=str(exc)[:120].encode())
+            return ws
         app[_SOCKETS].add(ws)
         transport = request.transport
         writer = asyncio.create_task(

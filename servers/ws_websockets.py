@@ -8,10 +8,10 @@ open; one over :func:`~servers.common.ws_hard_limit` is refused by websockets,
 which closes the connection with 1009. Other paths get HTTP 404.
 
 A token (``Authorization: Bearer TOKEN`` or ``?token=TOKEN``) binds the
-connection to its user at the handshake; an unknown token is refused with
-HTTP 401. Replies and pushed inbox items leave through the session's bounded
-queue; a session that must close (slow consumer 1013, policy 1008) is closed
-with its code::
+connection to its user once the handshake has succeeded; an unknown token is
+refused with HTTP 401 before it. Replies and pushed inbox items leave
+through the session's bounded queue; a session that must close (slow
+consumer 1013, policy 1008) is closed with its code::
 
     await serve(ServerConfig("127.0.0.1", 0), Hub(), on_ready, stop)
 """
@@ -67,19 +67,26 @@ async def _write(ws: ServerConnection, session: Session) -> None:
 async def serve(config: ServerConfig, hub: Hub, on_ready: OnReady, stop: asyncio.Event) -> None:
     """Serve WebSockets on ``ws://config.host:config.port/ws`` until ``stop`` is set."""
 
-    sessions: dict[ServerConnection, Session] = {}
-
     def check_request(connection: ServerConnection, request: Request) -> Response | None:
+        # Only checks: the handshake may still fail after this (a bad upgrade), and
+        # then the handler never runs, so nothing that must be closed is opened here.
         if urlsplit(request.path).path != PATH:
             return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
         try:
-            sessions[connection] = hub.open_session(_token(request))
+            hub.authenticate(_token(request))
         except protocol.Unauthorized as exc:
             return connection.respond(HTTPStatus.UNAUTHORIZED, f"{exc}\n")
         return None
 
     async def handler(ws: ServerConnection) -> None:
-        session = sessions.pop(ws)
+        assert ws.request is not None
+        try:
+            # The handshake is complete: from here on the session is always closed.
+            session = hub.open_session(_token(ws.request))
+        except protocol.Unauthorized as exc:
+            # The token expired between the check and now.
+            await ws.close(code=1008, reason=str(exc)[:120])
+            return
         writer = asyncio.create_task(_write(ws, session))
         try:
             while not writer.done():

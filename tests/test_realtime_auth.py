@@ -338,3 +338,40 @@ async def test_presence_is_visible_only_to_room_mates() -> None:
         _, body = await rpc(port, "poll", {}, tokens["alice"])
         seen = [(i["item"]["user"], i["item"]["status"]) for i in body["payload"]["items"]]
         assert seen == [("bob", "offline")]
+
+
+# -- a failed handshake opens nothing -------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", WS_KINDS)
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # a plain GET: no upgrade at all
+        {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13"},
+        {
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Version": "99",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        },
+    ],
+    ids=["plain-get", "no-key", "bad-version"],
+)
+async def test_ws_failed_handshake_leaves_the_user_offline(
+    kind: str, headers: dict[str, str]
+) -> None:
+    async with serve(kind) as (port, hub), aiohttp.ClientSession() as session:
+        token = hub.realtime.sign_in("alice")
+        url = f"http://{HOST}:{port}/ws?token={token}"
+        async with asyncio.timeout(STEP_S), session.get(url, headers=headers) as resp:
+            assert 400 <= resp.status < 500
+        presence = hub.realtime.presence
+        assert not presence.is_online("alice")
+        assert presence.changes == 0
+        # A real connection afterwards comes and goes as usual.
+        async with asyncio.timeout(STEP_S), ws_connect(f"ws://{HOST}:{port}/ws?token={token}"):
+            assert presence.is_online("alice")
+        async with asyncio.timeout(STEP_S):
+            while presence.is_online("alice"):
+                await asyncio.sleep(0.01)
