@@ -176,3 +176,24 @@ def test_listener_may_unsubscribe_itself_during_append() -> None:
     box.append(b"a")
     box.append(b"b")
     assert seen == [1, -1, -2]
+
+
+def test_bytes_kept_are_bounded_and_the_loss_is_a_gap() -> None:
+    box = Inbox(retention=10_000, max_bytes=10_000)
+    for _ in range(500):
+        box.append(b"x" * 1_000)
+    assert box.nbytes == sum(len(item) for _, item in box.read(0, 10_000).items)
+    assert box.nbytes <= 10_000
+    assert box.dropped == 500 - 10
+    page = box.read(0, 10_000)
+    assert page.gap and page.first == 491 and page.items[0][0] == 491
+
+
+def test_an_item_larger_than_the_byte_bound_is_kept_alone() -> None:
+    box = Inbox(max_bytes=100)
+    box.append(b"a" * 10)
+    box.append(b"b" * 500)
+    assert [item for _, item in box.read(0).items] == [b"b" * 500]
+    assert box.nbytes == 500
+    with pytest.raises(ValueError):
+        Inbox(max_bytes=0)

@@ -429,3 +429,84 @@ async def test_forbidden_request_gets_its_error_then_closes_1008() -> None:
     assert session.close_code == CLOSE_POLICY
     assert [m.ok for m in messages] == [True, False]
     assert messages[1].error.code == "forbidden"
+
+
+# -- memory bounds ----------------------------------------------------------------------
+
+
+async def test_large_sends_to_a_user_who_never_reads_stay_within_the_inbox_bound() -> None:
+    limit = 256 * 1024
+    hub = Hub(realtime=RealtimeConfig(inbox_max_bytes=limit))
+    known(hub, "bob")
+    body = "x" * 32 * 1024
+    for mid in range(200):  # 6.4 MB offered to bob, who never polls
+        await ok(hub, "send", {"to": "bob", "mid": mid, "ts": 1, "body": body}, "alice")
+    rt = hub.realtime
+    assert rt.inbox_bytes == rt.inbox("bob").nbytes <= limit
+    page = await ok(hub, "poll", {}, "bob")
+    assert page["gap"] is True and page["last"] == 200
+    assert page["items"][-1]["item"]["mid"] == 199  # the newest are the ones kept
+
+
+async def test_a_send_beyond_the_total_inbox_bytes_is_refused_and_counted() -> None:
+    hub = Hub(realtime=RealtimeConfig(inbox_total_bytes=100_000))
+    users = [f"u{i}" for i in range(10)]
+    known(hub, *users)
+    body = "x" * 20_000
+    status = 200
+    sent = 0
+    while status == 200 and sent < 100:
+        status, reply = await call(
+            hub, "send", {"to": users[sent % 10], "mid": sent, "ts": 1, "body": body}, "alice"
+        )
+        sent += 1
+    assert (status, reply["error"]["code"]) == (429, "limit_reached")
+    assert "inbox_total_bytes" in reply["error"]["message"]
+    rt = hub.realtime
+    assert rt.inbox_bytes <= 100_000
+    assert rt.counters["messages"] == sent - 1  # the refused one changed nothing
+    stats = await ok(hub, "stats", {}, "alice")
+    assert stats["limit_refusals"] == 1 and stats["inbox_bytes"] == rt.inbox_bytes
+
+
+async def test_a_room_send_is_refused_whole_when_it_would_pass_the_total() -> None:
+    hub = Hub(realtime=RealtimeConfig(inbox_total_bytes=50_000))
+    for user in ("alice", "bob", "carol"):
+        await ok(hub, "join", {"room": "g"}, user)
+    payload = {"room": "g", "mid": 1, "ts": 1, "body": "x" * 30_000}  # 2 x 30 kB
+    await error(hub, "send", payload, "alice", 429, "limit_reached")
+    assert hub.realtime.inbox_bytes == 0
+
+
+async def test_send_to_an_unknown_user_is_refused_and_creates_nothing() -> None:
+    hub = Hub()
+    await error(hub, "send", msg(1, to="ghost"), "alice", 404, "unknown_user")
+    assert "ghost" not in hub.realtime.inboxes
+    assert hub.realtime.counters["unknown_recipients"] == 1
+    assert hub.realtime.counters["deliveries"] == 0
+
+
+async def test_users_rooms_topics_watches_and_pages_are_bounded() -> None:
+    cfg = RealtimeConfig(max_users=3, max_rooms=2, max_topics=1, max_watch=2, max_pages=2)
+    hub = Hub(realtime=cfg)
+    known(hub, "alice", "bob", "carol")
+    await error(hub, "signin", signin_payload("dave"), None, 429, "limit_reached")
+    await ok(hub, "signin", signin_payload("alice"))  # a known user may sign in again
+    for room in ("r1", "r2"):
+        await ok(hub, "join", {"room": room}, "alice")
+    await error(hub, "join", {"room": "r3"}, "alice", 429, "limit_reached")
+    await ok(hub, "subscribe", {"topic": "t1"}, "alice")
+    await error(hub, "subscribe", {"topic": "t2"}, "alice", 429, "limit_reached")
+    await ok(hub, "watch", {"users": ["bob", "carol"]}, "alice")
+    await ok(hub, "watch", {"users": ["bob"]}, "alice")  # already watched: no growth
+    await ok(hub, "watch", {"users": ["ghost"]}, "alice")  # never signed in: not recorded
+    await error(hub, "watch", {"users": ["alice"]}, "alice", 429, "limit_reached")
+    for page in ("/a", "/b", "/a"):
+        await ok(hub, "activity", {"event": "view", "page": page}, "alice")
+    await error(hub, "activity", {"event": "view", "page": "/c"}, "alice", 429, "limit_reached")
+    long_page = {"event": "view", "page": "/" + "p" * 300}
+    await error(hub, "activity", long_page, "alice", 400, "invalid_envelope")
+    rt = hub.realtime
+    assert (len(rt.inboxes), len(rt.rooms), len(rt.topics)) == (3, 2, 1)
+    assert rt.presence.watched_by("alice") == {"bob", "carol"}
+    assert rt.counters["limit_refusals"] == 5
