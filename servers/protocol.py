@@ -34,7 +34,9 @@ PROTOCOL_VERSION = 1
 #: Default upper bound on a request body or WebSocket message, in bytes.
 DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
 
-_MAX_ID = (1 << 63) - 1
+#: Largest id or timestamp an envelope may carry (a signed 64-bit integer).
+MAX_ID = (1 << 63) - 1
+_MAX_ID = MAX_ID
 
 
 class ProtocolError(ValueError):
