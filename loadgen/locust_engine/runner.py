@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import logging
 import math
 import os
@@ -56,6 +55,7 @@ from locust.event import Events
 from locust.html import get_html_report
 
 from loadgen.engine import CellRun
+from loadgen.escape import csv_writer
 from loadgen.lifeline import child_setup
 from loadgen.locust_engine import DEFAULT_MASTER_BIND, MODULE, parse_master
 from loadgen.locust_engine.compat import check_compat, node_info
@@ -139,7 +139,7 @@ class LocustOutputs:
             ("exceptions", final.exceptions_csv),
         ):
             with open(files[key], "w", newline="") as fh:
-                method(csv.writer(fh))
+                method(csv_writer(fh))  # error messages and names: no spreadsheet formulas
         try:
             html = get_html_report(self.environment, show_download_link=False)
             Path(files["html"]).write_text(html)
