@@ -124,6 +124,21 @@ def test_cancel_removes_what_was_owed() -> None:
     assert counts(t)["lost"] == 0
 
 
+def test_cancel_takes_back_the_rows_of_what_arrived() -> None:
+    """A send whose reply was lost, though bob got it (twice): its rows go with its counts,
+    so deliveries.parquet never holds a row the counts do not."""
+    t = Tracker(WARMUP_END)
+    t.expect(("message", 1), 5_000, ["bob", "carol"], "alice", 1)
+    t.expect(("message", 2), 5_000, ["bob"], "alice", 2)
+    t.received("bob", 1, ("message", 1), 6_000, "push")
+    t.received("bob", 1, ("message", 1), 6_500, "poll")
+    t.received("bob", 2, ("message", 2), 7_000, "push")
+    t.cancel(("message", 1))
+    c = counts(t)
+    assert (c["expected"], c["delivered"], c["duplicated"]) == (1, 1, 0)
+    assert [(r.item_id, r.duplicate) for r in t.rows] == [(2, False)]
+
+
 def test_deferred_and_warmup_flags() -> None:
     t = Tracker(WARMUP_END)
     t.expect(("message", 1), WARMUP_END - 1, ["bob"])

@@ -56,6 +56,8 @@ class _Expect:
     pending: set[str]
     deferred: frozenset[str] = frozenset()
     seen: set[str] = field(default_factory=set)
+    #: Its rows in :attr:`Tracker.rows`, duplicates included, so a cancel can take them back.
+    rows: list[Delivery] = field(default_factory=list)
 
 
 class Tracker:
@@ -105,13 +107,21 @@ class Tracker:
                 self._presence.setdefault((r, user, status), deque()).append(key)
 
     def cancel(self, key: Key) -> None:
-        """The action behind ``key`` failed: nothing is owed for it."""
+        """The action behind ``key`` failed: nothing is owed for it.
+
+        What already arrived of it (a send whose reply was lost, say) leaves the counts
+        and the rows alike, so ``rows`` always match ``delivered`` and ``duplicated``.
+        """
         exp = self._expect.pop(key, None)
         if exp is None:
             return
         self.expected -= len(exp.pending) + len(exp.seen)
         self.delivered -= len(exp.seen)
         self.cancelled += 1
+        if exp.rows:
+            self.duplicated -= sum(r.duplicate for r in exp.rows)
+            taken = {id(r) for r in exp.rows}
+            self.rows[:] = [r for r in self.rows if id(r) not in taken]
 
     def presence_key(self, recipient: str, user: str, status: str) -> Key | None:
         """The oldest unmatched presence change ``user -> status`` owed to ``recipient``."""
@@ -198,6 +208,7 @@ class Tracker:
             bytes=nbytes,
         )
         self.rows.append(row)
+        exp.rows.append(row)
         return row
 
     def counts(self) -> dict[str, int]:
