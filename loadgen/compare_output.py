@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from loadgen.compare import (
     load_run,
     parse_specs,
 )
+from loadgen.escape import md_block, md_code, md_text
 
 COMPARE_MD = "compare.md"
 COMPARE_JSON = "compare.json"
@@ -138,7 +139,7 @@ def print_comparison(c: Comparison, console: Console) -> None:
         )
     console.print(table)
     for note, rows in _grouped_notes(c.rows).items():
-        console.print(f"  [dim]{escape(_which(rows, ''))}:[/] {escape(note)}", highlight=False)
+        console.print(f"  [dim]{escape(_which(rows, str))}:[/] {escape(note)}", highlight=False)
     if c.mismatches:
         style = "yellow" if c.allow_env_mismatch else "bold red"
         head = "allowed by --allow-env-mismatch" if c.allow_env_mismatch else "not comparable"
@@ -164,10 +165,10 @@ def _grouped_notes(rows: list[Row]) -> dict[str, list[Row]]:
     return notes
 
 
-def _which(rows: list[Row], quote: str) -> str:
-    """The rows a note applies to: listed when few, else counted."""
+def _which(rows: list[Row], name: Callable[[str], str]) -> str:
+    """The rows a note applies to (cells shown by ``name``): listed when few, else counted."""
     if len(rows) <= 3:
-        return ", ".join(f"{quote}{r.cell}{quote} {r.metric}" for r in rows)
+        return ", ".join(f"{name(r.cell)} {r.metric}" for r in rows)
     metrics = ", ".join(dict.fromkeys(r.metric for r in rows))
     return f"{len(rows)} checks ({metrics})"
 
@@ -187,8 +188,8 @@ def comparison_markdown(c: Comparison) -> str:
     if c.regressions and c.report_only:
         mark = "⚠️"
     lines = [f"## {mark} rtbench compare: {c.verdict()}", ""]
-    lines += [f"- {_md_escape(line.strip())}" for line in _header(c)]
-    limits = ", ".join(f"`{t.spec}`" for t in c.thresholds)
+    lines += [f"- {_md_escape(md_text(line.strip()))}" for line in _header(c)]
+    limits = ", ".join(md_code(t.spec) for t in c.thresholds)
     which = "default limits" if all(t.default for t in c.thresholds) else "limits"
     lines += [f"- {which}: {limits}", ""]
     level = f"{c.level * 100:g}%"
@@ -197,7 +198,7 @@ def comparison_markdown(c: Comparison) -> str:
     for row in c.rows:
         unit = METRICS[row.metric].unit
         cells = [
-            f"`{row.cell}`",
+            md_code(row.cell),
             row.metric,
             fmt_value(row.baseline, unit),
             fmt_value(row.current, unit),
@@ -211,7 +212,7 @@ def comparison_markdown(c: Comparison) -> str:
     notes = _grouped_notes(c.rows)
     if notes:
         for note, rows in notes.items():
-            lines.append(f"- {_which(rows, '`')}: {_md_escape(note)}")
+            lines.append(f"- {_which(rows, md_code)}: {_md_escape(md_text(note))}")
         lines.append("")
     if c.mismatches:
         head = (
@@ -221,12 +222,13 @@ def comparison_markdown(c: Comparison) -> str:
         )
         lines += [f"**Environment or load mismatch** ({head}):", ""]
         lines += [
-            f"- {_md_escape(m.what)}: baseline `{m.baseline}`, current `{m.current}`"
+            f"- {_md_escape(md_text(m.what))}: baseline {md_code(m.baseline)}, "
+            f"current {md_code(m.current)}"
             for m in c.mismatches
         ]
         lines.append("")
     if c.notes:
-        lines += [f"- note: {_md_escape(n)}" for n in c.notes]
+        lines += [f"- note: {_md_escape(md_text(n))}" for n in c.notes]
         lines.append("")
     lines += [
         "<details><summary>How to read this</summary>",
@@ -263,8 +265,8 @@ def _write_error(out_dir: Path | None, message: str, baseline: str, current: str
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / COMPARE_MD).write_text(
-            f"## ⚠️ rtbench compare: error (exit 2)\n\n- baseline: `{baseline}`\n"
-            f"- current: `{current}`\n\n```\n{message}\n```\n"
+            f"## ⚠️ rtbench compare: error (exit 2)\n\n- baseline: {md_code(baseline)}\n"
+            f"- current: {md_code(current)}\n\n{md_block(message)}\n"
         )
         (out_dir / COMPARE_JSON).write_text(
             json.dumps(

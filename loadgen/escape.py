@@ -54,6 +54,14 @@ def md_code(text: object) -> str:
     return f"{fence}{pad}{flat}{pad}{fence}"
 
 
+def md_block(text: object) -> str:
+    """``text`` as a fenced code block (lines kept), whatever backticks it holds."""
+    body = str(text)
+    longest = max((len(run) for run in re.findall(r"`+", body)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}\n{body}\n{fence}"
+
+
 def _one_line(text: object) -> str:
     return " ".join(str(text).splitlines())
 

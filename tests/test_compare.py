@@ -809,3 +809,19 @@ def test_e2e_two_real_runs_compare_in_report_only_mode(tmp_path: Path) -> None:
         assert row["repeats_baseline"] == row["repeats_current"] == 3
     assert {r["method"] for r in doc["rows"]} == {"samples", "repeats"}
     assert (runs[1] / "compare.md").read_text().startswith("## ")
+
+
+def test_compare_md_keeps_hostile_cell_names_inert(tmp_path: Path) -> None:
+    from markdown_it import MarkdownIt
+
+    hostile = "http/`</code><img src=x onerror=alert(1)>` | x"
+    base, cur = two_runs(
+        tmp_path,
+        {hostile: {"latency": latencies(1)}, WS: {"latency": latencies(3)}},
+        {hostile: {"latency": latencies(2, scale=1.3)}, WS: {"latency": latencies(4)}},
+    )
+    cli(str(base), str(cur), "--max-regression", "p99:+15%")
+    md = (cur / "compare.md").read_text()
+    html = MarkdownIt("commonmark").enable("table").render(md)
+    assert "<img" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
