@@ -826,6 +826,9 @@ def main(argv: list[str] | None = None) -> int:
         "ratios": ratio_rows(points, groups),
     }
     write_results(out, record)
+    busy = busiest_others(points)
+    if busy is not None and busy >= BUSY_WARN_PCT:
+        print(f"peers: warning: {busy_warning(busy)}", file=sys.stderr)
     failed = [p for p in points if p.get("failed")]
     if failed:
         print(f"peers: {len(failed)} point(s) failed to run; see peers.json", file=sys.stderr)
@@ -898,10 +901,31 @@ def markdown_report(record: dict[str, Any], table: str) -> str:
         "the last column is what other processes used of the two pinned cores meanwhile.",
         f"- Load average (1, 5, 15 min) at the start {_loads(st.get('load_average_at_start'))}, "
         f"at the end {_loads(env.get('load_average'))}.",
-        "",
-        table,
     ]
+    busy = busiest_others(record["points"])
+    if busy is not None and busy >= BUSY_WARN_PCT:
+        lines.append(f"- Warning: {busy_warning(busy)}")
+    lines += ["", table]
     return "\n".join(md_cell(line) if line.startswith("- ") else line for line in lines)
+
+
+#: Other processes' CPU % on a pinned core above which the run is flagged as disturbed.
+BUSY_WARN_PCT = 10.0
+
+
+def busiest_others(points: Sequence[dict[str, Any]]) -> float | None:
+    """The most CPU % other processes used of a pinned core during any point, or None."""
+    keys = ("server_core_others_pct", "client_core_others_pct")
+    values = [p[k] for p in points for k in keys if p.get(k) is not None]
+    return max(values) if values else None
+
+
+def busy_warning(busy: float) -> str:
+    """The sentence that flags a run disturbed by other work on the pinned cores."""
+    return (
+        f"other processes used up to {busy:.0f} % of a pinned core during a point; "
+        "these figures measure a shared machine, run again when it is idle."
+    )
 
 
 if __name__ == "__main__":

@@ -209,3 +209,14 @@ def test_fmt_span_collapses_equal_ends_and_shows_missing(peers: ModuleType) -> N
     assert peers.fmt_span([2.0, 2.0], 1, "x") == "2.0x"
     assert peers.fmt_span(None) == "-"
     assert peers.fmt_rate([17000.0, 20900.0]) == "17.0-20.9k"
+
+
+def test_busiest_others_finds_the_most_disturbed_core(peers: ModuleType) -> None:
+    points = [
+        {"server_core_others_pct": 3.0, "client_core_others_pct": None},
+        {"server_core_others_pct": 1.0, "client_core_others_pct": 42.5},
+        {"skipped": "not measured"},
+    ]
+    assert peers.busiest_others(points) == pytest.approx(42.5)
+    assert peers.busiest_others([{"skipped": "not measured"}]) is None
+    assert "42 %" in peers.busy_warning(42.4)
