@@ -65,6 +65,13 @@ def run(
     except ScenarioError as exc:
         err.print(f"[red]error:[/] {term_text(exc)}", highlight=False)
         raise typer.Exit(2) from None
+    if engine == "locust" and spec.scenario.client_processes > 1:
+        err.print(
+            f"[red]error:[/] {scenario}: client_processes applies to the asyncio engine; "
+            "with --engine locust, spread the load with --workers",
+            highlight=False,
+        )
+        raise typer.Exit(2)
     _execute(spec, scenario, out, report, progress, engine, workers)
 
 

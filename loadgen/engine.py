@@ -27,6 +27,7 @@ from loadgen.events import EventHook
 from loadgen.pacer import NS_PER_S, split_rate
 from loadgen.realtime.samples import echo_sample
 from loadgen.schema import WS_TRANSPORTS
+from loadgen.shares import my_connections
 from loadgen.wire import WireCounter, counting
 from servers import protocol
 
@@ -59,6 +60,9 @@ class CellRun:
     #: TLS version ("1.2"/"1.3") when the target is https/wss, and the CA to trust.
     tls: str | None = None
     ca_file: str | None = None
+    #: This process's share of the cell when it runs over several processes (loadgen.shares).
+    processes: int = 1
+    process_index: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -276,7 +280,8 @@ async def run_cell(
             on_phase("drain")
 
     phase_task = asyncio.create_task(phases())
-    tasks = [asyncio.create_task(conn_loop(i)) for i in range(spec.connections)]
+    # Pacers cover every connection of the cell; this process runs its share of them.
+    tasks = [asyncio.create_task(conn_loop(i)) for i in my_connections(spec)]
     deadline = spec.warmup_s + spec.duration_s + spec.timeout_s + 1.0
     _done, pending = await asyncio.wait(tasks, timeout=deadline)
     for task in pending:

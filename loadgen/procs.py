@@ -68,14 +68,27 @@ class Placement:
     server_cpus: list[int] | None
     client_cpus: list[int] | None
     note: str = ""
+    #: CPUs the load-generator processes of one cell are spread over (never the
+    #: server's under "split" when there is another); empty: ``client_cpus``.
+    client_pool: tuple[int, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "placement": self.mode,
             "server_cpus": self.server_cpus,
             "client_cpus": self.client_cpus,
+            "client_pool": list(self.client_pool or self.client_cpus or []) or None,
             "note": self.note,
         }
+
+    def client_process_cpus(self, processes: int) -> list[list[int] | None]:
+        """The CPUs of each of a cell's ``processes`` load generators: process ``i`` on
+        the pool's ``i``-th CPU, wrapping round (so they share CPUs when there are more
+        processes than CPUs in the pool); None each when nothing is pinned."""
+        if self.client_cpus is None:
+            return [None] * processes
+        pool = list(self.client_pool) or self.client_cpus
+        return [[pool[i % len(pool)]] for i in range(processes)]
 
 
 def plan_placement(mode: str, cpus: list[int] | None = None) -> Placement:
@@ -91,7 +104,7 @@ def plan_placement(mode: str, cpus: list[int] | None = None) -> Placement:
         return Placement(
             "same", [cpus[0]], [cpus[0]], "only one CPU available: server and client share it"
         )
-    return Placement("split", [cpus[0]], [cpus[1]])
+    return Placement("split", [cpus[0]], [cpus[1]], client_pool=tuple(cpus[1:]))
 
 
 @dataclass
@@ -260,6 +273,25 @@ def _wait_ready(
         if info is not None:
             child.info = info
             return
+
+
+def start_ready_child(
+    name: str,
+    argv: list[str],
+    cpus: list[int] | None,
+    log_path: Path,
+    parse: Callable[[str], dict[str, Any] | None],
+    timeout_s: float = READY_TIMEOUT_S,
+) -> Child:
+    """Start ``argv`` pinned to ``cpus`` and wait until ``parse`` finds its ready line
+    (then in ``child.info``); raises :class:`ProcessFailed` naming ``name`` otherwise."""
+    child = _spawn(name, argv, cpus, log_path)
+    try:
+        _wait_ready(child, name, log_path, timeout_s, parse)
+    except BaseException:
+        stop_process(child)
+        raise
+    return child
 
 
 def start_worker(

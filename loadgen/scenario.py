@@ -94,6 +94,9 @@ class RunSettings(_Strict):
     client_loop: Literal["uvloop", "asyncio"] = "uvloop"
     #: Highest TLS version for cells with tls = true.
     tls_version: Literal["1.2", "1.3"] = "1.3"
+    #: Load-generator processes per cell, each pinned to its own CPU where there is one;
+    #: echo connections and rate, or real-time groups, are shared out between them.
+    client_processes: int = Field(default=1, ge=1, le=256)
 
 
 class LoadSettings(_Strict):
@@ -322,6 +325,7 @@ class Scenario(_Strict):
                             'delivery = "short-poll", "long-poll" or "sse"'
                         )
                     object.__setattr__(cell, "delivery", default)
+        self._check_client_processes()
         seen: set[str] = set()
         for cell in self.cells:
             if cell.id in seen:
@@ -354,6 +358,27 @@ class Scenario(_Strict):
                 f"payload_bytes = {self.scenario.payload_bytes} makes {size}-byte echo "
                 f"requests, above [server] max_message_bytes = {limit}: the server would "
                 "refuse every request (413); lower payload_bytes or raise max_message_bytes"
+            )
+
+    def _check_client_processes(self) -> None:
+        """Every process needs a share: a connection (echo) or a whole group (real time)."""
+        n = self.scenario.client_processes
+        if n == 1:
+            return
+        if self.scenario.workload == "echo":
+            if self.load.connections < n:
+                raise ValueError(
+                    f"client_processes = {n} needs at least {n} [load] connections "
+                    f"(one per process), not {self.load.connections}"
+                )
+            return
+        assert self.realtime is not None
+        groups = -(-self.realtime.users // self.realtime.group_size)
+        if groups < n:
+            raise ValueError(
+                f"client_processes = {n} needs at least {n} groups of users (each process "
+                f"runs whole groups), but users = {self.realtime.users} in groups of "
+                f"{self.realtime.group_size} make {groups}"
             )
 
     def _check_parts(self) -> Scenario:

@@ -51,6 +51,7 @@ def _repeat_stats(part: dict[str, Any]) -> dict[str, Any]:
     corrected = decode_histogram(part["hdr_corrected"])
     uncorrected = decode_histogram(part["hdr_uncorrected"])
     realtime = _realtime_block([part], server_cpu, client_cpu)
+    client_busy = _client_busy(part)
     return {
         "repeat": part["spec"]["repeat"],
         "count": count,
@@ -65,7 +66,7 @@ def _repeat_stats(part: dict[str, Any]) -> dict[str, Any]:
         },
         "cpu_util": {
             "server": _ratio(server_cpu, window),
-            "client": _ratio(client_cpu, window),
+            "client": _ratio(client_busy, window),
         },
         "rss_mb": {"server": procs.get("server_rss_mb"), "client": procs.get("client_rss_mb")},
         "bytes_per_request": {
@@ -75,6 +76,14 @@ def _repeat_stats(part: dict[str, Any]) -> dict[str, Any]:
         "send_lag_p99_ms": part.get("send_lag_p99_ms"),
         "loop": part.get("loop"),
     } | {k: v for k, v in realtime.items() if k in REPEAT_REALTIME_KEYS}
+
+
+def _client_busy(part: dict[str, Any]) -> float | None:
+    """The load generator's CPU seconds per client CPU it ran on: with several processes
+    on several CPUs, 1.0 of utilisation means all of those CPUs were busy."""
+    procs = part.get("procs", {})
+    cpu = procs.get("client_cpu_s")
+    return None if cpu is None else cpu / (procs.get("client_cpu_count") or 1)
 
 
 def _sum(values: Iterable[float | None]) -> float | None:
@@ -100,6 +109,7 @@ def cell_summary(cell: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str,
     window = sum(p["window_s"] for p in ok_parts)
     server_cpu = _sum(p.get("procs", {}).get("server_cpu_s") for p in ok_parts)
     client_cpu = _sum(p.get("procs", {}).get("client_cpu_s") for p in ok_parts)
+    client_busy = _sum(_client_busy(p) for p in ok_parts)
     max_ns = max((p["max_ns"] for p in ok_parts), default=0)
     status = "ok" if ok_parts and not failures and errors == 0 else "error"
     realtime = _realtime_block(ok_parts, server_cpu, client_cpu)
@@ -126,7 +136,7 @@ def cell_summary(cell: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str,
         },
         "cpu_util": {
             "server": _ratio(server_cpu, window),
-            "client": _ratio(client_cpu, window),
+            "client": _ratio(client_busy, window),
         },
         "rss_mb": {
             "server": _max(p.get("procs", {}).get("server_rss_mb") for p in ok_parts),

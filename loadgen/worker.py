@@ -5,7 +5,9 @@ Started by the orchestrator as::
     python -m loadgen.worker SPEC.json OUT_PREFIX [--loop uvloop|asyncio]
 
 It prints one JSON event per line on stdout (``{"event": "phase", ...}``,
-``{"event": "progress", ...}``, ``{"event": "done", ...}``) and writes
+``{"event": "progress", ...}``, ``{"event": "done", ...}``; one of several
+processes of a cell also ``{"event": "ready"}``, then waits for SIGUSR1 before its
+clock starts: :func:`wait_for_start`) and writes
 ``OUT_PREFIX.parquet`` (raw samples) and ``OUT_PREFIX.json`` (histograms and
 counters). Errors go to stderr and exit code 1. A target it may not dial
 (anything but loopback, or the kernel link's server address from inside an
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -75,6 +78,26 @@ class _Progress:
             emit("progress", requests=self.count, errors=self.errors)
 
 
+#: How long a worker of several waits for the others to be ready before it gives up.
+START_TIMEOUT_S = 120.0
+
+
+async def wait_for_start(timeout_s: float = START_TIMEOUT_S) -> None:
+    """Print ``{"event": "ready"}`` and wait for SIGUSR1: the start barrier of a cell run
+    over several processes (the orchestrator signals each once all are ready)."""
+    loop = asyncio.get_running_loop()
+    go = asyncio.Event()
+    # Installed before "ready" is printed: SIGUSR1's default action would end the process.
+    loop.add_signal_handler(signal.SIGUSR1, go.set)
+    emit("ready")
+    try:
+        await asyncio.wait_for(go.wait(), timeout_s)
+    except TimeoutError:
+        raise RuntimeError(f"no start signal within {timeout_s:.0f} s") from None
+    finally:
+        loop.remove_signal_handler(signal.SIGUSR1)
+
+
 def _lag_block(lags: list[int]) -> dict[str, float | None]:
     """How late requests left against their schedule (open loop), in ms."""
     if not lags:
@@ -119,6 +142,8 @@ def run(spec: CellRun, out_prefix: Path, use_uvloop: bool = True) -> dict[str, o
     loop = new_event_loop(use_uvloop)
     cpu0 = time.process_time()
     try:
+        if spec.processes > 1:
+            loop.run_until_complete(wait_for_start())
         stats = loop.run_until_complete(
             run_cell(spec, hook, on_phase=lambda phase: emit("phase", phase=phase))
         )
@@ -180,7 +205,14 @@ def run_realtime_part(spec: CellRun, out_prefix: Path, use_uvloop: bool) -> dict
     cpu0 = time.process_time()
     try:
         stats = loop.run_until_complete(
-            run_realtime(spec, params, hook, tracker, on_phase=lambda p: emit("phase", phase=p))
+            run_realtime(
+                spec,
+                params,
+                hook,
+                tracker,
+                on_phase=lambda p: emit("phase", phase=p),
+                ready=wait_for_start if spec.processes > 1 else None,
+            )
         )
     finally:
         loop.close()

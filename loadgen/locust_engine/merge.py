@@ -1,4 +1,5 @@
-"""Merge the locust workers' results into one part record and its files.
+"""Merge the locust workers' results (or a cell's load-generator processes' part
+records, :mod:`loadgen.processes`) into one part record and its files.
 
 Pure Python (no gevent), so it can be tested anywhere::
 
@@ -98,6 +99,8 @@ def _merge_rt_stats(stats: list[dict[str, Any]]) -> dict[str, Any]:
     out["actions"] = _add_counts([s.get("actions", {}) for s in stats])
     out["action_errors"] = _add_counts([s.get("action_errors", {}) for s in stats])
     out["activity"] = _merge_activity([s.get("activity", {}) for s in stats])
+    out["late_steps"] = sum(s.get("late_steps", 0) for s in stats)
+    out["max_late_ms"] = max((s.get("max_late_ms", 0.0) for s in stats), default=0.0)
     # The server is shared: every worker read the same counters; keep the latest.
     server = [s.get("server_stats") or {} for s in stats]
     out["server_stats"] = max(server, key=lambda d: d.get("deliveries", 0), default={})
@@ -130,11 +133,17 @@ def merge_results(
     results: list[dict[str, Any]],
     samples: pa.Table,
     extra: dict[str, Any],
+    loop: str = "gevent",
 ) -> dict[str, Any]:
-    """One part record (the asyncio worker's fields) from the workers' results."""
+    """One part record (the asyncio worker's fields) from the workers' results.
+
+    ``results`` are locust workers' result records or asyncio part records
+    (``python -m loadgen.worker``, one per process of a cell); ``loop`` names
+    the event loop they ran on.
+    """
     part: dict[str, Any] = {
         "spec": spec.to_dict(),
-        "loop": "gevent",
+        "loop": loop,
         "window_s": max((r.get("window_s", 0.0) for r in results), default=0.0),
         "count": sum(r["count"] for r in results),
         "errors": sum(r["errors"] for r in results),
@@ -143,7 +152,9 @@ def merge_results(
         "max_ns": max((r["max_ns"] for r in results), default=0),
         "hdr_corrected": _merge_hdr([r["hdr_corrected"] for r in results]),
         "hdr_uncorrected": _merge_hdr([r["hdr_uncorrected"] for r in results]),
-        "client_cpu_s_total": sum(r.get("cpu_s_total", 0.0) for r in results),
+        "client_cpu_s_total": sum(
+            r.get("cpu_s_total", r.get("client_cpu_s_total", 0.0)) for r in results
+        ),
     }
     if spec.workload == "echo":
         part["stats"] = _merge_echo_stats([r.get("stats", {}) for r in results])

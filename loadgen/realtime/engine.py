@@ -36,6 +36,7 @@ from loadgen.realtime.samples import build_sample
 from loadgen.realtime.tracker import Tracker
 from loadgen.realtime.users import Endpoint, VirtualUser
 from loadgen.realtime.visits import time_on_site_report, visits_ms
+from loadgen.shares import id_counter, my_groups, tag
 from servers.protocol import make_payload
 
 clock = time.perf_counter_ns
@@ -200,19 +201,29 @@ async def run_realtime(
     hook: EventHook,
     tracker: Tracker,
     on_phase: Callable[[str], None] | None = None,
+    ready: Callable[[], Awaitable[None]] | None = None,
 ) -> RealtimeStats:
-    """Run one repeat of a real-time cell (see the module docstring)."""
-    stats = RealtimeStats(users=params.users)
-    rng = random.Random(params.seed * 1_000_003 + spec.repeat)
+    """Run one repeat of a real-time cell (see the module docstring).
+
+    With ``spec.processes > 1`` this process runs its share of the groups
+    (:mod:`loadgen.shares`) and awaits ``ready()`` between set-up and the load.
+    """
+    rng = random.Random(params.seed * 1_000_003 + spec.repeat + 7919 * spec.process_index)
     endpoint = Endpoint(
         spec.base_url, spec.transport, spec.client, spec.conn_mode, spec.delivery, spec.timeout_s
     )
-    names = [f"u{i}" for i in range(params.users)]
-    groups = split_groups(names, params.group_size)
-    churners = {c for g in groups for c in churners_of(g, params)}
-    group_of = {u: gi for gi, g in enumerate(groups) for u in g}
-    n_topics = topic_count(params.users, params.fanout) if params.notification_rate else 0
-    topic_of = {u: f"t{i % n_topics}" for i, u in enumerate(names)} if n_topics else {}
+    groups = split_groups([f"u{i}" for i in range(params.users)], params.group_size)
+    # This process's whole groups (all of them for one process); names and rooms stay
+    # those of the whole cell, so they are unique on the server.
+    mine = my_groups(len(groups), spec)
+    names = [u for gi in mine for u in groups[gi]]
+    stats = RealtimeStats(users=len(names))
+    churners = {c for gi in mine for c in churners_of(groups[gi], params)}
+    group_of = {u: gi for gi in mine for u in groups[gi]}
+    n_topics = topic_count(len(names), params.fanout) if params.notification_rate else 0
+    # Topics over this process's users only, so a publisher's subscribers are all here.
+    topic_of = {u: f"{tag(spec)}t{i % n_topics}" for i, u in enumerate(names)} if n_topics else {}
+    notification_rate = params.notification_rate * len(names) / params.users
     subscribers: dict[str, list[str]] = {}
     for u, t in topic_of.items():
         subscribers.setdefault(t, []).append(u)
@@ -258,7 +269,7 @@ async def run_realtime(
     users = {n: user(n) for n in names}
     publishers = (
         {
-            f"{SYSTEM_USER}{i}": user(f"{SYSTEM_USER}{i}", receives=False)
+            f"{tag(spec)}{SYSTEM_USER}{i}": user(f"{tag(spec)}{SYSTEM_USER}{i}", receives=False)
             for i in range(params.publishers)
         }
         if params.notification_rate
@@ -297,6 +308,9 @@ async def run_realtime(
             await u.stop()
         raise RuntimeError(f"{len(failed)} notification publishers failed: {failed[0]!r}")
     stats.setup_s = (clock() - t_setup) / 1e9
+    if ready is not None:
+        # Several processes: every one is set up before any clock starts.
+        await ready()
 
     start = clock()
     warmup_end[0] = start + int(spec.warmup_s * NS_PER_S)
@@ -312,6 +326,7 @@ async def run_realtime(
         stats,
         start_ns=start,
         end_ns=end,
+        ids=id_counter(spec),
     )
     stop = stage.stop
     truth: dict[str, list[list[int]]] = {}
@@ -330,7 +345,7 @@ async def run_realtime(
     for lane, name in enumerate(publishers):
         behaviours.append(
             schedule.notifications(
-                stage, name, params.notification_rate, subscribers, lane, len(publishers)
+                stage, name, notification_rate, subscribers, lane, len(publishers)
             )
         )
     tasks = [asyncio.create_task(stage.run(steps)) for steps in behaviours]
