@@ -28,6 +28,7 @@ import queue
 import shlex
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from loadgen.engine import CellRun
 from loadgen.environment import collect_environment
 from loadgen.escape import term_text
+from loadgen.floor import measure_floor
+from loadgen.processes import merge_process_parts, process_prefixes
 from loadgen.procs import (
     Child,
     Placement,
@@ -65,6 +68,7 @@ from loadgen.schema import (
     SCHEMA_VERSION,
     SUMMARY_FILE,
 )
+from loadgen.shares import process_specs
 from loadgen.summary import build_summary
 from loadgen.tls import CertPaths, make_certificates
 from servers.realtime.credentials import SECRET_ENV, new_secret
@@ -362,6 +366,32 @@ class _Runner:
         default = "none" if profile.is_zero else "userspace"
         return self.links.get(profile.name, default)
 
+    def harness_floors(self, run_cells: list[RunCell]) -> list[dict[str, Any]]:
+        """The raw-TCP round-trip floor (:mod:`loadgen.floor`) on loopback, once per payload
+        size of the echo cells, pinned like a cell's server and (first) load generator."""
+        payloads = sorted(
+            {
+                c.settings.scenario.payload_bytes
+                for c in run_cells
+                if c.settings.scenario.workload == "echo"
+            }
+        )
+        floors = []
+        for payload in payloads:
+            self._status(f"harness floor ({payload} B)")
+            # Deferred like a child's start: Ctrl-C lands once its processes are stopped.
+            with self.stop.deferred():
+                floors.append(
+                    measure_floor(
+                        self.placement.server_cpus,
+                        self.placement.client_process_cpus(1)[0],
+                        payload,
+                        self.out / "logs",
+                        loop=self.scenario.scenario.client_loop,
+                    )
+                )
+        return floors
+
     def run_one(self, index: int, repeat: int, run_cell: RunCell) -> dict[str, Any]:
         """One repeat of one cell; returns its part record (with ``failed`` on error).
 
@@ -418,7 +448,7 @@ class _Runner:
         server_prefix = None if klink is None else klink.exec_prefix("server")
         client_prefix = None if klink is None else klink.exec_prefix("client")
         server: Child | None = None
-        worker: Child | None = None
+        workers: list[Child] = []
         link: Child | None = None
         try:
             try:
@@ -476,29 +506,40 @@ class _Runner:
                 tls=s.tls_version if cell.tls else None,
                 ca_file=self._certs().ca if cell.tls else None,
             )
-            spec_path = prefix.with_suffix(".spec.json")
-            _write_json(spec_path, spec.to_dict())
-            worker_log = self.out / "logs" / f"{stem}-loadgen.log"
-            with self.stop.deferred():
-                worker = start_worker(
-                    spec_path,
-                    prefix,
-                    self.placement.client_cpus,
-                    worker_log,
-                    s.client_loop,
-                    self.engine,
-                    self.locust_workers,
-                    argv_prefix=client_prefix,
-                    signin_secret=self.signin_secret,
-                )
+            n = s.client_processes
+            prefixes = process_prefixes(prefix, n)
+            cpus = self.placement.client_process_cpus(n)
+            logs: list[Path] = []
+            for sub, sub_prefix, sub_cpus in zip(
+                process_specs(spec, n), prefixes, cpus, strict=True
+            ):
+                spec_path = sub_prefix.with_suffix(".spec.json")
+                _write_json(spec_path, sub.to_dict())
+                logs.append(self.out / "logs" / f"{sub_prefix.name}-loadgen.log")
+                with self.stop.deferred():
+                    workers.append(
+                        start_worker(
+                            spec_path,
+                            sub_prefix,
+                            sub_cpus,
+                            logs[-1],
+                            s.client_loop,
+                            self.engine,
+                            self.locust_workers,
+                            argv_prefix=client_prefix,
+                            signin_secret=self.signin_secret,
+                        )
+                    )
             client_ns = None if klink is None else (klink.client_ns, base["link"])
-            watched = self._watch(server, worker, spec, prefix, worker_log, client_ns, link)
-            return _into(base, watched)
+            part = self._watch(server, workers, spec, prefix, logs, client_ns, link)
+            if n > 1 and "failed" not in part:
+                part = self._merged(spec, prefixes, prefix, part)
+            return _into(base, part)
         finally:
             # A second Ctrl-C must not cut this short: over the kernel link the
             # namespaces are deleted next, and nothing may still run in them.
             with self.stop.deferred():
-                if worker is not None:
+                for worker in workers:
                     stop_process(worker)
                 if link is not None:
                     stop_process(link)
@@ -509,45 +550,70 @@ class _Runner:
     def _watch(
         self,
         server: Child,
-        worker: Child,
+        workers: list[Child],
         spec: CellRun,
         prefix: Path,
-        worker_log: Path,
+        logs: list[Path],
         client_ns: tuple[str, dict[str, Any]] | None = None,
         link: Child | None = None,
     ) -> dict[str, Any]:
+        """Follow the load generators' events until they end; CPU is read at each one's
+        measure and drain events (the server's from the first measure to the last drain).
+
+        Several processes are started together: each prints ``ready`` once set up, and
+        when all have, each gets SIGUSR1 (:func:`loadgen.worker.wait_for_start`).
+        """
         deadline = time.monotonic() + spec.warmup_s + spec.duration_s + spec.timeout_s
         deadline += WORKER_GRACE_S
-        cpu_start: tuple[float | None, float | None] = (None, None)
-        cpu_end: tuple[float | None, float | None] = (None, None)
+        n = len(workers)
+        lines = _merged_lines(workers)
+        server_cpu: list[float | None] = [None, None]
+        client_cpu: list[list[float | None]] = [[None, None] for _ in workers]
+        measuring: set[int] = set()
+        drained: set[int] = set()
+        ready: set[int] = set()
         server_died: int | None = None
         link_died: int | None = None
+        running = n
+        requests = [0] * n
         phase = "warm-up"
-        requests = 0
-        while True:
+        while running:
             self.stop.check()
             server.sample_rss()
-            worker.sample_rss()
+            for worker in workers:
+                worker.sample_rss()
             if server_died is None and server.proc.poll() is not None:
                 server_died = server.proc.returncode
             if link is not None and link_died is None and link.proc.poll() is not None:
                 link_died = link.proc.returncode
             if time.monotonic() > deadline:
-                stop_process(worker)
+                for worker in workers:
+                    stop_process(worker)
                 return {"failed": "load generator did not stop by its deadline; killed"}
             try:
-                line = worker.lines.get(timeout=0.25)
+                index, line = lines.get(timeout=0.25)
             except queue.Empty:
                 continue
             if line is None:
-                break
+                running -= 1
+                continue
             try:
                 event = orjson.loads(line)
             except orjson.JSONDecodeError:
                 continue
             kind = event.get("event")
-            if kind == "phase" and event.get("phase") == "measure":
-                cpu_start = (server.cpu_seconds(), worker.cpu_seconds())
+            worker = workers[index]
+            if kind == "ready":
+                ready.add(index)
+                if len(ready) == n:
+                    for w in workers:
+                        with contextlib.suppress(ProcessLookupError):
+                            w.proc.send_signal(signal.SIGUSR1)
+            elif kind == "phase" and event.get("phase") == "measure":
+                if not measuring:
+                    server_cpu[0] = server.cpu_seconds()
+                measuring.add(index)
+                client_cpu[index][0] = worker.cpu_seconds()
                 phase = "measuring"
                 if client_ns is not None:
                     # The load generator is running Python by now: check it is the
@@ -555,40 +621,67 @@ class _Runner:
                     from loadgen.link.kernel import pid_in_namespace
 
                     name, record = client_ns
-                    record["client_in_namespace"] = pid_in_namespace(worker.proc.pid, name)
-                    record["client_cpus"] = worker.cpus
+                    inside = pid_in_namespace(worker.proc.pid, name)
+                    # Over several processes, one outside the namespace is what is kept.
+                    if inside is not True or "client_in_namespace" not in record:
+                        record["client_in_namespace"] = inside
+                    record["client_cpus"] = sorted({c for w in workers for c in w.cpus or []})
             elif kind == "phase" and event.get("phase") == "drain":
-                cpu_end = (server.cpu_seconds(), worker.cpu_seconds())
+                client_cpu[index][1] = worker.cpu_seconds()
+                drained.add(index)
+                if len(drained) == n:
+                    server_cpu[1] = server.cpu_seconds()
                 phase = "draining"
             elif kind == "progress":
-                requests = int(event.get("requests", 0))
-            self._status(f"{spec.cell} r{spec.repeat}: {phase}, {requests:,} requests")
-        code = worker.proc.wait(timeout=10)
-        if code != 0:
-            return {"failed": f"load generator exited with code {code}: {log_tail(worker_log)}"}
-        part_json = prefix.with_suffix(".json")
-        if not part_json.exists():
-            return {"failed": f"load generator wrote no results ({part_json.name} missing)"}
-        part: dict[str, Any] = orjson.loads(part_json.read_bytes())
+                requests[index] = int(event.get("requests", 0))
+            self._status(f"{spec.cell} r{spec.repeat}: {phase}, {sum(requests):,} requests")
+        for worker, log in zip(workers, logs, strict=True):
+            code = worker.proc.wait(timeout=10)
+            if code != 0:
+                return {"failed": f"load generator exited with code {code}: {log_tail(log)}"}
+        prefixes = process_prefixes(prefix, n)
+        for p in prefixes:
+            if not p.with_suffix(".json").exists():
+                return {"failed": f"load generator wrote no results ({p.name}.json missing)"}
+        part: dict[str, Any] = orjson.loads(prefixes[0].with_suffix(".json").read_bytes())
 
-        def delta(i: int) -> float | None:
-            a, b = cpu_start[i], cpu_end[i]
+        def delta(pair: list[float | None]) -> float | None:
+            a, b = pair
             return None if a is None or b is None else b - a
 
+        deltas = [delta(pair) for pair in client_cpu]
+        client_cpus = sorted({c for w in workers for c in (w.cpus or [])})
         part["procs"] = {
-            "server_cpu_s": delta(0),
+            "server_cpu_s": delta(server_cpu),
             # A locust master's own CPU misses its worker processes; the engine
             # measures all of them over the window itself.
-            "client_cpu_s": part.get("client_cpu_s_measured", delta(1)),
+            "client_cpu_s": part.get("client_cpu_s_measured")
+            if n == 1
+            else (None if None in deltas else sum(d for d in deltas if d is not None)),
             "server_rss_mb": round(server.peak_rss / 2**20, 2) if server.peak_rss else None,
-            "client_rss_mb": round(worker.peak_rss / 2**20, 2) if worker.peak_rss else None,
+            "client_rss_mb": _mb(sum(w.peak_rss for w in workers)),
             "server_cpus": server.cpus,
-            "client_cpus": worker.cpus,
+            "client_cpus": client_cpus or workers[0].cpus,
+            # Utilisation is per client CPU: N processes on N CPUs can use N seconds a second.
+            "client_cpu_count": len(client_cpus) or n,
             "server_loop": server.info.get("loop"),
             "server_pid": server.proc.pid,
         }
         if link is not None and link_died is None and link.proc.poll() is not None:
             link_died = link.proc.returncode
+        if n == 1 and part["procs"]["client_cpu_s"] is None:
+            part["procs"]["client_cpu_s"] = deltas[0]
+        if n > 1:
+            part["procs"]["client_processes"] = [
+                {
+                    "index": i,
+                    "pid": w.proc.pid,
+                    "cpus": w.cpus,
+                    "cpu_s": d,
+                    "rss_mb": _mb(w.peak_rss),
+                }
+                for i, (w, d) in enumerate(zip(workers, deltas, strict=True))
+            ]
         if server_died is not None:
             part["failed"] = (
                 f"server exited with code {server_died} during the run: "
@@ -601,6 +694,39 @@ class _Runner:
                 f"{log_tail(self.out / 'logs' / (prefix.name + '-link.log'))}"
             )
         return part
+
+    def _merged(
+        self, spec: CellRun, prefixes: list[Path], prefix: Path, first: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The processes' parts merged into one (see :mod:`loadgen.processes`), with the
+        ``procs`` block :meth:`_watch` measured."""
+        try:
+            part = merge_process_parts(spec, prefixes, prefix)
+        except (OSError, ValueError, KeyError, pa.ArrowException) as exc:
+            return {"failed": f"could not merge the load generators' results: {exc!r}"}
+        part["procs"] = first["procs"]
+        return part
+
+
+def _mb(nbytes: int) -> float | None:
+    return round(nbytes / 2**20, 2) if nbytes else None
+
+
+def _merged_lines(workers: list[Child]) -> queue.Queue[tuple[int, str | None]]:
+    """One queue of ``(worker index, line)`` fed from every worker's ``lines``; a worker's
+    None (its stdout closed) is forwarded too."""
+    merged: queue.Queue[tuple[int, str | None]] = queue.Queue()
+
+    def forward(index: int, source: queue.Queue[str | None]) -> None:
+        while True:
+            line = source.get()
+            merged.put((index, line))
+            if line is None:
+                return
+
+    for index, worker in enumerate(workers):
+        threading.Thread(target=forward, args=(index, worker.lines), daemon=True).start()
+    return merged
 
 
 def merge_samples(out_dir: Path, parts: list[dict[str, Any]]) -> int:
@@ -643,6 +769,8 @@ def run_scenario(
     ``results/RUN_ID``; :class:`loadgen.runfolder.RunFolderTaken` when another run has it.
     """
     console = console or Console(stderr=True)
+    if engine == "locust" and scenario.scenario.client_processes > 1:
+        raise ValueError("client_processes applies to the asyncio engine; locust has --workers")
     # Refuse an impossible link before anything starts or is written.
     network = None
     if scenario.network is not None:
@@ -696,6 +824,10 @@ def run_scenario(
     try:
         with _sigterm_as_interrupt(runner.stop), progress:
             runner.task_id = progress.add_task(scenario.name, total=len(order), status="")
+            floors = runner.harness_floors(run_cells)
+            if floors:
+                meta["harness_floor"] = floors
+                _write_json(out / META_FILE, meta)
             for index, (repeat, cell) in enumerate(order):
                 runner.stop.check()
                 part = runner.run_one(index, repeat, cell)
@@ -723,8 +855,22 @@ def run_scenario(
         meta["complete"] = not interrupted
         meta["ended_at"] = _now()
         meta["loops"] = sorted({str(p.get("loop")) for p in parts if p.get("loop")})
+        meta["pinning"]["client_processes"] = client_process_pinning(parts)
         _write_json(out / META_FILE, meta)
     return RunResult(out, not interrupted, summary, meta)
+
+
+def client_process_pinning(parts: list[dict[str, Any]]) -> dict[str, list[list[int] | None]]:
+    """The CPUs each load-generator process of a cell was given, read back from the
+    processes (the first repeat that ran of each cell); one list per process."""
+    out: dict[str, list[list[int] | None]] = {}
+    for part in parts:
+        procs = part.get("procs")
+        if not procs or part["cell"] in out:
+            continue
+        each = procs.get("client_processes")
+        out[part["cell"]] = [p["cpus"] for p in each] if each else [procs.get("client_cpus")]
+    return out
 
 
 @contextlib.contextmanager

@@ -190,7 +190,12 @@ def test_meta_json(finished_run: tuple[Path, Path]) -> None:
     assert meta["started_at"] and meta["ended_at"]
     assert meta["scenario_file"] == str(scenario)
     assert meta["scenario"] == load_scenario(scenario).as_dict()
-    assert meta["pinning"] == plan_placement("split").as_dict()
+    assert meta["pinning"] == plan_placement("split").as_dict() | {
+        # One load-generator process per cell, on the client CPU.
+        "client_processes": {
+            cell: [plan_placement("split").client_cpus] for cell in (HTTP_CELL, WS_CELL)
+        }
+    }
     env = meta["environment"]
     assert isinstance(env["cpu_model"], str) and env["cpu_model"]
     for package in ("websockets", "aiohttp", "httpx", "uvloop", "hdrhistogram"):
@@ -351,3 +356,18 @@ def test_sigterm_while_starting_a_child_stops_the_run_and_the_child(
     assert read_json(tmp_path / "out" / META_FILE)["complete"] is False
     assert read_json(tmp_path / "out" / SUMMARY_FILE)["cells"] == []
     assert {sig: signal.getsignal(sig) for sig in handlers} == handlers, "handlers restored"
+
+
+def test_meta_records_the_harness_floor(finished_run: tuple[Path, Path]) -> None:
+    _, out = finished_run
+    floors = read_json(out / META_FILE)["harness_floor"]
+    # One payload size among the echo cells: one floor, measured on loopback before them.
+    assert [f["payload_bytes"] for f in floors] == [64]
+    floor = floors[0]
+    assert "error" not in floor, floor
+    assert floor["count"] > 0
+    assert 0 < floor["min_ns"] <= floor["p50_ns"] <= floor["p99_ns"] <= floor["max_ns"]
+    placement = plan_placement("split")
+    assert floor["server_cpus"] == placement.server_cpus
+    assert floor["client_cpus"] == placement.client_cpus
+    assert floor["loop"] == "uvloop"
