@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from reports.fmt import as_float, fmt_int, fmt_ms, fmt_pct
+from reports.floor import CLIENT_CPU_RATIO, client_cpu_heavy
+from reports.fmt import as_float, fmt_int, fmt_ms, fmt_pct, fmt_us
 from reports.load import Run
 from reports.stats import failed_repeats, realtime_mask
 
@@ -27,6 +28,8 @@ SPREAD_CV = 0.2
 SPREAD_CV_P99 = 0.5
 
 SPREAD_MESSAGE = "high spread across repeats"
+
+CLIENT_CPU_MESSAGE = "load generator works harder than the server"
 
 
 def cell_label(run: Run, row: pd.Series) -> str:
@@ -50,7 +53,9 @@ def run_warnings(
     cells whose client CPU utilisation (cell or any repeat) exceeds ``saturation``, open-loop
     cells that did not reach 95 % of their offered rate, cells whose repeats disagree (the
     per-repeat p50 — delivery p50 for real-time cells — has a coefficient of variation above
-    ``spread``, or the per-repeat p99 one above ``spread_p99``), and for real-time cells:
+    ``spread``, or the per-repeat p99 one above ``spread_p99``), cells whose client CPU per
+    request is :data:`~reports.floor.CLIENT_CPU_RATIO` times the server's or more, and for
+    real-time cells:
     lost or duplicated deliveries, no useful message, slow-consumer closes, reconnects, and
     deliveries missing from deliveries.parquet. A real-time cell's ``count`` covers actions
     (send, publish, activity) only, so it is not flagged for having no requests when items
@@ -113,6 +118,18 @@ def run_warnings(
         lines.append(
             f"{SATURATION_MESSAGE} (client CPU above {fmt_pct(saturation)} in: "
             f"{', '.join(saturated)})"
+        )
+    heavy = client_cpu_heavy(run)
+    if not heavy.empty:
+        named = [
+            f"{_label(run, r['run_id'], r['cell'])} ({r['ratio']:.1f}×: "
+            f"{fmt_us(r['client_s'])} against {fmt_us(r['server_s'])} µs per request)"
+            for _, r in heavy.iterrows()
+        ]
+        lines.append(
+            f"{CLIENT_CPU_MESSAGE}: its CPU per request is {CLIENT_CPU_RATIO:g}× the server's "
+            "or more, so latency and capacity may measure the client library more than the "
+            f"protocol, in: {', '.join(named)}"
         )
     spreads = repeat_spread(run)
     for label, limit in (("p50", spread), ("p99", spread_p99)):
@@ -179,8 +196,9 @@ def cell_caveats(
 ) -> dict[tuple[str, str], list[str]]:
     """Short reasons to doubt each cell, keyed by ``(run_id, cell)``; cells without any are
     left out. The verdict table lists them beside each pair: ``"status error"``,
-    ``"12 errors"``, ``"3 lost deliveries"``, ``"client CPU 95%"``, ``"rate not reached
-    (200 of 400 req/s)"``, ``"repeats disagree at p50 (CV 35%)"``, ``"run incomplete"``."""
+    ``"12 errors"``, ``"3 lost deliveries"``, ``"client CPU 95%"``, ``"client CPU 2.4× the
+    server's"``, ``"rate not reached (200 of 400 req/s)"``, ``"repeats disagree at p50
+    (CV 35%)"``, ``"run incomplete"``."""
     out: dict[tuple[str, str], list[str]] = {}
     incomplete = {part.run_id for part in run.runs if not part.complete}
     failed = failed_repeats(run.cells)
@@ -209,6 +227,9 @@ def cell_caveats(
             tags.append(f"rate not reached ({achieved:,.0f} of {offered:,.0f} req/s)")
         if tags:
             out[(str(row["run_id"]), str(row["cell"]))] = tags
+    for _, r in client_cpu_heavy(run).iterrows():
+        key = (str(r["run_id"]), str(r["cell"]))
+        out.setdefault(key, []).append(f"client CPU {r['ratio']:.1f}× the server's")
     limits = {"p50": spread, "p99": spread_p99}
     for _, r in repeat_spread(run).iterrows():
         if np.isfinite(r["cv"]) and r["cv"] > limits[r["label"]]:

@@ -32,6 +32,7 @@ from matplotlib.figure import Figure
 
 from reports import charts
 from reports.checks import run_warnings
+from reports.floor import floor_notes, floor_table, fmt_multiple
 from reports.fmt import as_float, fmt_bytes, fmt_ms, fmt_ratio, fmt_text
 from reports.load import Run, cell_scenario, part_names, scenario_label, select_part
 from reports.matrix import matrix_pivot, matrix_profiles, verdict_matrix
@@ -146,6 +147,7 @@ def report_context(run: Run, *, verdicts: pd.DataFrame | None = None) -> dict[st
             else None
         ),
         "warnings": run_warnings(run),
+        "floor": _floor(run, multi),
         "sweeps": _sweep_rows(sweeps, multi),
         "scenarios": [_scenario(part, i) for i, part in enumerate(scenario_runs(run), start=1)],
         "environments": [_environment(part) for part in run.runs],
@@ -325,6 +327,24 @@ def _sweep_rows(sweeps: pd.DataFrame, multi: bool) -> list[dict[str, str]]:
             }
         )
     return rows
+
+
+def _floor(run: Run, multi: bool) -> dict[str, Any] | None:
+    """The harness floor (:mod:`reports.floor`): its notes and each loopback echo cell's
+    p50 as a multiple of it; None when meta.json has no floor."""
+    notes = floor_notes(run)
+    if not notes:
+        return None
+    rows = [
+        {
+            "cell": f"{r['run_id']}: {r['cell']}" if multi else str(r["cell"]),
+            "p50": fmt_ms(r["p50_ms"]),
+            "floor": fmt_ms(r["floor_p50_ms"]),
+            "multiple": fmt_multiple(r["multiple"]),
+        }
+        for _, r in floor_table(run).iterrows()
+    ]
+    return {"notes": notes, "rows": rows}
 
 
 def _chart(title: str, fig: Figure, caption: str) -> dict[str, str]:

@@ -21,6 +21,7 @@ import pandas as pd
 
 from loadgen.escape import csv_frame, md_code, md_text
 from reports.checks import run_warnings
+from reports.floor import floor_notes, floor_table, fmt_multiple
 from reports.fmt import as_float, fmt_bytes, fmt_ms, fmt_pct, fmt_rate, fmt_us
 from reports.load import Run, scenario_label
 from reports.matrix import MATRIX_CSV, matrix_pivot, matrix_profiles, ratio_ci_text, verdict_matrix
@@ -59,7 +60,8 @@ def summary_markdown(
 ) -> str:
     """The Markdown summary of ``run``: the verdict matrix (when the pairs span two or more
     link profiles, :func:`reports.matrix.verdict_matrix`), verdict counts, the verdict per
-    pair, warnings, rate sweeps (if any) and key figures per cell."""
+    pair, warnings, rate sweeps (if any), the harness floor with each loopback echo cell's
+    p50 as a multiple of it (when meta.json has one) and key figures per cell."""
     verdicts = verdict_table(run) if verdicts is None else verdicts
     warnings = run_warnings(run) if warnings is None else warnings
     claim = f"{CLAIM_RATIO:g}×"
@@ -92,6 +94,7 @@ def summary_markdown(
     if not sweeps.empty:
         lines += ["", "### Rate sweeps: highest rate with p99 under the objective", ""]
         lines += _sweep_lines(sweeps, multi=len(run.runs) > 1)
+    lines += _floor_lines(run)
     lines += ["", "### Key figures", ""]
     lines += _key_figures(run)
     lines += [
@@ -250,6 +253,27 @@ def _sweep_lines(sweeps: pd.DataFrame, *, multi: bool) -> list[str]:
             md_text(stop),
         ]
         lines.append("| " + " | ".join(_md(v) for v in values) + " |")
+    return lines
+
+
+def _floor_lines(run: Run) -> list[str]:
+    """The harness floor and each loopback echo cell's p50 as a multiple of it; nothing
+    when no floor was recorded."""
+    notes = floor_notes(run)
+    if not notes:
+        return []
+    lines = ["", "### Harness floor: the load generator's own round trip", ""]
+    lines += [f"- {_md(n)}" for n in notes]
+    table = floor_table(run)
+    if not table.empty:
+        lines += ["", "| Cell | p50 ms | floor p50 ms | p50 ÷ floor |", "|---|---:|---:|---:|"]
+        multi = len(run.runs) > 1
+        for _, r in table.iterrows():
+            name = f"{r['run_id']}: {r['cell']}" if multi else str(r["cell"])
+            values = [f"`{name}`", fmt_ms(r["p50_ms"]), fmt_ms(r["floor_p50_ms"])]
+            lines.append(
+                "| " + " | ".join(_md(v) for v in [*values, fmt_multiple(r["multiple"])]) + " |"
+            )
     return lines
 
 

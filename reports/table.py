@@ -3,7 +3,8 @@
 ::
 
     from reports.table import print_summary
-    print_summary(run)                 # summary tables (split in two if too wide), warnings
+    print_summary(run)                 # summary tables (split in two if too wide), floor, warnings
+    print_floor(run)                   # the harness floor and each echo cell's p50 multiple
     console.print(summary_table(run))  # just the echo (request) table
     console.print(delivery_summary_table(run))   # just the real-time (delivery) table
     console.print(ratio_rich_table(reports.stats.ratio_table(run.cells)))
@@ -26,6 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from reports.checks import cell_label, run_warnings
+from reports.floor import floor_notes, floor_table, fmt_multiple
 from reports.fmt import (
     fmt_bytes,
     fmt_int,
@@ -207,10 +209,36 @@ def print_summary(run: Run, console: Console | None = None, *, warnings: bool = 
         _print_fitting(console, delivery_summary_table(run), lambda: delivery_tables_narrow(run))
     if not activity_cells(run).empty:
         console.print(activity_summary_table(run))
+    print_floor(run, console)
     lines = run_warnings(run)
     if warnings:
         print_warnings(lines, console)
     return lines
+
+
+def print_floor(run: Run, console: Console | None = None) -> None:
+    """Print the harness floor (:mod:`reports.floor`) and each loopback echo cell's p50
+    as a multiple of it; nothing when the run recorded no floor."""
+    notes = floor_notes(run)
+    if not notes:
+        return
+    console = console or Console()
+    for note in notes:
+        console.print(Text(note))
+    rows = floor_table(run)
+    if rows.empty:
+        return
+    table = _table("p50 as a multiple of the harness floor")
+    table.add_column("Cell", min_width=CELL_MIN_WIDTH, overflow="fold")
+    for header in ("p50\nms", "floor p50\nms", "p50 ÷\nfloor"):
+        table.add_column(header, justify="right")
+    multi = len(run.runs) > 1
+    for _, r in rows.iterrows():
+        name = f"{r['run_id']}: {r['cell']}" if multi else str(r["cell"])
+        table.add_row(
+            Text(name), fmt_ms(r["p50_ms"]), fmt_ms(r["floor_p50_ms"]), fmt_multiple(r["multiple"])
+        )
+    console.print(table)
 
 
 def _print_fitting(console: Console, table: Table, narrow: Callable[[], list[Table]]) -> None:

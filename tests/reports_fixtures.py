@@ -71,6 +71,8 @@ class CellSpec:
     conn_mode: str
     scale: float = 1.0
     cpu_util_client: float = 0.5
+    #: Client CPU per request as a multiple of the server's (2 or more is warned about).
+    client_cpu_factor: float = 1.5
     failed: int = 0  # failed (ok=False) rows per repeat
     status: str = "ok"
     rate: float | None = None
@@ -297,7 +299,10 @@ def _stats(
         "latency_uncorrected_ms": {
             label: float(np.percentile(uncorrected_ms, q)) for label, q in LABELS
         },
-        "cpu_s_per_request": {"server": 0.0001 * spec.scale, "client": 0.0003 * spec.scale},
+        "cpu_s_per_request": {
+            "server": 0.0001 * spec.scale,
+            "client": 0.0001 * spec.scale * spec.client_cpu_factor,
+        },
         "cpu_util": {"server": 0.45, "client": spec.cpu_util_client},
         "bytes_per_request": {
             "sent": 180.0 if is_http else 30.0,
@@ -621,7 +626,7 @@ def _rt_block(spec: RtCellSpec, parts: list[dict[str, Any]], duration_s: float) 
         "throughput_rps": count / duration_s,
         "latency_ms": _percentiles(sends),
         "latency_uncorrected_ms": _percentiles(sends),
-        "cpu_s_per_request": {"server": 0.0002, "client": 0.0004},
+        "cpu_s_per_request": {"server": 0.0002, "client": 0.0003},
         "cpu_util": {"server": 0.1, "client": 0.2},
         "bytes_per_request": {"sent": float(sent_b), "received": float(recv_b)},
         "deliveries": {
