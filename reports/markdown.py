@@ -263,14 +263,14 @@ def _floor_lines(run: Run) -> list[str]:
     if not notes:
         return []
     lines = ["", "### Harness floor: the load generator's own round trip", ""]
-    lines += [f"- {_md(n)}" for n in notes]
+    lines += [f"- {_md(md_text(n))}" for n in notes]
     table = floor_table(run)
     if not table.empty:
         lines += ["", "| Cell | p50 ms | floor p50 ms | p50 ÷ floor |", "|---|---:|---:|---:|"]
         multi = len(run.runs) > 1
         for _, r in table.iterrows():
             name = f"{r['run_id']}: {r['cell']}" if multi else str(r["cell"])
-            values = [f"`{name}`", fmt_ms(r["p50_ms"]), fmt_ms(r["floor_p50_ms"])]
+            values = [md_code(name), fmt_ms(r["p50_ms"]), fmt_ms(r["floor_p50_ms"])]
             lines.append(
                 "| " + " | ".join(_md(v) for v in [*values, fmt_multiple(r["multiple"])]) + " |"
             )
