@@ -31,6 +31,10 @@ MODES = [
     ("http", "aiohttp", "new-connection"),
     ("ws-websockets", "websockets", "persistent"),
     ("ws-aiohttp", "aiohttp", "persistent"),
+    ("http", "lean", "keep-alive"),
+    ("http", "lean", "new-connection"),
+    ("ws-websockets", "lean", "persistent"),
+    ("ws-aiohttp", "lean", "persistent"),
 ]
 
 
@@ -314,3 +318,62 @@ def test_check_reply_codes(body: bytes, expected: str | None) -> None:
 
     assert _check_reply(200, body, 7) == expected
     assert _check_reply(503, body, 7) == "http_503"
+
+
+# --- bad replies are error rows -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reply", "code"),
+    [
+        (b'HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n{"op":', "truncated"),
+        (b"HTTP/1.1 2xx OK\r\n\r\n", "malformed"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", "bad_reply:invalid_envelope"),
+    ],
+    ids=["truncated", "malformed", "not-an-envelope"],
+)
+def test_lean_bad_replies_are_error_rows(reply: bytes, code: str) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                await reader.readexactly(length)
+                writer.write(reply)
+                await writer.drain()
+                if code != "bad_reply:invalid_envelope":
+                    writer.close()  # the reply was cut or broken: the connection goes too
+                    return
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    async def main() -> list[Sample]:
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        raw = RawRecorder()
+        hook = EventHook()
+        hook.add_listener(raw.record)
+        spec = CellRun(
+            cell="bad",
+            transport="http",
+            client="lean",
+            conn_mode="keep-alive",
+            base_url=f"http://127.0.0.1:{port}",
+            duration_s=0.3,
+            warmup_s=0,
+            max_requests=20,
+            timeout_s=2,
+        )
+        await run_cell(spec, hook)
+        server.close()
+        return raw.rows
+
+    rows = run_in(True, main)
+    requests = [r for r in rows if r.kind == "request"]
+    assert requests, "the run went on after the first bad reply"
+    assert {r.error for r in requests} == {code}
+    assert not any(r.ok for r in requests)
