@@ -596,6 +596,16 @@ class _Runner:
                 continue
             if line is None:
                 running -= 1
+                if n > 1 and len(ready) < n and index not in ready:
+                    # It ended before the start barrier: the others would wait for it
+                    # until the deadline. Stop them and report why it ended.
+                    code = workers[index].proc.wait(timeout=10)
+                    for worker in workers:
+                        stop_process(worker)
+                    return {
+                        "failed": f"load generator {index + 1} of {n} exited with code {code} "
+                        f"before the start: {log_tail(logs[index])}"
+                    }
                 continue
             try:
                 event = orjson.loads(line)

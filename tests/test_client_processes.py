@@ -228,3 +228,51 @@ def test_meta_records_each_process_pinning(two_process_run: Path) -> None:
         assert len(each) == 2
         if len(cpus) >= 2:
             assert all(c and meta["pinning"]["server_cpus"][0] not in c for c in each)
+
+
+def test_locust_engine_refuses_client_processes(tmp_path: Path) -> None:
+    scenario = tmp_path / "two.toml"
+    scenario.write_text(TWO_PROCESSES)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["run", str(scenario), "--engine", "locust", "--out", str(out), "--no-progress"]
+    )
+    assert result.exit_code == 2
+    assert "client_processes applies to the asyncio engine" in result.output
+    assert not out.exists()
+
+
+def test_a_process_that_dies_before_the_start_fails_the_repeat_at_once(tmp_path: Path) -> None:
+    """The others wait at the start barrier; the repeat fails with the dead one's reason
+    instead of waiting for the deadline, and every process is stopped."""
+    import sys
+    import time
+
+    from loadgen.orchestrator import _Runner
+    from loadgen.procs import _spawn
+
+    scenario = parse_scenario(_scenario())
+    runner = _Runner(scenario, tmp_path, plan_placement("none"), None)
+    waits = 'import time; print(\'{"event": "ready"}\', flush=True); time.sleep(60)'
+    dies = "import sys; sys.stderr.write('set-up broke\\n'); sys.exit(3)"
+    logs = [tmp_path / "p0.log", tmp_path / "p1.log"]
+    server = _spawn(
+        "server", [sys.executable, "-c", "import time; time.sleep(60)"], None, tmp_path / "s.log"
+    )
+    workers = [
+        _spawn("p0", [sys.executable, "-c", waits], None, logs[0]),
+        _spawn("p1", [sys.executable, "-c", dies], None, logs[1]),
+    ]
+    spec = SPEC.__class__(**(SPEC.to_dict() | {"duration_s": 30.0, "warmup_s": 30.0}))
+    try:
+        t0 = time.monotonic()
+        part = runner._watch(server, workers, spec, tmp_path / "x", logs)
+        assert time.monotonic() - t0 < 20  # well before the 90 s deadline
+        # The waiting process was stopped by the watch, not by this test's clean-up.
+        assert workers[0].proc.poll() is not None
+    finally:
+        for child in (server, *workers):
+            child.proc.kill()
+            child.proc.wait()
+    assert part["failed"].startswith("load generator 2 of 2 exited with code 3 before the start")
+    assert "set-up broke" in part["failed"]
