@@ -36,6 +36,8 @@ from loadgen.wire import WireCounter
 
 clock = time.perf_counter_ns
 
+_DATA = frozenset({Opcode.TEXT, Opcode.BINARY, Opcode.CONT})
+
 #: ``on_message(data, received_ns, wire_bytes)``; wire_bytes counts the frames' headers too.
 OnMessage = Callable[[bytes, int, int], None]
 
@@ -104,11 +106,16 @@ class WsConnection(asyncio.Protocol):
         self._bytes.read(len(data))
         ws = self._ws
         ws.receive_data(data)
+        data_only = True
         for event in ws.events_received():
-            if isinstance(event, Frame):
+            if type(event) is Frame and event.opcode in _DATA:
                 self._frame(event, now)
-            elif isinstance(event, Response):
-                self._handshake_done()
+            else:
+                data_only = False
+                if isinstance(event, Response):
+                    self._handshake_done()
+        if data_only and ws.state is State.OPEN and ws.parser_exc is None:
+            return  # data frames call for no answer: nothing to write, nothing to close
         self._flush()
         if ws.state is State.CLOSED or ws.close_expected():
             self._finish()
@@ -145,20 +152,18 @@ class WsConnection(asyncio.Protocol):
         self._handshake.set_exception(ClientError("connect_error", detail))
 
     def _frame(self, frame: Frame, now: int) -> None:
-        opcode = frame.opcode
-        if opcode is Opcode.TEXT or opcode is Opcode.BINARY or opcode is Opcode.CONT:
-            # Header bytes: 2, + 2 or 8 for longer payloads; server frames are unmasked.
-            n = len(frame.data)
-            wire = n + (2 if n < 126 else 4 if n < 65536 else 10)
-            if frame.fin and not self._fragments:
-                self._on_message(frame.data, now, wire)
-                return
-            self._fragments.append(frame.data)
-            self._fragment_bytes += wire
-            if frame.fin:
-                data, self._fragments = b"".join(self._fragments), []
-                wire, self._fragment_bytes = self._fragment_bytes, 0
-                self._on_message(data, now, wire)
+        # Header bytes: 2, + 2 or 8 for longer payloads; server frames are unmasked.
+        n = len(frame.data)
+        wire = n + (2 if n < 126 else 4 if n < 65536 else 10)
+        if frame.fin and not self._fragments:
+            self._on_message(frame.data, now, wire)
+            return
+        self._fragments.append(frame.data)
+        self._fragment_bytes += wire
+        if frame.fin:
+            data, self._fragments = b"".join(self._fragments), []
+            wire, self._fragment_bytes = self._fragment_bytes, 0
+            self._on_message(data, now, wire)
 
     def _flush(self) -> None:
         transport = self._transport
