@@ -441,6 +441,12 @@ def environment_check(base: RunData, cur: RunData) -> tuple[list[Mismatch], list
                 (b.get("scenario") or {}).get(key),
                 (c.get("scenario") or {}).get(key),
             )
+        # Runs from before client_processes existed ran one load-generator process.
+        differ(
+            f"{label} client_processes",
+            (b.get("scenario") or {}).get("client_processes", 1),
+            (c.get("scenario") or {}).get("client_processes", 1),
+        )
         differ(f"{label} [load]", b.get("load"), c.get("load"))
         differ(f"{label} [realtime]", b.get("realtime"), c.get("realtime"))
 

@@ -529,6 +529,11 @@ def test_schema_mismatch_exits_2(tmp_path: Path, base_schema: int, cur_schema: i
         ("CPU count", {"cpu_count": 64}, None),
         ("Python version", {"python": "3.12.1"}, None),
         ("scenario [load]", {}, {"load": {"model": "open", "connections": 4, "rate": 800.0}}),
+        (
+            "scenario client_processes",
+            {},
+            {"scenario": SCENARIO["scenario"] | {"client_processes": 2}},
+        ),
     ],
 )
 def test_environment_mismatch_exits_2_unless_allowed(
