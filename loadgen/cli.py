@@ -55,7 +55,8 @@ def run(
 ) -> None:
     """Run a scenario: start servers, drive load, write results (and a report)."""
     if engine not in ("asyncio", "locust"):
-        err.print(f"[red]error:[/] --engine must be asyncio or locust, got {engine!r}")
+        got = term_text(repr(engine))
+        err.print(f"[red]error:[/] --engine must be asyncio or locust, got {got}")
         raise typer.Exit(2)
     if workers and engine != "locust":
         err.print("[red]error:[/] --workers applies to --engine locust only")
@@ -108,7 +109,7 @@ def locust(
         err.print(f"[red]error:[/] {term_text(exc)}", highlight=False)
         raise typer.Exit(2) from None
     with interactive_spec(spec, cell) as cell_spec:
-        err.print(f"locust web UI on http://127.0.0.1:{port} for {cell_spec.cell}")
+        err.print(f"locust web UI on http://127.0.0.1:{port} for {term_text(cell_spec.cell)}")
         raise typer.Exit(run_web_ui(cell_spec, port=port))
 
 
@@ -136,7 +137,10 @@ def sweep(
     try:
         values = [float(r) for r in rates.split(",") if r.strip()]
     except ValueError:
-        err.print(f"[red]error:[/] --rates must be numbers separated by commas, got {rates!r}")
+        err.print(
+            "[red]error:[/] --rates must be numbers separated by commas, "
+            f"got {term_text(repr(rates))}"
+        )
         raise typer.Exit(2) from None
     try:
         data = read_scenario_dict(scenario)
@@ -245,7 +249,7 @@ def report(
     except ResultsError as exc:
         err.print(f"[red]error:[/] {term_text(exc)}", highlight=False)
         raise typer.Exit(2) from None
-    err.print(f"report: {path}")
+    err.print(f"report: {path}", markup=False, highlight=False)
 
 
 @app.command()
@@ -262,7 +266,7 @@ def validate(
             err.print(f"[red]invalid[/] {term_text(exc)}", highlight=False)
             continue
         cells, seconds = len(spec.run_cells()), spec.estimated_seconds()
-        err.print(f"[green]ok[/] {path}: {cells} cells, ~{seconds:.0f}s")
+        err.print(f"[green]ok[/] {term_text(path)}: {cells} cells, ~{seconds:.0f}s")
     if bad:
         raise typer.Exit(2)
 
@@ -352,10 +356,10 @@ def baseline_save(
         err.print(f"[red]error:[/] {term_text(exc)}", highlight=False)
         raise typer.Exit(2) from None
     for warning in saved.warnings:
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        err.print(f"[yellow]warning:[/] {term_text(warning)}", highlight=False)
     for fname, why in saved.skipped.items():
-        err.print(f"[yellow]not copied:[/] {fname} ({why})", highlight=False)
-    err.print(f"baseline {saved.path}: {', '.join(saved.copied)}", highlight=False)
+        err.print(f"[yellow]not copied:[/] {term_text(f'{fname} ({why})')}", highlight=False)
+    err.print(f"baseline {saved.path}: {', '.join(saved.copied)}", markup=False, highlight=False)
 
 
 @baseline_app.command("list")
@@ -369,7 +373,7 @@ def baseline_list(
 
     found = list_baselines(baselines)
     if not found:
-        err.print(f"no baselines in {baselines}/")
+        err.print(f"no baselines in {baselines}/", markup=False)
     for b in found:
         Console().print(
             f"{b['name']}: run {b.get('run_id')}, scenario {b.get('scenario')}, "

@@ -238,3 +238,12 @@ def test_run_with_a_mathtext_cell_name_writes_report_and_checks_slo(tmp_path: Pa
     assert result.exit_code == 0, result.output
     assert (out / "report.html").is_file()
     assert (out / "slo.json").is_file()
+
+
+def test_validate_prints_a_name_with_rich_markup_as_is(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    cell = '[[cells]]\ntransport = "http"\nclient = "aiohttp"\nname = "a[/]b"\n'
+    path.write_text('[scenario]\nname = "s"\n' + cell + cell)
+    result = CliRunner().invoke(cli.app, ["validate", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "two cells are both named 'a[/]b'" in " ".join(result.output.split())
