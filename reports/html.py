@@ -38,6 +38,7 @@ from reports.load import Run, cell_scenario, part_names, scenario_label, select_
 from reports.matrix import matrix_pivot, matrix_profiles, verdict_matrix
 from reports.stats import (
     bytes_per_useful_split,
+    completed_run,
     cost_table,
     measured_deliveries,
     measured_samples,
@@ -384,6 +385,7 @@ def _scenario(part: Run, index: int) -> dict[str, Any]:
 
 
 def _request_charts(run: Run, costs: pd.DataFrame) -> list[dict[str, str]]:
+    run = completed_run(run)  # a failed repeat's rows are no measurement of its cell
     echo_costs = costs[costs["per"] == "request"]
     out = [
         _chart(
@@ -444,6 +446,7 @@ def _request_charts(run: Run, costs: pd.DataFrame) -> list[dict[str, str]]:
 
 def _delivery_charts(run: Run, costs: pd.DataFrame) -> list[dict[str, str]]:
     """Delivery latency charts (when any delivery was measured) and the cost charts."""
+    run = completed_run(run)
     live_costs = costs[costs["per"] == "message"]
     out = []
     if not measured_deliveries(run.deliveries).empty:

@@ -25,6 +25,7 @@ All return DataFrames using the column names of :mod:`reports.columns`, so
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 
@@ -42,7 +43,7 @@ from reports.columns import (
     latency_col,
 )
 from reports.fmt import fmt_ms
-from reports.load import cell_scenario
+from reports.load import Run, cell_scenario
 
 #: Columns that identify a cell in samples and cells DataFrames.
 CELL_KEYS: tuple[str, ...] = ("cell", "transport", "client", "conn_mode")
@@ -125,6 +126,17 @@ def without_failed_repeats(frame: pd.DataFrame, cells: pd.DataFrame) -> pd.DataF
         ]
     )
     return frame.loc[~keys.isin(list(failed))]
+
+
+def completed_run(run: Run) -> Run:
+    """``run`` with the rows of failed repeats left out of ``samples`` and ``deliveries``
+    (see :func:`without_failed_repeats`), as summary.json's figures leave them out; the
+    report draws its charts from it."""
+    return dataclasses.replace(
+        run,
+        samples=without_failed_repeats(run.samples, run.cells),
+        deliveries=without_failed_repeats(run.deliveries, run.cells),
+    )
 
 
 def percentile_of(label: str) -> float:

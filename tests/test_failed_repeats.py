@@ -15,7 +15,7 @@ import reports
 from loadgen.schema import SAMPLES_FILE, SUMMARY_FILE
 from loadgen.summary import cell_summary
 from reports.checks import cell_caveats, run_warnings
-from reports.stats import failed_repeats, measured_samples
+from reports.stats import completed_run, failed_repeats, measured_samples
 from reports.verdict import verdict_table
 
 HTTP = "http/aiohttp/keep-alive"
@@ -78,3 +78,14 @@ def test_summary_lists_failed_repeats() -> None:
     summary = cell_summary(cell, parts)
     assert summary["failed_repeats"] == [0]
     assert summary["repeats_ok"] == 0
+
+
+def test_the_charts_leave_failed_repeats_out_too(tmp_path: Path) -> None:
+    folder = make_run_dir(tmp_path, CELLS, repeats=3, n=600)
+    _fail_repeat(folder, 2, structured=True)
+    run = reports.load(folder)
+    kept = completed_run(run)
+    http = kept.samples[kept.samples["cell"] == HTTP]
+    assert sorted(http["repeat"].unique()) == [0, 1]
+    assert len(kept.samples) < len(run.samples)  # the rows stay on disk and in run.samples
+    assert sorted(kept.samples[kept.samples["cell"] != HTTP]["repeat"].unique()) == [0, 1, 2]
