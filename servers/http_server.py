@@ -34,6 +34,7 @@ end cleanly (the last chunk is sent). Sends and publishes stay ``POST /rpc``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 import orjson
 from aiohttp import web
@@ -73,23 +74,17 @@ def _context(hub: Hub, request: web.Request) -> Context:
     return hub.authenticate(token)
 
 
-def _poll_request(request: web.Request) -> protocol.Request:
-    """The ``poll`` request a ``GET /inbox`` query stands for."""
-    query = request.rel_url.query
-    payload: dict[str, int] = {}
-    for name in _QUERY_INTS:
-        if name in query:
-            try:
-                payload[name] = int(query[name])
-            except ValueError:
-                raise protocol.InvalidEnvelope(
-                    f"query parameter {name!r} must be an integer"
-                ) from None
-    try:
-        rid = int(query.get("id", "0"))
-        ts = int(query.get("ts", "0"))
-    except ValueError:
-        raise protocol.InvalidEnvelope("query parameters 'id' and 'ts' must be integers") from None
+def poll_request(query: Mapping[str, str]) -> protocol.Request:
+    """The ``poll`` request a ``GET /inbox`` query stands for.
+
+    Every value is range-checked like an envelope integer
+    (:func:`~servers.protocol.parse_int_text`); a bad one raises InvalidEnvelope.
+    """
+    payload = {
+        name: protocol.parse_int_text(name, query[name]) for name in _QUERY_INTS if name in query
+    }
+    rid = protocol.parse_int_text("id", query.get("id", "0"))
+    ts = protocol.parse_int_text("ts", query.get("ts", "0"))
     return protocol.Request(op="poll", id=rid, ts=ts, payload=payload)
 
 
@@ -107,14 +102,15 @@ def _stream_token(request: web.Request) -> str:
     return token
 
 
-def _resume_after(request: web.Request) -> int:
-    """Where a stream starts: after ``Last-Event-ID``, else ``?after=``, else 0."""
-    name, text = "Last-Event-ID", request.headers.get("Last-Event-ID", "").strip()
-    if not text:
-        name, text = "after", request.rel_url.query.get("after", "0")
-    if not (text.isascii() and text.isdigit()):
-        raise protocol.InvalidEnvelope(f"{name} must be a non-negative integer, got {text!r}")
-    return int(text)
+def resume_after(last_event_id: str | None, after: str | None) -> int:
+    """Where a stream starts: after ``Last-Event-ID``, else ``?after=``, else 0.
+
+    Raises InvalidEnvelope for a value that is not an integer in the envelope's range.
+    """
+    text = (last_event_id or "").strip()
+    if text:
+        return protocol.parse_int_text("Last-Event-ID", text)
+    return protocol.parse_int_text("after", "0" if after is None else after)
 
 
 def sse_event(body: bytes) -> bytes:
@@ -185,7 +181,7 @@ def make_app(config: ServerConfig, hub: Hub) -> web.Application:
     async def inbox(request: web.Request) -> web.Response:
         try:
             ctx = _context(hub, request)
-            req = _poll_request(request)
+            req = poll_request(request.rel_url.query)
         except protocol.ProtocolError as exc:
             reply = hub.reject(exc)
         else:
@@ -197,7 +193,9 @@ def make_app(config: ServerConfig, hub: Hub) -> web.Application:
     async def events(request: web.Request) -> web.StreamResponse:
         try:
             token = _stream_token(request)
-            after = _resume_after(request)
+            after = resume_after(
+                request.headers.get("Last-Event-ID"), request.rel_url.query.get("after")
+            )
             session = hub.open_session(token)
         except protocol.ProtocolError as exc:
             reply = hub.reject(exc)

@@ -155,6 +155,22 @@ def _check_int(name: str, value: Any) -> int:
     return value
 
 
+#: Most digits an integer given as text may have: 2**63 - 1 has 19.
+_MAX_ID_DIGITS = len(str(_MAX_ID))
+
+
+def parse_int_text(name: str, text: str) -> int:
+    """An envelope integer given as text (an HTTP query value or header), checked like one.
+
+    Only ASCII digits, 0 to 2**63 - 1 (the range of ``id`` and ``ts``); anything
+    else raises :class:`InvalidEnvelope` naming ``name`` (without echoing a huge value).
+    """
+    if not (0 < len(text) <= _MAX_ID_DIGITS and text.isascii() and text.isdigit()):
+        shown = text if len(text) <= 24 else f"{text[:20]}... ({len(text)} characters)"
+        raise InvalidEnvelope(f"{name!r} must be an integer from 0 to {_MAX_ID}, got {shown!r}")
+    return _check_int(name, int(text))
+
+
 def _loads(data: bytes | bytearray | memoryview | str) -> Any:
     try:
         return orjson.loads(data)

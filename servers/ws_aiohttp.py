@@ -21,13 +21,64 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Callable
+from typing import Any
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
+from aiohttp.web_request import BaseRequest
 
 from servers import protocol
 from servers.common import SEND_TIMEOUT, SHUTDOWN_TIMEOUT, OnReady, ServerConfig, ws_hard_limit
 from servers.hub import Hub, Session
 from servers.realtime.auth import bearer_token
+from servers.ws_frames import MaskCheck
+
+
+class _MaskedFramesOnly:
+    """aiohttp's frame parser behind a :class:`~servers.ws_frames.MaskCheck`.
+
+    aiohttp's server accepts unmasked client frames; RFC 6455 (5.1) says close
+    with 1002. On the first unmasked frame the parser's queue gets the same
+    WebSocketError aiohttp raises for its own protocol errors, so ``receive()``
+    closes with 1002 and nothing of that frame reaches the hub.
+    """
+
+    def __init__(self, inner: Any, queue: Any, check: MaskCheck) -> None:
+        self._inner = inner
+        self._queue = queue
+        self._check = check
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        if not self._check.feed(data):
+            if not self._failed():
+                self._queue.set_exception(
+                    WebSocketError(WSCloseCode.PROTOCOL_ERROR, "client frames must be masked")
+                )
+            return True, b""  # what aiohttp's parser answers after a protocol error
+        result: tuple[bool, bytes] = self._inner.feed_data(data)
+        return result
+
+    def _failed(self) -> bool:
+        return self._queue.exception() is not None
+
+    def feed_eof(self) -> None:
+        self._inner.feed_eof()
+
+
+class _WebSocketResponse(web.WebSocketResponse):
+    """aiohttp's WebSocket response, closing with 1002 on an unmasked client frame."""
+
+    def _post_start(self, request: BaseRequest, protocol: str | None, writer: Any) -> None:
+        handler = request.protocol
+        # Frames that arrived with the handshake are parsed as the parser is set up:
+        # check them first, so the check starts on a frame boundary.
+        check = MaskCheck()
+        check.feed(bytes(handler._message_tail))
+        super()._post_start(request, protocol, writer)
+        wrapped = _MaskedFramesOnly(handler._payload_parser, self._reader, check)
+        handler._payload_parser = wrapped
+        if check.violated:
+            wrapped.feed_data(b"")
+
 
 KIND = "ws-aiohttp"
 PATH = "/ws"
@@ -48,7 +99,7 @@ def make_app(config: ServerConfig, hub: Hub) -> web.Application:
             hub.authenticate(token)
         except protocol.Unauthorized as exc:
             return web.Response(status=401, text=f"{exc}\n")
-        ws = web.WebSocketResponse(
+        ws = _WebSocketResponse(
             heartbeat=None, compress=False, max_msg_size=max_msg_size, decode_text=False
         )
         # A failed handshake raises here (400): no session is open yet to leak.
