@@ -227,8 +227,9 @@ def _check_kernel_server(server: Child, klink: Any, record: dict[str, Any]) -> s
 
 
 def server_args(scenario: Scenario) -> list[str]:
-    """Server command-line options for the scenario's test delay and real-time settings."""
+    """Server command-line options: test delay, WebSocket pings, real-time settings."""
     delay = ["--delay-ms", str(d)] if (d := scenario.server.delay_ms) else []
+    delay += ["--ws-ping-interval", str(scenario.server.ws_ping_interval_s)]
     rt = scenario.realtime
     if rt is None:
         return delay
@@ -675,6 +676,8 @@ class _Runner:
             # Utilisation is per client CPU: N processes on N CPUs can use N seconds a second.
             "client_cpu_count": len(client_cpus) or n,
             "server_loop": server.info.get("loop"),
+            # Timeouts and WebSocket pings the server ran with (its ready line).
+            "server_liveness": server.info.get("liveness"),
             "server_pid": server.proc.pid,
         }
         if link is not None and link_died is None and link.proc.poll() is not None:

@@ -62,6 +62,7 @@ from loadgen.clients.base import WS_CONN_MODE, check_combination
 from loadgen.realtime.params import RealtimeParams
 from loadgen.schema import HTTP_TRANSPORTS, WS_TRANSPORTS
 from servers import protocol
+from servers.common import DEFAULT_WS_PING_INTERVAL_S
 
 Transport = Literal["http", "ws-aiohttp", "ws-websockets"]
 ClientName = Literal["httpx", "aiohttp", "websockets", "lean"]
@@ -141,6 +142,18 @@ class ServerSettings(_Strict):
     max_message_bytes: int = Field(default=1 << 20, ge=64, le=64 * 1024 * 1024)
     #: Test-only slowdown: every echo request sleeps this long in the hub (validates a gate).
     delay_ms: float = Field(default=0.0, ge=0, le=10_000)
+    #: WebSocket liveness pings (seconds between them; a client that does not answer is
+    #: disconnected). 0 turns them off, for cells whose scenario wants no ping frames.
+    ws_ping_interval_s: float = Field(default=DEFAULT_WS_PING_INTERVAL_S, ge=0, le=3600)
+
+    @model_validator(mode="after")
+    def _check_ping(self) -> ServerSettings:
+        if 0 < self.ws_ping_interval_s < 1:
+            raise ValueError(
+                "'ws_ping_interval_s' must be 0 (no pings) or at least 1 s, "
+                f"got {self.ws_ping_interval_s}"
+            )
+        return self
 
 
 #: ``[slo]`` keys that only real-time workloads can meet.

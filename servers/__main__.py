@@ -34,6 +34,9 @@ from types import ModuleType
 from typing import Any
 
 from servers.common import (
+    DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_KEEPALIVE_TIMEOUT_S,
+    DEFAULT_WS_PING_INTERVAL_S,
     ServerConfig,
     bind_host,
     format_ready_line,
@@ -135,6 +138,28 @@ def build_parser() -> argparse.ArgumentParser:
         "(15 suits most proxies; default 0: off, so benchmark streams carry events only)",
     )
     parser.add_argument(
+        "--keepalive-timeout",
+        type=float,
+        default=DEFAULT_KEEPALIVE_TIMEOUT_S,
+        help="http, ws-aiohttp: seconds a connection may go without a complete request "
+        "(idle, or still sending headers) before it is closed "
+        f"(default {DEFAULT_KEEPALIVE_TIMEOUT_S:.0f})",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=DEFAULT_BODY_TIMEOUT_S,
+        help="http: seconds a request body may take (408 after; "
+        f"default {DEFAULT_BODY_TIMEOUT_S:.0f})",
+    )
+    parser.add_argument(
+        "--ws-ping-interval",
+        type=float,
+        default=DEFAULT_WS_PING_INTERVAL_S,
+        help="WebSocket servers: seconds between liveness pings; a client that does not answer "
+        f"is disconnected and goes offline; 0: off (default {DEFAULT_WS_PING_INTERVAL_S:.0f})",
+    )
+    parser.add_argument(
         "--open-signin",
         action="store_true",
         help="demos only: let anyone sign in as any user without a key (default off)",
@@ -195,6 +220,7 @@ async def run(
             "loop": loop_name,
             "max_message_bytes": config.max_message_bytes,
             "tls": config.tls_version if config.tls else None,
+            "liveness": config.liveness(),
             **(extra_info or {}),
         }
         print(format_ready_line(info), flush=True)
@@ -261,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
             tls_version=args.tls_version,
             tls_resumption=args.tls_resumption,
             sse_heartbeat_s=args.sse_heartbeat,
+            keepalive_timeout_s=args.keepalive_timeout,
+            body_timeout_s=args.body_timeout,
+            ws_ping_interval_s=args.ws_ping_interval,
         )
         hub = Hub(
             config.max_message_bytes,

@@ -33,7 +33,17 @@ from servers.protocol import DEFAULT_MAX_MESSAGE_BYTES
 READY_PREFIX = "RTBENCH-READY "
 
 #: Keys of the JSON object on the ready line, in the order they are printed.
-READY_KEYS = ("kind", "host", "port", "pid", "path", "loop", "max_message_bytes", "tls")
+READY_KEYS = (
+    "kind",
+    "host",
+    "port",
+    "pid",
+    "path",
+    "loop",
+    "max_message_bytes",
+    "tls",
+    "liveness",
+)
 
 JSON_CONTENT_TYPE = "application/json"
 
@@ -48,6 +58,11 @@ SHUTDOWN_TIMEOUT = 5.0
 #: Seconds one WebSocket frame may take to leave; a client that stopped reading
 #: is then disconnected (counted as a slow consumer) instead of held forever.
 SEND_TIMEOUT = 10.0
+
+#: nginx's defaults: keepalive_timeout 75 s, client_body_timeout 60 s; websockets' ping 20 s.
+DEFAULT_KEEPALIVE_TIMEOUT_S = 75.0
+DEFAULT_BODY_TIMEOUT_S = 60.0
+DEFAULT_WS_PING_INTERVAL_S = 20.0
 
 OnReady = Callable[[int], None]
 
@@ -71,6 +86,14 @@ class ServerConfig:
     #: comment (keeps proxies from closing an idle stream); 0: never, the default,
     #: so a benchmark's SSE bytes are its events only.
     sse_heartbeat_s: float = 0.0
+    #: Seconds a connection may go without a complete request (idle between requests,
+    #: or still sending its headers) before it is closed; nginx's keepalive_timeout.
+    keepalive_timeout_s: float = DEFAULT_KEEPALIVE_TIMEOUT_S
+    #: Seconds a request body may take to arrive (HTTP 408 after); nginx's client_body_timeout.
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
+    #: WebSocket liveness: a ping every this many seconds, and a client that does not
+    #: answer is disconnected (so it goes offline); 0: no pings.
+    ws_ping_interval_s: float = DEFAULT_WS_PING_INTERVAL_S
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -81,12 +104,30 @@ class ServerConfig:
             raise ValueError("TLS needs both a certificate and a key")
         if self.sse_heartbeat_s < 0:
             raise ValueError(f"sse_heartbeat_s must be >= 0, got {self.sse_heartbeat_s}")
+        for name in ("keepalive_timeout_s", "body_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.ws_ping_interval_s < 0:
+            raise ValueError(f"ws_ping_interval_s must be >= 0, got {self.ws_ping_interval_s}")
         if self.tls_version not in ("1.2", "1.3"):
             raise ValueError(f"tls_version must be 1.2 or 1.3, got {self.tls_version!r}")
 
     @property
     def tls(self) -> bool:
         return self.tls_cert is not None
+
+    def liveness(self) -> dict[str, float]:
+        """The timeouts and ping interval, as printed on the ready line and recorded per run."""
+        return {
+            "keepalive_timeout_s": self.keepalive_timeout_s,
+            "body_timeout_s": self.body_timeout_s,
+            "ws_ping_interval_s": self.ws_ping_interval_s,
+        }
+
+    @property
+    def ws_ping(self) -> float | None:
+        """The WebSocket ping interval for the libraries: None when pings are off."""
+        return self.ws_ping_interval_s or None
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The server's TLS context, or None for plain TCP."""

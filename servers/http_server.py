@@ -8,7 +8,10 @@ same envelope ``POST /rpc`` would give.
 
 The request body goes to :meth:`Hub.handle`; the reply body is sent with
 status ``reply.status`` and ``Content-Type: application/json``. A body larger
-than ``max_message_bytes`` gets 413 with a ``too_large`` envelope::
+than ``max_message_bytes`` gets 413 with a ``too_large`` envelope, one that
+does not arrive within ``body_timeout_s`` 408 (``request_timeout``), and a
+connection without a complete request for ``keepalive_timeout_s`` (idle, or
+still sending headers) is closed::
 
     await serve(ServerConfig("127.0.0.1", 0), Hub(), on_ready, stop)
 
@@ -164,11 +167,29 @@ def make_app(config: ServerConfig, hub: Hub) -> web.Application:
             reply = hub.reject(protocol.message_too_large(length, limit))
         else:
             try:
-                body = await request.read()
+                async with asyncio.timeout(config.body_timeout_s):
+                    body = await request.read()
             except web.HTTPRequestEntityTooLarge:
                 reply = hub.reject(
                     protocol.MessageTooLarge(f"message exceeds the limit of {limit} bytes")
                 )
+            except TimeoutError:
+                reply = hub.reject(
+                    protocol.RequestTimeout(
+                        f"the request body did not arrive within {config.body_timeout_s} s"
+                    )
+                )
+                resp = web.Response(
+                    body=reply.body, status=reply.status, content_type=JSON_CONTENT_TYPE
+                )
+                resp.force_close()
+                await resp.prepare(request)
+                await resp.write_eof()
+                # Close now, as nginx does: aiohttp would otherwise keep reading the
+                # slow body for its lingering time.
+                if request.transport is not None:
+                    request.transport.close()
+                return resp
             else:
                 try:
                     ctx = _context(hub, request)
@@ -251,6 +272,9 @@ async def serve(config: ServerConfig, hub: Hub, on_ready: OnReady, stop: asyncio
         # user is not kept online by a request nobody waits for.
         handler_cancellation=True,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
+        # Also closes a connection that has not sent a complete request this long after
+        # opening (slow or half-sent headers): aiohttp starts the timer on connect.
+        keepalive_timeout=config.keepalive_timeout_s,
     )
     await runner.setup()
     await hub.start()

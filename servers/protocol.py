@@ -109,6 +109,13 @@ class LimitReached(ProtocolError):
     http_status = 429
 
 
+class RequestTimeout(ProtocolError):
+    """The request body did not arrive in time; the connection is closed."""
+
+    code = "request_timeout"
+    http_status = 408
+
+
 class InternalError(ProtocolError):
     """An operation failed for a reason other than the request's content."""
 

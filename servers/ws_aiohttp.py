@@ -1,8 +1,12 @@
 """WebSocket transport on aiohttp: ``GET /ws``, one envelope per message.
 
 Each text or binary message goes to :meth:`Hub.handle` and ``reply.body`` is
-sent back as a text message. Compression and heartbeats are off so frame
-bytes match the ``ws_websockets`` server. A message over
+sent back as a text message. Compression is off so frame bytes match the
+``ws_websockets`` server. With ``ws_ping_interval_s`` (default 20) a ping
+goes out after that long without traffic and a client that does not answer
+within half of it is disconnected (aiohttp's heartbeat), which ends its
+presence; 0 turns pings off. A connection that sends no complete upgrade
+request within ``keepalive_timeout_s`` is closed. A message over
 ``max_message_bytes`` gets a ``too_large`` envelope and the connection stays
 open; one over :func:`~servers.common.ws_hard_limit` is refused by aiohttp,
 which closes the connection with 1009.
@@ -100,7 +104,10 @@ def make_app(config: ServerConfig, hub: Hub) -> web.Application:
         except protocol.Unauthorized as exc:
             return web.Response(status=401, text=f"{exc}\n")
         ws = _WebSocketResponse(
-            heartbeat=None, compress=False, max_msg_size=max_msg_size, decode_text=False
+            heartbeat=config.ws_ping,
+            compress=False,
+            max_msg_size=max_msg_size,
+            decode_text=False,
         )
         # A failed handshake raises here (400): no session is open yet to leak.
         await ws.prepare(request)
@@ -170,6 +177,8 @@ async def serve(config: ServerConfig, hub: Hub, on_ready: OnReady, stop: asyncio
         access_log=None,
         handle_signals=False,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
+        # Closes a connection that sent no complete upgrade request this long after opening.
+        keepalive_timeout=config.keepalive_timeout_s,
     )
     await runner.setup()
     await hub.start()

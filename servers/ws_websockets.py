@@ -1,8 +1,11 @@
 """WebSocket transport on the ``websockets`` library's asyncio server, path ``/ws``.
 
 Each text or binary message goes to :meth:`Hub.handle` and ``reply.body`` is
-sent back as a text message. Compression and keepalive pings are off so
-frame bytes match the ``ws_aiohttp`` server. A message over
+sent back as a text message. Compression is off so frame bytes match the
+``ws_aiohttp`` server. With ``ws_ping_interval_s`` (default 20) a ping goes
+out that often and a client that does not answer within the same time is
+disconnected, which ends its presence; 0 turns pings off. The handshake
+must complete within websockets' ``open_timeout`` (10 s). A message over
 ``max_message_bytes`` gets a ``too_large`` envelope and the connection stays
 open; one over :func:`~servers.common.ws_hard_limit` is refused by websockets,
 which closes the connection with 1009. Other paths get HTTP 404.
@@ -109,7 +112,9 @@ async def serve(config: ServerConfig, hub: Hub, on_ready: OnReady, stop: asyncio
         ssl=config.ssl_context(),
         process_request=check_request,
         compression=None,
-        ping_interval=None,
+        # Liveness: a client that does not answer a ping in time is disconnected.
+        ping_interval=config.ws_ping,
+        ping_timeout=config.ws_ping,
         max_size=ws_hard_limit(config.max_message_bytes),
         close_timeout=SHUTDOWN_TIMEOUT,
     )

@@ -230,6 +230,18 @@ INVALID = [
         "above [server] max_message_bytes = 1048576",
         id="payload-at-default-server-limit",
     ),
+    pytest.param(
+        (None, "\n[server]\nws_ping_interval_s = 0.01\n"),
+        "server",
+        "'ws_ping_interval_s' must be 0 (no pings) or at least 1 s",
+        id="ws-ping-too-often",
+    ),
+    pytest.param(
+        (None, "\n[server]\nws_ping_interval_s = -1\n"),
+        "server.ws_ping_interval_s",
+        "greater than or equal to 0",
+        id="ws-ping-negative",
+    ),
 ]
 
 
@@ -346,3 +358,14 @@ def test_run_with_bad_scenario_exits_2_before_running(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert squash("scenario.warmup_s") in squash(result.output)
     assert not out.exists()
+
+
+def test_ws_pings_are_on_unless_the_scenario_turns_them_off(tmp_path: Path) -> None:
+    from loadgen.orchestrator import server_args
+
+    on = load_scenario(write(tmp_path, VALID, "on.toml"))
+    assert on.server.ws_ping_interval_s == 20.0
+    assert server_args(on)[-2:] == ["--ws-ping-interval", "20.0"]
+    off = load_scenario(write(tmp_path, VALID + "\n[server]\nws_ping_interval_s = 0\n", "off.toml"))
+    assert server_args(off)[-2:] == ["--ws-ping-interval", "0.0"]
+    assert off.as_dict()["server"]["ws_ping_interval_s"] == 0.0  # what meta.json records

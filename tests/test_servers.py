@@ -482,9 +482,15 @@ async def test_subprocess_serves_and_stops(kind: str, sig: int) -> None:
             "loop",
             "max_message_bytes",
             "tls",
+            "liveness",
             "signin",
             "secret_file",
         ]
+        assert info["liveness"] == {
+            "keepalive_timeout_s": 75.0,
+            "body_timeout_s": 60.0,
+            "ws_ping_interval_s": 20.0,
+        }
         assert info["tls"] is None
         # The secret came in the environment (the tests' own), so no file was made.
         assert (info["signin"], info["secret_file"]) == ("key", None)
