@@ -98,6 +98,19 @@ def test_run_writes_the_three_files(finished_run: tuple[Path, Path]) -> None:
         assert read_json(record)["server_exit_code"] == 0, record.name
 
 
+def test_run_records_the_servers_liveness_settings(finished_run: tuple[Path, Path]) -> None:
+    _, out = finished_run
+    meta = read_json(out / META_FILE)
+    assert meta["scenario"]["server"]["ws_ping_interval_s"] == 20.0
+    for record in (out / "parts").glob("*.record.json"):
+        liveness = read_json(record)["procs"]["server_liveness"]
+        assert liveness == {
+            "keepalive_timeout_s": 75.0,
+            "body_timeout_s": 60.0,
+            "ws_ping_interval_s": 20.0,
+        }, record.name
+
+
 def test_samples_parquet(finished_run: tuple[Path, Path]) -> None:
     _, out = finished_run
     table = pq.read_table(out / SAMPLES_FILE)
