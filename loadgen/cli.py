@@ -168,7 +168,8 @@ def _execute(
     workers: int = 0,
 ) -> None:
     """Run a validated scenario, write the report, check SLOs, and set the exit code."""
-    from loadgen.orchestrator import LinkUnavailable, run_scenario
+    from loadgen.link.plan import LinkUnavailable
+    from loadgen.orchestrator import run_scenario
     from loadgen.runfolder import RunFolderTaken
 
     if out is not None and out.exists() and any(out.iterdir()):

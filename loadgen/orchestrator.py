@@ -21,6 +21,7 @@ deleted once both children have stopped.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import os
@@ -30,7 +31,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,9 @@ from loadgen.engine import CellRun
 from loadgen.environment import collect_environment
 from loadgen.escape import term_text
 from loadgen.floor import measure_floor
+from loadgen.link.kernel import KernelLink, KernelLinkError, cleanup_stale, pid_in_namespace
+from loadgen.link.overhead import measure_relay_overhead
+from loadgen.link.plan import plan_link
 from loadgen.processes import merge_process_parts, process_prefixes
 from loadgen.procs import (
     Child,
@@ -108,77 +112,8 @@ def _into(record: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-class LinkUnavailable(ValueError):
-    """The scenario asks for a link emulator this machine cannot provide."""
-
-
-def plan_link(
-    requested: str, profiles: Sequence[Any] = (), *, support: Any = None
-) -> dict[str, Any]:
-    """Which link each profile runs over, and why; raises LinkUnavailable for a refused request.
-
-    Per profile (``profiles`` are :class:`~loadgen.link.profiles.LinkProfile`):
-    ``"none"`` when it adds nothing (client and server talk over loopback),
-    ``"kernel"`` (network namespaces, veth, netem/tbf) when ``requested`` is
-    ``auto`` or ``kernel`` and the kernel link can emulate that profile here (a
-    rate-only profile needs tbf but no netem), else ``"userspace"`` (the relay).
-    An explicit ``kernel`` that some profile cannot use is refused with the
-    reason, as is loss the chosen link cannot emulate. ``support`` (a
-    :class:`~loadgen.link.kernel.KernelSupport`) skips the detection.
-    """
-    from loadgen.link import kernel
-
-    if requested not in ("auto", "kernel", "userspace"):
-        raise LinkUnavailable(f'link must be "auto", "kernel" or "userspace", not {requested!r}')
-    emulated = [p for p in profiles if not p.is_zero]
-    if support is None and requested != "userspace" and emulated:
-        support = kernel.probe_kernel()
-    elif isinstance(support, tuple):
-        support = kernel.KernelSupport.from_tuple(*support)
-    if requested == "kernel":
-        refused = [why for ok, why in (support.for_profile(p) for p in emulated) if not ok]
-        if refused:
-            raise LinkUnavailable(
-                f'link = "kernel" cannot be honoured here: {"; ".join(refused)}. '
-                'Use link = "auto" (the kernel link where it can, else the userspace relay) '
-                'or "userspace".'
-            )
-    chosen: dict[str, dict[str, str]] = {}
-    for p in profiles:
-        if p.is_zero:
-            reason = "the profile adds nothing: client and server talk directly over loopback"
-            chosen[p.name] = {"link": "none", "reason": reason}
-            continue
-        try:
-            choice = kernel.choose_link(requested, p, support=support)
-        except kernel.LinkUnavailable as exc:
-            raise LinkUnavailable(str(exc)) from None
-        chosen[p.name] = {"link": choice.kind, "reason": choice.reason}
-    kinds = sorted({c["link"] for c in chosen.values()} - {"none"})
-    link = kinds[0] if len(kinds) == 1 else ("mixed" if kinds else "none")
-    reasons = {c["reason"] for c in chosen.values() if c["link"] != "none"}
-    if requested == "userspace":
-        reason = "requested"
-    elif len(reasons) == 1:
-        reason = reasons.pop()
-    elif reasons:
-        per = ", ".join(f"{n}: {c['link']}" for n, c in chosen.items() if c["link"] != "none")
-        reason = f"chosen per profile ({per}); see profiles for why"
-    else:
-        reason = "no profile needs an emulated link"
-    return {
-        "link": link,
-        "requested": requested,
-        "reason": reason,
-        "kernel_support": support.as_dict() if support is not None else None,
-        "profiles": chosen,
-    }
-
-
 def _remove_stale_namespaces(console: Console) -> list[str]:
     """Delete ``rtbench-`` namespaces left by runs that were killed (their owner is gone)."""
-    from loadgen.link.kernel import KernelLinkError, cleanup_stale
-
     try:
         removed = cleanup_stale()
     except KernelLinkError as exc:
@@ -191,10 +126,6 @@ def _remove_stale_namespaces(console: Console) -> list[str]:
 
 def _relay_overhead() -> dict[str, Any] | None:
     """What the userspace relay itself adds to a round trip (zero-delay relay vs direct)."""
-    import asyncio
-
-    from loadgen.link.relay import measure_relay_overhead
-
     try:
         return asyncio.run(measure_relay_overhead(n=300)).as_dict()
     except OSError as exc:
@@ -207,8 +138,6 @@ def _check_kernel_server(server: Child, klink: Any, record: dict[str, Any]) -> s
     ``ip netns exec`` executes the server in place, so the pid started is the
     one serving (the one pinned, sampled and stopped), inside the server namespace.
     """
-    from loadgen.link.kernel import pid_in_namespace
-
     record["port"] = server.info["port"]
     record["server_cpus"] = server.cpus
     same_pid = server.info.get("pid") == server.proc.pid
@@ -410,8 +339,6 @@ class _Runner:
         }
         if self._link_mode(run_cell) != "kernel":
             return self._run_children(run_cell, repeat, stem, base, None)
-        from loadgen.link.kernel import KernelLink, KernelLinkError
-
         klink = KernelLink(run_cell.profile)
         # The returned record is a shallow copy of base that shares this dict, so
         # what only the cleanup at the end knows still lands in it.
@@ -476,7 +403,7 @@ class _Runner:
                 try:
                     with self.stop.deferred():
                         link = start_link(
-                            run_cell.profile.model_dump(mode="json"),
+                            run_cell.profile,
                             target_port,
                             self.placement.server_cpus,
                             self.out / "logs" / f"{stem}-link.log",
@@ -629,8 +556,6 @@ class _Runner:
                 if client_ns is not None:
                     # The load generator is running Python by now: check it is the
                     # pid started (exec'd in place by ip netns exec) in the namespace.
-                    from loadgen.link.kernel import pid_in_namespace
-
                     name, record = client_ns
                     inside = pid_in_namespace(worker.proc.pid, name)
                     # Over several processes, one outside the namespace is what is kept.

@@ -15,7 +15,6 @@ it starts inherits it; what was actually applied is read back and recorded.
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import signal
@@ -23,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -32,6 +31,8 @@ import psutil
 
 from loadgen.environment import available_cpus
 from loadgen.lifeline import child_setup
+from loadgen.link.command import parse_link_ready_line, relay_command
+from loadgen.link.profiles import LinkProfile
 from servers.common import parse_ready_line
 from servers.realtime.credentials import SECRET_ENV
 
@@ -362,19 +363,8 @@ def log_tail(path: Path, lines: int = 5) -> str:
     return _tail(path, lines)
 
 
-LINK_READY_PREFIX = "RTBENCH-LINK-READY "
-
-
-def _parse_link_ready(line: str) -> dict[str, Any] | None:
-    """The link emulator's ready line as a dict, or None for any other line."""
-    if not line.startswith(LINK_READY_PREFIX):
-        return None
-    info: dict[str, Any] = json.loads(line[len(LINK_READY_PREFIX) :])
-    return info
-
-
 def start_link(
-    profile: dict[str, Any],
+    profile: LinkProfile | str | Mapping[str, Any],
     target_port: int,
     cpus: list[int] | None,
     log_path: Path,
@@ -382,22 +372,12 @@ def start_link(
 ) -> Child:
     """Start the userspace link emulator in front of ``127.0.0.1:target_port``.
 
-    ``child.info["port"]`` is where clients connect instead of the server.
+    Its argv is :func:`loadgen.link.command.relay_command`'s and its ready line is
+    read by :func:`~loadgen.link.command.parse_link_ready_line`, as the link's own
+    tests do. ``child.info["port"]`` is where clients connect instead of the server.
+    Raises :class:`ProcessFailed` when it exits or prints no ready line in time.
     """
-    argv = [
-        sys.executable,
-        "-m",
-        "loadgen.link",
-        "relay",
-        "--profile",
-        json.dumps(profile),
-        "--target",
-        f"127.0.0.1:{target_port}",
-    ]
-    child = _spawn("link emulator", argv, cpus, log_path)
-    try:
-        _wait_ready(child, "link emulator", log_path, timeout_s, _parse_link_ready)
-    except BaseException:
-        stop_process(child)
-        raise
-    return child
+    argv = relay_command(profile, target_port)
+    return start_ready_child(
+        "link emulator", argv, cpus, log_path, parse_link_ready_line, timeout_s
+    )

@@ -26,8 +26,6 @@ from loadgen.link.kernel import (
     KernelLink,
     KernelLinkError,
     KernelSupport,
-    LinkUnavailable,
-    choose_link,
     cleanup_stale,
     kernel_support,
     list_namespaces,
@@ -189,35 +187,7 @@ def test_support_probe_is_removed_on_ctrl_c(as_root: None) -> None:
     runner.assert_every_namespace_deleted()
 
 
-# -- the choice -------------------------------------------------------------------------
-
 NO_NETEM = (False, "tc netem is not available (CONFIG_NET_SCH_NETEM is not set)")
-
-
-def test_auto_falls_back_to_userspace_and_records_why() -> None:
-    choice = choose_link("auto", "wan", support=NO_NETEM)
-    assert choice.kind == "userspace" and choice.requested == "auto"
-    assert "CONFIG_NET_SCH_NETEM is not set" in choice.reason
-    assert choice.as_dict()["kernel_available"] is False
-
-
-def test_explicit_kernel_request_is_refused_with_the_reason() -> None:
-    with pytest.raises(LinkUnavailable, match=r"link = 'kernel' was requested.*NETEM is not set"):
-        choose_link("kernel", "wan", support=NO_NETEM)
-
-
-def test_kernel_is_chosen_when_available() -> None:
-    assert choose_link("auto", support=(True, "all there")).kind == "kernel"
-    assert choose_link("kernel", support=(True, "all there")).kind == "kernel"
-
-
-def test_userspace_request_never_probes_and_refuses_loss() -> None:
-    runner = FakeRunner()
-    assert choose_link("userspace", "mobile", runner=runner).kind == "userspace"
-    assert runner.calls == []
-    with pytest.raises(LinkUnavailable, match="cannot emulate loss"):
-        choose_link("userspace", {"rtt_ms": 20, "loss_pct": 1})
-
 
 NS_AND_TBF = KernelSupport(
     namespaces=True,
@@ -249,25 +219,6 @@ def test_support_is_per_profile() -> None:
     assert not ok and "needs tc tbf (rate_mbit = 8)" in why
     no_ns = KernelSupport.from_tuple(False, "needs root")
     assert no_ns.for_profile({"rate_mbit": 8}) == (False, "needs root")
-
-
-def test_choice_is_per_profile() -> None:
-    rate_only = choose_link("auto", {"name": "tbf8", "rate_mbit": 8}, support=NS_AND_TBF)
-    assert rate_only.kind == "kernel" and rate_only.kernel_available is True
-    assert choose_link("kernel", {"rate_mbit": 8}, support=NS_AND_TBF).kind == "kernel"
-    wan = choose_link("auto", "wan", support=NS_AND_TBF)
-    assert wan.kind == "userspace" and "needs tc netem" in wan.reason
-    with pytest.raises(LinkUnavailable, match=r"'kernel' was requested.*needs tc netem"):
-        choose_link("kernel", "wan", support=NS_AND_TBF)
-    # Without a profile the question is "any profile", which needs netem.
-    assert choose_link("auto", support=NS_AND_TBF).kind == "userspace"
-
-
-def test_loss_without_a_kernel_link_is_refused() -> None:
-    with pytest.raises(LinkUnavailable, match="needs the kernel link"):
-        choose_link("auto", {"rtt_ms": 20, "loss_pct": 1}, support=NO_NETEM)
-    with pytest.raises(ValueError, match="'auto', 'kernel' or 'userspace'"):
-        choose_link("netem")
 
 
 # -- the link's commands and cleanup ----------------------------------------------------

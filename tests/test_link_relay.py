@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
-import random
 import signal
 import socket
 import statistics
@@ -26,12 +24,10 @@ from loadgen.link import (
     LINK_STATS_PREFIX,
     LinkRelay,
     LinkUnsupported,
-    measure_overhead,
     parse_link_ready_line,
     relay_command,
     tcp_echo_server,
 )
-from loadgen.link.relay import MSS_BYTES, LinkTimeline, format_link_ready_line
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -72,50 +68,6 @@ async def close(writer: asyncio.StreamWriter) -> None:
     writer.close()
     with contextlib.suppress(Exception):
         await writer.wait_closed()
-
-
-# -- the timing arithmetic -------------------------------------------------------------
-
-
-def test_timeline_never_reorders_even_with_large_jitter() -> None:
-    timeline = LinkTimeline(0.010, 0.010, rng=random.Random(7))
-    arrival, previous = 0.0, -math.inf
-    for _ in range(2000):
-        arrival += random.Random(arrival).uniform(0, 0.002)
-        ((release, _),) = timeline.schedule(arrival, 100)
-        assert release >= previous  # never overtakes the chunk before it
-        assert release >= arrival  # the delay never goes negative
-        assert release <= max(previous, arrival + 0.020)  # and is held back no more than needed
-        previous = release
-
-
-def test_timeline_serialises_at_the_rate_and_cuts_pieces() -> None:
-    timeline = LinkTimeline(0.005, 0.0, 1_000_000.0)  # 8 Mbit/s, burst 0
-    plan = timeline.schedule(0.0, 10_000)
-    assert [size for _, size in plan] == [MSS_BYTES] * 6 + [10_000 - 6 * MSS_BYTES]
-    assert plan[0][0] == pytest.approx(MSS_BYTES / 1e6 + 0.005)
-    assert plan[-1][0] == pytest.approx(0.010 + 0.005)  # 10 kB at 1 MB/s, then the delay
-    # An idle link is free again: a later chunk waits only for its own serialisation.
-    ((release, _),) = timeline.schedule(1.0, 1000)
-    assert release == pytest.approx(1.0 + 0.001 + 0.005)
-
-
-def test_timeline_token_bucket_burst_passes_at_once() -> None:
-    timeline = LinkTimeline(0.0, 0.0, 1_000_000.0, burst_bytes=4000, gate=0.0)
-    assert timeline.schedule(0.0, 1000) == [(0.0, 1000)]
-    ((release, _),) = timeline.schedule(0.0, 1000)
-    assert release == 0.0  # still within the burst
-    releases = [r for r, _ in timeline.schedule(0.0, 4000)]
-    assert releases[-1] == pytest.approx(0.002)  # 2000 bytes over the burst at 1 MB/s
-
-
-def test_timeline_holds_bytes_until_the_handshake_gate() -> None:
-    timeline = LinkTimeline(0.010, gate=0.040)
-    ((release, _),) = timeline.schedule(0.001, 10)
-    assert release == pytest.approx(0.050)
-    ((later, _),) = timeline.schedule(0.100, 10)
-    assert later == pytest.approx(0.110)
-    assert timeline.schedule_eof(0.100) == pytest.approx(0.110)  # a FIN follows the data
 
 
 # -- delay, handshake, rate through real sockets ---------------------------------------
@@ -251,31 +203,6 @@ async def test_jittered_stream_arrives_in_order() -> None:
         assert relay.stats()["timer"]["releases"] > 10
 
 
-# -- overhead ---------------------------------------------------------------------------
-
-
-async def test_overhead_measurement_returns_numbers() -> None:
-    async with tcp_echo_server() as port, LinkRelay("loopback", HOST, port) as relay:
-        result = await measure_overhead(relay, port, 200)
-    values = result.as_dict()
-    for key in ("direct_p50_us", "direct_p99_us", "relayed_p50_us", "relayed_p99_us"):
-        assert math.isfinite(values[key]) and values[key] > 0, key
-    assert math.isfinite(result.added_p50_us) and math.isfinite(result.added_p99_us)
-    assert result.relayed_p50_us >= result.direct_p50_us * 0.8  # a relay cannot be faster
-    assert result.added_p50_us < 5000  # and should add tens of microseconds, not milliseconds
-    assert result.n == 200 and result.timer in ("timerfd", "loop.call_later")
-
-
-async def test_overhead_needs_a_zero_relay_on_the_echo_port() -> None:
-    async with tcp_echo_server() as port:
-        async with LinkRelay("lan", HOST, port) as relay:
-            with pytest.raises(ValueError, match="zero-delay relay"):
-                await measure_overhead(relay, port, 10)
-        async with LinkRelay("loopback", HOST, port) as relay:
-            with pytest.raises(ValueError, match="forwards to port"):
-                await measure_overhead(relay, port + 1, 10)
-
-
 # -- refusals and limits --------------------------------------------------------------
 
 
@@ -404,24 +331,6 @@ async def test_shutdown_closes_connections_and_the_port() -> None:
 
 
 # -- the relay process ----------------------------------------------------------------
-
-
-def test_ready_line_round_trips() -> None:
-    line = format_link_ready_line({"profile": {"name": "wan"}, "port": 4321, "pid": 1})
-    assert line.startswith('RTBENCH-LINK-READY {"port": 4321, "profile"')
-    assert parse_link_ready_line(line + "\n") == {
-        "port": 4321,
-        "profile": {"name": "wan"},
-        "pid": 1,
-    }
-    for bad in (
-        "RTBENCH-LINK-READY",
-        "RTBENCH-LINK-READY {",
-        'RTBENCH-LINK-READY {"port": "1", "profile": {}}',
-        'RTBENCH-LINK-READY {"port": 1}',
-        'RTBENCH-READY {"port": 1, "profile": {}}',
-    ):
-        assert parse_link_ready_line(bad) is None
 
 
 async def test_cli_relay_prints_ready_relays_and_stops_on_sigterm() -> None:

@@ -30,8 +30,6 @@ from loadgen.link.kernel import (
     list_namespaces,
     probe_kernel,
 )
-from loadgen.link.profiles import resolve_profile
-from loadgen.orchestrator import LinkUnavailable, plan_link
 from loadgen.scenario import ScenarioError, parse_scenario
 from loadgen.worker import check_target
 from loadgen.worker import main as worker_main
@@ -128,57 +126,6 @@ def test_kernel_link_request_is_refused_when_unavailable(tmp_path: Path) -> None
     assert not out.exists()
     if not available:
         assert "cannot be honoured" in output
-
-
-# -- the plan: which link each profile uses ---------------------------------------------
-
-NS_AND_TBF = KernelSupport(
-    namespaces=True,
-    netem=False,
-    tbf=True,
-    reason="tc netem is not available (CONFIG_NET_SCH_NETEM is not set)",
-    namespaces_reason="network namespaces work",
-    netem_reason="tc netem is not available (CONFIG_NET_SCH_NETEM is not set)",
-    tbf_reason="tc tbf is available",
-)
-PROFILES = [resolve_profile(p) for p in ("loopback", "wan", {"name": "tbf8", "rate_mbit": 8})]
-
-
-def test_auto_plans_the_kernel_link_per_profile() -> None:
-    plan = plan_link("auto", PROFILES, support=NS_AND_TBF)
-    links = {name: p["link"] for name, p in plan["profiles"].items()}
-    assert links == {"loopback": "none", "wan": "userspace", "tbf8": "kernel"}
-    assert plan["link"] == "mixed" and plan["requested"] == "auto"
-    assert "netem" in plan["profiles"]["wan"]["reason"]
-    assert "tbf" in plan["profiles"]["tbf8"]["reason"]
-    assert plan["kernel_support"]["netem"] is False
-    only_rate = plan_link("auto", PROFILES[2:], support=NS_AND_TBF)
-    assert only_rate["link"] == "kernel" and "tbf" in only_rate["reason"]
-
-
-def test_explicit_kernel_is_refused_when_a_profile_needs_netem() -> None:
-    with pytest.raises(
-        LinkUnavailable, match=r"cannot be honoured here: profile 'wan' needs tc netem"
-    ):
-        plan_link("kernel", PROFILES, support=NS_AND_TBF)
-    plan = plan_link("kernel", [PROFILES[0], PROFILES[2]], support=NS_AND_TBF)
-    assert plan["link"] == "kernel" and plan["profiles"]["loopback"]["link"] == "none"
-
-
-def test_userspace_is_always_the_relay_and_never_probes() -> None:
-    plan = plan_link("userspace", PROFILES)  # no support given: it would probe if it had to
-    assert {p["link"] for p in plan["profiles"].values()} == {"none", "userspace"}
-    assert plan["reason"] == "requested" and plan["kernel_support"] is None
-
-
-def test_loss_is_refused_when_no_link_can_emulate_it() -> None:
-    lossy = [resolve_profile({"name": "lossy", "rtt_ms": 20, "loss_pct": 1})]
-    with pytest.raises(LinkUnavailable, match="needs the kernel link"):
-        plan_link("auto", lossy, support=NS_AND_TBF)
-    with pytest.raises(LinkUnavailable, match="cannot emulate loss"):
-        plan_link("userspace", lossy)
-    full = KernelSupport(True, True, True, "all there", "ok", "ok", "ok")
-    assert plan_link("auto", lossy, support=full)["profiles"]["lossy"]["link"] == "kernel"
 
 
 # -- the load generator's targets ---------------------------------------------------------

@@ -1,8 +1,10 @@
-"""Child processes: CPU time read precisely from schedstat, with psutil as the fallback."""
+"""Child processes: CPU time read precisely from schedstat, with psutil as the fallback;
+the link emulator started through the link package's own command and ready line."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -10,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from loadgen.procs import schedstat_seconds, start_process
+from loadgen.link.command import relay_command
+from loadgen.link.profiles import resolve_profile
+from loadgen.procs import schedstat_seconds, start_link, start_process, stop_process
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux /proc")
 
@@ -72,3 +76,19 @@ def test_start_process_pins_the_program_and_reads_its_lines(tmp_path: Path) -> N
     assert lines == [str([cpu])]
     assert child.cpus == [cpu]
     assert (tmp_path / "probe.log").read_text() == "oops"
+
+
+def test_start_link_runs_the_relay_command_and_reads_its_ready_line(tmp_path: Path) -> None:
+    profile = resolve_profile("lan")
+    with socket.create_server(("127.0.0.1", 0)) as target:
+        port = target.getsockname()[1]
+        child = start_link(profile, port, None, tmp_path / "link.log")
+        try:
+            assert child.proc.args == relay_command(profile, port)
+            assert child.info["profile"] == profile.as_dict()
+            assert child.info["target"] == f"127.0.0.1:{port}"
+            assert child.info["pid"] == child.proc.pid
+            # It listens where its ready line says.
+            socket.create_connection(("127.0.0.1", child.info["port"]), timeout=5).close()
+        finally:
+            assert stop_process(child) == 0

@@ -7,39 +7,47 @@ RTT, jitter, rate, loss, the handshake charge; presets ``loopback``, ``lan``,
 
 * **userspace** (:class:`LinkRelay`, :mod:`loadgen.link.relay`): an asyncio TCP
   relay on 127.0.0.1, no root needed; run it in-process or as its own process
-  with ``python -m loadgen.link relay --profile wan --target 127.0.0.1:PORT``;
+  (:func:`relay_command` builds its argv, :func:`parse_link_ready_line` reads
+  the line it prints once listening);
 * **kernel** (:class:`KernelLink`, :mod:`loadgen.link.kernel`): network
   namespaces, a veth pair and ``tc netem``/``tbf``, when root and netem allow.
 
-:func:`choose_link` picks one per profile (``"auto"``: kernel where it can emulate
-that profile here, see :func:`probe_kernel`) and says why.
+:func:`choose_link` and :func:`plan_link` (:mod:`loadgen.link.plan`) pick one per
+profile (``"auto"``: kernel where it can emulate that profile here, see
+:func:`probe_kernel`) and say why, or raise :class:`LinkUnavailable`.
+
+Modules, one job each: ``profiles`` (what a link is), ``timeline`` (when bytes
+leave), ``scheduler`` (firing at those times), ``pipe`` (one relayed
+connection), ``relay`` (the listening relay), ``overhead`` (what the relay
+adds), ``command`` (the relay as a process), ``kernel`` (netns + netem),
+``plan`` (which link, why).
 """
 
+from loadgen.link.command import (
+    LINK_READY_PREFIX,
+    LINK_STATS_PREFIX,
+    format_link_ready_line,
+    parse_link_ready_line,
+    relay_command,
+)
 from loadgen.link.kernel import (
     CommandResult,
     KernelLink,
     KernelLinkError,
     KernelSupport,
-    LinkChoice,
-    LinkUnavailable,
-    choose_link,
     cleanup_stale,
     kernel_support,
     probe_kernel,
 )
-from loadgen.link.profiles import PRESETS, LinkProfile, LinkProfileError, resolve_profile
-from loadgen.link.relay import (
-    LINK_READY_PREFIX,
-    LINK_STATS_PREFIX,
-    LinkRelay,
-    LinkUnsupported,
+from loadgen.link.overhead import (
     Overhead,
     measure_overhead,
     measure_relay_overhead,
-    parse_link_ready_line,
-    relay_command,
     tcp_echo_server,
 )
+from loadgen.link.plan import LinkChoice, LinkUnavailable, choose_link, plan_link
+from loadgen.link.profiles import PRESETS, LinkProfile, LinkProfileError, resolve_profile
+from loadgen.link.relay import LinkRelay, LinkUnsupported
 
 __all__ = [
     "LINK_READY_PREFIX",
@@ -58,10 +66,12 @@ __all__ = [
     "Overhead",
     "choose_link",
     "cleanup_stale",
+    "format_link_ready_line",
     "kernel_support",
     "measure_overhead",
     "measure_relay_overhead",
     "parse_link_ready_line",
+    "plan_link",
     "probe_kernel",
     "relay_command",
     "resolve_profile",

@@ -5,7 +5,7 @@
     mobile, satellite) or a JSON table (``'{"rtt_ms": 80, "rate_mbit": 20}'``,
     ``'{"preset": "mobile", "jitter_ms": 20}'``). Once listening it prints one
     line to stdout, ``RTBENCH-LINK-READY {"port": ..., "profile": {...}, ...}``
-    (see :func:`loadgen.link.relay.parse_link_ready_line`), relays until SIGTERM
+    (see :func:`loadgen.link.command.parse_link_ready_line`), relays until SIGTERM
     or SIGINT, then prints ``RTBENCH-LINK-STATS {...}`` (counters and timer
     lateness) and exits 0. A profile or target it cannot honour exits 2 with the
     reason on stderr.
@@ -37,16 +37,16 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from loadgen.link.kernel import LinkUnavailable, choose_link, cleanup_stale, probe_kernel
+from loadgen.link.command import LINK_STATS_PREFIX, format_link_ready_line
+from loadgen.link.kernel import cleanup_stale, probe_kernel
+from loadgen.link.overhead import measure_relay_overhead
+from loadgen.link.plan import LinkUnavailable, choose_link
 from loadgen.link.profiles import LinkProfileError, resolve_profile
 from loadgen.link.relay import (
     DEFAULT_MAX_BUFFER_BYTES,
     DEFAULT_MAX_CONNECTIONS,
-    LINK_STATS_PREFIX,
     LinkRelay,
     LinkUnsupported,
-    format_link_ready_line,
-    measure_relay_overhead,
 )
 
 _PR_SET_TIMERSLACK = 29

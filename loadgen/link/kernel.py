@@ -5,7 +5,7 @@
     ok, reason = kernel_support()          # (False, "tc netem is not available: ...") here
     support = probe_kernel()               # namespaces, netem and tbf, each with its reason
     support.for_profile({"rate_mbit": 8})  # (True, ...): a rate-only profile needs no netem
-    choice = choose_link("auto", profile, support=support)  # per profile: kernel or userspace
+    plan.choose_link("auto", profile, support=support)  # kernel or userspace, per profile
     with KernelLink(profile) as link:      # namespaces, veth, qdiscs; always removed
         server = ["ip", "netns", "exec", link.server_ns, ...]   # link.exec_prefix("server")
         ...                                # the client dials link.server_addr
@@ -73,16 +73,9 @@ NETEM_LIMIT = 100_000
 COMMAND_TIMEOUT_S = 15.0
 KERNEL_CONFIG = "/proc/config.gz"
 
-LinkKind = Literal["kernel", "userspace"]
-Requested = Literal["auto", "kernel", "userspace"]
-
 
 class KernelLinkError(RuntimeError):
     """A step of setting up the kernel link failed; the message names the command."""
-
-
-class LinkUnavailable(RuntimeError):
-    """The requested link cannot be used here; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -324,77 +317,6 @@ def kernel_support(runner: Runner = run_command) -> tuple[bool, str]:
     all work); use :meth:`KernelSupport.for_profile` for one profile.
     """
     return probe_kernel(runner).as_tuple()
-
-
-# -- the choice -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LinkChoice:
-    """Which link a run uses and why (recorded in meta.json)."""
-
-    kind: LinkKind
-    requested: str
-    reason: str
-    kernel_available: bool | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def choose_link(
-    requested: str = "auto",
-    profile: LinkProfile | str | dict[str, Any] | None = None,
-    *,
-    support: KernelSupport | tuple[bool, str] | None = None,
-    runner: Runner = run_command,
-) -> LinkChoice:
-    """The link to use for ``requested`` (``"auto"``, ``"kernel"`` or ``"userspace"``).
-
-    ``auto`` is the kernel link when it can emulate ``profile`` here (without a
-    profile: any profile, :func:`kernel_support`), else the userspace relay (the
-    reason says why); so a rate-only profile uses the kernel link on a machine
-    with tbf but no netem. An explicit ``kernel`` that cannot be honoured, or a
-    profile with loss that only the kernel link could emulate, raises
-    :class:`LinkUnavailable`. ``support`` (a :class:`KernelSupport`, or an
-    all-or-nothing ``(ok, reason)``) short-cuts the detection.
-    """
-    if requested not in ("auto", "kernel", "userspace"):
-        raise ValueError(f"link must be 'auto', 'kernel' or 'userspace', not {requested!r}")
-    resolved = None if profile is None else resolve_profile(profile)
-    lossy = resolved is not None and resolved.loss_pct > 0
-    if requested == "userspace":
-        if lossy:
-            assert resolved is not None
-            raise LinkUnavailable(
-                f"link = 'userspace' cannot emulate loss_pct = {resolved.loss_pct:g} "
-                f"(profile {resolved.name!r}): the relay only sees the byte stream after TCP "
-                "has recovered every segment; use link = 'kernel' or loss_pct = 0"
-            )
-        return LinkChoice("userspace", requested, "userspace relay requested")
-    if support is None:
-        found = probe_kernel(runner)
-    elif isinstance(support, KernelSupport):
-        found = support
-    else:
-        found = KernelSupport.from_tuple(*support)
-    ok, why = found.as_tuple() if resolved is None else found.for_profile(resolved)
-    if ok:
-        return LinkChoice("kernel", requested, f"kernel link available: {why}", True)
-    if requested == "kernel":
-        raise LinkUnavailable(
-            f"link = 'kernel' was requested but the kernel link cannot be used here: {why}. "
-            "Use link = 'userspace' (the asyncio relay, no root needed) or 'auto'."
-        )
-    if lossy:
-        assert resolved is not None
-        raise LinkUnavailable(
-            f"profile {resolved.name!r} has loss_pct = {resolved.loss_pct:g}, which needs the "
-            f"kernel link, and the kernel link cannot be used here: {why}"
-        )
-    return LinkChoice(
-        "userspace", requested, f"kernel link unavailable ({why}); using the userspace relay", False
-    )
 
 
 # -- the link -------------------------------------------------------------------------
