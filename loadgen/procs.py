@@ -372,9 +372,10 @@ def start_link(
 ) -> Child:
     """Start the userspace link emulator in front of ``127.0.0.1:target_port``.
 
-    Its argv is :func:`loadgen.link.command.relay_command`'s and its ready line is
-    read by :func:`~loadgen.link.command.parse_link_ready_line`, as the link's own
-    tests do. ``child.info["port"]`` is where clients connect instead of the server.
+    Its argv comes from :func:`loadgen.link.command.relay_command` and its ready line
+    is read by :func:`~loadgen.link.command.parse_link_ready_line`, the same functions
+    ``python -m loadgen.link`` is driven by everywhere else. ``child.info["port"]`` is
+    where clients connect instead of the server.
     Raises :class:`ProcessFailed` when it exits or prints no ready line in time.
     """
     argv = relay_command(profile, target_port)

@@ -165,6 +165,7 @@ class LinkRelay:
         self.max_buffer_bytes = max_buffer_bytes
         self.burst_bytes = burst_bytes
         self.precise_timer = precise_timer
+        # What each connection's Pipe reads and counts into (loadgen.link.pipe.RelayHost).
         self.rng = random.Random(seed)
         self._server: asyncio.Server | None = None
         self.scheduler: Scheduler
@@ -233,9 +234,11 @@ class LinkRelay:
         await self.aclose()
 
     def note_lateness(self, late_s: float) -> None:
+        """Keep how late one timed release fired (seconds), for :meth:`stats`."""
         self._lateness.append(late_s)
 
     def note_buffered(self, queued: int) -> None:
+        """Keep the largest number of bytes one direction held at once."""
         if queued > self.peak_buffered_bytes:
             self.peak_buffered_bytes = queued
 
