@@ -204,7 +204,7 @@ def _execute(
         raise typer.Exit(130)
     slo_failed = False
     if spec.slo is not None:
-        from loadgen import slo
+        from reports.gate import slo
 
         checks = slo.check_slo(spec.slo, result.summary)
         slo.print_slo(checks, Console())
@@ -314,7 +314,7 @@ def compare(
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap random seed")] = 0,
 ) -> None:
     """Compare a run with a baseline; exit 1 on a regression beyond the noise, 2 on bad data."""
-    from loadgen.compare_output import run_compare
+    from reports.gate.output import run_compare
 
     code = run_compare(
         baseline,
@@ -349,7 +349,7 @@ def baseline_save(
     ] = Path("baselines"),
 ) -> None:
     """Copy a run's summary.json, meta.json (and raw files under 20 MB) to baselines/NAME/."""
-    from loadgen.baseline import BaselineError, save_baseline
+    from reports.gate.baseline import BaselineError, save_baseline
 
     try:
         saved = save_baseline(results, name, root=baselines, force=force)
@@ -370,7 +370,7 @@ def baseline_list(
     ] = Path("baselines"),
 ) -> None:
     """List saved baselines."""
-    from loadgen.baseline import list_baselines
+    from reports.gate.baseline import list_baselines
 
     found = list_baselines(baselines)
     if not found:

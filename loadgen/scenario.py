@@ -24,7 +24,7 @@ A scenario file is TOML::
     client = "lean"      # lean | httpx | aiohttp | websockets
     conn_mode = "keep-alive"
 
-    [slo]                # optional absolute limits, checked by ``rtbench run`` (loadgen.slo)
+    [slo]                # optional absolute limits, checked by ``rtbench run`` (reports.gate.slo)
     p99_ms = 50
     errors = 0
 
@@ -161,7 +161,7 @@ REALTIME_SLO_KEYS = ("delivery_p50_ms", "delivery_p99_ms", "lost")
 
 
 class SloSettings(_Strict):
-    """The optional ``[slo]`` table: absolute limits every cell must meet (see loadgen.slo)."""
+    """The optional ``[slo]`` table: absolute limits every cell must meet (see reports.gate.slo)."""
 
     p50_ms: float | None = Field(default=None, gt=0)
     p90_ms: float | None = Field(default=None, gt=0)

@@ -19,11 +19,12 @@
     reports.write_outputs(run, "out/")         # report.html, summary.md, verdict.csv(s)
 
 Modules: ``load`` (files -> Run), ``columns`` (column names), ``stats`` (percentiles,
-ratios, sweeps, costs), ``verdict`` (the claim's verdict with bootstrap intervals),
-``matrix`` (the verdicts pivoted by link profile),
+ratios, sweeps, costs), ``bootstrap`` (confidence intervals), ``verdict`` (the claim's
+verdict with bootstrap intervals), ``matrix`` (the verdicts pivoted by link profile),
 ``checks`` (warnings), ``table`` (rich tables), ``charts`` (matplotlib), ``html``
 (report.html), ``markdown`` (summary.md, verdict.csv), ``cli_report`` (what
-``rtbench report`` runs).
+``rtbench report`` runs), ``gate`` (``rtbench compare``, baselines and the ``[slo]``
+check: the CI gate over the same loaded results).
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from reports import charts
+from reports.bootstrap import LEVEL, MAX_BOOTSTRAP_SAMPLES, N_RESAMPLES
 from reports.checks import run_warnings
 from reports.floor import floor_notes, floor_table, fmt_multiple
 from reports.fmt import as_float, fmt_bytes, fmt_ms, fmt_ratio, fmt_text
@@ -57,10 +58,7 @@ from reports.table import (
 )
 from reports.verdict import (
     CLAIM_RATIO,
-    LEVEL,
-    MAX_BOOTSTRAP_SAMPLES,
     METRICS,
-    N_RESAMPLES,
     OPTIONAL_CONDITION_COLUMNS,
     condition_text,
     headline_lines,

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -88,6 +88,10 @@ OLDEST_SCHEMA = 1
 
 #: summary.json keys whose dict value stays one column (its keys vary from run to run).
 KEEP_AS_DICT = frozenset({"errors_by_code"})
+
+
+#: Which raw files :func:`load` reads: see its ``raw`` argument.
+RawFiles = Literal["required", "optional", "none"]
 
 
 class ResultsError(Exception):
@@ -253,12 +257,17 @@ def select_part(run: Run, part: str) -> Run:
     )
 
 
-def load(path: str | PathLike[str]) -> Run:
+def load(path: str | PathLike[str], *, raw: RawFiles = "required") -> Run:
     """Load one results folder: ``run = load("results/20261129-015000-quick")``.
 
     deliveries.parquet is optional (echo runs have none): without it ``run.deliveries`` has
     no rows. Schema 1 samples (no ``items`` column) get ``items`` 1 for successful echo
     requests and 0 otherwise.
+
+    ``raw`` says what to do with the raw files: ``"required"`` reads them and samples.parquet
+    must exist; ``"optional"`` reads those present (a saved baseline may lack them) and
+    leaves the others without rows; ``"none"`` reads only summary.json and meta.json
+    (``run.samples`` and ``run.deliveries`` have no rows).
 
     Raises:
         ResultsError: the folder or one of its files is missing or unreadable, a file's
@@ -272,12 +281,20 @@ def load(path: str | PathLike[str]) -> Run:
     summary = _read_json(folder, SUMMARY_FILE)
     meta = _read_json(folder, META_FILE)
     cell_entries = summary.get("cells")
-    if not isinstance(cell_entries, list) or not all(isinstance(c, dict) for c in cell_entries):
+    if not isinstance(cell_entries, list) or not all(
+        isinstance(c, dict) and "cell" in c for c in cell_entries
+    ):
         raise ResultsError(f"{SUMMARY_FILE} in {folder} has no list of cells under 'cells'")
     run_id = _run_id(summary, meta, folder)
-    samples = _read_samples(folder, version=summary["schema"])
+    if raw == "none" or (raw == "optional" and not (folder / SAMPLES_FILE).exists()):
+        samples = SAMPLE_SCHEMA.empty_table().select(list(SAMPLE_COLUMNS)).to_pandas()
+    else:
+        samples = _read_samples(folder, version=summary["schema"])
     _insert_run_id(samples, run_id)
-    deliveries = _read_deliveries(folder)
+    if raw == "none":
+        deliveries = empty_deliveries().drop(columns="run_id")
+    else:
+        deliveries = _read_deliveries(folder)
     _insert_run_id(deliveries, run_id)
     cell_rows = [_identity_defaults(c) | _flatten(c) for c in cell_entries]
     cells = _frame(cell_rows, CELL_COLUMNS, run_id)

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from loadgen.escape import csv_frame, md_code, md_text
+from reports.bootstrap import LEVEL
 from reports.checks import run_warnings
 from reports.floor import floor_notes, floor_table, fmt_multiple
 from reports.fmt import as_float, fmt_bytes, fmt_ms, fmt_pct, fmt_rate, fmt_us
@@ -28,7 +29,6 @@ from reports.matrix import MATRIX_CSV, matrix_pivot, matrix_profiles, ratio_ci_t
 from reports.stats import realtime_mask, sweep_table
 from reports.verdict import (
     CLAIM_RATIO,
-    LEVEL,
     METRICS,
     OPTIONAL_CONDITION_COLUMNS,
     VERDICTS,

@@ -26,7 +26,8 @@ and they come after every same-client pair.
 Metrics, each as HTTP / WebSocket (above 1: WebSocket faster or leaner):
 
 - ``p50``, ``p99``: latency percentiles. The interval is a two-sample bootstrap
-  (``scipy.stats.bootstrap``, percentile method, :data:`N_RESAMPLES` resamples, seeded)
+  (:func:`reports.bootstrap.percentile_ratio_ci`: ``scipy.stats.bootstrap``, percentile
+  method, :data:`N_RESAMPLES` resamples, seeded)
   of the ratio of the two percentiles, resampling each cell's raw measured rows (echo:
   ``samples.parquet`` rows with ``kind == "request"``, ``ok``, not warmup; real-time:
   ``deliveries.parquet`` rows not warmup, deferred or duplicate) with replacement within
@@ -41,7 +42,8 @@ Metrics, each as HTTP / WebSocket (above 1: WebSocket faster or leaner):
   CPU chart, not in the verdict: it measures the client library).
 
   For ``bytes`` and ``cpu`` the ratio is of the cells' totals, and the interval a
-  two-sample bootstrap of the ratio of the per-repeat means (``run.repeats``); it needs at
+  two-sample bootstrap of the ratio of the per-repeat means (``run.repeats``,
+  :func:`reports.bootstrap.mean_ratio_ci`); it needs at
   least 2 repeats per cell (with 2 it is about the range of the per-repeat ratios).
 
 Verdict per row (:func:`verdict_of`): **holds** when the interval's lower bound is at least
@@ -51,15 +53,21 @@ otherwise, **n/a** when there is no interval (see ``note``).
 
 from __future__ import annotations
 
-import warnings
 import zlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from loadgen.schema import family
+from reports.bootstrap import (
+    LEVEL,
+    MAX_BOOTSTRAP_SAMPLES,
+    N_RESAMPLES,
+    SEED,
+    mean_ratio_ci,
+    percentile_ratio_ci,
+)
 from reports.columns import HTTP_DELIVERY_MODES
 from reports.load import Run, cell_scenario
 from reports.stats import (
@@ -71,18 +79,6 @@ from reports.stats import (
 
 #: The claim: WebSocket is this many times faster than HTTP.
 CLAIM_RATIO = 3.0
-
-#: Confidence level of every interval.
-LEVEL = 0.95
-
-#: Bootstrap resamples per interval.
-N_RESAMPLES = 2000
-
-#: Cells with more measured rows than this are bootstrapped from a random subset this large.
-MAX_BOOTSTRAP_SAMPLES = 20_000
-
-#: Base seed: every interval is reproducible, and independent of which other pairs exist.
-SEED = 2010
 
 #: The client whose same-client pairs are the headline (see the module docstring).
 HEADLINE_CLIENT = "lean"
@@ -153,100 +149,6 @@ def verdict_of(low: float, high: float, claim: float = CLAIM_RATIO) -> str:
 def seed_for(*parts: str, seed: int = SEED) -> np.random.Generator:
     """A generator seeded by ``seed`` and the names given (stable across runs and orders)."""
     return np.random.default_rng([seed, *(zlib.crc32(p.encode()) for p in parts)])
-
-
-def percentile_ratio_ci(
-    http: np.ndarray,
-    ws: np.ndarray,
-    percentiles: Sequence[float] = (50.0, 99.0),
-    *,
-    rng: np.random.Generator | None = None,
-    n_resamples: int = N_RESAMPLES,
-    level: float = LEVEL,
-    max_samples: int = MAX_BOOTSTRAP_SAMPLES,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(ratio, low, high)``, arrays over ``percentiles``: percentile(http) / percentile(ws).
-
-    The point estimate uses every value; the interval is a two-sample percentile bootstrap
-    (``scipy.stats.bootstrap``, ``paired=False``) of the same ratio, each sample resampled
-    on its own, from at most ``max_samples`` values of each (a seeded random subset).
-    NaN where a sample has fewer than 2 values or a WebSocket percentile is not positive.
-    """
-    rng = rng or np.random.default_rng(SEED)
-    qs = np.asarray(percentiles, dtype=float)
-    nan = np.full(len(qs), np.nan)
-    a = np.asarray(http, dtype=float)
-    b = np.asarray(ws, dtype=float)
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    if len(a) < 2 or len(b) < 2:
-        return nan, nan.copy(), nan.copy()
-    ws_point = np.percentile(b, qs)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(ws_point > 0, np.percentile(a, qs) / ws_point, np.nan)
-    a_boot, b_boot = _subsample(a, max_samples, rng), _subsample(b, max_samples, rng)
-
-    def statistic(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.percentile(x, qs, axis=axis) / np.percentile(y, qs, axis=axis)
-
-    batch = max(1, min(n_resamples, 4_000_000 // (len(a_boot) + len(b_boot))))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = stats.bootstrap(
-            (a_boot, b_boot),
-            statistic,
-            vectorized=True,
-            paired=False,
-            method="percentile",
-            n_resamples=n_resamples,
-            confidence_level=level,
-            batch=batch,
-            rng=rng,
-        )
-    low = np.asarray(result.confidence_interval.low, dtype=float)
-    high = np.asarray(result.confidence_interval.high, dtype=float)
-    bad = ~np.isfinite(ratio)
-    low[bad], high[bad] = np.nan, np.nan
-    return ratio, low, high
-
-
-def mean_ratio_ci(
-    http: Sequence[float],
-    ws: Sequence[float],
-    *,
-    rng: np.random.Generator | None = None,
-    n_resamples: int = N_RESAMPLES,
-    level: float = LEVEL,
-) -> tuple[float, float]:
-    """Bootstrap interval ``(low, high)`` of mean(http) / mean(ws) over per-repeat values.
-
-    Two-sample percentile bootstrap (``scipy.stats.bootstrap``, ``paired=False``); NaN
-    when either side has fewer than 2 finite values or a non-positive mean.
-    """
-    rng = rng or np.random.default_rng(SEED)
-    a = np.asarray(http, dtype=float)
-    b = np.asarray(ws, dtype=float)
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    if len(a) < 2 or len(b) < 2 or not b.mean() > 0:
-        return float("nan"), float("nan")
-
-    def statistic(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.mean(x, axis=axis) / np.mean(y, axis=axis)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = stats.bootstrap(
-            (a, b),
-            statistic,
-            vectorized=True,
-            paired=False,
-            method="percentile",
-            n_resamples=n_resamples,
-            confidence_level=level,
-            rng=rng,
-        )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def condition_extras(cells: pd.DataFrame) -> list[str]:
@@ -654,12 +556,6 @@ def _cost_row(
         "method": "bootstrap of per-repeat values",
         "note": note,
     }
-
-
-def _subsample(values: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
-    if len(values) <= limit:
-        return values
-    return rng.choice(values, size=limit, replace=False)
 
 
 def _family(transport: object) -> str:

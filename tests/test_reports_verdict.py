@@ -23,6 +23,7 @@ from rich.console import Console
 import reports
 from loadgen.schema import SUMMARY_FILE
 from reports import charts
+from reports.bootstrap import mean_ratio_ci, percentile_ratio_ci
 from reports.checks import SPREAD_MESSAGE, cell_caveats, repeat_spread, run_warnings
 from reports.cli_report import report
 from reports.html import render_report
@@ -33,8 +34,6 @@ from reports.verdict import (
     CONDITION_COLUMNS,
     VERDICT_COLUMNS,
     matched_pairs,
-    mean_ratio_ci,
-    percentile_ratio_ci,
     verdict_of,
     verdict_table,
     verdict_wide,

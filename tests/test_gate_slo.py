@@ -10,10 +10,11 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from loadgen import orchestrator, slo
+from loadgen import orchestrator
 from loadgen.cli import app
 from loadgen.orchestrator import RunResult
 from loadgen.scenario import Scenario, ScenarioError, SloSettings, load_scenario, parse_scenario
+from reports.gate import slo
 
 ECHO = {
     "scenario": {"name": "slo-test", "repeats": 1},

@@ -20,8 +20,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from loadgen.baseline import BASELINES_DIR, BaselineError, resolve_run
-from loadgen.compare import (
+from loadgen.escape import md_block, md_code, md_text
+from reports.gate.baseline import BASELINES_DIR, BaselineError, resolve_run
+from reports.gate.compare import (
     ERROR,
     EXIT_ERROR,
     IMPROVED,
@@ -37,7 +38,6 @@ from loadgen.compare import (
     load_run,
     parse_specs,
 )
-from loadgen.escape import md_block, md_code, md_text
 
 COMPARE_MD = "compare.md"
 COMPARE_JSON = "compare.json"

@@ -5,9 +5,11 @@
     comparison = compare_runs(load_run(base_dir), load_run(cur_dir), parse_specs(["p99:+15%"]))
     comparison.exit_code()        # 0 no regression, 1 regression, 2 data error
 
+Both folders are read by :func:`reports.load.load` (its schema rules, its errors as
+:class:`CompareError`); samples.parquet and deliveries.parquet are optional there.
 Cells are matched by name. For each cell and each chosen metric the relative
 change ``current / baseline - 1`` gets a 95 % confidence interval
-(:mod:`loadgen.bootstrap`), and a **regression** is a change whose *whole*
+(:mod:`reports.bootstrap`), and a **regression** is a change whose *whole*
 interval lies beyond the metric's limit, on the worse side. Latency
 percentiles are bootstrapped from the raw samples when both runs have them
 (requests resampled within repeats resampled within each run); other metrics
@@ -32,7 +34,6 @@ warning.
 from __future__ import annotations
 
 import difflib
-import json
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -42,12 +43,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
+import pandas as pd
 
-from loadgen import bootstrap
-from loadgen.schema import DELIVERIES_FILE, META_FILE, SAMPLES_FILE, SCHEMA_VERSION, SUMMARY_FILE
+from reports import bootstrap
+from reports.load import ResultsError, Run, load
+from reports.stats import measured_deliveries, measured_samples
 
 EXIT_OK = 0
 EXIT_REGRESSION = 1
@@ -293,11 +293,22 @@ def parse_specs(specs: Sequence[str] | None) -> list[Threshold]:
 
 @dataclass(eq=False)
 class RunData:
-    """A results folder (or baseline) as ``compare`` needs it."""
+    """A results folder (or baseline) as ``compare`` needs it: a :class:`reports.load.Run`
+    and its measured latencies grouped by cell and repeat."""
 
-    path: Path
-    summary: dict[str, Any]
-    meta: dict[str, Any]
+    run: Run
+
+    @property
+    def path(self) -> Path:
+        return self.run.path
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.run.summary
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.run.meta
 
     @property
     def cells(self) -> dict[str, dict[str, Any]]:
@@ -305,7 +316,7 @@ class RunData:
 
     @property
     def run_id(self) -> str:
-        return str(self.summary.get("run_id") or self.meta.get("run_id") or self.path.name)
+        return self.run.run_id
 
     @property
     def commit(self) -> str | None:
@@ -317,79 +328,40 @@ class RunData:
         return ((self.meta.get("scenario") or {}).get("scenario") or {}).get("repeats")
 
     @cached_property
-    def _samples(self) -> dict[str, dict[int, np.ndarray]] | None:
-        path = self.path / SAMPLES_FILE
-        if not path.exists():
-            return None
-        table = pq.read_table(
-            path, columns=["cell", "repeat", "kind", "ok", "warmup", "latency_ns"]
-        )
-        keep = pc.and_(
-            pc.and_(table["ok"], pc.invert(table["warmup"])),
-            pc.is_in(table["kind"], value_set=pa.array(LATENCY_KINDS)),
-        )
-        return _group(table.filter(keep))
+    def _samples(self) -> dict[str, dict[int, np.ndarray]]:
+        rows = measured_samples(self.run.samples, kind=None)
+        return _group(rows[rows["kind"].isin(LATENCY_KINDS)])
 
     @cached_property
-    def _deliveries(self) -> dict[str, dict[int, np.ndarray]] | None:
-        path = self.path / DELIVERIES_FILE
-        if not path.exists():
-            return None
-        table = pq.read_table(
-            path, columns=["cell", "repeat", "warmup", "deferred", "duplicate", "latency_ns"]
-        )
-        skip = pc.or_(pc.or_(table["warmup"], table["deferred"]), table["duplicate"])
-        return _group(table.filter(pc.invert(skip)))
+    def _deliveries(self) -> dict[str, dict[int, np.ndarray]]:
+        return _group(measured_deliveries(self.run.deliveries))
 
     def raw_groups(self, source: str, cell: str) -> list[np.ndarray] | None:
         """Per-repeat measured latencies (ns) of ``cell``'s successful repeats, if on disk."""
         data = self._samples if source == "samples" else self._deliveries
-        if data is None or cell not in data:
+        if cell not in data:
             return None
         ok = [r.get("repeat") for r in self.cells[cell].get("per_repeat") or []]
         groups = [data[cell][r] for r in ok if r in data[cell] and len(data[cell][r])]
         return groups or None
 
 
-def _group(table: pa.Table) -> dict[str, dict[int, np.ndarray]]:
-    """``{cell: {repeat: latencies in ns}}`` of a filtered samples or deliveries table."""
+def _group(rows: pd.DataFrame) -> dict[str, dict[int, np.ndarray]]:
+    """``{cell: {repeat: latencies in ns}}`` of measured samples or deliveries."""
     out: dict[str, dict[int, np.ndarray]] = {}
-    df = table.select(["cell", "repeat", "latency_ns"]).to_pandas()
-    for (cell, repeat), group in df.groupby(["cell", "repeat"], sort=False):
+    df = rows[["cell", "repeat", "latency_ns"]]
+    for (cell, repeat), group in df.groupby(["cell", "repeat"], sort=False, observed=True):
         out.setdefault(str(cell), {})[int(repeat)] = group["latency_ns"].to_numpy(dtype=float)
     return out
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CompareError(f"{path} is missing: is {path.parent} a results folder?") from None
-    except (OSError, ValueError) as exc:
-        raise CompareError(f"cannot read {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise CompareError(f"{path} is not a JSON object")
-    return data
-
-
 def load_run(path: Path) -> RunData:
-    """Read a results folder's summary.json and meta.json; raw files are read when needed."""
-    path = Path(path)
-    if not path.is_dir():
-        raise CompareError(f"results folder {path} does not exist or is not a folder")
-    summary = _read_json(path / SUMMARY_FILE)
-    meta = _read_json(path / META_FILE)
-    for name, doc in ((SUMMARY_FILE, summary), (META_FILE, meta)):
-        schema = doc.get("schema")
-        if not isinstance(schema, int) or schema > SCHEMA_VERSION:
-            raise CompareError(
-                f"{path / name}: results schema {schema!r}, this rtbench reads up to "
-                f"{SCHEMA_VERSION}; upgrade rtbench"
-            )
-    cells = summary.get("cells")
-    if not isinstance(cells, list) or not all(isinstance(c, dict) and "cell" in c for c in cells):
-        raise CompareError(f"{path / SUMMARY_FILE} has no list of cells")
-    return RunData(path, summary, meta)
+    """A results folder read by :func:`reports.load.load`; its raw files are optional
+    (a baseline keeps them only when small)."""
+    try:
+        return RunData(load(path, raw="optional"))
+    except ResultsError as exc:
+        raise CompareError(str(exc)) from None
 
 
 # --- environment ---------------------------------------------------------------------------
@@ -565,7 +537,7 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
     allow_env_mismatch: bool = False
     report_only: bool = False
-    level: float = bootstrap.DEFAULT_LEVEL
+    level: float = bootstrap.LEVEL
 
     @property
     def regressions(self) -> list[Row]:
@@ -747,8 +719,8 @@ def compare_runs(
     allow_env_mismatch: bool = False,
     report_only: bool = False,
     seed: int = 0,
-    level: float = bootstrap.DEFAULT_LEVEL,
-    n_resamples: int = bootstrap.DEFAULT_RESAMPLES,
+    level: float = bootstrap.LEVEL,
+    n_resamples: int = bootstrap.N_RESAMPLES,
 ) -> Comparison:
     """Compare ``cur`` with ``base``; raises CompareError for a usage or data error."""
     bschema, cschema = base.summary.get("schema"), cur.summary.get("schema")

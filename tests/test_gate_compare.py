@@ -19,10 +19,13 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from loadgen import bootstrap
-from loadgen.baseline import BaselineError, list_baselines, resolve_run, save_baseline
 from loadgen.cli import app
-from loadgen.compare import (
+from loadgen.orchestrator import server_args
+from loadgen.scenario import parse_scenario
+from loadgen.schema import SAMPLE_SCHEMA, SAMPLES_FILE, SCHEMA_VERSION
+from reports import bootstrap
+from reports.gate.baseline import BaselineError, list_baselines, resolve_run, save_baseline
+from reports.gate.compare import (
     DEFAULT_SPECS,
     EXIT_ERROR,
     EXIT_OK,
@@ -36,9 +39,6 @@ from loadgen.compare import (
     parse_spec,
     parse_specs,
 )
-from loadgen.orchestrator import server_args
-from loadgen.scenario import parse_scenario
-from loadgen.schema import SAMPLE_SCHEMA, SAMPLES_FILE, SCHEMA_VERSION
 from servers.__main__ import build_parser
 from servers.hub import Hub
 

@@ -9,6 +9,9 @@ a ``baseline.json`` saying where it came from::
 
     saved = save_baseline(Path("results/20261129-020000-ci"), name="ci")
     path = resolve_run("ci")          # baselines/ci, or any results folder given as a path
+
+The results folder is read by :func:`reports.load.load` (summary.json and meta.json only);
+its files are then copied as they are.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.schema import DELIVERIES_FILE, META_FILE, SAMPLES_FILE, SCHEMA_VERSION, SUMMARY_FILE
+from reports.load import ResultsError, load
 
 #: Where baselines live, relative to the repository root (the current directory).
 BASELINES_DIR = Path("baselines")
@@ -48,18 +52,6 @@ class SavedBaseline:
     warnings: list[str] = field(default_factory=list)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BaselineError(f"{path} is missing: is {path.parent} a results folder?") from None
-    except (OSError, ValueError) as exc:
-        raise BaselineError(f"cannot read {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise BaselineError(f"{path} is not a JSON object")
-    return data
-
-
 def check_name(name: str) -> str:
     """``name`` if it is usable as a folder name (letters, digits, ``. _ -``)."""
     if not _NAME.match(name):
@@ -83,16 +75,17 @@ def save_baseline(
     replaced with ``force``.
     """
     results = Path(results)
-    if not results.is_dir():
-        raise BaselineError(f"results folder {results} does not exist or is not a folder")
-    summary = _read_json(results / SUMMARY_FILE)
-    meta = _read_json(results / META_FILE)
+    try:
+        run = load(results, raw="none")
+    except ResultsError as exc:
+        raise BaselineError(str(exc)) from None
+    summary = run.summary
     schema = summary.get("schema")
     if schema != SCHEMA_VERSION:
         raise BaselineError(
             f"{results} has results schema {schema!r}; this rtbench writes {SCHEMA_VERSION}"
         )
-    if summary.get("complete") is not True or meta.get("complete") is not True:
+    if not run.complete:
         raise BaselineError(f"{results} is an incomplete run; a baseline must be complete")
     cells = summary.get("cells") or []
     if not cells:
