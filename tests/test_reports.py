@@ -138,6 +138,31 @@ def test_invalid_json_rejected(run_dir: Path) -> None:
         reports.load(run_dir)
 
 
+def test_raw_files_optional_or_skipped(run_dir: Path) -> None:
+    full = reports.load(run_dir)
+    for raw in ("optional", "none"):
+        run = reports.load(run_dir, raw=raw)
+        assert run.cells.equals(full.cells) and run.repeats.equals(full.repeats)
+        assert list(run.samples.columns) == list(full.samples.columns)
+    assert len(reports.load(run_dir, raw="optional").samples) == len(full.samples)
+    assert reports.load(run_dir, raw="none").samples.empty
+    (run_dir / SAMPLES_FILE).write_text("not parquet")
+    with pytest.raises(reports.ResultsError, match=SAMPLES_FILE):
+        reports.load(run_dir, raw="optional")
+    assert reports.load(run_dir, raw="none").deliveries.empty
+    (run_dir / SAMPLES_FILE).unlink()
+    missing = reports.load(run_dir, raw="optional")
+    assert missing.samples.empty and missing.cells.equals(full.cells)
+
+
+def test_unnamed_cell_rejected(run_dir: Path) -> None:
+    doc = json.loads((run_dir / SUMMARY_FILE).read_text())
+    del doc["cells"][0]["cell"]
+    (run_dir / SUMMARY_FILE).write_text(json.dumps(doc))
+    with pytest.raises(reports.ResultsError, match="no list of cells"):
+        reports.load(run_dir, raw="none")
+
+
 def test_missing_columns_rejected(tmp_path: Path) -> None:
     folder = make_run_dir(tmp_path, drop_columns=("latency_ns", "warmup"))
     with pytest.raises(reports.ResultsError) as err:
