@@ -6,14 +6,17 @@
     comparison.exit_code()        # 0 no regression, 1 regression, 2 data error
 
 Both folders are read by :func:`reports.load.load` (its schema rules, its errors as
-:class:`CompareError`); samples.parquet and deliveries.parquet are optional there.
+:class:`CompareError`; samples.parquet and deliveries.parquet optional), and metrics are
+read from its tables: ``run.cells``, ``run.repeats`` (the per-repeat figures),
+``run.samples`` and ``run.deliveries`` (measured rows, as the report counts them).
+
 Cells are matched by name. For each cell and each chosen metric the relative
 change ``current / baseline - 1`` gets a 95 % confidence interval
 (:mod:`reports.bootstrap`), and a **regression** is a change whose *whole*
 interval lies beyond the metric's limit, on the worse side. Latency
 percentiles are bootstrapped from the raw samples when both runs have them
 (requests resampled within repeats resampled within each run); other metrics
-from the per-repeat values in summary.json (``scipy.stats.bootstrap``, at
+from the per-repeat values (``scipy.stats.bootstrap``, at
 least 3 repeats per run). With fewer repeats there is no confidence interval:
 the row says ``insufficient repeats`` and only fails when even the most
 favourable pairing of repeats is beyond the limit (with a single repeat per
@@ -46,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from reports import bootstrap
+from reports.columns import REQUEST_DELIVERY, delivery_col, latency_col
 from reports.load import ResultsError, Run, load
 from reports.stats import measured_deliveries, measured_samples
 
@@ -68,32 +72,33 @@ class CompareError(Exception):
 
 # --- metrics -------------------------------------------------------------------------------
 
-Getter = Callable[[dict[str, Any], bool], float | None]
+#: A metric's value in a cell or repeat row (``run.cells``, ``run.repeats``): (row, real-time).
+Getter = Callable[[pd.Series, bool], float | None]
 
 
-def _nested(*keys: str) -> Getter:
-    def get(entry: dict[str, Any], realtime: bool) -> float | None:
-        value: Any = entry
-        for key in keys:
-            if not isinstance(value, dict):
-                return None
-            value = value.get(key)
-        return float(value) if isinstance(value, int | float) else None
-
-    return get
+def number(value: object) -> float | None:
+    """A finite-or-infinite float of a numeric cell value; None for a missing one."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        return None
+    result = float(value)
+    return None if math.isnan(result) else result
 
 
-def _cost(echo_key: str, echo_side: str, rt_key: str) -> Getter:
+def _column(name: str) -> Getter:
+    return lambda entry, realtime: number(entry.get(name))
+
+
+def _cost(side: str) -> Getter:
     """Per request on echo cells, per useful message on real-time cells."""
-    echo, rt = _nested(echo_key, echo_side), _nested("per_useful_message", rt_key)
+    echo, rt = _column(f"cpu_s_per_request_{side}"), _column(f"cpu_s_per_useful_message_{side}")
     return lambda entry, realtime: rt(entry, realtime) if realtime else echo(entry, realtime)
 
 
-def _bytes(entry: dict[str, Any], realtime: bool) -> float | None:
+def _bytes(entry: pd.Series, realtime: bool) -> float | None:
     if realtime:
-        return _nested("per_useful_message", "bytes")(entry, realtime)
-    sent = _nested("bytes_per_request", "sent")(entry, realtime)
-    received = _nested("bytes_per_request", "received")(entry, realtime)
+        return number(entry.get("bytes_per_useful_message"))
+    sent = number(entry.get("bytes_per_request_sent"))
+    received = number(entry.get("bytes_per_request_received"))
     return None if sent is None or received is None else sent + received
 
 
@@ -111,7 +116,7 @@ class Metric:
     quantile: float | None = None
     raw: str | None = None  # "samples" or "deliveries": bootstrap the percentile from raw rows
 
-    def value(self, entry: dict[str, Any], realtime: bool) -> float | None:
+    def value(self, entry: pd.Series, realtime: bool) -> float | None:
         return self.get(entry, realtime)
 
 
@@ -121,7 +126,7 @@ def _latency(label: str, q: float) -> Metric:
         f"request latency {label} (ms)",
         "ms",
         +1,
-        _nested("latency_ms", label),
+        _column(latency_col(label)),
         quantile=q,
         raw="samples",
     )
@@ -134,20 +139,20 @@ METRICS: dict[str, Metric] = {
         _latency("p90", 0.90),
         _latency("p99", 0.99),
         _latency("p99.9", 0.999),
-        Metric("throughput", "requests per second", "rps", -1, _nested("throughput_rps")),
+        Metric("throughput", "requests per second", "rps", -1, _column("throughput_rps")),
         Metric(
             "cpu_server",
             "server CPU per request (echo) or per useful message (real-time)",
             "cpu",
             +1,
-            _cost("cpu_s_per_request", "server", "cpu_s_server"),
+            _cost("server"),
         ),
         Metric(
             "cpu_client",
             "load-generator CPU per request (echo) or per useful message (real-time)",
             "cpu",
             +1,
-            _cost("cpu_s_per_request", "client", "cpu_s_client"),
+            _cost("client"),
         ),
         Metric(
             "bytes",
@@ -161,7 +166,7 @@ METRICS: dict[str, Metric] = {
             "delivery latency p50 (ms), real-time cells",
             "ms",
             +1,
-            _nested("delivery_latency_ms", "p50"),
+            _column(delivery_col("p50")),
             realtime_only=True,
             quantile=0.50,
             raw="deliveries",
@@ -171,7 +176,7 @@ METRICS: dict[str, Metric] = {
             "delivery latency p99 (ms), real-time cells",
             "ms",
             +1,
-            _nested("delivery_latency_ms", "p99"),
+            _column(delivery_col("p99")),
             realtime_only=True,
             quantile=0.99,
             raw="deliveries",
@@ -181,7 +186,7 @@ METRICS: dict[str, Metric] = {
             "lost deliveries in the current run (absolute count)",
             "count",
             +1,
-            _nested("deliveries", "lost"),
+            _column("deliveries_lost"),
             count=True,
             realtime_only=True,
         ),
@@ -190,7 +195,7 @@ METRICS: dict[str, Metric] = {
             "failed requests in the current run (absolute count)",
             "count",
             +1,
-            _nested("errors"),
+            _column("errors"),
             count=True,
         ),
     )
@@ -310,9 +315,18 @@ class RunData:
     def meta(self) -> dict[str, Any]:
         return self.run.meta
 
-    @property
-    def cells(self) -> dict[str, dict[str, Any]]:
-        return {c["cell"]: c for c in self.summary.get("cells", [])}
+    @cached_property
+    def cells(self) -> dict[str, pd.Series]:
+        """Each cell's row of ``run.cells``, by name, in the run's order."""
+        return {str(row["cell"]): row for _, row in self.run.cells.iterrows()}
+
+    @cached_property
+    def per_repeat(self) -> dict[str, list[pd.Series]]:
+        """Each cell's rows of ``run.repeats`` (its successful repeats), by name."""
+        out: dict[str, list[pd.Series]] = {}
+        for _, row in self.run.repeats.iterrows():
+            out.setdefault(str(row["cell"]), []).append(row)
+        return out
 
     @property
     def run_id(self) -> str:
@@ -341,7 +355,8 @@ class RunData:
         data = self._samples if source == "samples" else self._deliveries
         if cell not in data:
             return None
-        ok = [r.get("repeat") for r in self.cells[cell].get("per_repeat") or []]
+        numbers = (number(r.get("repeat")) for r in self.per_repeat.get(cell, []))
+        ok = [int(n) for n in numbers if n is not None]
         groups = [data[cell][r] for r in ok if r in data[cell] and len(data[cell][r])]
         return groups or None
 
@@ -601,13 +616,14 @@ class Comparison:
         }
 
 
-def _is_realtime(cell: dict[str, Any]) -> bool:
-    return "deliveries" in cell or cell.get("delivery", "request") != "request"
+def _is_realtime(cell: pd.Series) -> bool:
+    # reports.load infers a missing ``delivery``: "request" only for echo cells.
+    return cell.get("delivery") != REQUEST_DELIVERY
 
 
-def _repeat_values(metric: Metric, cell: dict[str, Any]) -> list[float]:
-    realtime = _is_realtime(cell)
-    values = [metric.value(r, realtime) for r in cell.get("per_repeat") or []]
+def _repeat_values(metric: Metric, run: RunData, name: str) -> list[float]:
+    realtime = _is_realtime(run.cells[name])
+    values = [metric.value(r, realtime) for r in run.per_repeat.get(name, [])]
     return [v for v in values if v is not None and math.isfinite(v)]
 
 
@@ -638,8 +654,8 @@ def _compare_cell(
     metric = threshold.info
     bcell, ccell = base.cells[name], cur.cells[name]
     row = Row(name, threshold)
-    row.n_baseline = int(bcell.get("repeats_ok") or 0)
-    row.n_current = int(ccell.get("repeats_ok") or 0)
+    row.n_baseline = int(number(bcell.get("repeats_ok")) or 0)
+    row.n_current = int(number(ccell.get("repeats_ok")) or 0)
     if not row.n_baseline:
         row.status, row.note = ERROR, "the baseline has no successful repeat of this cell"
         return row
@@ -676,7 +692,7 @@ def _compare_cell(
                 row.note = "1 repeat: the spread between repeats is not measured"
             return row
 
-    bv, cv = _repeat_values(metric, bcell), _repeat_values(metric, ccell)
+    bv, cv = _repeat_values(metric, base, name), _repeat_values(metric, cur, name)
     if not bv or not cv:
         # An older summary without per-repeat figures: the totals only.
         bv, cv = [row.baseline], [row.current]
@@ -730,7 +746,7 @@ def compare_runs(
             f"current run ({cur.path}) has schema {cschema}; record a new baseline"
         )
     for run, label in ((base, "baseline"), (cur, "current run")):
-        if run.summary.get("complete") is not True or run.meta.get("complete") is not True:
+        if not run.run.complete:
             raise CompareError(f"the {label} {run.path} is incomplete (it was interrupted)")
 
     bcells, ccells = base.cells, cur.cells
