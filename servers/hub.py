@@ -26,11 +26,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from servers import protocol
+from servers.context import Context, Handler
 from servers.protocol import ProtocolError, Request
 from servers.realtime.inbox import Inbox
 from servers.realtime.ops import Realtime, RealtimeConfig
@@ -41,18 +41,6 @@ DEFAULT_SEND_QUEUE = 1_000
 #: WebSocket close codes a session asks its transport to use.
 CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN = 1013
-
-
-@dataclass(slots=True)
-class Context:
-    """Who is asking, and over what: filled in by the transport."""
-
-    user: str | None = None
-    token: str | None = None
-    session: Session | None = None
-
-
-Handler = Callable[[Request, Context], Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +76,8 @@ class Hub:
         self.requests = 0
         self.errors = 0
         self.realtime = Realtime(realtime)
-        self.realtime.install(self)
+        for op, handler, auth in self.realtime.operations():
+            self.register(op, handler, auth=auth)
         self._sweeper: asyncio.Task[None] | None = None
 
     @property

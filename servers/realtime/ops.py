@@ -1,9 +1,10 @@
 """The real-time application as hub operations: messaging, presence, notifications, activity.
 
-:class:`Realtime` owns the state and registers its operations on a hub::
+:class:`Realtime` owns the state and lists its operations for a hub to register::
 
     rt = Realtime(RealtimeConfig(presence_timeout_s=5.0))
-    rt.install(hub)
+    for op, handler, needs_user in rt.operations():
+        hub.register(op, handler, auth=needs_user)
 
 Operations (payload fields in brackets; all but ``signin`` act as the
 signed-in user and answer 401 without a valid token):
@@ -44,10 +45,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
+from servers.context import Context, Handler
 from servers.protocol import (
     Forbidden,
     InvalidEnvelope,
@@ -60,9 +62,6 @@ from servers.realtime.activity import Activity
 from servers.realtime.auth import DEFAULT_TOKEN_TTL_S, USER_RE, Auth
 from servers.realtime.inbox import Inbox, Page
 from servers.realtime.presence import Presence
-
-if TYPE_CHECKING:
-    from servers.hub import Context, Hub
 
 clock = time.perf_counter_ns
 
@@ -256,25 +255,28 @@ class Realtime:
 
     # -- wiring --------------------------------------------------------------
 
-    def install(self, hub: Hub) -> None:
-        """Register every operation on ``hub``."""
-        hub.register("signin", self.op_signin, auth=False)
-        for op, handler in (
-            ("stats", self.op_stats),
-            ("send", self.op_send),
-            ("join", self.op_join),
-            ("subscribe", self.op_subscribe),
-            ("publish", self.op_publish),
-            ("watch", self.op_watch),
-            ("presence", self.op_presence),
-            ("heartbeat", self.op_heartbeat),
-            ("bye", self.op_bye),
-            ("activity", self.op_activity),
-            ("time_on_site", self.op_time_on_site),
-            ("poll", self.op_poll),
-            ("subscribe_inbox", self.op_subscribe_inbox),
-        ):
-            hub.register(op, handler, auth=True)
+    def operations(self) -> list[tuple[str, Handler, bool]]:
+        """Every operation as ``(name, handler, needs a signed-in user)``, for the hub."""
+        ops: list[tuple[str, Handler, bool]] = [("signin", self.op_signin, False)]
+        ops += [
+            (op, handler, True)
+            for op, handler in (
+                ("stats", self.op_stats),
+                ("send", self.op_send),
+                ("join", self.op_join),
+                ("subscribe", self.op_subscribe),
+                ("publish", self.op_publish),
+                ("watch", self.op_watch),
+                ("presence", self.op_presence),
+                ("heartbeat", self.op_heartbeat),
+                ("bye", self.op_bye),
+                ("activity", self.op_activity),
+                ("time_on_site", self.op_time_on_site),
+                ("poll", self.op_poll),
+                ("subscribe_inbox", self.op_subscribe_inbox),
+            )
+        ]
+        return ops
 
     @staticmethod
     def _check_self(payload: Any, ctx: Context) -> None:
