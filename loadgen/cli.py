@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from loadgen.clients.base import LEAN
+from loadgen.clients.kinds import LEAN
 from loadgen.escape import term_text
 from loadgen.scenario import (
     Scenario,

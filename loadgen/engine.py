@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass, field
 
 import orjson
 
-from loadgen.clients.base import ClientError, make_client
+from loadgen.clients.base import make_client
+from loadgen.clients.errors import ClientError
 from loadgen.events import EventHook
 from loadgen.pacer import NS_PER_S, split_rate
 from loadgen.realtime.samples import echo_sample

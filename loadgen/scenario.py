@@ -58,7 +58,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from loadgen.clients.base import WS_CONN_MODE, check_combination
+from loadgen.clients.kinds import WS_CONN_MODE, check_combination
 from loadgen.realtime.params import RealtimeParams
 from loadgen.schema import HTTP_TRANSPORTS, WS_TRANSPORTS
 from servers import protocol

@@ -9,7 +9,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from loadgen.clients.base import ClientError, check_combination, make_client
+from loadgen.clients.base import make_client
+from loadgen.clients.errors import ClientError
+from loadgen.clients.kinds import check_combination
 from loadgen.wire import WireCounter, counting, new_event_loop
 from servers import protocol
 

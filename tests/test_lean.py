@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from loadgen.clients.base import ClientError, make_client
+from loadgen.clients.base import make_client
+from loadgen.clients.errors import ClientError
 from loadgen.lean.connect import Target
 from loadgen.lean.http import JSON, HttpConnection, request_head, with_body
 from loadgen.lean.ws import WsConnection

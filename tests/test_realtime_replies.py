@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadgen.clients.base import ClientError
+from loadgen.clients.errors import ClientError
 from loadgen.realtime.replies import (
     OpFailed,
     decode_reply,

@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from loadgen import tls
 from loadgen.cli import app
-from loadgen.clients.base import ClientError, make_client
+from loadgen.clients.base import make_client
+from loadgen.clients.errors import ClientError
 from loadgen.wire import WireCounter, counting, new_event_loop
 from servers import protocol
 from servers.__main__ import MODULES

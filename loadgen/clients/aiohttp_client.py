@@ -6,7 +6,7 @@ import asyncio
 
 import aiohttp
 
-from loadgen.clients.base import ClientError
+from loadgen.clients.errors import ClientError
 from loadgen.tls import client_ssl, is_secure
 
 _HEADERS = {"Content-Type": "application/json"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from loadgen.clients.base import ClientError
+from loadgen.clients.errors import ClientError
 from loadgen.tls import client_ssl, is_secure
 
 _HEADERS = {"content-type": "application/json"}

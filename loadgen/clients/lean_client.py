@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from loadgen.clients.base import ClientError
+from loadgen.clients.errors import ClientError
 from loadgen.lean.connect import Target
 from loadgen.lean.http import JSON, HttpConnection, request_head, with_body
 from loadgen.lean.ws import WsConnection

@@ -7,7 +7,7 @@ import asyncio
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from loadgen.clients.base import ClientError
+from loadgen.clients.errors import ClientError
 from loadgen.tls import client_ssl, is_secure
 
 

@@ -5,7 +5,7 @@
     target = Target.parse("https://127.0.0.1:8443/rpc")
     transport, proto = await open_connection(target, lambda: MyProtocol(counter), timeout_s)
 
-Failures raise :class:`~loadgen.clients.base.ClientError` ``connect_error``
+Failures raise :class:`~loadgen.clients.errors.ClientError` ``connect_error``
 (or ``timeout``). Lean protocols count their own bytes (see
 :class:`ByteCounting`), so the counting event loop does not wrap them.
 """
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from loadgen.clients.base import ClientError
+from loadgen.clients.errors import ClientError
 from loadgen.tls import client_ssl
 from loadgen.wire import WireCounter, uncounted
 

@@ -9,7 +9,7 @@
     conn.close()
 
 One request is in flight at a time. ``exchange`` raises
-:class:`~loadgen.clients.base.ClientError`: ``closed`` when the connection
+:class:`~loadgen.clients.errors.ClientError`: ``closed`` when the connection
 was closed before a reply began, ``truncated`` when it was closed inside one,
 ``malformed`` when the reply is not HTTP/1.1, ``timeout``. After a reply that
 does not keep the connection alive, :attr:`reusable` is False.
@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 import httptools
 
-from loadgen.clients.base import ClientError
+from loadgen.clients.errors import ClientError
 from loadgen.lean.connect import ByteCounting, Target, open_connection
 from loadgen.wire import WireCounter
 

@@ -30,7 +30,7 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from loadgen.clients.base import ClientError
+from loadgen.clients.errors import ClientError
 from loadgen.lean.connect import ByteCounting, Target, open_connection
 from loadgen.wire import WireCounter
 

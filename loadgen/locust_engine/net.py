@@ -29,7 +29,7 @@ from gevent import ssl as gssl
 from geventhttpclient.client import HTTPClient, HTTPClientPool
 from geventhttpclient.url import URL
 
-from loadgen.clients.base import ClientError
+from loadgen.clients.errors import ClientError
 from loadgen.tls import client_ssl, configure_client, is_secure
 from loadgen.wire import WireCounter
 

@@ -36,7 +36,7 @@ from gevent.event import AsyncResult, Event
 from gevent.lock import Semaphore
 from geventhttpclient.url import URL
 
-from loadgen.clients.base import ClientError
+from loadgen.clients.errors import ClientError
 from loadgen.locust_engine.net import (
     CountingClientPool,
     WireCounter,

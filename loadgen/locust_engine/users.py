@@ -35,7 +35,7 @@ import gevent.pool
 from geventhttpclient.url import URL
 from locust import FastHttpUser, User, task
 
-from loadgen.clients.base import ClientError
+from loadgen.clients.errors import ClientError
 from loadgen.engine import CellRun, _check_reply
 from loadgen.locust_engine.net import (
     CountingClientPool,

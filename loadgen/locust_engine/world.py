@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 from gevent.event import Event
 from gevent.lock import Semaphore
 
-from loadgen.clients.base import ClientError
+from loadgen.clients.errors import ClientError
 from loadgen.engine import CellRun, EngineStats
 from loadgen.locust_engine.net import configure_tls
 from loadgen.locust_engine.people import Person

@@ -1,7 +1,7 @@
 """Connections a virtual user holds, one shape per transport family.
 
 Both expose ``call(op, payload) -> payload`` (raising :class:`OpFailed` or
-:class:`~loadgen.clients.base.ClientError`) and report each request through
+:class:`~loadgen.clients.errors.ClientError`) and report each request through
 ``on_request(op, sent_ns, received_ns, bytes_sent, bytes_received, error,
 items)``. Pushes and poll results reach ``on_item(seq, item, received_ns,
 via, nbytes)``.
@@ -36,7 +36,7 @@ from typing import Any
 
 import aiohttp
 
-from loadgen.clients.base import ClientError
+from loadgen.clients.errors import ClientError
 from loadgen.realtime.receive import (
     OnGap,
     OnItem,

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from loadgen.clients.base import ClientError
+from loadgen.clients.errors import ClientError
 from loadgen.lean.connect import Target
 from loadgen.lean.http import JSON, HttpConnection, request_head, with_body
 from loadgen.lean.ws import WsConnection

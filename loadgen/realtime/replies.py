@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadgen.clients.base import ClientError
+from loadgen.clients.errors import ClientError
 from servers import protocol
 
 

@@ -32,7 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from loadgen.clients.base import LEAN, ClientError
+from loadgen.clients.errors import ClientError
+from loadgen.clients.kinds import LEAN
 from loadgen.realtime.conns import HttpConn, OnItem, OnRequest, OpFailed, SseConn, WsConn
 from loadgen.realtime.lean_conns import LeanHttpConn, LeanSseConn, LeanWsConn
 from loadgen.realtime.params import RealtimeParams
