@@ -41,9 +41,9 @@ from typing import Any
 import orjson
 import psutil
 
+from loadgen.cellspec import CellRun
 from loadgen.clients.base import make_client
 from loadgen.clients.kinds import PATHS, WS_CONN_MODE
-from loadgen.engine import CellRun
 from loadgen.environment import collect_environment
 from loadgen.escape import md_text
 from loadgen.procs import (

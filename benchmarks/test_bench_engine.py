@@ -16,7 +16,8 @@ import orjson
 import pytest
 
 from loadgen import engine
-from loadgen.engine import CellRun, run_cell
+from loadgen.cellspec import CellRun
+from loadgen.engine import run_cell
 from loadgen.events import EventHook
 from loadgen.lean.http import HttpConnection
 from loadgen.recorder import LatencyHistograms, RawRecorder

@@ -18,14 +18,14 @@ import asyncio
 import itertools
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
-import orjson
-
+from loadgen.cellspec import CellRun
 from loadgen.clients.base import make_client
 from loadgen.clients.errors import ClientError
 from loadgen.events import EventHook
 from loadgen.pacer import NS_PER_S, split_rate
+from loadgen.realtime.replies import check_echo_reply
 from loadgen.realtime.samples import echo_sample
 from loadgen.schema import WS_TRANSPORTS
 from loadgen.shares import my_connections
@@ -33,44 +33,6 @@ from loadgen.wire import WireCounter, counting
 from servers import protocol
 
 clock = time.perf_counter_ns
-
-
-@dataclass(frozen=True, slots=True)
-class CellRun:
-    """Everything one repeat of one cell needs; JSON-serialisable via :meth:`to_dict`."""
-
-    cell: str
-    transport: str
-    client: str
-    conn_mode: str
-    base_url: str
-    repeat: int = 0
-    model: str = "closed"
-    connections: int = 1
-    rate: float | None = None
-    think_time_s: float = 0.0
-    duration_s: float = 5.0
-    warmup_s: float = 1.0
-    payload_bytes: int = 64
-    max_requests: int = 1_000_000
-    timeout_s: float = 5.0
-    op: str = "echo"
-    workload: str = "echo"
-    delivery: str = "request"
-    realtime: dict[str, object] | None = None
-    #: TLS version ("1.2"/"1.3") when the target is https/wss, and the CA to trust.
-    tls: str | None = None
-    ca_file: str | None = None
-    #: This process's share of the cell when it runs over several processes (loadgen.shares).
-    processes: int = 1
-    process_index: int = 0
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, object]) -> CellRun:
-        return cls(**data)  # type: ignore[arg-type]
 
 
 @dataclass(slots=True)
@@ -97,36 +59,6 @@ async def _sleep_until(deadline_ns: int) -> None:
     """
     while (remaining := deadline_ns - clock()) > 0:
         await asyncio.sleep(remaining / NS_PER_S)
-
-
-def _check_reply(status: int, body: bytes, req_id: int) -> str | None:
-    """None when the reply is a successful echo of request ``req_id``, else an error code."""
-    if status != 200:
-        return f"http_{status}"
-    try:
-        obj = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        obj = None
-    # The common case checked in place (the full decoder builds objects per reply);
-    # anything else goes through the decoder, which names what is wrong.
-    if (
-        type(obj) is dict
-        and obj.get("ok") is True
-        and obj.get("id") == req_id
-        and type(obj.get("op")) is str
-        and type(obj.get("ts")) is int
-        and 0 <= obj["ts"] <= protocol.MAX_ID
-    ):
-        return None
-    try:
-        resp = protocol.decode_response(body)
-    except protocol.ProtocolError as exc:
-        return f"bad_reply:{exc.code}"
-    if not resp.ok:
-        return f"error_reply:{resp.error.code if resp.error else 'unknown'}"
-    if resp.id != req_id:
-        return "id_mismatch"
-    return None
 
 
 async def run_cell(
@@ -241,7 +173,7 @@ async def run_cell(
                         if stamped:
                             # Socket-boundary times (the lean client): no await in between.
                             sent, received = client.socket_stamps  # type: ignore[attr-defined]
-                        error = _check_reply(status, reply, req_id)
+                        error = check_echo_reply(status, reply, req_id)
                     except ClientError as exc:
                         received = clock()
                         error = exc.code

@@ -42,7 +42,7 @@ import pyarrow.parquet as pq
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from loadgen.engine import CellRun
+from loadgen.cellspec import CellRun
 from loadgen.environment import collect_environment
 from loadgen.escape import term_text
 from loadgen.floor import measure_floor

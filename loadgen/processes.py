@@ -22,7 +22,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loadgen.engine import CellRun
+from loadgen.cellspec import CellRun
 from loadgen.locust_engine.merge import merge_results, write_part
 from loadgen.schema import DELIVERY_SCHEMA, SAMPLE_SCHEMA
 

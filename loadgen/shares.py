@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # the engines import this module
-    from loadgen.engine import CellRun
+from loadgen.cellspec import CellRun
 
 
 def process_specs(spec: CellRun, processes: int) -> list[CellRun]:

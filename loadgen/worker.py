@@ -32,7 +32,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from hdrh.histogram import HdrHistogram
 
-from loadgen.engine import CellRun, EngineStats, run_cell
+from loadgen.cellspec import CellRun
+from loadgen.engine import EngineStats, run_cell
 from loadgen.events import EventHook
 from loadgen.realtime.engine import RealtimeStats, run_realtime
 from loadgen.realtime.params import RealtimeParams

@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from loadgen.cellspec import CellRun
 from loadgen.cli import app
-from loadgen.engine import CellRun
 from loadgen.environment import available_cpus
 from loadgen.pacer import split_rate
 from loadgen.procs import plan_placement

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 from test_realtime_gaps import CHURN
 
-from loadgen.engine import CellRun
+from loadgen.cellspec import CellRun
 from loadgen.locust_engine import MODULE, join_master, parse_master, worker_argv
 from loadgen.locust_engine.compat import check_compat, node_info
 from loadgen.locust_engine.merge import merge_results, merged_tables

@@ -20,8 +20,8 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from loadgen.cellspec import CellRun
 from loadgen.cli import app
-from loadgen.engine import CellRun
 from loadgen.link.kernel import (
     NS_PREFIX,
     SERVER_ADDR,

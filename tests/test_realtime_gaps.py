@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from serving import running
 
-from loadgen.engine import CellRun
+from loadgen.cellspec import CellRun
 from loadgen.events import EventHook
 from loadgen.realtime.engine import run_realtime
 from loadgen.realtime.params import RealtimeParams

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from serving import running
 
-from loadgen.engine import CellRun
+from loadgen.cellspec import CellRun
 from loadgen.events import EventHook
 from loadgen.link.relay import LinkRelay
 from loadgen.realtime.engine import RealtimeStats, run_realtime

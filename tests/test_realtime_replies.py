@@ -7,6 +7,7 @@ import pytest
 from loadgen.clients.errors import ClientError
 from loadgen.realtime.replies import (
     OpFailed,
+    check_echo_reply,
     decode_reply,
     payload_of,
     poll_item_count,
@@ -41,3 +42,25 @@ def test_not_a_reply() -> None:
     with pytest.raises(ClientError) as info:
         decode_reply(b"[1, 2]")
     assert info.value.code.startswith("bad_reply:")
+
+
+# --- the reply check ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"op":"echo","id":7,"ts":5,"ok":true,"payload":"x"}', None),
+        (b'{"op":"echo","id":8,"ts":5,"ok":true,"payload":"x"}', "id_mismatch"),
+        (b'{"op":"echo","id":7,"ts":-5,"ok":true}', "bad_reply:invalid_envelope"),
+        (b'{"op":"echo","id":7,"ts":true,"ok":true}', "bad_reply:invalid_envelope"),
+        (b'{"op":5,"id":7,"ts":5,"ok":true}', "bad_reply:invalid_envelope"),
+        (b'{"op":"echo","id":7,"ts":5,"ok":"yes"}', "bad_reply:invalid_envelope"),
+        (b'{"op":"echo","id":7,"ok":false,"error":{"code":"boom"}}', "error_reply:boom"),
+        (b'{"op":"echo","id":7', "bad_reply:malformed_json"),
+        (b"[1,2]", "bad_reply:invalid_envelope"),
+    ],
+)
+def test_check_reply_codes(body: bytes, expected: str | None) -> None:
+    assert check_echo_reply(200, body, 7) == expected
+    assert check_echo_reply(503, body, 7) == "http_503"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadgen.engine import CellRun
+from loadgen.cellspec import CellRun
 from loadgen.realtime.samples import build_sample
 from loadgen.recorder import Sample
 

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from loadgen.engine import CellRun
+from loadgen.cellspec import CellRun
 from loadgen.recorder import decode_histogram, encode_histogram, new_histogram
 from loadgen.schema import DELIVERY_SCHEMA, SAMPLE_SCHEMA
 

@@ -54,7 +54,7 @@ from locust.env import Environment
 from locust.event import Events
 from locust.html import get_html_report
 
-from loadgen.engine import CellRun
+from loadgen.cellspec import CellRun
 from loadgen.escape import csv_writer
 from loadgen.lifeline import child_setup
 from loadgen.locust_engine import DEFAULT_MASTER_BIND, MODULE, parse_master

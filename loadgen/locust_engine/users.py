@@ -35,8 +35,8 @@ import gevent.pool
 from geventhttpclient.url import URL
 from locust import FastHttpUser, User, task
 
+from loadgen.cellspec import CellRun
 from loadgen.clients.errors import ClientError
-from loadgen.engine import CellRun, _check_reply
 from loadgen.locust_engine.net import (
     CountingClientPool,
     WireCounter,
@@ -47,6 +47,7 @@ from loadgen.locust_engine.people import Person
 from loadgen.locust_engine.world import World, group_count, sleep_until
 from loadgen.pacer import Pacer, split_rate
 from loadgen.realtime.params import RealtimeParams
+from loadgen.realtime.replies import check_echo_reply
 from loadgen.schema import WS_TRANSPORTS
 from servers import protocol
 
@@ -156,7 +157,7 @@ class _EchoMixin:
         try:
             status, reply = exchange(body)
             received = clock()
-            error = _check_reply(status, reply, req_id)
+            error = check_echo_reply(status, reply, req_id)
         except ClientError as exc:
             received = clock()
             error = exc.code

@@ -43,8 +43,9 @@ import pyarrow.parquet as pq
 from gevent.event import Event
 from gevent.lock import Semaphore
 
+from loadgen.cellspec import CellRun
 from loadgen.clients.errors import ClientError
-from loadgen.engine import CellRun, EngineStats
+from loadgen.engine import EngineStats
 from loadgen.locust_engine.net import configure_tls
 from loadgen.locust_engine.people import Person
 from loadgen.pacer import NS_PER_S

@@ -24,8 +24,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from loadgen.cellspec import CellRun
 from loadgen.clients.errors import ClientError
-from loadgen.engine import CellRun
 from loadgen.events import EventHook
 from loadgen.pacer import NS_PER_S
 from loadgen.realtime import schedule

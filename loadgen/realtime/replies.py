@@ -6,11 +6,14 @@
     error = reply_error(resp)            # None, or "error_reply:CODE" for the samples
     items = poll_item_count(op, resp)    # items a poll reply carried
     payload = payload_of(resp, status)   # or raise OpFailed(code, message, status)
+    check_echo_reply(status, body, req_id)  # None for a good echo, else the row's error
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import orjson
 
 from loadgen.clients.errors import ClientError
 from servers import protocol
@@ -53,3 +56,33 @@ def payload_of(resp: protocol.Response, status: int = 200) -> Any:
         return resp.payload
     err = resp.error
     raise OpFailed(err.code if err else "error", err.message if err else "", status)
+
+
+def check_echo_reply(status: int, body: bytes, req_id: int) -> str | None:
+    """None when the reply is a successful echo of request ``req_id``, else an error code."""
+    if status != 200:
+        return f"http_{status}"
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        obj = None
+    # The common case checked in place (the full decoder builds objects per reply);
+    # anything else goes through the decoder, which names what is wrong.
+    if (
+        type(obj) is dict
+        and obj.get("ok") is True
+        and obj.get("id") == req_id
+        and type(obj.get("op")) is str
+        and type(obj.get("ts")) is int
+        and 0 <= obj["ts"] <= protocol.MAX_ID
+    ):
+        return None
+    try:
+        resp = protocol.decode_response(body)
+    except protocol.ProtocolError as exc:
+        return f"bad_reply:{exc.code}"
+    if not resp.ok:
+        return f"error_reply:{resp.error.code if resp.error else 'unknown'}"
+    if resp.id != req_id:
+        return "id_mismatch"
+    return None

@@ -14,12 +14,8 @@ has not started yet (``warmup_end_ns == 0``: set-up).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from loadgen.cellspec import CellRun
 from loadgen.recorder import Sample
-
-if TYPE_CHECKING:
-    from loadgen.engine import CellRun
 
 
 def build_sample(
