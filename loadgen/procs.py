@@ -33,6 +33,7 @@ from loadgen.environment import available_cpus
 from loadgen.lifeline import child_setup
 from loadgen.link.command import parse_link_ready_line, relay_command
 from loadgen.link.profiles import LinkProfile
+from loadgen.locust_engine import worker_argv
 from servers.common import parse_ready_line
 from servers.realtime.credentials import SECRET_ENV
 
@@ -316,8 +317,6 @@ def start_worker(
     processes it starts) in its environment, as for the server.
     """
     if engine == "locust":
-        from loadgen.locust_engine import worker_argv
-
         argv = worker_argv(spec_path, out_prefix, workers=locust_workers)
     else:
         argv = [

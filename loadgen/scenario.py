@@ -59,6 +59,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from loadgen.clients.kinds import WS_CONN_MODE, check_combination
+from loadgen.link.profiles import LinkProfileError, resolve_profile
 from loadgen.realtime.params import RealtimeParams
 from loadgen.schema import HTTP_TRANSPORTS, WS_TRANSPORTS
 from servers import protocol
@@ -248,8 +249,6 @@ class NetworkSettings(_Strict):
 
     @model_validator(mode="after")
     def _profiles_resolve(self) -> NetworkSettings:
-        from loadgen.link.profiles import LinkProfileError, resolve_profile
-
         names: set[str] = set()
         for spec in self.profiles:
             try:
@@ -263,8 +262,6 @@ class NetworkSettings(_Strict):
 
     def resolved(self) -> list[Any]:
         """The profiles as :class:`loadgen.link.profiles.LinkProfile` objects."""
-        from loadgen.link.profiles import resolve_profile
-
         return [resolve_profile(spec) for spec in self.profiles]
 
 

@@ -19,6 +19,8 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+from loadgen.link.kernel import SERVER_ADDR
+
 _client: ssl.SSLContext | None = None
 
 
@@ -39,8 +41,6 @@ def make_certificates(folder: Path) -> CertPaths:
     run over loopback, the userspace relay and the kernel link alike.
     """
     import trustme
-
-    from loadgen.link.kernel import SERVER_ADDR
 
     folder.mkdir(parents=True, exist_ok=True)
     ca = trustme.CA()

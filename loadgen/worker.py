@@ -11,7 +11,7 @@ clock starts: :func:`wait_for_start`) and writes
 ``OUT_PREFIX.parquet`` (raw samples) and ``OUT_PREFIX.json`` (histograms and
 counters). Errors go to stderr and exit code 1. A target it may not dial
 (anything but loopback, or the kernel link's server address from inside an
-rtbench network namespace: :func:`check_target`) exits 2 before any traffic.
+rtbench network namespace: :func:`loadgen.targets.check_target`) exits 2 before any traffic.
 """
 
 from __future__ import annotations
@@ -21,10 +21,8 @@ import asyncio
 import signal
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import orjson
 import pyarrow as pa
@@ -47,9 +45,9 @@ from loadgen.recorder import (
     record_clamped,
 )
 from loadgen.schema import DELIVERY_SCHEMA
+from loadgen.targets import check_target
 from loadgen.tls import configure_client
 from loadgen.wire import loop_name, new_event_loop
-from servers.common import host_allowed, host_refusal_note
 
 EXIT_REFUSED = 2
 
@@ -244,24 +242,6 @@ def run_realtime_part(spec: CellRun, out_prefix: Path, use_uvloop: bool) -> dict
     }
     out_prefix.with_suffix(".json").write_bytes(orjson.dumps(part, option=orjson.OPT_INDENT_2))
     return part
-
-
-def check_target(base_url: str, in_link_namespace: Callable[[], bool] | None = None) -> str | None:
-    """None when the load generator may dial ``base_url``, else why not.
-
-    Loopback only, or the kernel link's server address when this process runs in
-    one of rtbench's network namespaces (:func:`servers.common.host_allowed`).
-    """
-    try:
-        host = urlsplit(base_url).hostname or ""
-    except ValueError:
-        host = ""
-    if host and host_allowed(host, in_link_namespace):
-        return None
-    return (
-        f"refusing non-loopback target {base_url!r}: the load generator only dials "
-        "127.0.0.0/8, ::1 or localhost" + host_refusal_note(host)
-    )
 
 
 def main(argv: list[str] | None = None) -> int:

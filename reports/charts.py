@@ -54,7 +54,14 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter, NullLocator
 
 from loadgen.escape import chart_text
-from reports.stats import CELL_KEYS, measured_deliveries, measured_samples
+from reports.stats import (
+    CELL_KEYS,
+    measured_deliveries,
+    measured_samples,
+    sweep_cells,
+    sweep_table,
+)
+from reports.thresholds import RATE_REACHED
 
 #: Shades per transport, darkest first; the client picks the shade.
 TRANSPORT_SHADES: dict[str, tuple[str, ...]] = {
@@ -653,9 +660,6 @@ def sweep_chart(
     point the highest rate that met it (the knee), annotated; hollow markers are rates
     whose target was not reached.
     """
-    from reports.checks import RATE_REACHED
-    from reports.stats import sweep_cells, sweep_table
-
     sweep = sweep_cells(cells)
     sweeps = sweep_table(cells) if sweeps is None else sweeps
     fig, ax = _new_figure()

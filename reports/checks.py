@@ -12,20 +12,9 @@ from reports.floor import CLIENT_CPU_RATIO, client_cpu_heavy
 from reports.fmt import as_float, fmt_int, fmt_ms, fmt_pct, fmt_us
 from reports.load import Run
 from reports.stats import failed_repeats, realtime_mask
-
-#: Client CPU utilisation above which the load generator, not the server, may be measured.
-SATURATION_THRESHOLD = 0.9
-
-#: Fraction of the offered open-loop rate below which a cell did not get its load.
-RATE_REACHED = 0.95
+from reports.thresholds import RATE_REACHED, SATURATION_THRESHOLD, SPREAD_CV, SPREAD_CV_P99
 
 SATURATION_MESSAGE = "load generator saturated: results may measure the client"
-
-#: Coefficient of variation of the per-repeat p50 above which repeats disagree too much.
-SPREAD_CV = 0.2
-
-#: The same for the per-repeat p99, which is noisier by nature.
-SPREAD_CV_P99 = 0.5
 
 SPREAD_MESSAGE = "high spread across repeats"
 

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from reports import charts
+import reports.charts as charts
 from reports.bootstrap import LEVEL, MAX_BOOTSTRAP_SAMPLES, N_RESAMPLES
 from reports.checks import run_warnings
 from reports.floor import floor_notes, floor_table, fmt_multiple

@@ -24,6 +24,7 @@ from reports.bootstrap import LEVEL
 from reports.checks import run_warnings
 from reports.floor import floor_notes, floor_table, fmt_multiple
 from reports.fmt import as_float, fmt_bytes, fmt_ms, fmt_pct, fmt_rate, fmt_us
+from reports.html import write_report
 from reports.load import Run, scenario_label
 from reports.matrix import MATRIX_CSV, matrix_pivot, matrix_profiles, ratio_ci_text, verdict_matrix
 from reports.stats import realtime_mask, sweep_table
@@ -117,8 +118,6 @@ def write_outputs(
     ``folder``, and ``verdict-matrix.csv`` (:func:`reports.matrix.verdict_matrix`) when the
     pairs span two or more link profiles (else an old one there is removed); return their
     paths by kind (``"html"``, ``"markdown"``, ``"csv"``, and ``"matrix_csv"``)."""
-    from reports.html import write_report
-
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     verdicts = verdict_table(run) if verdicts is None else verdicts

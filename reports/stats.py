@@ -44,6 +44,7 @@ from reports.columns import (
 )
 from reports.fmt import fmt_ms
 from reports.load import Run, cell_scenario
+from reports.thresholds import RATE_REACHED
 
 #: Columns that identify a cell in samples and cells DataFrames.
 CELL_KEYS: tuple[str, ...] = ("cell", "transport", "client", "conn_mode")
@@ -455,9 +456,8 @@ def sweep_rate_ok(row: pd.Series, slo_ms: float) -> tuple[bool, str]:
     """Whether one sweep cell met its objective, and if not why: ``(False, "p99 14.6 ms")``.
 
     It must have p99 under ``slo_ms``, no errors, and have delivered at least
-    :data:`reports.checks.RATE_REACHED` of its target rate.
+    :data:`reports.thresholds.RATE_REACHED` of its target rate.
     """
-    from reports.checks import RATE_REACHED
 
     p99 = _num(row.get("p99_ms"))
     errors = _num(row.get("errors"))

@@ -41,6 +41,13 @@ from reports.fmt import (
 )
 from reports.load import Run
 from reports.stats import delivery_table, realtime_cells, request_cells
+from reports.verdict import (
+    CLAIM_RATIO,
+    METRICS,
+    OPTIONAL_CONDITION_COLUMNS,
+    condition_text,
+    verdict_wide,
+)
 
 
 class SummaryColumn(NamedTuple):
@@ -338,14 +345,6 @@ def verdict_rich_table(verdicts: pd.DataFrame) -> Table:
     """:func:`reports.verdict.verdict_table` output as a rich Table, one row per pair: the
     pair (its condition, the two cells, the clients and any caveats), then per metric the
     ratio and verdict over the 95 % interval."""
-    from reports.verdict import (
-        CLAIM_RATIO,
-        METRICS,
-        OPTIONAL_CONDITION_COLUMNS,
-        condition_text,
-        verdict_wide,
-    )
-
     table = _table(
         "Verdict: HTTP ÷ WebSocket, then the verdict and the 95% CI — holds if the whole "
         f"interval is ≥ {CLAIM_RATIO:g}×, refuted if wholly below"

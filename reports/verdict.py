@@ -68,6 +68,7 @@ from reports.bootstrap import (
     mean_ratio_ci,
     percentile_ratio_ci,
 )
+from reports.checks import cell_caveats
 from reports.columns import HTTP_DELIVERY_MODES
 from reports.load import Run, cell_scenario
 from reports.stats import (
@@ -245,8 +246,6 @@ def verdict_table(
     a verdict is n/a) and ``caveats`` (warnings about either cell, see
     :func:`reports.checks.cell_caveats`). See the module docstring for the method.
     """
-    from reports.checks import cell_caveats
-
     pairs = matched_pairs(run)
     extras = [c for c in OPTIONAL_CONDITION_COLUMNS if c in pairs.columns]
     out_cols = [*CONDITION_COLUMNS, *extras, *VERDICT_COLUMNS]

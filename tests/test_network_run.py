@@ -31,7 +31,7 @@ from loadgen.link.kernel import (
     probe_kernel,
 )
 from loadgen.scenario import ScenarioError, parse_scenario
-from loadgen.worker import check_target
+from loadgen.targets import check_target
 from loadgen.worker import main as worker_main
 
 pytestmark = pytest.mark.timeout(120)

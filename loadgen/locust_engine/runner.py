@@ -62,6 +62,7 @@ from loadgen.locust_engine.compat import check_compat, node_info
 from loadgen.locust_engine.merge import merge_results, merged_tables, write_part
 from loadgen.locust_engine.users import ALL_USER_CLASSES, user_class_for, user_count_for
 from loadgen.locust_engine.world import World
+from loadgen.targets import check_target
 from loadgen.worker import emit
 
 clock = time.perf_counter_ns
@@ -784,8 +785,6 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, TypeError) as exc:
         sys.stderr.write(f"error: cannot read the cell spec {args.spec}: {exc}\n")
         return 2
-    from loadgen.worker import check_target
-
     if (refusal := check_target(spec.base_url)) is not None:
         sys.stderr.write(f"error: {refusal}\n")
         return 2
