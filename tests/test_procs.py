@@ -30,6 +30,9 @@ def test_schedstat_counts_cpu_time_with_sub_tick_resolution() -> None:
     if before is None:
         pytest.skip("this kernel exposes no schedstat")
     _busy(0.003)  # less than one 10 ms clock tick
+    # A running task's total is brought up to date when it leaves the CPU (or at a
+    # tick): sleep once so the read sees the busy loop whatever the machine's load.
+    time.sleep(0.002)
     after = schedstat_seconds(os.getpid())
     assert after is not None
     # A 3 ms busy loop shows up, though it is below psutil's 10 ms tick.
