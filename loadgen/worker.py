@@ -25,26 +25,18 @@ from dataclasses import asdict
 from pathlib import Path
 
 import orjson
-import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from hdrh.histogram import HdrHistogram
 
 from loadgen.cellspec import CellRun
 from loadgen.engine import EngineStats, run_cell
 from loadgen.events import EventHook
-from loadgen.realtime.engine import RealtimeStats, run_realtime
+from loadgen.realtime.engine import run_realtime
 from loadgen.realtime.params import RealtimeParams
+from loadgen.realtime.part import ACTION_KINDS, delivery_record, delivery_table
+from loadgen.realtime.stats import RealtimeStats
 from loadgen.realtime.tracker import Tracker
-from loadgen.recorder import (
-    LatencyHistograms,
-    RawRecorder,
-    Sample,
-    encode_histogram,
-    new_histogram,
-    record_clamped,
-)
-from loadgen.schema import DELIVERY_SCHEMA
+from loadgen.recorder import LatencyHistograms, RawRecorder, Sample
 from loadgen.targets import check_target
 from loadgen.tls import configure_client
 from loadgen.wire import loop_name, new_event_loop
@@ -163,34 +155,6 @@ def run(spec: CellRun, out_prefix: Path, use_uvloop: bool = True) -> dict[str, o
     return part
 
 
-#: Real-time operations whose latency is the cell's request latency.
-ACTION_KINDS = frozenset({"send", "publish", "activity"})
-
-
-def _delivery_table(spec: CellRun, tracker: Tracker) -> pa.Table:
-    rows = tracker.rows
-    ident = [spec.cell, spec.transport, spec.client, spec.conn_mode, spec.delivery, spec.repeat]
-    columns: dict[str, list[object]] = {name: [] for name in DELIVERY_SCHEMA.names}
-    for value, name in zip(ident, DELIVERY_SCHEMA.names[:6], strict=True):
-        columns[name] = [value] * len(rows)
-    for name in DELIVERY_SCHEMA.names[6:]:
-        columns[name] = [getattr(r, name) for r in rows]
-    return pa.Table.from_pydict(columns, schema=DELIVERY_SCHEMA)
-
-
-def _delivery_histograms(tracker: Tracker) -> tuple[dict[str, str], int]:
-    """Encoded latency histograms of measured deliveries: all, and per type."""
-    hists: dict[str, HdrHistogram] = {"all": new_histogram()}
-    top = 0
-    for row in tracker.rows:
-        if row.warmup or row.deferred or row.duplicate:
-            continue
-        record_clamped(hists["all"], row.latency_ns)
-        record_clamped(hists.setdefault(row.type, new_histogram()), row.latency_ns)
-        top = max(top, row.latency_ns)
-    return {k: encode_histogram(h) for k, h in hists.items()}, top
-
-
 def run_realtime_part(spec: CellRun, out_prefix: Path, use_uvloop: bool) -> dict[str, object]:
     """Run one repeat of a real-time cell and write samples, deliveries and the part record."""
     params = RealtimeParams.model_validate(spec.realtime or {})
@@ -217,29 +181,11 @@ def run_realtime_part(spec: CellRun, out_prefix: Path, use_uvloop: bool) -> dict
         loop.close()
     cpu = time.process_time() - cpu0
     pq.write_table(raw.to_table(), out_prefix.with_suffix(".parquet"))
-    pq.write_table(_delivery_table(spec, tracker), out_prefix.with_suffix(".deliveries.parquet"))
-    measured = [s for s in raw.rows if not s.warmup]
+    pq.write_table(delivery_table(spec, tracker), out_prefix.with_suffix(".deliveries.parquet"))
     window_ns = max(0, stats.ended_ns - stats.measure_started_ns)
-    hdrs, top = _delivery_histograms(tracker)
-    # Useful messages: deliveries, plus activity events the server accepted (their
-    # value is in arriving, not in being delivered to someone).
-    useful = sum(1 for r in tracker.rows if not r.warmup and not r.duplicate)
-    useful += sum(1 for s in raw.rows if s.kind == "activity" and s.ok and not s.warmup)
     part = _part_record(spec, loop, stats, window_ns, hist, cpu, [])
-    part |= {
-        "deliveries": tracker.counts(),
-        "useful_measured": useful,
-        "delivery_hdr": hdrs,
-        "delivery_max_ns": top,
-        "requests_measured": len(measured),
-        "polls_measured": sum(1 for s in measured if s.kind == "poll"),
-        "empty_polls_measured": sum(1 for s in measured if s.kind == "poll" and s.items == 0),
-        "wire_bytes": {"sent": stats.wire_sent, "received": stats.wire_received},
-        "measured_wire_bytes": sum(s.bytes_sent + s.bytes_received for s in measured),
-        "push_bytes_measured": sum(
-            r.bytes for r in tracker.rows if r.via in ("push", "sse") and not r.warmup
-        ),
-    }
+    part |= delivery_record(tracker, raw.rows)
+    part["wire_bytes"] = {"sent": stats.wire_sent, "received": stats.wire_received}
     out_prefix.with_suffix(".json").write_bytes(orjson.dumps(part, option=orjson.OPT_INDENT_2))
     return part
 

@@ -14,11 +14,13 @@ locust's own CSV and HTML outputs next to them. From Python::
     join_master("10.0.0.5", 5557)      # a worker for a master on another machine
     run_web_ui(spec)                   # locust's web UI with the cell's users
 
-Modules: :mod:`.users` (the locust user classes), :mod:`.people` (a simulated
-person's connections under gevent), :mod:`.world` (one process's share of a
-cell: timeline, samples, delivery tracker), :mod:`.net` (counting sockets),
-:mod:`.merge` (merging the workers' results), :mod:`.compat` (version checks),
-:mod:`.runner` (the processes).
+Modules: :mod:`.locustfile` (the locust user classes), :mod:`.world` (one
+process's share of a cell: timeline, samples, delivery tracker), :mod:`.net`
+(counting sockets), :mod:`.merge` (merging the workers' results),
+:mod:`.compat` (version checks), :mod:`.runner` (the processes). The real-time
+driver under gevent has the asyncio driver's module names (:mod:`loadgen.realtime`)
+over the same sans-I/O core: :mod:`.engine` (the stage: behaviours as greenlets),
+:mod:`.users` (a virtual user), :mod:`.conns` (its connections).
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import gevent.pool
 import geventhttpclient
 import locust
 import locust.runners
@@ -59,8 +60,8 @@ from loadgen.escape import csv_writer
 from loadgen.lifeline import child_setup
 from loadgen.locust_engine import DEFAULT_MASTER_BIND, MODULE, parse_master
 from loadgen.locust_engine.compat import check_compat, node_info
+from loadgen.locust_engine.locustfile import ALL_USER_CLASSES, user_class_for, user_count_for
 from loadgen.locust_engine.merge import merge_results, merged_tables, write_part
-from loadgen.locust_engine.users import ALL_USER_CLASSES, user_class_for, user_count_for
 from loadgen.locust_engine.world import World
 from loadgen.targets import check_target
 from loadgen.worker import emit
@@ -697,18 +698,17 @@ def run_web(spec: CellRun, host: str, port: int) -> int:
     world.attach(env)
     web = env.create_web_ui(host, port)
     gevent.spawn(locust_stats.stats_history, runner)
-    publisher: list[gevent.Greenlet] = []
+    publishing: list[gevent.pool.Group] = []
 
     def on_test_start(**_kw: Any) -> None:
-        if (g := world.start_interactive_publisher()) is not None:
-            publisher.append(g)
+        if (group := world.start_interactive_publishers()) is not None:
+            publishing.append(group)
 
     def on_test_stop(**_kw: Any) -> None:
-        gevent.killall(publisher)
-        publisher.clear()
-        if world.publisher is not None:
-            world.publisher.stop()
-            world.publisher = None
+        for group in publishing:
+            group.kill(block=True, timeout=2.0)
+        publishing.clear()
+        world.stop_publishers()
 
     env.events.test_start.add_listener(on_test_start)
     env.events.test_stop.add_listener(on_test_stop)

@@ -19,8 +19,10 @@ the same process as its sender, and one :class:`~loadgen.realtime.tracker.Tracke
 per process accounts for every delivery it owes.
 
 What each person does and when is :mod:`loadgen.realtime.schedule`'s, run
-here under gevent; samples are built by :func:`loadgen.realtime.samples.build_sample`,
-as in the asyncio engines.
+through the shared stage (:mod:`loadgen.realtime.stage`) by the gevent driver
+(:mod:`loadgen.locust_engine.engine`); samples are built by
+:func:`loadgen.realtime.samples.build_sample` and the part record's deliveries by
+:mod:`loadgen.realtime.part`, as in the asyncio engine.
 """
 
 from __future__ import annotations
@@ -44,22 +46,29 @@ from gevent.event import Event
 from gevent.lock import Semaphore
 
 from loadgen.cellspec import CellRun
-from loadgen.clients.errors import ClientError
 from loadgen.engine import EngineStats
+from loadgen.locust_engine.engine import Stage, sleep_until
 from loadgen.locust_engine.net import configure_tls
-from loadgen.locust_engine.people import Person
+from loadgen.locust_engine.users import VirtualUser
 from loadgen.pacer import NS_PER_S
-from loadgen.realtime import schedule
-from loadgen.realtime.conns import OpFailed
-from loadgen.realtime.engine import RealtimeStats
-from loadgen.realtime.groups import churners_of, topic_count
+from loadgen.realtime.groups import churners_of
 from loadgen.realtime.params import RealtimeParams
+from loadgen.realtime.part import ACTION_KINDS, delivery_record, delivery_table
 from loadgen.realtime.samples import build_sample, echo_sample
+from loadgen.realtime.stage import (
+    FAILURES,
+    drain_done,
+    group_behaviours,
+    publisher_behaviours,
+    publisher_names,
+    stop_grace_s,
+    topics_of,
+)
+from loadgen.realtime.stats import RealtimeStats
 from loadgen.realtime.tracker import Tracker
-from loadgen.realtime.users import Endpoint
+from loadgen.realtime.user_state import Endpoint
 from loadgen.realtime.visits import time_on_site_report, visits_ms
 from loadgen.recorder import LatencyHistograms, RawRecorder, Sample
-from loadgen.worker import ACTION_KINDS, _delivery_histograms, _delivery_table
 from servers.protocol import make_payload
 
 clock = time.perf_counter_ns
@@ -72,16 +81,6 @@ WARMUP_SUFFIX = " [warm-up]"
 
 class RequestFailed(Exception):
     """What locust's stats record as a failure: the rtbench error code."""
-
-
-def sleep_until(deadline_ns: int, stop: Event | None = None) -> bool:
-    """Sleep until ``clock() >= deadline_ns``; False if ``stop`` was set first."""
-    while (remaining := deadline_ns - clock()) > 0:
-        if stop is None:
-            gevent.sleep(remaining / NS_PER_S)
-        elif stop.wait(remaining / NS_PER_S):
-            return False
-    return True
 
 
 def group_count(params: RealtimeParams) -> int:
@@ -157,25 +156,40 @@ class World:
             spec.delivery,
             spec.timeout_s,
         )
-        self.people: dict[str, Person] = {}
+        self.people: dict[str, VirtualUser] = {}
         self.order: list[str] = []
         self.groups: list[list[str]] = []
         self.group_of: dict[str, int] = {}
         self.churners: set[str] = set()
         self.subscribers: dict[str, list[str]] = {}
-        self.publisher: Person | None = None
+        self.publishers: dict[str, VirtualUser] = {}
+        #: People and publishers: every user a behaviour's step may name.
+        self.everyone: dict[str, VirtualUser] = {}
         self.truth: dict[str, list[list[int]]] = {}
         self.behaviours: list[gevent.pool.Group] = []
         self.body = make_payload(self.params.message_bytes) if self.params else ""
         self.setup_sem = Semaphore(SETUP_CONCURRENCY)
-        self._ids = itertools.count(1)
+        self._ids = (i * self.n_workers + self.index for i in itertools.count(1))
         self._people_n = itertools.count()
         self._groups_n = itertools.count()
+        self.stage = Stage(
+            self.rng,
+            self.tracker,
+            self.body,
+            self.rt_stats,
+            self.everyone,
+            self.group_of,
+            self.stop,
+            self._ids,
+            room_prefix=self.tag,
+            interactive=interactive,
+        )
         if interactive:
             # The web UI: no barrier, no end; users act as soon as they are set up.
             self.go.set()
             self.start_ns = self.warmup_end_ns = clock()
             self.end_ns = 1 << 62
+            self.stage.start_ns, self.stage.end_ns = self.start_ns, self.end_ns
 
     # -- wiring ------------------------------------------------------------------
 
@@ -194,7 +208,7 @@ class World:
 
     def next_id(self) -> int:
         """A message/notification id unique across the workers of the run."""
-        return next(self._ids) * self.n_workers + self.index
+        return next(self._ids)
 
     def new_conn(self) -> int:
         """The ``conn`` column of a new echo user: unique across the workers of the run."""
@@ -350,7 +364,7 @@ class World:
     def user_failed(self, message: str) -> None:
         self.setup_errors.append(message)
 
-    def new_group(self, size: int | None = None) -> list[Person]:
+    def new_group(self, size: int | None = None) -> list[VirtualUser]:
         """Create the people of one group (a real-time locust user); names are unique."""
         assert self.params is not None
         params = self.params
@@ -361,7 +375,7 @@ class World:
         members = []
         for name in names:
             person = self._person(name, params)
-            self.people[name] = person
+            self.people[name] = self.everyone[name] = person
             self.order.append(name)
             self.group_of[name] = gi
             members.append(person)
@@ -369,8 +383,8 @@ class World:
         self.churners.update(churners)
         return members
 
-    def _person(self, name: str, params: RealtimeParams, receives: bool = True) -> Person:
-        return Person(
+    def _person(self, name: str, params: RealtimeParams, receives: bool = True) -> VirtualUser:
+        return VirtualUser(
             name,
             self.endpoint,
             params,
@@ -380,16 +394,20 @@ class World:
             self.tracker.gap,
         )
 
-    def _start_publisher(self, params: RealtimeParams) -> None:
-        """This process's notification publisher: a person who receives nothing."""
-        self.publisher = self._person(f"{self.tag}-system", params, receives=False)
-        self.publisher.start()
+    def _start_publishers(self, params: RealtimeParams) -> None:
+        """This process's notification publishers (one a lane): people who receive nothing."""
+        for name in publisher_names(f"{self.tag}-system", params):
+            publisher = self._person(name, params, receives=False)
+            publisher.start()
+            self.publishers[name] = self.everyone[name] = publisher
 
-    def room(self, user: str) -> str:
-        """The room of ``user``'s group."""
-        return f"{self.tag}g{self.group_of[user]}"
+    def stop_publishers(self) -> None:
+        """Web UI: the test stopped; its publishers leave."""
+        for name, publisher in list(self.publishers.items()):
+            publisher.stop()
+            del self.publishers[name], self.everyone[name]
 
-    def setup_group(self, members: list[Person]) -> None:
+    def setup_group(self, members: list[VirtualUser]) -> None:
         """Sign in and join everyone first (an HTTP user is online from its first
         authenticated request), then watch the churners: set-up causes no presence
         changes that nobody expects."""
@@ -398,9 +416,10 @@ class World:
         for p in members:
             with self.setup_sem:
                 p.start()
-                p.call("join", {"room": self.room(p.name)})
+                p.call("join", {"room": self.stage.room(p.name)})
                 if self.interactive and params.notification_rate:
-                    self._subscribe(p, self.order.index(p.name) // params.fanout)
+                    index = self.order.index(p.name) // params.fanout
+                    self._subscribe(p, f"{self.tag}t{index}")
         watched = [m.name for m in members if m.name in self.churners]
         if not (params.churn_fraction and watched):
             return
@@ -409,8 +428,7 @@ class World:
                 with self.setup_sem:
                     p.call("watch", {"users": watched})
 
-    def _subscribe(self, p: Person, topic_index: int) -> None:
-        topic = f"{self.tag}t{topic_index}"
+    def _subscribe(self, p: VirtualUser, topic: str) -> None:
         p.call("subscribe", {"topic": topic})
         self.subscribers.setdefault(topic, []).append(p.name)
 
@@ -439,7 +457,7 @@ class World:
         if self.realtime and self.order:
             try:
                 self._shared_setup()
-            except (ClientError, OpFailed) as exc:
+            except FAILURES as exc:
                 return self._ready_info(t0, f"set-up failed: {exc!r}")
         return self._ready_info(t0, None)
 
@@ -453,22 +471,22 @@ class World:
         }
 
     def _shared_setup(self) -> None:
-        """Topics over this process's people, and this process's notification publisher."""
+        """Topics over this process's people, and this process's notification publishers."""
         params = self.params
         assert params is not None
         if not params.notification_rate:
             return
-        n_topics = topic_count(len(self.order), params.fanout)
+        topic_of = topics_of(self.order, params.fanout, self.tag)
         jobs = [
-            gevent.spawn(self._locked_subscribe, self.people[name], i % n_topics)
-            for i, name in enumerate(self.order)
+            gevent.spawn(self._locked_subscribe, self.people[name], topic)
+            for name, topic in topic_of.items()
         ]
         gevent.joinall(jobs, raise_error=True)
-        self._start_publisher(params)
+        self._start_publishers(params)
 
-    def _locked_subscribe(self, p: Person, topic_index: int) -> None:
+    def _locked_subscribe(self, p: VirtualUser, topic: str) -> None:
         with self.setup_sem:
-            self._subscribe(p, topic_index)
+            self._subscribe(p, topic)
 
     # -- the timeline ----------------------------------------------------------------
 
@@ -480,11 +498,10 @@ class World:
         self.warmup_end_ns = self.start_ns + int(spec.warmup_s * NS_PER_S)
         self.tracker.warmup_end_ns = self.warmup_end_ns
         self.end_ns = self.warmup_end_ns + int(spec.duration_s * NS_PER_S)
+        self.stage.start_ns, self.stage.end_ns = self.start_ns, self.end_ns
         self.go.set()
-        if self.publisher is not None:
-            group = gevent.pool.Group()
-            group.spawn(self._notifications)
-            self.behaviours.append(group)
+        if self.publishers:
+            self.behaviours.append(self._spawn_notifications())
         gevent.spawn(self._phases)
 
     def _phases(self) -> None:
@@ -517,81 +534,16 @@ class World:
 
     # -- real-time behaviour (the asyncio engine's, under gevent) ---------------------
 
-    def spawn_behaviours(self, members: list[Person]) -> gevent.pool.Group:
+    def spawn_behaviours(self, members: list[VirtualUser]) -> gevent.pool.Group:
         """Start what each member of a group does once the clock runs."""
         params = self.params
         assert params is not None
         group = gevent.pool.Group()
-        for p in members:
-            members_of = self.groups[self.group_of[p.name]]
-            if params.message_rate:
-                others = [m for m in members_of if m != p.name]
-                group.spawn(self._run, schedule.messaging(self, params, p.name, others))
-            if p.name in self.churners:
-                watchers = [m for m in members_of if m not in self.churners]
-                group.spawn(self._run, schedule.churn(self, params, p.name, watchers))
-            elif params.activity_rate:
-                visits: list[list[int]] = []
-                self.truth[p.name] = visits
-                group.spawn(self._run, schedule.activity(self, params, p.name, visits))
+        names = [p.name for p in members]
+        for steps in group_behaviours(self.stage, params, names, self.churners, self.truth):
+            group.spawn(self.stage.run, steps)
         self.behaviours.append(group)
         return group
-
-    # The schedule's Stage: what the behaviours share.
-
-    def begin_ns(self) -> int:
-        """The run's start; in the web UI, now (users join a test already running)."""
-        return max(self.start_ns, clock()) if self.interactive else self.start_ns
-
-    def offline(self, users: list[str]) -> list[str]:
-        """Those of ``users`` who are offline now."""
-        return [u for u in users if not self.people[u].online]
-
-    def stopped(self) -> bool:
-        """Whether this process's window has closed."""
-        return self.stop.is_set()
-
-    def _act(self, p: Person, op: str, payload: dict[str, Any]) -> bool:
-        try:
-            p.call(op, payload)
-        except (ClientError, OpFailed):
-            self.rt_stats.count_action(op, False)
-            return False
-        self.rt_stats.count_action(op, True)
-        return True
-
-    def _person_named(self, name: str) -> Person:
-        publisher = self.publisher
-        return publisher if publisher is not None and name == publisher.name else self.people[name]
-
-    def _perform(self, step: schedule.Step) -> Any:
-        """Carry out one step of a behaviour; returns what the behaviour is sent back."""
-        match step:
-            case schedule.SleepUntil(deadline_ns):
-                return sleep_until(deadline_ns, self.stop)
-            case schedule.Pause(seconds):
-                gevent.sleep(seconds)
-            case schedule.Act(user, op, payload):
-                return self._act(self._person_named(user), op, payload)
-            case schedule.GoOffline(user):
-                self.people[user].go_offline()
-            case schedule.GoOnline(user):
-                try:
-                    self.people[user].go_online()
-                except (ClientError, OpFailed):
-                    return False
-                return True
-        return None
-
-    def _run(self, steps: schedule.Steps) -> None:
-        """Run one behaviour to its end."""
-        result: Any = None
-        while True:
-            try:
-                step = steps.send(result)
-            except StopIteration:
-                return
-            result = self._perform(step)
 
     def notification_rate(self) -> float:
         """This process's share of the scenario's notification rate (by its share of people)."""
@@ -603,20 +555,22 @@ class World:
             params.notification_rate * len(self.order) / (group_count(params) * params.group_size)
         )
 
-    def _notifications(self) -> None:
-        publisher = self.publisher
-        assert publisher is not None
-        self._run(
-            schedule.notifications(self, publisher.name, self.notification_rate(), self.subscribers)
+    def _spawn_notifications(self) -> gevent.pool.Group:
+        group = gevent.pool.Group()
+        lanes = publisher_behaviours(
+            self.stage, list(self.publishers), self.notification_rate(), self.subscribers
         )
+        for steps in lanes:
+            group.spawn(self.stage.run, steps)
+        return group
 
-    def start_interactive_publisher(self) -> gevent.Greenlet | None:
-        """Web UI: a publisher for this process, publishing while the test runs."""
+    def start_interactive_publishers(self) -> gevent.pool.Group | None:
+        """Web UI: publishers for this process, publishing while the test runs."""
         params = self.params
-        if params is None or not params.notification_rate or self.publisher is not None:
+        if params is None or not params.notification_rate or self.publishers:
             return None
-        self._start_publisher(params)
-        return gevent.spawn(self._notifications)
+        self._start_publishers(params)
+        return self._spawn_notifications()
 
     # -- the end -----------------------------------------------------------------------
 
@@ -644,7 +598,7 @@ class World:
         params = self.params
         assert params is not None
         stats = self.rt_stats
-        grace = self.spec.timeout_s + 2 + (params.presence_timeout_s + 3 if self.churners else 0)
+        grace = stop_grace_s(self.spec.timeout_s, params, bool(self.churners))
         limit = time.monotonic() + grace
         for group in self.behaviours:
             group.join(timeout=max(0.0, limit - time.monotonic()))
@@ -654,15 +608,15 @@ class World:
         back = [gevent.spawn(self._back_online, p) for p in self.people.values() if not p.online]
         gevent.joinall(back, timeout=self.spec.timeout_s + 2)
         drain_end = clock() + int(params.drain_s * NS_PER_S)
-        while self.tracker.outstanding() > 0 and clock() < drain_end:
+        while not drain_done(self.tracker, drain_end):
             gevent.sleep(0.02)
         stats.drained_ns = clock()
         if params.activity_rate:
             stats.activity = self._time_on_site()
         if self.order:
-            with contextlib.suppress(ClientError, OpFailed):
+            with contextlib.suppress(*FAILURES):
                 stats.server_stats = self.people[self.order[0]].call("stats", {})
-        everyone = [*self.people.values(), *([self.publisher] if self.publisher else [])]
+        everyone = list(self.everyone.values())
         stats.reconnects = sum(p.reconnects for p in everyone)
         broken = [p.failure for p in self.people.values() if p.failure is not None]
         if broken:
@@ -674,8 +628,8 @@ class World:
         stats.users = len(self.order)
         gevent.joinall([gevent.spawn(p.stop) for p in everyone], timeout=5.0)
 
-    def _back_online(self, p: Person) -> None:
-        with self.setup_sem, contextlib.suppress(ClientError, OpFailed):
+    def _back_online(self, p: VirtualUser) -> None:
+        with self.setup_sem, contextlib.suppress(*FAILURES):
             p.go_online()
 
     def _time_on_site(self) -> dict[str, Any]:
@@ -684,7 +638,7 @@ class World:
         for name, visits in self.truth.items():
             try:
                 report = self.people[name].call("time_on_site", {})
-            except (ClientError, OpFailed):
+            except FAILURES:
                 continue
             pairs.append((float(report.get("time_on_site_ms", 0.0)), visits_ms(visits)))
         return time_on_site_report(pairs)
@@ -720,30 +674,9 @@ class World:
             out["stats"] = asdict(stats)
             return out
         stats_rt = self.rt_stats
-        tracker = self.tracker
-        measured = [s for s in self.raw.rows if not s.warmup]
-        hdrs, top = _delivery_histograms(tracker)
-        useful = sum(1 for r in tracker.rows if not r.warmup and not r.duplicate)
-        useful += sum(1 for s in self.raw.rows if s.kind == "activity" and s.ok and not s.warmup)
         start = stats_rt.measure_started_ns
-        out.update(
-            {
-                "window_s": max(0, stats_rt.ended_ns - start) / 1e9 if start else 0.0,
-                "stats": asdict(stats_rt),
-                "deliveries_table": _table_bytes(_delivery_table(self.spec, tracker)),
-                "deliveries": tracker.counts(),
-                "useful_measured": useful,
-                "delivery_hdr": hdrs,
-                "delivery_max_ns": top,
-                "requests_measured": len(measured),
-                "polls_measured": sum(1 for s in measured if s.kind == "poll"),
-                "empty_polls_measured": sum(
-                    1 for s in measured if s.kind == "poll" and s.items == 0
-                ),
-                "measured_wire_bytes": sum(s.bytes_sent + s.bytes_received for s in measured),
-                "push_bytes_measured": sum(
-                    r.bytes for r in tracker.rows if r.via in ("push", "sse") and not r.warmup
-                ),
-            }
-        )
+        out["window_s"] = max(0, stats_rt.ended_ns - start) / 1e9 if start else 0.0
+        out["stats"] = asdict(stats_rt)
+        out["deliveries_table"] = _table_bytes(delivery_table(self.spec, self.tracker))
+        out |= delivery_record(self.tracker, self.raw.rows)
         return out

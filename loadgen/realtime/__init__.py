@@ -3,12 +3,17 @@
 :func:`loadgen.realtime.engine.run_realtime` runs one repeat of one cell;
 deliveries are tracked end to end by :class:`loadgen.realtime.tracker.Tracker`.
 
-Modules: :mod:`.engine` (one repeat under asyncio), :mod:`.users` (a virtual
-user), :mod:`.conns` (its connections), :mod:`.params` (the ``[realtime]``
-table), :mod:`.tracker` (delivery accounting). Without I/O, and shared with
-the locust engine (:mod:`loadgen.locust_engine`): :mod:`.schedule` (what each
-user does and when), :mod:`.groups` (groups, churners, topics),
-:mod:`.samples` (a Sample row per request), :mod:`.receive` (items and gaps
-a reader receives), :mod:`.replies` (reading a reply envelope), :mod:`.sse`
-(the event stream format), :mod:`.visits` (time on site).
+The asyncio driver: :mod:`.engine` (one repeat: behaviours as tasks),
+:mod:`.users` (a virtual user), :mod:`.conns` (its connections; the lean
+client's in :mod:`.lean_conns`). The gevent driver of the locust engine has the
+same module names under :mod:`loadgen.locust_engine`. Without I/O, and shared
+by both drivers: :mod:`.stage` (what behaviours share, settling their steps,
+lateness, publisher lanes), :mod:`.schedule` (what each user does and when),
+:mod:`.user_state` (a user's state and connections), :mod:`.stats` (a repeat's
+counters), :mod:`.part` (the part record's deliveries), :mod:`.tracker`
+(delivery accounting), :mod:`.groups` (groups, churners, topics),
+:mod:`.samples` (a Sample row per request), :mod:`.receive` (items and gaps a
+reader receives), :mod:`.replies` (reading and measuring a reply), :mod:`.sse`
+(the event stream format), :mod:`.visits` (time on site), :mod:`.params` (the
+``[realtime]`` table).
 """

@@ -21,7 +21,7 @@ via, nbytes)``.
 Replies are read by :mod:`loadgen.realtime.replies`, and what a reader receives
 (poll pages, WebSocket frames, event streams) is handed on by
 :mod:`loadgen.realtime.receive` and :mod:`loadgen.realtime.sse`, which the
-locust engine's gevent twin (:mod:`loadgen.locust_engine.people`) shares.
+locust engine's gevent twin (:mod:`loadgen.locust_engine.conns`) shares.
 A reader that fell behind its inbox's retention reports it to ``on_gap(via)``.
 """
 
@@ -46,19 +46,17 @@ from loadgen.realtime.receive import (
 )
 from loadgen.realtime.replies import (
     OpFailed,
-    decode_reply,
+    measured,
     payload_of,
-    poll_item_count,
     reply_error,
 )
 from loadgen.realtime.sse import SseDecoder, chunk_framing
+from loadgen.realtime.user_state import OnRequest
 from loadgen.tls import client_ssl, is_secure
 from loadgen.wire import WireCounter, counting
 from servers import protocol
 
 clock = time.perf_counter_ns
-
-OnRequest = Callable[[str, int, int, int, int, str | None, int], None]
 
 __all__ = [
     "HttpConn",
@@ -129,32 +127,9 @@ class HttpConn:
         self, op: str, role: str, method: str, url: str, body: bytes | None, timeout_s: float
     ) -> protocol.Response:
         counter = self.counters[role]
-        with counting(counter):
-            before = counter.snapshot()
-            sent = clock()
-            error: str | None = None
-            items = 0
-            try:
-                status, data = await self._exchange(role, method, url, body, timeout_s)
-                resp = decode_reply(data)
-                error = reply_error(resp)
-                items = poll_item_count(op, resp)
-                payload_of(resp, status)
-                return resp
-            except ClientError as exc:
-                error = error or exc.code
-                raise
-            except asyncio.CancelledError:
-                # Abandoned by the user (a tab closing on a held long poll): not a
-                # request that succeeded or failed, so it is not recorded.
-                error = "abandoned"
-                raise
-            finally:
-                if error != "abandoned":
-                    after = counter.snapshot()
-                    self.on_request(
-                        op, sent, clock(), after[0] - before[0], after[1] - before[1], error, items
-                    )
+        # Cancelled: abandoned by the user (a tab closing on a held long poll).
+        with counting(counter), measured(op, counter, self.on_request, asyncio.CancelledError) as m:
+            return m.reply(*await self._exchange(role, method, url, body, timeout_s))
 
     async def call(self, op: str, payload: Any) -> Any:
         """One operation over ``POST /rpc``; returns the reply payload."""

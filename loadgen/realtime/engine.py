@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from loadgen.cellspec import CellRun
@@ -30,9 +28,23 @@ from loadgen.events import EventHook
 from loadgen.pacer import NS_PER_S
 from loadgen.realtime import schedule
 from loadgen.realtime.conns import OpFailed
-from loadgen.realtime.groups import churners_of, split_groups, topic_count
+from loadgen.realtime.groups import churners_of, split_groups
 from loadgen.realtime.params import RealtimeParams
 from loadgen.realtime.samples import build_sample
+from loadgen.realtime.stage import (
+    FAILURES,
+    Behaviour,
+    Failed,
+    StageCore,
+    drain_done,
+    group_behaviours,
+    publisher_behaviours,
+    publisher_names,
+    stop_grace_s,
+    subscribers_of,
+    topics_of,
+)
+from loadgen.realtime.stats import RealtimeStats
 from loadgen.realtime.tracker import Tracker
 from loadgen.realtime.users import Endpoint, VirtualUser
 from loadgen.realtime.visits import time_on_site_report, visits_ms
@@ -43,56 +55,6 @@ clock = time.perf_counter_ns
 
 SETUP_CONCURRENCY = 32
 SYSTEM_USER = "system"
-#: A behaviour this far behind its schedule no longer offers the configured load.
-LATE_NS = 100_000_000
-
-
-@dataclass(slots=True)
-class RealtimeStats:
-    """Counters of one repeat besides samples and deliveries.
-
-    Both engines count through :meth:`count_request` (each request a user
-    made) and :meth:`count_action` (each action a behaviour took).
-    """
-
-    users: int = 0
-    setup_s: float = 0.0
-    measure_started_ns: int = 0
-    ended_ns: int = 0
-    drained_ns: int = 0
-    actions: dict[str, int] = field(default_factory=dict)
-    action_errors: dict[str, int] = field(default_factory=dict)
-    reconnects: int = 0
-    wire_sent: int = 0
-    wire_received: int = 0
-    requests: int = 0
-    polls: int = 0
-    empty_polls: int = 0
-    activity: dict[str, Any] = field(default_factory=dict)
-    server_stats: dict[str, Any] = field(default_factory=dict)
-    #: Scheduled steps that came due more than LATE_NS before their behaviour got to them.
-    late_steps: int = 0
-    max_late_ms: float = 0.0
-
-    def count_lateness(self, late_ns: int) -> None:
-        """A behaviour reached a step ``late_ns`` after it was due."""
-        if late_ns > LATE_NS:
-            self.late_steps += 1
-            self.max_late_ms = max(self.max_late_ms, late_ns / 1e6)
-
-    def count_request(self, op: str, error: str | None, items: int) -> None:
-        """One request finished; a poll that succeeded with no items is empty."""
-        self.requests += 1
-        if op == "poll":
-            self.polls += 1
-            if error is None and items == 0:
-                self.empty_polls += 1
-
-    def count_action(self, op: str, ok: bool) -> None:
-        """A behaviour's action (send, publish, activity) succeeded or failed."""
-        self.actions[op] = self.actions.get(op, 0) + 1
-        if not ok:
-            self.action_errors[op] = self.action_errors.get(op, 0) + 1
 
 
 async def _bounded(coros: list[Awaitable[Any]], limit: int) -> list[Any]:
@@ -118,81 +80,35 @@ async def _sleep_until(deadline_ns: int, stop: asyncio.Event | None = None) -> b
     return True
 
 
-@dataclass(slots=True)
-class _Stage:
-    """The behaviours' shared state (a :class:`~loadgen.realtime.schedule.Stage`) and runner."""
+class _Stage(StageCore):
+    """The shared stage, run with asyncio: each behaviour a task."""
 
-    rng: random.Random
-    tracker: Tracker
-    body: str
-    users: dict[str, VirtualUser]
-    group_of: dict[str, int]
-    stats: RealtimeStats
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    start_ns: int = 0
-    end_ns: int = 0
-    ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    stop: asyncio.Event
 
-    def begin_ns(self) -> int:
-        return self.start_ns
-
-    def next_id(self) -> int:
-        return next(self.ids)
-
-    def room(self, user: str) -> str:
-        return f"g{self.group_of[user]}"
-
-    def offline(self, users: list[str]) -> list[str]:
-        return [u for u in users if not self.users[u].online]
-
-    def stopped(self) -> bool:
-        return self.stop.is_set()
-
-    async def act(self, user: VirtualUser, op: str, payload: dict[str, Any]) -> bool:
-        """One counted action; False when it failed."""
+    async def do(self, step: schedule.Step) -> Any:
+        """One step's I/O; :class:`~loadgen.realtime.stage.Failed` when an action failed."""
         try:
-            await user.call(op, payload)
-        except (ClientError, OpFailed):
-            self.stats.count_action(op, False)
-            return False
-        self.stats.count_action(op, True)
-        return True
-
-    async def perform(self, step: schedule.Step) -> Any:
-        """Carry out one step of a behaviour; returns what the behaviour is sent back."""
-        match step:
-            case schedule.SleepUntil(deadline_ns):
-                if deadline_ns < self.end_ns:
-                    self.stats.count_lateness(clock() - deadline_ns)
-                return await _sleep_until(deadline_ns, self.stop)
-            case schedule.Pause(seconds):
-                await asyncio.sleep(seconds)
-            case schedule.Act(user, op, payload):
-                return await self.act(self.users[user], op, payload)
-            case schedule.GoOffline(user):
-                await self.users[user].go_offline()
-            case schedule.GoOnline(user):
-                try:
+            match step:
+                case schedule.SleepUntil(deadline_ns):
+                    return await _sleep_until(deadline_ns, self.stop)
+                case schedule.Pause(seconds):
+                    await asyncio.sleep(seconds)
+                case schedule.Act(user, op, payload):
+                    await self.users[user].call(op, payload)
+                case schedule.GoOffline(user):
+                    await self.users[user].go_offline()
+                case schedule.GoOnline(user):
                     await self.users[user].go_online()
-                except (ClientError, OpFailed):
-                    return False
-                return True
+        except FAILURES as exc:
+            return Failed(exc)
         return None
 
     async def run(self, steps: schedule.Steps) -> None:
         """Run one behaviour to its end."""
-        result: Any = None
-        try:
-            while True:
-                try:
-                    step = steps.send(result)
-                except StopIteration:
-                    return
-                result = await self.perform(step)
-        finally:
-            # Cancelled at the end of the run: the behaviour settles what it owes now,
-            # not whenever the generator is collected.
-            steps.close()
+        with Behaviour(self, steps) as run:
+            step = run.start()
+            while step is not None:
+                step = run.resume(await self.do(step))
 
 
 async def run_realtime(
@@ -220,13 +136,10 @@ async def run_realtime(
     stats = RealtimeStats(users=len(names))
     churners = {c for gi in mine for c in churners_of(groups[gi], params)}
     group_of = {u: gi for gi in mine for u in groups[gi]}
-    n_topics = topic_count(len(names), params.fanout) if params.notification_rate else 0
     # Topics over this process's users only, so a publisher's subscribers are all here.
-    topic_of = {u: f"{tag(spec)}t{i % n_topics}" for i, u in enumerate(names)} if n_topics else {}
+    topic_of = topics_of(names, params.fanout, tag(spec)) if params.notification_rate else {}
     notification_rate = params.notification_rate * len(names) / params.users
-    subscribers: dict[str, list[str]] = {}
-    for u, t in topic_of.items():
-        subscribers.setdefault(t, []).append(u)
+    subscribers = subscribers_of(topic_of)
     warmup_end = [0]
 
     def on_request(
@@ -267,14 +180,10 @@ async def run_realtime(
         )
 
     users = {n: user(n) for n in names}
-    publishers = (
-        {
-            f"{tag(spec)}{SYSTEM_USER}{i}": user(f"{tag(spec)}{SYSTEM_USER}{i}", receives=False)
-            for i in range(params.publishers)
-        }
-        if params.notification_rate
-        else {}
-    )
+    publishers = {
+        name: user(name, receives=False)
+        for name in publisher_names(f"{tag(spec)}{SYSTEM_USER}", params)
+    }
 
     # -- set-up: sign in, join rooms, subscribe topics, watch contacts ---------------
     t_setup = clock()
@@ -317,37 +226,25 @@ async def run_realtime(
     tracker.warmup_end_ns = warmup_end[0]
     end = warmup_end[0] + int(spec.duration_s * NS_PER_S)
     everyone = {**users, **publishers}
+    stop = asyncio.Event()
     stage = _Stage(
         rng,
         tracker,
         make_payload(params.message_bytes),
+        stats,
         everyone,
         group_of,
-        stats,
-        start_ns=start,
-        end_ns=end,
-        ids=id_counter(spec),
+        stop,
+        id_counter(spec),
     )
-    stop = stage.stop
+    stage.start_ns, stage.end_ns = start, end
     truth: dict[str, list[list[int]]] = {}
-
-    behaviours: list[schedule.Steps] = []
-    for u in users.values():
-        if params.message_rate:
-            others = [m for m in groups[group_of[u.name]] if m != u.name]
-            behaviours.append(schedule.messaging(stage, params, u.name, others))
-        if u.name in churners:
-            watchers = [m for m in groups[group_of[u.name]] if m not in churners]
-            behaviours.append(schedule.churn(stage, params, u.name, watchers))
-        elif params.activity_rate:
-            truth[u.name] = []
-            behaviours.append(schedule.activity(stage, params, u.name, truth[u.name]))
-    for lane, name in enumerate(publishers):
-        behaviours.append(
-            schedule.notifications(
-                stage, name, notification_rate, subscribers, lane, len(publishers)
-            )
-        )
+    behaviours = [
+        steps
+        for gi in mine
+        for steps in group_behaviours(stage, params, groups[gi], churners, truth)
+    ]
+    behaviours += publisher_behaviours(stage, list(publishers), notification_rate, subscribers)
     tasks = [asyncio.create_task(stage.run(steps)) for steps in behaviours]
 
     async def phases() -> None:
@@ -362,15 +259,14 @@ async def run_realtime(
 
     await phases()
     stop.set()
-    grace = spec.timeout_s + 2 + (params.presence_timeout_s + 3 if churners else 0)
-    await asyncio.wait(tasks, timeout=grace)
+    await asyncio.wait(tasks, timeout=stop_grace_s(spec.timeout_s, params, bool(churners)))
     for task in tasks:
         task.cancel()
     # Everyone comes back, so what was owed to an absent user can still arrive.
     back = [u.go_online() for u in users.values() if not u.online]
     await _bounded(back, SETUP_CONCURRENCY)
     drain_end = clock() + int(params.drain_s * NS_PER_S)
-    while tracker.outstanding() > 0 and clock() < drain_end:
+    while not drain_done(tracker, drain_end):
         await asyncio.sleep(0.02)
     stats.drained_ns = clock()
 

@@ -7,16 +7,26 @@
     items = poll_item_count(op, resp)    # items a poll reply carried
     payload = payload_of(resp, status)   # or raise OpFailed(code, message, status)
     check_echo_reply(status, body, req_id)  # None for a good echo, else the row's error
+
+    # One measured HTTP request, reported to on_request when it ends (either driver):
+    with measured("send", counter, on_request, asyncio.CancelledError) as m:
+        return m.reply(status, data)     # the reply envelope; raises as payload_of does
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
 
 from loadgen.clients.errors import ClientError
+from loadgen.wire import WireCounter
 from servers import protocol
+
+clock = time.perf_counter_ns
 
 
 class OpFailed(Exception):
@@ -86,3 +96,52 @@ def check_echo_reply(status: int, body: bytes, req_id: int) -> str | None:
     if resp.id != req_id:
         return "id_mismatch"
     return None
+
+
+class Measured:
+    """One request being measured: its bytes (from ``counter``), times, error and items."""
+
+    def __init__(self, op: str, counter: WireCounter) -> None:
+        self.op = op
+        self.counter = counter
+        self.before = counter.snapshot()
+        self.sent = clock()
+        self.error: str | None = None
+        self.items = 0
+
+    def reply(self, status: int, data: bytes) -> protocol.Response:
+        """Read the reply ``data`` (HTTP ``status``); raises as :func:`payload_of` does."""
+        resp = decode_reply(data)
+        self.error = reply_error(resp)
+        self.items = poll_item_count(self.op, resp)
+        payload_of(resp, status)
+        return resp
+
+
+@contextlib.contextmanager
+def measured(
+    op: str,
+    counter: WireCounter,
+    on_request: Callable[[str, int, int, int, int, str | None, int], None],
+    abandoned: type[BaseException],
+) -> Iterator[Measured]:
+    """Measure one request and report it to ``on_request`` when the block ends.
+
+    A ClientError's code is the request's error; ``abandoned`` (the driver's
+    cancellation: a tab closing on a held long poll) is neither success nor
+    failure, so such a request is not reported.
+    """
+    m = Measured(op, counter)
+    try:
+        yield m
+    except ClientError as exc:
+        m.error = m.error or exc.code
+        raise
+    except abandoned:
+        m.error = "abandoned"
+        raise
+    finally:
+        if m.error != "abandoned":
+            after = counter.snapshot()
+            sent, received = after[0] - m.before[0], after[1] - m.before[1]
+            on_request(op, m.sent, clock(), sent, received, m.error, m.items)

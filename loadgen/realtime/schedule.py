@@ -2,7 +2,8 @@
 
 A behaviour yields :data:`Step` objects and is sent back each one's result;
 an engine runs it with its own sleeping and networking (asyncio in
-:mod:`loadgen.realtime.engine`, gevent in :mod:`loadgen.locust_engine.world`)::
+:mod:`loadgen.realtime.engine`, gevent in :mod:`loadgen.locust_engine.engine`; both
+through :class:`loadgen.realtime.stage.Behaviour`)::
 
     steps = messaging(stage, params, "u3", ["u0", "u1", "u2"])
     result = None

@@ -28,112 +28,44 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from loadgen.clients.errors import ClientError
 from loadgen.clients.kinds import LEAN
-from loadgen.realtime.conns import HttpConn, OnItem, OnRequest, OpFailed, SseConn, WsConn
+from loadgen.realtime.conns import HttpConn, OpFailed, SseConn, WsConn
 from loadgen.realtime.lean_conns import LeanHttpConn, LeanSseConn, LeanWsConn
-from loadgen.realtime.params import RealtimeParams
 from loadgen.realtime.receive import subscribe_gap
+from loadgen.realtime.stage import FAILURES
+from loadgen.realtime.user_state import (
+    ConnClasses,
+    Endpoint,
+    OnConnect,
+    OnUserGap,
+    OnUserItem,
+    PollClock,
+    UserState,
+)
 from servers.realtime.credentials import signin_payload
 
 clock = time.perf_counter_ns
 
-OnUserItem = Callable[[str, int, Any, int, str, int], None]
-OnConnect = Callable[[str, int, int, str | None], None]
-OnUserGap = Callable[[str, str], None]
+__all__ = ["Endpoint", "OnConnect", "OnUserGap", "OnUserItem", "VirtualUser"]
 
 
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """Where and how users connect for one cell."""
+class VirtualUser(UserState):
+    """One simulated person with one browser tab, under asyncio."""
 
-    base_url: str
-    transport: str
-    client: str
-    conn_mode: str
-    delivery: str
-    timeout_s: float
-
-    @property
-    def ws_url(self) -> str:
-        return "ws" + self.base_url[len("http") :].rstrip("/") + "/ws"
-
-
-class VirtualUser:
-    """One simulated person with one browser tab."""
-
-    def __init__(
-        self,
-        name: str,
-        endpoint: Endpoint,
-        params: RealtimeParams,
-        on_request: OnRequest,
-        on_item: OnUserItem,
-        on_connect: OnConnect,
-        on_gap: OnUserGap | None = None,
-    ) -> None:
-        self.name = name
-        self.endpoint = endpoint
-        self.params = params
-        self._on_request = on_request
-        self._on_item = on_item
-        self._on_connect = on_connect
-        self._on_gap = on_gap
-        self.cursor = 0
-        self.token: str | None = None
-        self.online = False
-        self.stopping = False
-        self._ws_reconnects = 0
-        self.failure: BaseException | None = None
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
         self._busy = asyncio.Lock()
         self._receiver: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        self.http: HttpConn | LeanHttpConn | None = None
-        self.ws: WsConn | LeanWsConn | None = None
-        self.sse: SseConn | LeanSseConn | None = None
-        item_cb: OnItem = self._item
+
+    def conn_classes(self) -> ConnClasses:
         # The lean client's connections have the same shapes as the library ones.
-        lean = endpoint.client == LEAN
-        ws_cls, http_cls, sse_cls = (
-            (LeanWsConn, LeanHttpConn, LeanSseConn) if lean else (WsConn, HttpConn, SseConn)
-        )
-        if endpoint.delivery == "push":
-            self.ws = ws_cls(
-                endpoint.ws_url, endpoint.client, endpoint.timeout_s, on_request, item_cb
-            )
-        else:
-            self.http = http_cls(
-                endpoint.base_url,
-                endpoint.conn_mode == "keep-alive",
-                endpoint.timeout_s,
-                on_request,
-            )
-            if endpoint.delivery == "sse":
-                self.sse = sse_cls(
-                    endpoint.base_url,
-                    endpoint.timeout_s,
-                    item_cb,
-                    lambda t0, t1, error: self._on_connect(self.name, t0, t1, error),
-                    on_gap=self._gap,
-                )
-
-    @property
-    def reconnects(self) -> int:
-        """Times a dropped push connection (WebSocket or event stream) was resumed."""
-        return self._ws_reconnects + (self.sse.reconnects if self.sse is not None else 0)
-
-    def _item(self, seq: int, item: Any, received_ns: int, via: str, nbytes: int) -> None:
-        # A replay after reconnecting may repeat what was already pushed: the cursor stays.
-        self.cursor = max(self.cursor, seq)
-        self._on_item(self.name, seq, item, received_ns, via, nbytes)
-
-    def _gap(self, via: str) -> None:
-        if self._on_gap is not None:
-            self._on_gap(self.name, via)
+        if self.endpoint.client == LEAN:
+            return ConnClasses(LeanWsConn, LeanHttpConn, LeanSseConn)
+        return ConnClasses(WsConn, HttpConn, SseConn)
 
     async def call(self, op: str, payload: Any) -> Any:
         """One measured operation as this user."""
@@ -150,9 +82,9 @@ class VirtualUser:
         try:
             await self.ws.open(self.token)
         except ClientError as exc:
-            self._on_connect(self.name, t0, clock(), exc.code)
+            self.on_connect(self.name, t0, clock(), exc.code)
             raise
-        self._on_connect(self.name, t0, clock(), None)
+        self.on_connect(self.name, t0, clock(), None)
         if self.token is None:
             reply = await self.ws.call("signin", signin_payload(self.name))
             self.token = reply["token"]
@@ -198,7 +130,7 @@ class VirtualUser:
                 await self._wake.wait()
                 continue
             # Dropped while meant to be online (e.g. closed as a slow consumer): resume.
-            self._ws_reconnects += 1
+            self.ws_reconnects += 1
             await self.ws.close()
             try:
                 await self._connect_ws()
@@ -207,27 +139,23 @@ class VirtualUser:
 
     async def _poll_loop(self) -> None:
         assert self.http is not None
-        long = self.endpoint.delivery == "long-poll"
-        wait_ms = self.params.long_poll_timeout_ms if long else 0
-        interval_ns = self.params.poll_interval_ms * 1_000_000
-        next_poll = clock()
+        timing = PollClock(self.endpoint, self.params)
         while not self.stopping:
             if not self.online:
                 await self._wake.wait()
-                next_poll = clock()
+                timing.restart()
                 continue
-            if not long:
-                delay = next_poll - clock()
+            if not timing.long:
+                delay = timing.next_delay_ns()
                 if delay > 0:
                     await asyncio.sleep(delay / 1e9)
-                next_poll += interval_ns
                 if not self.online or self.stopping:
                     continue
             try:
                 self.cursor = await self.http.poll(
-                    self.cursor, wait_ms, self._item, "poll", self._gap
+                    self.cursor, timing.wait_ms, self._item, "poll", self._gap
                 )
-            except (ClientError, OpFailed):
+            except FAILURES:
                 await asyncio.sleep(0.05)
 
     async def go_offline(self) -> int:
@@ -291,12 +219,3 @@ class VirtualUser:
             await self.sse.close()
         if self.http is not None:
             await self.http.close()
-
-    def wire_totals(self) -> tuple[int, int]:
-        conn = self.ws if self.ws is not None else self.http
-        assert conn is not None
-        sent, received = conn.wire_totals()
-        if self.sse is not None:
-            s, r = self.sse.wire_totals()
-            sent, received = sent + s, received + r
-        return sent, received

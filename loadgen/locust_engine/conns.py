@@ -1,13 +1,11 @@
-"""A simulated person's connections and behaviour under gevent: the locust engine's VirtualUser.
+"""A virtual user's connections under gevent: the twins of :mod:`loadgen.realtime.conns`.
 
-The gevent twin of :mod:`loadgen.realtime.users` and :mod:`loadgen.realtime.conns`,
-with the same semantics (what is recorded, when a user counts as offline)::
+Same shapes and arguments as the asyncio ones (``call(op, payload) -> payload``,
+``on_request``/``on_item``/``on_gap`` callbacks)::
 
-    p = Person("w0u3", endpoint, params, on_request, on_item, on_connect)
-    p.start()                      # sign in, start receiving (poll loop or push reader)
-    p.call("send", {...})          # one measured operation
-    p.go_offline(); p.go_online()
-    p.stop()
+    http = HttpConn(base_url, keep_alive, timeout_s, on_request)
+    ws = WsConn(ws_url, client, timeout_s, on_request, on_item)   # client is not used
+    sse = SseConn(base_url, timeout_s, on_item, on_connect, on_gap=on_gap)
 
 HTTP sides use geventhttpclient (the client of locust's FastHttpUser): one
 connection for actions and another for polls, as a browser holds a long poll
@@ -17,9 +15,9 @@ side holds ``GET /events`` open on its own connection (a minimal HTTP/1.1
 reader that sees each chunk, so every event's bytes include its chunk framing)
 and resumes with ``Last-Event-ID`` when the stream drops.
 
-What the sides receive is handed on by the asyncio engine's sans-I/O code
+What the sides receive is handed on by the shared sans-I/O code
 (:mod:`loadgen.realtime.receive`, :mod:`loadgen.realtime.sse`,
-:mod:`loadgen.realtime.replies`), gaps included: ``on_gap(user, via)``.
+:mod:`loadgen.realtime.replies`), gaps included.
 """
 
 from __future__ import annotations
@@ -33,7 +31,6 @@ from typing import Any
 
 import gevent
 from gevent.event import AsyncResult, Event
-from gevent.lock import Semaphore
 from geventhttpclient.url import URL
 
 from loadgen.clients.errors import ClientError
@@ -44,27 +41,21 @@ from loadgen.locust_engine.net import (
     open_socket,
     ws_connect,
 )
-from loadgen.realtime.conns import OnRequest
-from loadgen.realtime.params import RealtimeParams
 from loadgen.realtime.receive import (
     OnGap,
     OnItem,
-    subscribe_gap,
     take_page,
     take_ws_message,
     ws_frame_bytes,
 )
 from loadgen.realtime.replies import (
-    OpFailed,
-    decode_reply,
+    measured,
     payload_of,
-    poll_item_count,
     reply_error,
 )
 from loadgen.realtime.sse import SseDecoder, chunk_framing
-from loadgen.realtime.users import Endpoint, OnConnect, OnUserGap, OnUserItem
+from loadgen.realtime.user_state import OnRequest
 from servers import protocol
-from servers.realtime.credentials import signin_payload
 
 clock = time.perf_counter_ns
 log = logging.getLogger("rtbench.locust")
@@ -72,7 +63,7 @@ log = logging.getLogger("rtbench.locust")
 _ids = itertools.count(1)
 
 
-class HttpSide:
+class HttpConn:
     """``POST /rpc`` with the bearer token on one connection, ``GET /inbox`` on another."""
 
     def __init__(
@@ -101,33 +92,10 @@ class HttpSide:
     def _measured(
         self, op: str, role: str, method: str, uri: str, body: bytes | None, timeout_s: float
     ) -> protocol.Response:
-        counter = self.counters[role]
-        before = counter.snapshot()
-        sent = clock()
-        error: str | None = None
-        items = 0
-        try:
-            status, data = http_exchange(
-                self.pools[role], self.url, method, uri, body, self._headers(), timeout_s
-            )
-            resp = decode_reply(data)
-            error = reply_error(resp)
-            items = poll_item_count(op, resp)
-            payload_of(resp, status)
-            return resp
-        except ClientError as exc:
-            error = error or exc.code
-            raise
-        except gevent.GreenletExit:
-            # Abandoned by the user (a tab closing on a held long poll): not recorded.
-            error = "abandoned"
-            raise
-        finally:
-            if error != "abandoned":
-                after = counter.snapshot()
-                self.on_request(
-                    op, sent, clock(), after[0] - before[0], after[1] - before[1], error, items
-                )
+        # Killed: abandoned by the user (a tab closing on a held long poll).
+        with measured(op, self.counters[role], self.on_request, gevent.GreenletExit) as m:
+            pool, headers = self.pools[role], self._headers()
+            return m.reply(*http_exchange(pool, self.url, method, uri, body, headers, timeout_s))
 
     def call(self, op: str, payload: Any) -> Any:
         body = protocol.encode_request(
@@ -157,13 +125,14 @@ class HttpSide:
         )
 
 
-class WsSide:
+class WsConn:
     """One WebSocket (websocket-client) carrying requests, replies and pushes."""
 
     def __init__(
-        self, ws_url: str, timeout_s: float, on_request: OnRequest, on_item: OnItem
+        self, ws_url: str, client: str, timeout_s: float, on_request: OnRequest, on_item: OnItem
     ) -> None:
         self.ws_url = ws_url
+        self.client = client
         self.timeout_s = timeout_s
         self.on_request = on_request
         self.on_item = on_item
@@ -267,7 +236,7 @@ class WsSide:
         return self.counter.sent, self.counter.received
 
 
-class SseSide:
+class SseConn:
     """A Server-Sent Events stream: ``GET /events`` held open, resumed by id.
 
     The gevent twin of :class:`loadgen.realtime.conns.SseConn`: ``connect`` returns
@@ -436,221 +405,3 @@ class SseSide:
 
     def wire_totals(self) -> tuple[int, int]:
         return self.counter.sent, self.counter.received
-
-
-class Person:
-    """One simulated person with one browser tab (see the module docstring)."""
-
-    def __init__(
-        self,
-        name: str,
-        endpoint: Endpoint,
-        params: RealtimeParams,
-        on_request: OnRequest,
-        on_item: OnUserItem,
-        on_connect: OnConnect,
-        on_gap: OnUserGap | None = None,
-    ) -> None:
-        self.name = name
-        self.endpoint = endpoint
-        self.params = params
-        self._on_item = on_item
-        self._on_connect = on_connect
-        self._on_gap = on_gap
-        self.cursor = 0
-        self.token: str | None = None
-        self.online = False
-        self.stopping = False
-        self._ws_reconnects = 0
-        self.failure: BaseException | None = None
-        self._busy = Semaphore()
-        self._receiver: gevent.Greenlet | None = None
-        self._wake = Event()
-        self.http: HttpSide | None = None
-        self.ws: WsSide | None = None
-        self.sse: SseSide | None = None
-        if endpoint.delivery == "push":
-            self.ws = WsSide(endpoint.ws_url, endpoint.timeout_s, on_request, self._item)
-        else:
-            self.http = HttpSide(
-                endpoint.base_url,
-                endpoint.conn_mode != "new-connection",
-                endpoint.timeout_s,
-                on_request,
-            )
-            if endpoint.delivery == "sse":
-                self.sse = SseSide(
-                    endpoint.base_url,
-                    endpoint.timeout_s,
-                    self._item,
-                    lambda t0, t1, error: self._on_connect(self.name, t0, t1, error),
-                    on_gap=self._gap,
-                )
-
-    @property
-    def reconnects(self) -> int:
-        """Times a dropped push connection (WebSocket or event stream) was resumed."""
-        return self._ws_reconnects + (self.sse.reconnects if self.sse is not None else 0)
-
-    def _item(self, seq: int, item: Any, received_ns: int, via: str, nbytes: int) -> None:
-        # A replay after reconnecting may repeat what was already pushed: the cursor stays.
-        self.cursor = max(self.cursor, seq)
-        self._on_item(self.name, seq, item, received_ns, via, nbytes)
-
-    def _gap(self, via: str) -> None:
-        if self._on_gap is not None:
-            self._on_gap(self.name, via)
-
-    def call(self, op: str, payload: Any) -> Any:
-        """One measured operation as this person; one thing at a time."""
-        with self._busy:
-            if self.ws is not None:
-                return self.ws.call(op, payload)
-            assert self.http is not None
-            return self.http.call(op, payload)
-
-    def _connect_ws(self) -> None:
-        assert self.ws is not None
-        t0 = clock()
-        try:
-            self.ws.open(self.token)
-        except ClientError as exc:
-            self._on_connect(self.name, t0, clock(), exc.code)
-            raise
-        self._on_connect(self.name, t0, clock(), None)
-        if self.token is None:
-            reply = self.ws.call("signin", signin_payload(self.name))
-            self.token = reply["token"]
-        if subscribe_gap(self.ws.call("subscribe_inbox", {"after": self.cursor})):
-            self._gap("push")
-
-    def start(self) -> None:
-        """Sign in and start receiving."""
-        self.stopping = False
-        if self.ws is not None:
-            self._connect_ws()
-        else:
-            assert self.http is not None
-            reply = self.http.call("signin", signin_payload(self.name))
-            self.token = self.http.token = reply["token"]
-            if self.sse is not None:
-                self.sse.connect(self.token, self.cursor)
-        self.online = True
-        self._wake.set()
-        self._spawn_receiver()
-
-    def _spawn_receiver(self) -> None:
-        self._receiver = gevent.spawn(self._receive)
-        self._receiver.link_exception(self._check_receiver)
-
-    def _check_receiver(self, greenlet: gevent.Greenlet) -> None:
-        if not isinstance(greenlet.exception, gevent.GreenletExit):
-            self.failure = greenlet.exception
-
-    def _receive(self) -> None:
-        if self.ws is not None:
-            self._watch_ws()
-        elif self.sse is not None:
-            self.sse.run()
-        else:
-            self._poll_loop()
-
-    def _watch_ws(self) -> None:
-        assert self.ws is not None
-        while not self.stopping:
-            self.ws.closed.wait()
-            if self.ws.failure is not None:
-                raise self.ws.failure
-            if self.stopping or not self.online:
-                self._wake.wait()
-                continue
-            # Dropped while meant to be online (e.g. closed as a slow consumer): resume.
-            self._ws_reconnects += 1
-            self.ws.close()
-            try:
-                self._connect_ws()
-            except (ClientError, OpFailed):
-                gevent.sleep(0.1)
-
-    def _poll_loop(self) -> None:
-        assert self.http is not None
-        long = self.endpoint.delivery == "long-poll"
-        wait_ms = self.params.long_poll_timeout_ms if long else 0
-        interval_ns = self.params.poll_interval_ms * 1_000_000
-        next_poll = clock()
-        while not self.stopping:
-            if not self.online:
-                self._wake.wait()
-                next_poll = clock()
-                continue
-            if not long:
-                delay = next_poll - clock()
-                if delay > 0:
-                    gevent.sleep(delay / 1e9)
-                next_poll += interval_ns
-                if not self.online or self.stopping:
-                    continue
-            try:
-                self.cursor = self.http.poll(self.cursor, wait_ms, self._item, "poll", self._gap)
-            except (ClientError, OpFailed):
-                gevent.sleep(0.05)
-
-    def go_offline(self) -> int:
-        """Leave: close the WebSocket or stop polling. Returns when (ns)."""
-        with self._busy:
-            self.online = False
-            self._wake.clear()
-            t = clock()
-            if self.ws is not None:
-                self.ws.close()
-            elif self._receiver is not None:
-                # Abandon a held long poll (or close the event stream) as a closed tab does.
-                self._receiver.kill(block=True, timeout=2.0)
-                if self.sse is not None:
-                    self.sse.close()
-                assert self.http is not None
-                self.http.close()
-                self._receiver = None
-            return t
-
-    def go_online(self) -> int:
-        """Come back: reconnect (WebSocket) or resume polling. Returns when (ns)."""
-        with self._busy:
-            t = clock()
-            if self.ws is not None:
-                self._connect_ws()
-                self.online = True
-                self._wake.set()
-            else:
-                if self.sse is not None and self._receiver is None:
-                    assert self.token is not None
-                    self.sse.connect(self.token, self.cursor)
-                self.online = True
-                self._wake.set()
-                if self._receiver is None:
-                    self._spawn_receiver()
-            return t
-
-    def stop(self) -> None:
-        """Stop receiving and close every connection."""
-        self.stopping = True
-        self.online = False
-        self._wake.set()
-        if self._receiver is not None:
-            self._receiver.kill(block=True, timeout=2.0)
-            self._receiver = None
-        if self.ws is not None:
-            self.ws.close()
-        if self.sse is not None:
-            self.sse.close()
-        if self.http is not None:
-            self.http.close()
-
-    def wire_totals(self) -> tuple[int, int]:
-        side = self.ws if self.ws is not None else self.http
-        assert side is not None
-        sent, received = side.wire_totals()
-        if self.sse is not None:
-            s, r = self.sse.wire_totals()
-            sent, received = sent + s, received + r
-        return sent, received
