@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
+import websocket
 from gevent.event import AsyncResult, Event
 from geventhttpclient.url import URL
 
@@ -154,8 +155,6 @@ class WsConn:
         self._reader = gevent.spawn(self._read, self._ws, self.closed)
 
     def _read(self, ws: Any, closed: Event) -> None:
-        import websocket
-
         try:
             while True:
                 opcode, data = ws.recv_data()

@@ -80,7 +80,7 @@ async def _sleep_until(deadline_ns: int, stop: asyncio.Event | None = None) -> b
     return True
 
 
-class _Stage(StageCore):
+class Stage(StageCore):
     """The shared stage, run with asyncio: each behaviour a task."""
 
     stop: asyncio.Event
@@ -227,7 +227,7 @@ async def run_realtime(
     end = warmup_end[0] + int(spec.duration_s * NS_PER_S)
     everyone = {**users, **publishers}
     stop = asyncio.Event()
-    stage = _Stage(
+    stage = Stage(
         rng,
         tracker,
         make_payload(params.message_bytes),
