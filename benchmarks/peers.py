@@ -374,7 +374,8 @@ def cpu_percents(
     start: CpuMark, end: CpuMark, server_cpus: list[int] | None, client_cpus: list[int] | None
 ) -> dict[str, float | None]:
     """CPU % (of one core) over the window: the server, the load generator, and what
-    everything else used of their cores (``*_core_others_pct``)."""
+    everything else (other processes, interrupts) used of their cores
+    (``*_core_others_pct``)."""
     wall = end.wall - start.wall
 
     def pct(a: float | None, b: float | None) -> float | None:
@@ -899,7 +900,7 @@ def markdown_report(record: dict[str, Any], table: str) -> str:
         f"client loop {st['client_loop']}; CPU {env.get('cpu_model')}.",
         "- Each figure is the lowest-highest over the rounds; a ratio pairs a client's round "
         "with the peer's round run next to it. CPU % is of one core over the measured window; "
-        "the last column is what other processes used of the two pinned cores meanwhile.",
+        "the last column is what else (other processes, interrupts) used of a pinned core.",
         f"- Load average (1, 5, 15 min) at the start {_loads(st.get('load_average_at_start'))}, "
         f"at the end {_loads(env.get('load_average'))}.",
     ]
@@ -915,7 +916,7 @@ BUSY_WARN_PCT = 10.0
 
 
 def busiest_others(points: Sequence[dict[str, Any]]) -> float | None:
-    """The most CPU % other processes used of a pinned core during any point, or None."""
+    """The most CPU % anything else used of a pinned core during any point, or None."""
     keys = ("server_core_others_pct", "client_core_others_pct")
     values = [p[k] for p in points for k in keys if p.get(k) is not None]
     return max(values) if values else None
@@ -924,7 +925,7 @@ def busiest_others(points: Sequence[dict[str, Any]]) -> float | None:
 def busy_warning(busy: float) -> str:
     """The sentence that flags a run disturbed by other work on the pinned cores."""
     return (
-        f"other processes used up to {busy:.0f} % of a pinned core during a point; "
+        f"other processes or interrupts used up to {busy:.0f} % of a pinned core during a point; "
         "these figures measure a shared machine, run again when it is idle."
     )
 
