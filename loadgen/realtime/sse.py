@@ -10,14 +10,19 @@ hand each piece of the body here::
 
 :class:`SseParser` alone turns bytes into :class:`SseEvent` objects;
 :func:`chunk_framing` is what HTTP/1.1 chunked encoding adds around a chunk.
+:class:`SseStream` is a user's stream less its I/O (where it resumes, how long it
+waits before reconnecting, what it counted), which each driver's ``SseConn`` extends.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from loadgen.clients.errors import ClientError
 from loadgen.realtime.receive import OnGap, OnItem
+from loadgen.wire import WireCounter
 from servers import protocol
 
 _EOL = re.compile(rb"\r\n|\r|\n")
@@ -165,3 +170,69 @@ class SseDecoder:
                 self.on_item(message.seq, message.item, received_ns, "sse", event.nbytes)
         if parser.retry_ms is not None:
             self.retry_ms = parser.retry_ms
+
+
+class SseStream:
+    """A user's event stream (``GET /events``) less its I/O; each driver's ``SseConn`` adds it.
+
+    ::
+
+        stream.start(token, after=cursor)        # before the first connection
+        headers = stream.request_headers()       # each (re)connection, Last-Event-ID included
+        stream.feed(data, framing, received_ns)  # each piece of the body
+        time.sleep(stream.retry_after(exc))      # a connection failed: wait, or raise a 4xx
+
+    ``on_connect(t0, t1, error)`` hears of each connection; ``reconnects`` counts
+    resumptions after a drop; ``retry_s`` follows the server's ``retry:``.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        timeout_s: float,
+        on_item: OnItem,
+        on_connect: Callable[[int, int, str | None], None] | None = None,
+        retry_s: float = 0.0,
+        on_gap: OnGap | None = None,
+    ) -> None:
+        self.url = base_url.rstrip("/") + "/events"
+        self.timeout_s = timeout_s
+        self.on_connect = on_connect
+        self.retry_s = retry_s
+        self.counter = WireCounter()
+        self.token: str | None = None
+        self.decoder = SseDecoder(on_item, on_gap)
+        self.reconnects = 0
+
+    @property
+    def last_id(self) -> int:
+        """The newest push's seq: where the next connection resumes."""
+        return self.decoder.last_id
+
+    def start(self, token: str, after: int = 0) -> None:
+        """Before the first connection: sign-in ``token``, resume after ``after``."""
+        self.token = token
+        self.decoder.restart(after)
+
+    def request_headers(self) -> dict[str, str]:
+        """The headers of a (re)connection: the token, and where to resume."""
+        headers = {"Accept": "text/event-stream", "Authorization": f"Bearer {self.token}"}
+        if self.last_id:
+            headers["Last-Event-ID"] = str(self.last_id)
+        return headers
+
+    def feed(self, data: bytes, framing: int, received_ns: int) -> None:
+        """One piece of the body as it arrived (``framing``: transfer bytes to charge)."""
+        self.decoder.feed(data, framing, received_ns)
+        if self.decoder.retry_ms is not None:
+            self.retry_s = self.decoder.retry_ms / 1000.0
+
+    def retry_after(self, exc: ClientError) -> float:
+        """How long to wait after connecting failed with ``exc``; a refusal (4xx) is raised."""
+        if exc.code.startswith("http_4"):
+            raise exc
+        return max(self.retry_s, 0.1)
+
+    def wire_totals(self) -> tuple[int, int]:
+        """Bytes sent and received over the stream's connections so far."""
+        return self.counter.sent, self.counter.received
