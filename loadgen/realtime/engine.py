@@ -23,11 +23,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from loadgen.cellspec import CellRun
-from loadgen.clients.errors import ClientError
 from loadgen.events import EventHook
 from loadgen.pacer import NS_PER_S
 from loadgen.realtime import schedule
-from loadgen.realtime.conns import OpFailed
 from loadgen.realtime.groups import churners_of, split_groups
 from loadgen.realtime.params import RealtimeParams
 from loadgen.realtime.samples import build_sample
@@ -272,7 +270,7 @@ async def run_realtime(
 
     if params.activity_rate:
         stats.activity = await _time_on_site(users, truth)
-    with contextlib.suppress(ClientError, OpFailed):
+    with contextlib.suppress(*FAILURES):
         first = next(iter(users.values()))
         stats.server_stats = await first.call("stats", {})
     stats.reconnects = sum(u.reconnects for u in users.values())
@@ -296,7 +294,7 @@ async def _time_on_site(
     for name, visits in truth.items():
         try:
             report = await users[name].call("time_on_site", {})
-        except (ClientError, OpFailed):
+        except FAILURES:
             continue
         pairs.append((float(report.get("time_on_site_ms", 0.0)), visits_ms(visits)))
     return time_on_site_report(pairs)

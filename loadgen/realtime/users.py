@@ -32,7 +32,7 @@ from typing import Any
 
 from loadgen.clients.errors import ClientError
 from loadgen.clients.kinds import LEAN
-from loadgen.realtime.conns import HttpConn, OpFailed, SseConn, WsConn
+from loadgen.realtime.conns import HttpConn, SseConn, WsConn
 from loadgen.realtime.lean_conns import LeanHttpConn, LeanSseConn, LeanWsConn
 from loadgen.realtime.receive import subscribe_gap
 from loadgen.realtime.stage import FAILURES
@@ -134,7 +134,7 @@ class VirtualUser(UserState):
             await self.ws.close()
             try:
                 await self._connect_ws()
-            except (ClientError, OpFailed):
+            except FAILURES:
                 await asyncio.sleep(0.1)
 
     async def _poll_loop(self) -> None:
