@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SCENARIO ?= scenarios/quick.toml
 
-.PHONY: venv bench test lint format perf perf-peers clean
+.PHONY: venv bench test test-e2e test-all lint format perf perf-peers clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,11 +18,18 @@ venv: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/rtbench run $(SCENARIO)
 
-## ruff, then the whole test suite.
+## ruff, then every test but the end-to-end ones (a few minutes).
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not e2e"
+
+## The end-to-end tests only: whole runs, locust, killed processes, a browser.
+test-e2e: $(STAMP)
+	$(BIN)/pytest -m e2e
+
+## Everything: what CI runs.
+test-all: test test-e2e
 
 ## Micro-benchmarks (benchmarks/, never collected by `make test`): each run is saved in
 ## .benchmarks/ and compared with the previous save, failing when a mean got 25% slower.

@@ -17,18 +17,13 @@ import pytest
 from nbclient import NotebookClient
 
 try:
-    from tests.reports_fixtures import REPO_ROOT, RealRuns, real_runs
+    from tests.reports_fixtures import REPO_ROOT, RealRuns
 except ImportError:  # tests/ is not a package: pytest puts tests/ itself on sys.path
-    from reports_fixtures import REPO_ROOT, RealRuns, real_runs
+    from reports_fixtures import REPO_ROOT, RealRuns
 
 NOTEBOOK = REPO_ROOT / "notebooks" / "analysis.ipynb"
 
 pytestmark = pytest.mark.timeout(240)
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> RealRuns:
-    return real_runs(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture
@@ -60,10 +55,10 @@ def test_notebook_is_clean_and_parametrised() -> None:
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
 
 
-def test_notebook_runs_on_a_real_run(runs: RealRuns, python3_kernel: str) -> None:
+def test_notebook_runs_on_a_real_run(real_runs: RealRuns, python3_kernel: str) -> None:
     nb = _inject(
         nbformat.read(NOTEBOOK, as_version=4),
-        results_dir=[str(runs.echo), str(runs.realtime)],
+        results_dir=[str(real_runs.echo), str(real_runs.realtime)],
     )
     client = NotebookClient(
         nb,

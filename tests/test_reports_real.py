@@ -23,26 +23,21 @@ from reports.stats import bytes_per_useful_split, cost_table
 from reports.verdict import METRICS, VERDICTS
 
 try:
-    from tests.reports_fixtures import RealRuns, real_runs
+    from tests.reports_fixtures import RealRuns
 except ImportError:  # tests/ is not a package: pytest puts tests/ itself on sys.path
-    from reports_fixtures import RealRuns, real_runs
+    from reports_fixtures import RealRuns
 
 pytestmark = pytest.mark.timeout(240)
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> RealRuns:
-    return real_runs(tmp_path_factory.getbasetemp())
+def echo(real_runs: RealRuns) -> reports.Run:
+    return reports.load(real_runs.echo)
 
 
 @pytest.fixture(scope="module")
-def echo(runs: RealRuns) -> reports.Run:
-    return reports.load(runs.echo)
-
-
-@pytest.fixture(scope="module")
-def live(runs: RealRuns) -> reports.Run:
-    return reports.load(runs.realtime)
+def live(real_runs: RealRuns) -> reports.Run:
+    return reports.load(real_runs.realtime)
 
 
 def _check(fig: Figure) -> None:
@@ -98,8 +93,8 @@ def test_every_delivery_chart(live: reports.Run) -> None:
     assert (costs["connections"] == 8).all()  # the scenario's users
 
 
-def test_verdict_on_real_runs(runs: RealRuns) -> None:
-    run = reports.load_many([runs.echo, runs.realtime])
+def test_verdict_on_real_runs(real_runs: RealRuns) -> None:
+    run = reports.load_many([real_runs.echo, real_runs.realtime])
     v = reports.verdict_table(run, n_resamples=300)
     assert len(v) == 2 * len(METRICS)  # one pair per run
     assert set(v["verdict"]) <= set(VERDICTS)
@@ -111,10 +106,10 @@ def test_verdict_on_real_runs(runs: RealRuns) -> None:
     assert short["ratio"] > 1  # polling every 100 ms is slower than push, at any machine speed
 
 
-def test_report_command_on_real_runs(runs: RealRuns, tmp_path: Path) -> None:
+def test_report_command_on_real_runs(real_runs: RealRuns, tmp_path: Path) -> None:
     buf = io.StringIO()
     path = report(
-        [runs.echo, runs.realtime],
+        [real_runs.echo, real_runs.realtime],
         out=tmp_path / "report.html",
         console=Console(file=buf, width=140, color_system=None),
     )
