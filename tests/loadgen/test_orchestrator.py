@@ -25,7 +25,7 @@ from loadgen.schema import META_FILE, SAMPLE_SCHEMA, SAMPLES_FILE, SCHEMA_VERSIO
 
 pytestmark = pytest.mark.timeout(120)
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 HTTP_CELL = "http/aiohttp/keep-alive"
 WS_CELL = "ws-websockets/websockets/persistent"
 RTBENCH_RUN = [sys.executable, "-m", "loadgen.cli", "run"]

@@ -42,7 +42,7 @@ pytestmark = pytest.mark.timeout(30)
 
 HOST = "127.0.0.1"
 STEP_S = 5.0  # bound on any single network step
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @contextlib.asynccontextmanager

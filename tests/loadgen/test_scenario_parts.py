@@ -112,7 +112,7 @@ def test_estimate_counts_each_parts_drain(tmp_path: Path) -> None:
 
 
 def test_single_workload_scenario_has_no_parts(tmp_path: Path) -> None:
-    spec = load_scenario(Path(__file__).resolve().parent.parent / "scenarios" / "quick.toml")
+    spec = load_scenario(Path(__file__).resolve().parents[2] / "scenarios" / "quick.toml")
     assert spec.part_scenarios() == {}
     assert all(rc.part is None and rc.settings is spec for rc in spec.run_cells())
     assert all(cell_identity(rc)["part"] is None for rc in spec.run_cells())

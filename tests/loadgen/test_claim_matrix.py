@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from loadgen.cli import app
 from loadgen.scenario import load_scenario, parse_scenario, read_scenario_dict
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 MATRIX = REPO / "scenarios" / "claim-matrix.toml"
 QUICK = REPO / "scenarios" / "claim-matrix-quick.toml"
 

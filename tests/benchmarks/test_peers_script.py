@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "peers.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "peers.py"
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from loadgen.cli import app
 from loadgen.scenario import ScenarioError, load_scenario, parse_scenario
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((REPO / "scenarios").glob("*.toml"))
 
 VALID = """\

@@ -41,7 +41,7 @@ from servers.realtime.credentials import SECRET_ENV, signin_payload
 
 pytestmark = pytest.mark.timeout(60)
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 LIMIT = 4096
 KINDS = ("http", "ws-aiohttp", "ws-websockets")

@@ -29,7 +29,7 @@ from loadgen.schema import DELIVERIES_FILE, DELIVERY_SCHEMA, SUMMARY_FILE
 
 pytestmark = pytest.mark.timeout(180)
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 150
 LATENCY_KEYS = {"p50", "p90", "p99", "p99.9", "max"}
 

@@ -58,7 +58,7 @@ except ImportError:  # tests/ is not a package: pytest puts tests/ itself on sys
         sweep_cells,
     )
 
-GOLDEN = Path(__file__).parent / "data" / "golden" / "summary.md"
+GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden" / "summary.md"
 
 HTTP_A = "http/aiohttp/keep-alive"
 HTTP_X = "http/httpx/new-connection"
