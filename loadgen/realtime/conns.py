@@ -246,23 +246,37 @@ class WsConn:
     async def _read(self) -> None:
         try:
             while (data := await self._recv()) is not None:
-                message = take_ws_message(data, clock(), self.on_item)
-                if message is None:
-                    continue
-                fut = self._pending.pop(message.id or 0, None)
-                if fut is not None and not fut.done():
-                    fut.set_result((message, len(data)))
+                self._dispatch(data, clock())
         except (ConnectionError, aiohttp.ClientError):
             pass
         except Exception as exc:
             # A bug in handling a message must stop the run, not look like a dropped link.
             self.failure = exc
         finally:
-            self.closed.set()
-            for fut in self._pending.values():
-                if not fut.done():
-                    fut.set_exception(ClientError("closed", "connection closed"))
-            self._pending.clear()
+            self._gone()
+
+    def _dispatch(self, data: bytes, received_ns: int) -> None:
+        """A received message: a push goes to ``on_item``, a reply to its waiting call."""
+        message = take_ws_message(data, received_ns, self.on_item)
+        if message is None:
+            return
+        fut = self._pending.pop(message.id or 0, None)
+        if fut is not None and not fut.done():
+            fut.set_result((message, len(data)))
+
+    def _gone(self) -> None:
+        """The connection is closed: every call still waiting fails with ``closed``."""
+        self.closed.set()
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(ClientError("closed", "connection closed"))
+        self._pending.clear()
+
+    async def _send(self, body: bytes) -> None:
+        if self.client == "websockets":
+            await self._ws.send(body, text=True)
+        else:
+            await self._ws.send_str(body.decode())
 
     async def call(self, op: str, payload: Any) -> Any:
         """Send one request and wait for its reply; returns the reply payload."""
@@ -278,10 +292,7 @@ class WsConn:
         error: str | None = None
         received_len = 0
         try:
-            if self.client == "websockets":
-                await self._ws.send(body, text=True)
-            else:
-                await self._ws.send_str(body.decode())
+            await self._send(body)
             async with asyncio.timeout(self.timeout_s):
                 resp, received_len = await fut
             error = reply_error(resp)
@@ -292,6 +303,8 @@ class WsConn:
         except ClientError as exc:
             error = error or exc.code
             raise
+        except OpFailed:
+            raise  # an error reply: its code is already the row's error
         except Exception as exc:
             error = "closed"
             raise ClientError("closed", f"{type(exc).__name__}: {exc}") from None
@@ -404,10 +417,8 @@ class SseConn(SseStream):
         """Read events until cancelled, reconnecting after drops (see the class docstring)."""
         try:
             while True:
-                if self._resp is not None:
-                    with contextlib.suppress(ConnectionError, aiohttp.ClientError):
-                        await self._read(self._resp)
-                    self._drop()
+                await self._follow()
+                self._drop()
                 self.reconnects += 1
                 await asyncio.sleep(self.retry_s)
                 while True:
@@ -418,6 +429,12 @@ class SseConn(SseStream):
                         await asyncio.sleep(self.retry_after(exc))
         finally:
             self._drop()
+
+    async def _follow(self) -> None:
+        """Read the open stream until it ends (nothing to do when none is open)."""
+        if self._resp is not None:
+            with contextlib.suppress(ConnectionError, aiohttp.ClientError):
+                await self._read(self._resp)
 
     async def _read(self, resp: aiohttp.ClientResponse) -> None:
         self.decoder.restart()
