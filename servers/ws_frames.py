@@ -50,6 +50,15 @@ class MaskCheck:
         if self.violated:
             return False
         n = len(data)
+        if n >= 2 and not self._skip and not self._head:
+            # The common case, checked in a few steps: the chunk is exactly one whole
+            # small frame (a message on its own), starting at a frame boundary.
+            second = data[1]
+            if not second & _MASK_BIT:
+                self.violated = True
+                return False
+            if (second & _LEN_MASK) < 126 and n == 2 + _MASK_KEY_BYTES + (second & _LEN_MASK):
+                return True
         i = 0
         while i < n:
             if self._skip:
