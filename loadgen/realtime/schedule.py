@@ -90,6 +90,10 @@ class Stage(Protocol):
         """Where a behaviour starting now counts its schedule from."""
         ...
 
+    def rng_for(self, key: str) -> random.Random:
+        """A random stream of its own for one behaviour (the same whatever runs first)."""
+        ...
+
     def next_id(self) -> int:
         """A new message or notification id."""
         ...
@@ -109,7 +113,7 @@ class Stage(Protocol):
 
 def messaging(stage: Stage, params: RealtimeParams, user: str, others: list[str]) -> Steps:
     """``user`` sends to one of ``others`` (direct) or to the room, at ``message_rate``."""
-    rng, tracker = stage.rng, stage.tracker
+    rng, tracker = stage.rng_for(f"messaging:{user}"), stage.tracker
     pacer = Pacer(params.message_rate, int(rng.random() * NS_PER_S / params.message_rate))
     if not others:
         return
@@ -145,7 +149,7 @@ def messaging(stage: Stage, params: RealtimeParams, user: str, others: list[str]
 
 def churn(stage: Stage, params: RealtimeParams, user: str, watchers: list[str]) -> Steps:
     """``user`` goes offline and back, ``online_s``/``offline_s`` (+-20%) at a time."""
-    rng, tracker = stage.rng, stage.tracker
+    rng, tracker = stage.rng_for(f"churn:{user}"), stage.tracker
     n = 0
     # Churners start at a random point of their online period.
     t = stage.begin_ns() + int(rng.random() * params.online_s * NS_PER_S)
@@ -183,7 +187,7 @@ def activity(stage: Stage, params: RealtimeParams, user: str, visits: list[list[
     ``visits``: the client's own record of its time on site.
     """
     interval = int(NS_PER_S / params.activity_rate)
-    t = stage.begin_ns() + int(stage.rng.random() * interval)
+    t = stage.begin_ns() + int(stage.rng_for(f"activity:{user}").random() * interval)
     page = 0
     while t < stage.end_ns:
         visit_end = min(stage.end_ns, t + int(params.visit_s * NS_PER_S))

@@ -67,6 +67,15 @@ class StageCore:
     start_ns: int = 0
     end_ns: int = 0
 
+    def __post_init__(self) -> None:
+        # Drawn once, before any behaviour runs: each behaviour's own stream derives
+        # from it, so the drivers' different interleavings make the same draws.
+        self._seed = self.rng.getrandbits(64)
+
+    def rng_for(self, key: str) -> random.Random:
+        """A random stream of its own for the behaviour named ``key``."""
+        return random.Random(f"{self._seed}:{key}")
+
     def begin_ns(self) -> int:
         """The run's start; in the web UI, now (users join a test already running)."""
         return max(self.start_ns, clock()) if self.interactive else self.start_ns

@@ -266,3 +266,29 @@ async def test_both_engines_count_a_late_publisher_and_keep_up_with_lanes(
     lanes = await _publish_over_link(engine, 6, tmp_path)
     assert lanes["late_steps"] < alone["late_steps"]
     assert lanes["actions"]["publish"] >= 29
+
+
+def test_each_behaviour_draws_the_same_whatever_runs_first() -> None:
+    # Two stages seeded alike; their behaviours ask in opposite orders, as two drivers'
+    # interleavings may: each behaviour still gets the same draws.
+    def stage() -> StageCore:
+        return StageCore(
+            random.Random(11),
+            Tracker(0),
+            "",
+            RealtimeStats(),
+            {},
+            {},
+            gevent.event.Event(),
+            itertools.count(1),
+        )
+
+    def draws(s: StageCore, key: str) -> list[float]:
+        rng = s.rng_for(key)
+        return [rng.random() for _ in range(3)]
+
+    first, second = stage(), stage()
+    a1, b1 = draws(first, "messaging:a"), draws(first, "messaging:b")
+    b2, a2 = draws(second, "messaging:b"), draws(second, "messaging:a")
+    assert (a1, b1) == (a2, b2)
+    assert a1 != b1

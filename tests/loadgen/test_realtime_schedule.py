@@ -35,6 +35,10 @@ class FakeStage:
     def begin_ns(self) -> int:
         return self.start_ns
 
+    def rng_for(self, key: str) -> random.Random:
+        # Every behaviour shares the one seeded stream: the cases here run one at a time.
+        return self.rng
+
     def next_id(self) -> int:
         return next(self.ids)
 
