@@ -33,12 +33,18 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 from reports_fixtures import RealRuns
 from reports_fixtures import real_runs as make_real_runs
 from serving import HOST, TEST_SECRET, RunningServer, running
 
 from servers.common import ServerConfig
 from servers.realtime.credentials import SECRET_ENV
+
+# Tests check behaviour, never speed: no hypothesis deadline, and a slow first draw on a
+# busy machine is not a failure.
+settings.register_profile("rtbench", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("rtbench")
 
 #: Tests that launch whole runs or several real processes (see the module docstring).
 E2E_TESTS = frozenset(

@@ -90,8 +90,9 @@ class Stage(Protocol):
         """Where a behaviour starting now counts its schedule from."""
         ...
 
-    def rng_for(self, key: str) -> random.Random:
-        """A random stream of its own for one behaviour (the same whatever runs first)."""
+    def rng_for(self, behaviour: str, user: str) -> random.Random:
+        """A random stream of its own for ``user``'s ``behaviour`` (the same whatever
+        runs first, and in either driver)."""
         ...
 
     def next_id(self) -> int:
@@ -113,7 +114,7 @@ class Stage(Protocol):
 
 def messaging(stage: Stage, params: RealtimeParams, user: str, others: list[str]) -> Steps:
     """``user`` sends to one of ``others`` (direct) or to the room, at ``message_rate``."""
-    rng, tracker = stage.rng_for(f"messaging:{user}"), stage.tracker
+    rng, tracker = stage.rng_for("messaging", user), stage.tracker
     pacer = Pacer(params.message_rate, int(rng.random() * NS_PER_S / params.message_rate))
     if not others:
         return
@@ -149,7 +150,7 @@ def messaging(stage: Stage, params: RealtimeParams, user: str, others: list[str]
 
 def churn(stage: Stage, params: RealtimeParams, user: str, watchers: list[str]) -> Steps:
     """``user`` goes offline and back, ``online_s``/``offline_s`` (+-20%) at a time."""
-    rng, tracker = stage.rng_for(f"churn:{user}"), stage.tracker
+    rng, tracker = stage.rng_for("churn", user), stage.tracker
     n = 0
     # Churners start at a random point of their online period.
     t = stage.begin_ns() + int(rng.random() * params.online_s * NS_PER_S)
@@ -187,7 +188,7 @@ def activity(stage: Stage, params: RealtimeParams, user: str, visits: list[list[
     ``visits``: the client's own record of its time on site.
     """
     interval = int(NS_PER_S / params.activity_rate)
-    t = stage.begin_ns() + int(stage.rng_for(f"activity:{user}").random() * interval)
+    t = stage.begin_ns() + int(stage.rng_for("activity", user).random() * interval)
     page = 0
     while t < stage.end_ns:
         visit_end = min(stage.end_ns, t + int(params.visit_s * NS_PER_S))

@@ -72,9 +72,13 @@ class StageCore:
         # from it, so the drivers' different interleavings make the same draws.
         self._seed = self.rng.getrandbits(64)
 
-    def rng_for(self, key: str) -> random.Random:
-        """A random stream of its own for the behaviour named ``key``."""
-        return random.Random(f"{self._seed}:{key}")
+    def rng_for(self, behaviour: str, user: str) -> random.Random:
+        """A random stream of its own for ``user``'s ``behaviour``.
+
+        Keyed by the name without this process's prefix (``w0u3`` under locust is
+        ``u3`` under asyncio), so both drivers draw the same for the same person.
+        """
+        return random.Random(f"{self._seed}:{behaviour}:{user.removeprefix(self.room_prefix)}")
 
     def begin_ns(self) -> int:
         """The run's start; in the web UI, now (users join a test already running)."""

@@ -269,9 +269,10 @@ async def test_both_engines_count_a_late_publisher_and_keep_up_with_lanes(
 
 
 def test_each_behaviour_draws_the_same_whatever_runs_first() -> None:
-    # Two stages seeded alike; their behaviours ask in opposite orders, as two drivers'
-    # interleavings may: each behaviour still gets the same draws.
-    def stage() -> StageCore:
+    # Two stages seeded alike, one as the gevent driver names its people (a process
+    # prefix); their behaviours ask in opposite orders, as two interleavings may:
+    # each person still gets the same draws.
+    def stage(prefix: str) -> StageCore:
         return StageCore(
             random.Random(11),
             Tracker(0),
@@ -281,14 +282,15 @@ def test_each_behaviour_draws_the_same_whatever_runs_first() -> None:
             {},
             gevent.event.Event(),
             itertools.count(1),
+            room_prefix=prefix,
         )
 
-    def draws(s: StageCore, key: str) -> list[float]:
-        rng = s.rng_for(key)
+    def draws(s: StageCore, user: str) -> list[float]:
+        rng = s.rng_for("messaging", user)
         return [rng.random() for _ in range(3)]
 
-    first, second = stage(), stage()
-    a1, b1 = draws(first, "messaging:a"), draws(first, "messaging:b")
-    b2, a2 = draws(second, "messaging:b"), draws(second, "messaging:a")
+    asyncio_side, gevent_side = stage(""), stage("w0")
+    a1, b1 = draws(asyncio_side, "u1"), draws(asyncio_side, "u2")
+    b2, a2 = draws(gevent_side, "w0u2"), draws(gevent_side, "w0u1")
     assert (a1, b1) == (a2, b2)
     assert a1 != b1

@@ -35,7 +35,7 @@ class FakeStage:
     def begin_ns(self) -> int:
         return self.start_ns
 
-    def rng_for(self, key: str) -> random.Random:
+    def rng_for(self, behaviour: str, user: str) -> random.Random:
         # Every behaviour shares the one seeded stream: the cases here run one at a time.
         return self.rng
 
