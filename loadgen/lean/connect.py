@@ -52,9 +52,6 @@ class Target:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
-    def with_path(self, path: str) -> Target:
-        return Target(self.host, self.port, path, self.tls)
-
 
 class ByteCounting:
     """Counts a connection's wire bytes into a :class:`WireCounter`.
