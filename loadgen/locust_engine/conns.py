@@ -17,13 +17,13 @@ and resumes with ``Last-Event-ID`` when the stream drops.
 
 What the sides receive is handed on by the shared sans-I/O code
 (:mod:`loadgen.realtime.receive`, :mod:`loadgen.realtime.sse`,
-:mod:`loadgen.realtime.replies`), gaps included.
+:mod:`loadgen.realtime.replies`), gaps included; a WebSocket call's id, reply
+matching and report are :mod:`loadgen.realtime.calls`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import time
 from typing import Any
@@ -41,26 +41,15 @@ from loadgen.locust_engine.net import (
     open_socket,
     ws_connect,
 )
-from loadgen.realtime.receive import (
-    OnGap,
-    OnItem,
-    take_page,
-    take_ws_message,
-    ws_frame_bytes,
-)
-from loadgen.realtime.replies import (
-    measured,
-    payload_of,
-    reply_error,
-)
+from loadgen.realtime.calls import Calls, Reply, request_body
+from loadgen.realtime.receive import OnGap, OnItem, take_page
+from loadgen.realtime.replies import measured
 from loadgen.realtime.sse import SseStream, chunk_framing
 from loadgen.realtime.user_state import OnRequest
 from servers import protocol
 
 clock = time.perf_counter_ns
 log = logging.getLogger("rtbench.locust")
-
-_ids = itertools.count(1)
 
 
 class HttpConn:
@@ -98,9 +87,7 @@ class HttpConn:
             return m.reply(*http_exchange(pool, self.url, method, uri, body, headers, timeout_s))
 
     def call(self, op: str, payload: Any) -> Any:
-        body = protocol.encode_request(
-            protocol.Request(op=op, id=next(_ids), ts=clock(), payload=payload)
-        )
+        body = request_body(op, payload)[2]
         return self._measured(op, "action", "POST", "/rpc", body, self.timeout_s).payload
 
     def poll(
@@ -137,7 +124,7 @@ class WsConn:
         self.on_request = on_request
         self.on_item = on_item
         self.counter = WireCounter()
-        self._pending: dict[int, AsyncResult] = {}
+        self._calls: Calls[AsyncResult] = Calls()
         self._reader: gevent.Greenlet | None = None
         self._ws: Any = None
         self.closed = Event()
@@ -161,12 +148,9 @@ class WsConn:
                     if len(data) >= 2:
                         self.close_code = int.from_bytes(data[:2], "big")
                     break
-                message = take_ws_message(data, clock(), self.on_item)
-                if message is None:
-                    continue
-                waiter = self._pending.pop(message.id or 0, None)
-                if waiter is not None and not waiter.ready():
-                    waiter.set((message, len(data)))
+                matched = self._calls.take(data, clock(), self.on_item)
+                if matched is not None and not matched[0].ready():
+                    matched[0].set(matched[1])
         except (websocket.WebSocketException, OSError):
             pass
         except gevent.GreenletExit:
@@ -176,46 +160,30 @@ class WsConn:
             self.failure = exc
         finally:
             closed.set()
-            for waiter in self._pending.values():
+            for waiter in self._calls.drain():
                 if not waiter.ready():
                     waiter.set_exception(ClientError("closed", "connection closed"))
-            self._pending.clear()
 
     def call(self, op: str, payload: Any) -> Any:
         if self._ws is None or self.closed.is_set():
             raise ClientError("closed", "WebSocket is not open")
-        rid = next(_ids)
-        sent = clock()
-        body = protocol.encode_request(protocol.Request(op=op, id=rid, ts=sent, payload=payload))
         waiter = AsyncResult()
-        self._pending[rid] = waiter
-        error: str | None = None
-        received_len = 0
+        call = self._calls.start(op, payload, waiter)
         try:
             try:
-                self._ws.send(body)
+                self._ws.send(call.body)
             except Exception as exc:
                 raise ClientError("closed", f"{type(exc).__name__}: {exc}") from None
             try:
-                resp, received_len = waiter.get(timeout=self.timeout_s)
+                reply: Reply = waiter.get(timeout=self.timeout_s)
             except gevent.Timeout:
                 raise ClientError("timeout", f"no reply within {self.timeout_s}s") from None
-            error = reply_error(resp)
-            return payload_of(resp)
+            return call.answer(reply)
         except ClientError as exc:
-            error = error or exc.code
+            call.fail(exc.code)
             raise
         finally:
-            self._pending.pop(rid, None)
-            self.on_request(
-                op,
-                sent,
-                clock(),
-                ws_frame_bytes(len(body), True),
-                ws_frame_bytes(received_len, False) if received_len else 0,
-                error,
-                0,
-            )
+            self._calls.finish(call, self.on_request)
 
     def close(self) -> None:
         # Stop the reader first: close() reads the peer's close frame itself.

@@ -18,7 +18,8 @@ via, nbytes)``.
   it reconnects with ``Last-Event-ID`` after a drop. Its user acts through an
   :class:`HttpConn`.
 
-Replies are read by :mod:`loadgen.realtime.replies`, and what a reader receives
+Replies are read by :mod:`loadgen.realtime.replies`, a WebSocket call's id,
+reply matching and report are :mod:`loadgen.realtime.calls`'s, and what a reader receives
 (poll pages, WebSocket frames, event streams) is handed on by
 :mod:`loadgen.realtime.receive` and :mod:`loadgen.realtime.sse`, which the
 locust engine's gevent twin (:mod:`loadgen.locust_engine.conns`) shares.
@@ -29,26 +30,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import time
 from typing import Any
 
 import aiohttp
 
 from loadgen.clients.errors import ClientError
-from loadgen.realtime.receive import (
-    OnGap,
-    OnItem,
-    take_page,
-    take_ws_message,
-    ws_frame_bytes,
-)
-from loadgen.realtime.replies import (
-    OpFailed,
-    measured,
-    payload_of,
-    reply_error,
-)
+from loadgen.realtime.calls import Calls, Reply, request_body
+from loadgen.realtime.receive import OnGap, OnItem, take_page, ws_frame_bytes
+from loadgen.realtime.replies import OpFailed, measured
 from loadgen.realtime.sse import SseStream, chunk_framing
 from loadgen.realtime.user_state import OnRequest
 from loadgen.tls import client_ssl, is_secure
@@ -67,8 +57,6 @@ __all__ = [
     "WsConn",
     "ws_frame_bytes",
 ]
-
-_ids = itertools.count(1)
 
 
 class HttpConn:
@@ -132,9 +120,7 @@ class HttpConn:
 
     async def call(self, op: str, payload: Any) -> Any:
         """One operation over ``POST /rpc``; returns the reply payload."""
-        body = protocol.encode_request(
-            protocol.Request(op=op, id=next(_ids), ts=clock(), payload=payload)
-        )
+        body = request_body(op, payload)[2]
         resp = await self._measured(
             op, "action", "POST", self.base_url + "/rpc", body, self.timeout_s
         )
@@ -182,7 +168,7 @@ class WsConn:
         self.on_request = on_request
         self.on_item = on_item
         self.counter = WireCounter()
-        self._pending: dict[int, asyncio.Future[tuple[protocol.Response, int]]] = {}
+        self._calls: Calls[asyncio.Future[Reply]] = Calls()
         self._reader: asyncio.Task[None] | None = None
         self._ws: Any = None
         self._session: aiohttp.ClientSession | None = None
@@ -257,20 +243,16 @@ class WsConn:
 
     def _dispatch(self, data: bytes, received_ns: int) -> None:
         """A received message: a push goes to ``on_item``, a reply to its waiting call."""
-        message = take_ws_message(data, received_ns, self.on_item)
-        if message is None:
-            return
-        fut = self._pending.pop(message.id or 0, None)
-        if fut is not None and not fut.done():
-            fut.set_result((message, len(data)))
+        matched = self._calls.take(data, received_ns, self.on_item)
+        if matched is not None and not matched[0].done():
+            matched[0].set_result(matched[1])
 
     def _gone(self) -> None:
         """The connection is closed: every call still waiting fails with ``closed``."""
         self.closed.set()
-        for fut in self._pending.values():
+        for fut in self._calls.drain():
             if not fut.done():
                 fut.set_exception(ClientError("closed", "connection closed"))
-        self._pending.clear()
 
     async def _send(self, body: bytes) -> None:
         if self.client == "websockets":
@@ -282,43 +264,26 @@ class WsConn:
         """Send one request and wait for its reply; returns the reply payload."""
         if self._ws is None or self.closed.is_set():
             raise ClientError("closed", "WebSocket is not open")
-        rid = next(_ids)
-        sent = clock()
-        body = protocol.encode_request(protocol.Request(op=op, id=rid, ts=sent, payload=payload))
-        fut: asyncio.Future[tuple[protocol.Response, int]] = (
-            asyncio.get_running_loop().create_future()
-        )
-        self._pending[rid] = fut
-        error: str | None = None
-        received_len = 0
+        fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        call = self._calls.start(op, payload, fut)
         try:
-            await self._send(body)
+            await self._send(call.body)
             async with asyncio.timeout(self.timeout_s):
-                resp, received_len = await fut
-            error = reply_error(resp)
-            return payload_of(resp)
+                reply = await fut
+            return call.answer(reply)
         except TimeoutError:
-            error = "timeout"
+            call.fail("timeout")
             raise ClientError("timeout", f"no reply within {self.timeout_s}s") from None
         except ClientError as exc:
-            error = error or exc.code
+            call.fail(exc.code)
             raise
         except OpFailed:
             raise  # an error reply: its code is already the row's error
         except Exception as exc:
-            error = "closed"
+            call.fail("closed")
             raise ClientError("closed", f"{type(exc).__name__}: {exc}") from None
         finally:
-            self._pending.pop(rid, None)
-            self.on_request(
-                op,
-                sent,
-                clock(),
-                ws_frame_bytes(len(body), True),
-                ws_frame_bytes(received_len, False) if received_len else 0,
-                error,
-                0,
-            )
+            self._calls.finish(call, self.on_request)
 
     async def _close_session(self) -> None:
         session, self._session = self._session, None
