@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any
 
+import event_loops
 import pytest
+from event_loops import LOOPS
 
 from loadgen.clients.base import make_client
 from loadgen.clients.errors import ClientError
 from loadgen.clients.kinds import check_combination
-from loadgen.wire import WireCounter, counting, new_event_loop
+from loadgen.wire import WireCounter, counting
 from servers import protocol
 
 pytestmark = pytest.mark.timeout(60)
 
-T = TypeVar("T")
+#: A test's coroutine, in a fresh loop of its kind.
+run_in = partial(event_loops.run_in, timeout_s=20.0)
+
 
 #: Every valid (server kind, client, conn_mode).
 COMBOS = [
@@ -35,19 +38,8 @@ COMBOS = [
     ("ws-websockets", "lean", "persistent"),
 ]
 COMBO_IDS = ["/".join(c) for c in COMBOS]
-LOOPS = [pytest.param(True, id="uvloop"), pytest.param(False, id="asyncio")]
 N_REQUESTS = 4
 PAYLOAD = protocol.make_payload(16)
-
-
-def run_in(use_uvloop: bool, main: Callable[[], Awaitable[T]], timeout_s: float = 20.0) -> T:
-    """Run ``main()`` to completion in a fresh counting loop."""
-    loop = new_event_loop(use_uvloop)
-    try:
-        return loop.run_until_complete(asyncio.wait_for(main(), timeout_s))
-    finally:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
 
 
 def request_body(i: int) -> bytes:

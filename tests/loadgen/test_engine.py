@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any
 
+import event_loops
 import pytest
+from event_loops import LOOPS
 
 from loadgen.cellspec import CellRun
 from loadgen.engine import EngineStats, run_cell
 from loadgen.events import EventHook
 from loadgen.pacer import NS_PER_S
 from loadgen.recorder import RawRecorder, Sample
-from loadgen.wire import new_event_loop
 from servers import protocol
 
 pytestmark = pytest.mark.timeout(60)
 
-T = TypeVar("T")
-LOOPS = [pytest.param(True, id="uvloop"), pytest.param(False, id="asyncio")]
+#: A test's coroutine, in a fresh loop of its kind.
+run_in = partial(event_loops.run_in, timeout_s=30.0)
+
 PAYLOAD_BYTES = 16  # keeps every WebSocket frame under 126 bytes (2-byte header)
 
 #: (server kind, client, conn_mode): every client in every connection mode.
@@ -37,16 +40,6 @@ MODES = [
     ("ws-websockets", "lean", "persistent"),
     ("ws-aiohttp", "lean", "persistent"),
 ]
-
-
-def run_in(use_uvloop: bool, main: Callable[[], Awaitable[T]], timeout_s: float = 30.0) -> T:
-    """Run ``main()`` to completion in a fresh counting loop."""
-    loop = new_event_loop(use_uvloop)
-    try:
-        return loop.run_until_complete(asyncio.wait_for(main(), timeout_s))
-    finally:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
 
 
 @dataclass

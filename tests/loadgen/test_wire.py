@@ -3,33 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+import contextlib
+from collections.abc import AsyncIterator
+from functools import partial
+from typing import Any
 
+import event_loops
 import pytest
+from event_loops import LOOPS
 
 from loadgen.wire import WireCounter, counting, loop_name, new_event_loop
 
 pytestmark = pytest.mark.timeout(30)
 
+#: A test's coroutine, in a fresh loop of its kind.
+run_in = partial(event_loops.run_in, timeout_s=10.0)
+
 HOST = "127.0.0.1"
-T = TypeVar("T")
-
-LOOPS = [pytest.param(True, id="uvloop"), pytest.param(False, id="asyncio")]
 
 
-def run_in(use_uvloop: bool, main: Callable[[], Awaitable[T]], timeout_s: float = 10.0) -> T:
-    """Run ``main()`` to completion in a fresh counting loop."""
-    loop = new_event_loop(use_uvloop)
-    try:
-        return loop.run_until_complete(asyncio.wait_for(main(), timeout_s))
-    finally:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-
-
-async def echo_server() -> asyncio.Server:
-    """A TCP server on 127.0.0.1:0 that sends back whatever it reads."""
+@contextlib.asynccontextmanager
+async def echo_server() -> AsyncIterator[asyncio.Server]:
+    """``async with echo_server() as server``: a TCP echo server on 127.0.0.1:0, closed after."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -39,7 +34,12 @@ async def echo_server() -> asyncio.Server:
         finally:
             writer.close()
 
-    return await asyncio.start_server(handle, HOST, 0)
+    server = await asyncio.start_server(handle, HOST, 0)
+    try:
+        yield server
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 def port_of(server: asyncio.Server) -> int:
@@ -71,9 +71,8 @@ def test_counts_exact_bytes_each_way(use_uvloop: bool) -> None:
     messages = [b"hello", b"x" * 1000, bytes(range(256)) * 300]  # the last spans many reads
 
     async def main() -> WireCounter:
-        server = await echo_server()
         counter = WireCounter()
-        try:
+        async with echo_server() as server:
             with counting(counter):
                 reader, writer = await asyncio.open_connection(HOST, port_of(server))
             assert counter.snapshot() == (0, 0)
@@ -87,9 +86,6 @@ def test_counts_exact_bytes_each_way(use_uvloop: bool) -> None:
             await writer.drain()
             assert await reader.readexactly(9) == b"abcdefghi"
             await close(writer)
-        finally:
-            server.close()
-            await server.wait_closed()
         return counter
 
     counter = run_in(use_uvloop, main)
@@ -102,18 +98,14 @@ def test_counts_exact_bytes_each_way(use_uvloop: bool) -> None:
 @pytest.mark.parametrize("use_uvloop", LOOPS)
 def test_counts_connections(use_uvloop: bool) -> None:
     async def main() -> WireCounter:
-        server = await echo_server()
         counter = WireCounter()
-        try:
+        async with echo_server() as server:
             with counting(counter):
                 conns = [await asyncio.open_connection(HOST, port_of(server)) for _ in range(3)]
             for i, (reader, writer) in enumerate(conns):
                 await exchange(reader, writer, b"%d" % i * (i + 1))
             for _, writer in conns:
                 await close(writer)
-        finally:
-            server.close()
-            await server.wait_closed()
         return counter
 
     counter = run_in(use_uvloop, main)
@@ -124,9 +116,8 @@ def test_counts_connections(use_uvloop: bool) -> None:
 @pytest.mark.parametrize("use_uvloop", LOOPS)
 def test_connections_made_outside_counting_are_not_counted(use_uvloop: bool) -> None:
     async def main() -> tuple[WireCounter, WireCounter]:
-        server = await echo_server()
         counter, other = WireCounter(), WireCounter()
-        try:
+        async with echo_server() as server:
             # Before any counting block: not counted anywhere.
             r0, w0 = await asyncio.open_connection(HOST, port_of(server))
             with counting(counter):
@@ -145,9 +136,6 @@ def test_connections_made_outside_counting_are_not_counted(use_uvloop: bool) -> 
                 await exchange(r2, w2, b"e" * 50)
             for w in (w0, w1, w2, w3):
                 await close(w)
-        finally:
-            server.close()
-            await server.wait_closed()
         return counter, other
 
     counter, other = run_in(use_uvloop, main)
@@ -160,22 +148,18 @@ def test_counting_follows_the_task_that_connected(use_uvloop: bool) -> None:
     # The counter is chosen when the connection is made, in the task that makes it;
     # concurrent tasks with their own counters do not mix.
     async def main() -> list[WireCounter]:
-        server = await echo_server()
         counters = [WireCounter() for _ in range(4)]
 
-        async def worker(i: int) -> None:
+        async def worker(i: int, port: int) -> None:
             with counting(counters[i]):
-                reader, writer = await asyncio.open_connection(HOST, port_of(server))
+                reader, writer = await asyncio.open_connection(HOST, port)
                 for _ in range(5):
                     await exchange(reader, writer, b"z" * (i + 1))
                     await asyncio.sleep(0)
                 await close(writer)
 
-        try:
-            await asyncio.gather(*(worker(i) for i in range(4)))
-        finally:
-            server.close()
-            await server.wait_closed()
+        async with echo_server() as server:
+            await asyncio.gather(*(worker(i, port_of(server)) for i in range(4)))
         return counters
 
     counters = run_in(use_uvloop, main)
