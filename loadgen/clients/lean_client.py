@@ -13,15 +13,13 @@ Bytes count into the :class:`~loadgen.wire.WireCounter` of the enclosing
 from __future__ import annotations
 
 import asyncio
-import time
 
 from loadgen.clients.errors import ClientError
 from loadgen.lean.connect import Target
-from loadgen.lean.http import JSON, HttpConnection, request_head, with_body
+from loadgen.lean.http import JSON, request_head, with_body
+from loadgen.lean.reuse import ReusedConnection
 from loadgen.lean.ws import WsConnection
 from loadgen.wire import current_counter
-
-clock = time.perf_counter_ns
 
 
 class LeanHttpClient:
@@ -33,38 +31,22 @@ class LeanHttpClient:
         self.keep_alive = keep_alive
         self.timeout_s = timeout_s
         self._head = request_head("POST", self.target, keep_alive=keep_alive, content_type=JSON)
-        self._conn: HttpConnection | None = None
-        self._counter = None
-        self.socket_stamps = (0, 0)
+        self._link = ReusedConnection(None, keep_alive, timeout_s)
+
+    @property
+    def socket_stamps(self) -> tuple[int, int]:
+        """``(sent_ns, received_ns)`` of the last successful request."""
+        return self._link.socket_stamps
 
     async def connect(self) -> None:
         # Like the library clients, HTTP connects lazily: set-up is paid inside a request.
-        self._counter = current_counter()
+        self._link.counter = current_counter()
 
     async def request(self, body: bytes) -> tuple[int, bytes]:
-        request = with_body(self._head, body)
-        conn = self._conn
-        started = 0
-        if conn is None or not conn.is_open:
-            # First request, new-connection mode, or the server closed a kept-alive
-            # connection: (re)connect, as a browser does, and charge it to this request.
-            if conn is not None:
-                conn.close()
-            started = clock()
-            conn = await HttpConnection.open(self.target, self._counter, self.timeout_s)
-            self._conn = conn if self.keep_alive else None
-        try:
-            status, reply = await conn.exchange(request, self.timeout_s)
-        finally:
-            if not self.keep_alive:
-                conn.close()
-        self.socket_stamps = (started or conn.sent_ns, conn.received_ns)
-        return status, reply
+        return await self._link.exchange(self.target, with_body(self._head, body), self.timeout_s)
 
     async def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
+        self._link.close()
 
 
 class LeanWSClient:

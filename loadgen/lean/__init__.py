@@ -10,6 +10,7 @@ the reply), as wrk does.
 
 - :mod:`loadgen.lean.connect`: open a TCP (or TLS) connection with byte counting.
 - :mod:`loadgen.lean.http`: one HTTP/1.1 connection: request/response and streamed bodies.
+- :mod:`loadgen.lean.reuse`: an HTTP connection kept across requests, reopened when closed.
 - :mod:`loadgen.lean.ws`: one WebSocket connection: handshake, text messages, close.
 
 The engines use them through :mod:`loadgen.clients.lean_client` (echo cells)

@@ -21,9 +21,9 @@ from typing import Any
 from loadgen.clients.errors import ClientError
 from loadgen.lean.connect import Target
 from loadgen.lean.http import JSON, HttpConnection, request_head, with_body
+from loadgen.lean.reuse import ReusedConnection
 from loadgen.lean.ws import WsConnection
 from loadgen.realtime.conns import HttpConn, SseConn, WsConn
-from loadgen.wire import WireCounter
 
 clock = time.perf_counter_ns
 
@@ -32,41 +32,13 @@ def _bearer(token: str | None) -> tuple[tuple[str, str], ...]:
     return (("Authorization", f"Bearer {token}"),) if token else ()
 
 
-class _Role:
-    """One HTTP connection of a user's (actions or polls), reopened when it closes."""
-
-    def __init__(self, counter: WireCounter, keep_alive: bool, timeout_s: float) -> None:
-        self.counter = counter
-        self.keep_alive = keep_alive
-        self.timeout_s = timeout_s
-        self.conn: HttpConnection | None = None
-
-    async def exchange(self, target: Target, request: bytes, timeout_s: float) -> tuple[int, bytes]:
-        conn = self.conn
-        if conn is None or not conn.is_open:
-            if conn is not None:
-                conn.close()
-            conn = await HttpConnection.open(target, self.counter, self.timeout_s)
-            self.conn = conn if self.keep_alive else None
-        try:
-            return await conn.exchange(request, timeout_s)
-        finally:
-            if not self.keep_alive:
-                conn.close()
-
-    def close(self) -> None:
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            conn.close()
-
-
 class LeanHttpConn(HttpConn):
     """A user's HTTP side: actions over one connection, polls over another."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._roles = {
-            role: _Role(counter, self.keep_alive, self.timeout_s)
+            role: ReusedConnection(counter, self.keep_alive, self.timeout_s)
             for role, counter in self.counters.items()
         }
 
