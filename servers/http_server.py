@@ -43,10 +43,10 @@ import orjson
 from aiohttp import web
 
 from servers import protocol
+from servers.aiohttp_site import serve_app
 from servers.common import (
     JSON_CONTENT_TYPE,
     SEND_TIMEOUT,
-    SHUTDOWN_TIMEOUT,
     OnReady,
     ServerConfig,
 )
@@ -264,25 +264,6 @@ def make_app(config: ServerConfig, hub: Hub) -> web.Application:
 
 async def serve(config: ServerConfig, hub: Hub, on_ready: OnReady, stop: asyncio.Event) -> None:
     """Serve ``POST /rpc`` on ``config.host:config.port`` until ``stop`` is set."""
-    runner = web.AppRunner(
-        make_app(config, hub),
-        access_log=None,
-        handle_signals=False,
-        # A client that gives up on a long poll ends it on the server too, so the
-        # user is not kept online by a request nobody waits for.
-        handler_cancellation=True,
-        shutdown_timeout=SHUTDOWN_TIMEOUT,
-        # Also closes a connection that has not sent a complete request this long after
-        # opening (slow or half-sent headers): aiohttp starts the timer on connect.
-        keepalive_timeout=config.keepalive_timeout_s,
-    )
-    await runner.setup()
-    await hub.start()
-    try:
-        site = web.TCPSite(runner, config.host, config.port, ssl_context=config.ssl_context())
-        await site.start()
-        on_ready(runner.addresses[0][1])
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-        await hub.stop()
+    # A client that gives up on a long poll ends it on the server too, so the
+    # user is not kept online by a request nobody waits for.
+    await serve_app(make_app(config, hub), config, hub, on_ready, stop, handler_cancellation=True)

@@ -31,7 +31,8 @@ from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 from aiohttp.web_request import BaseRequest
 
 from servers import protocol
-from servers.common import SEND_TIMEOUT, SHUTDOWN_TIMEOUT, OnReady, ServerConfig, ws_hard_limit
+from servers.aiohttp_site import serve_app
+from servers.common import SEND_TIMEOUT, OnReady, ServerConfig, ws_hard_limit
 from servers.hub import Hub, Session
 from servers.realtime.auth import bearer_token
 from servers.ws_frames import MaskCheck
@@ -172,21 +173,4 @@ async def _write(ws: web.WebSocketResponse, session: Session, abort: Callable[[]
 
 async def serve(config: ServerConfig, hub: Hub, on_ready: OnReady, stop: asyncio.Event) -> None:
     """Serve WebSockets on ``ws://config.host:config.port/ws`` until ``stop`` is set."""
-    runner = web.AppRunner(
-        make_app(config, hub),
-        access_log=None,
-        handle_signals=False,
-        shutdown_timeout=SHUTDOWN_TIMEOUT,
-        # Closes a connection that sent no complete upgrade request this long after opening.
-        keepalive_timeout=config.keepalive_timeout_s,
-    )
-    await runner.setup()
-    await hub.start()
-    try:
-        site = web.TCPSite(runner, config.host, config.port, ssl_context=config.ssl_context())
-        await site.start()
-        on_ready(runner.addresses[0][1])
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-        await hub.stop()
+    await serve_app(make_app(config, hub), config, hub, on_ready, stop)

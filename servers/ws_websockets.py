@@ -10,11 +10,9 @@ must complete within websockets' ``open_timeout`` (10 s). A message over
 open; one over :func:`~servers.common.ws_hard_limit` is refused by websockets,
 which closes the connection with 1009. Other paths get HTTP 404.
 
-A token (``Authorization: Bearer TOKEN`` or ``?token=TOKEN``) binds the
-connection to its user once the handshake has succeeded; an unknown token is
-refused with HTTP 401 before it. Replies and pushed inbox items leave
-through the session's bounded queue; a session that must close (slow
-consumer 1013, policy 1008) is closed with its code::
+Tokens, replies and pushes follow the same rules as :mod:`servers.ws_aiohttp`
+(a token binds the connection to its user, an unknown one is refused with HTTP
+401 before the handshake; a session that must close is closed with its code)::
 
     await serve(ServerConfig("127.0.0.1", 0), Hub(), on_ready, stop)
 """
