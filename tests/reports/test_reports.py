@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import base64
-import io
 import json
 import math
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from matplotlib.figure import Figure
-from rich.console import Console
+from reports_fixtures import DEFAULT_CELLS, JUNK_NS, CellSpec, make_run_dir
+from reports_reading import cell_row, console_buffer
 
 import reports
 from loadgen.schema import META_FILE, SAMPLES_FILE, SCHEMA_VERSION, SUMMARY_FILE
@@ -24,24 +23,10 @@ from reports.html import render_report, write_report
 from reports.stats import measured_samples, ratio_table, sample_percentiles
 from reports.table import print_summary, summary_table
 
-try:
-    from tests.reports_fixtures import DEFAULT_CELLS, JUNK_NS, CellSpec, make_run_dir
-except ImportError:  # tests/ is not a package: pytest puts tests/ itself on sys.path
-    from reports_fixtures import DEFAULT_CELLS, JUNK_NS, CellSpec, make_run_dir
-
 
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
     return make_run_dir(tmp_path)
-
-
-def _console(width: int = 200) -> tuple[Console, io.StringIO]:
-    buf = io.StringIO()
-    return Console(file=buf, width=width, color_system=None), buf
-
-
-def _cell(run: reports.Run, name: str) -> pd.Series:
-    return run.cells.set_index("cell").loc[name]
 
 
 # --- load -------------------------------------------------------------------------------
@@ -188,7 +173,7 @@ def test_null_latency_cell_loads(tmp_path: Path) -> None:
     assert ratios[ratios["http_cell"] == dead["cell"]]["p50_ratio"].isna().all()
     warnings = run_warnings(run)
     assert any(dead["cell"] in w and "status error" in w for w in warnings)
-    console, buf = _console()
+    console, buf = console_buffer()
     print_summary(run, console)
     assert "–" in buf.getvalue()
     assert "<html" in render_report(run)
@@ -229,7 +214,7 @@ def test_sample_percentiles_match_summary(run_dir: Path) -> None:
     run = reports.load(run_dir)
     per_cell = sample_percentiles(run.samples).set_index("cell")
     for name in run.cells["cell"]:
-        summary_row = _cell(run, name)
+        summary_row = cell_row(run, name)
         assert per_cell.loc[name, "count"] == 2000
         for label in ("p50", "p90", "p99", "p99.9", "max"):
             col = latency_col(label)
@@ -237,7 +222,7 @@ def test_sample_percentiles_match_summary(run_dir: Path) -> None:
     uncorrected = sample_percentiles(run.samples, corrected=False).set_index("cell")
     name = run.cells["cell"].iloc[0]
     assert uncorrected.loc[name, "p50_uncorrected_ms"] == pytest.approx(
-        _cell(run, name)["p50_uncorrected_ms"], rel=1e-12
+        cell_row(run, name)["p50_uncorrected_ms"], rel=1e-12
     )
 
 
@@ -286,11 +271,11 @@ def test_summary_table_has_a_row_per_cell(run_dir: Path) -> None:
 @pytest.mark.parametrize("width", [80, 200])
 def test_print_summary_never_truncates_numbers(run_dir: Path, width: int) -> None:
     run = reports.load(run_dir)
-    console, buf = _console(width)
+    console, buf = console_buffer(width)
     assert print_summary(run, console) == []
     out = buf.getvalue()
     assert "…" not in out
-    assert f"{_cell(run, 'http/httpx/keep-alive')['p99_ms']:.3f}" in out
+    assert f"{cell_row(run, 'http/httpx/keep-alive')['p99_ms']:.3f}" in out
 
 
 def test_saturation_warning(tmp_path: Path) -> None:
@@ -299,7 +284,7 @@ def test_saturation_warning(tmp_path: Path) -> None:
         CellSpec("ws-websockets", "websockets", "persistent"),
     )
     run = reports.load(make_run_dir(tmp_path, cells))
-    console, buf = _console()
+    console, buf = console_buffer()
     lines = print_summary(run, console)
     assert any(SATURATION_MESSAGE in line and "http/httpx/keep-alive" in line for line in lines)
     assert "load generator saturated: results may measure the client" in buf.getvalue()
@@ -400,7 +385,7 @@ def test_report_html_escapes_results_strings(tmp_path: Path) -> None:
 
 
 def test_cli_report_writes_into_run_folder(run_dir: Path) -> None:
-    console, buf = _console()
+    console, buf = console_buffer()
     path = report([run_dir], console=console)
     assert path == run_dir / "report.html" and path.is_file()
     assert (run_dir / "summary.md").is_file() and (run_dir / "verdict.csv").is_file()
@@ -413,7 +398,7 @@ def test_cli_report_writes_into_run_folder(run_dir: Path) -> None:
 def test_cli_report_out_and_several_runs(tmp_path: Path) -> None:
     a = make_run_dir(tmp_path, run_id="run-a")
     b = make_run_dir(tmp_path, run_id="run-b", cells=DEFAULT_CELLS[:1] + DEFAULT_CELLS[2:3])
-    console, _ = _console()
+    console, _ = console_buffer()
     target = tmp_path / "reports-out"
     target.mkdir()
     path = report([a, b], out=target, console=console)

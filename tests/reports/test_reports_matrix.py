@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from reports_fixtures import CellSpec, make_run_dir
 from typer.testing import CliRunner
 
 import reports
@@ -29,11 +30,6 @@ from reports.matrix import (
     verdict_matrix,
 )
 from reports.verdict import CONDITION_COLUMNS, VERDICT_COLUMNS
-
-try:
-    from tests.reports_fixtures import CellSpec, make_run_dir
-except ImportError:  # tests/ is not a package: pytest puts tests/ itself on sys.path
-    from reports_fixtures import CellSpec, make_run_dir
 
 RUN = "20261129-043445-claim-matrix"
 

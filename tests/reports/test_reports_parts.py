@@ -15,6 +15,14 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from reports_fixtures import (
+    DEFAULT_CELLS,
+    DEFAULT_RT_CELLS,
+    make_parts_run_dir,
+    make_realtime_run_dir,
+    make_run_dir,
+    real_parts_run,
+)
 
 import reports
 from loadgen.schema import META_FILE, SUMMARY_FILE
@@ -23,25 +31,6 @@ from reports.html import render_report, report_context, scenario_runs
 from reports.markdown import summary_markdown
 from reports.stats import cost_table, delivery_ratio_table, ratio_table, request_cells
 from reports.verdict import load_label, matched_pairs, verdict_wide
-
-try:
-    from tests.reports_fixtures import (
-        DEFAULT_CELLS,
-        DEFAULT_RT_CELLS,
-        make_parts_run_dir,
-        make_realtime_run_dir,
-        make_run_dir,
-        real_parts_run,
-    )
-except ImportError:  # tests/ is not a package: pytest puts tests/ itself on sys.path
-    from reports_fixtures import (
-        DEFAULT_CELLS,
-        DEFAULT_RT_CELLS,
-        make_parts_run_dir,
-        make_realtime_run_dir,
-        make_run_dir,
-        real_parts_run,
-    )
 
 MESSAGING_RT = {"users": 24, "message_rate": 1.0, "poll_interval_ms": 250}
 ECHO_IDS = {f"echo:{c.name}" for c in DEFAULT_CELLS}

@@ -8,7 +8,6 @@ cell, with exactly 10x the bytes per useful message.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import math
 from pathlib import Path
@@ -17,7 +16,18 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
-from rich.console import Console
+from reports_fixtures import (
+    DEFAULT_CELLS,
+    DEFAULT_RT_CELLS,
+    HTTP_BYTES_PER_MESSAGE,
+    JUNK_NS,
+    WS_BYTES_PER_MESSAGE,
+    CellSpec,
+    RtCellSpec,
+    make_realtime_run_dir,
+    make_run_dir,
+)
+from reports_reading import cell_row, console_buffer
 
 import reports
 from loadgen.schema import DELIVERIES_FILE, DELIVERY_COLUMNS, SAMPLES_FILE, SUMMARY_FILE
@@ -39,31 +49,6 @@ from reports.stats import (
 )
 from reports.table import delivery_summary_table, print_summary
 
-try:
-    from tests.reports_fixtures import (
-        DEFAULT_CELLS,
-        DEFAULT_RT_CELLS,
-        HTTP_BYTES_PER_MESSAGE,
-        JUNK_NS,
-        WS_BYTES_PER_MESSAGE,
-        CellSpec,
-        RtCellSpec,
-        make_realtime_run_dir,
-        make_run_dir,
-    )
-except ImportError:  # tests/ is not a package: pytest puts tests/ itself on sys.path
-    from reports_fixtures import (
-        DEFAULT_CELLS,
-        DEFAULT_RT_CELLS,
-        HTTP_BYTES_PER_MESSAGE,
-        JUNK_NS,
-        WS_BYTES_PER_MESSAGE,
-        CellSpec,
-        RtCellSpec,
-        make_realtime_run_dir,
-        make_run_dir,
-    )
-
 SHORT = "http/aiohttp/keep-alive/short-poll"
 LONG = "http/aiohttp/keep-alive/long-poll"
 WS_A = "ws-aiohttp/aiohttp/persistent"
@@ -73,15 +58,6 @@ WS_W = "ws-websockets/websockets/persistent"
 @pytest.fixture
 def rt_dir(tmp_path: Path) -> Path:
     return make_realtime_run_dir(tmp_path)
-
-
-def _console(width: int = 200) -> tuple[Console, io.StringIO]:
-    buf = io.StringIO()
-    return Console(file=buf, width=width, color_system=None), buf
-
-
-def _cell(run: reports.Run, name: str) -> pd.Series:
-    return run.cells.set_index("cell").loc[name]
 
 
 def _summary(folder: Path) -> dict:
@@ -104,7 +80,7 @@ def test_realtime_run_loads_deliveries_and_cell_fields(rt_dir: Path) -> None:
     assert list(run.repeats.columns[: len(REPEAT_COLUMNS)]) == list(REPEAT_COLUMNS)
 
     entry = _summary(rt_dir)["cells"][0]
-    row = _cell(run, SHORT)
+    row = cell_row(run, SHORT)
     assert row["delivery"] == "short-poll" and row["workload"] == "messaging"
     assert row["deliveries_expected"] == entry["deliveries"]["expected"] == 1000
     assert row["deliveries_lost"] == 0 and row["deliveries_out_of_order"] == 0
@@ -120,7 +96,7 @@ def test_realtime_run_loads_deliveries_and_cell_fields(rt_dir: Path) -> None:
     assert row["empty_poll_ratio"] == 0.5
     assert row["reconnects"] == 0 and row["slow_consumer_closes"] == 0
     assert math.isnan(row["activity_mean_abs_diff_ms"]) and "activity" not in run.cells.columns
-    assert math.isnan(_cell(run, WS_A)["empty_poll_ratio"])
+    assert math.isnan(cell_row(run, WS_A)["empty_poll_ratio"])
     assert run.cells["deliveries_lost"].dtype == "Int64"
     assert run.cells["delivery_p50_ms"].dtype == "float64"
     assert run.cells["message_p50_ms"].dtype == "float64"
@@ -320,7 +296,7 @@ def test_delivery_percentiles_skip_warmup_deferred_duplicates(tmp_path: Path) ->
         assert per_cell.loc[name, "count"] == 1000
         for label in ("p50", "p90", "p99", "p99.9", "max"):
             col = delivery_col(label)
-            assert per_cell.loc[name, col] == pytest.approx(_cell(run, name)[col], rel=1e-12)
+            assert per_cell.loc[name, col] == pytest.approx(cell_row(run, name)[col], rel=1e-12)
     assert per_cell.loc[cells[0].name, "delivery"] == "long-poll"
 
 
@@ -330,7 +306,7 @@ def test_bytes_split_matches_summary(rt_dir: Path) -> None:
     assert list(split.columns[-len(BYTES_SPLIT_COLUMNS) :]) == list(BYTES_SPLIT_COLUMNS)
     for name in run.cells["cell"]:
         assert split.loc[name, "total_bytes"] == pytest.approx(
-            _cell(run, name)["bytes_per_useful_message"], rel=1e-12
+            cell_row(run, name)["bytes_per_useful_message"], rel=1e-12
         )
         assert split.loc[name, "useful_messages"] == 1000
     # polls: 150 sent each, two per message; send 200 per two messages -> 400 sent
@@ -362,7 +338,7 @@ def test_lost_and_duplicated_delivery_warnings(tmp_path: Path) -> None:
     assert not any(WS_W in line for line in lines)
     html = render_report(run)
     assert f"lost 6 of 1,006 deliveries in cell {SHORT}" in html
-    console, buf = _console()
+    console, buf = console_buffer()
     print_summary(run, console)
     assert "lost 6 of 1,006 deliveries" in buf.getvalue()
 
@@ -468,11 +444,11 @@ def test_delivery_charts_without_deliveries(tmp_path: Path) -> None:
 @pytest.mark.parametrize("width", [80, 200])
 def test_print_summary_realtime(rt_dir: Path, width: int) -> None:
     run = reports.load(rt_dir)
-    console, buf = _console(width)
+    console, buf = console_buffer(width)
     assert print_summary(run, console) == []
     out = buf.getvalue()
     assert "…" not in out
-    assert f"{_cell(run, SHORT)['delivery_p50_ms']:.3f}" in out
+    assert f"{cell_row(run, SHORT)['delivery_p50_ms']:.3f}" in out
     assert "short-poll" in out and "50%" in out and "800" in out
     assert "Throughput" not in out  # no echo table for a real-time-only run
 
@@ -504,7 +480,7 @@ def test_realtime_report_html(rt_dir: Path, tmp_path: Path) -> None:
 def test_mixed_report_has_both_sections(tmp_path: Path) -> None:
     a = make_realtime_run_dir(tmp_path, run_id="rt-a")
     b = make_run_dir(tmp_path, run_id="echo-b")
-    console, buf = _console()
+    console, buf = console_buffer()
     path = report([a, b], out=tmp_path / "mixed.html", console=console)
     html = path.read_text(encoding="utf-8")
     assert 'class="deliveries"' in html and 'class="summary"' in html
@@ -526,7 +502,7 @@ def test_realtime_report_escapes_strings(tmp_path: Path) -> None:
 
 
 def test_cli_report_realtime(rt_dir: Path) -> None:
-    console, buf = _console()
+    console, buf = console_buffer()
     path = report([rt_dir], console=console)
     assert path == rt_dir / "report.html" and path.is_file()
     out = buf.getvalue()
@@ -570,7 +546,7 @@ def test_activity_run(tmp_path: Path) -> None:
     wire = measured["bytes_sent"].sum() + measured["bytes_received"].sum()
     assert split.loc[WS_A, "total_bytes"] == pytest.approx(wire / 500)
     assert split.loc[WS_A, "push_bytes"] == 0
-    console, buf = _console()
+    console, buf = console_buffer()
     print_summary(run, console)
     out = buf.getvalue()
     assert "time on site" in out and "0.520" in out and "3.250" in out
@@ -584,6 +560,6 @@ def test_activity_run(tmp_path: Path) -> None:
 def test_no_activity_table_without_activity(rt_dir: Path) -> None:
     run = reports.load(rt_dir)
     assert 'class="activity"' not in render_report(run)
-    console, buf = _console()
+    console, buf = console_buffer()
     print_summary(run, console)
     assert "time on site" not in buf.getvalue()

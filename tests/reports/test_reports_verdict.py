@@ -18,6 +18,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
+from reports_fixtures import (
+    SSE_BYTES_PER_MESSAGE,
+    CellSpec,
+    RtCellSpec,
+    make_realtime_run_dir,
+    make_run_dir,
+    sweep_cells,
+)
 from rich.console import Console
 
 import reports
@@ -38,25 +46,6 @@ from reports.verdict import (
     verdict_table,
     verdict_wide,
 )
-
-try:
-    from tests.reports_fixtures import (
-        SSE_BYTES_PER_MESSAGE,
-        CellSpec,
-        RtCellSpec,
-        make_realtime_run_dir,
-        make_run_dir,
-        sweep_cells,
-    )
-except ImportError:  # tests/ is not a package: pytest puts tests/ itself on sys.path
-    from reports_fixtures import (
-        SSE_BYTES_PER_MESSAGE,
-        CellSpec,
-        RtCellSpec,
-        make_realtime_run_dir,
-        make_run_dir,
-        sweep_cells,
-    )
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden" / "summary.md"
 
