@@ -21,6 +21,21 @@ from typing import Any
 Notify = Callable[[str, dict[str, Any]], None]
 
 
+def _opened(counts: dict[str, int], user: str) -> None:
+    """One more open connection (or held poll) of ``user`` in ``counts``."""
+    counts[user] = counts.get(user, 0) + 1
+
+
+def _closed(counts: dict[str, int], user: str) -> int:
+    """One fewer open of ``user`` in ``counts``; returns how many are left."""
+    left = counts.get(user, 0) - 1
+    if left > 0:
+        counts[user] = left
+        return left
+    counts.pop(user, None)
+    return 0
+
+
 class Presence:
     """Tracks online users and fans their changes out to watchers."""
 
@@ -84,31 +99,24 @@ class Presence:
 
     def connected(self, user: str, now_ns: int) -> None:
         """A push connection of ``user`` opened."""
-        self._conns[user] = self._conns.get(user, 0) + 1
+        _opened(self._conns, user)
         self.touch(user, now_ns)
 
     def disconnected(self, user: str, now_ns: int) -> None:
         """A push connection of ``user`` closed; offline when it was the last one."""
-        left = self._conns.get(user, 0) - 1
-        if left > 0:
-            self._conns[user] = left
+        if _closed(self._conns, user):
             return
-        self._conns.pop(user, None)
         self._last_seen[user] = now_ns
         self._set(user, False, now_ns)
 
     def hold(self, user: str, now_ns: int) -> None:
         """A long poll of ``user`` is being held: online for as long as it lasts."""
-        self._holds[user] = self._holds.get(user, 0) + 1
+        _opened(self._holds, user)
         self.touch(user, now_ns)
 
     def release(self, user: str, now_ns: int) -> None:
         """A held long poll ended (answered or abandoned): the timeout starts now."""
-        left = self._holds.get(user, 0) - 1
-        if left > 0:
-            self._holds[user] = left
-        else:
-            self._holds.pop(user, None)
+        _closed(self._holds, user)
         self._last_seen[user] = now_ns
 
     def leave(self, user: str, now_ns: int) -> None:
