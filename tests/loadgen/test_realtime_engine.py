@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pyarrow.parquet as pq
 import pytest
+from cli_runs import start_run, stop_runs, wait_runs
 from pydantic import ValidationError
 
 from loadgen.realtime.params import RealtimeParams
@@ -29,21 +28,8 @@ from loadgen.schema import DELIVERIES_FILE, DELIVERY_SCHEMA, SUMMARY_FILE
 
 pytestmark = pytest.mark.timeout(180)
 
-REPO = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 150
 LATENCY_KEYS = {"p50", "p90", "p99", "p99.9", "max"}
-
-#: ``rtbench run`` through typer's CliRunner, in a fresh interpreter.
-CLI_RUNNER = """\
-import sys, traceback
-from typer.testing import CliRunner
-from loadgen.cli import app
-result = CliRunner().invoke(app, sys.argv[1:])
-sys.stdout.write(result.output)
-if result.exception is not None and not isinstance(result.exception, SystemExit):
-    traceback.print_exception(result.exception)
-sys.exit(result.exit_code)
-"""
 
 CELLS = """
 [[cells]]
@@ -140,39 +126,19 @@ def scenario_toml(workload: str, duration_s: float, realtime: dict[str, Any]) ->
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Run every workload's scenario side by side; workload -> results folder."""
     base = tmp_path_factory.mktemp("realtime-runs")
-    procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    outs: dict[str, Path] = {}
     try:
         for workload, (duration_s, realtime) in WORKLOADS.items():
             path = base / f"{workload}.toml"
             path.write_text(scenario_toml(workload, duration_s, realtime))
-            out = base / f"out-{workload}"
-            args = ["run", str(path), "--out", str(out), "--no-report", "--no-progress"]
-            proc = subprocess.Popen(
-                [sys.executable, "-c", CLI_RUNNER, *args],
-                cwd=REPO,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-            )
-            procs[workload] = (proc, out)
-        deadline = time.monotonic() + RUN_TIMEOUT_S
-        failures = []
-        for workload, (proc, _) in procs.items():
-            try:
-                output, _ = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                output, _ = proc.communicate()
-                failures.append(f"{workload}: still running after {RUN_TIMEOUT_S}s")
-                continue
-            if proc.returncode != 0:
-                failures.append(f"{workload}: exit {proc.returncode}\n{output.decode()[-3000:]}")
-        assert not failures, "\n".join(failures)
-    finally:
-        for proc, _ in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    return {w: out for w, (_, out) in procs.items()}
+            outs[workload] = base / f"out-{workload}"
+            procs[workload] = start_run(path, outs[workload])
+    except BaseException:
+        stop_runs(procs)
+        raise
+    wait_runs(procs, RUN_TIMEOUT_S)
+    return outs
 
 
 def summary_cells(out: Path) -> dict[str, dict[str, Any]]:

@@ -9,13 +9,12 @@ delivery must be accounted for: nothing lost, duplicated or out of order.
 from __future__ import annotations
 
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import orjson
 import pytest
-from test_realtime_engine import CLI_RUNNER, REPO, WORKLOADS, scenario_toml
+from cli_runs import start_run, stop_runs, wait_runs
+from test_realtime_engine import WORKLOADS, scenario_toml
 
 from loadgen.schema import SUMMARY_FILE
 
@@ -65,36 +64,22 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def lean_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("lean-runs")
-    procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
-    for workload in ("messaging", "presence"):
-        duration_s, realtime = WORKLOADS[workload]
-        text = scenario_toml(workload, duration_s, realtime)
-        text = text[: text.index("[[cells]]")] + LEAN_CELLS
-        path = base / f"{workload}.toml"
-        path.write_text(text)
-        out = base / f"out-{workload}"
-        args = ["run", str(path), "--out", str(out), "--no-report", "--no-progress"]
-        procs[workload] = (
-            subprocess.Popen(
-                [sys.executable, "-c", CLI_RUNNER, *args],
-                cwd=REPO,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-            ),
-            out,
-        )
-    deadline = time.monotonic() + 150
-    failures = []
-    for workload, (proc, _) in procs.items():
-        try:
-            output, _ = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            output, _ = proc.communicate()
-        if proc.returncode != 0:
-            failures.append(f"{workload}: exit {proc.returncode}\n{output.decode()[-3000:]}")
-    assert not failures, "\n".join(failures)
-    return {w: out for w, (_, out) in procs.items()}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    outs: dict[str, Path] = {}
+    try:
+        for workload in ("messaging", "presence"):
+            duration_s, realtime = WORKLOADS[workload]
+            text = scenario_toml(workload, duration_s, realtime)
+            text = text[: text.index("[[cells]]")] + LEAN_CELLS
+            path = base / f"{workload}.toml"
+            path.write_text(text)
+            outs[workload] = base / f"out-{workload}"
+            procs[workload] = start_run(path, outs[workload])
+    except BaseException:
+        stop_runs(procs)
+        raise
+    wait_runs(procs, 150)
+    return outs
 
 
 @pytest.mark.parametrize("workload", ["messaging", "presence"])

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from cli_runs import start_run, wait_runs
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -42,7 +41,6 @@ pytestmark = pytest.mark.timeout(30)
 
 HOST = "127.0.0.1"
 STEP_S = 5.0  # bound on any single network step
-REPO = Path(__file__).resolve().parents[2]
 
 
 @contextlib.asynccontextmanager
@@ -550,17 +548,6 @@ def test_scenario_accepts_sse_for_http_cells_only() -> None:
         scenario('transport = "http"\nclient = "httpx"\ndelivery = "sse"\n')
 
 
-CLI_RUNNER = """\
-import sys, traceback
-from typer.testing import CliRunner
-from loadgen.cli import app
-result = CliRunner().invoke(app, sys.argv[1:])
-sys.stdout.write(result.output)
-if result.exception is not None and not isinstance(result.exception, SystemExit):
-    traceback.print_exception(result.exception)
-sys.exit(result.exit_code)
-"""
-
 SCENARIO = """\
 [scenario]
 name = "sse-tiny"
@@ -591,14 +578,7 @@ def test_rtbench_run_with_an_sse_cell_loses_nothing(tmp_path: Path) -> None:
     path = tmp_path / "sse.toml"
     path.write_text(SCENARIO)
     out = tmp_path / "out"
-    args = ["run", str(path), "--out", str(out), "--no-report", "--no-progress"]
-    proc = subprocess.run(
-        [sys.executable, "-c", CLI_RUNNER, *args],
-        cwd=REPO,
-        capture_output=True,
-        timeout=50,
-    )
-    assert proc.returncode == 0, (proc.stdout + proc.stderr).decode()[-3000:]
+    wait_runs({"sse": start_run(path, out)}, 50)
     (cell,) = orjson.loads((out / SUMMARY_FILE).read_bytes())["cells"]
     assert cell["cell"] == "http/aiohttp/keep-alive/sse"
     assert cell["delivery"] == "sse"

@@ -1,0 +1,73 @@
+"""Start ``rtbench run`` in fresh interpreters, side by side, and wait for all of them.
+
+::
+
+    procs = {"messaging": start_run(scenario_path, out_dir)}
+    wait_runs(procs, timeout_s=150)  # fails the test naming each run that did not exit 0
+    stop_runs(procs)                 # kills what is still going, when a test gives up early
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: ``rtbench run`` through typer's CliRunner, in a fresh interpreter: a run installs
+#: signal handlers, so it cannot share the test's thread.
+CLI_RUNNER = """\
+import sys, traceback
+from typer.testing import CliRunner
+from loadgen.cli import app
+result = CliRunner().invoke(app, sys.argv[1:])
+sys.stdout.write(result.output)
+if result.exception is not None and not isinstance(result.exception, SystemExit):
+    traceback.print_exception(result.exception)
+sys.exit(result.exit_code)
+"""
+
+
+def start_run(scenario: Path, out: Path) -> subprocess.Popen[bytes]:
+    """Start ``rtbench run scenario --out out`` without report or progress; output is piped."""
+    args = ["run", str(scenario), "--out", str(out), "--no-report", "--no-progress"]
+    return subprocess.Popen(
+        [sys.executable, "-c", CLI_RUNNER, *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def wait_runs(procs: Mapping[str, subprocess.Popen[bytes]], timeout_s: float) -> None:
+    """Wait for every run, all within ``timeout_s``; assert each exited 0.
+
+    A run still going at the deadline is killed and counted as failed; none is left running.
+    """
+    deadline = time.monotonic() + timeout_s
+    failures = []
+    try:
+        for name, proc in procs.items():
+            try:
+                output, _ = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                output, _ = proc.communicate()
+                failures.append(f"{name}: still running after {timeout_s}s")
+                continue
+            if proc.returncode != 0:
+                failures.append(f"{name}: exit {proc.returncode}\n{output.decode()[-3000:]}")
+    finally:
+        stop_runs(procs)
+    assert not failures, "\n".join(failures)
+
+
+def stop_runs(procs: Mapping[str, subprocess.Popen[bytes]]) -> None:
+    """Kill every run still going and reap it."""
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
