@@ -28,7 +28,7 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -69,6 +69,54 @@ def _positive_int(text: str) -> int:
     return value
 
 
+#: The real-time limits set on the command line: flag, RealtimeConfig field, type, help.
+#: Each flag's default is the field's.
+_REALTIME_FLAGS: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
+    (
+        "--presence-timeout",
+        "presence_timeout_s",
+        float,
+        "seconds without a poll or heartbeat before an HTTP user is offline",
+    ),
+    (
+        "--idle-timeout",
+        "idle_timeout_s",
+        float,
+        "seconds without activity that end a user's session (time on site)",
+    ),
+    (
+        "--inbox-retention",
+        "inbox_retention",
+        _positive_int,
+        "items kept per user inbox; readers further behind see a gap",
+    ),
+    (
+        "--token-ttl",
+        "token_ttl_s",
+        float,
+        "seconds a sign-in token stays valid (default %(default).0f)",
+    ),
+    (
+        "--max-users",
+        "max_users",
+        _positive_int,
+        "users who may sign in; further ones are refused (limit_reached)",
+    ),
+    (
+        "--inbox-max-bytes",
+        "inbox_max_bytes",
+        _positive_int,
+        "bytes kept per inbox; older items are dropped and readers see a gap",
+    ),
+    (
+        "--inbox-total-bytes",
+        "inbox_total_bytes",
+        _positive_int,
+        "bytes kept by all inboxes together; sends beyond it are refused (limit_reached)",
+    ),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser for ``python -m servers``."""
     parser = argparse.ArgumentParser(
@@ -89,24 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="event loop; auto uses uvloop when importable (default auto)",
     )
-    parser.add_argument(
-        "--presence-timeout",
-        type=float,
-        default=_RT_DEFAULTS.presence_timeout_s,
-        help="seconds without a poll or heartbeat before an HTTP user is offline",
-    )
-    parser.add_argument(
-        "--idle-timeout",
-        type=float,
-        default=_RT_DEFAULTS.idle_timeout_s,
-        help="seconds without activity that end a user's session (time on site)",
-    )
-    parser.add_argument(
-        "--inbox-retention",
-        type=_positive_int,
-        default=_RT_DEFAULTS.inbox_retention,
-        help="items kept per user inbox; readers further behind see a gap",
-    )
+    for flag, name, kind, text in _REALTIME_FLAGS:
+        metavar = flag.removeprefix("--").replace("-", "_").upper()
+        default = getattr(_RT_DEFAULTS, name)
+        parser.add_argument(flag, dest=name, metavar=metavar, type=kind, default=default, help=text)
     parser.add_argument(
         "--send-queue",
         type=_positive_int,
@@ -163,30 +197,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--open-signin",
         action="store_true",
         help="demos only: let anyone sign in as any user without a key (default off)",
-    )
-    parser.add_argument(
-        "--token-ttl",
-        type=float,
-        default=_RT_DEFAULTS.token_ttl_s,
-        help=f"seconds a sign-in token stays valid (default {_RT_DEFAULTS.token_ttl_s:.0f})",
-    )
-    parser.add_argument(
-        "--max-users",
-        type=_positive_int,
-        default=_RT_DEFAULTS.max_users,
-        help="users who may sign in; further ones are refused (limit_reached)",
-    )
-    parser.add_argument(
-        "--inbox-max-bytes",
-        type=_positive_int,
-        default=_RT_DEFAULTS.inbox_max_bytes,
-        help="bytes kept per inbox; older items are dropped and readers see a gap",
-    )
-    parser.add_argument(
-        "--inbox-total-bytes",
-        type=_positive_int,
-        default=_RT_DEFAULTS.inbox_total_bytes,
-        help="bytes kept by all inboxes together; sends beyond it are refused (limit_reached)",
     )
     parser.add_argument(
         "--allow-non-loopback",
@@ -294,15 +304,9 @@ def main(argv: list[str] | None = None) -> int:
         hub = Hub(
             config.max_message_bytes,
             RealtimeConfig(
-                presence_timeout_s=args.presence_timeout,
-                idle_timeout_s=args.idle_timeout,
-                inbox_retention=args.inbox_retention,
                 signin_secret=secret,
                 open_signin=args.open_signin,
-                token_ttl_s=args.token_ttl,
-                max_users=args.max_users,
-                inbox_max_bytes=args.inbox_max_bytes,
-                inbox_total_bytes=args.inbox_total_bytes,
+                **{name: getattr(args, name) for _, name, _, _ in _REALTIME_FLAGS},
             ),
             send_queue=args.send_queue,
             echo_delay_s=args.delay_ms / 1000.0,
