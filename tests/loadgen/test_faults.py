@@ -137,26 +137,30 @@ def test_a_stalled_server_shows_in_the_corrected_latency(tmp_path: Path) -> None
     assert uncorrected["p99"] < corrected["p99"] / 2, cell
 
 
-def test_a_killed_server_fails_its_repeat_only(tmp_path: Path) -> None:
-    with rtbench_run(MESSAGING.format(network=""), tmp_path) as run:
+@pytest.mark.parametrize(
+    ("child", "network", "failed_cell", "kept_cell", "why"),
+    [
+        pytest.param(
+            SERVER, "", FIRST, SECOND, "server exited with code -9 during the run", id="server"
+        ),
+        pytest.param(
+            LOADGEN, "", FIRST, SECOND, "load generator exited with code -9", id="load-generator"
+        ),
+        pytest.param(
+            RELAY,
+            RELAYED,
+            f"{FIRST}~d2",
+            f"{SECOND}~d2",
+            "link emulator exited with code -9 during the run",
+            id="link",
+        ),
+    ],
+)
+def test_a_killed_child_fails_its_repeat_only(
+    tmp_path: Path, child: str, network: str, failed_cell: str, kept_cell: str, why: str
+) -> None:
+    with rtbench_run(MESSAGING.format(network=network), tmp_path) as run:
         _midway(run)
-        run.child(SERVER).kill()
+        run.child(child).kill()
     assert run.code == 1, rtbench_log(tmp_path)
-    _check_run(run.out, FIRST, SECOND, "server exited with code -9 during the run")
-
-
-def test_a_killed_load_generator_fails_its_repeat_only(tmp_path: Path) -> None:
-    with rtbench_run(MESSAGING.format(network=""), tmp_path) as run:
-        _midway(run)
-        run.child(LOADGEN).kill()
-    assert run.code == 1, rtbench_log(tmp_path)
-    _check_run(run.out, FIRST, SECOND, "load generator exited with code -9")
-
-
-def test_a_dropped_link_fails_its_repeat_only(tmp_path: Path) -> None:
-    with rtbench_run(MESSAGING.format(network=RELAYED), tmp_path) as run:
-        _midway(run)
-        run.child(RELAY).kill()
-    assert run.code == 1, rtbench_log(tmp_path)
-    why = "link emulator exited with code -9 during the run"
-    _check_run(run.out, f"{FIRST}~d2", f"{SECOND}~d2", why)
+    _check_run(run.out, failed_cell, kept_cell, why)
