@@ -16,9 +16,9 @@ import asyncio
 from typing import Any
 
 import pytest
+from realtime_cells import realtime_cell
 from serving import running
 
-from loadgen.cellspec import CellRun
 from loadgen.events import EventHook
 from loadgen.realtime.engine import run_realtime
 from loadgen.realtime.params import RealtimeParams
@@ -131,17 +131,14 @@ async def engine_run(kind: str, client: str, delivery: str, retention: int) -> d
     params = RealtimeParams.model_validate(CHURN | {"inbox_retention": max(10, retention)})
     tracker = Tracker(0)
     async with running(kind, hub=hub) as server:
-        spec = CellRun(
-            cell=f"{kind}/{delivery}",
-            transport=kind,
+        spec = realtime_cell(
+            kind,
+            delivery,
+            server.base_url,
             client=client,
-            conn_mode="keep-alive" if kind == "http" else "persistent",
-            base_url=server.base_url,
             duration_s=2.0,
             warmup_s=0.2,
-            timeout_s=3.0,
             workload="mix",
-            delivery=delivery,
         )
         await run_realtime(spec, params, EventHook(), tracker)
     return tracker.counts()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from link_cells import notifications_over_link
+from realtime_cells import realtime_cell
 from serving import running
 
-from loadgen.cellspec import CellRun
 from loadgen.events import EventHook
 from loadgen.realtime.engine import RealtimeStats, run_realtime
 from loadgen.realtime.params import RealtimeParams
@@ -25,17 +25,8 @@ async def test_publishers_share_the_rate_and_everything_arrives(kind: str, deliv
     hook = EventHook()
     hook.add_listener(lambda s: publishes.append(s) if s.kind == "publish" else None)
     async with running(kind) as server:
-        spec = CellRun(
-            cell=f"{kind}/{delivery}",
-            transport=kind,
-            client="aiohttp",
-            conn_mode="keep-alive" if kind == "http" else "persistent",
-            base_url=server.base_url,
-            duration_s=1.0,
-            warmup_s=0.0,
-            timeout_s=3.0,
-            workload="notifications",
-            delivery=delivery,
+        spec = realtime_cell(
+            kind, delivery, server.base_url, duration_s=1.0, warmup_s=0.0, workload="notifications"
         )
         stats = await run_realtime(spec, params, hook, tracker)
     # 40/s over one second, from four lanes of 10/s each.
