@@ -38,21 +38,27 @@ json_values: st.SearchStrategy[Any] = st.recursive(
 ops = st.text(min_size=1, max_size=20)
 requests = st.builds(Request, op=ops, id=IDS, ts=IDS, payload=json_values)
 maybe_ids = st.none() | IDS
-ok_responses = st.builds(
-    Response,
-    op=st.none() | ops,
-    id=maybe_ids,
-    ts=maybe_ids,
-    ok=st.just(True),
-    payload=json_values,
-)
-error_responses = st.builds(
-    Response,
-    op=st.none() | ops,
-    id=maybe_ids,
-    ts=maybe_ids,
-    ok=st.just(False),
-    payload=st.none(),
+
+
+def responses(
+    ok: bool, payload: st.SearchStrategy[Any], **more: Any
+) -> st.SearchStrategy[Response]:
+    """Responses with ``ok`` and ``payload`` drawn as given, any op, id and ts."""
+    return st.builds(
+        Response,
+        op=st.none() | ops,
+        id=maybe_ids,
+        ts=maybe_ids,
+        ok=st.just(ok),
+        payload=payload,
+        **more,
+    )
+
+
+ok_responses = responses(True, json_values)
+error_responses = responses(
+    False,
+    st.none(),
     error=st.builds(ErrorInfo, code=st.text(min_size=1, max_size=20), message=st.text()),
 )
 

@@ -8,6 +8,8 @@ The timeouts are made short here; each test waits for the server to act, bounded
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import orjson
 import pytest
@@ -23,6 +25,20 @@ STEP_S = 10.0
 SHORT = ServerConfig(HOST, 0, keepalive_timeout_s=0.3, body_timeout_s=0.3, ws_ping_interval_s=0.3)
 
 
+@contextlib.asynccontextmanager
+async def raw_connection(
+    kind: str,
+) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """``async with raw_connection(kind) as (reader, writer)``: a TCP connection to a
+    short-timeout server of ``kind``, closed after."""
+    async with running(kind, config=SHORT) as server:
+        reader, writer = await asyncio.open_connection(HOST, server.port)
+        try:
+            yield reader, writer
+        finally:
+            writer.close()
+
+
 async def closed_by_server(reader: asyncio.StreamReader) -> bytes:
     """Everything the server sends until it closes the connection (bounded by STEP_S)."""
     async with asyncio.timeout(STEP_S):
@@ -36,40 +52,28 @@ async def closed_by_server(reader: asyncio.StreamReader) -> bytes:
     ids=["idle", "half-headers", "half-line"],
 )
 async def test_connection_without_a_complete_request_is_closed(kind: str, sent: bytes) -> None:
-    async with running(kind, config=SHORT) as server:
-        reader, writer = await asyncio.open_connection(HOST, server.port)
-        try:
-            writer.write(sent)
-            assert await closed_by_server(reader) == b""  # closed, nothing answered
-        finally:
-            writer.close()
+    async with raw_connection(kind) as (reader, writer):
+        writer.write(sent)
+        assert await closed_by_server(reader) == b""  # closed, nothing answered
 
 
 async def test_http_idle_keep_alive_connection_is_closed_after_a_request() -> None:
-    async with running("http", config=SHORT) as server:
-        reader, writer = await asyncio.open_connection(HOST, server.port)
-        try:
-            body = b'{"op":"echo","id":1,"ts":1,"payload":"hi"}'
-            writer.write(
-                b"POST /rpc HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%b" % (len(body), body)
-            )
-            received = await closed_by_server(reader)
-            assert received.startswith(b"HTTP/1.1 200") and b'"payload":"hi"' in received
-        finally:
-            writer.close()
+    async with raw_connection("http") as (reader, writer):
+        body = b'{"op":"echo","id":1,"ts":1,"payload":"hi"}'
+        writer.write(
+            b"POST /rpc HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%b" % (len(body), body)
+        )
+        received = await closed_by_server(reader)
+        assert received.startswith(b"HTTP/1.1 200") and b'"payload":"hi"' in received
 
 
 async def test_http_slow_body_gets_408_and_the_connection_closes() -> None:
-    async with running("http", config=SHORT) as server:
-        reader, writer = await asyncio.open_connection(HOST, server.port)
-        try:
-            writer.write(b"POST /rpc HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
-            received = await closed_by_server(reader)
-            head, _, body = received.partition(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 408")
-            assert orjson.loads(body)["error"]["code"] == "request_timeout"
-        finally:
-            writer.close()
+    async with raw_connection("http") as (reader, writer):
+        writer.write(b"POST /rpc HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        received = await closed_by_server(reader)
+        head, _, body = received.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408")
+        assert orjson.loads(body)["error"]["code"] == "request_timeout"
 
 
 @pytest.mark.parametrize("kind", ["ws-aiohttp", "ws-websockets"])
