@@ -41,8 +41,9 @@ from loadgen.locust_engine.net import (
     open_socket,
     ws_connect,
 )
-from loadgen.realtime.calls import Calls, Reply, request_body
-from loadgen.realtime.receive import OnGap, OnItem, take_page
+from loadgen.realtime.calls import Calls, Reply
+from loadgen.realtime.http_side import HttpSide
+from loadgen.realtime.receive import OnGap, OnItem
 from loadgen.realtime.replies import measured
 from loadgen.realtime.sse import SseStream, chunk_framing
 from loadgen.realtime.user_state import OnRequest
@@ -52,28 +53,22 @@ clock = time.perf_counter_ns
 log = logging.getLogger("rtbench.locust")
 
 
-class HttpConn:
+class HttpConn(HttpSide):
     """``POST /rpc`` with the bearer token on one connection, ``GET /inbox`` on another."""
 
     def __init__(
         self, base_url: str, keep_alive: bool, timeout_s: float, on_request: OnRequest
     ) -> None:
+        super().__init__(keep_alive, timeout_s, on_request)
         self.url = URL(base_url.rstrip("/") + "/")
-        self.keep_alive = keep_alive
-        self.timeout_s = timeout_s
-        self.on_request = on_request
-        self.token: str | None = None
-        self.counters = {"action": WireCounter(), "poll": WireCounter()}
         # Polls can be held up to the long-poll timeout: their socket timeout allows for it.
         self.pools = {
             "action": CountingClientPool(self.counters["action"], timeout_s),
             "poll": CountingClientPool(self.counters["poll"], timeout_s, network_timeout=3600.0),
         }
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
+    def headers(self) -> dict[str, str]:
+        headers = super().headers()
         if not self.keep_alive:
             headers["Connection"] = "close"
         return headers
@@ -83,33 +78,26 @@ class HttpConn:
     ) -> protocol.Response:
         # Killed: abandoned by the user (a tab closing on a held long poll).
         with measured(op, self.counters[role], self.on_request, gevent.GreenletExit) as m:
-            pool, headers = self.pools[role], self._headers()
+            pool, headers = self.pools[role], self.headers()
             return m.reply(*http_exchange(pool, self.url, method, uri, body, headers, timeout_s))
 
     def call(self, op: str, payload: Any) -> Any:
-        body = request_body(op, payload)[2]
+        body = self.action_body(op, payload)
         return self._measured(op, "action", "POST", "/rpc", body, self.timeout_s).payload
 
     def poll(
         self, after: int, wait_ms: int, on_item: OnItem, via: str, on_gap: OnGap | None = None
     ) -> int:
         """``GET /inbox``: items to ``on_item``, a gap to ``on_gap``; returns the new cursor."""
-        uri = f"/inbox?after={after}&wait_ms={wait_ms}"
-        before = self.counters["poll"].received
-        resp = self._measured("poll", "poll", "GET", uri, None, self.timeout_s + wait_ms / 1000.0)
-        nbytes = self.counters["poll"].received - before
-        return take_page(resp.payload, after, nbytes, clock(), via, on_item, on_gap)
+        path, timeout_s = self.poll_target(after, wait_ms)
+        before = self.poll_received()
+        resp = self._measured("poll", "poll", "GET", path, None, timeout_s)
+        return self.take_poll(resp, after, before, via, on_item, on_gap)
 
     def close(self, role: str | None = None) -> None:
         for name, pool in self.pools.items():
             if role is None or name == role:
                 pool.reset()
-
-    def wire_totals(self) -> tuple[int, int]:
-        return (
-            sum(c.sent for c in self.counters.values()),
-            sum(c.received for c in self.counters.values()),
-        )
 
 
 class WsConn:

@@ -9,7 +9,8 @@ via, nbytes)``.
 - :class:`HttpConn`: ``POST /rpc`` with the bearer token, ``GET /inbox`` polls.
   Actions and polls use separate aiohttp sessions (one connection each, as a
   browser opens a second connection while a long poll is held), each counted
-  by its own :class:`~loadgen.wire.WireCounter`.
+  by its own :class:`~loadgen.wire.WireCounter`; what is not I/O is
+  :class:`~loadgen.realtime.http_side.HttpSide`'s, shared with the gevent driver.
 - :class:`WsConn`: one WebSocket carrying requests, replies and pushes,
   through the websockets or aiohttp client; a reader task matches replies to
   requests by id.
@@ -36,8 +37,9 @@ from typing import Any
 import aiohttp
 
 from loadgen.clients.errors import ClientError
-from loadgen.realtime.calls import Calls, Reply, request_body
-from loadgen.realtime.receive import OnGap, OnItem, take_page, ws_frame_bytes
+from loadgen.realtime.calls import Calls, Reply
+from loadgen.realtime.http_side import HttpSide
+from loadgen.realtime.receive import OnGap, OnItem, ws_frame_bytes
 from loadgen.realtime.replies import OpFailed, measured
 from loadgen.realtime.sse import SseStream, chunk_framing
 from loadgen.realtime.user_state import OnRequest
@@ -59,19 +61,15 @@ __all__ = [
 ]
 
 
-class HttpConn:
+class HttpConn(HttpSide):
     """A user's HTTP side: actions over one connection, polls over another."""
 
     def __init__(
         self, base_url: str, keep_alive: bool, timeout_s: float, on_request: OnRequest
     ) -> None:
+        super().__init__(keep_alive, timeout_s, on_request)
         self.base_url = base_url.rstrip("/")
-        self.keep_alive = keep_alive
-        self.timeout_s = timeout_s
-        self.on_request = on_request
-        self.token: str | None = None
         self._sessions: dict[str, aiohttp.ClientSession] = {}
-        self.counters = {"action": WireCounter(), "poll": WireCounter()}
 
     def _session(self, role: str) -> aiohttp.ClientSession:
         session = self._sessions.get(role)
@@ -89,19 +87,13 @@ class HttpConn:
             self._sessions[role] = session
         return session
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        return headers
-
     async def _exchange(
         self, role: str, method: str, url: str, body: bytes | None, timeout_s: float
     ) -> tuple[int, bytes]:
         session = self._session(role)
         try:
             async with asyncio.timeout(timeout_s):
-                async with session.request(method, url, data=body, headers=self._headers()) as resp:
+                async with session.request(method, url, data=body, headers=self.headers()) as resp:
                     return resp.status, await resp.read()
         except TimeoutError:
             raise ClientError("timeout", f"no reply within {timeout_s}s") from None
@@ -120,7 +112,7 @@ class HttpConn:
 
     async def call(self, op: str, payload: Any) -> Any:
         """One operation over ``POST /rpc``; returns the reply payload."""
-        body = request_body(op, payload)[2]
+        body = self.action_body(op, payload)
         resp = await self._measured(
             op, "action", "POST", self.base_url + "/rpc", body, self.timeout_s
         )
@@ -130,25 +122,15 @@ class HttpConn:
         self, after: int, wait_ms: int, on_item: OnItem, via: str, on_gap: OnGap | None = None
     ) -> int:
         """``GET /inbox``: items to ``on_item``, a gap to ``on_gap``; returns the new cursor."""
-        url = f"{self.base_url}/inbox?after={after}&wait_ms={wait_ms}"
-        before = self.counters["poll"].received
-        resp = await self._measured(
-            "poll", "poll", "GET", url, None, self.timeout_s + wait_ms / 1000.0
-        )
-        nbytes = self.counters["poll"].received - before
-        return take_page(resp.payload, after, nbytes, clock(), via, on_item, on_gap)
+        path, timeout_s = self.poll_target(after, wait_ms)
+        before = self.poll_received()
+        resp = await self._measured("poll", "poll", "GET", self.base_url + path, None, timeout_s)
+        return self.take_poll(resp, after, before, via, on_item, on_gap)
 
     async def close(self) -> None:
         sessions, self._sessions = self._sessions, {}
         for session in sessions.values():
             await session.close()
-
-    def wire_totals(self) -> tuple[int, int]:
-        """Bytes sent and received over both connections so far."""
-        return (
-            sum(c.sent for c in self.counters.values()),
-            sum(c.received for c in self.counters.values()),
-        )
 
 
 class WsConn:
