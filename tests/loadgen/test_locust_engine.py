@@ -14,7 +14,8 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -133,15 +134,28 @@ def read_samples(prefix: Path) -> Any:
     return table.to_pandas()
 
 
-def test_echo_http_keep_alive_two_local_workers(tmp_path: Path) -> None:
-    with server("http", tmp_path) as base:
-        spec_path = write_spec(tmp_path, echo_spec(base, "http"))
-        prefix = tmp_path / "000-http-r0"
+def run_two_local_workers(
+    tmp_path: Path, kind: str, spec_of: Callable[[str], CellRun], name: str
+) -> tuple[Path, str, dict[str, Any]]:
+    """Serve ``kind``, run ``spec_of(base_url)`` on two local workers into ``tmp_path/name``.
+
+    Asserts the run exited 0 and wrote a locust part of two workers; returns the results
+    prefix, the engine's stdout and that part.
+    """
+    with server(kind, tmp_path) as base:
+        spec_path = write_spec(tmp_path, spec_of(base))
+        prefix = tmp_path / name
         proc = run_engine(worker_argv(spec_path, prefix, workers=2))
     assert proc.returncode == 0, proc.stderr
-    check_events(events_of(proc.stdout))
     part = read_part(prefix)
     check_locust_part(part, 2)
+    return prefix, proc.stdout, part
+
+
+def test_echo_http_keep_alive_two_local_workers(tmp_path: Path) -> None:
+    spec_of = partial(echo_spec, transport="http")
+    prefix, stdout, part = run_two_local_workers(tmp_path, "http", spec_of, "000-http-r0")
+    check_events(events_of(stdout))
     assert {w["users"] for w in part["workers"]} == {2}
     samples = read_samples(prefix)
     measured = samples[(samples.kind == "request") & ~samples.warmup]
@@ -184,14 +198,9 @@ def test_echo_ws_with_a_joined_worker(tmp_path: Path) -> None:
 
 
 def test_messaging_ws_push_two_local_workers(tmp_path: Path) -> None:
-    with server("ws-websockets", tmp_path) as base:
-        spec_path = write_spec(tmp_path, messaging_spec(base, "ws-websockets"))
-        prefix = tmp_path / "002-push-r0"
-        proc = run_engine(worker_argv(spec_path, prefix, workers=2))
-    assert proc.returncode == 0, proc.stderr
-    check_events(events_of(proc.stdout))
-    part = read_part(prefix)
-    check_locust_part(part, 2)
+    spec_of = partial(messaging_spec, transport="ws-websockets")
+    prefix, stdout, part = run_two_local_workers(tmp_path, "ws-websockets", spec_of, "002-push-r0")
+    check_events(events_of(stdout))
     counts = part["deliveries"]
     assert counts["expected"] > 0
     assert counts["delivered"] == counts["expected"] and counts["lost"] == 0
@@ -216,15 +225,11 @@ def test_messaging_ws_push_two_local_workers(tmp_path: Path) -> None:
 
 
 def test_messaging_sse_two_local_workers(tmp_path: Path) -> None:
-    with server("http", tmp_path) as base:
+    def spec_of(base: str) -> CellRun:
         spec = messaging_spec(base, "http")
-        spec = CellRun.from_dict(spec.to_dict() | {"delivery": "sse", "conn_mode": "keep-alive"})
-        spec_path = write_spec(tmp_path, spec)
-        prefix = tmp_path / "005-sse-r0"
-        proc = run_engine(worker_argv(spec_path, prefix, workers=2))
-    assert proc.returncode == 0, proc.stderr
-    part = read_part(prefix)
-    check_locust_part(part, 2)
+        return CellRun.from_dict(spec.to_dict() | {"delivery": "sse", "conn_mode": "keep-alive"})
+
+    prefix, _, part = run_two_local_workers(tmp_path, "http", spec_of, "005-sse-r0")
     counts = part["deliveries"]
     assert counts["expected"] > 0 and counts["delivered"] == counts["expected"]
     assert counts["gaps"] == 0
