@@ -101,7 +101,7 @@ def locust(
 ) -> None:
     """Open locust's web UI with a scenario cell's users, against a server started for it."""
     from loadgen.locust_engine import run_web_ui
-    from loadgen.orchestrator import interactive_spec
+    from loadgen.run.interactive import interactive_spec
 
     try:
         spec = load_scenario(scenario)

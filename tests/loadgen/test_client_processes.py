@@ -248,11 +248,10 @@ def test_a_process_that_dies_before_the_start_fails_the_repeat_at_once(tmp_path:
     import sys
     import time
 
-    from loadgen.orchestrator import _Runner
     from loadgen.procs import _spawn
+    from loadgen.run.stop import StopRequest
+    from loadgen.run.watch import watch_workers
 
-    scenario = parse_scenario(_scenario())
-    runner = _Runner(scenario, tmp_path, plan_placement("none"), None)
     waits = 'import time; print(\'{"event": "ready"}\', flush=True); time.sleep(60)'
     dies = "import sys; sys.stderr.write('set-up broke\\n'); sys.exit(3)"
     logs = [tmp_path / "p0.log", tmp_path / "p1.log"]
@@ -266,7 +265,9 @@ def test_a_process_that_dies_before_the_start_fails_the_repeat_at_once(tmp_path:
     spec = SPEC.__class__(**(SPEC.to_dict() | {"duration_s": 30.0, "warmup_s": 30.0}))
     try:
         t0 = time.monotonic()
-        part = runner._watch(server, workers, spec, tmp_path / "x", logs)
+        part = watch_workers(
+            server, workers, spec, tmp_path / "x", logs, tmp_path, StopRequest(), lambda _: None
+        )
         assert time.monotonic() - t0 < 20  # well before the 90 s deadline
         # The waiting process was stopped by the watch, not by this test's clean-up.
         assert workers[0].proc.poll() is not None

@@ -344,8 +344,9 @@ def test_sigterm_while_starting_a_child_stops_the_run_and_the_child(
     # raised in os.fork() hooks). Emulate it by calling the handler from start_worker
     # and swallowing what it raises, as such a hook would.
     from loadgen import orchestrator
+    from loadgen.run import repeat
 
-    real_start_worker = orchestrator.start_worker
+    real_start_worker = repeat.start_worker
     started: list[Any] = []
 
     def start_worker_then_lose_a_sigterm(*args: Any, **kwargs: Any) -> Any:
@@ -357,7 +358,7 @@ def test_sigterm_while_starting_a_child_stops_the_run_and_the_child(
             handler(signal.SIGTERM, None)
         return child
 
-    monkeypatch.setattr(orchestrator, "start_worker", start_worker_then_lose_a_sigterm)
+    monkeypatch.setattr(repeat, "start_worker", start_worker_then_lose_a_sigterm)
     scenario = tmp_path / "tiny.toml"
     scenario.write_text(tiny_scenario(repeats=3))
     spec = load_scenario(scenario)

@@ -361,7 +361,7 @@ def test_run_with_bad_scenario_exits_2_before_running(tmp_path: Path) -> None:
 
 
 def test_ws_pings_are_on_unless_the_scenario_turns_them_off(tmp_path: Path) -> None:
-    from loadgen.orchestrator import server_args
+    from loadgen.run.cell import server_args
 
     on = load_scenario(write(tmp_path, VALID, "on.toml"))
     assert on.server.ws_ping_interval_s == 20.0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loadgen.orchestrator import cell_identity
+from loadgen.run.cell import cell_identity
 from loadgen.scenario import ScenarioError, load_scenario
 
 PARTS = """\
@@ -156,7 +156,7 @@ def test_bad_parts_are_refused(tmp_path: Path, edit: Callable[[str], str], messa
 
 def test_part_file_stems_survive_fractional_rates() -> None:
     # Part files are named with Path.with_suffix; a dot in the stem would cut the name.
-    from loadgen.orchestrator import _slug
+    from loadgen.run.files import slug as _slug
 
     stem = f"003-{_slug('echo:http/aiohttp/keep-alive@2.5rps~wan')}-r0"
     assert "." not in stem

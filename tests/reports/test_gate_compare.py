@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from loadgen.cli import app
-from loadgen.orchestrator import server_args
+from loadgen.run.cell import server_args
 from loadgen.scenario import parse_scenario
 from loadgen.schema import SAMPLE_SCHEMA, SAMPLES_FILE, SCHEMA_VERSION
 from reports import bootstrap
