@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from scenario_toml import cells_toml
 
 from loadgen.schema import (
     DELIVERIES_FILE,
@@ -362,15 +363,7 @@ model = "open"
 rate = 200
 connections = 2
 
-[[cells]]
-transport = "http"
-client = "aiohttp"
-conn_mode = "keep-alive"
-
-[[cells]]
-transport = "ws-aiohttp"
-client = "aiohttp"
-"""
+""" + cells_toml("http/aiohttp/keep-alive", "ws-aiohttp/aiohttp")
 
 #: A two-cell messaging scenario (short polling against push), about a second per cell.
 TINY_MESSAGING_TOML = """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from scenario_toml import cells_toml
 from typer.testing import CliRunner
 
 from loadgen.cli import app
@@ -20,15 +21,7 @@ warmup_s = 0.3
 model = "closed"
 connections = 2
 
-[[cells]]
-transport = "http"
-client = "aiohttp"
-conn_mode = "keep-alive"
-
-[[cells]]
-transport = "ws-aiohttp"
-client = "aiohttp"
-"""
+""" + cells_toml("http/aiohttp/keep-alive", "ws-aiohttp/aiohttp")
 
 
 def test_locust_engine_with_two_workers(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import orjson
 import psutil
 import pyarrow.parquet as pq
 import pytest
+from scenario_toml import cells_toml
 from typer.testing import CliRunner
 
 from loadgen.cli import app
@@ -51,15 +52,7 @@ connections = 2
 [server]
 max_message_bytes = {max_message_bytes}
 
-[[cells]]
-transport = "http"
-client = "aiohttp"
-conn_mode = "keep-alive"
-
-[[cells]]
-transport = "ws-websockets"
-client = "websockets"
-"""
+""" + cells_toml("http/aiohttp/keep-alive", "ws-websockets/websockets")
 
 
 def squash(text: str) -> str:
