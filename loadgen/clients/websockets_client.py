@@ -11,6 +11,25 @@ from loadgen.clients.errors import ClientError
 from loadgen.tls import client_ssl, is_secure
 
 
+async def open_websocket(url: str, timeout_s: float) -> ClientConnection:
+    """A websockets connection as the engines open one.
+
+    No compression (frame bytes match the servers'), no pings, proxy, size
+    limit or User-Agent; the handshake must finish within ``timeout_s``.
+    Raises as :func:`websockets.asyncio.client.connect` does.
+    """
+    return await connect(
+        url,
+        ssl=client_ssl() if is_secure(url) else None,
+        compression=None,
+        ping_interval=None,
+        proxy=None,
+        max_size=None,
+        open_timeout=timeout_s,
+        user_agent_header=None,
+    )
+
+
 class WebsocketsClient:
     """One WebSocket virtual connection."""
 
@@ -21,16 +40,7 @@ class WebsocketsClient:
 
     async def connect(self) -> None:
         try:
-            self._ws = await connect(
-                self.url,
-                ssl=client_ssl() if is_secure(self.url) else None,
-                compression=None,
-                ping_interval=None,
-                proxy=None,
-                max_size=None,
-                open_timeout=self.timeout_s,
-                user_agent_header=None,
-            )
+            self._ws = await open_websocket(self.url, self.timeout_s)
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
             raise ClientError("connect_error", f"{type(exc).__name__}: {exc}") from None
 

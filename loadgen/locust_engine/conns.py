@@ -36,17 +36,17 @@ from geventhttpclient.url import URL
 from loadgen.clients.errors import ClientError
 from loadgen.locust_engine.net import (
     CountingClientPool,
-    WireCounter,
     http_exchange,
     open_socket,
     ws_connect,
 )
-from loadgen.realtime.calls import Calls, Reply
+from loadgen.realtime.calls import Reply
 from loadgen.realtime.http_side import HttpSide
 from loadgen.realtime.receive import OnGap, OnItem
 from loadgen.realtime.replies import measured
 from loadgen.realtime.sse import SseStream, chunk_framing
 from loadgen.realtime.user_state import OnRequest
+from loadgen.realtime.ws_side import WsSide
 from servers import protocol
 
 clock = time.perf_counter_ns
@@ -100,28 +100,17 @@ class HttpConn(HttpSide):
                 pool.reset()
 
 
-class WsConn:
+class WsConn(WsSide[AsyncResult]):
     """One WebSocket (websocket-client) carrying requests, replies and pushes."""
 
-    def __init__(
-        self, ws_url: str, client: str, timeout_s: float, on_request: OnRequest, on_item: OnItem
-    ) -> None:
-        self.ws_url = ws_url
-        self.client = client
-        self.timeout_s = timeout_s
-        self.on_request = on_request
-        self.on_item = on_item
-        self.counter = WireCounter()
-        self._calls: Calls[AsyncResult] = Calls()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._reader: gevent.Greenlet | None = None
-        self._ws: Any = None
         self.closed = Event()
         self.closed.set()
-        self.close_code: int | None = None
-        self.failure: BaseException | None = None
 
     def open(self, token: str | None = None) -> None:
-        url = self.ws_url + (f"?token={token}" if token else "")
+        url = self.url_for(token)
         self.closed = Event()
         self.close_code = None
         self._ws = ws_connect(url, self.counter, self.timeout_s)
@@ -185,9 +174,6 @@ class WsConn:
             except Exception:
                 ws.shutdown()
         self.closed.set()
-
-    def wire_totals(self) -> tuple[int, int]:
-        return self.counter.sent, self.counter.received
 
 
 class SseConn(SseStream):

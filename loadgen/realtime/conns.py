@@ -37,14 +37,15 @@ from typing import Any
 import aiohttp
 
 from loadgen.clients.errors import ClientError
-from loadgen.realtime.calls import Calls, Reply
+from loadgen.realtime.calls import Reply
 from loadgen.realtime.http_side import HttpSide
 from loadgen.realtime.receive import OnGap, OnItem, ws_frame_bytes
 from loadgen.realtime.replies import OpFailed, measured
 from loadgen.realtime.sse import SseStream, chunk_framing
 from loadgen.realtime.user_state import OnRequest
+from loadgen.realtime.ws_side import WsSide
 from loadgen.tls import client_ssl, is_secure
-from loadgen.wire import WireCounter, counting
+from loadgen.wire import counting
 from servers import protocol
 
 clock = time.perf_counter_ns
@@ -133,51 +134,26 @@ class HttpConn(HttpSide):
             await session.close()
 
 
-class WsConn:
+class WsConn(WsSide[asyncio.Future[Reply]]):
     """A user's WebSocket: requests, replies and pushes on one connection."""
 
-    def __init__(
-        self,
-        ws_url: str,
-        client: str,
-        timeout_s: float,
-        on_request: OnRequest,
-        on_item: OnItem,
-    ) -> None:
-        self.ws_url = ws_url
-        self.client = client
-        self.timeout_s = timeout_s
-        self.on_request = on_request
-        self.on_item = on_item
-        self.counter = WireCounter()
-        self._calls: Calls[asyncio.Future[Reply]] = Calls()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._reader: asyncio.Task[None] | None = None
-        self._ws: Any = None
         self._session: aiohttp.ClientSession | None = None
         self.closed = asyncio.Event()
-        self.close_code: int | None = None
-        self.failure: BaseException | None = None
 
     async def open(self, token: str | None = None) -> float:
         """Connect (with ``?token=`` when given); returns the set-up time in seconds."""
-        url = self.ws_url + (f"?token={token}" if token else "")
+        url = self.url_for(token)
         self.closed = asyncio.Event()
         t0 = clock()
         with counting(self.counter):
             try:
                 if self.client == "websockets":
-                    from websockets.asyncio.client import connect
+                    from loadgen.clients.websockets_client import open_websocket
 
-                    self._ws = await connect(
-                        url,
-                        ssl=client_ssl() if is_secure(url) else None,
-                        compression=None,
-                        ping_interval=None,
-                        proxy=None,
-                        max_size=None,
-                        open_timeout=self.timeout_s,
-                        user_agent_header=None,
-                    )
+                    self._ws = await open_websocket(url, self.timeout_s)
                 else:
                     self._session = aiohttp.ClientSession(skip_auto_headers=("User-Agent",))
                     self._ws = await self._session.ws_connect(
@@ -286,9 +262,6 @@ class WsConn:
                 await asyncio.wait_for(ws.close(), 2.0)
         self.closed.set()
         await self._close_session()
-
-    def wire_totals(self) -> tuple[int, int]:
-        return self.counter.sent, self.counter.received
 
 
 # -- Server-Sent Events -----------------------------------------------------------------

@@ -68,7 +68,7 @@ class LeanWsConn(WsConn):
 
     async def open(self, token: str | None = None) -> float:
         """Connect (with ``?token=`` when given); returns the set-up time in seconds."""
-        url = self.ws_url + (f"?token={token}" if token else "")
+        url = self.url_for(token)
         self.closed = asyncio.Event()
         self.close_code = None
         t0 = clock()
