@@ -122,6 +122,12 @@ class Ws:
                 conn.ws = await conn.session.ws_connect(url, heartbeat=None, max_msg_size=0)
         return conn
 
+    @classmethod
+    async def signed_in(cls, library: str, port: int, user: str) -> tuple[Ws, Any]:
+        """A connection that signed in as ``user`` on it, and the sign-in reply's payload."""
+        conn = await cls.open(library, port)
+        return conn, await conn.call("signin", signin_payload(user))
+
     async def send(self, op: str, payload: Any = None) -> int:
         rid, body = envelope(op, payload)
         if self.library == "websockets":
@@ -246,10 +252,8 @@ async def test_long_poll_is_answered_as_soon_as_an_item_arrives() -> None:
 @pytest.mark.parametrize(("kind", "library"), WS_ENDPOINTS)
 async def test_push_exactly_once_in_order(kind: str, library: str) -> None:
     async with serve(kind) as (port, _):
-        alice = await Ws.open(library, port)
-        await alice.call("signin", signin_payload("alice"))
-        bob = await Ws.open(library, port)
-        await bob.call("signin", signin_payload("bob"))
+        alice, _ = await Ws.signed_in(library, port, "alice")
+        bob, _ = await Ws.signed_in(library, port, "bob")
         try:
             for user in (alice, bob):
                 await user.call("join", {"room": "g"})
@@ -278,10 +282,9 @@ async def test_push_exactly_once_in_order(kind: str, library: str) -> None:
 @pytest.mark.parametrize(("kind", "library"), WS_ENDPOINTS)
 async def test_push_resume_after_reconnect_loses_nothing(kind: str, library: str) -> None:
     async with serve(kind) as (port, hub):
-        alice = await Ws.open(library, port)
-        await alice.call("signin", signin_payload("alice"))
-        bob = await Ws.open(library, port)
-        token = (await bob.call("signin", signin_payload("bob")))["token"]
+        alice, _ = await Ws.signed_in(library, port, "alice")
+        bob, signed_in = await Ws.signed_in(library, port, "bob")
+        token = signed_in["token"]
         await bob.call("subscribe_inbox", {"after": 0})
         mid = 0
         try:
