@@ -2,6 +2,7 @@
 
 ::
 
+    outs = run_side_by_side(tmp_path, {"messaging": toml_text}, timeout_s=150)  # name -> results
     procs = {"messaging": start_run(scenario_path, out_dir)}
     wait_runs(procs, timeout_s=150)  # fails the test naming each run that did not exit 0
     stop_runs(procs)                 # kills what is still going, when a test gives up early
@@ -71,3 +72,23 @@ def stop_runs(procs: Mapping[str, subprocess.Popen[bytes]]) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def run_side_by_side(base: Path, scenarios: Mapping[str, str], timeout_s: float) -> dict[str, Path]:
+    """Write each scenario to ``base/NAME.toml``, run them all at once into ``base/out-NAME``.
+
+    Waits as :func:`wait_runs` does; returns NAME -> results folder.
+    """
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    outs: dict[str, Path] = {}
+    try:
+        for name, text in scenarios.items():
+            path = base / f"{name}.toml"
+            path.write_text(text)
+            outs[name] = base / f"out-{name}"
+            procs[name] = start_run(path, outs[name])
+    except BaseException:
+        stop_runs(procs)
+        raise
+    wait_runs(procs, timeout_s)
+    return outs

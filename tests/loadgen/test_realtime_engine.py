@@ -12,14 +12,13 @@ files, keys), never speed.
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from cli_runs import start_run, stop_runs, wait_runs
+from cli_runs import run_side_by_side
 from pydantic import ValidationError
 
 from loadgen.realtime.params import RealtimeParams
@@ -126,19 +125,11 @@ def scenario_toml(workload: str, duration_s: float, realtime: dict[str, Any]) ->
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Run every workload's scenario side by side; workload -> results folder."""
     base = tmp_path_factory.mktemp("realtime-runs")
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    outs: dict[str, Path] = {}
-    try:
-        for workload, (duration_s, realtime) in WORKLOADS.items():
-            path = base / f"{workload}.toml"
-            path.write_text(scenario_toml(workload, duration_s, realtime))
-            outs[workload] = base / f"out-{workload}"
-            procs[workload] = start_run(path, outs[workload])
-    except BaseException:
-        stop_runs(procs)
-        raise
-    wait_runs(procs, RUN_TIMEOUT_S)
-    return outs
+    scenarios = {
+        workload: scenario_toml(workload, duration_s, realtime)
+        for workload, (duration_s, realtime) in WORKLOADS.items()
+    }
+    return run_side_by_side(base, scenarios, RUN_TIMEOUT_S)
 
 
 def summary_cells(out: Path) -> dict[str, dict[str, Any]]:

@@ -8,12 +8,11 @@ delivery must be accounted for: nothing lost, duplicated or out of order.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import orjson
 import pytest
-from cli_runs import start_run, stop_runs, wait_runs
+from cli_runs import run_side_by_side
 from test_realtime_engine import WORKLOADS, scenario_toml
 
 from loadgen.schema import SUMMARY_FILE
@@ -64,22 +63,12 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def lean_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("lean-runs")
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    outs: dict[str, Path] = {}
-    try:
-        for workload in ("messaging", "presence"):
-            duration_s, realtime = WORKLOADS[workload]
-            text = scenario_toml(workload, duration_s, realtime)
-            text = text[: text.index("[[cells]]")] + LEAN_CELLS
-            path = base / f"{workload}.toml"
-            path.write_text(text)
-            outs[workload] = base / f"out-{workload}"
-            procs[workload] = start_run(path, outs[workload])
-    except BaseException:
-        stop_runs(procs)
-        raise
-    wait_runs(procs, 150)
-    return outs
+    scenarios = {}
+    for workload in ("messaging", "presence"):
+        duration_s, realtime = WORKLOADS[workload]
+        text = scenario_toml(workload, duration_s, realtime)
+        scenarios[workload] = text[: text.index("[[cells]]")] + LEAN_CELLS
+    return run_side_by_side(base, scenarios, 150)
 
 
 @pytest.mark.parametrize("workload", ["messaging", "presence"])
