@@ -199,38 +199,32 @@ class SseConn(SseStream):
         self._open()
 
     def _open(self) -> None:
-        t0 = clock()
-        error: str | None = None
-        timer = gevent.Timeout(self.timeout_s)
-        timer.start()
-        sock: Any = None
-        try:
-            sock, host, port = open_socket(self.url, self.counter, self.timeout_s)
-            head = f"GET {self.path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            head += "".join(f"{k}: {v}\r\n" for k, v in self.request_headers().items())
-            sock.sendall((head + "\r\n").encode("latin-1"))
-            self._buf = bytearray()
-            status, headers = self._read_head(sock)
-            if status != 200:
-                error = f"http_{status}"
-                raise ClientError(error, f"GET /events answered {status}")
-            sock.settimeout(None)
-            self._chunked = headers.get("transfer-encoding", "").lower() == "chunked"
-            self._sock, sock = sock, None
-        except gevent.Timeout as exc:
-            if exc is not timer:
-                raise
-            error = "timeout"
-            raise ClientError("timeout", f"no answer within {self.timeout_s}s") from None
-        except OSError as exc:
-            error = "connect_error"
-            raise ClientError("connect_error", f"{type(exc).__name__}: {exc}") from None
-        finally:
-            timer.close()
-            if sock is not None:
-                sock.close()
-            if self.on_connect is not None:
-                self.on_connect(t0, clock(), error)
+        with self.connecting():
+            timer = gevent.Timeout(self.timeout_s)
+            timer.start()
+            sock: Any = None
+            try:
+                sock, host, port = open_socket(self.url, self.counter, self.timeout_s)
+                head = f"GET {self.path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                head += "".join(f"{k}: {v}\r\n" for k, v in self.request_headers().items())
+                sock.sendall((head + "\r\n").encode("latin-1"))
+                self._buf = bytearray()
+                status, headers = self._read_head(sock)
+                if status != 200:
+                    raise ClientError(f"http_{status}", f"GET /events answered {status}")
+                sock.settimeout(None)
+                self._chunked = headers.get("transfer-encoding", "").lower() == "chunked"
+                self._sock, sock = sock, None
+            except gevent.Timeout as exc:
+                if exc is not timer:
+                    raise
+                raise ClientError("timeout", f"no answer within {self.timeout_s}s") from None
+            except OSError as exc:
+                raise ClientError("connect_error", f"{type(exc).__name__}: {exc}") from None
+            finally:
+                timer.close()
+                if sock is not None:
+                    sock.close()
 
     def _fill(self, sock: Any) -> None:
         data = sock.recv(65536)

@@ -311,27 +311,20 @@ class SseConn(SseStream):
 
     async def _open(self) -> None:
         headers = self.request_headers()
-        t0 = clock()
-        error: str | None = None
-        try:
-            with counting(self.counter):
-                async with asyncio.timeout(self.timeout_s):
-                    resp = await self._client().get(self.url, headers=headers)
-            if resp.status != 200:
-                body = await resp.read()
-                resp.release()
-                error = f"http_{resp.status}"
-                raise ClientError(error, body.decode("utf-8", "replace")[:200])
-            self._resp = resp
-        except TimeoutError:
-            error = "timeout"
-            raise ClientError("timeout", f"no answer within {self.timeout_s}s") from None
-        except aiohttp.ClientError as exc:
-            error = "connect_error"
-            raise ClientError("connect_error", f"{type(exc).__name__}: {exc}") from None
-        finally:
-            if self.on_connect is not None:
-                self.on_connect(t0, clock(), error)
+        with self.connecting():
+            try:
+                with counting(self.counter):
+                    async with asyncio.timeout(self.timeout_s):
+                        resp = await self._client().get(self.url, headers=headers)
+                if resp.status != 200:
+                    body = await resp.read()
+                    resp.release()
+                    raise ClientError(f"http_{resp.status}", body.decode("utf-8", "replace")[:200])
+                self._resp = resp
+            except TimeoutError:
+                raise ClientError("timeout", f"no answer within {self.timeout_s}s") from None
+            except aiohttp.ClientError as exc:
+                raise ClientError("connect_error", f"{type(exc).__name__}: {exc}") from None
 
     async def run(self) -> None:
         """Read events until cancelled, reconnecting after drops (see the class docstring)."""

@@ -110,25 +110,18 @@ class LeanSseConn(SseConn):
     async def _open(self) -> None:
         target = Target.parse(self.url)
         request = request_head("GET", target, headers=tuple(self.request_headers().items()))
-        t0 = clock()
-        error: str | None = None
         conn: HttpConnection | None = None
-        try:
-            conn = await HttpConnection.open(target, self.counter, self.timeout_s)
-            self.decoder.restart()
-            status = await conn.open_stream(request, self.feed, self.timeout_s)
-            if status != 200:
-                error = f"http_{status}"
-                raise ClientError(error, f"event stream refused with HTTP {status}")
-            self._conn, conn = conn, None
-        except ClientError as exc:
-            error = error or exc.code
-            raise
-        finally:
-            if conn is not None:
-                conn.close()
-            if self.on_connect is not None:
-                self.on_connect(t0, clock(), error)
+        with self.connecting():
+            try:
+                conn = await HttpConnection.open(target, self.counter, self.timeout_s)
+                self.decoder.restart()
+                status = await conn.open_stream(request, self.feed, self.timeout_s)
+                if status != 200:
+                    raise ClientError(f"http_{status}", f"event stream refused with HTTP {status}")
+                self._conn, conn = conn, None
+            finally:
+                if conn is not None:
+                    conn.close()
 
     async def _follow(self) -> None:
         if self._conn is not None:

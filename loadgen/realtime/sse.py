@@ -16,14 +16,18 @@ waits before reconnecting, what it counted), which each driver's ``SseConn`` ext
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from loadgen.clients.errors import ClientError
 from loadgen.realtime.receive import OnGap, OnItem
 from loadgen.wire import WireCounter
 from servers import protocol
+
+clock = time.perf_counter_ns
 
 _EOL = re.compile(rb"\r\n|\r|\n")
 _BOM = b"\xef\xbb\xbf"
@@ -179,6 +183,7 @@ class SseStream:
 
         stream.start(token, after=cursor)        # before the first connection
         headers = stream.request_headers()       # each (re)connection, Last-Event-ID included
+        with stream.connecting(): ...            # each connection attempt, told to on_connect
         stream.feed(data, framing, received_ns)  # each piece of the body
         time.sleep(stream.retry_after(exc))      # a connection failed: wait, or raise a 4xx
 
@@ -220,6 +225,23 @@ class SseStream:
         if self.last_id:
             headers["Last-Event-ID"] = str(self.last_id)
         return headers
+
+    @contextlib.contextmanager
+    def connecting(self) -> Iterator[None]:
+        """One connection attempt, told to ``on_connect`` when the block ends.
+
+        A :class:`ClientError` raised in the block is the attempt's error (its code).
+        """
+        t0 = clock()
+        error: str | None = None
+        try:
+            yield
+        except ClientError as exc:
+            error = exc.code
+            raise
+        finally:
+            if self.on_connect is not None:
+                self.on_connect(t0, clock(), error)
 
     def feed(self, data: bytes, framing: int, received_ns: int) -> None:
         """One piece of the body as it arrived (``framing``: transfer bytes to charge)."""
