@@ -17,7 +17,8 @@ locust's own CSV and HTML outputs next to them. From Python::
 Modules: :mod:`.locustfile` (the locust user classes), :mod:`.world` (one
 process's share of a cell: timeline, samples, delivery tracker), :mod:`.net`
 (counting sockets), :mod:`.merge` (merging the workers' results),
-:mod:`.compat` (version checks), :mod:`.runner` (the processes). The real-time
+:mod:`.compat` (version checks), :mod:`.runner` (the command line: the processes
+are :mod:`.local`, :mod:`.master`, :mod:`.join` and :mod:`.web`). The real-time
 driver under gevent has the asyncio driver's module names (:mod:`loadgen.realtime`)
 over the same sans-I/O core: :mod:`.engine` (the stage: behaviours as greenlets),
 :mod:`.users` (a virtual user), :mod:`.conns` (its connections).
