@@ -59,7 +59,7 @@ from loadgen.procs import (
 )
 from loadgen.recorder import decode_histogram
 from loadgen.runfolder import RESULTS_ROOT, RunFolderTaken, claim_run_folder
-from loadgen.scenario import RunSettings
+from loadgen.scenario_tables import RunSettings
 from servers import protocol
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -46,7 +46,7 @@ interleaved with every other part's::
 
 Everything is checked before anything runs: an unknown key, a wrong type or
 an impossible value raises :class:`ScenarioError` naming the file, the key
-and the problem.
+and the problem. The tables themselves are :mod:`loadgen.scenario_tables`.
 """
 
 from __future__ import annotations
@@ -54,227 +54,28 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from loadgen.clients.kinds import WS_CONN_MODE, check_combination
-from loadgen.link.profiles import LinkProfileError, resolve_profile
 from loadgen.realtime.params import RealtimeParams
-from loadgen.schema import HTTP_TRANSPORTS, WS_TRANSPORTS
+from loadgen.scenario_tables import (
+    REALTIME_SLO_KEYS,
+    Cell,
+    LoadSettings,
+    NetworkSettings,
+    Part,
+    RunSettings,
+    ServerSettings,
+    SloSettings,
+    Strict,
+)
+from loadgen.schema import WS_TRANSPORTS
 from servers import protocol
-from servers.common import DEFAULT_WS_PING_INTERVAL_S
-
-Transport = Literal["http", "ws-aiohttp", "ws-websockets"]
-ClientName = Literal["httpx", "aiohttp", "websockets", "lean"]
-ConnMode = Literal["keep-alive", "new-connection", "persistent"]
-Workload = Literal["echo", "messaging", "presence", "notifications", "activity", "mix"]
-DeliveryMode = Literal["short-poll", "long-poll", "push", "sse"]
 
 
 class ScenarioError(ValueError):
     """A scenario file that cannot be run; the message says where and why."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-class RunSettings(_Strict):
-    """The ``[scenario]`` table."""
-
-    name: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9._-]+$")
-    description: str = ""
-    workload: Workload = "echo"
-    repeats: int = Field(default=3, ge=1, le=100)
-    duration_s: float = Field(default=5.0, gt=0, le=3600)
-    warmup_s: float = Field(default=1.0, ge=0, le=600)
-    payload_bytes: int = Field(default=64, ge=0, le=16 * 1024 * 1024)
-    timeout_s: float = Field(default=5.0, gt=0, le=120)
-    max_requests: int = Field(default=2_000_000, ge=1, le=50_000_000)
-    placement: Literal["split", "same", "none"] = "split"
-    client_loop: Literal["uvloop", "asyncio"] = "uvloop"
-    #: Highest TLS version for cells with tls = true.
-    tls_version: Literal["1.2", "1.3"] = "1.3"
-    #: Load-generator processes per cell, each pinned to its own CPU where there is one;
-    #: echo connections and rate, or real-time groups, are shared out between them.
-    client_processes: int = Field(default=1, ge=1, le=256)
-
-
-class LoadSettings(_Strict):
-    """The ``[load]`` table."""
-
-    model: Literal["closed", "open"] = "closed"
-    connections: int = Field(default=4, ge=1, le=10_000)
-    rate: float | None = Field(default=None, gt=0, le=1_000_000)
-    #: A rate sweep: every cell runs at each of these open-loop rates (req/s).
-    rates: list[float] | None = Field(default=None, min_length=1, max_length=50)
-    #: The sweep's latency objective: the report names each transport's highest
-    #: rate whose p99 stays under it.
-    sweep_slo_p99_ms: float | None = Field(default=None, gt=0, le=60_000)
-    think_time_ms: float = Field(default=0.0, ge=0, le=60_000)
-
-    @model_validator(mode="after")
-    def _rate_matches_model(self) -> LoadSettings:
-        if self.rates is not None:
-            if self.model != "open":
-                raise ValueError("a rate sweep ('rates') needs model = \"open\"")
-            if self.rate is not None:
-                raise ValueError("give either 'rate' or 'rates' (a sweep), not both")
-            if any(not 0 < r <= 1_000_000 for r in self.rates):
-                raise ValueError("every sweep rate must be > 0 and <= 1000000 req/s")
-            if len(set(self.rates)) != len(self.rates):
-                raise ValueError("sweep rates must be distinct")
-            return self
-        if self.sweep_slo_p99_ms is not None:
-            raise ValueError("'sweep_slo_p99_ms' applies to a rate sweep ('rates') only")
-        if self.model == "open" and self.rate is None:
-            raise ValueError("an open-loop load needs 'rate' (total requests per second)")
-        if self.model == "closed" and self.rate is not None:
-            raise ValueError("'rate' only applies to model = \"open\"; remove it or switch model")
-        if self.model == "open" and self.think_time_ms:
-            raise ValueError("'think_time_ms' only applies to model = \"closed\"")
-        return self
-
-
-class ServerSettings(_Strict):
-    """The ``[server]`` table."""
-
-    max_message_bytes: int = Field(default=1 << 20, ge=64, le=64 * 1024 * 1024)
-    #: Test-only slowdown: every echo request sleeps this long in the hub (validates a gate).
-    delay_ms: float = Field(default=0.0, ge=0, le=10_000)
-    #: WebSocket liveness pings (seconds between them; a client that does not answer is
-    #: disconnected). 0 turns them off, for cells whose scenario wants no ping frames.
-    ws_ping_interval_s: float = Field(default=DEFAULT_WS_PING_INTERVAL_S, ge=0, le=3600)
-
-    @model_validator(mode="after")
-    def _check_ping(self) -> ServerSettings:
-        if 0 < self.ws_ping_interval_s < 1:
-            raise ValueError(
-                "'ws_ping_interval_s' must be 0 (no pings) or at least 1 s, "
-                f"got {self.ws_ping_interval_s}"
-            )
-        return self
-
-
-#: ``[slo]`` keys that only real-time workloads can meet.
-REALTIME_SLO_KEYS = ("delivery_p50_ms", "delivery_p99_ms", "lost")
-
-
-class SloSettings(_Strict):
-    """The optional ``[slo]`` table: absolute limits every cell must meet (see reports.gate.slo)."""
-
-    p50_ms: float | None = Field(default=None, gt=0)
-    p90_ms: float | None = Field(default=None, gt=0)
-    p99_ms: float | None = Field(default=None, gt=0)
-    p99_9_ms: float | None = Field(default=None, gt=0)
-    max_ms: float | None = Field(default=None, gt=0)
-    delivery_p50_ms: float | None = Field(default=None, gt=0)
-    delivery_p99_ms: float | None = Field(default=None, gt=0)
-    lost: int | None = Field(default=None, ge=0)
-    errors: int | None = Field(default=None, ge=0)
-    min_throughput_rps: float | None = Field(default=None, gt=0)
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> SloSettings:
-        if not self.limits():
-            raise ValueError("an empty [slo] table checks nothing; give a limit or remove it")
-        return self
-
-    def limits(self) -> dict[str, float]:
-        """The limits that were given, by key."""
-        return {k: v for k, v in self.model_dump().items() if v is not None}
-
-
-class Cell(_Strict):
-    """One ``[[cells]]`` entry: a transport driven by a client in a connection mode."""
-
-    transport: Transport
-    client: ClientName
-    conn_mode: ConnMode | None = None
-    delivery: DeliveryMode | None = None
-    #: https/wss with a throwaway CA; the handshake is part of new connections' latency.
-    tls: bool = False
-    name: str | None = Field(default=None, min_length=1, max_length=80)
-
-    @model_validator(mode="after")
-    def _fill_and_check(self) -> Cell:
-        ws = self.transport in WS_TRANSPORTS
-        if self.conn_mode is None:
-            object.__setattr__(self, "conn_mode", WS_CONN_MODE if ws else "keep-alive")
-        problem = check_combination(self.transport, self.client, self.conn_mode or "")
-        if problem:
-            raise ValueError(problem)
-        if self.delivery is not None:
-            if ws and self.delivery != "push":
-                raise ValueError("a WebSocket cell delivers by 'push'")
-            if not ws and self.delivery == "push":
-                raise ValueError("an HTTP cell delivers by 'short-poll', 'long-poll' or 'sse'")
-            if not ws and self.client not in ("aiohttp", "lean"):
-                raise ValueError("real-time HTTP users run on the aiohttp or lean client")
-        return self
-
-    @property
-    def id(self) -> str:
-        """The cell's name in results, e.g. ``http/aiohttp/keep-alive[/long-poll]``."""
-        base = f"{self.transport}/{self.client}/{self.conn_mode}"
-        if self.delivery is not None and self.delivery != "push":
-            base += f"/{self.delivery}"
-        if self.tls:
-            base += "+tls"
-        return self.name or base
-
-    @property
-    def delivery_mode(self) -> str:
-        """``request`` for echo cells, else how items reach users."""
-        return self.delivery or "request"
-
-    @property
-    def family(self) -> str:
-        return "http" if self.transport in HTTP_TRANSPORTS else "ws"
-
-
-class NetworkSettings(_Strict):
-    """The ``[network]`` table: emulated links between client and server.
-
-    Every cell runs over each profile (a preset name, or a table of
-    ``delay_ms``/``rtt_ms``, ``jitter_ms``, ``rate_mbit``, ``handshake_rtts``
-    with a ``name``). ``link`` picks the emulator: ``auto`` uses the kernel
-    link (netns + netem/tbf) for each profile it can emulate here and the
-    userspace relay for the others.
-    """
-
-    profiles: list[str | dict[str, Any]] = Field(min_length=1, max_length=20)
-    link: Literal["auto", "kernel", "userspace"] = "auto"
-
-    @model_validator(mode="after")
-    def _profiles_resolve(self) -> NetworkSettings:
-        names: set[str] = set()
-        for spec in self.profiles:
-            try:
-                profile = resolve_profile(spec)
-            except LinkProfileError as exc:
-                raise ValueError(str(exc)) from None
-            if profile.name in names:
-                raise ValueError(f"two link profiles are both named {profile.name!r}")
-            names.add(profile.name)
-        return self
-
-    def resolved(self) -> list[Any]:
-        """The profiles as :class:`loadgen.link.profiles.LinkProfile` objects."""
-        return [resolve_profile(spec) for spec in self.profiles]
-
-
-class Part(_Strict):
-    """One ``[[parts]]`` entry: a workload with its own load, real-time settings and cells."""
-
-    name: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")
-    description: str = ""
-    workload: Workload = "echo"
-    payload_bytes: int | None = Field(default=None, ge=0, le=16 * 1024 * 1024)
-    load: LoadSettings | None = None
-    realtime: RealtimeParams | None = None
-    cells: list[Cell] = Field(min_length=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,7 +95,7 @@ class RunCell:
     part: str | None = None
 
 
-class Scenario(_Strict):
+class Scenario(Strict):
     """A whole scenario file."""
 
     scenario: RunSettings

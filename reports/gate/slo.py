@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from loadgen.scenario import SloSettings
+from loadgen.scenario_tables import SloSettings
 
 SLO_FILE = "slo.json"
 

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from loadgen import orchestrator
 from loadgen.cli import app
 from loadgen.orchestrator import RunResult
-from loadgen.scenario import Scenario, ScenarioError, SloSettings, load_scenario, parse_scenario
+from loadgen.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
+from loadgen.scenario_tables import SloSettings
 from reports.gate import slo
 
 ECHO = {
