@@ -30,15 +30,9 @@ from loadgen.link.command import (
     parse_link_ready_line,
     relay_command,
 )
-from loadgen.link.kernel import (
-    CommandResult,
-    KernelLink,
-    KernelLinkError,
-    KernelSupport,
-    cleanup_stale,
-    kernel_support,
-    probe_kernel,
-)
+from loadgen.link.iproute import CommandResult
+from loadgen.link.kernel import KernelLink
+from loadgen.link.namespaces import KernelLinkError, cleanup_stale
 from loadgen.link.overhead import (
     Overhead,
     measure_overhead,
@@ -46,6 +40,7 @@ from loadgen.link.overhead import (
     tcp_echo_server,
 )
 from loadgen.link.plan import LinkChoice, LinkUnavailable, choose_link, plan_link
+from loadgen.link.probe import KernelSupport, kernel_support, probe_kernel
 from loadgen.link.profiles import PRESETS, LinkProfile, LinkProfileError, resolve_profile
 from loadgen.link.relay import LinkRelay, LinkUnsupported
 

@@ -38,9 +38,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from loadgen.link.command import LINK_STATS_PREFIX, format_link_ready_line
-from loadgen.link.kernel import cleanup_stale, probe_kernel
+from loadgen.link.namespaces import cleanup_stale
 from loadgen.link.overhead import measure_relay_overhead
 from loadgen.link.plan import LinkUnavailable, choose_link
+from loadgen.link.probe import probe_kernel
 from loadgen.link.profiles import LinkProfileError, resolve_profile
 from loadgen.link.relay import (
     DEFAULT_MAX_BUFFER_BYTES,

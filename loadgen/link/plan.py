@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from loadgen.link.kernel import KernelSupport, Runner, probe_kernel, run_command
+from loadgen.link.iproute import Runner, run_command
+from loadgen.link.probe import KernelSupport, probe_kernel
 from loadgen.link.profiles import LinkProfile, resolve_profile
 
 LinkKind = Literal["kernel", "userspace"]

@@ -14,7 +14,7 @@ from typing import Any
 
 from rich.console import Console
 
-from loadgen.link.kernel import KernelLinkError, cleanup_stale, pid_in_namespace
+from loadgen.link.namespaces import KernelLinkError, cleanup_stale, pid_in_namespace
 from loadgen.link.overhead import measure_relay_overhead
 from loadgen.procs import Child
 

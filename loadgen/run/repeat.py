@@ -19,7 +19,8 @@ from rich.progress import Progress
 
 from loadgen.cellspec import CellRun
 from loadgen.floor import measure_floor
-from loadgen.link.kernel import KernelLink, KernelLinkError
+from loadgen.link.kernel import KernelLink
+from loadgen.link.namespaces import KernelLinkError
 from loadgen.processes import merge_process_parts, process_prefixes
 from loadgen.procs import (
     Child,

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from loadgen.cellspec import CellRun
-from loadgen.link.kernel import pid_in_namespace
+from loadgen.link.namespaces import pid_in_namespace
 from loadgen.processes import process_prefixes
 from loadgen.procs import Child, log_tail, stop_process
 from loadgen.run.stop import StopRequest

@@ -20,19 +20,17 @@ from collections.abc import Callable, Sequence
 import pytest
 
 from loadgen.link import kernel
-from loadgen.link.kernel import (
+from loadgen.link import probe as kernel_probe
+from loadgen.link.iproute import CommandResult, run_command
+from loadgen.link.kernel import KernelLink
+from loadgen.link.namespaces import (
     NS_PREFIX,
-    CommandResult,
-    KernelLink,
     KernelLinkError,
-    KernelSupport,
     cleanup_stale,
-    kernel_support,
     list_namespaces,
     pid_in_namespace,
-    probe_kernel,
-    run_command,
 )
+from loadgen.link.probe import KernelSupport, kernel_support, probe_kernel
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -92,15 +90,15 @@ def is_cmd(*words: str) -> Matcher:
 
 @pytest.fixture
 def as_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kernel, "_is_root", lambda: True)
-    monkeypatch.setattr(kernel, "_which", lambda program: f"/usr/sbin/{program}")
+    monkeypatch.setattr(kernel_probe, "_is_root", lambda: True)
+    monkeypatch.setattr(kernel_probe, "_which", lambda program: f"/usr/sbin/{program}")
 
 
 # -- detection --------------------------------------------------------------------------
 
 
 def test_support_needs_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kernel, "_is_root", lambda: False)
+    monkeypatch.setattr(kernel_probe, "_is_root", lambda: False)
     runner = FakeRunner()
     ok, reason = kernel_support(runner)
     assert not ok and "needs root" in reason
@@ -108,8 +106,8 @@ def test_support_needs_root(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_support_needs_iproute2(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kernel, "_is_root", lambda: True)
-    monkeypatch.setattr(kernel, "_which", lambda p: None if p == "tc" else "/usr/sbin/ip")
+    monkeypatch.setattr(kernel_probe, "_is_root", lambda: True)
+    monkeypatch.setattr(kernel_probe, "_which", lambda p: None if p == "tc" else "/usr/sbin/ip")
     ok, reason = kernel_support(FakeRunner())
     assert not ok and "iproute2 is not installed (tc not on PATH)" in reason
     assert "apt-get install iproute2" in reason
@@ -118,7 +116,7 @@ def test_support_needs_iproute2(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_support_without_netem_names_the_kernel_config(
     as_root: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(kernel, "netem_kernel_config", lambda: "n")
+    monkeypatch.setattr(kernel_probe, "netem_kernel_config", lambda: "n")
     runner = FakeRunner(is_cmd("netem"), stderr="Error: Specified qdisc kind is unknown.")
     ok, reason = kernel_support(runner)
     assert not ok
@@ -153,7 +151,7 @@ def test_support_when_everything_is_there(as_root: None) -> None:
 def test_probe_without_netem_still_finds_namespaces_and_tbf(
     as_root: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(kernel, "netem_kernel_config", lambda: "n")
+    monkeypatch.setattr(kernel_probe, "netem_kernel_config", lambda: "n")
     runner = FakeRunner(is_cmd("netem"), stderr="Error: Specified qdisc kind is unknown.")
     support = probe_kernel(runner)
     assert (support.namespaces, support.netem, support.tbf) == (True, False, True)
@@ -342,7 +340,8 @@ def test_sigterm_runs_the_cleanup(tmp_path: os.PathLike[str]) -> None:
     script = textwrap.dedent(
         f"""
         import os, signal, time
-        from loadgen.link.kernel import CommandResult, KernelLink
+        from loadgen.link.iproute import CommandResult
+        from loadgen.link.kernel import KernelLink
 
         def runner(argv):
             with open({log!r}, "a") as fh:
@@ -428,7 +427,7 @@ def _ours() -> list[str]:
 def test_real_support_detection_leaves_nothing_behind() -> None:
     ok, reason = kernel_support()
     assert reason
-    if kernel.netem_kernel_config() == "n":
+    if kernel_probe.netem_kernel_config() == "n":
         assert not ok and "netem" in reason and "CONFIG_NET_SCH_NETEM is not set" in reason
     support = probe_kernel()
     assert support.as_tuple()[0] == ok
@@ -488,7 +487,7 @@ print("echoed" if c.recv(100) == b"hello" else "wrong")
 @real
 def test_real_link_is_removed_when_a_step_fails() -> None:
     """On a kernel without netem the netem step fails; what was created is still removed."""
-    if kernel.netem_kernel_config() != "n":
+    if kernel_probe.netem_kernel_config() != "n":
         pytest.skip("this kernel has netem; the failing step cannot be provoked")
     with pytest.raises(KernelLinkError, match="netem"), KernelLink("wan"):
         pytest.fail("the body must not run")

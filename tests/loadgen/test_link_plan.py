@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from loadgen.link.kernel import CommandResult, KernelSupport
+from loadgen.link.iproute import CommandResult
 from loadgen.link.plan import LinkUnavailable, choose_link, plan_link
+from loadgen.link.probe import KernelSupport
 from loadgen.link.profiles import resolve_profile
 
 

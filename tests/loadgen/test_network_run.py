@@ -22,14 +22,9 @@ from typer.testing import CliRunner
 
 from loadgen.cellspec import CellRun
 from loadgen.cli import app
-from loadgen.link.kernel import (
-    NS_PREFIX,
-    SERVER_ADDR,
-    KernelSupport,
-    kernel_support,
-    list_namespaces,
-    probe_kernel,
-)
+from loadgen.link.kernel import SERVER_ADDR
+from loadgen.link.namespaces import NS_PREFIX, list_namespaces
+from loadgen.link.probe import KernelSupport, kernel_support, probe_kernel
 from loadgen.scenario import ScenarioError, parse_scenario
 from loadgen.targets import check_target
 from loadgen.worker import main as worker_main

@@ -664,11 +664,11 @@ def test_is_loopback_host(host: str, loopback: bool) -> None:
 
 
 def test_link_subnet_matches_the_kernel_link() -> None:
-    from loadgen.link import kernel
+    from loadgen.link import kernel, namespaces
 
     assert str(LINK_SUBNET) == kernel.SUBNET
     assert is_link_host(kernel.SERVER_ADDR) and is_link_host(kernel.CLIENT_ADDR)
-    assert kernel.NS_PREFIX == common.LINK_NETNS_PREFIX
+    assert namespaces.NS_PREFIX == common.LINK_NETNS_PREFIX
 
 
 @pytest.mark.parametrize(
