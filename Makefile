@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SCENARIO ?= scenarios/quick.toml
 
-.PHONY: venv bench test test-e2e test-all lint format perf perf-peers clean
+.PHONY: venv bench test test-e2e test-all gate gate-baseline lint format perf perf-peers clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,20 @@ perf-peers: $(STAMP)
 			echo "perf-peers: npm ci failed in benchmarks/peers; see the message above" >&2; \
 			exit 2; }; }
 	$(BIN)/python benchmarks/peers.py $(PEERS_ARGS)
+
+## The performance gate on this machine: run scenarios/ci.toml and compare it with the
+## committed baseline baselines/ci (exit 1 on a regression beyond the noise, 2 when the
+## runs cannot be compared, e.g. another machine type). GATE_LIMITS adds --max-regression specs.
+GATE_LIMITS ?= p50:+50% p99:+50% throughput:-15%
+gate: $(STAMP)
+	$(BIN)/rtbench run scenarios/ci.toml --out results/gate --no-progress
+	$(BIN)/rtbench compare ci results/gate --out results/gate $(foreach l,$(GATE_LIMITS),--max-regression $(l))
+
+## Record baselines/ci anew (on a quiet machine, the one the gate runs on), then commit it.
+gate-baseline: $(STAMP)
+	rm -rf results/ci
+	$(BIN)/rtbench run scenarios/ci.toml --out results/ci --no-progress
+	$(BIN)/rtbench baseline save results/ci --name ci --force
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
