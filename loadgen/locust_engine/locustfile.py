@@ -305,14 +305,18 @@ class EchoWsUser(_EchoMixin, User):
 
 
 class _GroupMixin:
-    """A group (room) of people: set up at start, then their behaviours until the end."""
+    """A group (room) of people: set up at start, then their behaviours until the end.
+
+    It comes first among a user class's bases, so its ``on_start`` and ``on_stop`` are
+    the user's; the ``live`` task is declared on each user class, where locust finds tasks.
+    """
 
     environment: Any
     world: World
     members: list[VirtualUser]
     behaviours: gevent.pool.Group | None
 
-    def _setup_group(self) -> None:
+    def on_start(self) -> None:
         world = self.world
         self.members = world.new_group()
         self.behaviours = None
@@ -334,7 +338,7 @@ class _GroupMixin:
         world.finished.wait()
         gevent.sleep(IDLE_S)
 
-    def _stop_group(self) -> None:
+    def on_stop(self) -> None:
         if self.behaviours is not None:
             self.behaviours.kill(block=True, timeout=2.0)
         if self.world.interactive:
@@ -352,12 +356,6 @@ class HttpGroupUser(_GroupMixin, FastHttpUser):
         self.network_timeout = self.connection_timeout = self.world.spec.timeout_s
         super().__init__(environment)
 
-    def on_start(self) -> None:
-        self._setup_group()
-
-    def on_stop(self) -> None:
-        self._stop_group()
-
     @task
     def live(self) -> None:
         self._live()
@@ -369,12 +367,6 @@ class WsGroupUser(_GroupMixin, User):
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
         self.world = _world(environment)
-
-    def on_start(self) -> None:
-        self._setup_group()
-
-    def on_stop(self) -> None:
-        self._stop_group()
 
     @task
     def live(self) -> None:
