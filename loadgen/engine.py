@@ -29,6 +29,7 @@ from loadgen.realtime.replies import check_echo_reply
 from loadgen.realtime.samples import echo_sample
 from loadgen.schema import WS_TRANSPORTS
 from loadgen.shares import my_connections
+from loadgen.timeline import run_phases, sleep_until
 from loadgen.wire import WireCounter, counting
 from servers import protocol
 
@@ -49,16 +50,6 @@ class EngineStats:
     drained_ns: int = 0
     cancelled_in_flight: int = 0
     errors_by_code: dict[str, int] = field(default_factory=dict)
-
-
-async def _sleep_until(deadline_ns: int) -> None:
-    """Sleep until ``clock() >= deadline_ns``.
-
-    Event-loop timers can fire early (uvloop's have whole-millisecond resolution
-    and a cached "now"), so sleep again for whatever is left.
-    """
-    while (remaining := deadline_ns - clock()) > 0:
-        await asyncio.sleep(remaining / NS_PER_S)
 
 
 async def run_cell(
@@ -139,7 +130,7 @@ async def run_cell(
                         if intended >= end:
                             break
                         if intended > now:
-                            await _sleep_until(intended)
+                            await sleep_until(intended)
                     else:
                         if now >= end:
                             break
@@ -202,17 +193,7 @@ async def run_cell(
             finally:
                 await client.close()
 
-    async def phases() -> None:
-        await _sleep_until(warmup_end)
-        stats.measure_started_ns = clock()
-        if on_phase:
-            on_phase("measure")
-        await _sleep_until(end)
-        stats.ended_ns = clock()
-        if on_phase:
-            on_phase("drain")
-
-    phase_task = asyncio.create_task(phases())
+    phase_task = asyncio.create_task(run_phases(warmup_end, end, stats, on_phase))
     # Pacers cover every connection of the cell; this process runs its share of them.
     tasks = [asyncio.create_task(conn_loop(i)) for i in my_connections(spec)]
     deadline = spec.warmup_s + spec.duration_s + spec.timeout_s + 1.0

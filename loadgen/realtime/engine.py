@@ -47,6 +47,7 @@ from loadgen.realtime.tracker import Tracker
 from loadgen.realtime.users import Endpoint, VirtualUser
 from loadgen.realtime.visits import time_on_site_report, visits_ms
 from loadgen.shares import id_counter, my_groups, tag
+from loadgen.timeline import run_phases, sleep_until
 from servers.protocol import make_payload
 
 clock = time.perf_counter_ns
@@ -65,19 +66,6 @@ async def _bounded(coros: list[Awaitable[Any]], limit: int) -> list[Any]:
     return await asyncio.gather(*(one(c) for c in coros), return_exceptions=True)
 
 
-async def _sleep_until(deadline_ns: int, stop: asyncio.Event | None = None) -> bool:
-    """Sleep until ``deadline_ns``; False if ``stop`` was set first."""
-    while (remaining := deadline_ns - clock()) > 0:
-        if stop is None:
-            await asyncio.sleep(remaining / NS_PER_S)
-        else:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), remaining / NS_PER_S)
-            if stop.is_set():
-                return False
-    return True
-
-
 class Stage(StageCore):
     """The shared stage, run with asyncio: each behaviour a task."""
 
@@ -88,7 +76,7 @@ class Stage(StageCore):
         try:
             match step:
                 case schedule.SleepUntil(deadline_ns):
-                    return await _sleep_until(deadline_ns, self.stop)
+                    return await sleep_until(deadline_ns, self.stop)
                 case schedule.Pause(seconds):
                     await asyncio.sleep(seconds)
                 case schedule.Act(user, op, payload):
@@ -245,17 +233,7 @@ async def run_realtime(
     behaviours += publisher_behaviours(stage, list(publishers), notification_rate, subscribers)
     tasks = [asyncio.create_task(stage.run(steps)) for steps in behaviours]
 
-    async def phases() -> None:
-        await _sleep_until(warmup_end[0])
-        stats.measure_started_ns = clock()
-        if on_phase:
-            on_phase("measure")
-        await _sleep_until(end)
-        stats.ended_ns = clock()
-        if on_phase:
-            on_phase("drain")
-
-    await phases()
+    await run_phases(warmup_end[0], end, stats, on_phase)
     stop.set()
     await asyncio.wait(tasks, timeout=stop_grace_s(spec.timeout_s, params, bool(churners)))
     for task in tasks:
