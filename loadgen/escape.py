@@ -117,3 +117,22 @@ def csv_writer(fh: IO[str], **kwargs: Any) -> Any:
 def term_text(text: object) -> str:
     """``text`` for rich output: ``[...]`` shown as is, never read as markup."""
     return _rich_escape(str(text))
+
+
+#: C0 and C1 control characters (ESC among them): a name holding one could move the
+#: cursor, recolour or clear the terminal, or break a table row in two.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def term_plain(text: object) -> str:
+    """``text`` with every control character shown as ``\\xNN``, on one line.
+
+    For a :class:`rich.text.Text` (which reads no markup): ``Text(term_plain(cell))``.
+    """
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
+def term_name(text: object) -> str:
+    """A name for a rich markup string: control characters visible (:func:`term_plain`)
+    and ``[...]`` shown as is: ``console.print(f"ok {term_name(path)}")``."""
+    return _rich_escape(term_plain(text))

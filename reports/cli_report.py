@@ -19,6 +19,7 @@ from reports.markdown import REPORT_FILE, SUMMARY_FILE, VERDICT_CSV, write_outpu
 from reports.matrix import MATRIX_CSV
 from reports.stats import sweep_table
 from reports.table import print_summary, print_warnings, sweep_rich_table, verdict_rich_table
+from reports.termfit import print_fitting
 from reports.verdict import headline_lines, verdict_table
 
 __all__ = ["MATRIX_CSV", "REPORT_FILE", "SUMMARY_FILE", "VERDICT_CSV", "report"]
@@ -49,12 +50,18 @@ def report(dirs: list[Path], out: Path | None = None, console: Console | None = 
         console.print(f"Verdict: {line}", markup=False, highlight=False)
     warnings = print_summary(run, console, warnings=False)
     if not verdicts.empty:
-        console.print(verdict_rich_table(verdicts))
+        print_fitting(
+            console,
+            [
+                lambda: [verdict_rich_table(verdicts)],
+                lambda: [verdict_rich_table(verdicts, narrow=True)],
+            ],
+        )
     else:
         console.print("No HTTP/WebSocket pair to judge the claim on.", highlight=False)
     sweeps = sweep_table(run.cells)
     if not sweeps.empty:
-        console.print(sweep_rich_table(sweeps))
+        print_fitting(console, [lambda: [sweep_rich_table(sweeps)]])
     print_warnings(warnings, console)
     target = _target(Path(dirs[0]), out)
     written = write_outputs(run, target.parent, html_name=target.name, verdicts=verdicts)

@@ -83,3 +83,24 @@ def fmt_text(value: object) -> str:
     if value is None or (not isinstance(value, str) and as_float(value) is None):
         return MISSING
     return str(value)
+
+
+def fmt_compact(value: object) -> str:
+    """Three significant digits with a k/M/G/T suffix, for narrow terminals:
+    400, 80.5, 0.585, 1.5k, 12.3k, 1.2M. The unit goes in the column header."""
+    v = as_float(value)
+    if v is None:
+        return MISSING
+    if math.isinf(v):
+        return "∞" if v > 0 else "-∞"
+    for suffix in ("", "k", "M", "G"):
+        if abs(v) < 999.5:
+            return f"{v:.3g}{suffix}"
+        v /= 1000
+    return f"{v:.3g}T"
+
+
+def fmt_us_compact(seconds: object) -> str:
+    """Seconds as microseconds, compact: 0.000148 -> 148, 0.00135 -> 1.35k."""
+    v = as_float(seconds)
+    return MISSING if v is None else fmt_compact(v * 1e6)

@@ -22,14 +22,15 @@ from typing import NamedTuple
 import pandas as pd
 from rich import box
 from rich.console import Console
-from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from loadgen.escape import term_plain
 from reports.checks import cell_label, run_warnings
 from reports.floor import floor_notes, floor_table, fmt_multiple
 from reports.fmt import (
     fmt_bytes,
+    fmt_compact,
     fmt_int,
     fmt_ms,
     fmt_pct,
@@ -38,9 +39,11 @@ from reports.fmt import (
     fmt_real,
     fmt_text,
     fmt_us,
+    fmt_us_compact,
 )
 from reports.load import Run
 from reports.stats import delivery_table, realtime_cells, request_cells
+from reports.termfit import print_fitting
 from reports.verdict import (
     CLAIM_RATIO,
     METRICS,
@@ -51,47 +54,106 @@ from reports.verdict import (
 
 
 class SummaryColumn(NamedTuple):
-    """One summary column: header lines, formatter, ``Run.cells`` column, group."""
+    """One summary column: header lines, formatter, ``Run.cells`` column, group, and the
+    header and formatter of the narrow (split) tables (default: the same)."""
 
     header: str
     fmt: Callable[[object], str]
     source: str
     group: str  # how a narrow terminal splits the table: latency/resources(/counts/cost)
+    short: str = ""
+    compact: Callable[[object], str] | None = None
+
+    @property
+    def narrow_header(self) -> str:
+        return self.short or self.header
+
+    @property
+    def narrow_fmt(self) -> Callable[[object], str]:
+        return self.compact or self.fmt
 
 
 #: The summary table's columns after "Cell", in display order.
 SUMMARY_COLUMNS: tuple[SummaryColumn, ...] = (
-    SummaryColumn("Requests", fmt_int, "count", "latency"),
-    SummaryColumn("Errors", fmt_int, "errors", "latency"),
-    SummaryColumn("Throughput\nreq/s", fmt_rate, "throughput_rps", "latency"),
+    SummaryColumn("Requests", fmt_int, "count", "latency", "Reqs", fmt_compact),
+    SummaryColumn("Errors", fmt_int, "errors", "latency", "Errs", fmt_compact),
+    SummaryColumn(
+        "Throughput\nreq/s", fmt_rate, "throughput_rps", "latency", "Rate\nreq/s", fmt_compact
+    ),
     SummaryColumn("p50\nms", fmt_ms, "p50_ms", "latency"),
     SummaryColumn("p99\nms", fmt_ms, "p99_ms", "latency"),
     SummaryColumn("p99.9\nms", fmt_ms, "p99_9_ms", "latency"),
     SummaryColumn("max\nms", fmt_ms, "max_ms", "latency"),
     SummaryColumn("Client\nCPU %", fmt_pct, "cpu_util_client", "resources"),
-    SummaryColumn("Server CPU\nµs/req", fmt_us, "cpu_s_per_request_server", "resources"),
-    SummaryColumn("Client CPU\nµs/req", fmt_us, "cpu_s_per_request_client", "resources"),
-    SummaryColumn("Bytes/req\nsent", fmt_bytes, "bytes_per_request_sent", "resources"),
-    SummaryColumn("Bytes/req\nreceived", fmt_bytes, "bytes_per_request_received", "resources"),
+    SummaryColumn(
+        "Server CPU\nµs/req",
+        fmt_us,
+        "cpu_s_per_request_server",
+        "resources",
+        "Srv CPU\nµs/req",
+        fmt_us_compact,
+    ),
+    SummaryColumn(
+        "Client CPU\nµs/req",
+        fmt_us,
+        "cpu_s_per_request_client",
+        "resources",
+        "Cli CPU\nµs/req",
+        fmt_us_compact,
+    ),
+    SummaryColumn(
+        "Bytes/req\nsent",
+        fmt_bytes,
+        "bytes_per_request_sent",
+        "resources",
+        "Sent\nB/req",
+        fmt_compact,
+    ),
+    SummaryColumn(
+        "Bytes/req\nreceived",
+        fmt_bytes,
+        "bytes_per_request_received",
+        "resources",
+        "Recv\nB/req",
+        fmt_compact,
+    ),
 )
 
 
 #: The delivery table's columns after "Cell" (real-time cells), in display order; sources
 #: are columns of :func:`reports.stats.delivery_table`.
 DELIVERY_SUMMARY_COLUMNS: tuple[SummaryColumn, ...] = (
-    SummaryColumn("Delivery", fmt_text, "delivery", "latency"),
+    SummaryColumn("Delivery", fmt_text, "delivery", "latency", "Mode"),
     SummaryColumn("Delivery\np50 ms", fmt_ms, "delivery_p50_ms", "latency"),
     SummaryColumn("Delivery\np99 ms", fmt_ms, "delivery_p99_ms", "latency"),
     SummaryColumn("Delivery\nmax ms", fmt_ms, "delivery_max_ms", "latency"),
-    SummaryColumn("Expected", fmt_int, "deliveries_expected", "counts"),
-    SummaryColumn("Delivered", fmt_int, "deliveries_delivered", "counts"),
-    SummaryColumn("Lost", fmt_int, "deliveries_lost", "counts"),
-    SummaryColumn("Dup", fmt_int, "deliveries_duplicated", "counts"),
-    SummaryColumn("Out of\norder", fmt_int, "deliveries_out_of_order", "counts"),
-    SummaryColumn("Bytes\nper msg", fmt_bytes, "bytes_per_useful_message", "cost"),
-    SummaryColumn("Requests\nper msg", fmt_real, "requests_per_useful_message", "cost"),
-    SummaryColumn("Server CPU\nµs/msg", fmt_us, "cpu_s_per_useful_message_server", "cost"),
-    SummaryColumn("Client CPU\nµs/msg", fmt_us, "cpu_s_per_useful_message_client", "cost"),
+    SummaryColumn("Expected", fmt_int, "deliveries_expected", "counts", "", fmt_compact),
+    SummaryColumn("Delivered", fmt_int, "deliveries_delivered", "counts", "", fmt_compact),
+    SummaryColumn("Lost", fmt_int, "deliveries_lost", "counts", "", fmt_compact),
+    SummaryColumn("Dup", fmt_int, "deliveries_duplicated", "counts", "", fmt_compact),
+    SummaryColumn("Out of\norder", fmt_int, "deliveries_out_of_order", "counts", "", fmt_compact),
+    SummaryColumn(
+        "Bytes\nper msg", fmt_bytes, "bytes_per_useful_message", "cost", "B/msg", fmt_compact
+    ),
+    SummaryColumn(
+        "Requests\nper msg", fmt_real, "requests_per_useful_message", "cost", "Req/\nmsg"
+    ),
+    SummaryColumn(
+        "Server CPU\nµs/msg",
+        fmt_us,
+        "cpu_s_per_useful_message_server",
+        "cost",
+        "Srv CPU\nµs/msg",
+        fmt_us_compact,
+    ),
+    SummaryColumn(
+        "Client CPU\nµs/msg",
+        fmt_us,
+        "cpu_s_per_useful_message_client",
+        "cost",
+        "Cli CPU\nµs/msg",
+        fmt_us_compact,
+    ),
     SummaryColumn("Empty\npolls", fmt_pct, "empty_poll_ratio", "cost"),
 )
 
@@ -152,10 +214,11 @@ def summary_table(run: Run) -> Table:
 
 
 def summary_tables_narrow(run: Run) -> list[Table]:
-    """The echo summary split in two tables (latency, resources) for narrow terminals."""
+    """The echo summary split in two tables (latency, resources) for narrow terminals,
+    with short headers (a legend under each table) and compact numbers."""
     cells = request_cells(run.cells)
     return [
-        _summary_table(run, cells, _group(SUMMARY_COLUMNS, group), f" — {group}")
+        _summary_table(run, cells, _group(SUMMARY_COLUMNS, group), f" — {group}", narrow=True)
         for group in ("latency", "resources")
     ]
 
@@ -169,7 +232,7 @@ def delivery_tables_narrow(run: Run) -> list[Table]:
     """The delivery summary split in three tables (latency, counts, cost) for narrow
     terminals."""
     return [
-        _delivery_table(run, _group(DELIVERY_SUMMARY_COLUMNS, group), f" — {group}")
+        _delivery_table(run, _group(DELIVERY_SUMMARY_COLUMNS, group), f" — {group}", narrow=True)
         for group in ("latency", "counts", "cost")
     ]
 
@@ -205,17 +268,22 @@ def print_summary(run: Run, console: Console | None = None, *, warnings: bool = 
 
     The request table lists echo cells (it is printed also when the run has no cells), the
     delivery table real-time cells, the time-on-site table activity cells. A table wider
-    than the console is printed in parts (two for requests, three for deliveries) so no
-    number is cut. Returns the warning lines (printed unless ``warnings=False``).
+    than the console is printed in parts (two for requests, three for deliveries) with
+    short headers and compact numbers, and one block per cell if the parts are still too
+    wide (:mod:`reports.termfit`), so no number is cut. Returns the warning lines
+    (printed unless ``warnings=False``).
     """
     console = console or Console()
     live = realtime_cells(run.cells)
     if len(live) < len(run.cells) or run.cells.empty:
-        _print_fitting(console, summary_table(run), lambda: summary_tables_narrow(run))
+        print_fitting(console, [lambda: [summary_table(run)], lambda: summary_tables_narrow(run)])
     if not live.empty:
-        _print_fitting(console, delivery_summary_table(run), lambda: delivery_tables_narrow(run))
+        print_fitting(
+            console,
+            [lambda: [delivery_summary_table(run)], lambda: delivery_tables_narrow(run)],
+        )
     if not activity_cells(run).empty:
-        console.print(activity_summary_table(run))
+        print_fitting(console, [lambda: [activity_summary_table(run)]])
     print_floor(run, console)
     lines = run_warnings(run)
     if warnings:
@@ -231,7 +299,7 @@ def print_floor(run: Run, console: Console | None = None) -> None:
         return
     console = console or Console()
     for note in notes:
-        console.print(Text(note))
+        console.print(Text(term_plain(note)))
     rows = floor_table(run)
     if rows.empty:
         return
@@ -243,27 +311,26 @@ def print_floor(run: Run, console: Console | None = None) -> None:
     for _, r in rows.iterrows():
         name = f"{r['run_id']}: {r['cell']}" if multi else str(r["cell"])
         table.add_row(
-            Text(name), fmt_ms(r["p50_ms"]), fmt_ms(r["floor_p50_ms"]), fmt_multiple(r["multiple"])
+            Text(term_plain(name)),
+            fmt_ms(r["p50_ms"]),
+            fmt_ms(r["floor_p50_ms"]),
+            fmt_multiple(r["multiple"]),
         )
-    console.print(table)
-
-
-def _print_fitting(console: Console, table: Table, narrow: Callable[[], list[Table]]) -> None:
-    natural = Measurement.get(console, console.options.update(max_width=100_000), table)
-    if natural.maximum <= console.width:
-        console.print(table)
-    else:
-        for part in narrow():
-            console.print(part)
+    print_fitting(console, [lambda: [table]])
 
 
 def _group(columns: Sequence[SummaryColumn], group: str) -> tuple[SummaryColumn, ...]:
     return tuple(c for c in columns if c.group == group)
 
 
-def _rows(run: Run, cells: pd.DataFrame, columns: Sequence[SummaryColumn]) -> list[list[str]]:
+def _rows(
+    run: Run, cells: pd.DataFrame, columns: Sequence[SummaryColumn], narrow: bool = False
+) -> list[list[str]]:
     return [
-        [cell_label(run, row), *(c.fmt(row.get(c.source)) for c in columns)]
+        [
+            cell_label(run, row),
+            *((c.narrow_fmt if narrow else c.fmt)(row.get(c.source)) for c in columns),
+        ]
         for _, row in cells.iterrows()
     ]
 
@@ -287,7 +354,7 @@ def _ratio_table(ratios: pd.DataFrame, title: str, extra: Sequence[str]) -> Tabl
         values += [str(row["http_cell"]), str(row["ws_cell"])]
         values += [fmt_text(row[c]) for c in extra]
         values += [fmt_ratio(row[c]) for c in ratio_cols]
-        table.add_row(*(Text(v) for v in values))
+        table.add_row(*(Text(term_plain(v)) for v in values))
     return table
 
 
@@ -300,36 +367,66 @@ def _ratio_label(col: str) -> str:
     return prefix + stem.replace("_", ".")
 
 
-def _table(title: str) -> Table:
-    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+def _table(title: str, caption: str | None = None) -> Table:
+    # Text, not markup: titles carry scenario and run names.
+    return Table(
+        title=Text(term_plain(title)),
+        title_justify="left",
+        caption=Text(term_plain(caption), style="dim") if caption else None,
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
 
 
 def _summary_table(
-    run: Run, cells: pd.DataFrame, columns: Sequence[SummaryColumn], suffix: str
+    run: Run,
+    cells: pd.DataFrame,
+    columns: Sequence[SummaryColumn],
+    suffix: str,
+    narrow: bool = False,
 ) -> Table:
     title = (
         f"rtbench {run.scenario_name} — run {run.run_id}{suffix} "
         "(latencies corrected for coordinated omission)"
     )
-    return _filled(run, title, cells, columns)
+    return _filled(run, title, cells, columns, narrow)
 
 
-def _delivery_table(run: Run, columns: Sequence[SummaryColumn], suffix: str) -> Table:
+def _delivery_table(
+    run: Run, columns: Sequence[SummaryColumn], suffix: str, narrow: bool = False
+) -> Table:
     title = (
         f"rtbench {run.scenario_name} — run {run.run_id} — deliveries{suffix} "
         "(delivery latency from cause to receipt; costs per useful message)"
     )
-    return _filled(run, title, delivery_table(run.cells), columns)
+    return _filled(run, title, delivery_table(run.cells), columns, narrow)
 
 
-def _filled(run: Run, title: str, cells: pd.DataFrame, columns: Sequence[SummaryColumn]) -> Table:
-    table = _table(title)
+def _filled(
+    run: Run,
+    title: str,
+    cells: pd.DataFrame,
+    columns: Sequence[SummaryColumn],
+    narrow: bool = False,
+) -> Table:
+    table = _table(title, _legend(columns) if narrow else None)
     table.add_column("Cell", overflow="fold", min_width=CELL_MIN_WIDTH)
     for c in columns:
-        table.add_column(c.header, justify="right", no_wrap=True)
-    for values in _rows(run, cells, columns):
-        table.add_row(*(Text(v) for v in values))
+        table.add_column(c.narrow_header if narrow else c.header, justify="right", no_wrap=True)
+    for values in _rows(run, cells, columns, narrow):
+        table.add_row(*(Text(term_plain(v)) for v in values))
     return table
+
+
+def _legend(columns: Sequence[SummaryColumn]) -> str | None:
+    """What the narrow tables' short headers stand for: ``Reqs: Requests; ...``."""
+    pairs = [f"{_flat(c.short)}: {_flat(c.header)}" for c in columns if c.short]
+    return "; ".join(pairs) or None
+
+
+def _flat(header: str) -> str:
+    return header.replace("\n", " ")
 
 
 #: Rich styles per verdict.
@@ -341,19 +438,40 @@ VERDICT_STYLES: dict[str, str] = {
 }
 
 
-def verdict_rich_table(verdicts: pd.DataFrame) -> Table:
+#: The verdict table's metric headers on a narrow terminal (explained in its caption).
+VERDICT_SHORT: dict[str, str] = {
+    "p50": "p50",
+    "p99": "p99",
+    "bytes": "bytes/\nmsg",
+    "cpu": "CPU/\nmsg",
+}
+
+
+def verdict_rich_table(verdicts: pd.DataFrame, *, narrow: bool = False) -> Table:
     """:func:`reports.verdict.verdict_table` output as a rich Table, one row per pair: the
     pair (its condition, the two cells, the clients and any caveats), then per metric the
-    ratio and verdict over the 95 % interval."""
+    ratio and verdict over the 95 % interval. ``narrow=True``: short metric headers
+    (:data:`VERDICT_SHORT`, explained in the caption) and a narrower pair column."""
+    caption = None
+    if narrow:
+        caption = "; ".join(
+            f"{_flat(VERDICT_SHORT[m])}: {label}"
+            for m, label in METRICS.items()
+            if _flat(VERDICT_SHORT[m]) != label.split(" ")[0]
+        )
     table = _table(
         "Verdict: HTTP ÷ WebSocket, then the verdict and the 95% CI — holds if the whole "
-        f"interval is ≥ {CLAIM_RATIO:g}×, refuted if wholly below"
+        f"interval is ≥ {CLAIM_RATIO:g}×, refuted if wholly below",
+        caption,
     )
     wide = verdict_wide(verdicts)
     extras = [c for c in OPTIONAL_CONDITION_COLUMNS if c in wide.columns]
-    table.add_column("Pair (condition, cells, clients)", overflow="fold", min_width=38)
-    for label in METRICS.values():
-        table.add_column(label.replace(" per ", "\nper "), justify="right", no_wrap=True)
+    table.add_column(
+        "Pair (condition, cells, clients)", overflow="fold", min_width=None if narrow else 38
+    )
+    for metric, label in METRICS.items():
+        header = VERDICT_SHORT[metric] if narrow else label.replace(" per ", "\nper ")
+        table.add_column(header, justify="right", no_wrap=True)
     for _, r in wide.iterrows():
         condition = " · ".join(
             [
@@ -364,13 +482,13 @@ def verdict_rich_table(verdicts: pd.DataFrame) -> Table:
             ]
         )
         pair = Text.assemble(
-            (condition, "dim"),
-            f"\n{r['http_cell']}\n÷ {r['ws_cell']}\n",
-            (str(r["pairing"]), "bold" if r["same_client"] else ""),
+            (term_plain(condition), "dim"),
+            f"\n{term_plain(r['http_cell'])}\n÷ {term_plain(r['ws_cell'])}\n",
+            (term_plain(r["pairing"]), "bold" if r["same_client"] else ""),
             (" (same client)" if r["same_client"] else " (mixed)", "dim"),
         )
         if r["caveats"]:
-            pair.append(f"\n{r['caveats']}", style="yellow")
+            pair.append(f"\n{term_plain(r['caveats'])}", style="yellow")
         values: list[Text] = [pair]
         for metric in METRICS:
             verdict = str(r[f"{metric}_verdict"])
@@ -406,7 +524,7 @@ def sweep_rich_table(sweeps: pd.DataFrame) -> Table:
     for _, s in sweeps.iterrows():
         top, failing = s["max_rate"], s["first_failing_rate"]
         table.add_row(
-            Text((f"{s['run_id']}: " if multi else "") + str(s["sweep_group"])),
+            Text(term_plain((f"{s['run_id']}: " if multi else "") + str(s["sweep_group"]))),
             Text(
                 f"{s['slo_p99_ms']:g} ms" + (" (default)" if s["slo_source"] == "default" else "")
             ),
