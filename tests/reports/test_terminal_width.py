@@ -67,9 +67,7 @@ def test_echo_report_fits_and_keeps_every_figure(
 
 
 @pytest.mark.parametrize("width", [40, 80])
-def test_hostile_names_are_text_at_any_width(
-    hostile_dir: Path, tmp_path: Path, width: int
-) -> None:
+def test_hostile_names_are_text_at_any_width(hostile_dir: Path, tmp_path: Path, width: int) -> None:
     out = _report([hostile_dir], width, tmp_path)
     assert "\x1b" not in out and "\t" not in out
     # markup kept literally, control characters visible; a name column is 16 or wider
