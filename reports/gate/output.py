@@ -16,11 +16,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from loadgen.escape import md_block, md_code, md_text
+from loadgen.escape import md_block, md_code, md_text, term_name, term_plain
 from reports.gate.baseline import BASELINES_DIR, BaselineError, resolve_run
 from reports.gate.compare import (
     ERROR,
@@ -38,6 +40,7 @@ from reports.gate.compare import (
     load_run,
     parse_specs,
 )
+from reports.termfit import print_fitting
 
 COMPARE_MD = "compare.md"
 COMPARE_JSON = "compare.json"
@@ -105,9 +108,36 @@ def _header(c: Comparison) -> list[str]:
 
 
 def print_comparison(c: Comparison, console: Console) -> None:
-    """The comparison as a rich table, with mismatches, notes and the verdict."""
+    """The comparison as a rich table, with mismatches, notes and the verdict.
+
+    The table is one row per cell and metric when the console is wide enough, else one
+    table per cell (:func:`cell_tables`), else one block per check
+    (:mod:`reports.termfit`).
+    """
     for line in _header(c):
-        console.print(escape(line), highlight=False)
+        console.print(term_name(line), highlight=False)
+    print_fitting(console, [lambda: [comparison_table(c)], lambda: cell_tables(c)])
+    for note, rows in _grouped_notes(c.rows).items():
+        console.print(f"  [dim]{_which(rows, term_name)}:[/] {term_name(note)}", highlight=False)
+    if c.mismatches:
+        style = "yellow" if c.allow_env_mismatch else "bold red"
+        head = "allowed by --allow-env-mismatch" if c.allow_env_mismatch else "not comparable"
+        console.print(f"[{style}]environment or load mismatch ({head}):[/]")
+        for m in c.mismatches:
+            console.print(
+                term_name(f"  {m.what}: baseline {m.baseline!r}, current {m.current!r}"),
+                highlight=False,
+            )
+    for note in c.notes:
+        console.print(f"[dim]note:[/] {term_name(note)}", highlight=False)
+    code = c.exit_code()
+    style = "bold red" if code else ("yellow" if c.regressions else "bold green")
+    console.print(f"[{style}]{term_name(c.verdict())}[/] (exit {code})", highlight=False)
+
+
+def comparison_table(c: Comparison) -> Table:
+    """Every check in one table: cell, metric, both values, change, interval, limit,
+    method and status."""
     level = f"{c.level * 100:g}%"
     table = Table(
         title="rtbench compare", title_justify="left", caption=_METHODS, caption_justify="left"
@@ -123,37 +153,71 @@ def print_comparison(c: Comparison, console: Console) -> None:
         ("method", "left"),
         ("status", "left"),
     ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        table.add_column(
+            name,
+            justify=justify,  # type: ignore[arg-type]
+            no_wrap=name != "cell",
+            overflow="fold" if name == "cell" else "ellipsis",
+        )
     for row in c.rows:
         unit = METRICS[row.metric].unit
         table.add_row(
-            escape(row.cell),
+            Text(term_plain(row.cell)),
             row.metric,
             fmt_value(row.baseline, unit),
             fmt_value(row.current, unit),
             fmt_change(row.change),
             fmt_interval(row),
             _limit(row),
-            f"{row.method} {row.n_baseline}/{row.n_current}" if row.method else "",
-            f"[{_STYLE[row.status]}]{row.status}[/]",
+            _method(row),
+            _status(row),
         )
-    console.print(table)
-    for note, rows in _grouped_notes(c.rows).items():
-        console.print(f"  [dim]{escape(_which(rows, str))}:[/] {escape(note)}", highlight=False)
-    if c.mismatches:
-        style = "yellow" if c.allow_env_mismatch else "bold red"
-        head = "allowed by --allow-env-mismatch" if c.allow_env_mismatch else "not comparable"
-        console.print(f"[{style}]environment or load mismatch ({head}):[/]")
-        for m in c.mismatches:
-            console.print(
-                escape(f"  {m.what}: baseline {m.baseline!r}, current {m.current!r}"),
-                highlight=False,
+    return table
+
+
+def cell_tables(c: Comparison) -> list[Table]:
+    """The checks as one narrow table per cell (titled with the cell's name): the
+    method under the metric, the current value under the baseline, the interval under
+    the change; the methods legend is the last table's caption."""
+    level = f"{c.level * 100:g}%"
+    by_cell: dict[str, list[Row]] = {}
+    for row in c.rows:
+        by_cell.setdefault(row.cell, []).append(row)
+    tables: list[Table] = []
+    for cell, rows in by_cell.items():
+        table = Table(
+            title=Text(term_plain(cell), style="bold"),
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+        )
+        table.add_column("metric\nmethod", no_wrap=True)
+        for name in ("baseline\ncurrent", f"change\n{level} CI", "limit"):
+            table.add_column(name, justify="right", no_wrap=True)
+        table.add_column("status", no_wrap=True)
+        for row in rows:
+            unit = METRICS[row.metric].unit
+            table.add_row(
+                Text.assemble(row.metric, "\n", (_method(row), "dim")),
+                f"{fmt_value(row.baseline, unit)}\n{fmt_value(row.current, unit)}",
+                f"{fmt_change(row.change)}\n{fmt_interval(row)}",
+                _limit(row),
+                _status(row),
             )
-    for note in c.notes:
-        console.print(f"[dim]note:[/] {escape(note)}", highlight=False)
-    code = c.exit_code()
-    style = "bold red" if code else ("yellow" if c.regressions else "bold green")
-    console.print(f"[{style}]{escape(c.verdict())}[/] (exit {code})", highlight=False)
+        tables.append(table)
+    if not tables:
+        return [comparison_table(c)]
+    tables[-1].caption = Text(_METHODS, style="dim")
+    tables[-1].caption_justify = "left"
+    return tables
+
+
+def _method(row: Row) -> str:
+    return f"{row.method} {row.n_baseline}/{row.n_current}" if row.method else ""
+
+
+def _status(row: Row) -> str:
+    return f"[{_STYLE[row.status]}]{row.status}[/]"
 
 
 def _grouped_notes(rows: list[Row]) -> dict[str, list[Row]]:
@@ -300,10 +364,7 @@ def run_compare(
     err: Console | None = None,
 ) -> int:
     """The whole ``rtbench compare`` command; returns its exit code."""
-    if console is None:
-        console = Console()
-        if not console.is_terminal:
-            console = Console(width=max(console.width, 160))  # CI logs: keep the table whole
+    console = console or Console()
     err = err or Console(stderr=True)
     out_dir = out
     try:
@@ -328,5 +389,5 @@ def run_compare(
         return EXIT_ERROR
     print_comparison(comparison, console)
     md, js = write_outputs(comparison, out_dir)
-    err.print(escape(f"wrote {md} and {js}"), highlight=False, soft_wrap=True)
+    err.print(escape(f"wrote {md} and {js}"), highlight=False)
     return comparison.exit_code()

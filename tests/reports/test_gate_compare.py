@@ -830,3 +830,31 @@ def test_compare_md_keeps_hostile_cell_names_inert(tmp_path: Path) -> None:
     html = MarkdownIt("commonmark").enable("table").render(md)
     assert "<img" not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+@pytest.mark.parametrize("columns", [60, 80, 200])
+def test_compare_output_fits_the_terminal_and_keeps_every_figure(
+    tmp_path: Path, columns: int
+) -> None:
+    from reports.gate.output import fmt_change, fmt_value
+
+    hostile = "[bold]http\x1b[2J/aiohttp/keep-alive-with-a-rather-long-name[/bold]"
+    base, cur = two_runs(
+        tmp_path,
+        {hostile: {"latency": latencies(1)}, WS: {"latency": latencies(3)}},
+        {hostile: {"latency": latencies(2, scale=1.3)}, WS: {"latency": latencies(4)}},
+    )
+    result = CliRunner().invoke(
+        app, ["compare", str(base), str(cur), "-r", "p99:+15%"], env={"COLUMNS": str(columns)}
+    )
+    out = result.output
+    assert result.exit_code == EXIT_REGRESSION, out
+    assert max(len(line) for line in out.splitlines()) <= columns
+    assert "\x1b" not in out and "[bold]http\\x1b[2J" in squash(out)
+    for row in rows_of(cur):
+        unit = METRICS[row["metric"]].unit
+        for figure in (fmt_value(row["baseline"], unit), fmt_value(row["current"], unit)):
+            assert figure in out, (row["cell"], figure)
+        assert fmt_change(row["change"]) in out
+    assert "regression" in out
+    assert ("method" in out) and (columns < 200 or "cell" in out)
