@@ -210,6 +210,14 @@ def _execute(
         slo.print_slo(checks, Console())
         slo.write_slo(result.out_dir, checks)
         slo_failed = slo.exit_code(checks) != 0
+    from loadgen.summary import refusal_notes
+
+    refused = refusal_notes(result.summary["cells"])
+    if refused:
+        err.print(
+            f"[yellow]server refusals:[/] {term_text('; '.join(refused))} (see the report's "
+            "warnings)"
+        )
     failed = [c["cell"] for c in result.summary["cells"] if c["status"] != "ok"]
     if failed:
         err.print(

@@ -34,7 +34,7 @@ from loadgen.lifeline import child_setup
 from loadgen.link.command import parse_link_ready_line, relay_command
 from loadgen.link.profiles import LinkProfile
 from loadgen.locust_engine import worker_argv
-from servers.common import parse_ready_line
+from servers.common import parse_ready_line, parse_stats_line
 from servers.realtime.credentials import SECRET_ENV
 
 READY_TIMEOUT_S = 15.0
@@ -355,6 +355,24 @@ def stop_process(child: Child, timeout_s: float = 5.0) -> int | None:
         except ProcessLookupError:
             pass
     return proc.poll()
+
+
+def final_counters(child: Child, timeout_s: float = 2.0) -> dict[str, int] | None:
+    """The counters a stopped server printed on its last stats line
+    (:func:`servers.common.parse_stats_line`), or None when it printed none (killed,
+    crashed, or not a server): ``stop_process(server); final_counters(server)``.
+    Waits at most ``timeout_s`` for the rest of its stdout."""
+    deadline = time.monotonic() + timeout_s
+    found: dict[str, int] | None = None
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = child.lines.get(timeout=left)
+        except queue.Empty:
+            break
+        if line is None:  # end of its stdout
+            break
+        found = parse_stats_line(line) or found
+    return found
 
 
 def log_tail(path: Path, lines: int = 5) -> str:

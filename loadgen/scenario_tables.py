@@ -100,6 +100,9 @@ class ServerSettings(Strict):
     #: WebSocket liveness pings (seconds between them; a client that does not answer is
     #: disconnected). 0 turns them off, for cells whose scenario wants no ping frames.
     ws_ping_interval_s: float = Field(default=DEFAULT_WS_PING_INTERVAL_S, ge=0, le=3600)
+    #: Users who may sign in on the server (``--max-users``); further sign-ins are refused
+    #: and counted (``limit_refusals``). None: the server's default.
+    max_users: int | None = Field(default=None, ge=1, le=10_000_000)
 
     @model_validator(mode="after")
     def _check_ping(self) -> ServerSettings:

@@ -115,6 +115,10 @@ def family(transport: str) -> str:
 
 #: Delivery counters of a real-time cell (``summary.json`` ``deliveries``); ``gaps``: times
 #: a reader fell behind the server's inbox retention (its skipped items are lost).
+#: The server's own counts of what it refused (its ``stats`` counters), per cell and
+#: repeat in summary.json; None where the server did not report them.
+REFUSAL_COUNTERS: tuple[str, ...] = ("limit_refusals", "unknown_recipients")
+
 DELIVERY_COUNTS: tuple[str, ...] = (
     "expected",
     "delivered",

@@ -17,7 +17,13 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from loadgen.recorder import decode_histogram, new_histogram
-from loadgen.schema import DELIVERY_COUNTS, PERCENTILES, SCHEMA_VERSION, family
+from loadgen.schema import (
+    DELIVERY_COUNTS,
+    PERCENTILES,
+    REFUSAL_COUNTERS,
+    SCHEMA_VERSION,
+    family,
+)
 
 NS_PER_MS = 1e6
 
@@ -75,7 +81,24 @@ def _repeat_stats(part: dict[str, Any]) -> dict[str, Any]:
         },
         "send_lag_p99_ms": part.get("send_lag_p99_ms"),
         "loop": part.get("loop"),
+        **{name: (part.get("server_counters") or {}).get(name) for name in REFUSAL_COUNTERS},
     } | {k: v for k, v in realtime.items() if k in REPEAT_REALTIME_KEYS}
+
+
+def _refusals(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The server's refusal counters summed over a cell's repeats (failed ones included:
+    a refusal is often why a repeat failed), and the repeats whose server started but
+    reported nothing (``server_counters_missing``); a total is None when none reported."""
+    started = [p for p in parts if "server_counters" in p]
+    reported = [p["server_counters"] for p in started if p["server_counters"] is not None]
+    totals: dict[str, Any] = {
+        name: sum(c.get(name, 0) for c in reported) if reported else None
+        for name in REFUSAL_COUNTERS
+    }
+    totals["server_counters_missing"] = [
+        p["repeat"] for p in started if p["server_counters"] is None
+    ]
+    return totals
 
 
 def _client_busy(part: dict[str, Any]) -> float | None:
@@ -147,6 +170,7 @@ def cell_summary(cell: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str,
             "received": _ratio(sum(p["bytes_received"] for p in ok_parts), count),
         },
         "errors_by_code": _merge_codes(ok_parts),
+        **_refusals(parts),
         "offered_rps": cell.get("target_rate"),
         "send_lag_ms": {
             "p50": _max(p.get("send_lag_ms", {}).get("p50") for p in ok_parts),
@@ -252,3 +276,14 @@ def build_summary(
         "complete": complete,
         "cells": [cell_summary(c, by_cell[c["cell"]]) for c in cells if by_cell[c["cell"]]],
     }
+
+
+def refusal_notes(cells: list[dict[str, Any]]) -> list[str]:
+    """``"CELL: 3 limit_refusals, 1 unknown_recipients"`` for each summary.json cell whose
+    server refused anything (its counters are non-zero)."""
+    notes = []
+    for cell in cells:
+        counts = [f"{cell[name]} {name}" for name in REFUSAL_COUNTERS if cell.get(name)]
+        if counts:
+            notes.append(f"{cell['cell']}: {', '.join(counts)}")
+    return notes

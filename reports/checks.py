@@ -46,7 +46,9 @@ def run_warnings(
     request is :data:`~reports.floor.CLIENT_CPU_RATIO` times the server's or more, and for
     real-time cells:
     lost or duplicated deliveries, no useful message, slow-consumer closes, reconnects, and
-    deliveries missing from deliveries.parquet. A real-time cell's ``count`` covers actions
+    deliveries missing from deliveries.parquet; and for every cell, requests its server
+    refused (``limit_refusals``, ``unknown_recipients``) or repeats whose server did not
+    report those counters. A real-time cell's ``count`` covers actions
     (send, publish, activity) only, so it is not flagged for having no requests when items
     were delivered.
     """
@@ -85,6 +87,7 @@ def run_warnings(
             )
         if problems:
             lines.append(f"cell {cell_label(run, row)} had errors: {', '.join(problems)}")
+        lines += _refusal_warnings(run, row)
         if live[i]:
             lines += _delivery_warnings(run, row)
     saturated = []
@@ -230,6 +233,36 @@ def cell_caveats(
 
 def _label(run: Run, run_id: object, cell: object) -> str:
     return f"{run_id}: {cell}" if len(run.runs) > 1 else str(cell)
+
+
+def _refusal_warnings(run: Run, row: pd.Series) -> list[str]:
+    """What the server of a cell refused or could not route, by its own counters, and
+    repeats whose server never reported them."""
+    label = cell_label(run, row)
+    lines = []
+    refused = as_float(row.get("limit_refusals"))
+    if refused:
+        lines.append(
+            f"the server refused {fmt_int(refused)} requests at its limits in cell {label} "
+            "(limit_refusals: users, rooms, topics, subscriptions or watch lists over the "
+            "server's maximum): less load was served than the scenario asked for; raise "
+            "the limit (e.g. [server] max_users) or lower the load"
+        )
+    unknown = as_float(row.get("unknown_recipients"))
+    if unknown:
+        lines.append(
+            f"{fmt_int(unknown)} messages in cell {label} were addressed to users the server "
+            "did not know (unknown_recipients) and were refused: check that every recipient "
+            "signs in before it is sent to"
+        )
+    missing = row.get("server_counters_missing")
+    if isinstance(missing, list | tuple | np.ndarray) and len(missing):
+        shown = ", ".join(str(r) for r in missing)
+        lines.append(
+            f"the server of cell {label} did not report its counters in repeat(s) {shown}, "
+            "so its refusals there are unknown (it was killed or crashed: see logs/)"
+        )
+    return lines
 
 
 def _delivery_warnings(run: Run, row: pd.Series) -> list[str]:

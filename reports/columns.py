@@ -30,7 +30,7 @@ Call ``latency_col("p99.9")`` -> ``"p99_9_ms"``; ``latency_col("p50", corrected=
 
 from __future__ import annotations
 
-from loadgen.schema import DELIVERY_COUNTS
+from loadgen.schema import DELIVERY_COUNTS, REFUSAL_COUNTERS
 
 #: Latency statistics in summary.json, in display order.
 LATENCY_LABELS: tuple[str, ...] = ("p50", "p90", "p99", "p99.9", "max")
@@ -105,6 +105,7 @@ INT_COLUMNS: tuple[str, ...] = (
     *DELIVERY_COUNT_COLUMNS,
     *REALTIME_COUNT_COLUMNS,
     "activity_users",
+    *REFUSAL_COUNTERS,
 )
 
 #: Volume columns.
@@ -181,6 +182,8 @@ CELL_COLUMNS: tuple[str, ...] = (
     *latency_columns(corrected=True),
     *latency_columns(corrected=False),
     *RESOURCE_COLUMNS,
+    # What the server refused (its own counters; missing where it did not report them).
+    *REFUSAL_COUNTERS,
     *REALTIME_COLUMNS,
 )
 
@@ -200,5 +203,6 @@ REPEAT_COLUMNS: tuple[str, ...] = (
     *latency_columns(corrected=True),
     *latency_columns(corrected=False),
     *RESOURCE_COLUMNS,
+    *REFUSAL_COUNTERS,
     *REPEAT_REALTIME_COLUMNS,
 )

@@ -6,10 +6,11 @@ deliberately slower server, to check that ``rtbench compare`` catches it.
 KIND is ``http``, ``ws-aiohttp`` or ``ws-websockets``. Once listening the
 process prints one ``RTBENCH-READY {...}`` line to stdout (see
 :func:`servers.common.parse_ready_line`) and serves until SIGTERM or SIGINT,
-then exits 0. Only loopback hosts are accepted unless ``--allow-non-loopback``
-is given; a refused host exits 2. The kernel link's server address (10.77.0.2)
-is accepted too, but only inside a network namespace rtbench created
-(:func:`servers.common.host_allowed`).
+then prints its counters on one ``RTBENCH-STATS {...}`` line
+(:func:`servers.common.parse_stats_line`) and exits 0. Only loopback hosts are
+accepted unless ``--allow-non-loopback`` is given; a refused host exits 2. The
+kernel link's server address (10.77.0.2) is accepted too, but only inside a
+network namespace rtbench created (:func:`servers.common.host_allowed`).
 
 Sign-in needs each user's key, derived from the secret in
 ``$RTBENCH_SIGNIN_SECRET`` (:mod:`servers.realtime.credentials`). Without
@@ -40,6 +41,7 @@ from servers.common import (
     ServerConfig,
     bind_host,
     format_ready_line,
+    format_stats_line,
     host_allowed,
     host_refusal_note,
     install_signal_handlers,
@@ -213,7 +215,8 @@ async def run(
     hub: Hub | None = None,
     extra_info: Mapping[str, Any] | None = None,
 ) -> None:
-    """Serve ``module`` with ``config``, printing the ready line, until a signal arrives.
+    """Serve ``module`` with ``config``, printing the ready line, until a signal arrives;
+    then print the stats line.
 
     ``extra_info`` adds keys to the ready line.
     """
@@ -238,6 +241,8 @@ async def run(
     try:
         hub = hub if hub is not None else Hub(config.max_message_bytes)
         await module.serve(config, hub, on_ready, stop)
+        # What it refused or could not deliver, for the run's record (see servers.common).
+        print(format_stats_line(hub.realtime.counters), flush=True)
     finally:
         remove_signal_handlers()
 

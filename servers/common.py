@@ -13,6 +13,11 @@ A server started with ``python -m servers`` announces itself with one line
 on stdout; load generators read it with :func:`parse_ready_line`::
 
     RTBENCH-READY {"kind": "http", "host": "127.0.0.1", "port": 43127, ...}
+
+and, once stopped, reports its counters (the ``stats`` operation's, such as
+``limit_refusals``) on one last line, read with :func:`parse_stats_line`::
+
+    RTBENCH-STATS {"messages": 120, "limit_refusals": 0, "unknown_recipients": 0, ...}
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from servers.hub import Hub
 from servers.protocol import DEFAULT_MAX_MESSAGE_BYTES
 
 READY_PREFIX = "RTBENCH-READY "
+STATS_PREFIX = "RTBENCH-STATS "
 
 #: Keys of the JSON object on the ready line, in the order they are printed.
 READY_KEYS = (
@@ -274,17 +280,39 @@ def parse_ready_line(line: str) -> dict[str, Any] | None:
 
     ``parse_ready_line(proc.stdout.readline().decode())["port"]``
     """
+    info = _prefixed_object(line, READY_PREFIX)
+    if info is None or not isinstance(info.get("port"), int):
+        return None
+    return info
+
+
+def format_stats_line(counters: Mapping[str, int]) -> str:
+    """``STATS_PREFIX`` followed by ``counters`` as single-line JSON."""
+    return STATS_PREFIX + json.dumps(dict(counters))
+
+
+def parse_stats_line(line: str) -> dict[str, int] | None:
+    """The counters of a stats line (whole-number values only), or None when ``line``
+    is not one: ``parse_stats_line(last_line)["limit_refusals"]``."""
+    counters = _prefixed_object(line, STATS_PREFIX)
+    if counters is None or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in counters.values()
+    ):
+        return None
+    return counters
+
+
+def _prefixed_object(line: str, prefix: str) -> dict[str, Any] | None:
+    """The JSON object after ``prefix`` on ``line``, or None."""
     line = line.strip()
-    prefix = READY_PREFIX.strip()
+    prefix = prefix.strip()
     if not line.startswith(prefix):
         return None
     try:
-        info = json.loads(line[len(prefix) :])
+        obj = json.loads(line[len(prefix) :])
     except ValueError:
         return None
-    if not isinstance(info, dict) or not isinstance(info.get("port"), int):
-        return None
-    return info
+    return obj if isinstance(obj, dict) else None
 
 
 def loop_factory(

@@ -59,6 +59,7 @@ E2E_TESTS = frozenset(
         "test_sigterm_during_a_kernel_link_run_removes_the_namespaces",
         "test_rtbench_report_writes_the_matrix_for_a_two_link_run",
         "test_a_killed_child_fails_its_repeat_only",
+        "test_a_server_too_small_for_its_users_has_its_refusals_reported",
         "test_a_stalled_server_shows_in_the_corrected_latency",
         "test_messaging_sse_two_local_workers",
         "test_worker_dying_mid_run_keeps_the_others_results",

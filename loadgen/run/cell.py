@@ -17,9 +17,12 @@ from loadgen.scenario import RunCell, Scenario
 
 
 def server_args(scenario: Scenario) -> list[str]:
-    """Server command-line options: test delay, WebSocket pings, real-time settings."""
+    """Server command-line options: test delay, WebSocket pings, user limit, real-time
+    settings."""
     delay = ["--delay-ms", str(d)] if (d := scenario.server.delay_ms) else []
     delay += ["--ws-ping-interval", str(scenario.server.ws_ping_interval_s)]
+    if scenario.server.max_users is not None:
+        delay += ["--max-users", str(scenario.server.max_users)]
     rt = scenario.realtime
     if rt is None:
         return delay

@@ -26,6 +26,7 @@ from loadgen.procs import (
     Child,
     Placement,
     ProcessFailed,
+    final_counters,
     start_link,
     start_server,
     start_worker,
@@ -288,6 +289,8 @@ class RepeatRunner:
                 if server is not None:
                     code = stop_process(server)
                     base["server_exit_code"] = code
+                    # Refusals and the like, counted by the server (None if it said nothing).
+                    base["server_counters"] = final_counters(server)
 
     def _merged(
         self, spec: CellRun, prefixes: list[Path], prefix: Path, first: dict[str, Any]

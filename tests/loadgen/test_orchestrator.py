@@ -174,6 +174,9 @@ def test_summary_json(finished_run: tuple[Path, Path]) -> None:
         assert bpr["received"] == pytest.approx(
             sum(r["bytes_received"] for r in measured) / len(measured)
         )
+        # Every repeat's server reported its counters when it stopped: nothing refused.
+        assert (cell["limit_refusals"], cell["unknown_recipients"]) == (0, 0)
+        assert cell["server_counters_missing"] == []
         per_repeat = cell["per_repeat"]
         assert len(per_repeat) == 2
         assert [p["repeat"] for p in per_repeat] == [0, 1]
@@ -181,6 +184,7 @@ def test_summary_json(finished_run: tuple[Path, Path]) -> None:
         for p in per_repeat:
             assert p["throughput_rps"] > 0
             assert list(p["latency_ms"]) == LATENCY_KEYS
+            assert (p["limit_refusals"], p["unknown_recipients"]) == (0, 0)
     # WebSocket frames carry a few bytes of overhead; HTTP carries a request line and headers.
     assert (
         cells[WS_CELL]["bytes_per_request"]["sent"] < cells[HTTP_CELL]["bytes_per_request"]["sent"]
@@ -378,3 +382,38 @@ def test_meta_records_the_harness_floor(finished_run: tuple[Path, Path]) -> None
     assert floor["server_cpus"] == placement.server_cpus
     assert floor["client_cpus"] == placement.client_cpus
     assert floor["loop"] == "uvloop"
+
+
+SMALL_SERVER = """\
+[scenario]
+name = "small-server"
+workload = "messaging"
+repeats = 1
+duration_s = 0.5
+warmup_s = 0.2
+timeout_s = 2
+placement = "split"
+
+[server]
+max_users = 6
+
+[realtime]
+users = 8
+group_size = 4
+message_rate = 1.0
+drain_s = 0.5
+""" + cells_toml("ws-aiohttp/aiohttp")
+
+
+def test_a_server_too_small_for_its_users_has_its_refusals_reported(tmp_path: Path) -> None:
+    scenario = tmp_path / "small.toml"
+    scenario.write_text(SMALL_SERVER)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(scenario), "--out", str(out), "--no-progress"])
+    assert result.exit_code == 1, result.output  # the repeat failed: users could not sign in
+    (cell,) = read_json(out / SUMMARY_FILE)["cells"]
+    assert cell["limit_refusals"] == 2  # the two users past max_users
+    assert cell["unknown_recipients"] == 0
+    assert "server refusals:" in result.output and "2 limit_refusals" in result.output
+    html = (out / "report.html").read_text()
+    assert "the server refused 2 requests at its limits in cell ws-aiohttp" in html

@@ -14,7 +14,13 @@ import pytest
 
 from loadgen.link.command import relay_command
 from loadgen.link.profiles import resolve_profile
-from loadgen.procs import schedstat_seconds, start_link, start_process, stop_process
+from loadgen.procs import (
+    final_counters,
+    schedstat_seconds,
+    start_link,
+    start_process,
+    stop_process,
+)
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux /proc")
 
@@ -79,6 +85,27 @@ def test_start_process_pins_the_program_and_reads_its_lines(tmp_path: Path) -> N
     assert lines == [str([cpu])]
     assert child.cpus == [cpu]
     assert (tmp_path / "probe.log").read_text() == "oops"
+
+
+@pytest.mark.parametrize(
+    ("printed", "counters"),
+    [
+        # The last stats line counts; other lines are not counters.
+        (
+            ['RTBENCH-STATS {"limit_refusals": 1}', "x", 'RTBENCH-STATS {"limit_refusals": 2}'],
+            {"limit_refusals": 2},
+        ),
+        (["RTBENCH-READY {}", "RTBENCH-STATS {"], None),  # malformed: unknown, not zero
+        ([], None),  # killed before it could say anything
+    ],
+)
+def test_final_counters_reads_the_last_stats_line(
+    tmp_path: Path, printed: list[str], counters: dict[str, int] | None
+) -> None:
+    script = f"for line in {printed!r}: print(line)"
+    child = start_process("server", [sys.executable, "-c", script], None, tmp_path / "s.log")
+    assert child.proc.wait(timeout=10) == 0
+    assert final_counters(child, timeout_s=10) == counters
 
 
 def test_start_link_runs_the_relay_command_and_reads_its_ready_line(tmp_path: Path) -> None:

@@ -242,6 +242,12 @@ INVALID = [
         "greater than or equal to 0",
         id="ws-ping-negative",
     ),
+    pytest.param(
+        (None, "\n[server]\nmax_users = 0\n"),
+        "server.max_users",
+        "greater than or equal to 1",
+        id="max-users-zero",
+    ),
 ]
 
 
@@ -369,3 +375,13 @@ def test_ws_pings_are_on_unless_the_scenario_turns_them_off(tmp_path: Path) -> N
     off = load_scenario(write(tmp_path, VALID + "\n[server]\nws_ping_interval_s = 0\n", "off.toml"))
     assert server_args(off)[-2:] == ["--ws-ping-interval", "0.0"]
     assert off.as_dict()["server"]["ws_ping_interval_s"] == 0.0  # what meta.json records
+
+
+def test_max_users_reaches_the_server_only_when_set(tmp_path: Path) -> None:
+    from loadgen.run.cell import server_args
+
+    default = load_scenario(write(tmp_path, VALID, "default.toml"))
+    assert "--max-users" not in server_args(default)
+    small = load_scenario(write(tmp_path, VALID + "\n[server]\nmax_users = 5\n", "small.toml"))
+    args = server_args(small)
+    assert args[args.index("--max-users") + 1] == "5"

@@ -17,6 +17,8 @@ import aiohttp
 import orjson
 import pytest
 import websockets
+from hypothesis import given
+from hypothesis import strategies as st
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
@@ -25,14 +27,17 @@ from servers.__main__ import MODULES, main
 from servers.common import (
     LINK_SUBNET,
     READY_PREFIX,
+    STATS_PREFIX,
     ServerConfig,
     bind_host,
     format_ready_line,
+    format_stats_line,
     host_allowed,
     is_link_host,
     is_loopback_host,
     link_namespace,
     parse_ready_line,
+    parse_stats_line,
     ws_hard_limit,
 )
 from servers.hub import Hub
@@ -520,7 +525,12 @@ async def test_subprocess_serves_and_stops(kind: str, sig: int) -> None:
                 assert result.envelope["payload"] == "ok"
         code, out, err = await stop_process(proc, sig)
         assert code == 0, err.decode()
-        assert out == b"", "only the ready line goes to stdout"
+        # Stopped, it reports its counters on one last line, and nothing else.
+        lines = out.decode().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(STATS_PREFIX), out
+        counters = parse_stats_line(lines[0])
+        assert counters is not None
+        assert counters["limit_refusals"] == 0 and counters["unknown_recipients"] == 0
     finally:
         if proc.returncode is None:
             proc.kill()
@@ -783,6 +793,30 @@ def test_ready_line_round_trip() -> None:
 )
 def test_parse_ready_line_rejects(line: str) -> None:
     assert parse_ready_line(line) is None
+
+
+@given(st.dictionaries(st.text(min_size=1), st.integers()))
+def test_stats_line_round_trip(counters: dict[str, int]) -> None:
+    line = format_stats_line(counters)
+    assert "\n" not in line
+    assert parse_stats_line(line) == counters
+    assert parse_stats_line(line + "\n") == counters
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "",
+        "RTBENCH-STATS",
+        "RTBENCH-STATS {",
+        "RTBENCH-STATS [1]",
+        'RTBENCH-STATS {"limit_refusals": "3"}',
+        'RTBENCH-STATS {"limit_refusals": true}',
+        'RTBENCH-READY {"port": 80}',
+    ],
+)
+def test_parse_stats_line_rejects(line: str) -> None:
+    assert parse_stats_line(line) is None
 
 
 def test_server_config_validation() -> None:
