@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 from loadgen.clients.kinds import LEAN
-from loadgen.escape import term_text
+from loadgen.escape import term_name, term_text
 from loadgen.scenario import (
     Scenario,
     ScenarioError,
@@ -185,8 +185,8 @@ def _execute(
         )
         raise typer.Exit(2)
     err.print(
-        f"running [bold]{spec.name}[/]: {len(spec.run_cells())} cells x {spec.scenario.repeats} "
-        f"repeats, at least {spec.estimated_seconds():.0f}s"
+        f"running [bold]{term_name(spec.name)}[/]: {len(spec.run_cells())} cells x "
+        f"{spec.scenario.repeats} repeats, at least {spec.estimated_seconds():.0f}s"
     )
     try:
         result = run_scenario(
@@ -275,7 +275,7 @@ def validate(
             err.print(f"[red]invalid[/] {term_text(exc)}", highlight=False)
             continue
         cells, seconds = len(spec.run_cells()), spec.estimated_seconds()
-        err.print(f"[green]ok[/] {term_text(path)}: {cells} cells, ~{seconds:.0f}s")
+        err.print(f"[green]ok[/] {term_name(path)}: {cells} cells, ~{seconds:.0f}s")
     if bad:
         raise typer.Exit(2)
 
@@ -379,16 +379,13 @@ def baseline_list(
 ) -> None:
     """List saved baselines."""
     from reports.gate.baseline import list_baselines
+    from reports.gate.listing import print_baselines
 
     found = list_baselines(baselines)
     if not found:
         err.print(f"no baselines in {baselines}/", markup=False)
-    for b in found:
-        Console().print(
-            f"{b['name']}: run {b.get('run_id')}, scenario {b.get('scenario')}, "
-            f"saved {b.get('saved_at')}",
-            highlight=False,
-        )
+    else:
+        print_baselines(found, Console())
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from loadgen.environment import collect_environment
 from loadgen.escape import term_text
@@ -37,6 +36,7 @@ from loadgen.procs import plan_placement
 from loadgen.run.cell import cell_identity
 from loadgen.run.files import merge_samples, now, write_json
 from loadgen.run.network import relay_overhead, remove_stale_namespaces
+from loadgen.run.progress import progress_label, run_progress
 from loadgen.run.repeat import RepeatRunner
 from loadgen.run.stop import signals_as_interrupt
 from loadgen.runfolder import claim_run_folder
@@ -112,21 +112,14 @@ def run_scenario(
     order = [(r, c) for r in range(scenario.scenario.repeats) for c in run_cells]
     parts: list[dict[str, Any]] = []
     interrupted = False
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[status]}"),
-        console=console,
-        disable=not show_progress,
-    )
+    progress = run_progress(console, disable=not show_progress)
     links = {n: p["link"] for n, p in network["profiles"].items()} if network else None
     runner = RepeatRunner(scenario, out, placement, progress, engine, locust_workers, links)
     try:
         with signals_as_interrupt(runner.stop), progress:
-            runner.task_id = progress.add_task(scenario.name, total=len(order), status="")
+            runner.task_id = progress.add_task(
+                progress_label(scenario.name), total=len(order), status=""
+            )
             floors = runner.harness_floors(run_cells)
             if floors:
                 meta["harness_floor"] = floors

@@ -70,12 +70,11 @@ def stacked(table: Table, width: int) -> RenderableType:
     labels = [_flat(c.header) for c in table.columns[1:]]
     rows = [list(c.cells) for c in table.columns]
     value_w = max((_width(v) for col in rows[1:] for v in col), default=0)
-    per_line = 1
-    for k in range(len(labels), 1, -1):
-        if _grid_width(_pairs_grid(labels, [["0" * value_w]] * len(labels), 0, k, value_w)) <= (
-            width - _INDENT
-        ):
-            per_line = k
+    sample = [["0" * value_w]] * len(labels)
+    per_line, aligned = 1, False
+    for k in range(len(labels), 0, -1):
+        if _grid_width(_pairs_grid(labels, sample, 0, k, value_w)) <= width - _INDENT:
+            per_line, aligned = k, True
             break
     parts: list[RenderableType] = []
     if table.title:
@@ -83,7 +82,8 @@ def stacked(table: Table, width: int) -> RenderableType:
     for r in range(table.row_count):
         parts.append(_heading(rows[0][r]) if rows else Text())
         if labels:
-            grid = _pairs_grid(labels, rows[1:], r, per_line, value_w)
+            # Values too wide for even one pair a line fold under their own width.
+            grid = _pairs_grid(labels, rows[1:], r, per_line, value_w if aligned else 0)
             parts.append(Padding(grid, (0, 0, 0, _INDENT), expand=False))
     if table.caption:
         parts.append(_as_text(table.caption))
@@ -105,7 +105,9 @@ def _pairs_grid(
     grid = Table.grid(padding=(0, 1), pad_edge=False)
     for i in range(per_line):
         grid.add_column(style="dim", no_wrap=per_line > 1)
-        grid.add_column(justify="right", overflow="fold", min_width=value_w)
+        grid.add_column(
+            justify="right" if value_w else "left", overflow="fold", min_width=value_w or None
+        )
         if i < per_line - 1:
             grid.add_column(width=1)  # the gap between two pairs
     cells: list[RenderableType] = []

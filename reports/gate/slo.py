@@ -24,10 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
+from loadgen.escape import term_plain
 from loadgen.scenario_tables import SloSettings
+from reports.termfit import print_fitting
 
 SLO_FILE = "slo.json"
 
@@ -114,14 +116,23 @@ def print_slo(checks: list[SloCheck], console: Console) -> None:
     """A table of every check (failures first), then one line with the verdict."""
     table = Table(title="SLO (\\[slo] in the scenario)", title_justify="left")
     for name in ("cell", "slo", "value", "limit", "result"):
-        table.add_column(name, justify="right" if name in ("value", "limit") else "left")
+        table.add_column(
+            name,
+            justify="right" if name in ("value", "limit") else "left",
+            no_wrap=name != "cell",
+            overflow="fold" if name == "cell" else "ellipsis",
+        )
     for c in sorted(checks, key=lambda c: c.ok):
         sign = "≤" if c.bound == "max" else "≥"
         result = "[green]ok[/]" if c.ok else "[bold red]VIOLATED[/]"
         table.add_row(
-            escape(c.cell), c.key, _fmt(c.value, c.unit), f"{sign} {_fmt(c.limit, c.unit)}", result
+            Text(term_plain(c.cell)),
+            c.key,
+            _fmt(c.value, c.unit),
+            f"{sign} {_fmt(c.limit, c.unit)}",
+            result,
         )
-    console.print(table)
+    print_fitting(console, [lambda: [table]])
     bad = violations(checks)
     if bad:
         console.print(f"[bold red]SLO violated: {len(bad)} of {len(checks)} checks[/]")

@@ -241,3 +241,14 @@ def test_bad_slo_exits_2_before_running(tmp_path: Path, monkeypatch: pytest.Monk
     result = _run(_scenario(tmp_path, "p99 = 5"), tmp_path / "out")
     assert result.exit_code == 2
     assert "slo.p99" in result.output and not ran
+
+
+def test_table_fits_80_columns_with_a_hostile_cell_name() -> None:
+    hostile = "[red]cell\x1b[2J/with/a/very/long/name/that/keeps/going/and/going[/red]"
+    checks = slo.check_slo(SloSettings(p99_ms=1.0), summary(cell(hostile), cell("fast")))
+    console = Console(record=True, width=80)
+    slo.print_slo(checks, console)
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "\x1b" not in text and "[red]cell\\x1b" in text
+    assert "VIOLATED" in text and "1.2 ms" in text and "≤ 1 ms" in text
