@@ -333,6 +333,73 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: :data:`TABLE_HEADER` for the terminal: units in the header, figures in the cells.
+TERMINAL_HEADER = (
+    "point (server)",
+    "peer",
+    "rtbench client",
+    "p50 µs\npeer",
+    "p50 µs\nclient",
+    "p50\nratio",
+    "p99 µs\npeer / cli",
+    "req/s\npeer",
+    "req/s\nclient",
+    "rate\n% peer",
+    "server CPU %\npeer / cli",
+    "load-gen CPU %\npeer / cli",
+    "others'\nCPU % max",
+)
+
+#: How a narrow terminal splits the table: latency, then rate and CPU (by column index).
+TERMINAL_PARTS = ((0, 1, 2, 3, 4, 5, 6), (0, 2, 7, 8, 9, 10, 11, 12))
+
+
+def terminal_tables(rows: Sequence[dict[str, Any]], parts: Sequence[Sequence[int]]) -> list[Any]:
+    """The ratio rows as rich tables, one per entry of ``parts`` (column indices);
+    names fold, figures stay whole; notes are the last table's caption."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from loadgen.escape import term_plain
+
+    cells = [table_cells(row) for row in rows]
+    notes = [f"{row['group']} {row['client']}: {row['note']}" for row in rows if row["note"]]
+    tables = []
+    for part in parts:
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        for i in part:
+            name = i < 3
+            table.add_column(
+                TERMINAL_HEADER[i],
+                justify="left" if name else "right",
+                no_wrap=not name,
+                overflow="fold",
+            )
+        for row in cells:
+            table.add_row(*(Text(term_plain(row[i])) for i in part))
+        tables.append(table)
+    if notes and tables:
+        tables[-1].caption = Text(term_plain("Notes: " + "; ".join(notes)))
+        tables[-1].caption_justify = "left"
+    return tables
+
+
+def print_terminal_table(rows: Sequence[dict[str, Any]], console: Any = None) -> None:
+    """Print the ratio rows: one table when the console is wide enough, else in two
+    parts (:data:`TERMINAL_PARTS`), else one block per row."""
+    from rich.console import Console
+
+    from reports.termfit import print_fitting
+
+    console = console or Console()
+    full = (tuple(range(len(TERMINAL_HEADER))),)
+    print_fitting(
+        console,
+        [lambda: terminal_tables(rows, full), lambda: terminal_tables(rows, TERMINAL_PARTS)],
+    )
+
+
 # --------------------------------------------------------------------------- running
 
 
@@ -862,12 +929,13 @@ def run_points(
 
 
 def write_results(out: Path, record: dict[str, Any]) -> None:
-    """``peers.json`` and ``peers.md`` in ``out``; the table is printed too."""
+    """``peers.json`` and ``peers.md`` in ``out``; the table is printed too (fitted to
+    the terminal, :func:`print_terminal_table`)."""
     (out / "peers.json").write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
     table = markdown_table(record["ratios"])
     (out / "peers.md").write_text(markdown_report(record, table))
     print()
-    print(table)
+    print_terminal_table(record["ratios"])
     print(f"peers: wrote {out / 'peers.json'} and {out / 'peers.md'}")
 
 

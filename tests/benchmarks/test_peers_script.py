@@ -220,3 +220,27 @@ def test_busiest_others_finds_the_most_disturbed_core(peers: ModuleType) -> None
     assert peers.busiest_others(points) == pytest.approx(42.5)
     assert peers.busiest_others([{"skipped": "not measured"}]) is None
     assert "42 %" in peers.busy_warning(42.4)
+
+
+@pytest.mark.parametrize("width", [60, 80, 240])
+def test_terminal_table_fits_the_console(peers: ModuleType, width: int) -> None:
+    import io
+
+    from rich.console import Console
+
+    group = peers.Group("http-c1", "HTTP keep-alive, 1 connection", "http", 1, "wrk", ("aiohttp",))
+    common = {"count": 100, "server_core_others_pct": 2.0, "client_core_others_pct": 0.5}
+    points = [
+        _point("http-c1", "wrk", 0, p50_us=100.0, rate_per_s=8000.0, server_cpu_pct=70.0, **common),
+        _point("http-c1", "aiohttp", 0, p50_us=200.0, rate_per_s=4000.0, **common),
+        _point("http-c1", "lean", 0, failed="died: [bold]x\x1b[2J"),
+    ]
+    group = peers.Group("http-c1", group.title, "http", 1, "wrk", ("aiohttp", "lean"))
+    rows = peers.ratio_rows(points, [group])
+    buf = io.StringIO()
+    peers.print_terminal_table(rows, Console(file=buf, width=width, color_system=None))
+    out = buf.getvalue()
+    assert max(len(line) for line in out.splitlines()) <= width
+    for figure in peers.table_cells(rows[0])[3:]:
+        assert figure in out
+    assert "\x1b" not in out and "[bold]x\\x1b" in "".join(out.split())
