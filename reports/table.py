@@ -260,7 +260,7 @@ def print_warnings(lines: Sequence[str], console: Console | None = None) -> None
     """Print each warning line prefixed with a bold ``WARNING:``."""
     console = console or Console()
     for line in lines:
-        console.print(Text.assemble(("WARNING: ", "bold yellow"), line))
+        console.print(Text.assemble(("WARNING: ", "bold yellow"), term_plain(line)))
 
 
 def print_summary(run: Run, console: Console | None = None, *, warnings: bool = True) -> list[str]:

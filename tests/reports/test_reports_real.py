@@ -124,3 +124,23 @@ def test_report_command_on_real_runs(real_runs: RealRuns, tmp_path: Path) -> Non
     csv = pd.read_csv(tmp_path / "verdict.csv")
     assert len(csv) == 2 * len(METRICS)
     assert "Verdict" in buf.getvalue()
+
+
+def test_report_command_fits_80_columns(real_runs: RealRuns, tmp_path: Path) -> None:
+    """``rtbench report`` as CI logs show it (COLUMNS=80): no line wider, no figure cut."""
+    from typer.testing import CliRunner
+
+    from loadgen.cli import app
+    from reports.fmt import fmt_ms
+
+    folders = [str(real_runs.echo), str(real_runs.realtime)]
+    result = CliRunner().invoke(
+        app, ["report", *folders, "--out", str(tmp_path)], env={"COLUMNS": "80"}
+    )
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert max(len(line) for line in out.splitlines()) <= 80
+    run = reports.load_many([real_runs.echo, real_runs.realtime])
+    for _, cell in run.cells.iterrows():
+        column = "p99_ms" if cell["delivery"] == "request" else "delivery_p99_ms"
+        assert fmt_ms(cell[column]) in out, (cell["cell"], column)

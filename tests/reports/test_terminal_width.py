@@ -23,7 +23,8 @@ SHOWN = r"[bold]evil\x1b[31m\x09name-that-goes-on-and-on-well-past-any-column[/b
 
 @pytest.fixture(scope="module")
 def hostile_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cells = (*DEFAULT_CELLS, CellSpec("http", "aiohttp", "keep-alive", scale=4, label=HOSTILE))
+    hostile = CellSpec("http", "aiohttp", "keep-alive", scale=4, label=HOSTILE, client_cpu_factor=3)
+    cells = (*DEFAULT_CELLS, hostile)  # the client CPU factor puts the name in a warning
     return make_run_dir(tmp_path_factory.mktemp("wide"), cells, n=400)
 
 
