@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+from realtime_cells import realtime_cell
 from serving import running
 
 from loadgen.cellspec import CellRun
@@ -30,19 +31,14 @@ async def notifications_over_link(
         running("ws-aiohttp") as server,
         LinkRelay({"rtt_ms": 60}, "127.0.0.1", server.port, seed=1) as relay,
     ):
-        yield (
-            CellRun(
-                cell="ws",
-                transport="ws-aiohttp",
-                client="aiohttp",
-                conn_mode="persistent",
-                base_url=f"http://127.0.0.1:{relay.port}",
-                duration_s=1.0,
-                warmup_s=0.0,
-                timeout_s=3.0,
-                workload="notifications",
-                delivery="push",
-                realtime=params.model_dump(),
-            ),
-            params,
+        spec = realtime_cell(
+            "ws-aiohttp",
+            "push",
+            f"http://127.0.0.1:{relay.port}",
+            cell="ws",
+            duration_s=1.0,
+            warmup_s=0.0,
+            workload="notifications",
+            realtime=params.model_dump(),
         )
+        yield spec, params

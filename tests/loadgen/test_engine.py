@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -81,13 +80,15 @@ async def execute(spec: CellRun) -> Outcome:
 
 
 def run_against(
-    serve_in_loop: Any, kind: str, make_spec: Callable[[str], CellRun], use_uvloop: bool = True
+    serve_in_loop: Any, mode: tuple[str, str, str], use_uvloop: bool = True, **fields: Any
 ) -> Outcome:
-    """Start ``kind`` in a counting loop and run the spec built for its URL."""
+    """Serve ``mode``'s kind in a counting loop; run the :func:`spec_for` ``mode`` at its URL
+    with ``fields``."""
+    kind, client, conn_mode = mode
 
     async def main() -> Outcome:
         async with serve_in_loop(kind) as server:
-            return await execute(make_spec(server.base_url))
+            return await execute(spec_for(kind, client, conn_mode, server.base_url, **fields))
 
     return run_in(use_uvloop, main)
 
@@ -112,17 +113,11 @@ def test_closed_loop_every_request_answered(
     warmup_s, duration_s, connections = 0.6, 0.8, 2
     out = run_against(
         serve_in_loop,
-        kind,
-        lambda url: spec_for(
-            kind,
-            client,
-            conn_mode,
-            url,
-            repeat=1,
-            connections=connections,
-            warmup_s=warmup_s,
-            duration_s=duration_s,
-        ),
+        (kind, client, conn_mode),
+        repeat=1,
+        connections=connections,
+        warmup_s=warmup_s,
+        duration_s=duration_s,
     )
     stats = out.stats
     check_invariants(out)
@@ -179,19 +174,13 @@ def test_open_loop_keeps_its_schedule(serve_in_loop: Any, use_uvloop: bool) -> N
     rate, connections, warmup_s, duration_s = 200.0, 2, 0.25, 1.0
     out = run_against(
         serve_in_loop,
-        "http",
-        lambda url: spec_for(
-            "http",
-            "aiohttp",
-            "keep-alive",
-            url,
-            model="open",
-            rate=rate,
-            connections=connections,
-            warmup_s=warmup_s,
-            duration_s=duration_s,
-        ),
+        ("http", "aiohttp", "keep-alive"),
         use_uvloop=use_uvloop,
+        model="open",
+        rate=rate,
+        connections=connections,
+        warmup_s=warmup_s,
+        duration_s=duration_s,
     )
     check_invariants(out)  # in particular: never sent before its intended time
     assert all(s.ok for s in out.rows), out.stats.errors_by_code
@@ -226,17 +215,11 @@ def test_max_requests_stops_the_run_early(
     max_requests, duration_s = 40, 20.0
     out = run_against(
         serve_in_loop,
-        kind,
-        lambda url: spec_for(
-            kind,
-            client,
-            conn_mode,
-            url,
-            connections=3,
-            warmup_s=0.0,
-            duration_s=duration_s,
-            max_requests=max_requests,
-        ),
+        (kind, client, conn_mode),
+        connections=3,
+        warmup_s=0.0,
+        duration_s=duration_s,
+        max_requests=max_requests,
     )
     check_invariants(out)
     assert out.stats.budget_exhausted

@@ -23,6 +23,7 @@ import orjson
 import psutil
 import pyarrow.parquet as pq
 import pytest
+from realtime_cells import realtime_cell
 from test_realtime_gaps import CHURN
 
 from loadgen.cellspec import CellRun
@@ -251,17 +252,14 @@ def test_churners_behind_the_inbox_retention_count_gaps(
     args = ["--inbox-retention", "3", "--presence-timeout", "0.3"]
     child = start_server(kind, None, tmp_path / "server.log", 1 << 20, extra_args=args)
     try:
-        spec = CellRun(
-            cell=f"{kind}/{delivery}",
-            transport=kind,
-            client="aiohttp",
+        spec = realtime_cell(
+            kind,
+            delivery,
+            f"http://127.0.0.1:{child.info['port']}",
             conn_mode="keep-alive" if kind == "http" else "",
-            base_url=f"http://127.0.0.1:{child.info['port']}",
             duration_s=2.0,
             warmup_s=0.2,
-            timeout_s=3.0,
             workload="messaging",
-            delivery=delivery,
             realtime=CHURN,
         )
         prefix = tmp_path / "007-gaps-r0"

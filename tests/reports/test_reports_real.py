@@ -9,6 +9,7 @@ them. Assertions are on the mechanics, never on timing: a shared machine may be 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -46,6 +47,33 @@ def _check(fig: Figure) -> None:
     assert charts.fig_to_png(fig).startswith(b"\x89PNG")
 
 
+def _costs(run: reports.Run) -> pd.DataFrame:
+    return cost_table(run.cells, {run.run_id: run.meta})
+
+
+#: A spectrum, a CDF and an over-time chart of one table (samples or deliveries).
+Trio = tuple[Callable[[pd.DataFrame], Figure], ...]
+
+
+def _every_chart(
+    costs: pd.DataFrame, data: pd.DataFrame, trio: Trio, **more: Figure
+) -> dict[str, Figure]:
+    """The ``trio`` of ``data``, the CPU and memory charts of ``costs`` and ``more``, by
+    name, each passed through :func:`_check`."""
+    spectrum, cdf, over_time = trio
+    figures = {
+        "spectrum": spectrum(data),
+        "cdf": cdf(data),
+        "over time": over_time(data),
+        "cpu": charts.cpu_chart(costs),
+        "memory": charts.memory_chart(costs),
+        **more,
+    }
+    for fig in figures.values():
+        _check(fig)
+    return figures
+
+
 def test_real_runs_are_complete(echo: reports.Run, live: reports.Run) -> None:
     assert echo.complete and live.complete
     assert len(echo.cells) == 2 and len(live.cells) == 2
@@ -54,19 +82,15 @@ def test_real_runs_are_complete(echo: reports.Run, live: reports.Run) -> None:
 
 
 def test_every_echo_chart(echo: reports.Run) -> None:
-    costs = cost_table(echo.cells, {echo.run_id: echo.meta})
-    figures = {
-        "spectrum": charts.percentile_spectrum(echo.samples),
-        "cdf": charts.cdf(echo.samples),
-        "over time": charts.latency_over_time(echo.samples),
-        "sweep": charts.sweep_chart(echo.cells),  # no sweep here: an empty, labelled chart
-        "bytes": charts.echo_bytes_chart(costs),
-        "cpu": charts.cpu_chart(costs),
-        "memory": charts.memory_chart(costs),
-        "verdict": charts.verdict_chart(reports.verdict_table(echo, n_resamples=300)),
-    }
-    for fig in figures.values():
-        _check(fig)
+    costs = _costs(echo)
+    figures = _every_chart(
+        costs,
+        echo.samples,
+        (charts.percentile_spectrum, charts.cdf, charts.latency_over_time),
+        sweep=charts.sweep_chart(echo.cells),  # no sweep here: an empty, labelled chart
+        bytes=charts.echo_bytes_chart(costs),
+        verdict=charts.verdict_chart(reports.verdict_table(echo, n_resamples=300)),
+    )
     assert len(figures["spectrum"].axes[0].get_lines()) == 2
     assert len([ax for ax in figures["over time"].axes if ax.get_visible()]) == 2
     assert costs["payload_bytes"].tolist() == [64.0, 64.0]
@@ -74,20 +98,14 @@ def test_every_echo_chart(echo: reports.Run) -> None:
 
 
 def test_every_delivery_chart(live: reports.Run) -> None:
-    costs = cost_table(live.cells, {live.run_id: live.meta})
-    figures = {
-        "spectrum": charts.delivery_spectrum(live.deliveries),
-        "cdf": charts.delivery_cdf(live.deliveries),
-        "over time": charts.delivery_over_time(live.deliveries),
-        "staleness": charts.staleness_chart(live.deliveries, 100),
-        "bytes": charts.bytes_per_useful_chart(
-            bytes_per_useful_split(live.samples, live.deliveries)
-        ),
-        "cpu": charts.cpu_chart(costs),
-        "memory": charts.memory_chart(costs),
-    }
-    for fig in figures.values():
-        _check(fig)
+    costs = _costs(live)
+    figures = _every_chart(
+        costs,
+        live.deliveries,
+        (charts.delivery_spectrum, charts.delivery_cdf, charts.delivery_over_time),
+        staleness=charts.staleness_chart(live.deliveries, 100),
+        bytes=charts.bytes_per_useful_chart(bytes_per_useful_split(live.samples, live.deliveries)),
+    )
     stale = figures["staleness"].axes[0]
     assert [line.get_xdata()[0] for line in stale.get_lines()][-2:] == [100.0, 50.0]
     assert (costs["connections"] == 8).all()  # the scenario's users
