@@ -3,7 +3,7 @@
 ::
 
     from reports.table import print_summary
-    print_summary(run)                 # summary tables (split in two if too wide), floor, warnings
+    print_summary(run)                 # summary tables, floor, warnings, fitted to the console
     print_floor(run)                   # the harness floor and each echo cell's p50 multiple
     console.print(summary_table(run))  # just the echo (request) table
     console.print(delivery_summary_table(run))   # just the real-time (delivery) table
@@ -11,7 +11,9 @@
     console.print(delivery_ratio_rich_table(reports.stats.delivery_ratio_table(run.cells)))
 
 Echo cells appear in the request table, real-time cells in the delivery table; a run
-may have either or both.
+may have either or both. Printed tables fit the console's width (rich reads the terminal
+or ``COLUMNS``): the full table, else narrower parts with short headers and compact
+numbers, else one block per cell (:mod:`reports.termfit`); names are shown as text.
 """
 
 from __future__ import annotations

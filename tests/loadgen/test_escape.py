@@ -247,3 +247,13 @@ def test_validate_prints_a_name_with_rich_markup_as_is(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli.app, ["validate", str(path)])
     assert result.exit_code == 2, result.output
     assert "two cells are both named 'a[/]b'" in " ".join(result.output.split())
+
+
+def test_validate_shows_a_hostile_file_name_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "[bold]s\x1b[2J.toml"
+    cell = '[[cells]]\ntransport = "http"\nclient = "aiohttp"\n'
+    path.write_text('[scenario]\nname = "s"\n' + cell)
+    result = CliRunner().invoke(cli.app, ["validate", str(path)], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output
+    assert "[bold]s\\x1b[2J.toml" in "".join(result.output.split())

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from reports_reading import console_buffer
 
@@ -28,3 +31,23 @@ def test_listing_fits_and_keeps_every_field(width: int) -> None:
     flat = "".join(line.strip() for line in out.splitlines())
     for field in ("20261206-184714-ci", "2026-12-06T18:47:14+00:00", "nightly", "ci"):
         assert field in flat
+
+
+def test_baseline_list_command_at_80_columns(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from loadgen.cli import app
+    from reports.gate.baseline import BASELINE_INFO
+
+    saved = tmp_path / "baselines" / "ci"
+    saved.mkdir(parents=True)
+    (saved / "summary.json").write_text("{}")
+    info = {k: v for k, v in FOUND[0].items() if k != "name"}
+    (saved / BASELINE_INFO).write_text(json.dumps(info))
+    result = CliRunner().invoke(
+        app, ["baseline", "list", "--baselines", str(saved.parent)], env={"COLUMNS": "80"}
+    )
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80
+    for field in ("ci", "20261206-184714-ci", "2026-12-06T18:47:14+00:00"):
+        assert field in result.output
