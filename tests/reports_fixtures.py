@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from scenario_toml import cells_toml
+from scenario_toml import cell_table, cells_toml, open_load, part_table, toml_text
 
 from loadgen.schema import (
     DELIVERIES_FILE,
@@ -828,49 +828,39 @@ def _prefixed(table: pa.Table, part: str) -> pa.Table:
 
 
 #: A multi-part scenario: an echo part and a messaging part, two cells each.
-TINY_PARTS_TOML = """
-[scenario]
-name = "tiny-parts"
-description = "Multi-part run made by the reports tests"
-repeats = 1
-duration_s = 1
-warmup_s = 0.2
-timeout_s = 5
-placement = "none"
-
-[[parts]]
-name = "echo"
-[parts.load]
-model = "open"
-rate = 100
-connections = 2
-[[parts.cells]]
-transport = "http"
-client = "aiohttp"
-conn_mode = "keep-alive"
-[[parts.cells]]
-transport = "ws-aiohttp"
-client = "aiohttp"
-
-[[parts]]
-name = "messaging"
-workload = "messaging"
-description = "Short polling against push"
-[parts.realtime]
-users = 6
-group_size = 3
-message_rate = 4.0
-poll_interval_ms = 100
-long_poll_timeout_ms = 2000
-drain_s = 0.5
-[[parts.cells]]
-transport = "http"
-client = "aiohttp"
-delivery = "short-poll"
-[[parts.cells]]
-transport = "ws-aiohttp"
-client = "aiohttp"
-"""
+TINY_PARTS_TOML = toml_text(
+    {
+        "scenario": {
+            "name": "tiny-parts",
+            "description": "Multi-part run made by the reports tests",
+            "repeats": 1,
+            "duration_s": 1,
+            "warmup_s": 0.2,
+            "timeout_s": 5,
+            "placement": "none",
+        },
+        "parts": [
+            part_table(
+                "echo", "http/aiohttp/keep-alive", "ws-aiohttp/aiohttp", load=open_load(100)
+            ),
+            part_table(
+                "messaging",
+                cell_table("http/aiohttp", delivery="short-poll"),
+                "ws-aiohttp/aiohttp",
+                workload="messaging",
+                description="Short polling against push",
+                realtime={
+                    "users": 6,
+                    "group_size": 3,
+                    "message_rate": 4.0,
+                    "poll_interval_ms": 100,
+                    "long_poll_timeout_ms": 2000,
+                    "drain_s": 0.5,
+                },
+            ),
+        ],
+    }
+)
 
 
 def real_parts_run(base: Path, timeout_s: float = 120.0) -> Path:

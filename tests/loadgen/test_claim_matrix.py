@@ -6,6 +6,7 @@ import csv
 import itertools
 from pathlib import Path
 
+from scenario_toml import toml_text
 from typer.testing import CliRunner
 
 from loadgen.cli import app
@@ -80,7 +81,7 @@ def test_trimmed_matrix_runs_and_reports_a_verdict_per_part(tmp_path: Path) -> N
             part["realtime"] |= {"drain_s": 1.0}
     parse_scenario(data)  # the trimmed file is still valid
     path = tmp_path / "trimmed.toml"
-    path.write_text(_to_toml(data))
+    path.write_text(toml_text(data))
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["run", str(path), "--out", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output
@@ -93,32 +94,3 @@ def test_trimmed_matrix_runs_and_reports_a_verdict_per_part(tmp_path: Path) -> N
     for row in rows:
         assert row["verdict"] in ("holds", "refuted", "inconclusive")
         assert float(row["ratio"]) > 0
-
-
-def _to_toml(data: dict[str, object]) -> str:
-    """A small TOML writer for the scenario dicts above (tables, arrays of tables)."""
-
-    def value(v: object) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        if isinstance(v, dict):
-            return "{" + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + "}"
-        return repr(v)
-
-    lines: list[str] = []
-    for name, table in data.items():
-        if name == "parts":
-            continue
-        lines.append(f"[{name}]")
-        lines += [f"{k} = {value(v)}" for k, v in table.items()]  # type: ignore[union-attr]
-    for part in data.get("parts", []):  # type: ignore[union-attr]
-        lines.append("[[parts]]")
-        lines += [f"{k} = {value(v)}" for k, v in part.items() if k not in ("cells",)]
-        for cell in part["cells"]:
-            lines.append("[[parts.cells]]")
-            lines += [f"{k} = {value(v)}" for k, v in cell.items()]
-    return "\n".join(lines) + "\n"

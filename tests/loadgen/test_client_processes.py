@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pyarrow.parquet as pq
 import pytest
+from scenario_toml import open_load, part_table, toml_text
 from typer.testing import CliRunner
 
 from loadgen.cellspec import CellRun
@@ -103,39 +104,34 @@ def test_scenario_validates_client_processes() -> None:
         parse_scenario(data)
 
 
-TWO_PROCESSES = """\
-[scenario]
-name = "two"
-repeats = 1
-duration_s = 0.8
-warmup_s = 0.2
-timeout_s = 2
-client_processes = 2
-
-[[parts]]
-name = "echo"
-[parts.load]
-model = "open"
-rate = 300
-connections = 4
-[[parts.cells]]
-transport = "ws-aiohttp"
-client = "aiohttp"
-
-[[parts]]
-name = "notify"
-workload = "notifications"
-[parts.realtime]
-users = 8
-group_size = 4
-message_rate = 1.0
-notification_rate = 20
-fanout = 4
-drain_s = 1
-[[parts.cells]]
-transport = "ws-aiohttp"
-client = "aiohttp"
-"""
+TWO_PROCESSES = toml_text(
+    {
+        "scenario": {
+            "name": "two",
+            "repeats": 1,
+            "duration_s": 0.8,
+            "warmup_s": 0.2,
+            "timeout_s": 2,
+            "client_processes": 2,
+        },
+        "parts": [
+            part_table("echo", "ws-aiohttp/aiohttp", load=open_load(300, connections=4)),
+            part_table(
+                "notify",
+                "ws-aiohttp/aiohttp",
+                workload="notifications",
+                realtime={
+                    "users": 8,
+                    "group_size": 4,
+                    "message_rate": 1.0,
+                    "notification_rate": 20,
+                    "fanout": 4,
+                    "drain_s": 1,
+                },
+            ),
+        ],
+    }
+)
 
 
 @pytest.fixture(scope="module")

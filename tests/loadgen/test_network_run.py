@@ -15,9 +15,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
+from scenario_toml import Cell, cell_table, one_repeat_toml
 from typer.testing import CliRunner
 
 from loadgen.cellspec import CellRun
@@ -31,36 +33,23 @@ from loadgen.worker import main as worker_main
 
 pytestmark = pytest.mark.timeout(120)
 
-SCENARIO = """
-[scenario]
-name = "net"
-repeats = 1
-duration_s = 0.6
-warmup_s = 0.2
 
-[load]
-model = "open"
-rate = 20
-connections = 2
-
-[network]
-profiles = {profiles}
-link = "{link}"
-
-[[cells]]
-transport = "http"
-client = "aiohttp"
-conn_mode = "new-connection"
-
-[[cells]]
-transport = "ws-aiohttp"
-client = "aiohttp"
-"""
+def _scenario(
+    profiles: list[Any],
+    link: str,
+    *more_cells: Cell,
+    name: str = "net",
+    duration_s: float = 0.6,
+) -> str:
+    """Two cells (and ``more_cells``) at 20 requests/s over ``profiles`` on ``link``."""
+    cells = ("http/aiohttp/new-connection", "ws-aiohttp/aiohttp", *more_cells)
+    network = {"profiles": profiles, "link": link}
+    return one_repeat_toml(name, 20, *cells, duration_s=duration_s, network=network)
 
 
-def _run(tmp_path: Path, profiles: str, link: str = "auto") -> tuple[int, str, Path]:
+def _run(tmp_path: Path, profiles: list[Any], link: str = "auto") -> tuple[int, str, Path]:
     path = tmp_path / "net.toml"
-    path.write_text(SCENARIO.format(profiles=profiles, link=link))
+    path.write_text(_scenario(profiles, link))
     out = tmp_path / "out"
     result = CliRunner().invoke(
         app, ["run", str(path), "--out", str(out), "--no-report", "--no-progress"]
@@ -69,7 +58,7 @@ def _run(tmp_path: Path, profiles: str, link: str = "auto") -> tuple[int, str, P
 
 
 def test_cells_run_over_each_profile_through_the_relay(tmp_path: Path) -> None:
-    code, output, out = _run(tmp_path, '["loopback", {name = "rtt40", rtt_ms = 40}]')
+    code, output, out = _run(tmp_path, ["loopback", {"name": "rtt40", "rtt_ms": 40}])
     assert code == 0, output
     cells = {c["cell"]: c for c in json.loads((out / "summary.json").read_text())["cells"]}
     assert set(cells) == {
@@ -115,7 +104,7 @@ def test_unknown_profile_is_a_scenario_error() -> None:
 
 def test_kernel_link_request_is_refused_when_unavailable(tmp_path: Path) -> None:
     available, _ = kernel_support()
-    code, output, out = _run(tmp_path, '["wan"]', link="kernel")
+    code, output, out = _run(tmp_path, ["wan"], link="kernel")
     assert code == 2
     assert "kernel" in output
     assert not out.exists()
@@ -178,20 +167,7 @@ def test_locust_load_generator_refuses_the_link_address_outside_its_namespace(
 
 # -- real runs over the kernel link (root, iproute2, namespaces, tbf) ----------------------
 
-# The same two cells plus a TLS one; placement is split by default.
-KERNEL_SCENARIO = (
-    SCENARIO.replace('name = "net"', 'name = "knet"').replace(
-        "duration_s = 0.6", "duration_s = {duration}"
-    )
-    + """
-[[cells]]
-transport = "ws-aiohttp"
-client = "aiohttp"
-tls = true
-"""
-)
-
-RATE_ONLY = '[{name = "tbf8", rate_mbit = 8}]'
+RATE_ONLY = [{"name": "tbf8", "rate_mbit": 8}]
 RTBENCH_RUN = [sys.executable, "-m", "loadgen.cli", "run"]
 
 
@@ -214,9 +190,13 @@ def _ours(pid: int) -> list[str]:
     return [n for n in list_namespaces() if n.startswith(f"{NS_PREFIX}{pid}-")]
 
 
-def _write_kernel_scenario(tmp_path: Path, profiles: str, link: str, duration: float = 0.6) -> Path:
+def _write_kernel_scenario(
+    tmp_path: Path, profiles: list[Any], link: str, duration: float = 0.6
+) -> Path:
+    # The same two cells plus a TLS one; placement is split by default.
+    tls_cell = cell_table("ws-aiohttp/aiohttp", tls=True)
     path = tmp_path / "knet.toml"
-    path.write_text(KERNEL_SCENARIO.format(profiles=profiles, link=link, duration=duration))
+    path.write_text(_scenario(profiles, link, tls_cell, name="knet", duration_s=duration))
     return path
 
 
@@ -277,7 +257,7 @@ def test_kernel_request_with_a_delay_profile_is_refused_here(
 ) -> None:
     if kernel_here.netem:
         pytest.skip("this kernel has netem: a delay profile can use the kernel link")
-    path = _write_kernel_scenario(tmp_path, '["wan", {name = "tbf8", rate_mbit = 8}]', "kernel")
+    path = _write_kernel_scenario(tmp_path, ["wan", *RATE_ONLY], "kernel")
     out = tmp_path / "out"
     result = CliRunner().invoke(
         app, ["run", str(path), "--out", str(out), "--no-report", "--no-progress"]

@@ -6,52 +6,39 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from scenario_toml import cell_table, open_load, part_table, toml_text
 
 from loadgen.run.cell import cell_identity
 from loadgen.scenario import ScenarioError, load_scenario
 
-PARTS = """\
-[scenario]
-name = "matrix"
-repeats = 2
-duration_s = 1
-warmup_s = 0.5
-tls_version = "1.2"
-
-[network]
-profiles = ["loopback", "wan"]
-
-[[parts]]
-name = "echo"
-payload_bytes = 32
-[parts.load]
-model = "open"
-rate = 20
-connections = 2
-[[parts.cells]]
-transport = "http"
-client = "aiohttp"
-conn_mode = "new-connection"
-tls = true
-[[parts.cells]]
-transport = "ws-aiohttp"
-client = "aiohttp"
-
-[[parts]]
-name = "messaging"
-workload = "messaging"
-[parts.realtime]
-users = 8
-message_rate = 1.0
-drain_s = 2.0
-[[parts.cells]]
-transport = "http"
-client = "aiohttp"
-delivery = "long-poll"
-[[parts.cells]]
-transport = "ws-aiohttp"
-client = "aiohttp"
-"""
+PARTS = toml_text(
+    {
+        "scenario": {
+            "name": "matrix",
+            "repeats": 2,
+            "duration_s": 1,
+            "warmup_s": 0.5,
+            "tls_version": "1.2",
+        },
+        "network": {"profiles": ["loopback", "wan"]},
+        "parts": [
+            part_table(
+                "echo",
+                cell_table("http/aiohttp/new-connection", tls=True),
+                "ws-aiohttp/aiohttp",
+                payload_bytes=32,
+                load=open_load(20),
+            ),
+            part_table(
+                "messaging",
+                cell_table("http/aiohttp", delivery="long-poll"),
+                "ws-aiohttp/aiohttp",
+                workload="messaging",
+                realtime={"users": 8, "message_rate": 1.0, "drain_s": 2.0},
+            ),
+        ],
+    }
+)
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from scenario_toml import cell_table, one_repeat_toml
 from typer.testing import CliRunner
 
 from loadgen import tls
@@ -166,29 +167,12 @@ def test_tls_12_is_selectable(certs: tls.CertPaths) -> None:
 def test_run_with_tls_cells(tmp_path: Path) -> None:
     scenario = tmp_path / "tls.toml"
     scenario.write_text(
-        """
-[scenario]
-name = "tls"
-repeats = 1
-duration_s = 0.6
-warmup_s = 0.2
-
-[load]
-model = "open"
-rate = 100
-connections = 2
-
-[[cells]]
-transport = "http"
-client = "aiohttp"
-conn_mode = "new-connection"
-tls = true
-
-[[cells]]
-transport = "ws-websockets"
-client = "websockets"
-tls = true
-"""
+        one_repeat_toml(
+            "tls",
+            100,
+            cell_table("http/aiohttp/new-connection", tls=True),
+            cell_table("ws-websockets/websockets", tls=True),
+        )
     )
     out = tmp_path / "out"
     result = CliRunner().invoke(

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from reports_fixtures import CellSpec, make_run_dir
+from scenario_toml import one_repeat_toml
 from typer.testing import CliRunner
 
 import reports
@@ -282,30 +283,13 @@ def test_single_link_report_is_unchanged_and_drops_a_stale_matrix(tmp_path: Path
 def test_rtbench_report_writes_the_matrix_for_a_two_link_run(tmp_path: Path) -> None:
     scenario = tmp_path / "links.toml"
     scenario.write_text(
-        """
-[scenario]
-name = "links"
-repeats = 1
-duration_s = 0.6
-warmup_s = 0.2
-
-[load]
-model = "open"
-rate = 20
-connections = 2
-
-[network]
-profiles = ["loopback", {name = "rtt20", rtt_ms = 20}]
-
-[[cells]]
-transport = "http"
-client = "aiohttp"
-conn_mode = "new-connection"
-
-[[cells]]
-transport = "ws-aiohttp"
-client = "aiohttp"
-"""
+        one_repeat_toml(
+            "links",
+            20,
+            "http/aiohttp/new-connection",
+            "ws-aiohttp/aiohttp",
+            network={"profiles": ["loopback", {"name": "rtt20", "rtt_ms": 20}]},
+        )
     )
     results = tmp_path / "results"
     runner = CliRunner()
