@@ -96,7 +96,8 @@ _REALTIME_FLAGS: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
         "--token-ttl",
         "token_ttl_s",
         float,
-        "seconds a sign-in token stays valid (default %(default).0f)",
+        "seconds a sign-in token stays valid (default %(default).0f); streams opened "
+        "with it end within a second of its expiry",
     ),
     (
         "--max-users",

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,9 @@ DEFAULT_SEND_QUEUE = 1_000
 #: WebSocket close codes a session asks its transport to use.
 CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN = 1013
+
+#: Longest time between two sweeps for expired tokens (and silent users), in seconds.
+TOKEN_SWEEP_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +122,8 @@ class Hub:
                 await task
 
     async def _sweep_forever(self) -> None:
-        period = max(0.05, self.realtime.config.presence_timeout_s / 10)
+        # At most a second: streams end within a second of their token's expiry.
+        period = min(TOKEN_SWEEP_S, max(0.05, self.realtime.config.presence_timeout_s / 10))
         while True:
             await asyncio.sleep(period)
             self.realtime.sweep()
@@ -239,23 +244,39 @@ class Session:
         self.close_code: int | None = None
         self.close_reason = ""
         self._closed = False
+        # Stops watching the bound token (see bind).
+        self._unwatch: Callable[[], None] = _nothing
 
     @property
     def user(self) -> str | None:
         return self.ctx.user
 
     def bind(self, user: str, token: str) -> None:
-        """Attach the connection to ``user`` (sign-in or a token at the handshake)."""
+        """Attach the connection to ``user`` (sign-in or a token at the handshake); it
+        closes (1008) when that token expires or is revoked."""
         if self.ctx.user == user:
+            self._watch(token)
             self.ctx.token = token
             return
         self.unbind()
         self.ctx.user = user
         self.ctx.token = token
+        self._watch(token)
         self.hub.realtime.presence.connected(user, time.perf_counter_ns())
+
+    def _watch(self, token: str) -> None:
+        self._unwatch()
+        self._unwatch = self.hub.realtime.auth.watch(token, self._token_ended)
+
+    def _token_ended(self, reason: str) -> None:
+        # What is still queued is dropped: nothing leaves under a dead token. The items
+        # stay in the inbox, for the resume after the client signs in again.
+        self.request_close(CLOSE_POLICY, f"token {reason}; sign in again")
 
     def unbind(self) -> None:
         """Detach the connection from its user (``bye``, or a token no longer valid)."""
+        self._unwatch()
+        self._unwatch = _nothing
         user = self.ctx.user
         if user is None:
             return
@@ -384,3 +405,7 @@ class Session:
         self._closed = True
         self.unbind()
         self._unfollow()
+
+
+def _nothing() -> None:
+    return None

@@ -8,7 +8,14 @@ A user signs in with the key derived from the server's secret
     auth.key_ok("alice", key)                    # checks the credential
     token = auth.issue("alice", now_ns)
     auth.user_for(token, now_ns)                 # "alice"; None once expired, revoked or unknown
+    stop = auth.watch(token, on_end)             # on_end(EXPIRED or REVOKED) once; stop() forgets
     auth.revoke(token)
+    auth.expire(now_ns)                          # the periodic sweep: ends expired tokens
+
+A stream opened with a token (a WebSocket, an SSE stream, a held long poll)
+watches it, so it ends when the token does: at expiry (noticed by the next
+:meth:`Auth.expire` sweep or lookup), on ``bye``, or when the user's oldest
+token is evicted by too many sign-ins.
 
 The secret is ``secret`` when given, else :data:`~servers.realtime.credentials.SECRET_ENV`,
 else a fresh random one nobody else knows (so nobody can sign in): a server never
@@ -20,6 +27,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from servers.realtime.credentials import check_secret, key_matches, new_secret, secret_from_env
@@ -33,6 +41,13 @@ DEFAULT_TOKEN_TTL_S = 3600.0
 #: Tokens kept per user (one per tab or reconnect); signing in again beyond it
 #: revokes that user's oldest token, so repeated sign-ins cannot grow memory.
 MAX_TOKENS_PER_USER = 16
+
+#: Why a token ended, as told to its watchers.
+EXPIRED = "expired"
+REVOKED = "revoked"
+
+#: Called once with :data:`EXPIRED` or :data:`REVOKED` when a watched token ends.
+OnEnd = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +82,7 @@ class Auth:
         # Issue order is expiry order (one TTL for all), so expired tokens are at the front.
         self._grants: OrderedDict[str, _Grant] = OrderedDict()
         self._by_user: dict[str, deque[str]] = {}
+        self._watchers: dict[str, list[OnEnd]] = {}
 
     def key_ok(self, user: str, key: object) -> bool:
         """Whether ``key`` lets ``user`` sign in (always, with ``open_signin``)."""
@@ -84,7 +100,7 @@ class Auth:
         mine = self._by_user.setdefault(user, deque())
         mine.append(token)
         while len(mine) > self.max_tokens_per_user:
-            self._grants.pop(mine.popleft(), None)
+            self.revoke(mine[0])
         return token
 
     def user_for(self, token: str | None, now_ns: int) -> str | None:
@@ -95,31 +111,63 @@ class Auth:
         if grant is None:
             return None
         if now_ns >= grant.expires_ns:
-            self.revoke(token)
+            self.revoke(token, EXPIRED)
             return None
         return grant.user
 
-    def revoke(self, token: str | None) -> None:
-        """Forget a token (``bye``, expiry); unknown tokens are ignored."""
+    def expires_ns(self, token: str) -> int | None:
+        """When ``token`` expires (``perf_counter_ns`` clock), or None if it is not valid."""
+        grant = self._grants.get(token)
+        return None if grant is None else grant.expires_ns
+
+    def watch(self, token: str, on_end: OnEnd) -> Callable[[], None]:
+        """Call ``on_end(reason)`` once when ``token`` ends; returns a function that stops
+        watching. A token already unknown ends at once (``on_end(REVOKED)``)."""
+        if token not in self._grants:
+            on_end(REVOKED)
+            return _nothing
+        watchers = self._watchers.setdefault(token, [])
+        watchers.append(on_end)
+
+        def stop() -> None:
+            if on_end in watchers:
+                watchers.remove(on_end)
+                if not watchers and self._watchers.get(token) is watchers:
+                    del self._watchers[token]
+
+        return stop
+
+    def revoke(self, token: str | None, reason: str = REVOKED) -> None:
+        """Forget a token (``bye``, expiry, eviction) and tell its watchers ``reason``;
+        unknown tokens are ignored."""
         grant = self._grants.pop(token, None) if token else None
         if grant is None:
             return
+        assert token is not None
         mine = self._by_user.get(grant.user)
         if mine is not None:
             mine.remove(token)
             if not mine:
                 del self._by_user[grant.user]
+        for on_end in self._watchers.pop(token, ()):
+            on_end(reason)
 
     def expire(self, now_ns: int) -> int:
-        """Drop every expired token; returns how many (called periodically)."""
+        """End every expired token, telling its watchers; returns how many (called
+        periodically, so streams end within one sweep period of their token's expiry)."""
         dropped = 0
         while self._grants:
             token, grant = next(iter(self._grants.items()))
             if grant.expires_ns > now_ns:
                 break
-            self.revoke(token)
+            self.revoke(token, EXPIRED)
             dropped += 1
         return dropped
+
+    @property
+    def watchers(self) -> int:
+        """Streams currently watching a token."""
+        return sum(len(w) for w in self._watchers.values())
 
     @property
     def tokens(self) -> int:
@@ -135,3 +183,7 @@ def bearer_token(header: str | None) -> str | None:
     if scheme.lower() != "bearer" or not value.strip():
         return None
     return value.strip()
+
+
+def _nothing() -> None:
+    return None

@@ -22,6 +22,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 Listener = Callable[[int, bytes], None]
 
@@ -103,16 +104,25 @@ class Inbox:
         items = [self._items[i] for i in range(start, min(len(self._items), start + limit))]
         return Page(items, self.last_seq, gap, first)
 
-    async def wait(self, after: int, timeout_s: float, limit: int = 1000) -> Page:
-        """Like :meth:`read`, but hold until an item arrives or ``timeout_s`` passes."""
+    async def wait(
+        self,
+        after: int,
+        timeout_s: float,
+        limit: int = 1000,
+        abort: asyncio.Future[Any] | None = None,
+    ) -> Page:
+        """Like :meth:`read`, but hold until an item arrives, ``timeout_s`` passes or
+        ``abort`` (if given) is done."""
         if self.last_seq > after or timeout_s <= 0:
             return self.read(after, limit)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.add(fut)
         try:
-            await asyncio.wait_for(fut, timeout_s)
-        except TimeoutError:
-            pass
+            await asyncio.wait(
+                (fut,) if abort is None else (fut, abort),
+                timeout=timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
         finally:
             self._waiters.discard(fut)
         return self.read(after, limit)

@@ -43,7 +43,9 @@ byte-for-byte the same by polls and pushes.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -421,10 +423,13 @@ class Realtime:
     async def op_bye(self, req: Request, ctx: Context) -> Any:
         assert ctx.user is not None
         user = ctx.user
-        # The token used is revoked: it cannot be used again, here or on another connection.
-        self.auth.revoke(ctx.token)
+        # The token used is revoked: it cannot be used again, here or on another connection,
+        # and every other stream opened with it ends. This connection stays open, signed
+        # out, so it is unbound first.
+        token = ctx.token
         if ctx.session is not None:
             ctx.session.unbind()
+        self.auth.revoke(token)
         self.presence.leave(user, clock())
         return {"status": self.presence.status(user)["status"]}
 
@@ -465,10 +470,18 @@ class Realtime:
             # While a long poll is held its user is online; when it ends (answered,
             # or abandoned by the client) the presence timeout starts counting.
             self.presence.hold(ctx.user, clock())
+            # The poll ends early if its token does (expiry, bye): it then answers 401.
+            ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            stop = self.auth.watch(ctx.token, _settle(ended)) if ctx.token else _nothing
             try:
-                page = await box.wait(after, wait_s, min(limit, MAX_PAGE))
+                page = await box.wait(after, wait_s, min(limit, MAX_PAGE), abort=ended)
             finally:
+                stop()
                 self.presence.release(ctx.user, clock())
+            if ended.done():
+                raise Unauthorized(
+                    f"the token {ended.result()} while the poll was held; sign in again"
+                )
         else:
             page = box.read(after, min(limit, MAX_PAGE))
         self.counters["polls"] += 1
@@ -493,3 +506,17 @@ class Realtime:
         # live pushes are queued behind it, in sequence order.
         ctx.session.follow(box, after)
         return {"last": page.last, "gap": page.gap, "first": page.first}
+
+
+def _settle(future: asyncio.Future[str]) -> Callable[[str], None]:
+    """A token watcher that resolves ``future`` with the reason the token ended."""
+
+    def on_end(reason: str) -> None:
+        if not future.done():
+            future.set_result(reason)
+
+    return on_end
+
+
+def _nothing() -> None:
+    return None
