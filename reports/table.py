@@ -45,7 +45,7 @@ from reports.fmt import (
 )
 from reports.load import Run
 from reports.stats import delivery_table, realtime_cells, request_cells
-from reports.termfit import print_fitting
+from reports.termfit import Name, print_fitting
 from reports.verdict import (
     CLAIM_RATIO,
     METRICS,
@@ -137,9 +137,7 @@ DELIVERY_SUMMARY_COLUMNS: tuple[SummaryColumn, ...] = (
     SummaryColumn(
         "Bytes\nper msg", fmt_bytes, "bytes_per_useful_message", "cost", "B/msg", fmt_compact
     ),
-    SummaryColumn(
-        "Requests\nper msg", fmt_real, "requests_per_useful_message", "cost", "Req/\nmsg"
-    ),
+    SummaryColumn("Requests\nper msg", fmt_real, "requests_per_useful_message", "cost", "Req/msg"),
     SummaryColumn(
         "Server CPU\nµs/msg",
         fmt_us,
@@ -313,7 +311,7 @@ def print_floor(run: Run, console: Console | None = None) -> None:
     for _, r in rows.iterrows():
         name = f"{r['run_id']}: {r['cell']}" if multi else str(r["cell"])
         table.add_row(
-            Text(term_plain(name)),
+            Name(term_plain(name)),
             fmt_ms(r["p50_ms"]),
             fmt_ms(r["floor_p50_ms"]),
             fmt_multiple(r["multiple"]),
@@ -416,8 +414,8 @@ def _filled(
     table.add_column("Cell", overflow="fold", min_width=CELL_MIN_WIDTH)
     for c in columns:
         table.add_column(c.narrow_header if narrow else c.header, justify="right", no_wrap=True)
-    for values in _rows(run, cells, columns, narrow):
-        table.add_row(*(Text(term_plain(v)) for v in values))
+    for name, *values in _rows(run, cells, columns, narrow):
+        table.add_row(Name(term_plain(name)), *(Text(term_plain(v)) for v in values))
     return table
 
 
@@ -526,7 +524,7 @@ def sweep_rich_table(sweeps: pd.DataFrame) -> Table:
     for _, s in sweeps.iterrows():
         top, failing = s["max_rate"], s["first_failing_rate"]
         table.add_row(
-            Text(term_plain((f"{s['run_id']}: " if multi else "") + str(s["sweep_group"]))),
+            Name(term_plain((f"{s['run_id']}: " if multi else "") + str(s["sweep_group"]))),
             Text(
                 f"{s['slo_p99_ms']:g} ms" + (" (default)" if s["slo_source"] == "default" else "")
             ),

@@ -14,9 +14,10 @@ characters; when none fits, the last layout's tables are printed :func:`stacked`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.measure import Measurement
 from rich.padding import Padding
 from rich.table import Column, Table
@@ -126,6 +127,48 @@ def _grid_width(grid: Table) -> int:
     return Measurement.get(console, console.options, grid).maximum
 
 
+class Name:
+    """A cell, run or group name for a table cell: on a narrow column it breaks after a
+    ``/``, ``:`` or space (``http/aiohttp/`` over ``keep-alive``), and cuts mid-part only
+    a part longer than the column. Plain text: no markup is read.
+
+    ``table.add_row(Name(term_plain(cell)), ...)``
+    """
+
+    def __init__(self, text: str, style: str = "") -> None:
+        self.text = text
+        self.style = style
+
+    def as_text(self) -> Text:
+        return Text(self.text, style=self.style)
+
+    def _parts(self) -> list[str]:
+        return [p for p in _BREAK_AFTER.split(self.text) if p] or [""]
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        longest = max(len(p.rstrip()) for p in self._parts())
+        return Measurement(min(longest, options.max_width), len(self.text))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = max(1, options.max_width)
+        lines: list[str] = []
+        line = ""
+        for part in self._parts():
+            if line and len((line + part).rstrip()) > width:
+                lines.append(line.rstrip())
+                line = ""
+            line += part.lstrip() if not line else part
+            while len(line.rstrip()) > width:  # a part wider than the column: cut it
+                lines.append(line[:width])
+                line = line[width:]
+        lines.append(line.rstrip())
+        yield Text("\n".join(lines), style=self.style, no_wrap=True, overflow="fold")
+
+
+#: Where a :class:`Name` may break: after these characters.
+_BREAK_AFTER = re.compile(r"(?<=[/: ])")
+
+
 def _folds(column: Column) -> bool:
     return not column.no_wrap and column.overflow == "fold"
 
@@ -135,6 +178,8 @@ def _flat(header: RenderableType) -> str:
 
 
 def _as_text(value: RenderableType) -> Text:
+    if isinstance(value, Name):
+        return value.as_text()
     if isinstance(value, Text):
         return value
     return Text.from_markup(value) if isinstance(value, str) else Text(str(value))
@@ -147,7 +192,7 @@ def _heading(value: RenderableType) -> RenderableType:
 
 
 def _width(value: RenderableType) -> int:
-    text = _as_text(value) if isinstance(value, (str, Text)) else None
+    text = _as_text(value) if isinstance(value, (str, Text, Name)) else None
     if text is None:
         return 0
     return max((len(line) for line in text.plain.split("\n")), default=0)

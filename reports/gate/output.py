@@ -40,7 +40,7 @@ from reports.gate.compare import (
     load_run,
     parse_specs,
 )
-from reports.termfit import print_fitting
+from reports.termfit import Name, print_fitting
 
 COMPARE_MD = "compare.md"
 COMPARE_JSON = "compare.json"
@@ -162,7 +162,7 @@ def comparison_table(c: Comparison) -> Table:
     for row in c.rows:
         unit = METRICS[row.metric].unit
         table.add_row(
-            Text(term_plain(row.cell)),
+            Name(term_plain(row.cell)),
             row.metric,
             fmt_value(row.baseline, unit),
             fmt_value(row.current, unit),

@@ -25,11 +25,10 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
 from loadgen.escape import term_plain
 from loadgen.scenario_tables import SloSettings
-from reports.termfit import print_fitting
+from reports.termfit import Name, print_fitting
 
 SLO_FILE = "slo.json"
 
@@ -126,7 +125,7 @@ def print_slo(checks: list[SloCheck], console: Console) -> None:
         sign = "≤" if c.bound == "max" else "≥"
         result = "[green]ok[/]" if c.ok else "[bold red]VIOLATED[/]"
         table.add_row(
-            Text(term_plain(c.cell)),
+            Name(term_plain(c.cell)),
             c.key,
             _fmt(c.value, c.unit),
             f"{sign} {_fmt(c.limit, c.unit)}",

@@ -563,3 +563,12 @@ def test_no_activity_table_without_activity(rt_dir: Path) -> None:
     console, buf = console_buffer()
     print_summary(run, console)
     assert "time on site" not in buf.getvalue()
+
+
+def test_activity_summary_fits_80_columns(tmp_path: Path) -> None:
+    run = reports.load(_activity_run(make_realtime_run_dir(tmp_path, workload="activity")))
+    console, buf = console_buffer(80)
+    print_summary(run, console)
+    out = buf.getvalue()
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "time on site" in out and "0.520" in out and "3.250" in out and "96,000" in out

@@ -88,7 +88,9 @@ def test_realtime_report_fits_and_keeps_every_figure(
         row = cell_row(run, name)
         for col in ("delivery_p50_ms", "delivery_p99_ms", "delivery_max_ms"):
             assert fmt_ms(row[col]) in out, (name, col)
-        assert name in _unfolded(out)
+        # a name folds after its slashes: every part is shown whole
+        assert all(f"{part}/" in out for part in name.split("/")[:-1]), name
+        assert name.split("/")[-1] in out
 
 
 def test_wide_terminal_keeps_the_full_headers(hostile_dir: Path, tmp_path: Path) -> None:
@@ -166,3 +168,14 @@ def test_stacked_puts_each_row_under_its_name() -> None:
     first, second = lines.index("first"), lines.index("second")
     assert "0.111111" in "".join(lines[first:second])
     assert "1.111111" in "".join(lines[second:])
+
+
+def test_names_break_after_a_slash_when_their_column_is_narrow() -> None:
+    from reports.termfit import Name
+
+    console, buf = console_buffer(14)
+    console.print(Name("ws-websockets/websockets/persistent"))
+    console.print(Name("echo: http/a-part-longer-than-the-column"))
+    lines = [line.rstrip() for line in buf.getvalue().splitlines()]
+    assert lines[:3] == ["ws-websockets/", "websockets/", "persistent"]
+    assert lines[3:] == ["echo: http/", "a-part-longer-", "than-the-colum", "n"]
