@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import pandas as pd
 from rich import box
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -481,15 +481,18 @@ def verdict_rich_table(verdicts: pd.DataFrame, *, narrow: bool = False) -> Table
                 *(condition_text(c, r[c]) for c in extras),
             ]
         )
-        pair = Text.assemble(
-            (term_plain(condition), "dim"),
-            f"\n{term_plain(r['http_cell'])}\n÷ {term_plain(r['ws_cell'])}\n",
-            (term_plain(r["pairing"]), "bold" if r["same_client"] else ""),
-            (" (same client)" if r["same_client"] else " (mixed)", "dim"),
-        )
+        lines: list[RenderableType] = [
+            Text(term_plain(condition), style="dim"),
+            Name(term_plain(r["http_cell"])),
+            Name(f"÷ {term_plain(r['ws_cell'])}"),
+            Text.assemble(
+                (term_plain(r["pairing"]), "bold" if r["same_client"] else ""),
+                (" (same client)" if r["same_client"] else " (mixed)", "dim"),
+            ),
+        ]
         if r["caveats"]:
-            pair.append(f"\n{term_plain(r['caveats'])}", style="yellow")
-        values: list[Text] = [pair]
+            lines.append(Text(term_plain(r["caveats"]), style="yellow"))
+        values: list[RenderableType] = [Group(*lines)]
         for metric in METRICS:
             verdict = str(r[f"{metric}_verdict"])
             low, high = r[f"{metric}_ci_low"], r[f"{metric}_ci_high"]

@@ -178,6 +178,8 @@ def _flat(header: RenderableType) -> str:
 
 
 def _as_text(value: RenderableType) -> Text:
+    if isinstance(value, Group):  # a cell of several lines (a verdict's pair)
+        return Text("\n").join(_as_text(r) for r in value.renderables)
     if isinstance(value, Name):
         return value.as_text()
     if isinstance(value, Text):
@@ -192,7 +194,7 @@ def _heading(value: RenderableType) -> RenderableType:
 
 
 def _width(value: RenderableType) -> int:
-    text = _as_text(value) if isinstance(value, (str, Text, Name)) else None
+    text = _as_text(value) if isinstance(value, (str, Text, Name, Group)) else None
     if text is None:
         return 0
     return max((len(line) for line in text.plain.split("\n")), default=0)
