@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 from reports_fixtures import DEFAULT_CELLS, JUNK_NS, CellSpec, make_run_dir
-from reports_reading import cell_row, console_buffer
+from reports_reading import cell_row, console_buffer, printed_summary
 
 import reports
 from loadgen.schema import META_FILE, SAMPLES_FILE, SCHEMA_VERSION, SUMMARY_FILE
@@ -21,7 +21,7 @@ from reports.cli_report import report
 from reports.columns import CELL_COLUMNS, REPEAT_COLUMNS, latency_col
 from reports.html import render_report, write_report
 from reports.stats import measured_samples, ratio_table, sample_percentiles
-from reports.table import print_summary, summary_table
+from reports.table import summary_table
 
 
 @pytest.fixture
@@ -173,9 +173,7 @@ def test_null_latency_cell_loads(tmp_path: Path) -> None:
     assert ratios[ratios["http_cell"] == dead["cell"]]["p50_ratio"].isna().all()
     warnings = run_warnings(run)
     assert any(dead["cell"] in w and "status error" in w for w in warnings)
-    console, buf = console_buffer()
-    print_summary(run, console)
-    assert "–" in buf.getvalue()
+    assert "–" in printed_summary(run)[1]
     assert "<html" in render_report(run)
 
 
@@ -271,9 +269,8 @@ def test_summary_table_has_a_row_per_cell(run_dir: Path) -> None:
 @pytest.mark.parametrize("width", [80, 200])
 def test_print_summary_never_truncates_numbers(run_dir: Path, width: int) -> None:
     run = reports.load(run_dir)
-    console, buf = console_buffer(width)
-    assert print_summary(run, console) == []
-    out = buf.getvalue()
+    warnings, out = printed_summary(run, width)
+    assert warnings == []
     assert "…" not in out
     assert f"{cell_row(run, 'http/httpx/keep-alive')['p99_ms']:.3f}" in out
 
@@ -284,10 +281,9 @@ def test_saturation_warning(tmp_path: Path) -> None:
         CellSpec("ws-websockets", "websockets", "persistent"),
     )
     run = reports.load(make_run_dir(tmp_path, cells))
-    console, buf = console_buffer()
-    lines = print_summary(run, console)
+    lines, out = printed_summary(run)
     assert any(SATURATION_MESSAGE in line and "http/httpx/keep-alive" in line for line in lines)
-    assert "load generator saturated: results may measure the client" in buf.getvalue()
+    assert "load generator saturated: results may measure the client" in out
     assert SATURATION_MESSAGE in render_report(run)
 
 

@@ -27,7 +27,7 @@ from reports_fixtures import (
     make_realtime_run_dir,
     make_run_dir,
 )
-from reports_reading import cell_row, console_buffer
+from reports_reading import cell_row, console_buffer, printed_summary
 
 import reports
 from loadgen.schema import DELIVERIES_FILE, DELIVERY_COLUMNS, SAMPLES_FILE, SUMMARY_FILE
@@ -47,7 +47,7 @@ from reports.stats import (
     realtime_cells,
     request_cells,
 )
-from reports.table import delivery_summary_table, print_summary
+from reports.table import delivery_summary_table
 
 SHORT = "http/aiohttp/keep-alive/short-poll"
 LONG = "http/aiohttp/keep-alive/long-poll"
@@ -338,9 +338,7 @@ def test_lost_and_duplicated_delivery_warnings(tmp_path: Path) -> None:
     assert not any(WS_W in line for line in lines)
     html = render_report(run)
     assert f"lost 6 of 1,006 deliveries in cell {SHORT}" in html
-    console, buf = console_buffer()
-    print_summary(run, console)
-    assert "lost 6 of 1,006 deliveries" in buf.getvalue()
+    assert "lost 6 of 1,006 deliveries" in printed_summary(run)[1]
 
 
 def test_slow_consumer_and_reconnect_warnings(tmp_path: Path) -> None:
@@ -444,9 +442,8 @@ def test_delivery_charts_without_deliveries(tmp_path: Path) -> None:
 @pytest.mark.parametrize("width", [80, 200])
 def test_print_summary_realtime(rt_dir: Path, width: int) -> None:
     run = reports.load(rt_dir)
-    console, buf = console_buffer(width)
-    assert print_summary(run, console) == []
-    out = buf.getvalue()
+    warnings, out = printed_summary(run, width)
+    assert warnings == []
     assert "…" not in out
     assert f"{cell_row(run, SHORT)['delivery_p50_ms']:.3f}" in out
     assert "short-poll" in out and "50%" in out and "800" in out
@@ -546,9 +543,7 @@ def test_activity_run(tmp_path: Path) -> None:
     wire = measured["bytes_sent"].sum() + measured["bytes_received"].sum()
     assert split.loc[WS_A, "total_bytes"] == pytest.approx(wire / 500)
     assert split.loc[WS_A, "push_bytes"] == 0
-    console, buf = console_buffer()
-    print_summary(run, console)
-    out = buf.getvalue()
+    out = printed_summary(run)[1]
     assert "time on site" in out and "0.520" in out and "3.250" in out
     html = render_report(run)
     assert 'class="activity"' in html and "Mean |diff| ms/user" in html
@@ -560,15 +555,11 @@ def test_activity_run(tmp_path: Path) -> None:
 def test_no_activity_table_without_activity(rt_dir: Path) -> None:
     run = reports.load(rt_dir)
     assert 'class="activity"' not in render_report(run)
-    console, buf = console_buffer()
-    print_summary(run, console)
-    assert "time on site" not in buf.getvalue()
+    assert "time on site" not in printed_summary(run)[1]
 
 
 def test_activity_summary_fits_80_columns(tmp_path: Path) -> None:
     run = reports.load(_activity_run(make_realtime_run_dir(tmp_path, workload="activity")))
-    console, buf = console_buffer(80)
-    print_summary(run, console)
-    out = buf.getvalue()
+    out = printed_summary(run, 80)[1]
     assert max(len(line) for line in out.splitlines()) <= 80
     assert "time on site" in out and "0.520" in out and "3.250" in out and "96,000" in out
