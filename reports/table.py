@@ -426,7 +426,7 @@ def _legend(columns: Sequence[SummaryColumn]) -> str | None:
 
 
 def _flat(header: str) -> str:
-    return header.replace("\n", " ")
+    return header.replace("/\n", "/").replace("\n", " ")
 
 
 #: Rich styles per verdict.

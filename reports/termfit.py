@@ -58,10 +58,22 @@ def print_fitting(console: Console, layouts: Sequence[Layout]) -> None:
         tables = list(layout())
         if all(fits(console, t) for t in tables):
             for table in tables:
-                console.print(table)
+                _print_table(console, table)
             return
     for table in tables:
         console.print(stacked(table, console.width))
+
+
+def _print_table(console: Console, table: Table) -> None:
+    """``table``, its title above it at the console's width when the table is narrower
+    than the title (rich would wrap the title to the table's width)."""
+    if table.title is not None:
+        title = _as_text(table.title)
+        width = Measurement.get(console, console.options, table).maximum
+        if title.cell_len > width:
+            table.title = None
+            console.print(title)
+    console.print(table)
 
 
 def stacked(table: Table, width: int) -> RenderableType:

@@ -79,6 +79,21 @@ def fmt_value(value: float | None, unit: str) -> str:
     return f"{value:g}"
 
 
+#: What :func:`fmt_value` appends per unit; the narrow tables say it once, by the metric.
+UNIT_SUFFIX = {"ms": " ms", "rps": "/s", "cpu": " µs", "bytes": " B"}
+
+
+def fmt_bare(value: float | None, unit: str) -> str:
+    """:func:`fmt_value` without its unit: ``0.669`` for ``0.669 ms``."""
+    return fmt_value(value, unit).removesuffix(UNIT_SUFFIX.get(unit, "\0"))
+
+
+def metric_label(metric: str, unit: str) -> str:
+    """A metric with the unit its bare figures are in: ``p99 ms``, ``throughput /s``."""
+    suffix = UNIT_SUFFIX.get(unit, "").strip()
+    return f"{metric} {suffix}" if suffix else metric
+
+
 def fmt_change(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:+.1f}%"
 
@@ -176,9 +191,10 @@ def comparison_table(c: Comparison) -> Table:
 
 
 def cell_tables(c: Comparison) -> list[Table]:
-    """The checks as one narrow table per cell (titled with the cell's name): the
-    method under the metric, the current value under the baseline, the interval under
-    the change; the methods legend is the last table's caption."""
+    """The checks as one narrow table per cell (titled with the cell's name): the unit
+    after the metric and the method under it, the current value under the baseline (bare
+    figures), the interval under the change; the methods legend is the last table's
+    caption."""
     level = f"{c.level * 100:g}%"
     by_cell: dict[str, list[Row]] = {}
     for row in c.rows:
@@ -198,8 +214,8 @@ def cell_tables(c: Comparison) -> list[Table]:
         for row in rows:
             unit = METRICS[row.metric].unit
             table.add_row(
-                Text.assemble(row.metric, "\n", (_method(row), "dim")),
-                f"{fmt_value(row.baseline, unit)}\n{fmt_value(row.current, unit)}",
+                Text.assemble(metric_label(row.metric, unit), "\n", (_method(row), "dim")),
+                f"{fmt_bare(row.baseline, unit)}\n{fmt_bare(row.current, unit)}",
                 f"{fmt_change(row.change)}\n{fmt_interval(row)}",
                 _limit(row),
                 _status(row),

@@ -836,7 +836,7 @@ def test_compare_md_keeps_hostile_cell_names_inert(tmp_path: Path) -> None:
 def test_compare_output_fits_the_terminal_and_keeps_every_figure(
     tmp_path: Path, columns: int
 ) -> None:
-    from reports.gate.output import fmt_change, fmt_value
+    from reports.gate.output import fmt_bare, fmt_change, fmt_value
 
     hostile = "[bold]http\x1b[2J/aiohttp/keep-alive-with-a-rather-long-name[/bold]"
     base, cur = two_runs(
@@ -853,8 +853,11 @@ def test_compare_output_fits_the_terminal_and_keeps_every_figure(
     assert "\x1b" not in out and "[bold]http\\x1b[2J" in squash(out)
     for row in rows_of(cur):
         unit = METRICS[row["metric"]].unit
-        for figure in (fmt_value(row["baseline"], unit), fmt_value(row["current"], unit)):
+        # a wide table has the unit in every cell, the narrow ones by the metric
+        fmt = fmt_value if columns >= 200 else fmt_bare
+        for figure in (fmt(row["baseline"], unit), fmt(row["current"], unit)):
             assert figure in out, (row["cell"], figure)
         assert fmt_change(row["change"]) in out
     assert "regression" in out
     assert ("method" in out) and (columns < 200 or "cell" in out)
+    assert columns >= 200 or "p99 ms" in out
