@@ -257,3 +257,18 @@ def test_validate_shows_a_hostile_file_name_as_text(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "\x1b" not in result.output
     assert "[bold]s\\x1b[2J.toml" in "".join(result.output.split())
+
+
+def test_run_output_fits_80_columns_with_hostile_names(tmp_path: Path) -> None:
+    """What ``rtbench run`` prints (SLO table, report tables, paths) as CI logs show it."""
+    path = tmp_path / "s.toml"
+    name = "[bold]cell\\u001b[2J/with/a/name/long/enough/to/fold/in/every/table[/bold]"
+    path.write_text(SLO_SCENARIO.format(name=name))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli.app, ["run", str(path), "--out", str(out), "--no-progress"], env={"COLUMNS": "80"}
+    )
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80
+    assert "\x1b" not in result.output
+    assert "[bold]cell\\x1b[2J/" in result.output and "SLO met" in result.output
