@@ -6,6 +6,7 @@
     procs = {"messaging": start_run(scenario_path, out_dir)}
     wait_runs(procs, timeout_s=150)  # fails the test naming each run that did not exit 0
     stop_runs(procs)                 # kills what is still going, when a test gives up early
+    result, out = run_toml(tmp_path, "tls", toml_text)  # in this process, into tmp_path/out
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+
+from click.testing import Result
+from typer.testing import CliRunner
+
+from loadgen.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,9 +38,27 @@ sys.exit(result.exit_code)
 """
 
 
+def run_args(scenario: Path, out: Path) -> list[str]:
+    """The arguments of ``rtbench run scenario --out out`` without report or progress."""
+    return ["run", str(scenario), "--out", str(out), "--no-report", "--no-progress"]
+
+
+def invoke_run(scenario: Path, out: Path) -> Result:
+    """:func:`run_args` through typer's CliRunner in this process; the result, unchecked."""
+    return CliRunner().invoke(app, run_args(scenario, out))
+
+
+def run_toml(base: Path, name: str, text: str, out: str = "out") -> tuple[Result, Path]:
+    """Write ``text`` to ``base/NAME.toml`` and :func:`invoke_run` it into ``base/OUT``;
+    return the result (unchecked) and that folder."""
+    scenario = base / f"{name}.toml"
+    scenario.write_text(text)
+    return invoke_run(scenario, base / out), base / out
+
+
 def start_run(scenario: Path, out: Path) -> subprocess.Popen[bytes]:
     """Start ``rtbench run scenario --out out`` without report or progress; output is piped."""
-    args = ["run", str(scenario), "--out", str(out), "--no-report", "--no-progress"]
+    args = run_args(scenario, out)
     return subprocess.Popen(
         [sys.executable, "-c", CLI_RUNNER, *args],
         cwd=REPO,

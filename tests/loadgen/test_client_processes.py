@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pyarrow.parquet as pq
 import pytest
+from cli_runs import run_toml
 from scenario_toml import open_load, part_table, toml_text
 from typer.testing import CliRunner
 
@@ -137,12 +138,7 @@ TWO_PROCESSES = toml_text(
 @pytest.fixture(scope="module")
 def two_process_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("procs")
-    scenario = base / "two.toml"
-    scenario.write_text(TWO_PROCESSES)
-    out = base / "out"
-    result = CliRunner().invoke(
-        app, ["run", str(scenario), "--out", str(out), "--no-report", "--no-progress"]
-    )
+    result, out = run_toml(base, "two", TWO_PROCESSES)
     assert result.exit_code == 0, result.output
     return out
 

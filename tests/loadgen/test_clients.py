@@ -8,6 +8,7 @@ from typing import Any
 
 import event_loops
 import pytest
+from client_modes import EVERY_VALID, mode_ids
 from event_loops import LOOPS
 
 from loadgen.clients.base import make_client
@@ -21,23 +22,8 @@ pytestmark = pytest.mark.timeout(60)
 #: A test's coroutine, in a fresh loop of its kind.
 run_in = partial(event_loops.run_in, timeout_s=20.0)
 
-
-#: Every valid (server kind, client, conn_mode).
-COMBOS = [
-    ("http", "httpx", "keep-alive"),
-    ("http", "httpx", "new-connection"),
-    ("http", "aiohttp", "keep-alive"),
-    ("http", "aiohttp", "new-connection"),
-    ("ws-aiohttp", "websockets", "persistent"),
-    ("ws-aiohttp", "aiohttp", "persistent"),
-    ("ws-websockets", "websockets", "persistent"),
-    ("ws-websockets", "aiohttp", "persistent"),
-    ("http", "lean", "keep-alive"),
-    ("http", "lean", "new-connection"),
-    ("ws-aiohttp", "lean", "persistent"),
-    ("ws-websockets", "lean", "persistent"),
-]
-COMBO_IDS = ["/".join(c) for c in COMBOS]
+COMBOS = EVERY_VALID
+COMBO_IDS = mode_ids(COMBOS)
 N_REQUESTS = 4
 PAYLOAD = protocol.make_payload(16)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import event_loops
 import pytest
+from client_modes import EVERY_MODE, mode_ids
 from event_loops import LOOPS
 
 from loadgen.cellspec import CellRun
@@ -25,20 +26,6 @@ pytestmark = pytest.mark.timeout(60)
 run_in = partial(event_loops.run_in, timeout_s=30.0)
 
 PAYLOAD_BYTES = 16  # keeps every WebSocket frame under 126 bytes (2-byte header)
-
-#: (server kind, client, conn_mode): every client in every connection mode.
-MODES = [
-    ("http", "httpx", "keep-alive"),
-    ("http", "httpx", "new-connection"),
-    ("http", "aiohttp", "keep-alive"),
-    ("http", "aiohttp", "new-connection"),
-    ("ws-websockets", "websockets", "persistent"),
-    ("ws-aiohttp", "aiohttp", "persistent"),
-    ("http", "lean", "keep-alive"),
-    ("http", "lean", "new-connection"),
-    ("ws-websockets", "lean", "persistent"),
-    ("ws-aiohttp", "lean", "persistent"),
-]
 
 
 @dataclass
@@ -104,7 +91,7 @@ def check_invariants(out: Outcome) -> None:
         assert s.ok == (s.error is None)
 
 
-@pytest.mark.parametrize(("kind", "client", "conn_mode"), MODES, ids=["/".join(m) for m in MODES])
+@pytest.mark.parametrize(("kind", "client", "conn_mode"), EVERY_MODE, ids=mode_ids(EVERY_MODE))
 def test_closed_loop_every_request_answered(
     serve_in_loop: Any, kind: str, client: str, conn_mode: str
 ) -> None:

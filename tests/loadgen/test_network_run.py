@@ -19,11 +19,10 @@ from typing import Any
 
 import orjson
 import pytest
+from cli_runs import invoke_run, run_toml
 from scenario_toml import Cell, cell_table, one_repeat_toml
-from typer.testing import CliRunner
 
 from loadgen.cellspec import CellRun
-from loadgen.cli import app
 from loadgen.link.kernel import SERVER_ADDR
 from loadgen.link.namespaces import NS_PREFIX, list_namespaces
 from loadgen.link.probe import KernelSupport, kernel_support, probe_kernel
@@ -48,12 +47,7 @@ def _scenario(
 
 
 def _run(tmp_path: Path, profiles: list[Any], link: str = "auto") -> tuple[int, str, Path]:
-    path = tmp_path / "net.toml"
-    path.write_text(_scenario(profiles, link))
-    out = tmp_path / "out"
-    result = CliRunner().invoke(
-        app, ["run", str(path), "--out", str(out), "--no-report", "--no-progress"]
-    )
+    result, out = run_toml(tmp_path, "net", _scenario(profiles, link))
     return result.exit_code, result.output, out
 
 
@@ -208,9 +202,7 @@ def test_kernel_link_run_with_a_rate_only_profile(
     # A namespace left by a killed run (its owner pid cannot exist) is removed first.
     stale = f"{NS_PREFIX}4194305-dead-c"
     subprocess.run(["ip", "netns", "add", stale], check=True)
-    result = CliRunner().invoke(
-        app, ["run", str(path), "--out", str(out), "--no-report", "--no-progress"]
-    )
+    result = invoke_run(path, out)
     assert result.exit_code == 0, result.output
     assert stale not in list_namespaces()
     meta_network = json.loads((out / "meta.json").read_text())["network"]
@@ -259,9 +251,7 @@ def test_kernel_request_with_a_delay_profile_is_refused_here(
         pytest.skip("this kernel has netem: a delay profile can use the kernel link")
     path = _write_kernel_scenario(tmp_path, ["wan", *RATE_ONLY], "kernel")
     out = tmp_path / "out"
-    result = CliRunner().invoke(
-        app, ["run", str(path), "--out", str(out), "--no-report", "--no-progress"]
-    )
+    result = invoke_run(path, out)
     assert result.exit_code == 2
     text = " ".join(result.output.split())
     assert "cannot be honoured here: profile 'wan' needs tc netem (delay_ms = 25)" in text

@@ -11,11 +11,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from cli_runs import run_toml
+from client_modes import EVERY_MODE
 from scenario_toml import cell_table, one_repeat_toml
-from typer.testing import CliRunner
 
 from loadgen import tls
-from loadgen.cli import app
 from loadgen.clients.base import make_client
 from loadgen.clients.errors import ClientError
 from loadgen.wire import WireCounter, counting, new_event_loop
@@ -76,17 +76,8 @@ def _echo(n: int) -> bytes:
     return protocol.encode_request(protocol.Request(op="echo", id=n, ts=n, payload="x" * 32))
 
 
-CELLS = [
-    ("http", "aiohttp", "keep-alive"),
-    ("http", "aiohttp", "new-connection"),
-    ("http", "httpx", "keep-alive"),
-    ("ws-aiohttp", "aiohttp", "persistent"),
-    ("ws-websockets", "websockets", "persistent"),
-    ("http", "lean", "keep-alive"),
-    ("http", "lean", "new-connection"),
-    ("ws-aiohttp", "lean", "persistent"),
-    ("ws-websockets", "lean", "persistent"),
-]
+#: Every client and connection mode but httpx's new-connection one.
+CELLS = [m for m in EVERY_MODE if m != ("http", "httpx", "new-connection")]
 
 
 @pytest.mark.parametrize(("kind", "client", "mode"), CELLS)
@@ -165,19 +156,13 @@ def test_tls_12_is_selectable(certs: tls.CertPaths) -> None:
 
 
 def test_run_with_tls_cells(tmp_path: Path) -> None:
-    scenario = tmp_path / "tls.toml"
-    scenario.write_text(
-        one_repeat_toml(
-            "tls",
-            100,
-            cell_table("http/aiohttp/new-connection", tls=True),
-            cell_table("ws-websockets/websockets", tls=True),
-        )
+    text = one_repeat_toml(
+        "tls",
+        100,
+        cell_table("http/aiohttp/new-connection", tls=True),
+        cell_table("ws-websockets/websockets", tls=True),
     )
-    out = tmp_path / "out"
-    result = CliRunner().invoke(
-        app, ["run", str(scenario), "--out", str(out), "--no-report", "--no-progress"]
-    )
+    result, out = run_toml(tmp_path, "tls", text)
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     cells = {c["cell"]: c for c in summary["cells"]}

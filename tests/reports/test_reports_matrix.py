@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from cli_runs import run_toml
 from reports_fixtures import CellSpec, make_run_dir
 from scenario_toml import one_repeat_toml
 from typer.testing import CliRunner
@@ -281,21 +282,11 @@ def test_single_link_report_is_unchanged_and_drops_a_stale_matrix(tmp_path: Path
 
 
 def test_rtbench_report_writes_the_matrix_for_a_two_link_run(tmp_path: Path) -> None:
-    scenario = tmp_path / "links.toml"
-    scenario.write_text(
-        one_repeat_toml(
-            "links",
-            20,
-            "http/aiohttp/new-connection",
-            "ws-aiohttp/aiohttp",
-            network={"profiles": ["loopback", {"name": "rtt20", "rtt_ms": 20}]},
-        )
-    )
-    results = tmp_path / "results"
+    profiles = ["loopback", {"name": "rtt20", "rtt_ms": 20}]
+    cells = ("http/aiohttp/new-connection", "ws-aiohttp/aiohttp")
+    text = one_repeat_toml("links", 20, *cells, network={"profiles": profiles})
+    ran, results = run_toml(tmp_path, "links", text, out="results")
     runner = CliRunner()
-    ran = runner.invoke(
-        app, ["run", str(scenario), "--out", str(results), "--no-report", "--no-progress"]
-    )
     assert ran.exit_code == 0, ran.output
     out = tmp_path / "report"
     reported = runner.invoke(app, ["report", str(results), "--out", str(out)])
