@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -49,6 +50,20 @@ async def rpc(
         ) as resp,
     ):
         return resp.status, orjson.loads(await resp.read())
+
+
+def ws_url(port: int, token: str | None = None) -> str:
+    """The server's WebSocket URL, with ``?token=`` when a token is given."""
+    return f"ws://{HOST}:{port}/ws" + ("" if token is None else f"?token={token}")
+
+
+@contextlib.asynccontextmanager
+async def signed_in(
+    kind: str, user: str, hub: Hub | None = None
+) -> AsyncIterator[tuple[int, Hub, str]]:
+    """Serve ``kind`` (with ``hub``) and sign ``user`` in; yield the port, hub and token."""
+    async with serve(kind, hub) as (port, served):
+        yield port, served, served.realtime.sign_in(user)
 
 
 def assert_error(status: int, body: dict[str, Any], want_status: int, code: str) -> None:
@@ -114,7 +129,7 @@ async def test_http_inbox_get_needs_a_valid_token() -> None:
 @pytest.mark.parametrize("how", ["query", "header"])
 async def test_ws_handshake_with_unknown_token_is_refused_401(kind: str, how: str) -> None:
     async with serve(kind) as (port, hub):
-        url = f"ws://{HOST}:{port}/ws"
+        url = ws_url(port)
         kwargs: dict[str, Any] = {
             "compression": None,
             "ping_interval": None,
@@ -131,7 +146,7 @@ async def test_ws_handshake_with_unknown_token_is_refused_401(kind: str, how: st
         # The aiohttp client sees the same refusal.
         async with aiohttp.ClientSession() as session:
             with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-                await asyncio.wait_for(session.ws_connect(f"ws://{HOST}:{port}/ws?token=x"), STEP_S)
+                await asyncio.wait_for(session.ws_connect(ws_url(port, "x")), STEP_S)
             assert refused.value.status == 401
         assert hub.realtime.presence.changes == 0  # nobody came online
 
@@ -139,14 +154,11 @@ async def test_ws_handshake_with_unknown_token_is_refused_401(kind: str, how: st
 @pytest.mark.parametrize("kind", WS_KINDS)
 @pytest.mark.parametrize("how", ["query", "header"])
 async def test_ws_handshake_token_binds_the_connection(kind: str, how: str) -> None:
-    async with serve(kind) as (port, hub):
-        token = hub.realtime.sign_in("alice")
-        url = f"ws://{HOST}:{port}/ws"
+    async with signed_in(kind, "alice") as (port, hub, token):
         kwargs: dict[str, Any] = {"compression": None, "ping_interval": None}
-        if how == "query":
-            url += f"?token={token}"
-        else:
+        if how == "header":
             kwargs["additional_headers"] = {"Authorization": f"Bearer {token}"}
+        url = ws_url(port, token if how == "query" else None)
         async with asyncio.timeout(STEP_S), ws_connect(url, **kwargs) as ws:
             assert hub.realtime.presence.is_online("alice")
             await ws.send(envelope("time_on_site", {"user": "alice"}), text=True)
@@ -159,7 +171,7 @@ async def test_ws_without_token_gets_401_envelopes_and_stays_open(kind: str) -> 
     async with (
         serve(kind) as (port, _),
         asyncio.timeout(STEP_S),
-        ws_connect(f"ws://{HOST}:{port}/ws", compression=None, ping_interval=None) as ws,
+        ws_connect(ws_url(port), compression=None, ping_interval=None) as ws,
     ):
         await ws.send(envelope("heartbeat", {}), text=True)
         reply = protocol.decode_response(await ws.recv())
@@ -175,9 +187,8 @@ async def test_ws_without_token_gets_401_envelopes_and_stays_open(kind: str) -> 
 @pytest.mark.parametrize("kind", WS_KINDS)
 @pytest.mark.parametrize("library", ["websockets", "aiohttp"])
 async def test_ws_acting_as_another_user_gets_error_then_1008(kind: str, library: str) -> None:
-    async with serve(kind) as (port, hub):
-        token = hub.realtime.sign_in("mallory")
-        url = f"ws://{HOST}:{port}/ws?token={token}"
+    async with signed_in(kind, "mallory") as (port, hub, token):
+        url = ws_url(port, token)
         forged = envelope("send", {"user": "alice", "to": "bob", "mid": 1, "ts": 1})
         async with asyncio.timeout(STEP_S):
             if library == "websockets":
@@ -227,7 +238,7 @@ async def test_signin_needs_the_users_key(kind: str) -> None:
             else:
                 async with (
                     asyncio.timeout(STEP_S),
-                    ws_connect(f"ws://{HOST}:{port}/ws", compression=None) as ws,
+                    ws_connect(ws_url(port), compression=None) as ws,
                 ):
                     await ws.send(envelope("signin", payload), text=True)
                     reply = protocol.decode_response(await ws.recv())
@@ -271,11 +282,10 @@ async def test_http_bye_revokes_the_token() -> None:
 
 @pytest.mark.parametrize("kind", WS_KINDS)
 async def test_ws_bye_revokes_and_unbinds_the_connection(kind: str) -> None:
-    async with serve(kind) as (port, hub):
-        token = hub.realtime.sign_in("alice")
+    async with signed_in(kind, "alice") as (port, hub, token):
         async with (
             asyncio.timeout(STEP_S),
-            ws_connect(f"ws://{HOST}:{port}/ws?token={token}", compression=None) as ws,
+            ws_connect(ws_url(port, token), compression=None) as ws,
         ):
             assert hub.realtime.presence.is_online("alice")
             await ws.send(envelope("bye", {}), text=True)
@@ -291,24 +301,23 @@ async def test_ws_bye_revokes_and_unbinds_the_connection(kind: str) -> None:
 @pytest.mark.parametrize("kind", WS_KINDS)
 async def test_ws_connection_stops_acting_once_its_token_expires(kind: str) -> None:
     hub = Hub(realtime=RealtimeConfig(token_ttl_s=0.3))
-    async with serve(kind, hub) as (port, _):
-        token = hub.realtime.sign_in("alice")
-        async with (
-            asyncio.timeout(STEP_S),
-            ws_connect(f"ws://{HOST}:{port}/ws?token={token}", compression=None) as ws,
-        ):
-            await ws.send(envelope("heartbeat", {}), text=True)
-            assert protocol.decode_response(await ws.recv()).ok
-            await asyncio.sleep(0.4)
-            # A request that comes before the sweep notices is refused all the same.
-            await ws.send(envelope("heartbeat", {}), text=True)
-            with contextlib.suppress(ConnectionClosed):
-                reply = protocol.decode_response(await ws.recv())
-                assert reply.error is not None and reply.error.code == "unauthorized"
-            # Then the connection closes (1008): see tests/servers/test_token_lifetime.py.
-            with pytest.raises(ConnectionClosed) as closed:
-                await ws.recv()
-            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    async with (
+        signed_in(kind, "alice", hub) as (port, _, token),
+        asyncio.timeout(STEP_S),
+        ws_connect(ws_url(port, token), compression=None) as ws,
+    ):
+        await ws.send(envelope("heartbeat", {}), text=True)
+        assert protocol.decode_response(await ws.recv()).ok
+        await asyncio.sleep(0.4)
+        # A request that comes before the sweep notices is refused all the same.
+        await ws.send(envelope("heartbeat", {}), text=True)
+        with contextlib.suppress(ConnectionClosed):
+            reply = protocol.decode_response(await ws.recv())
+            assert reply.error is not None and reply.error.code == "unauthorized"
+        # Then the connection closes (1008): see tests/servers/test_token_lifetime.py.
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
 
 
 async def test_stats_needs_a_token() -> None:
@@ -367,8 +376,7 @@ async def test_presence_is_visible_only_to_room_mates() -> None:
 async def test_ws_failed_handshake_leaves_the_user_offline(
     kind: str, headers: dict[str, str]
 ) -> None:
-    async with serve(kind) as (port, hub), aiohttp.ClientSession() as session:
-        token = hub.realtime.sign_in("alice")
+    async with signed_in(kind, "alice") as (port, hub, token), aiohttp.ClientSession() as session:
         url = f"http://{HOST}:{port}/ws?token={token}"
         async with asyncio.timeout(STEP_S), session.get(url, headers=headers) as resp:
             assert 400 <= resp.status < 500
@@ -376,7 +384,7 @@ async def test_ws_failed_handshake_leaves_the_user_offline(
         assert not presence.is_online("alice")
         assert presence.changes == 0
         # A real connection afterwards comes and goes as usual.
-        async with asyncio.timeout(STEP_S), ws_connect(f"ws://{HOST}:{port}/ws?token={token}"):
+        async with asyncio.timeout(STEP_S), ws_connect(ws_url(port, token)):
             assert presence.is_online("alice")
         async with asyncio.timeout(STEP_S):
             while presence.is_online("alice"):
