@@ -106,6 +106,27 @@ class Receiver:
         return [item["mid"] for _, item, _, _ in self.items if item.get("type") == "message"]
 
 
+@contextlib.asynccontextmanager
+async def alice_and_bob(
+    base: str, room: str | None = None
+) -> AsyncIterator[tuple[HttpConn, Receiver]]:
+    """Sign alice and bob in (both into ``room`` when given), start bob's stream; yield
+    alice and the stream, and close the stream and both users when the block ends."""
+    alice, bob = await user(base, "alice"), await user(base, "bob")
+    if room is not None:
+        for u in (alice, bob):
+            await u.call("join", {"room": room})
+    rx = Receiver(base)
+    assert bob.token is not None
+    await rx.start(bob.token)
+    try:
+        yield alice, rx
+    finally:
+        await rx.stop()
+        await alice.close()
+        await bob.close()
+
+
 async def raw_events(resp: aiohttp.ClientResponse, n: int) -> list[bytes]:
     """The first ``n`` blank-line-terminated blocks of a raw stream."""
     buf = b""
@@ -121,33 +142,22 @@ async def raw_events(resp: aiohttp.ClientResponse, n: int) -> list[bytes]:
 
 
 async def test_sse_delivers_exactly_once_in_order_with_the_websocket_push_json() -> None:
-    async with serve() as (base, hub, _, _):
-        alice, bob = await user(base, "alice"), await user(base, "bob")
-        for u in (alice, bob):
-            await u.call("join", {"room": "g"})
-        rx = Receiver(base)
-        assert bob.token is not None
-        await rx.start(bob.token)
-        try:
-            for mid in range(1, 21):
-                target = {"to": "bob"} if mid % 2 else {"room": "g"}
-                await alice.call("send", {**target, "mid": mid, "ts": 1, "body": f"m{mid}"})
-            await rx.until(20)
-            assert rx.mids() == list(range(1, 21))
-            assert [seq for seq, *_ in rx.items] == list(range(1, 21))
-            assert {via for _, _, via, _ in rx.items} == {"sse"}
-            # Each item's bytes: its event, as the server framed it, in one HTTP chunk.
-            stored = hub.realtime.inbox("bob").read(0, 100).items
-            for (seq, _, _, nbytes), (stored_seq, data) in zip(rx.items, stored, strict=True):
-                event = b"id: %d\ndata: %b\n\n" % (seq, protocol.encode_push(stored_seq, data))
-                assert nbytes == len(event) + chunk_framing(len(event))
-            await asyncio.sleep(0.1)
-            assert len(rx.items) == 20  # nothing more: exactly once
-            assert rx.conn.reconnects == 0 and rx.connects == [None]
-        finally:
-            await rx.stop()
-            await alice.close()
-            await bob.close()
+    async with serve() as (base, hub, _, _), alice_and_bob(base, room="g") as (alice, rx):
+        for mid in range(1, 21):
+            target = {"to": "bob"} if mid % 2 else {"room": "g"}
+            await alice.call("send", {**target, "mid": mid, "ts": 1, "body": f"m{mid}"})
+        await rx.until(20)
+        assert rx.mids() == list(range(1, 21))
+        assert [seq for seq, *_ in rx.items] == list(range(1, 21))
+        assert {via for _, _, via, _ in rx.items} == {"sse"}
+        # Each item's bytes: its event, as the server framed it, in one HTTP chunk.
+        stored = hub.realtime.inbox("bob").read(0, 100).items
+        for (seq, _, _, nbytes), (stored_seq, data) in zip(rx.items, stored, strict=True):
+            event = b"id: %d\ndata: %b\n\n" % (seq, protocol.encode_push(stored_seq, data))
+            assert nbytes == len(event) + chunk_framing(len(event))
+        await asyncio.sleep(0.1)
+        assert len(rx.items) == 20  # nothing more: exactly once
+        assert rx.conn.reconnects == 0 and rx.connects == [None]
 
 
 async def test_raw_stream_format_and_where_it_resumes() -> None:
@@ -181,11 +191,7 @@ async def test_raw_stream_format_and_where_it_resumes() -> None:
 
 
 async def test_resume_with_last_event_id_after_drops_while_messages_keep_coming() -> None:
-    async with serve() as (base, hub, _, _):
-        alice, bob = await user(base, "alice"), await user(base, "bob")
-        rx = Receiver(base)
-        assert bob.token is not None
-        await rx.start(bob.token)
+    async with serve() as (base, hub, _, _), alice_and_bob(base) as (alice, rx):
         total = 300
         sent = 0
 
@@ -220,35 +226,23 @@ async def test_resume_with_last_event_id_after_drops_while_messages_keep_coming(
             assert hub.realtime.counters["slow_consumer_closes"] == 0
         finally:
             sender.cancel()
-            await rx.stop()
-            await alice.close()
-            await bob.close()
 
 
 async def test_slow_consumer_stream_ends_and_resumes_without_loss() -> None:
     # A queue of 4 that the server fills faster than it drains: the session is
     # closed as a slow consumer, the stream ends, and the client resumes by id.
     hub = Hub(send_queue=4)
-    async with serve(hub) as (base, _, _, _):
-        alice, bob = await user(base, "alice"), await user(base, "bob")
-        rx = Receiver(base)
-        assert bob.token is not None
-        await rx.start(bob.token)
-        try:
-            for mid in range(1, 4):
-                await alice.call("send", {"to": "bob", "mid": mid, "ts": 1})
-            await rx.until(3)
-            # Appended to the inbox in one go, so the pushes overflow the queue.
-            for mid in range(4, 41):
-                hub.realtime.deliver(["bob"], {"type": "message", "to": "bob", "mid": mid})
-            await rx.until(40)
-            assert rx.mids() == list(range(1, 41))
-            assert hub.realtime.counters["slow_consumer_closes"] >= 1
-            assert rx.conn.reconnects >= 1
-        finally:
-            await rx.stop()
-            await alice.close()
-            await bob.close()
+    async with serve(hub) as (base, _, _, _), alice_and_bob(base) as (alice, rx):
+        for mid in range(1, 4):
+            await alice.call("send", {"to": "bob", "mid": mid, "ts": 1})
+        await rx.until(3)
+        # Appended to the inbox in one go, so the pushes overflow the queue.
+        for mid in range(4, 41):
+            hub.realtime.deliver(["bob"], {"type": "message", "to": "bob", "mid": mid})
+        await rx.until(40)
+        assert rx.mids() == list(range(1, 41))
+        assert hub.realtime.counters["slow_consumer_closes"] >= 1
+        assert rx.conn.reconnects >= 1
 
 
 # -- authentication ------------------------------------------------------------------------
