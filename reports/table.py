@@ -45,7 +45,8 @@ from reports.fmt import (
 )
 from reports.load import Run
 from reports.stats import delivery_table, realtime_cells, request_cells
-from reports.termfit import Name, print_fitting
+from reports.termfit import print_fitting
+from reports.termname import Name
 from reports.verdict import (
     CLAIM_RATIO,
     METRICS,

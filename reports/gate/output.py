@@ -40,7 +40,8 @@ from reports.gate.compare import (
     load_run,
     parse_specs,
 )
-from reports.termfit import Name, print_fitting
+from reports.termfit import print_fitting
+from reports.termname import Name
 
 COMPARE_MD = "compare.md"
 COMPARE_JSON = "compare.json"

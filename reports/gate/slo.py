@@ -28,7 +28,8 @@ from rich.table import Table
 
 from loadgen.escape import term_plain
 from loadgen.scenario_tables import SloSettings
-from reports.termfit import Name, print_fitting
+from reports.termfit import print_fitting
+from reports.termname import Name
 
 SLO_FILE = "slo.json"
 

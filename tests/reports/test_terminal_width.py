@@ -14,7 +14,8 @@ from rich.text import Text
 import reports
 from reports.cli_report import report
 from reports.fmt import fmt_compact, fmt_ms, fmt_us_compact
-from reports.termfit import fits, needed_width, print_fitting, stacked
+from reports.stacked import stacked
+from reports.termfit import fits, needed_width, print_fitting
 
 #: Markup, an escape sequence (it would recolour the terminal) and a tab, in a long name.
 HOSTILE = "[bold]evil\x1b[31m\tname-that-goes-on-and-on-well-past-any-column[/bold]"
@@ -171,7 +172,7 @@ def test_stacked_puts_each_row_under_its_name() -> None:
 
 
 def test_names_break_after_a_slash_when_their_column_is_narrow() -> None:
-    from reports.termfit import Name
+    from reports.termname import Name
 
     console, buf = console_buffer(14)
     console.print(Name("ws-websockets/websockets/persistent"))
