@@ -228,6 +228,8 @@ def _realtime_block(
         "empty_polls": empty,
         "empty_poll_ratio": _ratio(empty, polls),
         "reconnects": sum(p["stats"].get("reconnects", 0) for p in parts),
+        # Ended by the server because their token did, then resumed: not a loss.
+        "auth_closes": sum(p["stats"].get("auth_closes", 0) for p in parts),
         # Steps users reached more than 100 ms after they were due: load not offered on time.
         "late_steps": sum(p["stats"].get("late_steps", 0) for p in parts),
         "max_late_ms": max((p["stats"].get("max_late_ms", 0.0) for p in parts), default=0.0),

@@ -307,6 +307,13 @@ def _delivery_warnings(run: Run, row: pd.Series) -> list[str]:
             + ": the users could not keep the schedule, so the offered load was lower than "
             "configured; lower the rates or give [realtime] publishers more lanes"
         )
+    auth_closes = as_float(row.get("auth_closes"))
+    if auth_closes:
+        lines.append(
+            f"{fmt_int(auth_closes)} auth closes in cell {label}: the server ended streams or "
+            "held polls whose token expired or was revoked, and their users signed in again "
+            "and resumed (not counted as loss)"
+        )
     reconnects = as_float(row.get("reconnects"))
     if reconnects:
         lines.append(

@@ -91,6 +91,7 @@ REALTIME_COUNT_COLUMNS: tuple[str, ...] = (
     "polls",
     "empty_polls",
     "reconnects",
+    "auth_closes",
     "slow_consumer_closes",
     "late_steps",
 )

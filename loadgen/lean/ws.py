@@ -191,7 +191,10 @@ class WsConnection(asyncio.Protocol):
         if self.closed.is_set():
             return
         if self.close_code is None:
-            self.close_code = self._ws.close_code
+            # The peer's code as soon as its close frame is in: the library only
+            # reports close_code once the closing handshake is over.
+            rcvd = self._ws.close_rcvd
+            self.close_code = rcvd.code if rcvd is not None else self._ws.close_code
         self.closed.set()
         if self._on_close is not None:
             self._on_close()

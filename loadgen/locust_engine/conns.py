@@ -281,14 +281,19 @@ class SseConn(SseStream):
                     with contextlib.suppress(OSError, ValueError):
                         self._read(self._sock)
                     self._drop()
-                self.reconnects += 1
                 gevent.sleep(self.retry_s)
+                renewed = False
                 while True:
                     try:
                         self._open()
                         break
                     except ClientError as exc:
+                        if self.renews_after(exc, renewed):
+                            assert self.renew is not None
+                            self.token, renewed = self.renew(), True
+                            continue
                         gevent.sleep(self.retry_after(exc))
+                self.resumed(renewed)
         finally:
             self._drop()
 

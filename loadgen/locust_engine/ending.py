@@ -114,6 +114,7 @@ class Ending:
                 stats.server_stats = self.people[self.order[0]].call("stats", {})
         everyone = list(self.everyone.values())
         stats.reconnects = sum(p.reconnects for p in everyone)
+        stats.auth_closes = sum(p.auth_closes for p in everyone)
         broken = [p.failure for p in self.people.values() if p.failure is not None]
         if broken:
             self.failure = f"{len(broken)} users' receivers failed: {broken[0]!r}"

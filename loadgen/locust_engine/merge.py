@@ -29,7 +29,16 @@ from loadgen.schema import DELIVERY_SCHEMA, SAMPLE_SCHEMA
 #: Counters of the echo engine's stats that add up across workers.
 _ECHO_SUMS = ("issued", "connects", "connect_errors", "cancelled_in_flight")
 #: Counters of the real-time stats that add up across workers.
-_RT_SUMS = ("users", "reconnects", "wire_sent", "wire_received", "requests", "polls", "empty_polls")
+_RT_SUMS = (
+    "users",
+    "reconnects",
+    "auth_closes",
+    "wire_sent",
+    "wire_received",
+    "requests",
+    "polls",
+    "empty_polls",
+)
 
 
 def _merge_hdr(texts: list[str]) -> str:

@@ -12,6 +12,7 @@ recorded, when a user counts as offline); only the I/O loops are gevent's::
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -22,6 +23,7 @@ from gevent.lock import Semaphore
 from loadgen.clients.errors import ClientError
 from loadgen.locust_engine.conns import HttpConn, SseConn, WsConn
 from loadgen.realtime.receive import subscribe_gap
+from loadgen.realtime.replies import auth_refused
 from loadgen.realtime.stage import FAILURES
 from loadgen.realtime.user_state import ConnClasses, PollClock, UserState
 from servers.realtime.credentials import signin_payload
@@ -59,8 +61,7 @@ class VirtualUser(UserState):
             raise
         self.on_connect(self.name, t0, clock(), None)
         if self.token is None:
-            reply = self.ws.call("signin", signin_payload(self.name))
-            self.token = reply["token"]
+            self._signed_in(self.ws.call("signin", signin_payload(self.name)))
         if subscribe_gap(self.ws.call("subscribe_inbox", {"after": self.cursor})):
             self._gap("push")
 
@@ -70,14 +71,19 @@ class VirtualUser(UserState):
         if self.ws is not None:
             self._connect_ws()
         else:
-            assert self.http is not None
-            reply = self.http.call("signin", signin_payload(self.name))
-            self.token = self.http.token = reply["token"]
+            token = self._sign_in_http()
             if self.sse is not None:
-                self.sse.connect(self.token, self.cursor)
+                self.sse.renew = self._sign_in_http
+                self.sse.connect(token, self.cursor)
         self.online = True
         self._wake.set()
         self._spawn_receiver()
+
+    def _sign_in_http(self) -> str:
+        """Sign in over HTTP (at the start, and again once the token was refused)."""
+        assert self.http is not None
+        self.http.token = None  # a stale bearer token would have the sign-in refused
+        return self._signed_in(self.http.call("signin", signin_payload(self.name)))
 
     def _spawn_receiver(self) -> None:
         self._receiver = gevent.spawn(self._receive)
@@ -104,8 +110,9 @@ class VirtualUser(UserState):
             if self.stopping or not self.online:
                 self._wake.wait()
                 continue
-            # Dropped while meant to be online (e.g. closed as a slow consumer): resume.
-            self.ws_reconnects += 1
+            # Dropped while meant to be online (closed as a slow consumer, or its token
+            # ended): resume, signing in again if need be.
+            self._ws_dropped()
             self.ws.close()
             try:
                 self._connect_ws()
@@ -130,7 +137,13 @@ class VirtualUser(UserState):
                 self.cursor = self.http.poll(
                     self.cursor, timing.wait_ms, self._item, "poll", self._gap
                 )
-            except FAILURES:
+            except FAILURES as exc:
+                if auth_refused(exc):
+                    # The poll's token ended (a held one answers 401): sign in, poll on.
+                    self.ws_poll_auth_closes += 1
+                    with contextlib.suppress(*FAILURES):
+                        self._sign_in_http()
+                        continue
                 gevent.sleep(0.05)
 
     def go_offline(self) -> int:

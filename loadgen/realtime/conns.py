@@ -281,10 +281,12 @@ class SseConn(SseStream):
     e.g. as a slow consumer, or the connection broke) it reconnects with
     ``Last-Event-ID`` after :attr:`retry_s` (the server's ``retry:`` if it sent
     one), counting :attr:`reconnects`. A refusal (4xx) is not retried: ``run``
-    raises it. Each push's ``nbytes`` is its event's bytes on the wire: the
-    ``id:``/``data:`` lines and its HTTP chunk framing (not the response head,
-    which is the connection's set-up, as a WebSocket's upgrade is). An
-    ``event: gap`` reaches ``on_gap("sse")``.
+    raises it, except a refused token when :attr:`renew` is set: the user signs in
+    again and the stream resumes, counted in :attr:`auth_closes`. Each push's
+    ``nbytes`` is its event's bytes on the wire: the ``id:``/``data:`` lines and
+    its HTTP chunk framing (not the response head, which is the connection's
+    set-up, as a WebSocket's upgrade is). An ``event: gap`` reaches
+    ``on_gap("sse")``.
     """
 
     def __init__(self, *args: Any, **kw: Any) -> None:
@@ -332,14 +334,19 @@ class SseConn(SseStream):
             while True:
                 await self._follow()
                 self._drop()
-                self.reconnects += 1
                 await asyncio.sleep(self.retry_s)
+                renewed = False
                 while True:
                     try:
                         await self._open()
                         break
                     except ClientError as exc:
+                        if self.renews_after(exc, renewed):
+                            assert self.renew is not None
+                            self.token, renewed = await self.renew(), True
+                            continue
                         await asyncio.sleep(self.retry_after(exc))
+                self.resumed(renewed)
         finally:
             self._drop()
 

@@ -252,6 +252,7 @@ async def run_realtime(
         first = next(iter(users.values()))
         stats.server_stats = await first.call("stats", {})
     stats.reconnects = sum(u.reconnects for u in users.values())
+    stats.auth_closes = sum(u.auth_closes for u in users.values())
     broken = [u.failure for u in users.values() if u.failure is not None]
     if broken:
         await _bounded([u.stop() for u in users.values()], SETUP_CONCURRENCY)

@@ -6,6 +6,7 @@
     error = reply_error(resp)            # None, or "error_reply:CODE" for the samples
     items = poll_item_count(op, resp)    # items a poll reply carried
     payload = payload_of(resp, status)   # or raise OpFailed(code, message, status)
+    auth_refused(exc)                    # the token ended: sign in again
     check_echo_reply(status, body, req_id)  # None for a good echo, else the row's error
 
     # One measured HTTP request, reported to on_request when it ends (either driver):
@@ -36,6 +37,14 @@ class OpFailed(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.status = status
+
+
+def auth_refused(exc: BaseException) -> bool:
+    """Whether a poll, an action or a stream connection was refused because its token
+    is no longer valid (expired or revoked): the user signs in again."""
+    if isinstance(exc, OpFailed):
+        return exc.code == "unauthorized"
+    return isinstance(exc, ClientError) and exc.code == "http_401"
 
 
 def decode_reply(data: bytes) -> protocol.Response:

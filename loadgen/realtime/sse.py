@@ -21,9 +21,11 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from loadgen.clients.errors import ClientError
 from loadgen.realtime.receive import OnGap, OnItem
+from loadgen.realtime.replies import auth_refused
 from loadgen.wire import WireCounter
 from servers import protocol
 
@@ -208,6 +210,11 @@ class SseStream:
         self.token: str | None = None
         self.decoder = SseDecoder(on_item, on_gap)
         self.reconnects = 0
+        #: Resumptions after the server ended the stream because its token did.
+        self.auth_closes = 0
+        #: The user's sign-in again, returning the new token (awaitable under asyncio);
+        #: None: a refused token is raised like any refusal.
+        self.renew: Callable[[], Any] | None = None
 
     @property
     def last_id(self) -> int:
@@ -254,6 +261,20 @@ class SseStream:
         if exc.code.startswith("http_4"):
             raise exc
         return max(self.retry_s, 0.1)
+
+    def renews_after(self, exc: ClientError, renewed: bool) -> bool:
+        """Whether a failed (re)connection should sign in again and retry at once: its
+        token was refused (:func:`~loadgen.realtime.replies.auth_refused`), there is a
+        :attr:`renew`, and the token was not just renewed (then it is raised)."""
+        return self.renew is not None and not renewed and auth_refused(exc)
+
+    def resumed(self, renewed: bool) -> None:
+        """A dropped stream is open again: an auth close if its token had to be renewed,
+        else a reconnection."""
+        if renewed:
+            self.auth_closes += 1
+        else:
+            self.reconnects += 1
 
     def wire_totals(self) -> tuple[int, int]:
         """Bytes sent and received over the stream's connections so far."""

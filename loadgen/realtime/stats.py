@@ -32,6 +32,8 @@ class RealtimeStats:
     actions: dict[str, int] = field(default_factory=dict)
     action_errors: dict[str, int] = field(default_factory=dict)
     reconnects: int = 0
+    #: Streams and held polls the server ended because their token did (then resumed).
+    auth_closes: int = 0
     wire_sent: int = 0
     wire_received: int = 0
     requests: int = 0

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loadgen.realtime.params import RealtimeParams
+from servers.hub import CLOSE_POLICY
 
 clock = time.perf_counter_ns
 
@@ -101,6 +102,9 @@ class UserState:
     stopping: bool = field(default=False, init=False)
     failure: BaseException | None = field(default=None, init=False)
     ws_reconnects: int = field(default=0, init=False)
+    #: Times a stream or poll ended because its token expired or was revoked, and the
+    #: user signed in again and resumed (not a loss, not a dropped connection).
+    ws_poll_auth_closes: int = field(default=0, init=False)
     http: Any = field(default=None, init=False)
     ws: Any = field(default=None, init=False)
     sse: Any = field(default=None, init=False)
@@ -136,6 +140,29 @@ class UserState:
     def reconnects(self) -> int:
         """Times a dropped push connection (WebSocket or event stream) was resumed."""
         return self.ws_reconnects + (self.sse.reconnects if self.sse is not None else 0)
+
+    @property
+    def auth_closes(self) -> int:
+        """Times the server ended a stream or a held poll because its token ended."""
+        return self.ws_poll_auth_closes + (self.sse.auth_closes if self.sse is not None else 0)
+
+    def _ws_dropped(self) -> None:
+        """Count why the WebSocket closed while the user meant to be online: its token
+        ended (1008: the next connection signs in again) or it was dropped."""
+        if self.ws.close_code == CLOSE_POLICY:
+            self.ws_poll_auth_closes += 1
+            self.token = None
+        else:
+            self.ws_reconnects += 1
+
+    def _signed_in(self, reply: Any) -> str:
+        """Keep the token of a ``signin`` reply for every connection; returns it."""
+        self.token = reply["token"]
+        if self.http is not None:
+            self.http.token = self.token
+        if self.sse is not None:
+            self.sse.token = self.token
+        return self.token
 
     def _item(self, seq: int, item: Any, received_ns: int, via: str, nbytes: int) -> None:
         # A replay after reconnecting may repeat what was already pushed: the cursor stays.

@@ -35,6 +35,7 @@ from loadgen.clients.kinds import LEAN
 from loadgen.realtime.conns import HttpConn, SseConn, WsConn
 from loadgen.realtime.lean_conns import LeanHttpConn, LeanSseConn, LeanWsConn
 from loadgen.realtime.receive import subscribe_gap
+from loadgen.realtime.replies import auth_refused
 from loadgen.realtime.stage import FAILURES
 from loadgen.realtime.user_state import (
     ConnClasses,
@@ -86,8 +87,7 @@ class VirtualUser(UserState):
             raise
         self.on_connect(self.name, t0, clock(), None)
         if self.token is None:
-            reply = await self.ws.call("signin", signin_payload(self.name))
-            self.token = reply["token"]
+            self._signed_in(await self.ws.call("signin", signin_payload(self.name)))
         reply = await self.ws.call("subscribe_inbox", {"after": self.cursor})
         if subscribe_gap(reply):
             self._gap("push")
@@ -98,15 +98,20 @@ class VirtualUser(UserState):
         if self.ws is not None:
             await self._connect_ws()
         else:
-            assert self.http is not None
-            reply = await self.http.call("signin", signin_payload(self.name))
-            self.token = self.http.token = reply["token"]
+            token = await self._sign_in_http()
             if self.sse is not None:
-                await self.sse.connect(self.token, self.cursor)
+                self.sse.renew = self._sign_in_http
+                await self.sse.connect(token, self.cursor)
         self.online = True
         self._wake.set()
         self._receiver = asyncio.create_task(self._receive())
         self._receiver.add_done_callback(self._check_receiver)
+
+    async def _sign_in_http(self) -> str:
+        """Sign in over HTTP (at the start, and again once the token was refused)."""
+        assert self.http is not None
+        self.http.token = None  # a stale bearer token would have the sign-in refused
+        return self._signed_in(await self.http.call("signin", signin_payload(self.name)))
 
     def _check_receiver(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -129,8 +134,9 @@ class VirtualUser(UserState):
             if self.stopping or not self.online:
                 await self._wake.wait()
                 continue
-            # Dropped while meant to be online (e.g. closed as a slow consumer): resume.
-            self.ws_reconnects += 1
+            # Dropped while meant to be online (closed as a slow consumer, or its token
+            # ended): resume, signing in again if need be.
+            self._ws_dropped()
             await self.ws.close()
             try:
                 await self._connect_ws()
@@ -155,7 +161,13 @@ class VirtualUser(UserState):
                 self.cursor = await self.http.poll(
                     self.cursor, timing.wait_ms, self._item, "poll", self._gap
                 )
-            except FAILURES:
+            except FAILURES as exc:
+                if auth_refused(exc):
+                    # The poll's token ended (a held one answers 401): sign in, poll on.
+                    self.ws_poll_auth_closes += 1
+                    with contextlib.suppress(*FAILURES):
+                        await self._sign_in_http()
+                        continue
                 await asyncio.sleep(0.05)
 
     async def go_offline(self) -> int:
