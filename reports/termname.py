@@ -17,8 +17,8 @@ from rich.text import Text
 
 class Name:
     """A cell, run or group name for a table cell: on a narrow column it breaks after a
-    ``/``, ``:`` or space (``http/aiohttp/`` over ``keep-alive``), and cuts mid-part only
-    a part longer than the column. Plain text: no markup is read.
+    ``/``, ``:`` or space (``http/aiohttp/`` over ``keep-alive``); a part longer than the
+    column breaks after a hyphen, else anywhere. Plain text: no markup is read.
 
     ``table.add_row(Name(term_plain(cell)), ...)``
     """
@@ -46,9 +46,10 @@ class Name:
                 lines.append(line.rstrip())
                 line = ""
             line += part.lstrip() if not line else part
-            while len(line.rstrip()) > width:  # a part wider than the column: cut it
-                lines.append(line[:width])
-                line = line[width:]
+            while len(line.rstrip()) > width:  # a part wider than the column
+                cut = line.rfind("-", 1, width) + 1 or width  # after a hyphen, else anywhere
+                lines.append(line[:cut])
+                line = line[cut:]
         lines.append(line.rstrip())
         yield Text("\n".join(lines), style=self.style, no_wrap=True, overflow="fold")
 

@@ -179,4 +179,7 @@ def test_names_break_after_a_slash_when_their_column_is_narrow() -> None:
     console.print(Name("echo: http/a-part-longer-than-the-column"))
     lines = [line.rstrip() for line in buf.getvalue().splitlines()]
     assert lines[:3] == ["ws-websockets/", "websockets/", "persistent"]
-    assert lines[3:] == ["echo: http/", "a-part-longer-", "than-the-colum", "n"]
+    assert lines[3:] == ["echo: http/", "a-part-longer-", "than-the-", "column"]
+    console, buf = console_buffer(5)
+    console.print(Name("abcdefghij-k"))
+    assert [line.rstrip() for line in buf.getvalue().splitlines()] == ["abcde", "fghij", "-k"]
