@@ -59,7 +59,33 @@ LABELS = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9), ("max", 
 
 
 @dataclass(frozen=True)
-class CellSpec:
+class Cell:
+    """What names a synthetic cell: ``transport/client/conn_mode``."""
+
+    transport: str
+    client: str
+    conn_mode: str
+
+    @property
+    def triple(self) -> str:
+        return f"{self.transport}/{self.client}/{self.conn_mode}"
+
+    @property
+    def name(self) -> str:
+        return self.triple
+
+    def identity(self) -> dict[str, str]:
+        """The first keys of the cell's summary.json entry."""
+        return {
+            "cell": self.name,
+            "transport": self.transport,
+            "client": self.client,
+            "conn_mode": self.conn_mode,
+        }
+
+
+@dataclass(frozen=True)
+class CellSpec(Cell):
     """One synthetic cell; latency = shared base * ``scale``.
 
     ``rate`` makes it an open-loop cell of a rate sweep (named ``...@RATErps``, with
@@ -67,9 +93,6 @@ class CellSpec:
     rate it achieved.
     """
 
-    transport: str
-    client: str
-    conn_mode: str
     scale: float = 1.0
     cpu_util_client: float = 0.5
     #: Client CPU per request as a multiple of the server's (2 or more is warned about).
@@ -83,7 +106,7 @@ class CellSpec:
 
     @property
     def group(self) -> str:
-        return self.label or f"{self.transport}/{self.client}/{self.conn_mode}"
+        return self.label or self.triple
 
     @property
     def name(self) -> str:
@@ -142,10 +165,7 @@ def make_run_dir(
                 {"repeat": rep, **_stats(spec, chunk, len(chunk), spec.failed, 5.0 / repeats)}
             )
         entry = {
-            "cell": spec.name,
-            "transport": spec.transport,
-            "client": spec.client,
-            "conn_mode": spec.conn_mode,
+            **spec.identity(),
             **({"delivery": "request", "workload": "echo"} if schema >= 2 else {}),
             "family": family(spec.transport),
             "load_model": "closed" if spec.rate is None else "open",
@@ -465,16 +485,13 @@ PUSH_BYTES = 40
 
 
 @dataclass(frozen=True)
-class RtCellSpec:
+class RtCellSpec(Cell):
     """One synthetic real-time cell; delivery latency = shared base * ``scale``.
 
     ``lost`` and ``duplicated`` are per repeat; ``deferred`` adds that many deliveries per
     repeat to offline recipients (counted, left out of latency statistics).
     """
 
-    transport: str
-    client: str
-    conn_mode: str
     delivery: str
     scale: float = 1.0
     lost: int = 0
@@ -487,8 +504,7 @@ class RtCellSpec:
 
     @property
     def name(self) -> str:
-        base = f"{self.transport}/{self.client}/{self.conn_mode}"
-        return base if self.delivery == "push" else f"{base}/{self.delivery}"
+        return self.triple if self.delivery == "push" else f"{self.triple}/{self.delivery}"
 
     @property
     def polls(self) -> bool:
@@ -545,10 +561,7 @@ def make_realtime_run_dir(
             totals.append(stats)
             per_repeat.append({"repeat": rep, **_rt_block(spec, [stats], 5.0 / repeats)})
         entry = {
-            "cell": spec.name,
-            "transport": spec.transport,
-            "client": spec.client,
-            "conn_mode": spec.conn_mode,
+            **spec.identity(),
             "delivery": spec.delivery,
             "workload": workload,
             "family": family(spec.transport),

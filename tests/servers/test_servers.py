@@ -19,6 +19,7 @@ import pytest
 import websockets
 from hypothesis import given
 from hypothesis import strategies as st
+from serving import running
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
@@ -91,24 +92,10 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def in_process(kind: str, limit: int = LIMIT) -> AsyncIterator[Running]:
-    """Run ``kind``'s serve() in this loop; stop it gracefully on exit."""
-    module = importlib.import_module(MODULES[kind])
-    hub = Hub(limit)
-    stop = asyncio.Event()
-    ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(
-        module.serve(ServerConfig(HOST, 0, limit), hub, ready.set_result, stop)
-    )
-    done, _ = await asyncio.wait({ready, task}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        task.result()
-    assert ready in done, f"{kind} did not become ready"
-    try:
-        yield Running(kind, ready.result(), module.PATH, hub)
-    finally:
-        stop.set()
-        async with asyncio.timeout(15):
-            await task
+    """Run ``kind``'s serve() in this loop (:func:`serving.running`); stop it gracefully on exit."""
+    path = importlib.import_module(MODULES[kind]).PATH
+    async with running(kind, Hub(limit), ServerConfig(HOST, 0, limit)) as server:
+        yield Running(kind, server.port, path, server.hub)
 
 
 @dataclass
