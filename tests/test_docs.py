@@ -282,6 +282,8 @@ def test_readme_is_an_entry_page() -> None:
 
 
 def test_the_toml_check_catches_drift() -> None:
-    parse_scenario(completed({"realtime": {"users": 4}, "scenario": {"workload": "messaging"}}))
+    cells = [{"transport": "ws-aiohttp", "client": "aiohttp"}]
+    good = {"scenario": {"workload": "messaging"}, "realtime": {"users": 4}, "cells": cells}
+    parse_scenario(completed(good))
     with pytest.raises(ScenarioError, match="userz"):
-        parse_scenario(completed({"realtime": {"userz": 4}, "scenario": {"workload": "messaging"}}))
+        parse_scenario(completed({**good, "realtime": {"userz": 4}}))
