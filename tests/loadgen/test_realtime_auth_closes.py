@@ -6,14 +6,14 @@ for every delivery path and both client families."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
+from realtime_cells import endpoint, tracking
 from serving import running
 
 from loadgen.realtime.params import RealtimeParams
 from loadgen.realtime.tracker import Tracker
-from loadgen.realtime.users import Endpoint, VirtualUser
+from loadgen.realtime.users import VirtualUser
 from servers.hub import Hub
 from servers.realtime.ops import RealtimeConfig
 
@@ -42,14 +42,9 @@ async def test_an_ended_token_is_an_auth_close_and_loses_nothing(
     hub = Hub(realtime=RealtimeConfig(token_ttl_s=TTL_S))
     params = RealtimeParams(users=2, group_size=2, poll_interval_ms=20, long_poll_timeout_ms=5000)
     tracker = Tracker(0)
-
-    def on_item(user: str, seq: int, item: Any, received: int, via: str, nbytes: int) -> None:
-        tracker.received(user, seq, tracker.key_of(user, item), received, via, nbytes)
-
     async with running(kind, hub=hub) as server:
-        conn_mode = "keep-alive" if kind == "http" else "persistent"
-        where = Endpoint(server.base_url, kind, client, conn_mode, delivery, STEP_S)
-        bob = VirtualUser("bob", where, params, lambda *a: None, on_item, lambda *a: None)
+        where = endpoint(server.base_url, kind, client, delivery)
+        bob = VirtualUser("bob", where, params, lambda *a: None, tracking(tracker), lambda *a: None)
         await bob.start()
         try:
             mid = 0

@@ -13,17 +13,16 @@ churners are away while their group keeps sending.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
-from realtime_cells import realtime_cell
+from realtime_cells import endpoint, realtime_cell, tracking
 from serving import running
 
 from loadgen.events import EventHook
 from loadgen.realtime.engine import run_realtime
 from loadgen.realtime.params import RealtimeParams
 from loadgen.realtime.tracker import Tracker
-from loadgen.realtime.users import Endpoint, VirtualUser
+from loadgen.realtime.users import VirtualUser
 from servers.hub import Hub
 from servers.realtime.ops import RealtimeConfig
 
@@ -42,27 +41,18 @@ PATHS = [
 ]
 
 
-def endpoint(base_url: str, kind: str, client: str, delivery: str) -> Endpoint:
-    conn_mode = "keep-alive" if kind == "http" else "persistent"
-    return Endpoint(base_url, kind, client, conn_mode, delivery, STEP_S)
-
-
 async def absent_while_items_arrive(kind: str, client: str, delivery: str, n: int) -> Tracker:
     """bob goes offline, ``n`` messages reach his inbox, he comes back; his tracker."""
     hub = Hub(realtime=RealtimeConfig(inbox_retention=RETENTION))
     params = RealtimeParams(users=2, group_size=2, poll_interval_ms=20, long_poll_timeout_ms=200)
     tracker = Tracker(0)
-
-    def on_item(user: str, seq: int, item: Any, received: int, via: str, nbytes: int) -> None:
-        tracker.received(user, seq, tracker.key_of(user, item), received, via, nbytes)
-
     async with running(kind, hub=hub) as server:
         bob = VirtualUser(
             "bob",
             endpoint(server.base_url, kind, client, delivery),
             params,
             lambda *a: None,
-            on_item,
+            tracking(tracker),
             lambda *a: None,
             tracker.gap,
         )
