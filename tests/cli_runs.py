@@ -43,9 +43,10 @@ def run_args(scenario: Path, out: Path) -> list[str]:
     return ["run", str(scenario), "--out", str(out), "--no-report", "--no-progress"]
 
 
-def invoke_run(scenario: Path, out: Path) -> Result:
-    """:func:`run_args` through typer's CliRunner in this process; the result, unchecked."""
-    return CliRunner().invoke(app, run_args(scenario, out))
+def invoke_run(scenario: Path, out: Path, *more: str) -> Result:
+    """:func:`run_args` and ``more`` through typer's CliRunner in this process; the result,
+    unchecked."""
+    return CliRunner().invoke(app, [*run_args(scenario, out), *more])
 
 
 def run_toml(base: Path, name: str, text: str, out: str = "out") -> tuple[Result, Path]:

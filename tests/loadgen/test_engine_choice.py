@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from cli_runs import invoke_run
 from scenario_toml import cells_toml
 from typer.testing import CliRunner
 
@@ -28,13 +29,7 @@ def test_locust_engine_with_two_workers(tmp_path: Path) -> None:
     path = tmp_path / "s.toml"
     path.write_text(SCENARIO)
     out = tmp_path / "out"
-    result = CliRunner().invoke(
-        app,
-        [
-            *("run", str(path), "--out", str(out), "--no-report", "--no-progress"),
-            *("--engine", "locust", "--workers", "2"),
-        ],
-    )
+    result = invoke_run(path, out, "--engine", "locust", "--workers", "2")
     assert result.exit_code == 0, result.output
     meta = json.loads((out / "meta.json").read_text())
     assert (meta["engine"], meta["locust_workers"]) == ("locust", 2)

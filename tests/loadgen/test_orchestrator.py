@@ -16,6 +16,7 @@ import orjson
 import psutil
 import pyarrow.parquet as pq
 import pytest
+from cli_runs import invoke_run
 from scenario_toml import cells_toml
 from typer.testing import CliRunner
 
@@ -70,9 +71,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     scenario = base / "tiny.toml"
     scenario.write_text(tiny_scenario())
     out = base / "out"
-    result = CliRunner().invoke(
-        app, ["run", str(scenario), "--out", str(out), "--no-report", "--no-progress"]
-    )
+    result = invoke_run(scenario, out)
     assert result.exit_code == 0, result.output
     assert squash(f"results: {out}") in squash(result.output)
     return scenario, out
@@ -228,9 +227,7 @@ def test_bad_key_exits_2_and_runs_nothing(tmp_path: Path) -> None:
     scenario = tmp_path / "bad.toml"
     scenario.write_text(tiny_scenario().replace("repeats = 2", "repeats = 2\nrepeets = 3"))
     out = tmp_path / "out"
-    result = CliRunner().invoke(
-        app, ["run", str(scenario), "--out", str(out), "--no-report", "--no-progress"]
-    )
+    result = invoke_run(scenario, out)
     assert result.exit_code == 2
     assert squash("scenario.repeets: unknown key") in squash(result.output)
     assert squash(str(scenario)) in squash(result.output)
@@ -243,9 +240,7 @@ def test_existing_non_empty_out_exits_2(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("precious")
-    result = CliRunner().invoke(
-        app, ["run", str(scenario), "--out", str(out), "--no-report", "--no-progress"]
-    )
+    result = invoke_run(scenario, out)
     assert result.exit_code == 2
     assert squash("exists and is not empty") in squash(result.output)
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]

@@ -6,10 +6,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from cli_runs import invoke_run
 
 from loadgen import runfolder
-from loadgen.cli import app
 from loadgen.runfolder import RunFolderTaken, claim_run_folder
 
 
@@ -93,9 +92,7 @@ def test_run_refuses_a_folder_taken_after_the_check(
         return real_claim(folder, name)
 
     monkeypatch.setattr("loadgen.orchestrator.claim_run_folder", claimed_by_another)
-    result = CliRunner().invoke(
-        app, ["run", str(scenario), "--out", str(out), "--no-report", "--no-progress"]
-    )
+    result = invoke_run(scenario, out)
     assert result.exit_code == 2, result.output
     assert "not empty" in " ".join(result.output.split())
     assert (out / "parts" / "other.json").read_text() == "{}"

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from cli_runs import invoke_run
 from typer.testing import CliRunner
 
 from loadgen.cli import app
@@ -793,9 +794,7 @@ def test_e2e_two_real_runs_compare_in_report_only_mode(tmp_path: Path) -> None:
     runs = []
     for name in ("a", "b"):
         out = tmp_path / name
-        result = CliRunner().invoke(
-            app, ["run", str(scenario), "--out", str(out), "--no-report", "--no-progress"]
-        )
+        result = invoke_run(scenario, out)
         assert result.exit_code == 0, result.output
         assert json.loads((out / "slo.json").read_text())["ok"] is True
         runs.append(out)

@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runs import invoke_run
 from rich.console import Console
-from typer.testing import CliRunner
 
 from loadgen import orchestrator
-from loadgen.cli import app
 from loadgen.orchestrator import RunResult
 from loadgen.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 from loadgen.scenario_tables import SloSettings
@@ -194,15 +193,9 @@ def _scenario(tmp_path: Path, table: str) -> Path:
     return path
 
 
-def _run(scenario: Path, out: Path) -> Any:
-    return CliRunner().invoke(
-        app, ["run", str(scenario), "--out", str(out), "--no-report", "--no-progress"]
-    )
-
-
 def test_run_exits_0_when_slo_met(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_run(monkeypatch, [cell()])
-    result = _run(_scenario(tmp_path, "p99_ms = 5\nerrors = 0"), tmp_path / "out")
+    result = invoke_run(_scenario(tmp_path, "p99_ms = 5\nerrors = 0"), tmp_path / "out")
     assert result.exit_code == 0, result.output
     assert "SLO met: 2 checks" in result.output
     assert json.loads((tmp_path / "out" / "slo.json").read_text())["ok"] is True
@@ -210,7 +203,7 @@ def test_run_exits_0_when_slo_met(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_run_exits_1_when_slo_violated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_run(monkeypatch, [cell(), cell("ws", latency_ms={"p99": 9.0})])
-    result = _run(_scenario(tmp_path, "p99_ms = 5"), tmp_path / "out")
+    result = invoke_run(_scenario(tmp_path, "p99_ms = 5"), tmp_path / "out")
     assert result.exit_code == 1, result.output
     text = squash(result.output)
     for word in ("ws", "p99_ms", "9ms", "≤5ms", "VIOLATED", "SLOviolated:1of2checks"):
@@ -220,7 +213,7 @@ def test_run_exits_1_when_slo_violated(tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_interrupted_run_skips_slo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_run(monkeypatch, [cell()], complete=False)
-    result = _run(_scenario(tmp_path, "p99_ms = 0.001"), tmp_path / "out")
+    result = invoke_run(_scenario(tmp_path, "p99_ms = 0.001"), tmp_path / "out")
     assert result.exit_code == 130
     assert not (tmp_path / "out" / "slo.json").exists()
 
@@ -231,14 +224,14 @@ def test_run_without_slo_writes_no_slo_file(
     _fake_run(monkeypatch, [cell(latency_ms={"p99": 1e6})])
     path = tmp_path / "s.toml"
     path.write_text('[scenario]\nname = "x"\n\n[[cells]]\ntransport = "http"\nclient = "aiohttp"\n')
-    result = _run(path, tmp_path / "out")
+    result = invoke_run(path, tmp_path / "out")
     assert result.exit_code == 0, result.output
     assert not (tmp_path / "out" / "slo.json").exists()
 
 
 def test_bad_slo_exits_2_before_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ran = _fake_run(monkeypatch, [cell()])
-    result = _run(_scenario(tmp_path, "p99 = 5"), tmp_path / "out")
+    result = invoke_run(_scenario(tmp_path, "p99 = 5"), tmp_path / "out")
     assert result.exit_code == 2
     assert "slo.p99" in result.output and not ran
 
