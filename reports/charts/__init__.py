@@ -64,6 +64,7 @@ from reports.charts.style import fig_to_png as fig_to_png
 from reports.charts.style import finish as finish
 from reports.charts.style import format_ms_axis as format_ms_axis
 from reports.charts.style import latency_kind as latency_kind
+from reports.charts.style import legend_or_empty as legend_or_empty
 from reports.charts.style import n_label as n_label
 from reports.charts.style import new_figure as new_figure
 from reports.charts.style import row_name as row_name

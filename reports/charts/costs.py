@@ -19,7 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from reports.charts.style import cell_style, delivery_style, new_figure, row_name
+from reports.charts.style import cell_style, delivery_style, legend_or_empty, new_figure, row_name
 from reports.stats import (
     CELL_KEYS,
     measured_deliveries,
@@ -292,13 +292,4 @@ def _bar_labels(ax: Axes, y: np.ndarray, ends: np.ndarray, texts: Sequence[str])
 
 
 def _bar_legend(ax: Axes, handles: list, n: int, title: str, empty: str) -> None:
-    if n:
-        ax.legend(
-            handles=handles,
-            loc="upper left",
-            bbox_to_anchor=(1.01, 1.0),
-            fontsize="small",
-            title=title,
-        )
-    else:
-        ax.text(0.5, 0.5, empty, transform=ax.transAxes, ha="center")
+    legend_or_empty(ax, bool(n), title, empty, handles)

@@ -141,13 +141,18 @@ def finish(
         ax.set_yscale("log")
         format_ms_axis(ax.yaxis)
     ax.grid(True, which="major", alpha=0.4)
+    legend_or_empty(ax, drawn, legend_title, empty)
+
+
+def legend_or_empty(
+    ax: Axes, drawn: bool, title: str, empty: str, handles: list[Any] | None = None
+) -> None:
+    """The legend outside the axes, to the right (it never hides a line), or, when
+    nothing was drawn, ``empty`` in the middle."""
     if drawn:
-        # Outside the axes, to the right: never hides a line.
+        extra = {} if handles is None else {"handles": handles}
         ax.legend(
-            loc="upper left",
-            bbox_to_anchor=(1.01, 1.0),
-            fontsize="small",
-            title=legend_title,
+            loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", title=title, **extra
         )
     else:
         ax.text(0.5, 0.5, empty, transform=ax.transAxes, ha="center")
