@@ -6,5 +6,6 @@ compared with the previous one, failing when a benchmark's mean got more than
 collects them (``testpaths = ["tests"]``).
 
 ``peers.py`` is a script, not a test module (``make perf-peers`` runs it): it
-measures rtbench's clients against wrk and node's ``ws`` (``peers/``).
+measures rtbench's clients against wrk and node's ``ws`` (``peers/``); its work
+is in the ``peerbench`` package. ``cells.py`` holds the cell the benchmarks share.
 """

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
+from benchmarks.cells import HTTP_CELL
 from loadgen import engine
 from loadgen.cellspec import CellRun
 from loadgen.engine import run_cell
@@ -50,10 +51,7 @@ def instant_client(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_engine_per_request(benchmark: Any, instant_client: None) -> None:
     spec = CellRun(
-        cell="bench",
-        transport="http",
-        client="lean",
-        conn_mode="keep-alive",
+        **HTTP_CELL,
         base_url="http://127.0.0.1:9",
         duration_s=600,
         warmup_s=0,

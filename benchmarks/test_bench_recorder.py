@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks.cells import HTTP_CELL
 from loadgen.recorder import LatencyHistograms, RawRecorder, Sample, new_histogram, record_clamped
 
 SAMPLE = Sample(
-    cell="http/aiohttp/keep-alive",
-    transport="http",
-    client="aiohttp",
-    conn_mode="keep-alive",
+    **HTTP_CELL,
     repeat=0,
     conn=1,
     kind="request",
