@@ -24,22 +24,21 @@ from rich.text import Text
 
 from loadgen.escape import md_block, md_code, md_text, term_name, term_plain
 from reports.gate.baseline import BASELINES_DIR, BaselineError, resolve_run
-from reports.gate.compare import (
+from reports.gate.compare import compare_runs
+from reports.gate.errors import EXIT_ERROR, CompareError
+from reports.gate.limits import parse_specs
+from reports.gate.metrics import METRICS
+from reports.gate.result import (
     ERROR,
-    EXIT_ERROR,
     IMPROVED,
     INSUFFICIENT,
-    METRICS,
     OK,
     REGRESSION,
     UNCLEAR,
-    CompareError,
     Comparison,
     Row,
-    compare_runs,
-    load_run,
-    parse_specs,
 )
+from reports.gate.runs import load_run
 from reports.termfit import print_fitting
 from reports.termname import Name
 

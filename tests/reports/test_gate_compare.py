@@ -26,20 +26,12 @@ from loadgen.scenario import parse_scenario
 from loadgen.schema import SAMPLE_SCHEMA, SAMPLES_FILE, SCHEMA_VERSION
 from reports import bootstrap
 from reports.gate.baseline import BaselineError, list_baselines, resolve_run, save_baseline
-from reports.gate.compare import (
-    DEFAULT_SPECS,
-    EXIT_ERROR,
-    EXIT_OK,
-    EXIT_REGRESSION,
-    INSUFFICIENT,
-    METRICS,
-    REGRESSION,
-    CompareError,
-    compare_runs,
-    load_run,
-    parse_spec,
-    parse_specs,
-)
+from reports.gate.compare import compare_runs
+from reports.gate.errors import EXIT_ERROR, EXIT_OK, EXIT_REGRESSION, CompareError
+from reports.gate.limits import DEFAULT_SPECS, parse_spec, parse_specs
+from reports.gate.metrics import METRICS
+from reports.gate.result import INSUFFICIENT, REGRESSION
+from reports.gate.runs import load_run
 from servers.__main__ import build_parser
 from servers.hub import Hub
 
