@@ -30,6 +30,7 @@ check: the CI gate over the same loaded results).
 from __future__ import annotations
 
 from reports.checks import cell_caveats, repeat_spread, run_warnings
+from reports.costs import cost_table
 from reports.html import write_report
 from reports.load import (
     ResultsError,
@@ -43,19 +44,14 @@ from reports.load import (
 )
 from reports.markdown import summary_markdown, write_outputs
 from reports.matrix import matrix_pivot, verdict_matrix
-from reports.stats import (
-    cost_table,
-    delivery_ratio_table,
-    delivery_table,
-    ratio_table,
-    sweep_table,
-)
+from reports.pairs import matched_pairs
+from reports.stats import delivery_ratio_table, delivery_table, ratio_table
+from reports.sweeps import sweep_table
 from reports.verdict import (
     CLAIM_RATIO,
     METRICS,
     VERDICTS,
     headline_lines,
-    matched_pairs,
     verdict_counts,
     verdict_table,
     verdict_wide,

@@ -265,6 +265,34 @@ def _refusal_warnings(run: Run, row: pd.Series) -> list[str]:
     return lines
 
 
+#: Counters of a real-time cell worth a warning when nonzero: what they count, what it means.
+_COUNT_NOTES: dict[str, tuple[str, str]] = {
+    "deliveries_gaps": (
+        "retention gap(s)",
+        "readers fell behind the server's inbox retention and the items they skipped count as lost",
+    ),
+    "slow_consumer_closes": (
+        "slow-consumer closes",
+        "the server closed connections whose send queue was full, so pushes to them were dropped",
+    ),
+    "auth_closes": (
+        "auth closes",
+        "the server ended streams or held polls whose token expired or was revoked, and their "
+        "users signed in again and resumed (not counted as loss)",
+    ),
+    "reconnects": ("reconnects", "users lost their connection and connected again"),
+}
+
+
+def _count_note(row: pd.Series, label: str, column: str) -> list[str]:
+    """The warning for ``row[column]`` (one of :data:`_COUNT_NOTES`), none when it is 0."""
+    count = as_float(row.get(column))
+    if not count:
+        return []
+    what, meaning = _COUNT_NOTES[column]
+    return [f"{fmt_int(count)} {what} in cell {label}: {meaning}"]
+
+
 def _delivery_warnings(run: Run, row: pd.Series) -> list[str]:
     """Lost, duplicated or missing deliveries, slow-consumer closes, reconnects of one cell."""
     label = cell_label(run, row)
@@ -275,12 +303,7 @@ def _delivery_warnings(run: Run, row: pd.Series) -> list[str]:
     lost = as_float(row.get("deliveries_lost"))
     if lost:
         lines.append(f"lost {fmt_int(lost)}{of} deliveries in cell {label}")
-    gaps = as_float(row.get("deliveries_gaps"))
-    if gaps:
-        lines.append(
-            f"{fmt_int(gaps)} retention gap(s) in cell {label}: readers fell behind the "
-            "server's inbox retention and the items they skipped count as lost"
-        )
+    lines += _count_note(row, label, "deliveries_gaps")
     duplicated = as_float(row.get("deliveries_duplicated"))
     if duplicated:
         lines.append(
@@ -292,12 +315,7 @@ def _delivery_warnings(run: Run, row: pd.Series) -> list[str]:
             f"no useful messages in cell {label}: nothing was expected to be delivered "
             "and no activity event was accepted"
         )
-    closes = as_float(row.get("slow_consumer_closes"))
-    if closes:
-        lines.append(
-            f"{fmt_int(closes)} slow-consumer closes in cell {label}: the server closed "
-            "connections whose send queue was full, so pushes to them were dropped"
-        )
+    lines += _count_note(row, label, "slow_consumer_closes")
     late = as_float(row.get("late_steps"))
     if late:
         worst = as_float(row.get("max_late_ms"))
@@ -307,19 +325,8 @@ def _delivery_warnings(run: Run, row: pd.Series) -> list[str]:
             + ": the users could not keep the schedule, so the offered load was lower than "
             "configured; lower the rates or give [realtime] publishers more lanes"
         )
-    auth_closes = as_float(row.get("auth_closes"))
-    if auth_closes:
-        lines.append(
-            f"{fmt_int(auth_closes)} auth closes in cell {label}: the server ended streams or "
-            "held polls whose token expired or was revoked, and their users signed in again "
-            "and resumed (not counted as loss)"
-        )
-    reconnects = as_float(row.get("reconnects"))
-    if reconnects:
-        lines.append(
-            f"{fmt_int(reconnects)} reconnects in cell {label}: users lost their connection "
-            "and connected again"
-        )
+    lines += _count_note(row, label, "auth_closes")
+    lines += _count_note(row, label, "reconnects")
     if delivered:
         d = run.deliveries
         mine = d["cell"].eq(row["cell"])

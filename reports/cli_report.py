@@ -17,7 +17,7 @@ from rich.console import Console
 from reports.load import load_many
 from reports.markdown import REPORT_FILE, SUMMARY_FILE, VERDICT_CSV, write_outputs
 from reports.matrix import MATRIX_CSV
-from reports.stats import sweep_table
+from reports.sweeps import sweep_table
 from reports.table import print_summary, print_warnings, sweep_rich_table, verdict_rich_table
 from reports.termfit import print_fitting
 from reports.verdict import headline_lines, verdict_table

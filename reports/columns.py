@@ -35,8 +35,8 @@ from loadgen.schema import DELIVERY_COUNTS, REFUSAL_COUNTERS
 #: Latency statistics in summary.json, in display order.
 LATENCY_LABELS: tuple[str, ...] = ("p50", "p90", "p99", "p99.9", "max")
 
-#: Which cell a row describes.
-IDENTITY_COLUMNS: tuple[str, ...] = (
+#: A cell's name and what it runs, as cell and repeat rows give them.
+CELL_NAME_COLUMNS: tuple[str, ...] = (
     "run_id",
     "cell",
     "part",
@@ -46,6 +46,11 @@ IDENTITY_COLUMNS: tuple[str, ...] = (
     "family",
     "delivery",
     "workload",
+)
+
+#: Which cell a row describes.
+IDENTITY_COLUMNS: tuple[str, ...] = (
+    *CELL_NAME_COLUMNS,
     "load_model",
     "connections",
     "target_rate",
@@ -190,15 +195,7 @@ CELL_COLUMNS: tuple[str, ...] = (
 
 #: Every column ``Run.repeats`` is guaranteed to have, in order (extras follow).
 REPEAT_COLUMNS: tuple[str, ...] = (
-    "run_id",
-    "cell",
-    "part",
-    "transport",
-    "client",
-    "conn_mode",
-    "family",
-    "delivery",
-    "workload",
+    *CELL_NAME_COLUMNS,
     "repeat",
     *VOLUME_COLUMNS,
     *latency_columns(corrected=True),

@@ -7,6 +7,7 @@ missing values become :data:`MISSING`. ``fmt_ms(0.51234) == "0.512"``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 MISSING = "–"
 
@@ -18,6 +19,18 @@ def as_float(value: object) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if math.isnan(result) else result
+
+
+def float_or_nan(value: object) -> float:
+    """``value`` as a float; NaN for None/NA/non-numbers (for arithmetic, not display)."""
+    v = as_float(value)
+    return math.nan if v is None else v
+
+
+def _or_missing(value: object, show: Callable[[float], str]) -> str:
+    """``show(value)`` of ``value`` as a float, or :data:`MISSING` when it is not a number."""
+    v = as_float(value)
+    return MISSING if v is None else show(v)
 
 
 def fmt_ms(value: object) -> str:
@@ -36,46 +49,37 @@ def fmt_ms(value: object) -> str:
 
 def fmt_int(value: object) -> str:
     """An integer with thousands separators: 12,345."""
-    v = as_float(value)
-    return MISSING if v is None else f"{v:,.0f}"
+    return _or_missing(value, lambda v: f"{v:,.0f}")
 
 
 def fmt_rate(value: object) -> str:
     """Requests per second: 823 or 12.5."""
-    v = as_float(value)
-    if v is None:
-        return MISSING
-    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.1f}"
+    return _or_missing(value, lambda v: f"{v:,.0f}" if abs(v) >= 100 else f"{v:.1f}")
 
 
 def fmt_ratio(value: object) -> str:
     """A ratio: 2.00×."""
-    v = as_float(value)
-    return MISSING if v is None else f"{v:.2f}×"
+    return _or_missing(value, lambda v: f"{v:.2f}×")
 
 
 def fmt_real(value: object) -> str:
     """A plain number with two decimals: 1.51."""
-    v = as_float(value)
-    return MISSING if v is None else f"{v:,.2f}"
+    return _or_missing(value, lambda v: f"{v:,.2f}")
 
 
 def fmt_pct(fraction: object) -> str:
     """A fraction as a percentage: 0.97 -> 97%."""
-    v = as_float(fraction)
-    return MISSING if v is None else f"{v * 100:.0f}%"
+    return _or_missing(fraction, lambda v: f"{v * 100:.0f}%")
 
 
 def fmt_us(seconds: object) -> str:
     """Seconds as microseconds: 0.0001 -> 100.0."""
-    v = as_float(seconds)
-    return MISSING if v is None else f"{v * 1e6:,.1f}"
+    return _or_missing(seconds, lambda v: f"{v * 1e6:,.1f}")
 
 
 def fmt_bytes(value: object) -> str:
     """A byte count: 180."""
-    v = as_float(value)
-    return MISSING if v is None else f"{v:,.0f}"
+    return _or_missing(value, lambda v: f"{v:,.0f}")
 
 
 def fmt_text(value: object) -> str:
@@ -102,5 +106,4 @@ def fmt_compact(value: object) -> str:
 
 def fmt_us_compact(seconds: object) -> str:
     """Seconds as microseconds, compact: 0.000148 -> 148, 0.00135 -> 1.35k."""
-    v = as_float(seconds)
-    return MISSING if v is None else fmt_compact(v * 1e6)
+    return _or_missing(seconds, lambda v: fmt_compact(v * 1e6))

@@ -33,21 +33,20 @@ from matplotlib.figure import Figure
 import reports.charts as charts
 from reports.bootstrap import LEVEL, MAX_BOOTSTRAP_SAMPLES, N_RESAMPLES
 from reports.checks import run_warnings
+from reports.costs import bytes_per_useful_split, cost_table
 from reports.floor import floor_notes, floor_table, fmt_multiple
 from reports.fmt import as_float, fmt_bytes, fmt_ms, fmt_ratio, fmt_text
 from reports.load import Run, cell_scenario, part_names, scenario_label, select_part
 from reports.matrix import matrix_pivot, matrix_profiles, verdict_matrix
+from reports.pairs import OPTIONAL_CONDITION_COLUMNS, condition_text
 from reports.stats import (
-    bytes_per_useful_split,
     completed_run,
-    cost_table,
     measured_deliveries,
     measured_samples,
     realtime_cells,
     request_cells,
-    sweep_cells,
-    sweep_table,
 )
+from reports.sweeps import sweep_cells, sweep_table
 from reports.table import (
     ACTIVITY_SUMMARY_COLUMNS,
     DELIVERY_SUMMARY_COLUMNS,
@@ -59,8 +58,6 @@ from reports.table import (
 from reports.verdict import (
     CLAIM_RATIO,
     METRICS,
-    OPTIONAL_CONDITION_COLUMNS,
-    condition_text,
     headline_lines,
     verdict_table,
     verdict_wide,

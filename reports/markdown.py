@@ -27,13 +27,13 @@ from reports.fmt import as_float, fmt_bytes, fmt_ms, fmt_pct, fmt_rate, fmt_us
 from reports.html import write_report
 from reports.load import Run, scenario_label
 from reports.matrix import MATRIX_CSV, matrix_pivot, matrix_profiles, ratio_ci_text, verdict_matrix
-from reports.stats import realtime_mask, sweep_table
+from reports.pairs import OPTIONAL_CONDITION_COLUMNS, condition_text
+from reports.stats import realtime_mask
+from reports.sweeps import sweep_table
 from reports.verdict import (
     CLAIM_RATIO,
     METRICS,
-    OPTIONAL_CONDITION_COLUMNS,
     VERDICTS,
-    condition_text,
     headline_lines,
     verdict_counts,
     verdict_table,

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from reports.fmt import as_float
-from reports.verdict import condition_text
+from reports.pairs import condition_text
 
 #: The file ``rtbench report`` writes the matrix to, beside verdict.csv.
 MATRIX_CSV = "verdict-matrix.csv"

@@ -1,4 +1,4 @@
-"""Statistics: percentiles from raw samples, HTTP/WebSocket ratio tables, sweeps, costs.
+"""Statistics: the rows that count, percentiles from raw samples, HTTP/WebSocket ratio tables.
 
 ::
 
@@ -11,12 +11,9 @@
     stats.delivery_table(run.cells)                      # latency, counts, cost per message
     stats.delivery_ratio_table(run.cells)                # every polling/SSE cell vs push cell
     stats.delivery_percentiles(run.deliveries)           # delivery_p50_ms ... from raw rows
-    stats.bytes_per_useful_split(run.samples, run.deliveries)   # request/reply/push bytes
 
-    stats.sweep_table(run.cells)                         # rate sweeps: highest rate under SLO
-    stats.cost_table(run.cells, {run.run_id: run.meta})  # bytes, CPU, memory per message
-
-Confidence intervals and the verdict on the claim are in :mod:`reports.verdict`.
+Confidence intervals and the verdict on the claim are in :mod:`reports.verdict`; rate
+sweeps in :mod:`reports.sweeps`; bytes, CPU and memory per message in :mod:`reports.costs`.
 
 All return DataFrames using the column names of :mod:`reports.columns`, so
 ``ratio_table`` accepts ``run.cells`` or the output of ``sample_percentiles``, and
@@ -42,9 +39,8 @@ from reports.columns import (
     delivery_col,
     latency_col,
 )
-from reports.fmt import fmt_ms
-from reports.load import Run, cell_scenario
-from reports.thresholds import RATE_REACHED
+from reports.fmt import float_or_nan
+from reports.load import Run
 
 #: Columns that identify a cell in samples and cells DataFrames.
 CELL_KEYS: tuple[str, ...] = ("cell", "transport", "client", "conn_mode")
@@ -166,9 +162,21 @@ def sample_percentiles(
     """
     source = "latency_ns" if corrected else "latency_uncorrected_ns"
     value_cols = [latency_col(label, corrected=corrected) for label in labels]
-    qs = np.array([percentile_of(label) for label in labels])
     keys = [k for k in ("run_id", *CELL_KEYS) if k in samples.columns]
     measured = measured_samples(samples, kind=kind)
+    return _percentiles(measured, keys, source, labels, value_cols)
+
+
+def _percentiles(
+    measured: pd.DataFrame,
+    keys: list[str],
+    source: str,
+    labels: Sequence[str],
+    value_cols: list[str],
+) -> pd.DataFrame:
+    """Percentiles in ms of ``measured[source]`` (ns) per ``keys`` group: the keys,
+    ``family``, ``count`` and one column per label (``value_cols``); NaN when empty."""
+    qs = np.array([percentile_of(label) for label in labels])
     rows = []
     for key, group in measured.groupby(keys, sort=False, observed=True, dropna=False):
         values = group[source].to_numpy(dtype="float64") / 1e6
@@ -278,91 +286,9 @@ def delivery_percentiles(
     ``delivery``, ``family``, ``count`` and ``delivery_p50_ms`` ... ``delivery_max_ms``.
     """
     value_cols = [delivery_col(label) for label in labels]
-    qs = np.array([percentile_of(label) for label in labels])
     keys = [k for k in ("run_id", *CELL_KEYS, "delivery") if k in deliveries.columns]
-    rows = []
     measured = measured_deliveries(deliveries)
-    for key, group in measured.groupby(keys, sort=False, observed=True, dropna=False):
-        values = group["latency_ns"].to_numpy(dtype="float64") / 1e6
-        values = values[~np.isnan(values)]
-        row = dict(zip(keys, key, strict=True))
-        row["family"] = family(str(row["transport"]))
-        row["count"] = len(values)
-        stats = np.percentile(values, qs) if len(values) else np.full(len(qs), np.nan)
-        row.update(zip(value_cols, stats.tolist(), strict=True))
-        rows.append(row)
-    return pd.DataFrame(rows, columns=[*keys, "family", "count", *value_cols])
-
-
-#: ``via`` values of deliveries the server pushed on an open stream (WebSocket, SSE).
-PUSH_VIAS: tuple[str, ...] = ("push", "sse")
-
-#: Sample kinds of echo cells (every other kind is a real-time operation).
-ECHO_KINDS: tuple[str, ...] = ("request", "connect")
-
-#: Columns of :func:`bytes_per_useful_split` after the cell keys.
-BYTES_SPLIT_COLUMNS: tuple[str, ...] = (
-    "useful_messages",
-    "request_bytes",
-    "reply_bytes",
-    "push_bytes",
-    "total_bytes",
-)
-
-
-def bytes_per_useful_split(samples: pd.DataFrame, deliveries: pd.DataFrame) -> pd.DataFrame:
-    """Wire bytes per useful message per real-time cell, split by direction.
-
-    Derived from raw rows the way the load generator totals ``bytes_per_useful_message``:
-    over measured (non-warmup) rows, ``request_bytes`` is what the client sent in requests
-    (samples ``bytes_sent``: polls, sends...), ``reply_bytes`` what came back in replies
-    (``bytes_received``, poll replies included), ``push_bytes`` the WebSocket frames pushed
-    to users (deliveries ``bytes`` with ``via`` ``push``, or ``sse`` for Server-Sent Events
-    with their chunk framing); each divided by the useful
-    messages (non-warmup, non-duplicate deliveries plus accepted activity events).
-    ``total_bytes`` is their sum. One row per real-time cell: a cell with deliveries or
-    with samples other than echo requests and connects (the activity workload delivers
-    nothing; its useful messages are activity events). Columns: ``run_id`` (if present),
-    ``cell``, ``transport``, ``client``, ``conn_mode``, ``delivery`` (from the deliveries;
-    missing without them), then :data:`BYTES_SPLIT_COLUMNS` (per message, NaN without
-    useful ones).
-    """
-    keys = [k for k in ("run_id", *CELL_KEYS) if k in deliveries.columns and k in samples.columns]
-    out_cols = [*keys, "delivery", *BYTES_SPLIT_COLUMNS]
-    live_d = deliveries.loc[~deliveries["warmup"].eq(True)]
-    sent = samples.loc[~samples["warmup"].eq(True)]
-    activity = sent.loc[sent["kind"].eq("activity") & sent["ok"].eq(True)]
-
-    def total(frame: pd.DataFrame, column: str | None) -> dict[tuple, float]:
-        grouped = frame.groupby(keys, observed=True, sort=False)
-        sums = grouped.size() if column is None else grouped[column].sum()
-        return {k: float(v) for k, v in sums.items()}
-
-    modes = {
-        k: v
-        for k, v in deliveries.groupby(keys, observed=True, sort=False)["delivery"].first().items()
-    }
-    live_samples = samples.loc[~samples["kind"].isin(ECHO_KINDS)]
-    cells = list(modes) + [k for k in total(live_samples, None) if k not in modes]
-    useful = total(live_d.loc[~live_d["duplicate"].eq(True)], None)
-    events = total(activity, None)
-    request, reply = total(sent, "bytes_sent"), total(sent, "bytes_received")
-    push = total(live_d.loc[live_d["via"].isin(PUSH_VIAS)], "bytes")
-    rows = []
-    for key in cells:
-        n = useful.get(key, 0.0) + events.get(key, 0.0)
-        parts = {
-            "request_bytes": request.get(key, 0.0),
-            "reply_bytes": reply.get(key, 0.0),
-            "push_bytes": push.get(key, 0.0),
-        }
-        parts["total_bytes"] = sum(parts.values())
-        row = dict(zip(keys, key, strict=True))
-        row["delivery"] = modes.get(key)
-        row["useful_messages"] = int(n)
-        row.update({k: v / n if n > 0 else np.nan for k, v in parts.items()})
-        rows.append(row)
-    return pd.DataFrame(rows, columns=out_cols)
+    return _percentiles(measured, keys, "latency_ns", labels, value_cols)
 
 
 def _part_key(cells: pd.DataFrame) -> tuple[str, ...]:
@@ -405,205 +331,8 @@ def _pair_ratios(
                 for extra in http_extra:
                     row[f"http_{extra}"] = h.get(extra)
                 for stem, col in cols.items():
-                    hv, wv = _num(h.get(col)), _num(w.get(col))
+                    hv, wv = float_or_nan(h.get(col)), float_or_nan(w.get(col))
                     row[f"http_{col}"], row[f"ws_{col}"] = hv, wv
                     row[f"{stem}_ratio"] = hv / wv if wv > 0 else np.nan
                 rows.append(row)
     return pd.DataFrame(rows, columns=out_cols)
-
-
-def _num(value: object) -> float:
-    """A float, NaN for None/NA/non-numbers."""
-    try:
-        result = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return float("nan")
-    return result
-
-
-# --- rate sweeps --------------------------------------------------------------------------
-
-#: p99 objective (ms) a rate sweep is judged against when its cells carry none.
-DEFAULT_SWEEP_SLO_P99_MS = 10.0
-
-#: Columns of :func:`sweep_table`.
-SWEEP_COLUMNS: tuple[str, ...] = (
-    "run_id",
-    "sweep_group",
-    "transport",
-    "client",
-    "conn_mode",
-    "slo_p99_ms",
-    "slo_source",
-    "rates",
-    "max_rate",
-    "p99_at_max_ms",
-    "first_failing_rate",
-    "failure",
-)
-
-
-def sweep_cells(cells: pd.DataFrame) -> pd.DataFrame:
-    """The cells of a rate sweep: those with a ``sweep_group`` and a ``target_rate``."""
-    if "sweep_group" not in cells.columns or "target_rate" not in cells.columns:
-        return cells.iloc[0:0]
-    group = cells["sweep_group"]
-    keep = group.notna() & group.astype(str).ne("") & cells["target_rate"].notna()
-    return cells.loc[keep]
-
-
-def sweep_rate_ok(row: pd.Series, slo_ms: float) -> tuple[bool, str]:
-    """Whether one sweep cell met its objective, and if not why: ``(False, "p99 14.6 ms")``.
-
-    It must have p99 under ``slo_ms``, no errors, and have delivered at least
-    :data:`reports.thresholds.RATE_REACHED` of its target rate.
-    """
-
-    p99 = _num(row.get("p99_ms"))
-    errors = _num(row.get("errors"))
-    target = _num(row.get("target_rate"))
-    achieved = _num(row.get("throughput_rps"))
-    if not np.isfinite(p99):
-        return False, "no p99"
-    if errors > 0:
-        return False, f"{errors:,.0f} errors"
-    if np.isfinite(target) and np.isfinite(achieved) and achieved < RATE_REACHED * target:
-        return False, f"rate not reached ({achieved:,.0f} req/s)"
-    if p99 >= slo_ms:
-        return False, f"p99 {fmt_ms(p99)} ms"
-    return True, ""
-
-
-def sweep_table(
-    cells: pd.DataFrame, *, default_slo_ms: float = DEFAULT_SWEEP_SLO_P99_MS
-) -> pd.DataFrame:
-    """Per sweep group: the highest rate at which p99 stays under the objective.
-
-    ``sweep_table(run.cells)``. A sweep group is one cell run at several open-loop rates
-    (``sweep_group`` is the cell id without the ``@RATErps`` suffix). The objective is the
-    cells' ``slo_p99_ms`` (``slo_source`` ``"scenario"``), else ``default_slo_ms``
-    (``"default"``). ``max_rate`` is the highest rate such that it and every lower rate met
-    the objective (:func:`sweep_rate_ok`: p99 under it, no errors, rate reached); NaN when
-    even the lowest failed. ``first_failing_rate`` and ``failure`` say where and why the
-    sweep stopped (NaN and ``""`` when every rate passed). ``rates`` lists the rates run.
-    """
-    sweep = sweep_cells(cells)
-    if sweep.empty:
-        return pd.DataFrame(columns=SWEEP_COLUMNS)
-    keys = [k for k in ("run_id", "sweep_group") if k in sweep.columns]
-    rows = []
-    for key, group in sweep.groupby(keys, sort=False):
-        ident = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
-        group = group.sort_values("target_rate")
-        slo_values = (
-            pd.to_numeric(group["slo_p99_ms"], errors="coerce").dropna()
-            if "slo_p99_ms" in group.columns
-            else pd.Series(dtype=float)
-        )
-        slo = float(slo_values.iloc[0]) if len(slo_values) else default_slo_ms
-        first = group.iloc[0]
-        row = {
-            **ident,
-            "transport": first.get("transport"),
-            "client": first.get("client"),
-            "conn_mode": first.get("conn_mode"),
-            "slo_p99_ms": slo,
-            "slo_source": "scenario" if len(slo_values) else "default",
-            "rates": [float(r) for r in group["target_rate"]],
-            "max_rate": np.nan,
-            "p99_at_max_ms": np.nan,
-            "first_failing_rate": np.nan,
-            "failure": "",
-        }
-        for _, cell in group.iterrows():
-            ok, why = sweep_rate_ok(cell, slo)
-            if not ok:
-                row["first_failing_rate"] = float(cell["target_rate"])
-                row["failure"] = why
-                break
-            row["max_rate"] = float(cell["target_rate"])
-            row["p99_at_max_ms"] = _num(cell.get("p99_ms"))
-        rows.append(row)
-    return pd.DataFrame(rows, columns=list(SWEEP_COLUMNS))
-
-
-# --- costs per useful message -------------------------------------------------------------
-
-#: Columns of :func:`cost_table`.
-COST_COLUMNS: tuple[str, ...] = (
-    "run_id",
-    "cell",
-    "transport",
-    "client",
-    "conn_mode",
-    "delivery",
-    "workload",
-    "per",
-    "bytes_sent",
-    "bytes_received",
-    "payload_bytes",
-    "bytes_total",
-    "cpu_us_server",
-    "cpu_us_client",
-    "rss_mb_server",
-    "connections",
-    "rss_mb_per_connection",
-)
-
-
-def cost_table(cells: pd.DataFrame, metas: dict[str, dict] | None = None) -> pd.DataFrame:
-    """What each useful message cost, one row per cell.
-
-    ``cost_table(run.cells, {p.run_id: p.meta for p in run.runs})``. ``per`` is
-    ``"request"`` for echo cells (one useful message per echo) and ``"message"`` for
-    real-time cells (a delivery or an accepted activity event). Echo cells: ``bytes_sent``
-    and ``bytes_received`` per request (``bytes_per_request_*``) and ``payload_bytes``,
-    the echoed payload each way (from the cell, else meta.json's scenario); real-time
-    cells: only ``bytes_total`` (``bytes_per_useful_message``; see
-    :func:`bytes_per_useful_split` for its parts). ``cpu_us_server``/``_client``: CPU µs per
-    useful message. ``rss_mb_server``: the server's peak RSS; ``connections``: the echo
-    cell's connections, or a real-time scenario's users (meta.json ``realtime.users``, of
-    the cell's part in a multi-part run: :func:`reports.load.cell_scenario`);
-    ``rss_mb_per_connection`` their quotient (it includes the server's fixed baseline).
-    """
-    metas = metas or {}
-    live = realtime_mask(cells)
-    rows = []
-    for i, c in cells.iterrows():
-        scenario = cell_scenario(metas.get(str(c.get("run_id")), {}), c.get("part"))
-        is_live = bool(live[i])
-        row = {k: c.get(k) for k in COST_COLUMNS[:7]}
-        row["per"] = "message" if is_live else "request"
-        if is_live:
-            sent = received = payload = np.nan
-            total = _num(c.get("bytes_per_useful_message"))
-            server = _num(c.get("cpu_s_per_useful_message_server"))
-            client = _num(c.get("cpu_s_per_useful_message_client"))
-            rt = scenario.get("realtime") if isinstance(scenario.get("realtime"), dict) else {}
-            conns = _num(rt.get("users"))
-        else:
-            sent = _num(c.get("bytes_per_request_sent"))
-            received = _num(c.get("bytes_per_request_received"))
-            total = sent + received
-            payload = _num(c.get("payload_bytes"))
-            if not np.isfinite(payload):
-                settings = scenario.get("scenario")
-                settings = settings if isinstance(settings, dict) else scenario
-                payload = _num(settings.get("payload_bytes"))
-            server = _num(c.get("cpu_s_per_request_server"))
-            client = _num(c.get("cpu_s_per_request_client"))
-            conns = _num(c.get("connections"))
-        rss = _num(c.get("rss_mb_server"))
-        row.update(
-            bytes_sent=sent,
-            bytes_received=received,
-            payload_bytes=payload,
-            bytes_total=total,
-            cpu_us_server=server * 1e6,
-            cpu_us_client=client * 1e6,
-            rss_mb_server=rss,
-            connections=conns,
-            rss_mb_per_connection=rss / conns if conns > 0 else np.nan,
-        )
-        rows.append(row)
-    return pd.DataFrame(rows, columns=list(COST_COLUMNS))

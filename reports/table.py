@@ -44,14 +44,13 @@ from reports.fmt import (
     fmt_us_compact,
 )
 from reports.load import Run
+from reports.pairs import OPTIONAL_CONDITION_COLUMNS, condition_text
 from reports.stats import delivery_table, realtime_cells, request_cells
 from reports.termfit import print_fitting
 from reports.termname import Name
 from reports.verdict import (
     CLAIM_RATIO,
     METRICS,
-    OPTIONAL_CONDITION_COLUMNS,
-    condition_text,
     verdict_wide,
 )
 
@@ -520,7 +519,7 @@ def _short(value: float) -> str:
 
 
 def sweep_rich_table(sweeps: pd.DataFrame) -> Table:
-    """:func:`reports.stats.sweep_table` output as a rich Table."""
+    """:func:`reports.sweeps.sweep_table` output as a rich Table."""
     table = _table("Rate sweeps: the highest rate with p99 under the objective")
     for header in ("Sweep group", "p99 objective", "Highest rate", "p99 there ms", "Stopped at"):
         table.add_column(header, overflow="fold")

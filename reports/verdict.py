@@ -59,7 +59,6 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from loadgen.schema import family
 from reports.bootstrap import (
     LEVEL,
     MAX_BOOTSTRAP_SAMPLES,
@@ -69,8 +68,14 @@ from reports.bootstrap import (
     percentile_ratio_ci,
 )
 from reports.checks import cell_caveats
-from reports.columns import HTTP_DELIVERY_MODES
-from reports.load import Run, cell_scenario
+from reports.fmt import float_or_nan
+from reports.load import Run
+from reports.pairs import (
+    CONDITION_COLUMNS,
+    HEADLINE_CLIENT,
+    OPTIONAL_CONDITION_COLUMNS,
+    matched_pairs,
+)
 from reports.stats import (
     measured_deliveries,
     measured_samples,
@@ -81,8 +86,6 @@ from reports.stats import (
 #: The claim: WebSocket is this many times faster than HTTP.
 CLAIM_RATIO = 3.0
 
-#: The client whose same-client pairs are the headline (see the module docstring).
-HEADLINE_CLIENT = "lean"
 
 #: The note on a mixed pair's rows, which get no verdict of their own.
 MIXED_NOTE = "the HTTP and WebSocket cells use different client libraries ({}): not judged"
@@ -102,13 +105,6 @@ METRICS: dict[str, str] = {
 #: Latency metrics: metric -> percentile.
 LATENCY_METRICS: dict[str, float] = {"p50": 50.0, "p99": 99.0}
 
-#: Columns that describe the condition a pair was measured in, always present.
-CONDITION_COLUMNS: tuple[str, ...] = ("run_id", "scenario", "workload", "mode", "pairing", "load")
-
-#: Cell columns that become condition columns when ``run.cells`` has them with a value
-#: (the ``[[parts]]`` entry of a multi-part scenario, network profile, TLS); cells
-#: differing in them are never paired.
-OPTIONAL_CONDITION_COLUMNS: tuple[str, ...] = ("part", "profile", "tls")
 
 #: Columns of :func:`verdict_table` after the condition columns.
 VERDICT_COLUMNS: tuple[str, ...] = (
@@ -150,80 +146,6 @@ def verdict_of(low: float, high: float, claim: float = CLAIM_RATIO) -> str:
 def seed_for(*parts: str, seed: int = SEED) -> np.random.Generator:
     """A generator seeded by ``seed`` and the names given (stable across runs and orders)."""
     return np.random.default_rng([seed, *(zlib.crc32(p.encode()) for p in parts)])
-
-
-def condition_extras(cells: pd.DataFrame) -> list[str]:
-    """The :data:`OPTIONAL_CONDITION_COLUMNS` that ``cells`` has with at least one value."""
-    return [c for c in OPTIONAL_CONDITION_COLUMNS if c in cells.columns and cells[c].notna().any()]
-
-
-def matched_pairs(run: Run) -> pd.DataFrame:
-    """Every HTTP cell against every WebSocket cell measured in the same condition.
-
-    One row per pair: the condition columns (``run_id``, ``scenario``, ``workload``,
-    ``mode`` — the HTTP cell's connection mode for echo, delivery mode for real-time —,
-    ``pairing`` — the client library when both cells use the same one, else
-    ``"<http client> vs <ws client>"`` —, ``load``, and ``part``/``profile``/``tls`` when
-    the cells have them with a value), then ``same_client``, ``http_cell``, ``ws_cell``, ``kind``
-    (``request`` or ``delivery``: which latency the pair compares). Same-client pairs come
-    first (conditions in cell order, the lean client's pairs first within each), then the
-    mixed pairs; otherwise the order is that of the cells in summary.json.
-    """
-    cells = run.cells
-    extras = condition_extras(cells)
-    columns = [*CONDITION_COLUMNS, *extras, "same_client", "http_cell", "ws_cell", "kind"]
-    if cells.empty:
-        return pd.DataFrame(columns=columns)
-    fam = cells["family"].where(cells["family"].notna(), cells["transport"].map(_family))
-    live = realtime_mask(cells)
-    delivery = cells["delivery"] if "delivery" in cells.columns else pd.Series(None, cells.index)
-    http_ok = (fam == "http") & (~live | delivery.isin(HTTP_DELIVERY_MODES))
-    ws_ok = (fam == "ws") & (~live | delivery.eq("push") | delivery.isna())
-    group_keys = [
-        k
-        for k in ("run_id", "workload", "load_model", "target_rate", "connections", *extras)
-        if k in cells.columns
-    ]
-    scenarios = {part.run_id: part.scenario_name for part in run.runs}
-    metas = {part.run_id: part.meta for part in run.runs}
-    rows = []
-    keyed = cells.assign(_live=live, _rank=range(len(cells)))
-    groups = keyed.groupby([*group_keys, "_live"], sort=False, dropna=False)
-    for group_no, (_, group) in enumerate(groups):
-        http = group[http_ok.loc[group.index]]
-        ws = group[ws_ok.loc[group.index]]
-        for _, h in http.iterrows():
-            for _, w in ws.iterrows():
-                same = str(h["client"]) == str(w["client"])
-                live_pair = bool(h["_live"])
-                rows.append(
-                    {
-                        "run_id": str(h["run_id"]),
-                        "scenario": scenarios.get(str(h["run_id"]), ""),
-                        "workload": _text(h.get("workload")) or "echo",
-                        "mode": _text(h.get("delivery" if live_pair else "conn_mode")),
-                        "pairing": str(h["client"]) if same else f"{h['client']} vs {w['client']}",
-                        "load": load_label(h, metas.get(str(h["run_id"]), {})),
-                        **{k: h.get(k) for k in extras},
-                        "same_client": same,
-                        "http_cell": str(h["cell"]),
-                        "ws_cell": str(w["cell"]),
-                        "kind": "delivery" if live_pair else "request",
-                        # Same-client pairs before every mixed one, the lean client's first.
-                        "_order": (
-                            not same,
-                            group_no,
-                            str(h["client"]) != HEADLINE_CLIENT,
-                            h["_rank"],
-                            w["_rank"],
-                        ),
-                    }
-                )
-    if not rows:
-        return pd.DataFrame(columns=columns)
-    # Conditions in cell order; same-client pairs first inside each.
-    rows.sort(key=lambda r: r["_order"])
-    return pd.DataFrame(rows, columns=columns)
 
 
 def verdict_table(
@@ -378,54 +300,6 @@ def verdict_counts(verdicts: pd.DataFrame) -> dict[str, dict[str, int]]:
     return out
 
 
-def condition_text(column: str, value: object) -> str:
-    """An optional condition in words: ``tls`` ``"1.3"`` -> ``"TLS 1.3"``, missing ->
-    ``"no TLS"``; ``profile`` ``"wan"`` -> ``"wan link"``, missing -> ``"no link profile"``;
-    ``part`` ``"messaging"`` -> ``"part messaging"``, missing -> ``"no part"``."""
-    missing = value is None or (isinstance(value, float) and np.isnan(value))
-    if column == "part":
-        return "no part" if missing else f"part {value}"
-    if column == "tls":
-        if missing or value is False:
-            return "no TLS"
-        return "TLS" if value is True else f"TLS {value}"
-    if column == "profile":
-        return "no link profile" if missing else f"{value} link"
-    return f"{column} {'–' if missing else value}"
-
-
-def load_label(cell: Mapping[str, object] | pd.Series, meta: Mapping[str, object]) -> str:
-    """How a cell was loaded, in words: ``"open loop 400 req/s, 4 connections"``,
-    ``"closed loop, 8 connections"``, or for real-time workloads the users and their rates
-    from meta.json (``"24 users, 1 msg/s each"``), those of the cell's ``part`` in a
-    multi-part run (:func:`reports.load.cell_scenario`).
-
-    ``load_label(run.cells.iloc[0], run.meta)``."""
-    workload = _text(cell.get("workload")) or "echo"
-    if workload != "echo":
-        scenario = cell_scenario(meta, cell.get("part"))
-        rt = scenario.get("realtime") if isinstance(scenario.get("realtime"), Mapping) else {}
-        parts = []
-        if rt.get("users") is not None:
-            parts.append(f"{rt['users']} users")
-        if workload in ("messaging", "mix") and rt.get("message_rate"):
-            parts.append(f"{rt['message_rate']:g} msg/s each")
-        if workload in ("notifications", "mix") and rt.get("notification_rate"):
-            parts.append(f"{rt['notification_rate']:g} notifications/s")
-        if workload in ("presence", "mix") and rt.get("churn_fraction"):
-            parts.append(f"{rt['churn_fraction']:.0%} churning")
-        if workload in ("activity", "mix") and rt.get("activity_rate"):
-            parts.append(f"{rt['activity_rate']:g} page views/s")
-        return ", ".join(parts) or "real-time"
-    conns = _num(cell.get("connections"))
-    conn_text = f", {conns:,.0f} connections" if np.isfinite(conns) else ""
-    rate = _num(cell.get("target_rate"))
-    model = _text(cell.get("load_model"))
-    if np.isfinite(rate):
-        return f"open loop {rate:,.0f} req/s{conn_text}"
-    return f"{model or 'closed'} loop{conn_text}"
-
-
 # --- internals ---------------------------------------------------------------------------
 
 
@@ -462,10 +336,11 @@ def _cost_value(row: Mapping[str, object] | pd.Series, metric: str, live: bool) 
     """Bytes or server CPU (µs) per useful message of a cell or repeat row."""
     if metric == "bytes":
         if live:
-            return _num(row.get("bytes_per_useful_message"))
-        return _num(row.get("bytes_per_request_sent")) + _num(row.get("bytes_per_request_received"))
+            return float_or_nan(row.get("bytes_per_useful_message"))
+        sent, received = row.get("bytes_per_request_sent"), row.get("bytes_per_request_received")
+        return float_or_nan(sent) + float_or_nan(received)
     column = "cpu_s_per_useful_message_server" if live else "cpu_s_per_request_server"
-    return _num(row.get(column)) * 1e6
+    return float_or_nan(row.get(column)) * 1e6
 
 
 def _latency_rows(
@@ -555,19 +430,3 @@ def _cost_row(
         "method": "bootstrap of per-repeat values",
         "note": note,
     }
-
-
-def _family(transport: object) -> str:
-    return family(str(transport))
-
-
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _num(value: object) -> float:
-    try:
-        result = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return float("nan")
-    return result

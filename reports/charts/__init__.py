@@ -12,7 +12,7 @@ module per family (style, latency, over_time, verdict, sweep, costs), all named 
     charts.verdict_chart(reports.verdict_table(run))   # ratio and 95 % CI per pair, vs 3x
     charts.latency_over_time(run.samples)           # p50/p99 per time bin, a panel per cell
     charts.sweep_chart(run.cells)                   # rate sweep: the hockey stick and its knee
-    costs = reports.stats.cost_table(run.cells, {run.run_id: run.meta})
+    costs = reports.costs.cost_table(run.cells, {run.run_id: run.meta})
     charts.echo_bytes_chart(costs)                  # bytes per request: overhead vs payload
     charts.cpu_chart(costs)                         # CPU per message: server and client
     charts.memory_chart(costs)                      # server memory per connection (or user)
@@ -21,7 +21,7 @@ module per family (style, latency, over_time, verdict, sweep, costs), all named 
     charts.delivery_cdf(run.deliveries)
     charts.delivery_over_time(run.deliveries)
     charts.staleness_chart(run.deliveries, 500)     # short polling against its interval
-    split = reports.stats.bytes_per_useful_split(run.samples, run.deliveries)
+    split = reports.costs.bytes_per_useful_split(run.samples, run.deliveries)
     charts.bytes_per_useful_chart(split)            # stacked bars: request/reply/push bytes
 
 Colour follows the transport (HTTP blues, ws-aiohttp oranges, ws-websockets greens; the

@@ -2,9 +2,9 @@
 
 ::
 
-    costs = reports.stats.cost_table(run.cells, {run.run_id: run.meta})
+    costs = reports.costs.cost_table(run.cells, {run.run_id: run.meta})
     echo_bytes_chart(costs); cpu_chart(costs); memory_chart(costs)
-    bytes_per_useful_chart(reports.stats.bytes_per_useful_split(run.samples, run.deliveries))
+    bytes_per_useful_chart(reports.costs.bytes_per_useful_split(run.samples, run.deliveries))
     staleness_chart(run.deliveries, 500)
 """
 
@@ -36,7 +36,7 @@ BYTES_PARTS: tuple[tuple[str, str, str, float], ...] = (
 def bytes_per_useful_chart(split: pd.DataFrame, *, title: str | None = None) -> Figure:
     """Horizontal stacked bars of wire bytes per useful message, one bar per cell.
 
-    ``split`` is :func:`reports.stats.bytes_per_useful_split` output: each bar stacks
+    ``split`` is :func:`reports.costs.bytes_per_useful_split` output: each bar stacks
     request, reply and push bytes per useful message in the cell's transport colour
     (hatching tells the parts apart) and is labelled with its total.
     """
@@ -103,7 +103,7 @@ ECHO_BYTES_PARTS: tuple[tuple[str, str, float, str], ...] = (
 def echo_bytes_chart(costs: pd.DataFrame, *, title: str | None = None) -> Figure:
     """Wire bytes per echo request split into protocol overhead and payload, per cell.
 
-    ``costs`` is :func:`reports.stats.cost_table` output; echo cells only. Each bar stacks
+    ``costs`` is :func:`reports.costs.cost_table` output; echo cells only. Each bar stacks
     the request's overhead (HTTP request line and headers, or WebSocket frame header, plus
     the JSON envelope) and payload, then the reply's; labelled with the total. Without a
     known payload size the bars are split by direction only.
@@ -142,7 +142,7 @@ def echo_bytes_chart(costs: pd.DataFrame, *, title: str | None = None) -> Figure
 def cpu_chart(costs: pd.DataFrame, *, title: str | None = None) -> Figure:
     """CPU time per useful message, server and load generator, one pair of bars per cell.
 
-    ``costs`` is :func:`reports.stats.cost_table` output (µs per request for echo cells,
+    ``costs`` is :func:`reports.costs.cost_table` output (µs per request for echo cells,
     per useful message for real-time cells). Solid bars: the server; hatched: the client.
     """
     rows = costs[costs["cpu_us_server"].notna() | costs["cpu_us_client"].notna()]
@@ -177,7 +177,7 @@ def cpu_chart(costs: pd.DataFrame, *, title: str | None = None) -> Figure:
 def memory_chart(costs: pd.DataFrame, *, title: str | None = None) -> Figure:
     """Server peak memory per connection (echo) or per user (real-time), one bar per cell.
 
-    ``costs`` is :func:`reports.stats.cost_table` output; each bar is labelled with the
+    ``costs`` is :func:`reports.costs.cost_table` output; each bar is labelled with the
     peak RSS and what it was divided by. The figure includes the server's fixed baseline
     (the interpreter and libraries), so it falls as connections grow.
     """

@@ -14,10 +14,7 @@ from matplotlib.ticker import FuncFormatter
 
 from loadgen.escape import chart_text
 from reports.charts.style import cell_style, finish, new_figure
-from reports.stats import (
-    sweep_cells,
-    sweep_table,
-)
+from reports.sweeps import sweep_cells, sweep_table
 from reports.thresholds import RATE_REACHED
 
 
@@ -27,7 +24,7 @@ def sweep_chart(
     """Throughput against latency over a rate sweep: the "hockey stick", one line per group.
 
     ``cells`` are a run's cells (only sweep cells are drawn: see
-    :func:`reports.stats.sweep_cells`), ``sweeps`` :func:`reports.stats.sweep_table` output
+    :func:`reports.sweeps.sweep_cells`), ``sweeps`` :func:`reports.sweeps.sweep_table` output
     (computed when omitted). x: achieved throughput; y: p99 (solid, markers) and p50
     (dotted) latency, log scale. The dashed line is each group's p99 objective; the ringed
     point the highest rate that met it (the knee), annotated; hollow markers are rates

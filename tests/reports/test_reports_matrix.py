@@ -31,7 +31,8 @@ from reports.matrix import (
     matrix_profiles,
     verdict_matrix,
 )
-from reports.verdict import CONDITION_COLUMNS, VERDICT_COLUMNS
+from reports.pairs import CONDITION_COLUMNS
+from reports.verdict import VERDICT_COLUMNS
 
 RUN = "20261129-043445-claim-matrix"
 

@@ -27,10 +27,12 @@ from reports_fixtures import (
 import reports
 from loadgen.schema import META_FILE, SUMMARY_FILE
 from reports import charts
+from reports.costs import cost_table
 from reports.html import render_report, report_context, scenario_runs
 from reports.markdown import summary_markdown
-from reports.stats import cost_table, delivery_ratio_table, ratio_table, request_cells
-from reports.verdict import load_label, matched_pairs, verdict_wide
+from reports.pairs import load_label, matched_pairs
+from reports.stats import delivery_ratio_table, ratio_table, request_cells
+from reports.verdict import verdict_wide
 
 MESSAGING_RT = {"users": 24, "message_rate": 1.0, "poll_interval_ms": 250}
 ECHO_IDS = {f"echo:{c.name}" for c in DEFAULT_CELLS}

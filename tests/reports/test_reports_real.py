@@ -20,7 +20,7 @@ from rich.console import Console
 import reports
 from reports import charts
 from reports.cli_report import report
-from reports.stats import bytes_per_useful_split, cost_table
+from reports.costs import bytes_per_useful_split, cost_table
 from reports.verdict import METRICS, VERDICTS
 
 try:

@@ -35,10 +35,9 @@ from reports import charts
 from reports.checks import run_warnings
 from reports.cli_report import report
 from reports.columns import CELL_COLUMNS, REALTIME_COLUMNS, REPEAT_COLUMNS, delivery_col
+from reports.costs import BYTES_SPLIT_COLUMNS, bytes_per_useful_split
 from reports.html import render_report, write_report
 from reports.stats import (
-    BYTES_SPLIT_COLUMNS,
-    bytes_per_useful_split,
     delivery_percentiles,
     delivery_ratio_table,
     delivery_table,

@@ -34,14 +34,14 @@ from reports import charts
 from reports.bootstrap import mean_ratio_ci, percentile_ratio_ci
 from reports.checks import SPREAD_MESSAGE, cell_caveats, repeat_spread, run_warnings
 from reports.cli_report import report
+from reports.costs import bytes_per_useful_split
 from reports.html import render_report
 from reports.markdown import summary_markdown, write_outputs
-from reports.stats import DEFAULT_SWEEP_SLO_P99_MS, bytes_per_useful_split, sweep_table
+from reports.pairs import CONDITION_COLUMNS, matched_pairs
+from reports.sweeps import DEFAULT_SWEEP_SLO_P99_MS, sweep_table
 from reports.table import verdict_rich_table
 from reports.verdict import (
-    CONDITION_COLUMNS,
     VERDICT_COLUMNS,
-    matched_pairs,
     verdict_of,
     verdict_table,
     verdict_wide,

@@ -1,0 +1,119 @@
+"""Rate sweeps: one cell run at several open-loop rates, and the highest rate at which
+its p99 stays under the objective.
+
+::
+
+    from reports.sweeps import sweep_table
+    sweep_table(run.cells)               # one row per sweep group: max_rate, failure...
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from reports.fmt import float_or_nan, fmt_ms
+from reports.thresholds import RATE_REACHED
+
+#: p99 objective (ms) a rate sweep is judged against when its cells carry none.
+DEFAULT_SWEEP_SLO_P99_MS = 10.0
+
+#: Columns of :func:`sweep_table`.
+SWEEP_COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "sweep_group",
+    "transport",
+    "client",
+    "conn_mode",
+    "slo_p99_ms",
+    "slo_source",
+    "rates",
+    "max_rate",
+    "p99_at_max_ms",
+    "first_failing_rate",
+    "failure",
+)
+
+
+def sweep_cells(cells: pd.DataFrame) -> pd.DataFrame:
+    """The cells of a rate sweep: those with a ``sweep_group`` and a ``target_rate``."""
+    if "sweep_group" not in cells.columns or "target_rate" not in cells.columns:
+        return cells.iloc[0:0]
+    group = cells["sweep_group"]
+    keep = group.notna() & group.astype(str).ne("") & cells["target_rate"].notna()
+    return cells.loc[keep]
+
+
+def sweep_rate_ok(row: pd.Series, slo_ms: float) -> tuple[bool, str]:
+    """Whether one sweep cell met its objective, and if not why: ``(False, "p99 14.6 ms")``.
+
+    It must have p99 under ``slo_ms``, no errors, and have delivered at least
+    :data:`reports.thresholds.RATE_REACHED` of its target rate.
+    """
+
+    p99 = float_or_nan(row.get("p99_ms"))
+    errors = float_or_nan(row.get("errors"))
+    target = float_or_nan(row.get("target_rate"))
+    achieved = float_or_nan(row.get("throughput_rps"))
+    if not np.isfinite(p99):
+        return False, "no p99"
+    if errors > 0:
+        return False, f"{errors:,.0f} errors"
+    if np.isfinite(target) and np.isfinite(achieved) and achieved < RATE_REACHED * target:
+        return False, f"rate not reached ({achieved:,.0f} req/s)"
+    if p99 >= slo_ms:
+        return False, f"p99 {fmt_ms(p99)} ms"
+    return True, ""
+
+
+def sweep_table(
+    cells: pd.DataFrame, *, default_slo_ms: float = DEFAULT_SWEEP_SLO_P99_MS
+) -> pd.DataFrame:
+    """Per sweep group: the highest rate at which p99 stays under the objective.
+
+    ``sweep_table(run.cells)``. A sweep group is one cell run at several open-loop rates
+    (``sweep_group`` is the cell id without the ``@RATErps`` suffix). The objective is the
+    cells' ``slo_p99_ms`` (``slo_source`` ``"scenario"``), else ``default_slo_ms``
+    (``"default"``). ``max_rate`` is the highest rate such that it and every lower rate met
+    the objective (:func:`sweep_rate_ok`: p99 under it, no errors, rate reached); NaN when
+    even the lowest failed. ``first_failing_rate`` and ``failure`` say where and why the
+    sweep stopped (NaN and ``""`` when every rate passed). ``rates`` lists the rates run.
+    """
+    sweep = sweep_cells(cells)
+    if sweep.empty:
+        return pd.DataFrame(columns=SWEEP_COLUMNS)
+    keys = [k for k in ("run_id", "sweep_group") if k in sweep.columns]
+    rows = []
+    for key, group in sweep.groupby(keys, sort=False):
+        ident = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+        group = group.sort_values("target_rate")
+        slo_values = (
+            pd.to_numeric(group["slo_p99_ms"], errors="coerce").dropna()
+            if "slo_p99_ms" in group.columns
+            else pd.Series(dtype=float)
+        )
+        slo = float(slo_values.iloc[0]) if len(slo_values) else default_slo_ms
+        first = group.iloc[0]
+        row = {
+            **ident,
+            "transport": first.get("transport"),
+            "client": first.get("client"),
+            "conn_mode": first.get("conn_mode"),
+            "slo_p99_ms": slo,
+            "slo_source": "scenario" if len(slo_values) else "default",
+            "rates": [float(r) for r in group["target_rate"]],
+            "max_rate": np.nan,
+            "p99_at_max_ms": np.nan,
+            "first_failing_rate": np.nan,
+            "failure": "",
+        }
+        for _, cell in group.iterrows():
+            ok, why = sweep_rate_ok(cell, slo)
+            if not ok:
+                row["first_failing_rate"] = float(cell["target_rate"])
+                row["failure"] = why
+                break
+            row["max_rate"] = float(cell["target_rate"])
+            row["p99_at_max_ms"] = float_or_nan(cell.get("p99_ms"))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(SWEEP_COLUMNS))
