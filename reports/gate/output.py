@@ -175,19 +175,22 @@ def comparison_table(c: Comparison) -> Table:
             overflow="fold" if name == "cell" else "ellipsis",
         )
     for row in c.rows:
-        unit = METRICS[row.metric].unit
         table.add_row(
-            Name(term_plain(row.cell)),
-            row.metric,
-            fmt_value(row.baseline, unit),
-            fmt_value(row.current, unit),
-            fmt_change(row.change),
-            fmt_interval(row),
-            _limit(row),
-            _method(row),
-            _status(row),
+            Name(term_plain(row.cell)), row.metric, *_figures(row), _method(row), _status(row)
         )
     return table
+
+
+def _figures(row: Row) -> list[str]:
+    """A check's baseline, current value, change, interval and limit, as both tables show them."""
+    unit = METRICS[row.metric].unit
+    return [
+        fmt_value(row.baseline, unit),
+        fmt_value(row.current, unit),
+        fmt_change(row.change),
+        fmt_interval(row),
+        _limit(row),
+    ]
 
 
 def cell_tables(c: Comparison) -> list[Table]:
@@ -276,15 +279,10 @@ def comparison_markdown(c: Comparison) -> str:
     lines.append(f"| cell | metric | baseline | current | change | {level} CI | limit | status |")
     lines.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for row in c.rows:
-        unit = METRICS[row.metric].unit
         cells = [
             md_code(row.cell),
             row.metric,
-            fmt_value(row.baseline, unit),
-            fmt_value(row.current, unit),
-            fmt_change(row.change),
-            fmt_interval(row),
-            _limit(row),
+            *_figures(row),
             f"{_MARK[row.status]} {_md_status(row.status)}",
         ]
         lines.append("| " + " | ".join(_md_escape(x) for x in cells) + " |")
