@@ -27,6 +27,7 @@ from loadgen.events import EventHook
 from loadgen.pacer import NS_PER_S, split_rate
 from loadgen.realtime.replies import check_echo_reply
 from loadgen.realtime.samples import echo_sample
+from loadgen.recorder import Sample
 from loadgen.schema import WS_TRANSPORTS
 from loadgen.shares import my_connections
 from loadgen.timeline import run_phases, sleep_until
@@ -51,6 +52,11 @@ class EngineStats:
     cancelled_in_flight: int = 0
     errors_by_code: dict[str, int] = field(default_factory=dict)
 
+    def count(self, sample: Sample) -> None:
+        """Count ``sample``'s error code, if it failed."""
+        if sample.error:
+            self.errors_by_code[sample.error] = self.errors_by_code.get(sample.error, 0) + 1
+
 
 async def run_cell(
     spec: CellRun,
@@ -71,23 +77,9 @@ async def run_cell(
     pacers = split_rate(spec.rate, spec.connections) if spec.model == "open" else None
     is_ws = spec.transport in WS_TRANSPORTS
 
-    def fire(
-        conn: int,
-        kind: str,
-        intended: int,
-        sent: int,
-        received: int,
-        delta: tuple[int, int],
-        error: str | None,
-        origin: int | None = None,
-    ) -> None:
-        if error:
-            stats.errors_by_code[error] = stats.errors_by_code.get(error, 0) + 1
-        hook.fire(
-            echo_sample(
-                spec, kind, conn, intended, sent, received, warmup_end, delta, error, origin
-            )
-        )
+    def fire(sample: Sample) -> None:
+        stats.count(sample)
+        hook.fire(sample)
 
     async def connect(conn: int, client: object, counter: WireCounter) -> bool:
         before = counter.snapshot()
@@ -97,18 +89,16 @@ async def run_cell(
         except ClientError as exc:
             stats.connect_errors += 1
             t1 = clock()
-            after = counter.snapshot()
-            fire(
-                conn, "connect", t0, t0, t1, (after[0] - before[0], after[1] - before[1]), exc.code
-            )
+            delta = counter.since(before)
+            fire(echo_sample(spec, "connect", conn, t0, t0, t1, warmup_end, delta, exc.code))
             return False
         t1 = clock()
         stats.connects += 1
         if is_ws:
             # A WebSocket's set-up (TCP + upgrade) is its own sample kind;
             # HTTP pays connection set-up inside its requests.
-            after = counter.snapshot()
-            fire(conn, "connect", t0, t0, t1, (after[0] - before[0], after[1] - before[1]), None)
+            delta = counter.since(before)
+            fire(echo_sample(spec, "connect", conn, t0, t0, t1, warmup_end, delta, None))
         return True
 
     async def conn_loop(conn: int) -> None:
@@ -170,7 +160,7 @@ async def run_cell(
                         error = exc.code
                         if is_ws and exc.code in ("closed", "timeout"):
                             connected = False
-                    after = counter.snapshot()
+                    delta = counter.since(before)
                     # Coordinated omission: a request that waited for the previous reply
                     # on its connection is charged from its intended time. One whose
                     # connection was free is charged from its send time, so the
@@ -179,14 +169,18 @@ async def run_cell(
                     origin = intended if busy_until > intended else sent
                     busy_until = received
                     fire(
-                        conn,
-                        "request",
-                        intended,
-                        sent,
-                        received,
-                        (after[0] - before[0], after[1] - before[1]),
-                        error,
-                        origin,
+                        echo_sample(
+                            spec,
+                            "request",
+                            conn,
+                            intended,
+                            sent,
+                            received,
+                            warmup_end,
+                            delta,
+                            error,
+                            origin,
+                        )
                     )
                     if spec.think_time_s and pacers is None:
                         await asyncio.sleep(spec.think_time_s)

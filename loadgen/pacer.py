@@ -55,3 +55,18 @@ def split_rate(total_rate: float, connections: int) -> list[Pacer]:
     return [
         Pacer(rate=per_conn, offset_ns=round(i * NS_PER_S / total_rate)) for i in range(connections)
     ]
+
+
+def lag_block(lags: list[int]) -> dict[str, float | None]:
+    """How late requests left against their schedule, in ms, from ``lags`` sorted in ns.
+
+    ``lag_block(sorted(sent - intended ...))`` gives ``{"p50", "p99", "max"}``;
+    every value is None when nothing was measured.
+    """
+    if not lags:
+        return {"p50": None, "p99": None, "max": None}
+    return {
+        "p50": lags[int(0.5 * (len(lags) - 1))] / 1e6,
+        "p99": lags[int(0.99 * (len(lags) - 1))] / 1e6,
+        "max": lags[-1] / 1e6,
+    }

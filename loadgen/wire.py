@@ -86,6 +86,11 @@ class WireCounter:
         tls_sent, tls_received = self._tls_totals()
         return self._plain_sent + tls_sent, self._plain_received + tls_received
 
+    def since(self, before: tuple[int, int]) -> tuple[int, int]:
+        """``(sent, received)`` since the snapshot ``before``."""
+        after = self.snapshot()
+        return after[0] - before[0], after[1] - before[1]
+
     def add_plain(self, sent: int, received: int) -> None:
         """Add plain-text bytes counted by a protocol that counts its own (the lean client)."""
         self._plain_sent += sent

@@ -21,6 +21,7 @@ import asyncio
 import signal
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 
@@ -31,6 +32,7 @@ import pyarrow.parquet as pq
 from loadgen.cellspec import CellRun
 from loadgen.engine import EngineStats, run_cell
 from loadgen.events import EventHook
+from loadgen.pacer import lag_block
 from loadgen.realtime.engine import run_realtime
 from loadgen.realtime.params import RealtimeParams
 from loadgen.realtime.part import ACTION_KINDS, delivery_record, delivery_table
@@ -48,6 +50,22 @@ def emit(event: str, **fields: object) -> None:
     """Print one machine-readable event line."""
     sys.stdout.write(orjson.dumps({"event": event, **fields}).decode() + "\n")
     sys.stdout.flush()
+
+
+def finish_part(run_part: Callable[[], Mapping[str, object]]) -> int:
+    """Call ``run_part`` and report its end to the orchestrator; return the exit status.
+
+    ``return finish_part(lambda: run(spec, out_prefix))``: success emits the
+    ``done`` event (0); any failure is one line on stderr (1). KeyboardInterrupt
+    passes through, for the caller to clean up its own way.
+    """
+    try:
+        part = run_part()
+    except Exception as exc:  # report any failure to the orchestrator as one line
+        sys.stderr.write(f"load generator failed: {type(exc).__name__}: {exc}\n")
+        return 1
+    emit("done", count=part["count"], errors=part["errors"], loop=part["loop"])
+    return 0
 
 
 class _Progress:
@@ -89,17 +107,6 @@ async def wait_for_start(timeout_s: float = START_TIMEOUT_S) -> None:
         loop.remove_signal_handler(signal.SIGUSR1)
 
 
-def _lag_block(lags: list[int]) -> dict[str, float | None]:
-    """How late requests left against their schedule (open loop), in ms."""
-    if not lags:
-        return {"p50": None, "p99": None, "max": None}
-    return {
-        "p50": lags[int(0.5 * (len(lags) - 1))] / 1e6,
-        "p99": lags[int(0.99 * (len(lags) - 1))] / 1e6,
-        "max": lags[-1] / 1e6,
-    }
-
-
 def _part_record(
     spec: CellRun,
     loop: asyncio.AbstractEventLoop,
@@ -116,7 +123,7 @@ def _part_record(
         "stats": asdict(stats),
         "window_s": window_ns / 1e9,
         **hist.as_record(),
-        "send_lag_ms": _lag_block(lags),
+        "send_lag_ms": lag_block(lags),
         "client_cpu_s_total": cpu,
     }
 
@@ -150,7 +157,7 @@ def run(spec: CellRun, out_prefix: Path, use_uvloop: bool = True) -> dict[str, o
     window_ns = max(0, window_end - stats.measure_started_ns) if stats.measure_started_ns else 0
     lags = sorted(pc.subtract(measured["sent_ns"], measured["intended_ns"]).to_pylist())
     part = _part_record(spec, loop, stats, window_ns, hist, cpu, lags)
-    part["send_lag_p99_ms"] = (lags[int(0.99 * (len(lags) - 1))] / 1e6) if lags else None
+    part["send_lag_p99_ms"] = lag_block(lags)["p99"]
     out_prefix.with_suffix(".json").write_bytes(orjson.dumps(part, option=orjson.OPT_INDENT_2))
     return part
 
@@ -203,14 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_REFUSED
     configure_client(spec.ca_file, spec.tls or "1.3")
     try:
-        part = run(spec, args.out_prefix, use_uvloop=args.loop == "uvloop")
+        return finish_part(lambda: run(spec, args.out_prefix, use_uvloop=args.loop == "uvloop"))
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # report any failure to the orchestrator as one line
-        sys.stderr.write(f"load generator failed: {type(exc).__name__}: {exc}\n")
-        return 1
-    emit("done", count=part["count"], errors=part["errors"], loop=part["loop"])
-    return 0
 
 
 if __name__ == "__main__":

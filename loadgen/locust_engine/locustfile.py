@@ -49,6 +49,7 @@ from loadgen.locust_engine.world import World, group_count
 from loadgen.pacer import Pacer, split_rate
 from loadgen.realtime.params import RealtimeParams
 from loadgen.realtime.replies import check_echo_reply
+from loadgen.realtime.samples import echo_sample
 from loadgen.schema import WS_TRANSPORTS
 from servers import protocol
 
@@ -134,8 +135,7 @@ class _EchoMixin:
 
     def _delta(self, before: tuple[int, int]) -> tuple[int, int]:
         """Bytes sent and received on this user's connection since ``before``."""
-        after = self.counter.snapshot()
-        return after[0] - before[0], after[1] - before[1]
+        return self.counter.since(before)
 
     def _measure(
         self,
@@ -166,9 +166,19 @@ class _EchoMixin:
             world.in_flight -= 1
         delta = self._delta(before)
         origin = self._charge(intended, sent, received)
-        world.echo_sample(
-            self.conn, "request", intended, sent, received, delta, error, origin, request_type, name
+        sample = echo_sample(
+            spec,
+            "request",
+            self.conn,
+            intended,
+            sent,
+            received,
+            world.warmup_end_ns,
+            delta,
+            error,
+            origin,
         )
+        world.echo(sample, request_type, name)
 
 
 class EchoHttpUser(_EchoMixin, FastHttpUser):
@@ -239,7 +249,10 @@ class EchoWsUser(_EchoMixin, User):
         else:
             world.echo_stats.connect_errors += 1
         delta = self._delta(before)
-        world.echo_sample(self.conn, "connect", t0, t0, t1, delta, error, None, "WS", "ws connect")
+        sample = echo_sample(
+            spec, "connect", self.conn, t0, t0, t1, world.warmup_end_ns, delta, error
+        )
+        world.echo(sample, "WS", "ws connect")
         return error is None
 
     def _close(self) -> None:

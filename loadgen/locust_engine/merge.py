@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loadgen.cellspec import CellRun
+from loadgen.pacer import lag_block
 from loadgen.recorder import decode_histogram, encode_histogram, new_histogram
 from loadgen.schema import DELIVERY_SCHEMA, SAMPLE_SCHEMA
 
@@ -54,16 +55,6 @@ def _add_counts(dicts: list[dict[str, Any]]) -> dict[str, Any]:
         for key, value in (d or {}).items():
             out[key] = out.get(key, 0) + value
     return out
-
-
-def _lag_block(lags: list[int]) -> dict[str, float | None]:
-    if not lags:
-        return {"p50": None, "p99": None, "max": None}
-    return {
-        "p50": lags[int(0.5 * (len(lags) - 1))] / 1e6,
-        "p99": lags[int(0.99 * (len(lags) - 1))] / 1e6,
-        "max": lags[-1] / 1e6,
-    }
 
 
 def _min_nonzero(values: list[int]) -> int:
@@ -176,12 +167,12 @@ def merge_results(
                 requests["sent_ns"].to_pylist(), requests["intended_ns"].to_pylist(), strict=True
             )
         )
-        part["send_lag_ms"] = _lag_block(lags)
+        part["send_lag_ms"] = lag_block(lags)
         part["send_lag_p99_ms"] = part["send_lag_ms"]["p99"]
     else:
         stats = _merge_rt_stats([r.get("stats", {}) for r in results])
         part["stats"] = stats
-        part["send_lag_ms"] = _lag_block([])
+        part["send_lag_ms"] = lag_block([])
         hdr_types = sorted({k for r in results for k in r.get("delivery_hdr", {})})
         part.update(
             {

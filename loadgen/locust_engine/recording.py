@@ -3,7 +3,7 @@
 :class:`Recording` is a part of :class:`~loadgen.locust_engine.world.World`; the users
 call its methods through their world::
 
-    world.echo_sample(conn, "request", intended, sent, received, delta, None, None, "POST", "/echo")
+    world.echo(sample, "POST", "/rpc echo")   # an echo_sample row (request or connect)
     world.on_request(op, sent, received, bytes_sent, bytes_received, error, items)
     world.on_item(recipient, seq, item, received, via, nbytes)
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 from loadgen.cellspec import CellRun
 from loadgen.engine import EngineStats
-from loadgen.realtime.samples import build_sample, echo_sample
+from loadgen.realtime.samples import build_sample
 from loadgen.realtime.stats import RealtimeStats
 from loadgen.realtime.tracker import Tracker
 from loadgen.recorder import LatencyHistograms, RawRecorder, Sample
@@ -73,37 +73,18 @@ class Recording:
         self.raw.record(sample)
         self.hist.record(sample)
 
-    def echo_sample(
-        self,
-        conn: int,
-        kind: str,
-        intended: int,
-        sent: int,
-        received: int,
-        delta: tuple[int, int],
-        error: str | None,
-        origin: int | None,
-        request_type: str,
-        name: str,
-    ) -> None:
+    def echo(self, sample: Sample, request_type: str, name: str) -> None:
         """Record one echo request or WebSocket connect, as the asyncio engine's ``fire``."""
-        stats = self.echo_stats
-        if error:
-            stats.errors_by_code[error] = stats.errors_by_code.get(error, 0) + 1
-        sample = echo_sample(
-            self.spec,
-            kind,
-            conn,
-            intended,
-            sent,
-            received,
-            self.warmup_end_ns,
-            delta,
-            error,
-            origin,
-        )
+        self.echo_stats.count(sample)
         self.record(sample)
-        self.report(request_type, name, sample.latency_ns, delta[1], error, sample.warmup)
+        self.report(
+            request_type,
+            name,
+            sample.latency_ns,
+            sample.bytes_received,
+            sample.error,
+            sample.warmup,
+        )
 
     def on_request(
         self, op: str, sent: int, received: int, bs: int, br: int, error: str | None, items: int

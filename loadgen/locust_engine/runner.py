@@ -38,6 +38,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import gevent
 import orjson
@@ -50,7 +51,7 @@ from loadgen.locust_engine.local import run_local
 from loadgen.locust_engine.master import Master
 from loadgen.locust_engine.web import run_web
 from loadgen.targets import check_target
-from loadgen.worker import emit
+from loadgen.worker import finish_part
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,34 +119,32 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("OUT_PREFIX is required")
     if args.workers < 0 or args.remote_workers < 0:
         parser.error("--workers and --remote-workers must be >= 0")
-    master: Master | None = None
+    masters: list[Master] = []
+
+    def run_part() -> dict[str, Any]:
+        if not (args.workers or args.remote_workers):
+            return run_local(spec, args.out_prefix)
+        master = Master(
+            spec,
+            args.out_prefix,
+            args.workers,
+            args.remote_workers,
+            args.master_bind,
+            args.master_port,
+            args.join_timeout,
+        )
+        masters.append(master)
+
+        def on_term() -> None:
+            master.terminate_children()
+            os._exit(143)
+
+        gevent.signal_handler(signal.SIGTERM, on_term)
+        return master.run()
+
     try:
-        if args.workers or args.remote_workers:
-            master = Master(
-                spec,
-                args.out_prefix,
-                args.workers,
-                args.remote_workers,
-                args.master_bind,
-                args.master_port,
-                args.join_timeout,
-            )
-
-            def on_term() -> None:
-                assert master is not None
-                master.terminate_children()
-                os._exit(143)
-
-            gevent.signal_handler(signal.SIGTERM, on_term)
-            part = master.run()
-        else:
-            part = run_local(spec, args.out_prefix)
+        return finish_part(run_part)
     except KeyboardInterrupt:
-        if master is not None:
+        for master in masters:
             master.terminate_children()
         return 130
-    except Exception as exc:  # report any failure to the orchestrator as one line
-        sys.stderr.write(f"load generator failed: {type(exc).__name__}: {exc}\n")
-        return 1
-    emit("done", count=part["count"], errors=part["errors"], loop=part["loop"])
-    return 0
