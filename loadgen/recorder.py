@@ -98,6 +98,14 @@ def decode_histogram(text: str) -> HdrHistogram:
     return HdrHistogram.decode(text.encode("ascii"))
 
 
+def _record_pending(hist: HdrHistogram, pending: array) -> array:
+    """Record ``pending`` into ``hist``; the buffer to keep appending to (empty)."""
+    if not pending:
+        return pending
+    record_batch(hist, pending)
+    return array("q")
+
+
 class RawRecorder:
     """Keeps every sample, warm-up included, for ``samples.parquet``.
 
@@ -202,17 +210,13 @@ class LatencyHistograms:
     @property
     def corrected(self) -> HdrHistogram:
         """Latency from the intended send time, everything recorded so far."""
-        if self._pending_corrected:
-            record_batch(self._corrected, self._pending_corrected)
-            self._pending_corrected = array("q")
+        self._pending_corrected = _record_pending(self._corrected, self._pending_corrected)
         return self._corrected
 
     @property
     def uncorrected(self) -> HdrHistogram:
         """Latency from the actual send time, everything recorded so far."""
-        if self._pending_uncorrected:
-            record_batch(self._uncorrected, self._pending_uncorrected)
-            self._pending_uncorrected = array("q")
+        self._pending_uncorrected = _record_pending(self._uncorrected, self._pending_uncorrected)
         return self._uncorrected
 
     def as_record(self) -> dict[str, int | str]:

@@ -63,6 +63,45 @@ _CLOSE = object()  # the source went away: close the destination after what is q
 _ABORT = object()  # the source was reset: reset the destination after what is queued
 
 
+class _Backpressure:
+    """Pauses one direction's source while too much waits in it or its destination is full.
+
+    ``update(queued)`` after the queue changes; ``set_dst_paused`` from the
+    destination's pause_writing/resume_writing; ``release()`` when the
+    destination has gone.
+    """
+
+    def __init__(self, relay: RelayHost) -> None:
+        self.relay = relay
+        self.src: asyncio.Transport | None = None
+        self.dst_paused = False
+        self.src_paused = False
+
+    def set_dst_paused(self, paused: bool, queued: int) -> None:
+        self.dst_paused = paused
+        self.update(queued)
+
+    def update(self, queued: int) -> None:
+        src = self.src
+        if src is None:
+            return
+        limit = self.relay.max_buffer_bytes
+        if not self.src_paused and (queued > limit or self.dst_paused):
+            self.src_paused = True
+            with contextlib.suppress(Exception):
+                src.pause_reading()
+        elif self.src_paused and queued <= limit // 2 and not self.dst_paused:
+            self.src_paused = False
+            with contextlib.suppress(Exception):
+                src.resume_reading()
+
+    def release(self) -> None:
+        if self.src_paused and self.src is not None:
+            self.src_paused = False
+            with contextlib.suppress(Exception):
+                self.src.resume_reading()
+
+
 class _Direction:
     """One direction of one relayed connection: a FIFO of timed chunks."""
 
@@ -73,11 +112,9 @@ class _Direction:
         self.name = name
         self.queue: deque[tuple[float, Any]] = deque()
         self.queued = 0
-        self.src: asyncio.Transport | None = None
+        self.flow = _Backpressure(pipe.relay)
         self.dst: asyncio.Transport | None = None
         self.dst_gone = False
-        self.dst_paused = False
-        self.src_paused = False
         self.finished = False  # a FIN, close or reset was released
         self.ended = False  # a FIN, close or reset was queued
         self.timer: list[Any] | None = None
@@ -108,7 +145,7 @@ class _Direction:
         self.relay.note_buffered(self.queued)
         if was_empty:
             self._arm()
-        self._update_flow()
+        self.update_flow()
 
     def feed_end(self, marker: object) -> None:
         if self.ended:
@@ -164,7 +201,7 @@ class _Direction:
             return
         if queue:
             self.timer = self.relay.scheduler.call_at(queue[0][0], self._fire)
-        self._update_flow()
+        self.update_flow()
 
     def _finish(self, dst: asyncio.Transport, marker: object) -> None:
         self.finished = True
@@ -181,22 +218,10 @@ class _Direction:
     # flow control
 
     def set_dst_paused(self, paused: bool) -> None:
-        self.dst_paused = paused
-        self._update_flow()
+        self.flow.set_dst_paused(paused, self.queued)
 
-    def _update_flow(self) -> None:
-        src = self.src
-        if src is None:
-            return
-        limit = self.relay.max_buffer_bytes
-        if not self.src_paused and (self.queued > limit or self.dst_paused):
-            self.src_paused = True
-            with contextlib.suppress(Exception):
-                src.pause_reading()
-        elif self.src_paused and self.queued <= limit // 2 and not self.dst_paused:
-            self.src_paused = False
-            with contextlib.suppress(Exception):
-                src.resume_reading()
+    def update_flow(self) -> None:
+        self.flow.update(self.queued)
 
     def drop(self) -> None:
         """The destination went away: forget what was queued for it."""
@@ -205,10 +230,7 @@ class _Direction:
         self.timer = None
         self.queue.clear()
         self.queued = 0
-        if self.src_paused and self.src is not None:
-            self.src_paused = False
-            with contextlib.suppress(Exception):
-                self.src.resume_reading()
+        self.flow.release()
 
 
 class Pipe:
@@ -226,33 +248,9 @@ class Pipe:
         gate_c2s = accepted + charge
         gate_s2c = gate_c2s + (profile.delay_s if charge > 0 else 0.0)
         self.gate = gate_c2s
-        rate = profile.rate_bytes_per_s
-        rng = relay.rng
-        self.c2s = _Direction(
-            self,
-            LinkTimeline(
-                profile.delay_s,
-                profile.jitter_s,
-                rate,
-                gate=gate_c2s,
-                burst_bytes=relay.burst_bytes,
-                rng=rng,
-            ),
-            "client_to_server",
-        )
-        self.s2c = _Direction(
-            self,
-            LinkTimeline(
-                profile.delay_s,
-                profile.jitter_s,
-                rate,
-                gate=gate_s2c,
-                burst_bytes=relay.burst_bytes,
-                rng=rng,
-            ),
-            "server_to_client",
-        )
-        self.c2s.src = client
+        self.c2s = self._direction(gate_c2s, "client_to_server")
+        self.s2c = self._direction(gate_s2c, "server_to_client")
+        self.c2s.flow.src = client
         self.s2c.dst = client
         self.client_lost = False
         self.target_lost = False
@@ -260,6 +258,20 @@ class Pipe:
         self._connect_task: asyncio.Task[None] | None = asyncio.get_running_loop().create_task(
             self._connect()
         )
+
+    def _direction(self, gate: float, name: str) -> _Direction:
+        """A direction on the relay's profile whose first byte may leave at ``gate``."""
+        relay = self.relay
+        profile = relay.profile
+        timeline = LinkTimeline(
+            profile.delay_s,
+            profile.jitter_s,
+            profile.rate_bytes_per_s,
+            gate=gate,
+            burst_bytes=relay.burst_bytes,
+            rng=relay.rng,
+        )
+        return _Direction(self, timeline, name)
 
     async def _connect(self) -> None:
         relay = self.relay
@@ -282,10 +294,10 @@ class Pipe:
             return
         set_nodelay(transport)
         self.target = transport
-        self.s2c.src = transport
+        self.s2c.flow.src = transport
         # What the client sent meanwhile (even if it has gone since) is delivered in time.
         self.c2s.connected(transport)
-        self.c2s._update_flow()
+        self.c2s.update_flow()
 
     def _reset_client(self) -> None:
         if not self.client_lost:
@@ -293,16 +305,19 @@ class Pipe:
 
     def on_client_lost(self, exc: BaseException | None) -> None:
         self.client_lost = True
-        self.s2c.drop()
-        self.c2s.src = None
-        self.c2s.feed_end(_CLOSE if exc is None else _ABORT)
-        self._maybe_done()
+        self._side_lost(self.c2s, self.s2c, exc)
 
     def on_target_lost(self, exc: BaseException | None) -> None:
         self.target_lost = True
-        self.c2s.drop()
-        self.s2c.src = None
-        self.s2c.feed_end(_CLOSE if exc is None else _ABORT)
+        self._side_lost(self.s2c, self.c2s, exc)
+
+    def _side_lost(
+        self, outgoing: _Direction, incoming: _Direction, exc: BaseException | None
+    ) -> None:
+        """A side went away: drop what was queued for it, and end what it sent after its data."""
+        incoming.drop()
+        outgoing.flow.src = None
+        outgoing.feed_end(_CLOSE if exc is None else _ABORT)
         self._maybe_done()
 
     def _maybe_done(self) -> None:

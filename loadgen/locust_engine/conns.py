@@ -38,6 +38,7 @@ from loadgen.locust_engine.net import (
     CountingClientPool,
     http_exchange,
     open_socket,
+    ws_close,
     ws_connect,
 )
 from loadgen.realtime.calls import Reply
@@ -168,11 +169,7 @@ class WsConn(WsSide[AsyncResult]):
         if reader is not None:
             reader.kill(block=True, timeout=2.0)
         ws, self._ws = self._ws, None
-        if ws is not None:
-            try:
-                ws.close(timeout=2.0)
-            except Exception:
-                ws.shutdown()
+        ws_close(ws, 2.0)
         self.closed.set()
 
 

@@ -42,6 +42,7 @@ from loadgen.locust_engine.net import (
     CountingClientPool,
     WireCounter,
     http_exchange,
+    ws_close,
     ws_connect,
 )
 from loadgen.locust_engine.users import VirtualUser
@@ -69,7 +70,7 @@ def _world(environment: Any) -> World:
 class _EchoMixin:
     """Pacing, measuring and recording shared by the echo users.
 
-    A user's task asks :meth:`_next_intended` when its next request is due,
+    A user's task asks :meth:`_due` when its next request is due,
     then sends it with :meth:`_measure` through its own ``exchange(body) ->
     (status, reply)``, which raises ClientError when the request failed.
     """
@@ -120,6 +121,13 @@ class _EchoMixin:
         if not world.take_budget():
             return None
         self.sent_count += 1
+        return intended
+
+    def _due(self) -> int | None:
+        """:meth:`_next_intended`; when this user is done, None after idling a while."""
+        intended = self._next_intended()
+        if intended is None:
+            self._idle()
         return intended
 
     def _idle(self) -> None:
@@ -213,9 +221,8 @@ class EchoHttpUser(_EchoMixin, FastHttpUser):
 
     @task
     def echo(self) -> None:
-        intended = self._next_intended()
+        intended = self._due()
         if intended is None:
-            self._idle()
             return
         self._measure(intended, self._exchange, "POST", f"/rpc {self.world.spec.op}")
 
@@ -257,11 +264,7 @@ class EchoWsUser(_EchoMixin, User):
 
     def _close(self) -> None:
         ws, self.ws = self.ws, None
-        if ws is not None:
-            try:
-                ws.close(timeout=1.0)
-            except Exception:
-                ws.shutdown()
+        ws_close(ws, 1.0)
 
     def on_start(self) -> None:
         self.connected = self._connect()
@@ -302,9 +305,8 @@ class EchoWsUser(_EchoMixin, User):
 
     @task
     def echo(self) -> None:
-        intended = self._next_intended()
+        intended = self._due()
         if intended is None:
-            self._idle()
             return
         if not self.connected:
             # Reconnect in line with the schedule, so a dead server shows as errors.

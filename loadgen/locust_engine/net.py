@@ -235,3 +235,12 @@ def ws_connect(url: str, counter: WireCounter, timeout_s: float) -> Any:
         raise ClientError("connect_error", f"{type(exc).__name__}: {exc}") from None
     finally:
         timer.close()
+
+
+def ws_close(ws: Any, timeout_s: float) -> None:
+    """Close a :func:`ws_connect` WebSocket (``None`` is a no-op); drop the socket if that fails."""
+    if ws is not None:
+        try:
+            ws.close(timeout=timeout_s)
+        except Exception:
+            ws.shutdown()
