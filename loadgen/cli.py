@@ -35,17 +35,23 @@ app = typer.Typer(
 )
 err = Console(stderr=True)
 
+#: The options every command that runs cells takes: where its results go, whether
+#: report.html follows, and whether progress is shown.
+RunOut = Annotated[
+    Path | None, typer.Option("--out", "-o", help="Results folder (default results/RUN_ID)")
+]
+RunReport = Annotated[
+    bool, typer.Option("--report/--no-report", help="Write report.html after the run")
+]
+RunProgress = Annotated[bool, typer.Option("--progress/--no-progress")]
+
 
 @app.command()
 def run(
     scenario: Annotated[Path, typer.Argument(help="Scenario TOML file, e.g. scenarios/quick.toml")],
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Results folder (default results/RUN_ID)")
-    ] = None,
-    report: Annotated[
-        bool, typer.Option("--report/--no-report", help="Write report.html after the run")
-    ] = True,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    out: RunOut = None,
+    report: RunReport = True,
+    progress: RunProgress = True,
     engine: Annotated[
         str, typer.Option("--engine", help="asyncio (default) or locust (closed loop)")
     ] = "asyncio",
@@ -125,13 +131,9 @@ def sweep(
             "--slo-p99-ms", help="p99 objective: report each transport's highest rate under it"
         ),
     ] = None,
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Results folder (default results/RUN_ID)")
-    ] = None,
-    report: Annotated[
-        bool, typer.Option("--report/--no-report", help="Write report.html after the run")
-    ] = True,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    out: RunOut = None,
+    report: RunReport = True,
+    progress: RunProgress = True,
 ) -> None:
     """Run a scenario's cells at each of several open-loop rates (a rate sweep)."""
     try:

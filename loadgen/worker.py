@@ -52,10 +52,10 @@ def emit(event: str, **fields: object) -> None:
     sys.stdout.flush()
 
 
-def finish_part(run_part: Callable[[], Mapping[str, object]]) -> int:
+def exit_with_part(run_part: Callable[[], Mapping[str, object]]) -> int:
     """Call ``run_part`` and report its end to the orchestrator; return the exit status.
 
-    ``return finish_part(lambda: run(spec, out_prefix))``: success emits the
+    ``return exit_with_part(lambda: run(spec, out_prefix))``: success emits the
     ``done`` event (0); any failure is one line on stderr (1). KeyboardInterrupt
     passes through, for the caller to clean up its own way.
     """
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_REFUSED
     configure_client(spec.ca_file, spec.tls or "1.3")
     try:
-        return finish_part(lambda: run(spec, args.out_prefix, use_uvloop=args.loop == "uvloop"))
+        return exit_with_part(lambda: run(spec, args.out_prefix, use_uvloop=args.loop == "uvloop"))
     except KeyboardInterrupt:
         return 130
 

@@ -51,7 +51,7 @@ from loadgen.locust_engine.local import run_local
 from loadgen.locust_engine.master import Master
 from loadgen.locust_engine.web import run_web
 from loadgen.targets import check_target
-from loadgen.worker import finish_part
+from loadgen.worker import exit_with_part
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         return master.run()
 
     try:
-        return finish_part(run_part)
+        return exit_with_part(run_part)
     except KeyboardInterrupt:
         for master in masters:
             master.terminate_children()

@@ -131,7 +131,3 @@ class LeanSseConn(SseConn):
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
-
-    async def close(self) -> None:
-        """Close the stream's connection (the server sees the user leave at once)."""
-        self._drop()
