@@ -18,9 +18,10 @@ from reports.load import load_many
 from reports.markdown import REPORT_FILE, SUMMARY_FILE, VERDICT_CSV, write_outputs
 from reports.matrix import MATRIX_CSV
 from reports.sweeps import sweep_table
-from reports.table import print_summary, print_warnings, sweep_rich_table, verdict_rich_table
+from reports.table import print_summary, print_warnings
 from reports.termfit import print_fitting
 from reports.verdict import headline_lines, verdict_table
+from reports.verdict_tables import sweep_rich_table, verdict_rich_table
 
 __all__ = ["MATRIX_CSV", "REPORT_FILE", "SUMMARY_FILE", "VERDICT_CSV", "report"]
 

@@ -10,6 +10,8 @@
     console.print(ratio_rich_table(reports.stats.ratio_table(run.cells)))
     console.print(delivery_ratio_rich_table(reports.stats.delivery_ratio_table(run.cells)))
 
+The verdict and rate-sweep tables are in :mod:`reports.verdict_tables`.
+
 Echo cells appear in the request table, real-time cells in the delivery table; a run
 may have either or both. Printed tables fit the console's width (rich reads the terminal
 or ``COLUMNS``): the full table, else narrower parts with short headers and compact
@@ -23,7 +25,7 @@ from typing import NamedTuple
 
 import pandas as pd
 from rich import box
-from rich.console import Console, Group, RenderableType
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -44,15 +46,9 @@ from reports.fmt import (
     fmt_us_compact,
 )
 from reports.load import Run
-from reports.pairs import OPTIONAL_CONDITION_COLUMNS, condition_text
 from reports.stats import delivery_table, realtime_cells, request_cells
 from reports.termfit import print_fitting
 from reports.termname import Name
-from reports.verdict import (
-    CLAIM_RATIO,
-    METRICS,
-    verdict_wide,
-)
 
 
 class SummaryColumn(NamedTuple):
@@ -303,7 +299,7 @@ def print_floor(run: Run, console: Console | None = None) -> None:
     rows = floor_table(run)
     if rows.empty:
         return
-    table = _table("p50 as a multiple of the harness floor")
+    table = titled_table("p50 as a multiple of the harness floor")
     table.add_column("Cell", min_width=CELL_MIN_WIDTH, overflow="fold")
     for header in ("p50\nms", "floor p50\nms", "p50 ÷\nfloor"):
         table.add_column(header, justify="right")
@@ -337,7 +333,7 @@ def _rows(
 
 def _ratio_table(ratios: pd.DataFrame, title: str, extra: Sequence[str]) -> Table:
     """Run (if several), HTTP cell, WS cell, ``extra`` columns, then one column per ratio."""
-    table = _table(title)
+    table = titled_table(title)
     multi = "run_id" in ratios.columns and ratios["run_id"].nunique() > 1
     if multi:
         table.add_column("Run", overflow="fold")
@@ -367,7 +363,8 @@ def _ratio_label(col: str) -> str:
     return prefix + stem.replace("_", ".")
 
 
-def _table(title: str, caption: str | None = None) -> Table:
+def titled_table(title: str, caption: str | None = None) -> Table:
+    """An empty rich Table in the report's style: ``title`` and ``caption`` shown as text."""
     # Text, not markup: titles carry scenario and run names.
     return Table(
         title=Text(term_plain(title)),
@@ -410,7 +407,7 @@ def _filled(
     columns: Sequence[SummaryColumn],
     narrow: bool = False,
 ) -> Table:
-    table = _table(title, _legend(columns) if narrow else None)
+    table = titled_table(title, _legend(columns) if narrow else None)
     table.add_column("Cell", overflow="fold", min_width=CELL_MIN_WIDTH)
     for c in columns:
         table.add_column(c.narrow_header if narrow else c.header, justify="right", no_wrap=True)
@@ -421,122 +418,10 @@ def _filled(
 
 def _legend(columns: Sequence[SummaryColumn]) -> str | None:
     """What the narrow tables' short headers stand for: ``Reqs: Requests; ...``."""
-    pairs = [f"{_flat(c.short)}: {_flat(c.header)}" for c in columns if c.short]
+    pairs = [f"{flat_header(c.short)}: {flat_header(c.header)}" for c in columns if c.short]
     return "; ".join(pairs) or None
 
 
-def _flat(header: str) -> str:
+def flat_header(header: str) -> str:
+    """A column header on one line: ``"p99\\nms"`` -> ``"p99 ms"``."""
     return header.replace("/\n", "/").replace("\n", " ")
-
-
-#: Rich styles per verdict.
-VERDICT_STYLES: dict[str, str] = {
-    "holds": "bold green",
-    "refuted": "bold red",
-    "inconclusive": "yellow",
-    "n/a": "dim",
-}
-
-
-#: The verdict table's metric headers on a narrow terminal (explained in its caption).
-VERDICT_SHORT: dict[str, str] = {
-    "p50": "p50",
-    "p99": "p99",
-    "bytes": "bytes/\nmsg",
-    "cpu": "CPU/\nmsg",
-}
-
-
-def verdict_rich_table(verdicts: pd.DataFrame, *, narrow: bool = False) -> Table:
-    """:func:`reports.verdict.verdict_table` output as a rich Table, one row per pair: the
-    pair (its condition, the two cells, the clients and any caveats), then per metric the
-    ratio and verdict over the 95 % interval. ``narrow=True``: short metric headers
-    (:data:`VERDICT_SHORT`, explained in the caption) and a narrower pair column."""
-    caption = None
-    if narrow:
-        caption = "; ".join(
-            f"{_flat(VERDICT_SHORT[m])}: {label}"
-            for m, label in METRICS.items()
-            if _flat(VERDICT_SHORT[m]) != label.split(" ")[0]
-        )
-    table = _table(
-        "Verdict: HTTP ÷ WebSocket, then the verdict and the 95% CI — holds if the whole "
-        f"interval is ≥ {CLAIM_RATIO:g}×, refuted if wholly below",
-        caption,
-    )
-    wide = verdict_wide(verdicts)
-    extras = [c for c in OPTIONAL_CONDITION_COLUMNS if c in wide.columns]
-    table.add_column(
-        "Pair (condition, cells, clients)", overflow="fold", min_width=None if narrow else 38
-    )
-    for metric, label in METRICS.items():
-        header = VERDICT_SHORT[metric] if narrow else label.replace(" per ", "\nper ")
-        table.add_column(header, justify="right", no_wrap=True)
-    for _, r in wide.iterrows():
-        condition = " · ".join(
-            [
-                str(r["scenario"]),
-                str(r["mode"]),
-                str(r["load"]),
-                *(condition_text(c, r[c]) for c in extras),
-            ]
-        )
-        lines: list[RenderableType] = [
-            Text(term_plain(condition), style="dim"),
-            Name(term_plain(r["http_cell"])),
-            Name(f"÷ {term_plain(r['ws_cell'])}"),
-            Text.assemble(
-                (term_plain(r["pairing"]), "bold" if r["same_client"] else ""),
-                (" (same client)" if r["same_client"] else " (mixed)", "dim"),
-            ),
-        ]
-        if r["caveats"]:
-            lines.append(Text(term_plain(r["caveats"]), style="yellow"))
-        values: list[RenderableType] = [Group(*lines)]
-        for metric in METRICS:
-            verdict = str(r[f"{metric}_verdict"])
-            low, high = r[f"{metric}_ci_low"], r[f"{metric}_ci_high"]
-            ci = f"{_short(low)}–{_short(high)}" if pd.notna(low) and pd.notna(high) else "no CI"
-            values.append(
-                Text.assemble(
-                    fmt_ratio(r[f"{metric}_ratio"]),
-                    "\n",
-                    (verdict, VERDICT_STYLES.get(verdict, "")),
-                    "\n",
-                    (ci, "dim"),
-                )
-            )
-        table.add_row(*values)
-    return table
-
-
-def _short(value: float) -> str:
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    if abs(value) >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
-
-
-def sweep_rich_table(sweeps: pd.DataFrame) -> Table:
-    """:func:`reports.sweeps.sweep_table` output as a rich Table."""
-    table = _table("Rate sweeps: the highest rate with p99 under the objective")
-    for header in ("Sweep group", "p99 objective", "Highest rate", "p99 there ms", "Stopped at"):
-        table.add_column(header, overflow="fold")
-    multi = "run_id" in sweeps.columns and sweeps["run_id"].nunique() > 1
-    for _, s in sweeps.iterrows():
-        top, failing = s["max_rate"], s["first_failing_rate"]
-        table.add_row(
-            Name(term_plain((f"{s['run_id']}: " if multi else "") + str(s["sweep_group"]))),
-            Text(
-                f"{s['slo_p99_ms']:g} ms" + (" (default)" if s["slo_source"] == "default" else "")
-            ),
-            Text(f"{top:,.0f} req/s" if pd.notna(top) else "none"),
-            Text(fmt_ms(s["p99_at_max_ms"])),
-            Text(
-                f"{failing:,.0f} req/s: {s['failure']}"
-                if pd.notna(failing)
-                else "every rate passed"
-            ),
-        )
-    return table

@@ -39,13 +39,13 @@ from reports.html import render_report
 from reports.markdown import summary_markdown, write_outputs
 from reports.pairs import CONDITION_COLUMNS, matched_pairs
 from reports.sweeps import DEFAULT_SWEEP_SLO_P99_MS, sweep_table
-from reports.table import verdict_rich_table
 from reports.verdict import (
     VERDICT_COLUMNS,
     verdict_of,
     verdict_table,
     verdict_wide,
 )
+from reports.verdict_tables import verdict_rich_table
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden" / "summary.md"
 
