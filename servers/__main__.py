@@ -50,8 +50,8 @@ from servers.common import (
 )
 from servers.hub import DEFAULT_SEND_QUEUE, Hub
 from servers.protocol import DEFAULT_MAX_MESSAGE_BYTES
+from servers.realtime.config import RealtimeConfig
 from servers.realtime.credentials import SECRET_ENV, new_secret, secret_from_env
-from servers.realtime.ops import RealtimeConfig
 
 _RT_DEFAULTS = RealtimeConfig()
 

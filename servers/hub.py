@@ -33,8 +33,9 @@ from typing import Any
 from servers import protocol
 from servers.context import Context, Handler
 from servers.protocol import ProtocolError, Request
+from servers.realtime.config import RealtimeConfig
 from servers.realtime.inbox import Inbox
-from servers.realtime.ops import Realtime, RealtimeConfig
+from servers.realtime.ops import Realtime
 
 #: Default bound of a push connection's outgoing queue, in messages.
 DEFAULT_SEND_QUEUE = 1_000

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 
 from servers.realtime.credentials import check_secret, key_matches, new_secret, secret_from_env
 
-USER_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+#: `\Z`, not `$`: `$` would also accept a name that ends in a newline.
+USER_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 
 #: Default token lifetime: longer than any benchmark cell, short enough that a
 #: leaked token stops working the same hour.

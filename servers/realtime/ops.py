@@ -46,7 +46,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -61,88 +60,13 @@ from servers.protocol import (
     UnknownUser,
 )
 from servers.realtime.activity import Activity
-from servers.realtime.auth import DEFAULT_TOKEN_TTL_S, USER_RE, Auth
-from servers.realtime.inbox import Inbox, Page
+from servers.realtime.auth import USER_RE, Auth
+from servers.realtime.config import MAX_PAGE, MAX_WAIT_MS, NAME_MAX, PAGE_MAX, RealtimeConfig
+from servers.realtime.inbox import Inbox
+from servers.realtime.payload import field, name_field, page_json
 from servers.realtime.presence import Presence
 
 clock = time.perf_counter_ns
-
-#: Upper bound on a long poll's hold, whatever the client asks for.
-MAX_WAIT_MS = 60_000
-MAX_PAGE = 1000
-NAME_MAX = 64
-PAGE_MAX = 256
-
-
-@dataclass(frozen=True, slots=True)
-class RealtimeConfig:
-    """Server-side knobs of the real-time application."""
-
-    presence_timeout_s: float = 5.0
-    idle_timeout_s: float = 30.0
-    inbox_retention: int = 10_000
-    max_room_members: int = 1_000
-    #: Sign-in: the run's secret (None: $RTBENCH_SIGNIN_SECRET, else a random one),
-    #: or ``open_signin`` to let anyone sign in as anyone (demos only).
-    signin_secret: str | None = None
-    open_signin: bool = False
-    token_ttl_s: float = DEFAULT_TOKEN_TTL_S
-    #: Memory bounds; a request that would pass one is refused with ``limit_reached``.
-    max_users: int = 100_000
-    inbox_max_bytes: int = 8 << 20
-    inbox_total_bytes: int = 256 << 20
-    max_watch: int = 1_000
-    max_rooms: int = 10_000
-    max_topics: int = 10_000
-    max_pages: int = 1_000
-
-    def __post_init__(self) -> None:
-        for name in (
-            "inbox_retention",
-            "max_room_members",
-            "max_users",
-            "inbox_max_bytes",
-            "inbox_total_bytes",
-            "max_watch",
-            "max_rooms",
-            "max_topics",
-            "max_pages",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.token_ttl_s <= 0:
-            raise ValueError(f"token_ttl_s must be > 0, got {self.token_ttl_s}")
-
-
-def _field(payload: Any, name: str, kind: type | tuple[type, ...], required: bool = True) -> Any:
-    if not isinstance(payload, dict):
-        raise InvalidEnvelope("payload must be a JSON object")
-    if name not in payload:
-        if required:
-            raise InvalidEnvelope(f"payload field {name!r} is required")
-        return None
-    value = payload[name]
-    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        raise InvalidEnvelope(f"payload field {name!r} has the wrong type")
-    if not isinstance(value, kind):
-        raise InvalidEnvelope(f"payload field {name!r} has the wrong type")
-    return value
-
-
-def _name(payload: Any, field: str) -> str:
-    value = _field(payload, field, str)
-    if not USER_RE.match(value):
-        raise InvalidEnvelope(f"{field!r} must be 1-{NAME_MAX} letters, digits, '_', '.', '-'")
-    return value
-
-
-def _page_json(page: Page) -> dict[str, Any]:
-    return {
-        "items": [{"seq": seq, "item": orjson.Fragment(item)} for seq, item in page.items],
-        "last": page.last,
-        "gap": page.gap,
-        "first": page.first,
-    }
 
 
 class Realtime:
@@ -295,7 +219,7 @@ class Realtime:
 
     @staticmethod
     def _user_list(payload: Any) -> list[str]:
-        users = _field(payload, "users", list)
+        users = field(payload, "users", list)
         if not all(isinstance(u, str) and USER_RE.match(u) for u in users):
             raise InvalidEnvelope("'users' must be a list of user names")
         return users
@@ -303,7 +227,7 @@ class Realtime:
     # -- operations ----------------------------------------------------------
 
     async def op_signin(self, req: Request, ctx: Context) -> Any:
-        user = _name(req.payload, "user")
+        user = name_field(req.payload, "user")
         if not self.auth.key_ok(user, req.payload.get("key")):
             self.counters["signin_refused"] += 1
             raise Unauthorized(
@@ -330,10 +254,10 @@ class Realtime:
     async def op_send(self, req: Request, ctx: Context) -> Any:
         assert ctx.user is not None
         self._check_self(req.payload, ctx)
-        mid = _field(req.payload, "mid", int)
-        ts = _field(req.payload, "ts", int)
-        to = _field(req.payload, "to", str, required=False)
-        room = _field(req.payload, "room", str, required=False)
+        mid = field(req.payload, "mid", int)
+        ts = field(req.payload, "ts", int)
+        to = field(req.payload, "to", str, required=False)
+        room = field(req.payload, "room", str, required=False)
         if (to is None) == (room is None):
             raise InvalidEnvelope("a message needs exactly one of 'to' or 'room'")
         if room is not None:
@@ -364,13 +288,13 @@ class Realtime:
     async def op_join(self, req: Request, ctx: Context) -> Any:
         assert ctx.user is not None
         self._check_self(req.payload, ctx)
-        room = _name(req.payload, "room")
+        room = name_field(req.payload, "room")
         return {"room": room, "members": self.join(ctx.user, room)}
 
     async def op_subscribe(self, req: Request, ctx: Context) -> Any:
         assert ctx.user is not None
         self._check_self(req.payload, ctx)
-        topic = _name(req.payload, "topic")
+        topic = name_field(req.payload, "topic")
         subs = self.topics.get(topic)
         if subs is None:
             if len(self.topics) >= self.config.max_topics:
@@ -381,9 +305,9 @@ class Realtime:
 
     async def op_publish(self, req: Request, ctx: Context) -> Any:
         assert ctx.user is not None
-        topic = _name(req.payload, "topic")
-        nid = _field(req.payload, "nid", int)
-        ts = _field(req.payload, "ts", int)
+        topic = name_field(req.payload, "topic")
+        nid = field(req.payload, "nid", int)
+        ts = field(req.payload, "ts", int)
         subs = sorted(self.topics.get(topic, ()))
         item = {
             "type": "notification",
@@ -436,8 +360,8 @@ class Realtime:
     async def op_activity(self, req: Request, ctx: Context) -> Any:
         assert ctx.user is not None
         self._check_self(req.payload, ctx)
-        event = _field(req.payload, "event", str)
-        page = _field(req.payload, "page", str, required=False)
+        event = field(req.payload, "event", str)
+        page = field(req.payload, "page", str, required=False)
         if len(event) > NAME_MAX or (page is not None and len(page) > PAGE_MAX):
             raise InvalidEnvelope(
                 f"'event' is at most {NAME_MAX} characters and 'page' at most {PAGE_MAX}"
@@ -456,11 +380,11 @@ class Realtime:
         assert ctx.user is not None
         self._check_self(req.payload, ctx)
         payload = req.payload if req.payload is not None else {}
-        after = _field(payload, "after", int, required=False)
+        after = field(payload, "after", int, required=False)
         after = 0 if after is None else after
-        wait_ms = _field(payload, "wait_ms", int, required=False)
+        wait_ms = field(payload, "wait_ms", int, required=False)
         wait_ms = 0 if wait_ms is None else wait_ms
-        limit = _field(payload, "limit", int, required=False)
+        limit = field(payload, "limit", int, required=False)
         limit = MAX_PAGE if limit is None else limit
         if after < 0 or wait_ms < 0 or limit < 1:
             raise InvalidEnvelope("'after' and 'wait_ms' must be >= 0 and 'limit' >= 1")
@@ -489,13 +413,13 @@ class Realtime:
             self.counters["empty_polls"] += 1
         if page.gap:
             self.counters["gaps"] += 1
-        return _page_json(page)
+        return page_json(page)
 
     async def op_subscribe_inbox(self, req: Request, ctx: Context) -> Any:
         assert ctx.user is not None
         if ctx.session is None:
             raise InvalidEnvelope("subscribe_inbox needs a push connection; poll instead")
-        after = _field(req.payload, "after", int, required=False) or 0
+        after = field(req.payload, "after", int, required=False) or 0
         if after < 0:
             raise InvalidEnvelope("'after' must not be negative")
         box = self.inbox(ctx.user)

@@ -15,7 +15,7 @@ from loadgen.realtime.params import RealtimeParams
 from loadgen.realtime.tracker import Tracker
 from loadgen.realtime.users import VirtualUser
 from servers.hub import Hub
-from servers.realtime.ops import RealtimeConfig
+from servers.realtime.config import RealtimeConfig
 
 pytestmark = pytest.mark.timeout(60)
 

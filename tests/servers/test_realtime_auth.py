@@ -18,8 +18,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from servers import protocol
 from servers.hub import Hub
 from servers.protocol import Request
+from servers.realtime.config import RealtimeConfig
 from servers.realtime.credentials import signin_payload, user_key
-from servers.realtime.ops import RealtimeConfig
 
 pytestmark = pytest.mark.timeout(20)
 

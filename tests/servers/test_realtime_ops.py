@@ -13,8 +13,8 @@ import pytest
 from servers import protocol
 from servers.hub import CLOSE_POLICY, CLOSE_TRY_AGAIN, Context, Hub, Session
 from servers.protocol import Request
+from servers.realtime.config import RealtimeConfig
 from servers.realtime.credentials import signin_payload
-from servers.realtime.ops import RealtimeConfig
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -34,8 +34,8 @@ from loadgen.schema import DELIVERIES_FILE, SUMMARY_FILE
 from servers import http_server, protocol
 from servers.common import ServerConfig
 from servers.hub import Hub
+from servers.realtime.config import RealtimeConfig
 from servers.realtime.credentials import signin_payload
-from servers.realtime.ops import RealtimeConfig
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -24,8 +24,8 @@ from websockets.exceptions import ConnectionClosed
 from servers import protocol
 from servers.hub import Hub
 from servers.protocol import Request
+from servers.realtime.config import RealtimeConfig
 from servers.realtime.credentials import signin_payload
-from servers.realtime.ops import RealtimeConfig
 
 pytestmark = pytest.mark.timeout(30)
 

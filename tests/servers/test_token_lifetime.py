@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from servers import protocol
 from servers.hub import CLOSE_POLICY, TOKEN_SWEEP_S, Hub
 from servers.realtime.auth import EXPIRED, REVOKED, Auth
-from servers.realtime.ops import RealtimeConfig
+from servers.realtime.config import RealtimeConfig
 
 pytestmark = pytest.mark.timeout(30)
 
