@@ -20,33 +20,30 @@ cannot inject markup.
 
 from __future__ import annotations
 
-import json
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
 import jinja2
-import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 import reports.charts as charts
 from reports.bootstrap import LEVEL, MAX_BOOTSTRAP_SAMPLES, N_RESAMPLES
 from reports.checks import run_warnings
-from reports.costs import bytes_per_useful_split, cost_table
+from reports.costs import cost_table
 from reports.floor import floor_notes, floor_table, fmt_multiple
 from reports.fmt import as_float, fmt_bytes, fmt_ms, fmt_ratio, fmt_text
+from reports.html_charts import chart, delivery_charts, request_charts
+from reports.html_environment import environment
 from reports.load import Run, cell_scenario, part_names, scenario_label, select_part
 from reports.matrix import matrix_pivot, matrix_profiles, verdict_matrix
 from reports.pairs import OPTIONAL_CONDITION_COLUMNS, condition_text
 from reports.stats import (
-    completed_run,
     measured_deliveries,
-    measured_samples,
     realtime_cells,
     request_cells,
 )
-from reports.sweeps import sweep_cells, sweep_table
+from reports.sweeps import sweep_table
 from reports.table import (
     ACTIVITY_SUMMARY_COLUMNS,
     DELIVERY_SUMMARY_COLUMNS,
@@ -66,8 +63,6 @@ from reports.verdict import (
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATE_NAME = "report.html.j2"
 
-#: Packages listed first in the environment section (all others are in a details box).
-KEY_PACKAGES = ("websockets", "aiohttp", "httpx", "httpcore", "uvloop", "orjson", "psutil")
 
 #: Where the claim comes from (two sentences), shown under the verdict table.
 CLAIM_ORIGIN = (
@@ -132,7 +127,7 @@ def report_context(run: Run, *, verdicts: pd.DataFrame | None = None) -> dict[st
         "verdict_groups": _verdict_groups(verdicts, extras),
         "matrix": _matrix(verdict_matrix(verdicts, cells=run.cells)),
         "verdict_chart": (
-            _chart(
+            chart(
                 "Verdict per pair",
                 charts.verdict_chart(verdicts),
                 "Each row is one HTTP cell against one WebSocket cell; the marker is the "
@@ -146,7 +141,7 @@ def report_context(run: Run, *, verdicts: pd.DataFrame | None = None) -> dict[st
         "floor": _floor(run, multi),
         "sweeps": _sweep_rows(sweeps, multi),
         "scenarios": [_scenario(part, i) for i, part in enumerate(scenario_runs(run), start=1)],
-        "environments": [_environment(part) for part in run.runs],
+        "environments": [environment(part) for part in run.runs],
     }
 
 
@@ -343,10 +338,6 @@ def _floor(run: Run, multi: bool) -> dict[str, Any] | None:
     return {"notes": notes, "rows": rows}
 
 
-def _chart(title: str, fig: Figure, caption: str) -> dict[str, str]:
-    return {"title": title, "uri": charts.fig_to_data_uri(fig), "caption": caption}
-
-
 def _scenario(part: Run, index: int) -> dict[str, Any]:
     """One scenario section: one results folder, or one part of a multi-part run."""
     echo = request_cells(part.cells)
@@ -363,13 +354,13 @@ def _scenario(part: Run, index: int) -> dict[str, Any]:
         "has_deliveries": has_deliveries,
         "summary_headers": ["Cell", *(c.header.replace("\n", " ") for c in SUMMARY_COLUMNS)],
         "summary_rows": summary_rows(part) if has_requests else [],
-        "charts": _request_charts(part, costs) if has_requests else [],
+        "charts": request_charts(part, costs) if has_requests else [],
         "delivery_headers": [
             "Cell",
             *(c.header.replace("\n", " ") for c in DELIVERY_SUMMARY_COLUMNS),
         ],
         "delivery_rows": delivery_rows(part) if has_deliveries else [],
-        "delivery_charts": _delivery_charts(part, costs) if has_deliveries else [],
+        "delivery_charts": delivery_charts(part, costs) if has_deliveries else [],
         "delivery_rows_measured": not measured_deliveries(part.deliveries).empty,
         "activity_headers": [
             "Cell",
@@ -379,188 +370,9 @@ def _scenario(part: Run, index: int) -> dict[str, Any]:
     }
 
 
-def _request_charts(run: Run, costs: pd.DataFrame) -> list[dict[str, str]]:
-    run = completed_run(run)  # a failed repeat's rows are no measurement of its cell
-    echo_costs = costs[costs["per"] == "request"]
-    out = [
-        _chart(
-            "Latency by percentile",
-            charts.percentile_spectrum(run.samples),
-            "Each line is one cell; further right is rarer. Lines stop at the highest "
-            "percentile the cell's sample count supports.",
-        ),
-        _chart(
-            "Cumulative distribution",
-            charts.cdf(run.samples),
-            "Share of requests completed within a given latency; further left is faster.",
-        ),
-    ]
-    if not measured_samples(run.samples).empty:
-        out.append(
-            _chart(
-                "Latency over time",
-                charts.latency_over_time(run.samples),
-                "The median (thick) and 99th percentile (thin) of each time bin, repeats one "
-                "after the other: a flat line means a steady run; spikes are stalls, a slope "
-                "at the start a warm-up the warmup period did not absorb.",
-            )
-        )
-    if not sweep_cells(run.cells).empty:
-        out.append(
-            _chart(
-                "Throughput against latency over the rate sweep",
-                charts.sweep_chart(run.cells),
-                "Each line is one cell run at rising open-loop rates; latency stays flat until "
-                "the server (or client) saturates, then climbs steeply: the knee. The ringed "
-                "point is the highest rate whose p99 met the objective (dashed line).",
-            )
-        )
-    out += [
-        _chart(
-            "Bytes per request",
-            charts.echo_bytes_chart(echo_costs),
-            "TCP payload bytes on the wire per echo request and its reply, split into the "
-            "payload and everything around it: HTTP request and status lines and headers, or "
-            "WebSocket frame headers, plus the JSON envelope.",
-        ),
-        _chart(
-            "CPU per request",
-            charts.cpu_chart(echo_costs),
-            "CPU time per request of the server (solid) and the load generator (hatched); "
-            "the client figure is the Python client library's cost, not the protocol's.",
-        ),
-        _chart(
-            "Server memory per connection",
-            charts.memory_chart(echo_costs),
-            "The server's peak resident memory divided by the number of connections; it "
-            "includes the interpreter's fixed baseline, so it only compares like with like.",
-        ),
-    ]
-    return out
-
-
-def _delivery_charts(run: Run, costs: pd.DataFrame) -> list[dict[str, str]]:
-    """Delivery latency charts (when any delivery was measured) and the cost charts."""
-    run = completed_run(run)
-    live_costs = costs[costs["per"] == "message"]
-    out = []
-    if not measured_deliveries(run.deliveries).empty:
-        out += [
-            _chart(
-                "Delivery latency by percentile",
-                charts.delivery_spectrum(run.deliveries),
-                "Time from an item's cause (a send, a publish, a user going on- or offline) "
-                "to its receipt by each recipient, one line per cell; solid lines are "
-                "WebSocket push, dash-dot Server-Sent Events, dashed long polling, dotted short "
-                "polling. Warmup, duplicate "
-                "and deferred (recipient offline) deliveries are left out.",
-            ),
-            _chart(
-                "Cumulative distribution of delivery latency",
-                charts.delivery_cdf(run.deliveries),
-                "Share of deliveries that arrived within a given latency; further left is faster.",
-            ),
-            _chart(
-                "Delivery latency over time",
-                charts.delivery_over_time(run.deliveries),
-                "The median (thick) and 99th percentile (thin) delivery latency of each time "
-                "bin, repeats one after the other.",
-            ),
-        ]
-        if run.deliveries["delivery"].eq("short-poll").any():
-            interval = _poll_interval_ms(run)
-            out.append(
-                _chart(
-                    "Short polling: staleness against the poll interval",
-                    charts.staleness_chart(run.deliveries, interval),
-                    "How old items were when a short poll fetched them. With items appearing "
-                    "at random moments the wait is spread evenly between 0 and the poll "
-                    "interval, averaging half of it: the price of polling that push avoids.",
-                )
-            )
-    out += [
-        _chart(
-            "Bytes per useful message",
-            charts.bytes_per_useful_chart(bytes_per_useful_split(run.samples, run.deliveries)),
-            "TCP payload bytes on the wire per useful message (a delivery, or an accepted "
-            "activity event), split into what clients sent (polls, sends), replies they "
-            "received (poll replies carry the items) and frames the server pushed.",
-        ),
-        _chart(
-            "CPU per useful message",
-            charts.cpu_chart(live_costs),
-            "CPU time per useful message of the server (solid) and the load generator "
-            "(hatched); empty polls cost CPU without delivering anything.",
-        ),
-        _chart(
-            "Server memory per user",
-            charts.memory_chart(live_costs),
-            "The server's peak resident memory divided by the number of virtual users; it "
-            "includes the interpreter's fixed baseline.",
-        ),
-    ]
-    return out
-
-
-def _poll_interval_ms(run: Run) -> float | None:
-    """meta.json ``scenario.realtime.poll_interval_ms`` (of the part, for a part's Run)."""
-    realtime = cell_scenario(run.meta, run.part_name).get("realtime")
-    value = realtime.get("poll_interval_ms") if isinstance(realtime, dict) else None
-    number = as_float(value)
-    return number if number and np.isfinite(number) else None
-
-
-def _environment(run: Run) -> dict[str, Any]:
-    """One run's metadata for the environment section."""
-    meta = run.meta
-    env = meta.get("environment") if isinstance(meta.get("environment"), dict) else {}
-    packages = env.get("packages") if isinstance(env.get("packages"), dict) else {}
-    key = [(name, str(packages[name])) for name in KEY_PACKAGES if name in packages]
-    other = sorted((str(k), str(v)) for k, v in packages.items() if k not in KEY_PACKAGES)
-    pinning = meta.get("pinning") if isinstance(meta.get("pinning"), dict) else {}
-    commit = env.get("git_commit")
-    if commit and env.get("git_dirty"):
-        commit = f"{commit} (with uncommitted changes)"
-    loops = meta.get("loops")
-    facts = [
-        ("Run id", run.run_id),
-        ("Started", meta.get("started_at")),
-        ("Ended", meta.get("ended_at")),
-        ("Complete", "yes" if run.complete else "no"),
-        ("Python", env.get("python")),
-        ("CPU", env.get("cpu_model")),
-        ("CPU count", env.get("cpu_count")),
-        ("Platform", env.get("platform")),
-        ("Host", env.get("hostname")),
-        ("Kernel", env.get("kernel")),
-        ("Memory (MB)", env.get("memory_total_mb")),
-        ("Git commit", commit),
-        ("Server CPUs", _cpus(pinning.get("server_cpus"))),
-        ("Client CPUs", _cpus(pinning.get("client_cpus"))),
-        ("Placement", pinning.get("placement")),
-        ("Placement note", pinning.get("note") or None),
-        ("Event loop", ", ".join(map(str, loops)) if isinstance(loops, list) else loops),
-        ("Command", meta.get("command")),
-        ("Results folder", str(run.path)),
-    ]
-    return {
-        "run_id": run.run_id,
-        "facts": [(k, str(v)) for k, v in facts if v is not None and v != ""],
-        "key_packages": key,
-        "other_packages": other,
-        "scenario_json": json.dumps(meta.get("scenario"), indent=2, default=str),
-    }
-
-
 def _description(run: Run) -> str:
     """The scenario file's ``description`` (meta.json ``scenario.scenario.description``; a
     part's own description, else the shared one, for a part's Run)."""
     settings = cell_scenario(run.meta, run.part_name).get("scenario")
     text = settings.get("description") if isinstance(settings, dict) else None
     return str(text) if text else ""
-
-
-def _cpus(value: object) -> str | None:
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value) or "none"
-    return "not pinned" if value is None else str(value)
