@@ -48,6 +48,26 @@ def _ratio(num: float | None, den: float | None) -> float | None:
     return num / den
 
 
+def _cpu_blocks(
+    server_cpu: float | None,
+    client_cpu: float | None,
+    client_busy: float | None,
+    count: int,
+    window: float,
+) -> dict[str, dict[str, float | None]]:
+    """CPU seconds per request and CPU utilisation over the window, server and client."""
+    return {
+        "cpu_s_per_request": {
+            "server": _ratio(server_cpu, count),
+            "client": _ratio(client_cpu, count),
+        },
+        "cpu_util": {
+            "server": _ratio(server_cpu, window),
+            "client": _ratio(client_busy, window),
+        },
+    }
+
+
 def _repeat_stats(part: dict[str, Any]) -> dict[str, Any]:
     count = part["count"]
     window = part["window_s"]
@@ -66,14 +86,7 @@ def _repeat_stats(part: dict[str, Any]) -> dict[str, Any]:
         "throughput_rps": round(_ratio(count, window) or 0.0, 3),
         "latency_ms": latency_block(corrected, part["max_ns"] or None),
         "latency_uncorrected_ms": latency_block(uncorrected),
-        "cpu_s_per_request": {
-            "server": _ratio(server_cpu, count),
-            "client": _ratio(client_cpu, count),
-        },
-        "cpu_util": {
-            "server": _ratio(server_cpu, window),
-            "client": _ratio(client_busy, window),
-        },
+        **_cpu_blocks(server_cpu, client_cpu, client_busy, count, window),
         "rss_mb": {"server": procs.get("server_rss_mb"), "client": procs.get("client_rss_mb")},
         "bytes_per_request": {
             "sent": _ratio(part["bytes_sent"], count),
@@ -153,14 +166,7 @@ def cell_summary(cell: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str,
         "throughput_rps": round(_ratio(count, window) or 0.0, 3),
         "latency_ms": latency_block(corrected, max_ns or None),
         "latency_uncorrected_ms": latency_block(uncorrected),
-        "cpu_s_per_request": {
-            "server": _ratio(server_cpu, count),
-            "client": _ratio(client_cpu, count),
-        },
-        "cpu_util": {
-            "server": _ratio(server_cpu, window),
-            "client": _ratio(client_busy, window),
-        },
+        **_cpu_blocks(server_cpu, client_cpu, client_busy, count, window),
         "rss_mb": {
             "server": _max(p.get("procs", {}).get("server_rss_mb") for p in ok_parts),
             "client": _max(p.get("procs", {}).get("client_rss_mb") for p in ok_parts),
