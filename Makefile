@@ -73,6 +73,7 @@ perf-peers: $(STAMP)
 ## runs cannot be compared, e.g. another machine type). GATE_LIMITS adds --max-regression specs.
 GATE_LIMITS ?= p50:+50% p99:+50% throughput:-15%
 gate: $(STAMP)
+	rm -rf results/gate
 	$(BIN)/rtbench run scenarios/ci.toml --out results/gate --no-progress
 	$(BIN)/rtbench compare ci results/gate --out results/gate $(foreach l,$(GATE_LIMITS),--max-regression $(l))
 
