@@ -101,7 +101,8 @@ def _repeat_stats(part: dict[str, Any]) -> dict[str, Any]:
 def _refusals(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """The server's refusal counters summed over a cell's repeats (failed ones included:
     a refusal is often why a repeat failed), and the repeats whose server started but
-    reported nothing (``server_counters_missing``); a total is None when none reported."""
+    reported nothing (``server_counters_missing``); a total is None when none reported.
+    ``refusals_by_repeat`` gives each reporting repeat's counters, failed repeats included."""
     started = [p for p in parts if "server_counters" in p]
     reported = [p["server_counters"] for p in started if p["server_counters"] is not None]
     totals: dict[str, Any] = {
@@ -110,6 +111,15 @@ def _refusals(parts: list[dict[str, Any]]) -> dict[str, Any]:
     }
     totals["server_counters_missing"] = [
         p["repeat"] for p in started if p["server_counters"] is None
+    ]
+    # per_repeat holds only repeats that succeeded; a refusal often made one fail.
+    totals["refusals_by_repeat"] = [
+        {
+            "repeat": p["repeat"],
+            **{name: p["server_counters"].get(name, 0) for name in REFUSAL_COUNTERS},
+        }
+        for p in started
+        if p["server_counters"] is not None
     ]
     return totals
 

@@ -37,12 +37,17 @@ def test_summary_sums_every_repeat_its_server_reported() -> None:
     assert summary["limit_refusals"] == 5
     assert summary["unknown_recipients"] == 1
     assert summary["server_counters_missing"] == [2]
+    assert summary["refusals_by_repeat"] == [
+        {"repeat": 0, "limit_refusals": 3, "unknown_recipients": 1},
+        {"repeat": 1, "limit_refusals": 2, "unknown_recipients": 0},
+    ]
 
 
 def test_summary_says_unknown_when_no_server_reported() -> None:
     summary = cell_summary({"cell": "c", "transport": "http"}, [_failed(0, None)])
     assert summary["limit_refusals"] is None and summary["unknown_recipients"] is None
     assert summary["server_counters_missing"] == [0]
+    assert summary["refusals_by_repeat"] == []
 
 
 def test_refusal_notes_name_only_cells_that_refused() -> None:
