@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.procs import start_ready_child, stop_process
+from loadgen.wire import close_loop
 
 READY_PREFIX = "RTBENCH-FLOOR-READY "
 DURATION_S = 2.0
@@ -251,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"floor: {type(exc).__name__}: {exc}\n")
         return 1
     finally:
-        loop.close()
+        close_loop(loop)
     return 0
 
 

@@ -73,6 +73,16 @@ from loadgen.scenario_tables import (
 from loadgen.schema import WS_TRANSPORTS
 from servers import protocol
 
+#: The [realtime] setting that makes each real-time workload do something.
+WORKLOAD_KEYS: dict[str, tuple[str, ...]] = {
+    "messaging": ("message_rate",),
+    "presence": ("churn_fraction",),
+    "notifications": ("notification_rate",),
+    "activity": ("activity_rate",),
+}
+#: A mix needs any of them.
+MIX_KEYS = ("message_rate", "churn_fraction", "notification_rate", "activity_rate")
+
 
 class ScenarioError(ValueError):
     """A scenario file that cannot be run; the message says where and why."""
@@ -137,6 +147,7 @@ class Scenario(Strict):
                         )
                     object.__setattr__(cell, "delivery", default)
         self._check_client_processes()
+        self._check_activity()
         seen: set[str] = set()
         for cell in self.cells:
             if cell.id in seen:
@@ -170,6 +181,16 @@ class Scenario(Strict):
                 f"requests, above [server] max_message_bytes = {limit}: the server would "
                 "refuse every request (413); lower payload_bytes or raise max_message_bytes"
             )
+
+    def _check_activity(self) -> None:
+        """Refuse a real-time workload whose [realtime] settings make nothing happen."""
+        if self.scenario.workload == "echo" or self.realtime is None:
+            return
+        workload = self.scenario.workload
+        needs = WORKLOAD_KEYS.get(workload, MIX_KEYS)
+        if not any(getattr(self.realtime, key) for key in needs):
+            keys = " or ".join(f"[realtime] {key}" for key in needs)
+            raise ValueError(f"workload {workload!r} does nothing without {keys} > 0")
 
     def _check_client_processes(self) -> None:
         """Every process needs a share: a connection (echo) or a whole group (real time)."""

@@ -314,3 +314,28 @@ def new_event_loop(use_uvloop: bool = True) -> asyncio.AbstractEventLoop:
 def loop_name(loop: asyncio.AbstractEventLoop) -> str:
     """``"uvloop"`` or ``"asyncio"`` for a loop made by :func:`new_event_loop`."""
     return getattr(loop, "rtbench_loop", type(loop).__module__.split(".")[0])
+
+
+#: How long closing a loop waits for its cancelled tasks to unwind.
+CLOSE_GRACE_S = 5.0
+
+
+def close_loop(loop: asyncio.AbstractEventLoop, grace_s: float = CLOSE_GRACE_S) -> int:
+    """Cancel the tasks still pending on ``loop``, let them unwind, then close it.
+
+    ``finally: close_loop(loop)`` after ``loop.run_until_complete(...)``. Returns how many
+    tasks were left. A run that failed midway leaves a task per connection; closed as
+    they are, each would print a "Task was destroyed but it is pending" warning, and
+    thousands of those would bury the one line that says what failed.
+    """
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        gathered = asyncio.gather(*pending, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(asyncio.wait_for(gathered, grace_s))
+    with contextlib.suppress(Exception):
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()
+    return len(pending)

@@ -41,7 +41,7 @@ from loadgen.realtime.tracker import Tracker
 from loadgen.recorder import LatencyHistograms, RawRecorder, Sample
 from loadgen.targets import check_target
 from loadgen.tls import configure_client
-from loadgen.wire import loop_name, new_event_loop
+from loadgen.wire import close_loop, loop_name, new_event_loop
 
 EXIT_REFUSED = 2
 
@@ -146,7 +146,7 @@ def run(spec: CellRun, out_prefix: Path, use_uvloop: bool = True) -> dict[str, o
             run_cell(spec, hook, on_phase=lambda phase: emit("phase", phase=phase))
         )
     finally:
-        loop.close()
+        close_loop(loop)
     cpu = time.process_time() - cpu0
     table = raw.to_table()
     pq.write_table(table, out_prefix.with_suffix(".parquet"))
@@ -185,7 +185,7 @@ def run_realtime_part(spec: CellRun, out_prefix: Path, use_uvloop: bool) -> dict
             )
         )
     finally:
-        loop.close()
+        close_loop(loop)
     cpu = time.process_time() - cpu0
     pq.write_table(raw.to_table(), out_prefix.with_suffix(".parquet"))
     pq.write_table(delivery_table(spec, tracker), out_prefix.with_suffix(".deliveries.parquet"))

@@ -283,7 +283,11 @@ def test_readme_is_an_entry_page() -> None:
 
 def test_the_toml_check_catches_drift() -> None:
     cells = [{"transport": "ws-aiohttp", "client": "aiohttp"}]
-    good = {"scenario": {"workload": "messaging"}, "realtime": {"users": 4}, "cells": cells}
+    good = {
+        "scenario": {"workload": "messaging"},
+        "realtime": {"users": 4, "message_rate": 1.0},
+        "cells": cells,
+    }
     parse_scenario(completed(good))
     with pytest.raises(ScenarioError, match="userz"):
         parse_scenario(completed({**good, "realtime": {"userz": 4}}))

@@ -235,7 +235,8 @@ async def run_realtime(
 
     await run_phases(warmup_end[0], end, stats, on_phase)
     stop.set()
-    await asyncio.wait(tasks, timeout=stop_grace_s(spec.timeout_s, params, bool(churners)))
+    if tasks:  # a process may have nothing to run (asyncio.wait refuses an empty set)
+        await asyncio.wait(tasks, timeout=stop_grace_s(spec.timeout_s, params, bool(churners)))
     for task in tasks:
         task.cancel()
     # Everyone comes back, so what was owed to an absent user can still arrive.

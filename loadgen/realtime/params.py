@@ -67,6 +67,14 @@ class RealtimeParams(BaseModel):
     def _consistent(self) -> Self:
         if self.group_size > self.users:
             raise ValueError("group_size cannot exceed users")
+        if self.churn_fraction and self.churners_per_group == 0:
+            # Nobody would go offline: the presence schedule would have no one to run.
+            raise ValueError(
+                f"churn_fraction = {self.churn_fraction:g} with group_size = "
+                f"{self.group_size} makes no churner in a group ({self.group_size} x "
+                f"{self.churn_fraction:g} rounds to 0): give churn_fraction >= "
+                f"{0.5 / self.group_size:.3g}, or 0 for no churn"
+            )
         if self.churn_fraction and self.offline_s <= self.presence_timeout_s + 1.0:
             raise ValueError(
                 "offline_s must exceed presence_timeout_s + 1 s, or an HTTP user's absence "

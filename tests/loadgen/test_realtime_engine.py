@@ -265,7 +265,9 @@ def test_params_consistency_checks_only_apply_when_used() -> None:
     RealtimeParams(activity_rate=5.0, idle_timeout_s=0.5)
 
 
-def _scenario(workload: str, cells: str, realtime: str | None = "users = 4") -> dict[str, Any]:
+def _scenario(
+    workload: str, cells: str, realtime: str | None = "users = 4\nmessage_rate = 1.0"
+) -> dict[str, Any]:
     import tomllib
 
     text = f'[scenario]\nname = "x"\nworkload = "{workload}"\n'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -385,3 +386,44 @@ def test_max_users_reaches_the_server_only_when_set(tmp_path: Path) -> None:
     small = load_scenario(write(tmp_path, VALID + "\n[server]\nmax_users = 5\n", "small.toml"))
     args = server_args(small)
     assert args[args.index("--max-users") + 1] == "5"
+
+
+REALTIME_DOES_NOTHING = [
+    # (workload, [realtime] lines, words the error must carry)
+    (
+        "presence",
+        "churn_fraction = 0.1",
+        "churn_fraction = 0.1 with group_size = 4 makes no churner",
+    ),
+    (
+        "presence",
+        "message_rate = 1.0",
+        "workload 'presence' does nothing without [realtime] churn_fraction > 0",
+    ),
+    ("messaging", "notification_rate = 5.0", "without [realtime] message_rate > 0"),
+    ("notifications", "", "without [realtime] notification_rate > 0"),
+    ("activity", "message_rate = 1.0", "without [realtime] activity_rate > 0"),
+    ("mix", "", "without [realtime] message_rate or [realtime] churn_fraction or"),
+]
+
+
+@pytest.mark.parametrize(("workload", "lines", "words"), REALTIME_DOES_NOTHING)
+def test_a_realtime_workload_that_would_do_nothing_is_refused(
+    tmp_path: Path, workload: str, lines: str, words: str
+) -> None:
+    text = (
+        f'[scenario]\nname = "rt"\nworkload = "{workload}"\n'
+        f"[realtime]\nusers = 8\ngroup_size = 4\noffline_s = 4.0\n{lines}\n"
+        '[[cells]]\ntransport = "ws-aiohttp"\nclient = "aiohttp"\n'
+    )
+    with pytest.raises(ScenarioError, match=re.escape(words)):
+        load_scenario(write(tmp_path, text))
+
+
+def test_the_smallest_churn_that_makes_a_churner_is_accepted(tmp_path: Path) -> None:
+    text = (
+        '[scenario]\nname = "rt"\nworkload = "presence"\n'
+        "[realtime]\nusers = 8\ngroup_size = 4\nchurn_fraction = 0.125\noffline_s = 4.0\n"
+        '[[cells]]\ntransport = "ws-aiohttp"\nclient = "aiohttp"\n'
+    )
+    assert load_scenario(write(tmp_path, text)).realtime.churners_per_group == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
@@ -12,7 +13,7 @@ import event_loops
 import pytest
 from event_loops import LOOPS
 
-from loadgen.wire import WireCounter, counting, loop_name, new_event_loop
+from loadgen.wire import WireCounter, close_loop, counting, loop_name, new_event_loop
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -179,3 +180,31 @@ def test_refused_connection_is_not_counted(use_uvloop: bool, dead_base_url: str)
 
     counter: Any = run_in(use_uvloop, main)
     assert (counter.sent, counter.received, counter.connections) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("use_uvloop", [True, False])
+def test_close_loop_unwinds_pending_tasks_without_warnings(
+    use_uvloop: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    loop = new_event_loop(use_uvloop)
+    unwound: list[int] = []
+
+    async def holds(i: int) -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            unwound.append(i)
+
+    async def fails() -> None:
+        for i in range(50):
+            loop.create_task(holds(i))
+        await asyncio.sleep(0)
+        raise RuntimeError("set-up failed")
+
+    with pytest.raises(RuntimeError, match="set-up failed"):
+        loop.run_until_complete(fails())
+    assert close_loop(loop) == 50
+    assert loop.is_closed()
+    assert sorted(unwound) == list(range(50))
+    gc.collect()
+    assert "Task was destroyed" not in caplog.text
