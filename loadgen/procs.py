@@ -138,13 +138,16 @@ class Child:
             return None
         return t.user + t.system
 
-    def sample_rss(self) -> None:
-        """Update ``peak_rss`` with the current resident set size."""
+    def sample_rss(self) -> int | None:
+        """The current resident set size in bytes (None once the process is gone or
+        unwatched); ``peak_rss`` keeps the largest seen."""
         try:
             assert self.psutil_proc is not None
-            self.peak_rss = max(self.peak_rss, self.psutil_proc.memory_info().rss)
+            rss = int(self.psutil_proc.memory_info().rss)
         except (psutil.Error, AssertionError):
-            pass
+            return None
+        self.peak_rss = max(self.peak_rss, rss)
+        return rss
 
 
 def _drain(stream: IO[bytes], sink: queue.Queue[str | None]) -> None:

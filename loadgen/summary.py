@@ -3,7 +3,8 @@
 A *part* is the dict the orchestrator keeps for one repeat of one cell:
 the worker's part file (histograms and counters, see
 :mod:`loadgen.worker`) plus ``procs`` (CPU seconds and peak RSS of the
-server and the load generator over the measured window), or ``failed``
+server and the load generator over the measured window, and the server's RSS
+before any user signed in), or ``failed``
 with the reason when that repeat could not run::
 
     summary = build_summary(run_id, scenario_name, parts, complete=True)
@@ -24,6 +25,7 @@ from loadgen.schema import (
     SCHEMA_VERSION,
     family,
 )
+from loadgen.user_costs import cell_per_1000_users
 
 NS_PER_MS = 1e6
 
@@ -204,6 +206,7 @@ REPEAT_REALTIME_KEYS = (
     "delivery_latency_ms",
     "useful_messages",
     "per_useful_message",
+    "per_1000_users",
 )
 
 
@@ -240,6 +243,7 @@ def _realtime_block(
             "cpu_s_server": _ratio(server_cpu, useful),
             "cpu_s_client": _ratio(client_cpu, useful),
         },
+        "per_1000_users": cell_per_1000_users(parts),
         "polls": polls,
         "empty_polls": empty,
         "empty_poll_ratio": _ratio(empty, polls),

@@ -17,10 +17,10 @@ The per-cell DataFrame (``Run.cells``) flattens ``summary.json`` with one rule:
   ``delivery_latency_by_type_ms.<type>.<pct>`` becomes ``<type>_<pct>_ms`` with ``-``
   replaced by ``_`` (:func:`delivery_type_col`: ``message_p50_ms``,
   ``presence_online_p99_ms``); ``per_useful_message.<x>`` becomes ``<x>_per_useful_message``
-  with CPU split as ``cpu_s_per_useful_message_server``/``_client``; ``deliveries.<count>``
-  and ``activity.<x>`` follow the general rule (``deliveries_lost``,
-  ``activity_mean_abs_diff_ms``). Echo cells have these columns as missing values, and
-  ``delivery`` ``"request"``.
+  with CPU split as ``cpu_s_per_useful_message_server``/``_client``; ``deliveries.<count>``,
+  ``activity.<x>`` and ``per_1000_users.<x>`` follow the general rule (``deliveries_lost``,
+  ``activity_mean_abs_diff_ms``, ``per_1000_users_server_rss_mb``). Echo cells have these
+  columns as missing values, and ``delivery`` ``"request"``.
 - ``per_repeat`` goes to ``Run.repeats`` (same rules, plus ``repeat``). Keys this module
   does not list (``repeats_ok``, ``hdr_corrected``...) follow the listed columns.
 
@@ -81,6 +81,18 @@ PER_USEFUL_COLUMNS: tuple[str, ...] = (
     "cpu_s_per_useful_message_client",
 )
 
+#: What each connected user costs (``per_1000_users``): server memory above its
+#: before-users baseline, server CPU ms per second and wire KB per minute per 1,000 users,
+#: the users, and the two RSS readings behind the memory figure.
+PER_1000_USERS_COLUMNS: tuple[str, ...] = (
+    "per_1000_users_users",
+    "per_1000_users_server_rss_mb",
+    "per_1000_users_server_cpu_ms_per_s",
+    "per_1000_users_wire_kb_per_min",
+    "per_1000_users_server_rss_before_users_mb",
+    "per_1000_users_server_rss_with_users_mb",
+)
+
 #: Time-on-site check of the activity workload (missing for other workloads).
 ACTIVITY_COLUMNS: tuple[str, ...] = (
     "activity_users",
@@ -111,6 +123,7 @@ INT_COLUMNS: tuple[str, ...] = (
     *DELIVERY_COUNT_COLUMNS,
     *REALTIME_COUNT_COLUMNS,
     "activity_users",
+    "per_1000_users_users",
     *REFUSAL_COUNTERS,
 )
 
@@ -166,6 +179,7 @@ REALTIME_COLUMNS: tuple[str, ...] = (
     *DELIVERY_COUNT_COLUMNS,
     *DELIVERY_LATENCY_COLUMNS,
     *PER_USEFUL_COLUMNS,
+    *PER_1000_USERS_COLUMNS,
     *REALTIME_COUNT_COLUMNS,
     "empty_poll_ratio",
     "max_late_ms",
@@ -178,6 +192,7 @@ REPEAT_REALTIME_COLUMNS: tuple[str, ...] = (
     *DELIVERY_LATENCY_COLUMNS,
     "useful_messages",
     *PER_USEFUL_COLUMNS,
+    *PER_1000_USERS_COLUMNS,
 )
 
 

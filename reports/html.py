@@ -9,8 +9,8 @@ highest rate under the p99 objective. Then one section per scenario (per results
 or per part of a multi-part scenario, with only that part's cells in its tables and charts):
 echo cells get the request summary and charts (percentile spectrum, CDF, latency over
 time, bytes, CPU, memory, the sweep's hockey stick), real-time cells the deliveries
-summary and charts (delivery spectrum, CDF, over time, short-poll staleness, bytes, CPU,
-memory). Last, each run's environment.
+summary, the cost per connected user and charts (delivery spectrum, CDF, over time,
+short-poll staleness, bytes, CPU, memory). Last, each run's environment.
 
 Everything is inline (CSS, charts as PNG data URIs); the page loads nothing from the
 network and runs no script. The template is ``reports/templates/report.html.j2``,
@@ -52,6 +52,7 @@ from reports.table import (
     delivery_rows,
     summary_rows,
 )
+from reports.user_costs import USER_COST_HEADERS, USER_COST_NOTE, user_cost_rows
 from reports.verdict import (
     CLAIM_RATIO,
     METRICS,
@@ -360,6 +361,9 @@ def _scenario(part: Run, index: int) -> dict[str, Any]:
             *(c.header.replace("\n", " ") for c in DELIVERY_SUMMARY_COLUMNS),
         ],
         "delivery_rows": delivery_rows(part) if has_deliveries else [],
+        "user_cost_headers": list(USER_COST_HEADERS),
+        "user_cost_note": USER_COST_NOTE,
+        "user_cost_rows": user_cost_rows(part.cells),
         "delivery_charts": delivery_charts(part, costs) if has_deliveries else [],
         "delivery_rows_measured": not measured_deliveries(part.deliveries).empty,
         "activity_headers": [

@@ -30,6 +30,7 @@ from reports.matrix import MATRIX_CSV, matrix_pivot, matrix_profiles, ratio_ci_t
 from reports.pairs import OPTIONAL_CONDITION_COLUMNS, condition_text
 from reports.stats import realtime_mask
 from reports.sweeps import sweep_table
+from reports.user_costs import USER_COST_HEADERS, USER_COST_NOTE, user_cost_rows
 from reports.verdict import (
     CLAIM_RATIO,
     METRICS,
@@ -62,7 +63,8 @@ def summary_markdown(
     """The Markdown summary of ``run``: the verdict matrix (when the pairs span two or more
     link profiles, :func:`reports.matrix.verdict_matrix`), verdict counts, the verdict per
     pair, warnings, rate sweeps (if any), the harness floor with each loopback echo cell's
-    p50 as a multiple of it (when meta.json has one) and key figures per cell."""
+    p50 as a multiple of it (when meta.json has one), key figures per cell and, for runs
+    with real-time cells, the cost per connected user (:mod:`reports.user_costs`)."""
     verdicts = verdict_table(run) if verdicts is None else verdicts
     warnings = run_warnings(run) if warnings is None else warnings
     claim = f"{CLAIM_RATIO:g}×"
@@ -104,6 +106,7 @@ def summary_markdown(
         "for real-time cells; Rate/s is requests/s or deliveries/s; bytes and CPU are per "
         "request or per useful message; Client CPU is the load generator's utilisation.",
     ]
+    lines += _user_cost_lines(run)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -321,6 +324,26 @@ def _key_figures(run: Run) -> list[str]:
                 fmt_pct(c.get("cpu_util_client")),
             ]
             lines.append("| " + " | ".join(_md(v) for v in values) + " |")
+    return lines
+
+
+def _user_cost_lines(run: Run) -> list[str]:
+    """The cost per connected user of every real-time cell; nothing without one."""
+    rows = [(part, row) for part in run.runs for row in user_cost_rows(part.cells)]
+    if not rows:
+        return []
+    head = ["Scenario", *USER_COST_HEADERS]
+    lines = ["", "### Cost per connected user", "", USER_COST_NOTE, ""]
+    lines += ["| " + " | ".join(head) + " |", "|---|---|---|---|" + "---:|" * (len(head) - 4)]
+    for part, (cell, transport, delivery, *figures) in rows:
+        values = [
+            md_text(scenario_label(part)),
+            md_code(cell),
+            md_text(transport),
+            md_text(delivery),
+            *figures,
+        ]
+        lines.append("| " + " | ".join(_md(v) for v in values) + " |")
     return lines
 
 

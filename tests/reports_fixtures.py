@@ -52,6 +52,7 @@ from loadgen.schema import (
     SUMMARY_FILE,
     family,
 )
+from loadgen.user_costs import per_1000_users
 
 JUNK_NS = 10_000_000_000  # 10 s: warmup and failed rows
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -484,6 +485,10 @@ WS_SEND = (60, 20)
 PUSH_BYTES = 40
 
 
+#: Connected users of every synthetic real-time cell.
+RT_USERS = 40
+
+
 @dataclass(frozen=True)
 class RtCellSpec(Cell):
     """One synthetic real-time cell; delivery latency = shared base * ``scale``.
@@ -651,6 +656,14 @@ def _rt_block(spec: RtCellSpec, parts: list[dict[str, Any]], duration_s: float) 
             "cpu_s_server": 0.00002 * spec.scale,
             "cpu_s_client": 0.00004 * spec.scale,
         },
+        "per_1000_users": per_1000_users(
+            users=RT_USERS,
+            rss_with_mb=40.1,
+            rss_before_mb=round(40.1 - 0.4 * spec.scale, 2),
+            server_cpu_s=0.1 * duration_s,
+            window_s=duration_s,
+            wire_bytes=wire,
+        ),
     }
 
 

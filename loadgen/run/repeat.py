@@ -238,6 +238,9 @@ class RepeatRunner:
                 tls=s.tls_version if cell.tls else None,
                 ca_file=self._certs().ca if cell.tls else None,
             )
+            # The server's own footprint before any user signs in: what each
+            # connected user costs is measured above it.
+            rss_before_users = server.sample_rss()
             n = s.client_processes
             prefixes = process_prefixes(prefix, n)
             cpus = self.placement.client_process_cpus(n)
@@ -274,6 +277,7 @@ class RepeatRunner:
                 self._status,
                 client_ns,
                 link,
+                server_rss_before=rss_before_users,
             )
             if n > 1 and "failed" not in part:
                 part = self._merged(spec, prefixes, prefix, part)

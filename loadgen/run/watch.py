@@ -43,6 +43,7 @@ def watch_workers(
     status: Callable[[str], None],
     client_ns: tuple[str, dict[str, Any]] | None = None,
     link: Child | None = None,
+    server_rss_before: int | None = None,
 ) -> dict[str, Any]:
     """Follow the load generators' events until they end; CPU is read at each one's
     measure and drain events (the server's from the first measure to the last drain).
@@ -50,6 +51,8 @@ def watch_workers(
     Several processes are started together: each prints ``ready`` once set up, and
     when all have, each gets SIGUSR1 (:func:`loadgen.worker.wait_for_start`).
     ``stop`` is polled throughout; ``status`` is told the phase and the requests so far.
+    ``server_rss_before`` is the server's RSS in bytes before the load generators
+    started, recorded as ``procs["server_rss_before_users_mb"]``.
     """
     deadline = time.monotonic() + spec.warmup_s + spec.duration_s + spec.timeout_s
     deadline += WORKER_GRACE_S
@@ -155,6 +158,7 @@ def watch_workers(
         if n == 1
         else (None if None in deltas else sum(d for d in deltas if d is not None)),
         "server_rss_mb": round(server.peak_rss / 2**20, 2) if server.peak_rss else None,
+        "server_rss_before_users_mb": _mb(server_rss_before or 0),
         "client_rss_mb": _mb(sum(w.peak_rss for w in workers)),
         "server_cpus": server.cpus,
         "client_cpus": client_cpus or workers[0].cpus,
