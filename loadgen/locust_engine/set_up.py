@@ -45,6 +45,7 @@ class SetUp:
     local_users: int | None
     users_ready: int
     setup_errors: list[str]
+    fd_error: str | None
     people: dict[str, VirtualUser]
     order: list[str]
     groups: list[list[str]]
@@ -143,6 +144,8 @@ class SetUp:
         """
         t0 = clock()
         deadline = time.monotonic() + timeout_s
+        if self.fd_error is not None:
+            return self._ready_info(t0, self.fd_error)
         if not self.spawned.wait(timeout_s):
             return self._ready_info(t0, "the master never finished spawning users")
         while (self.users_ready + len(self.setup_errors)) < (self.local_users or 0):

@@ -40,6 +40,7 @@ from gevent.lock import Semaphore
 
 from loadgen.cellspec import CellRun
 from loadgen.engine import EngineStats
+from loadgen.footprint import locust_share, make_room
 from loadgen.locust_engine.ending import Ending
 from loadgen.locust_engine.engine import Stage, sleep_until
 from loadgen.locust_engine.net import configure_tls
@@ -57,6 +58,7 @@ from loadgen.realtime.stats import RealtimeStats
 from loadgen.realtime.tracker import Tracker
 from loadgen.realtime.user_state import Endpoint
 from loadgen.recorder import LatencyHistograms, RawRecorder
+from servers.fdlimit import FdLimitTooLow
 from servers.protocol import make_payload
 
 clock = time.perf_counter_ns
@@ -113,6 +115,15 @@ class World(Recording, SetUp, Ending):
         self.local_users: int | None = None
         self.users_ready = 0
         self.setup_errors: list[str] = []
+        #: The open-files limit set for this process's share (None in the web UI, whose
+        #: user count changes), or why it could not be: the run stops before set-up.
+        self.fd_limit: dict[str, Any] | None = None
+        self.fd_error: str | None = None
+        if not interactive:
+            try:
+                self.fd_limit = make_room(spec, locust_share(spec, self.n_workers))
+            except FdLimitTooLow as exc:
+                self.fd_error = str(exc)
         self.failure: str | None = None
         # Echo.
         self.echo_stats = EngineStats()
