@@ -163,6 +163,9 @@ def watch_workers(
         "server_loop": server.info.get("loop"),
         # Timeouts and WebSocket pings the server ran with (its ready line).
         "server_liveness": server.info.get("liveness"),
+        # The listen backlog and the open-files limit it set (its ready line).
+        "server_backlog": server.info.get("backlog"),
+        "server_fd_limit": server.info.get("fd_limit"),
         "server_pid": server.proc.pid,
     }
     if link is not None and link_died is None and link.proc.poll() is not None:
