@@ -50,6 +50,7 @@ from loadgen.locust_engine.users import VirtualUser
 from loadgen.pacer import NS_PER_S
 from loadgen.realtime.params import RealtimeParams
 from loadgen.realtime.part import ACTION_KINDS
+from loadgen.realtime.ramp import Ramp, process_connect_rate
 from loadgen.realtime.stage import (
     group_behaviours,
     publisher_behaviours,
@@ -159,6 +160,8 @@ class World(Recording, SetUp, Ending):
         self.behaviours: list[gevent.pool.Group] = []
         self.body = make_payload(self.params.message_bytes) if self.params else ""
         self.setup_sem = Semaphore(SETUP_CONCURRENCY)
+        rate = process_connect_rate(self.params, self.n_workers) if self.params else 1.0
+        self.ramp = Ramp(rate)
         self._ids = (i * self.n_workers + self.index for i in itertools.count(1))
         self._people_n = itertools.count()
         self._groups_n = itertools.count()

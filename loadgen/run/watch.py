@@ -26,6 +26,8 @@ from loadgen.cellspec import CellRun
 from loadgen.link.namespaces import pid_in_namespace
 from loadgen.processes import process_prefixes
 from loadgen.procs import Child, log_tail, stop_process
+from loadgen.realtime.params import RealtimeParams
+from loadgen.realtime.ramp import connect_ramp_s
 from loadgen.run.stop import StopRequest
 
 #: Extra seconds a worker may take beyond its warm-up, duration and timeout.
@@ -53,6 +55,9 @@ def watch_workers(
     """
     deadline = time.monotonic() + spec.warmup_s + spec.duration_s + spec.timeout_s
     deadline += WORKER_GRACE_S
+    if spec.workload != "echo":
+        # Set-up connects users at connect_rate before the clock starts.
+        deadline += connect_ramp_s(RealtimeParams.model_validate(spec.realtime or {}))
     n = len(workers)
     lines = _merged_lines(workers)
     server_cpu: list[float | None] = [None, None]
