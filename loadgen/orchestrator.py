@@ -105,16 +105,21 @@ def run_scenario(
         # What the relay itself adds; None when no profile runs through it.
         network["relay_overhead"] = relay_overhead() if relayed else None
         meta["network"] = network
-    write_json(out / META_FILE, meta)
-    if placement.note:
-        console.print(f"[yellow]note:[/] {placement.note}")
-    run_cells = scenario.run_cells()
-    order = [(r, c) for r in range(scenario.scenario.repeats) for c in run_cells]
-    parts: list[dict[str, Any]] = []
-    interrupted = False
     progress = run_progress(console, disable=not show_progress)
     links = {n: p["link"] for n, p in network["profiles"].items()} if network else None
     runner = RepeatRunner(scenario, out, placement, progress, engine, locust_workers, links)
+    run_cells = scenario.run_cells()
+    # Each cell's server: the connections it makes room for and its listen backlog.
+    meta["server_sizing"] = {
+        "somaxconn": runner.somaxconn,
+        "cells": {c.id: runner.sizing(c) for c in run_cells},
+    }
+    write_json(out / META_FILE, meta)
+    if placement.note:
+        console.print(f"[yellow]note:[/] {placement.note}")
+    order = [(r, c) for r in range(scenario.scenario.repeats) for c in run_cells]
+    parts: list[dict[str, Any]] = []
+    interrupted = False
     try:
         with signals_as_interrupt(runner.stop), progress:
             runner.task_id = progress.add_task(

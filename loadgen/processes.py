@@ -60,7 +60,10 @@ def merge_process_parts(spec: CellRun, prefixes: list[Path], out_prefix: Path) -
         {"index": i, "count": r["count"], "errors": r["errors"], "window_s": r["window_s"]}
         for i, r in enumerate(records)
     ]
-    part = merge_results(spec, records, samples, {"process_parts": own}, loop=records[0]["loop"])
+    # Each process's open-files limit, in process order.
+    limits = [limit for r in records for limit in r.get("fd_limits", [])]
+    extra = {"process_parts": own, "fd_limits": limits}
+    part = merge_results(spec, records, samples, extra, loop=records[0]["loop"])
     write_part(out_prefix, part, samples, deliveries)
     for p in prefixes:
         for suffix in _RESULT_SUFFIXES:

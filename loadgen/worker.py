@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 from loadgen.cellspec import CellRun
 from loadgen.engine import EngineStats, run_cell
 from loadgen.events import EventHook
+from loadgen.footprint import make_room, process_share
 from loadgen.pacer import lag_block
 from loadgen.realtime.engine import run_realtime
 from loadgen.realtime.params import RealtimeParams
@@ -115,8 +116,10 @@ def _part_record(
     hist: LatencyHistograms,
     cpu: float,
     lags: list[int],
+    fd_limit: dict[str, object],
 ) -> dict[str, object]:
-    """The part-record keys every cell has: spec, loop, engine stats, window, histograms."""
+    """The part-record keys every cell has: spec, loop, engine stats, window, histograms,
+    and the open-files limit each process set (one here)."""
     return {
         "spec": spec.to_dict(),
         "loop": loop_name(loop),
@@ -125,13 +128,19 @@ def _part_record(
         **hist.as_record(),
         "send_lag_ms": lag_block(lags),
         "client_cpu_s_total": cpu,
+        "fd_limits": [fd_limit],
     }
 
 
 def run(spec: CellRun, out_prefix: Path, use_uvloop: bool = True) -> dict[str, object]:
-    """Run ``spec`` in a fresh counting event loop and write the part files."""
+    """Run ``spec`` in a fresh counting event loop and write the part files.
+
+    First the open-files limit is raised for this process's share of the cell
+    (:func:`loadgen.footprint.make_room`; FdLimitTooLow when the hard limit is too low).
+    """
+    fd_limit = make_room(spec, process_share(spec))
     if spec.workload != "echo":
-        return run_realtime_part(spec, out_prefix, use_uvloop)
+        return run_realtime_part(spec, out_prefix, use_uvloop, fd_limit)
     raw, hist, progress = RawRecorder(), LatencyHistograms(), _Progress()
     hook = EventHook()
     hook.add_listener(raw.record)
@@ -156,14 +165,17 @@ def run(spec: CellRun, out_prefix: Path, use_uvloop: bool = True) -> dict[str, o
         window_end = pc.max(measured["received_ns"]).as_py()
     window_ns = max(0, window_end - stats.measure_started_ns) if stats.measure_started_ns else 0
     lags = sorted(pc.subtract(measured["sent_ns"], measured["intended_ns"]).to_pylist())
-    part = _part_record(spec, loop, stats, window_ns, hist, cpu, lags)
+    part = _part_record(spec, loop, stats, window_ns, hist, cpu, lags, fd_limit)
     part["send_lag_p99_ms"] = lag_block(lags)["p99"]
     out_prefix.with_suffix(".json").write_bytes(orjson.dumps(part, option=orjson.OPT_INDENT_2))
     return part
 
 
-def run_realtime_part(spec: CellRun, out_prefix: Path, use_uvloop: bool) -> dict[str, object]:
-    """Run one repeat of a real-time cell and write samples, deliveries and the part record."""
+def run_realtime_part(
+    spec: CellRun, out_prefix: Path, use_uvloop: bool, fd_limit: dict[str, object]
+) -> dict[str, object]:
+    """Run one repeat of a real-time cell and write samples, deliveries and the part record
+    (``fd_limit``: what :func:`loadgen.footprint.make_room` set)."""
     params = RealtimeParams.model_validate(spec.realtime or {})
     raw, hist, progress = RawRecorder(), LatencyHistograms(ACTION_KINDS), _Progress()
     hook = EventHook()
@@ -190,7 +202,7 @@ def run_realtime_part(spec: CellRun, out_prefix: Path, use_uvloop: bool) -> dict
     pq.write_table(raw.to_table(), out_prefix.with_suffix(".parquet"))
     pq.write_table(delivery_table(spec, tracker), out_prefix.with_suffix(".deliveries.parquet"))
     window_ns = max(0, stats.ended_ns - stats.measure_started_ns)
-    part = _part_record(spec, loop, stats, window_ns, hist, cpu, [])
+    part = _part_record(spec, loop, stats, window_ns, hist, cpu, [], fd_limit)
     part |= delivery_record(tracker, raw.rows)
     part["wire_bytes"] = {"sent": stats.wire_sent, "received": stats.wire_received}
     out_prefix.with_suffix(".json").write_bytes(orjson.dumps(part, option=orjson.OPT_INDENT_2))

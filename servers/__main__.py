@@ -17,6 +17,12 @@ Sign-in needs each user's key, derived from the secret in
 it the server makes a secret, writes it to a private temporary file, names
 that file on stderr and in the ready line (``secret_file``) and removes it on
 exit; ``--open-signin`` (demos only) accepts any user without a key.
+
+Before serving it raises its open-files soft limit to fit ``--connections``
+(exit 1, naming the limit, when the hard limit is too low) or, without it,
+towards two connections per ``--max-users`` user as far as the hard limit
+allows (:mod:`servers.fdlimit`); it listens with ``--backlog``. The ready line
+reports both (``backlog``, ``fd_limit``).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from types import ModuleType
 from typing import Any
 
 from servers.common import (
+    DEFAULT_BACKLOG,
     DEFAULT_BODY_TIMEOUT_S,
     DEFAULT_KEEPALIVE_TIMEOUT_S,
     DEFAULT_WS_PING_INTERVAL_S,
@@ -48,6 +55,7 @@ from servers.common import (
     loop_factory,
     remove_signal_handlers,
 )
+from servers.fdlimit import FdLimit, FdLimitTooLow, files_for, raise_fd_limit
 from servers.hub import DEFAULT_SEND_QUEUE, Hub
 from servers.protocol import DEFAULT_MAX_MESSAGE_BYTES
 from servers.realtime.config import RealtimeConfig
@@ -197,6 +205,21 @@ def build_parser() -> argparse.ArgumentParser:
         f"is disconnected and goes offline; 0: off (default {DEFAULT_WS_PING_INTERVAL_S:.0f})",
     )
     parser.add_argument(
+        "--backlog",
+        type=_positive_int,
+        default=DEFAULT_BACKLOG,
+        help="listen backlog: new connections the kernel queues until they are accepted "
+        f"(capped by net.core.somaxconn; default {DEFAULT_BACKLOG})",
+    )
+    parser.add_argument(
+        "--connections",
+        type=_positive_int,
+        default=None,
+        help="connections to make room for in the open-files limit; a hard limit too low "
+        "for them is an error (default: two per --max-users user, as far as the hard "
+        "limit allows)",
+    )
+    parser.add_argument(
         "--open-signin",
         action="store_true",
         help="demos only: let anyone sign in as any user without a key (default off)",
@@ -277,6 +300,21 @@ def _remove_secret_file(path: Path | None) -> None:
             path.parent.rmdir()
 
 
+def fd_limit(connections: int | None, max_users: int) -> FdLimit:
+    """Raise the open-files limit for ``connections`` (FdLimitTooLow when it cannot), or,
+    when None, towards two connections per user the server admits, as far as it goes."""
+    if connections is not None:
+        return raise_fd_limit(
+            files_for(connections),
+            f"{connections} connections",
+            "lower --connections (in a run: [realtime] users)",
+        )
+    # A WebSocket or event stream and an HTTP connection at most, per user.
+    return raise_fd_limit(
+        files_for(2 * max_users), f"{max_users} users", "lower --max-users", strict=False
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     parser = build_parser()
@@ -306,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             keepalive_timeout_s=args.keepalive_timeout,
             body_timeout_s=args.body_timeout,
             ws_ping_interval_s=args.ws_ping_interval,
+            backlog=args.backlog,
         )
         hub = Hub(
             config.max_message_bytes,
@@ -335,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
             f"servers.realtime.credentials USER --secret-file {secret_file}",
             file=sys.stderr,
         )
-    info = {
+    info: dict[str, Any] = {
         "signin": "open" if args.open_signin else "key",
         "secret_file": str(secret_file) if secret_file is not None else None,
     }
@@ -345,6 +384,14 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as exc:
         _remove_secret_file(secret_file)
         parser.error(f"--loop {args.loop}: {exc}")
+    try:
+        limit = fd_limit(args.connections, args.max_users)
+    except FdLimitTooLow as exc:
+        _remove_secret_file(secret_file)
+        print(f"python -m servers: error: {exc}", file=sys.stderr)
+        return 1
+    info["backlog"] = args.backlog
+    info["fd_limit"] = limit.as_dict()
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(run(module, config, loop_name, hub, info))

@@ -4,9 +4,10 @@
 
     await serve_app(make_app(config, hub), config, hub, on_ready, stop)
 
-Listens on ``config.host:config.port`` (TLS when ``config`` has a certificate),
-starts ``hub``, calls ``on_ready(port)`` and serves until ``stop`` is set; then
-closes connections (waiting up to ``SHUTDOWN_TIMEOUT``) and stops the hub.
+Listens on ``config.host:config.port`` with ``config.backlog`` (TLS when
+``config`` has a certificate), starts ``hub``, calls ``on_ready(port)`` and
+serves until ``stop`` is set; then closes connections (waiting up to
+``SHUTDOWN_TIMEOUT``) and stops the hub.
 ``handler_cancellation`` ends a handler whose client went away.
 """
 
@@ -44,7 +45,13 @@ async def serve_app(
     await runner.setup()
     await hub.start()
     try:
-        site = web.TCPSite(runner, config.host, config.port, ssl_context=config.ssl_context())
+        site = web.TCPSite(
+            runner,
+            config.host,
+            config.port,
+            ssl_context=config.ssl_context(),
+            backlog=config.backlog,
+        )
         await site.start()
         on_ready(runner.addresses[0][1])
         await stop.wait()

@@ -70,6 +70,10 @@ DEFAULT_KEEPALIVE_TIMEOUT_S = 75.0
 DEFAULT_BODY_TIMEOUT_S = 60.0
 DEFAULT_WS_PING_INTERVAL_S = 20.0
 
+#: Connections the kernel queues before the server accepts them (aiohttp's default;
+#: the kernel caps it at net.core.somaxconn).
+DEFAULT_BACKLOG = 128
+
 OnReady = Callable[[int], None]
 
 
@@ -100,6 +104,8 @@ class ServerConfig:
     #: WebSocket liveness: a ping every this many seconds, and a client that does not
     #: answer is disconnected (so it goes offline); 0: no pings.
     ws_ping_interval_s: float = DEFAULT_WS_PING_INTERVAL_S
+    #: The listen backlog: connections not yet accepted that the kernel keeps waiting.
+    backlog: int = DEFAULT_BACKLOG
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -115,6 +121,8 @@ class ServerConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.ws_ping_interval_s < 0:
             raise ValueError(f"ws_ping_interval_s must be >= 0, got {self.ws_ping_interval_s}")
+        if self.backlog <= 0:
+            raise ValueError(f"backlog must be positive, got {self.backlog}")
         if self.tls_version not in ("1.2", "1.3"):
             raise ValueError(f"tls_version must be 1.2 or 1.3, got {self.tls_version!r}")
 

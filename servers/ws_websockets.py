@@ -115,6 +115,8 @@ async def serve(config: ServerConfig, hub: Hub, on_ready: OnReady, stop: asyncio
         ping_timeout=config.ws_ping,
         max_size=ws_hard_limit(config.max_message_bytes),
         close_timeout=SHUTDOWN_TIMEOUT,
+        # Passed on to the event loop's create_server.
+        backlog=config.backlog,
     )
     await hub.start()
     try:

@@ -54,6 +54,7 @@ class Ending:
     stop: Event
     setup_sem: Semaphore
     failure: str | None
+    fd_limit: dict[str, Any] | None
     local_users: int | None
     in_flight: int
     cpu0: float
@@ -157,6 +158,7 @@ class Ending:
             **hist.as_record(),
             "cpu_s_total": cpu,
             "cpu_s_measured": measured_cpu,
+            "fd_limit": self.fd_limit,
         }
         if not self.realtime:
             stats = self.echo_stats

@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 from loadgen.cellspec import CellRun
+from loadgen.realtime.params import RealtimeParams
+from loadgen.realtime.ramp import connect_ramp_s
 
 #: Seconds between two progress events.
 PROGRESS_EVERY_S = 0.5
@@ -27,10 +29,11 @@ class RunError(RuntimeError):
 
 def setup_timeout_s(spec: CellRun) -> float:
     """How long users may take to spawn and set up before the run is abandoned."""
-    people = 0
+    people, ramp = 0, 0.0
     if spec.realtime:
         people = int(spec.realtime.get("users", 20))  # type: ignore[call-overload]
-    return 30.0 + people / 50.0 + spec.connections / 100.0
+        ramp = connect_ramp_s(RealtimeParams.model_validate(spec.realtime))
+    return 30.0 + ramp + people / 50.0 + spec.connections / 100.0
 
 
 def result_deadline_s(spec: CellRun) -> float:

@@ -39,6 +39,9 @@ def run_local(spec: CellRun, out_prefix: Path) -> dict[str, Any]:
     world = World(spec, 0, 1)
     world.attach(env)
     world.on_phase = lambda phase: emit("phase", phase=phase)
+    if world.fd_error is not None:
+        # Before any user connects: too few open files would fail them one by one.
+        raise RunError(world.fd_error)
     outputs = LocustOutputs(env, out_prefix)
     done = Event()
     progress = gevent.spawn(_progress_loop, lambda: (world.requests, world.errors), done)

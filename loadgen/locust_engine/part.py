@@ -69,6 +69,8 @@ def part_extra(
         ],
         "worker_failures": failures,
         "partial": bool(failures),
+        # The open-files limit each locust process that ran users set for its share.
+        "fd_limits": [r["fd_limit"] for r in results if r.get("fd_limit")],
     }
     if master_cpu is not None:
         extra["master_cpu_s_total"] = master_cpu[0]

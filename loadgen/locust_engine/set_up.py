@@ -3,7 +3,7 @@
 :class:`SetUp` is a part of :class:`~loadgen.locust_engine.world.World`::
 
     members = world.new_group()      # a real-time locust user's people
-    world.setup_group(members)       # signed in, joined, watching the churners
+    world.setup_group(members)       # connected at connect_rate, joined, watching the churners
     world.user_ready()
     info = world.wait_ready(60)      # {"users", "people", "setup_s", "error"}
 """
@@ -19,8 +19,10 @@ from gevent.lock import Semaphore
 
 from loadgen.locust_engine.engine import Stage
 from loadgen.locust_engine.users import VirtualUser
+from loadgen.pacer import NS_PER_S
 from loadgen.realtime.groups import churners_of
 from loadgen.realtime.params import RealtimeParams
+from loadgen.realtime.ramp import Ramp
 from loadgen.realtime.stage import FAILURES, publisher_names, topics_of
 from loadgen.realtime.stats import RealtimeStats
 from loadgen.realtime.tracker import Tracker
@@ -42,9 +44,12 @@ class SetUp:
     stage: Stage
     spawned: Event
     setup_sem: Semaphore
+    #: Connection slots at this process's share of ``connect_rate``.
+    ramp: Ramp
     local_users: int | None
     users_ready: int
     setup_errors: list[str]
+    fd_error: str | None
     people: dict[str, VirtualUser]
     order: list[str]
     groups: list[list[str]]
@@ -101,6 +106,7 @@ class SetUp:
         """This process's notification publishers (one a lane): people who receive nothing."""
         for name in publisher_names(f"{self.tag}-system", params):
             publisher = self._person(name, params, receives=False)
+            self._wait_for_slot()
             publisher.start()
             self.publishers[name] = self.everyone[name] = publisher
 
@@ -118,6 +124,7 @@ class SetUp:
         assert params is not None
         for p in members:
             with self.setup_sem:
+                self._wait_for_slot()
                 p.start()
                 p.call("join", {"room": self.stage.room(p.name)})
                 if self.interactive and params.notification_rate:
@@ -131,6 +138,10 @@ class SetUp:
                 with self.setup_sem:
                     p.call("watch", {"users": watched})
 
+    def _wait_for_slot(self) -> None:
+        """Sleep until the next user may connect (the cell's connect_rate, no burst)."""
+        gevent.sleep(self.ramp.next_wait_ns(clock()) / NS_PER_S)
+
     def _subscribe(self, p: VirtualUser, topic: str) -> None:
         p.call("subscribe", {"topic": topic})
         self.subscribers.setdefault(topic, []).append(p.name)
@@ -143,6 +154,8 @@ class SetUp:
         """
         t0 = clock()
         deadline = time.monotonic() + timeout_s
+        if self.fd_error is not None:
+            return self._ready_info(t0, self.fd_error)
         if not self.spawned.wait(timeout_s):
             return self._ready_info(t0, "the master never finished spawning users")
         while (self.users_ready + len(self.setup_errors)) < (self.local_users or 0):

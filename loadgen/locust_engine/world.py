@@ -40,6 +40,7 @@ from gevent.lock import Semaphore
 
 from loadgen.cellspec import CellRun
 from loadgen.engine import EngineStats
+from loadgen.footprint import locust_share, make_room
 from loadgen.locust_engine.ending import Ending
 from loadgen.locust_engine.engine import Stage, sleep_until
 from loadgen.locust_engine.net import configure_tls
@@ -49,6 +50,7 @@ from loadgen.locust_engine.users import VirtualUser
 from loadgen.pacer import NS_PER_S
 from loadgen.realtime.params import RealtimeParams
 from loadgen.realtime.part import ACTION_KINDS
+from loadgen.realtime.ramp import Ramp, process_connect_rate
 from loadgen.realtime.stage import (
     group_behaviours,
     publisher_behaviours,
@@ -57,6 +59,7 @@ from loadgen.realtime.stats import RealtimeStats
 from loadgen.realtime.tracker import Tracker
 from loadgen.realtime.user_state import Endpoint
 from loadgen.recorder import LatencyHistograms, RawRecorder
+from servers.fdlimit import FdLimitTooLow
 from servers.protocol import make_payload
 
 clock = time.perf_counter_ns
@@ -113,6 +116,15 @@ class World(Recording, SetUp, Ending):
         self.local_users: int | None = None
         self.users_ready = 0
         self.setup_errors: list[str] = []
+        #: The open-files limit set for this process's share (None in the web UI, whose
+        #: user count changes), or why it could not be: the run stops before set-up.
+        self.fd_limit: dict[str, Any] | None = None
+        self.fd_error: str | None = None
+        if not interactive:
+            try:
+                self.fd_limit = make_room(spec, locust_share(spec, self.n_workers))
+            except FdLimitTooLow as exc:
+                self.fd_error = str(exc)
         self.failure: str | None = None
         # Echo.
         self.echo_stats = EngineStats()
@@ -148,6 +160,8 @@ class World(Recording, SetUp, Ending):
         self.behaviours: list[gevent.pool.Group] = []
         self.body = make_payload(self.params.message_bytes) if self.params else ""
         self.setup_sem = Semaphore(SETUP_CONCURRENCY)
+        rate = process_connect_rate(self.params, self.n_workers) if self.params else 1.0
+        self.ramp = Ramp(rate)
         self._ids = (i * self.n_workers + self.index for i in itertools.count(1))
         self._people_n = itertools.count()
         self._groups_n = itertools.count()

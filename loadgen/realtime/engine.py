@@ -9,8 +9,9 @@ is the operation: ``poll``, ``send``, ``publish``, ``activity``, ``connect``
 ...; ``items`` counts what a poll carried); ``tracker`` accumulates one row
 per delivery, and a gap whenever a user's reader is told it fell behind its
 inbox's retention. What each user does is :mod:`loadgen.realtime.schedule`'s,
-run here with asyncio. The run is bounded: set-up, ``warmup_s + duration_s``
-of load, then at most ``drain_s`` for deliveries still in flight.
+run here with asyncio. Set-up connects users at ``connect_rate``
+(:mod:`loadgen.realtime.ramp`). The run is bounded: set-up, ``warmup_s +
+duration_s`` of load, then at most ``drain_s`` for deliveries still in flight.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from loadgen.pacer import NS_PER_S
 from loadgen.realtime import schedule
 from loadgen.realtime.groups import churners_of, split_groups
 from loadgen.realtime.params import RealtimeParams
+from loadgen.realtime.ramp import Ramp, process_connect_rate
 from loadgen.realtime.samples import build_sample
 from loadgen.realtime.stage import (
     FAILURES,
@@ -185,7 +187,14 @@ async def run_realtime(
             if watched:
                 await u.call("watch", {"users": watched})
 
-    results = await _bounded([u.start() for u in users.values()], SETUP_CONCURRENCY)
+    # Users connect at the cell's connect_rate (this process's share), not all at once.
+    ramp = Ramp(process_connect_rate(params, spec.processes))
+
+    async def connect(u: VirtualUser) -> None:
+        await asyncio.sleep(ramp.next_wait_ns(clock()) / NS_PER_S)
+        await u.start()
+
+    results = await _bounded([connect(u) for u in users.values()], SETUP_CONCURRENCY)
     if not any(isinstance(r, BaseException) for r in results):
         results = await _bounded([setup(u) for u in users.values()], SETUP_CONCURRENCY)
     failed = [r for r in results if isinstance(r, BaseException)]
@@ -195,7 +204,7 @@ async def run_realtime(
         raise RuntimeError(f"{len(failed)} of {len(users)} users failed to set up: {failed[0]!r}")
     failed = [
         r
-        for r in await _bounded([p.start() for p in publishers.values()], SETUP_CONCURRENCY)
+        for r in await _bounded([connect(p) for p in publishers.values()], SETUP_CONCURRENCY)
         if isinstance(r, BaseException)
     ]
     if failed:

@@ -22,6 +22,7 @@
     idle_timeout_s = 1.0    # server-side session idle timeout
     drain_s = 3.0           # after the load stops, how long receivers may catch up
     send_queue = 1000       # server's per-connection push queue bound
+    connect_rate = 500.0    # set-up: new users connected per second, in all processes
     seed = 1
 """
 
@@ -61,6 +62,9 @@ class RealtimeParams(BaseModel):
     drain_s: float = Field(default=3.0, ge=0, le=600)
     send_queue: int = Field(default=1000, ge=1, le=1_000_000)
     inbox_retention: int = Field(default=100_000, ge=10, le=10_000_000)
+    #: Set-up opens this many users' connections a second, shared by the cell's load
+    #: generators, so thousands of users do not arrive as one burst of SYNs.
+    connect_rate: float = Field(default=500.0, ge=1, le=100_000)
     seed: int = 1
 
     @model_validator(mode="after")

@@ -32,6 +32,7 @@ from loadgen.procs import (
     start_worker,
     stop_process,
 )
+from loadgen.run.capacity import read_somaxconn, server_sizing, sizing_args
 from loadgen.run.cell import cell_run, server_args
 from loadgen.run.files import slug, write_json
 from loadgen.run.network import check_kernel_server
@@ -86,6 +87,8 @@ class RepeatRunner:
         #: The run's sign-in secret: servers and load generators get it in their
         #: environment, so only this run's users can sign in.
         self.signin_secret = new_secret()
+        #: The kernel's cap on listen backlogs, read once for the run (None: unknown).
+        self.somaxconn = read_somaxconn()
 
     def _certs(self) -> CertPaths:
         """The run's throwaway CA and server certificate, made on first use."""
@@ -100,6 +103,13 @@ class RepeatRunner:
         certs = self._certs()
         version = self.scenario.scenario.tls_version
         return ["--tls-cert", certs.cert, "--tls-key", certs.key, "--tls-version", version]
+
+    def sizing(self, run_cell: RunCell) -> dict[str, int]:
+        """The connections ``run_cell``'s server makes room for and its listen backlog
+        (:mod:`loadgen.run.capacity`), for all the cell's load-generator processes."""
+        s = run_cell.settings.scenario
+        processes = max(1, self.locust_workers) if self.engine == "locust" else s.client_processes
+        return server_sizing(run_cell, processes, self.somaxconn)
 
     def _status(self, text: str) -> None:
         if self.progress is not None and self.task_id is not None:
@@ -204,7 +214,9 @@ class RepeatRunner:
                         self.out / "logs" / f"{stem}-server.log",
                         settings.server.max_message_bytes,
                         host=host,
-                        extra_args=server_args(settings) + self._tls_args(cell.tls),
+                        extra_args=server_args(settings)
+                        + sizing_args(self.sizing(run_cell))
+                        + self._tls_args(cell.tls),
                         argv_prefix=server_prefix,
                         signin_secret=self.signin_secret,
                     )

@@ -26,6 +26,8 @@ from loadgen.cellspec import CellRun
 from loadgen.link.namespaces import pid_in_namespace
 from loadgen.processes import process_prefixes
 from loadgen.procs import Child, log_tail, stop_process
+from loadgen.realtime.params import RealtimeParams
+from loadgen.realtime.ramp import connect_ramp_s
 from loadgen.run.stop import StopRequest
 
 #: Extra seconds a worker may take beyond its warm-up, duration and timeout.
@@ -56,6 +58,9 @@ def watch_workers(
     """
     deadline = time.monotonic() + spec.warmup_s + spec.duration_s + spec.timeout_s
     deadline += WORKER_GRACE_S
+    if spec.workload != "echo":
+        # Set-up connects users at connect_rate before the clock starts.
+        deadline += connect_ramp_s(RealtimeParams.model_validate(spec.realtime or {}))
     n = len(workers)
     lines = _merged_lines(workers)
     server_cpu: list[float | None] = [None, None]
@@ -167,6 +172,9 @@ def watch_workers(
         "server_loop": server.info.get("loop"),
         # Timeouts and WebSocket pings the server ran with (its ready line).
         "server_liveness": server.info.get("liveness"),
+        # The listen backlog and the open-files limit it set (its ready line).
+        "server_backlog": server.info.get("backlog"),
+        "server_fd_limit": server.info.get("fd_limit"),
         "server_pid": server.proc.pid,
     }
     if link is not None and link_died is None and link.proc.poll() is not None:

@@ -166,6 +166,9 @@ def test_merged_counts_are_the_sum_of_the_processes(two_process_run: Path) -> No
         assert all(p["count"] > 0 for p in own)
         assert record["count"] == sum(p["count"] for p in own)
         assert record["errors"] == sum(p["errors"] for p in own)
+        # Each process raised its open-files limit for its own half of the cell.
+        halves = [2, 2] if cell.startswith("echo") else [4, 4]
+        assert [f["share"] for f in record["fd_limits"]] == halves
         assert summary[cell]["count"] == record["count"]
         each = record["procs"]["client_processes"]
         assert record["procs"]["client_cpu_s"] == pytest.approx(sum(p["cpu_s"] for p in each))

@@ -207,6 +207,10 @@ def test_messaging_ws_push_two_local_workers(tmp_path: Path) -> None:
     assert counts["delivered"] == counts["expected"] and counts["lost"] == 0
     assert counts["duplicated"] == 0 and counts["unexpected"] == 0 and counts["gaps"] == 0
     assert part["stats"]["users"] == 16
+    # Each worker made room in its open files for its 8 people, a WebSocket each.
+    limits = part["fd_limits"]
+    assert [(f["share"], f["connections"]) for f in limits] == [(8, 8), (8, 8)]
+    assert all(f["soft_after"] is None or f["soft_after"] >= f["needed"] for f in limits)
     assert decode_histogram(part["delivery_hdr"]["all"]).get_total_count() > 0
     deliveries = pq.read_table(prefix.with_suffix(".deliveries.parquet"))
     assert deliveries.schema.equals(DELIVERY_SCHEMA)

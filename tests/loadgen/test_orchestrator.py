@@ -24,6 +24,7 @@ from loadgen.cli import app
 from loadgen.procs import plan_placement
 from loadgen.scenario import load_scenario
 from loadgen.schema import META_FILE, SAMPLE_SCHEMA, SAMPLES_FILE, SCHEMA_VERSION, SUMMARY_FILE
+from servers.fdlimit import FD_HEADROOM
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -101,6 +102,26 @@ def test_run_records_the_servers_liveness_settings(finished_run: tuple[Path, Pat
             "body_timeout_s": 60.0,
             "ws_ping_interval_s": 20.0,
         }, record.name
+
+
+def test_run_records_backlogs_and_open_file_limits(finished_run: tuple[Path, Path]) -> None:
+    _, out = finished_run
+    sizing = read_json(out / META_FILE)["server_sizing"]
+    # Two echo connections per cell: the servers' default backlog is enough.
+    assert set(sizing["cells"]) == {HTTP_CELL, WS_CELL}
+    for cell in sizing["cells"].values():
+        assert cell["connections"] == 2
+        assert cell["backlog"] == min(128, sizing["somaxconn"] or 128)
+    for path in (out / "parts").glob("*.record.json"):
+        record = read_json(path)
+        procs = record["procs"]
+        assert procs["server_backlog"] == sizing["cells"][record["cell"]]["backlog"]
+        assert procs["server_fd_limit"]["needed"] == 2 + FD_HEADROOM
+        # One load generator, holding its two connections.
+        (limit,) = record["fd_limits"]
+        assert (limit["share"], limit["connections"]) == (2, 2)
+        for each in (procs["server_fd_limit"], limit):
+            assert each["soft_after"] is None or each["soft_after"] >= each["needed"]
 
 
 def test_samples_parquet(finished_run: tuple[Path, Path]) -> None:

@@ -20,12 +20,19 @@ import pyarrow.parquet as pq
 import pytest
 from cli_runs import run_side_by_side
 from pydantic import ValidationError
+from realtime_cells import realtime_cell
+from serving import running
 
+from loadgen.events import EventHook
+from loadgen.realtime.engine import run_realtime
 from loadgen.realtime.params import RealtimeParams
+from loadgen.realtime.tracker import Tracker
 from loadgen.scenario import ScenarioError, parse_scenario
 from loadgen.schema import DELIVERIES_FILE, DELIVERY_SCHEMA, SUMMARY_FILE
 
 pytestmark = pytest.mark.timeout(180)
+
+MS = 1_000_000
 
 RUN_TIMEOUT_S = 150
 LATENCY_KEYS = {"p50", "p90", "p99", "p99.9", "max"}
@@ -300,3 +307,21 @@ def test_scenario_delivery_defaults_and_checks() -> None:
         )
     long_poll = parse_scenario(_scenario("messaging", http + 'delivery = "long-poll"\n'))
     assert long_poll.cells[0].id == "http/aiohttp/keep-alive/long-poll"
+
+
+# -- set-up -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kind", "delivery"), [("ws-aiohttp", "push"), ("http", "long-poll")])
+async def test_set_up_signs_users_in_no_faster_than_connect_rate(kind: str, delivery: str) -> None:
+    # 8 users at 40 a second: the last may start 7 / 40 s after the first, not before.
+    params = RealtimeParams(users=8, group_size=4, message_rate=1.0, connect_rate=40.0, drain_s=0.5)
+    signins: list[int] = []
+    hook = EventHook()
+    hook.add_listener(lambda s: signins.append(s.sent_ns) if s.kind == "signin" else None)
+    async with running(kind) as server:
+        spec = realtime_cell(kind, delivery, server.base_url, duration_s=0.2, warmup_s=0.0)
+        stats = await run_realtime(spec, params, hook, Tracker(0))
+    assert stats.users == 8 and len(signins) == 8
+    # Slots are 25 ms apart; the event loop's clock may wake a sleeper up to 1 ms early.
+    assert max(signins) - min(signins) >= 7 * 25 * MS - 7 * MS

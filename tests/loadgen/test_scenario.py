@@ -358,6 +358,41 @@ def test_validate_bad_exits_2_with_message(tmp_path: Path) -> None:
     assert squash(f"invalid {missing}: scenario file not found") in out
 
 
+REALTIME = (
+    '[scenario]\nname = "rt"\nworkload = "messaging"\n'
+    "[realtime]\nusers = 4\n{line}\n"
+    '[[cells]]\ntransport = "ws-aiohttp"\nclient = "aiohttp"\n'
+)
+
+# (connect_rate line, what validate says about realtime.connect_rate)
+BAD_CONNECT_RATES = [
+    pytest.param("connect_rate = 0", "greater than or equal to 1", id="zero"),
+    pytest.param("connect_rate = 0.5", "greater than or equal to 1", id="below-one-a-second"),
+    pytest.param("connect_rate = 1e9", "less than or equal to 100000", id="no-ramp-at-all"),
+    pytest.param('connect_rate = "fast"', "should be a valid number", id="not-a-number"),
+]
+
+
+@pytest.mark.parametrize(("line", "message"), BAD_CONNECT_RATES)
+def test_validate_refuses_a_bad_connect_rate_naming_the_key(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    path = write(tmp_path, REALTIME.format(line=line), "rate.toml")
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2
+    out = squash(result.output)
+    assert squash(f"invalid {path}") in out
+    assert squash("realtime.connect_rate: Input") in out, result.output
+    assert squash(message) in out, result.output
+
+
+def test_connect_rate_defaults_and_accepts_a_whole_number(tmp_path: Path) -> None:
+    default = load_scenario(write(tmp_path, REALTIME.format(line=""), "default.toml"))
+    assert default.realtime is not None and default.realtime.connect_rate == 500.0
+    slow = load_scenario(write(tmp_path, REALTIME.format(line="connect_rate = 20"), "slow.toml"))
+    assert slow.realtime is not None and slow.realtime.connect_rate == 20.0
+
+
 def test_run_with_bad_scenario_exits_2_before_running(tmp_path: Path) -> None:
     bad = write(tmp_path, VALID.replace("warmup_s = 0.5", "warmup_s = -1"), "bad.toml")
     out = tmp_path / "out"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import resource
 import signal
 import socket
 import sys
@@ -41,6 +42,7 @@ from servers.common import (
     parse_stats_line,
     ws_hard_limit,
 )
+from servers.fdlimit import files_for
 from servers.hub import Hub
 from servers.protocol import Request
 from servers.realtime.credentials import SECRET_ENV, signin_payload
@@ -477,6 +479,8 @@ async def test_subprocess_serves_and_stops(kind: str, sig: int) -> None:
             "liveness",
             "signin",
             "secret_file",
+            "backlog",
+            "fd_limit",
         ]
         assert info["liveness"] == {
             "keepalive_timeout_s": 75.0,
@@ -612,6 +616,57 @@ async def test_subprocess_open_signin_accepts_a_bare_name() -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_small_backlog_still_serves_in_process(kind: str) -> None:
+    path = importlib.import_module(MODULES[kind]).PATH
+    config = ServerConfig(HOST, 0, LIMIT, backlog=1)
+    async with running(kind, Hub(LIMIT), config) as server:
+        client = await open_client(Running(kind, server.port, path), "aiohttp")
+        try:
+            result = await client.call(request_bytes(payload="queued"))
+        finally:
+            await client.aclose()
+        assert result.envelope["payload"] == "queued"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_subprocess_with_backlog_and_connections_serves_and_reports_them(kind: str) -> None:
+    proc = await spawn(
+        kind, "--host", HOST, "--port", "0", "--backlog", "7", "--connections", "300"
+    )
+    try:
+        info = await read_ready(proc)
+        assert info["backlog"] == 7
+        limit = info["fd_limit"]
+        # Room for 300 connections, never below where the soft limit was.
+        assert limit["needed"] == files_for(300)
+        assert limit["soft_after"] is None or limit["soft_after"] >= limit["needed"]
+        assert limit["soft_after"] is None or limit["soft_after"] >= limit["soft_before"]
+        server = Running(kind, info["port"], info["path"])
+        async with client_for(server, "aiohttp") as client:
+            result = await client.call(request_bytes(payload="ok"))
+            assert result.envelope["payload"] == "ok"
+        code, _, err = await stop_process(proc, signal.SIGTERM)
+        assert code == 0, err.decode()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_subprocess_refuses_connections_beyond_the_hard_limit() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        pytest.skip("no hard limit on open files here")
+    proc = await spawn("http", "--host", HOST, "--port", "0", "--connections", str(hard))
+    async with asyncio.timeout(20):
+        out, err = await proc.communicate()
+    assert proc.returncode == 1 and out == b""
+    text = err.decode()
+    assert f"{hard} connections need about {files_for(hard)} open files" in text
+    assert f"the hard limit (ulimit -Hn) is {hard}: raise it" in text
 
 
 def test_main_refuses_a_short_secret(
@@ -814,6 +869,8 @@ def test_server_config_validation() -> None:
         ServerConfig(port=65536)
     with pytest.raises(ValueError):
         ServerConfig(max_message_bytes=0)
+    with pytest.raises(ValueError, match="backlog"):
+        ServerConfig(backlog=0)
 
 
 def test_modules_share_shape() -> None:
