@@ -50,6 +50,7 @@ workload = "messaging"
 [realtime]
 users = 3000
 group_size = 4
+message_rate = 1.0
 [[cells]]
 transport = "http"
 client = "aiohttp"
