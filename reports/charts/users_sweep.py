@@ -46,6 +46,7 @@ def users_sweep_chart(
     fig, ax = new_figure()
     multi = "run_id" in sweep.columns and sweep["run_id"].nunique() > 1
     drawn = False
+    objectives: set[float] = set()  # one dashed line per objective, however many cells share it
     for (rid, name), group in sweep.groupby(["run_id", "sweep_group"], sort=False):
         users = pd.to_numeric(group["users"], errors="coerce").astype("float64")
         group = group.assign(users=users).sort_values("users")
@@ -60,7 +61,7 @@ def users_sweep_chart(
         ax.plot(x, y, marker="o", label=chart_text(f"{rid}: {name}" if multi else name), **style)
         drawn = True
         if sweeps is not None and metric == "delivery_p99_ms":
-            _mark_knee(ax, group, sweeps, rid, name, str(style["color"]))
+            _mark_knee(ax, group, sweeps, (rid, name), str(style["color"]), objectives)
     ax.set_xlabel("Connected users")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
     finish(
@@ -76,14 +77,33 @@ def users_sweep_chart(
 
 
 def _mark_knee(
-    ax: Axes, group: pd.DataFrame, sweeps: pd.DataFrame, rid: str, name: str, colour: str
+    ax: Axes,
+    group: pd.DataFrame,
+    sweeps: pd.DataFrame,
+    key: tuple[str, str],
+    colour: str,
+    objectives: set[float],
 ) -> None:
-    """The group's objective as a dashed line and its largest passing count ringed."""
+    """The group's objective as a dashed line (unless ``objectives`` has it) and its
+    largest passing count ringed."""
+    rid, name = key
     mine = sweeps[(sweeps["run_id"] == rid) & (sweeps["sweep_group"] == name)]
     if mine.empty:
         return
     s = mine.iloc[0]
-    ax.axhline(float(s["slo_p99_ms"]), color="#cf222e", linestyle="--", linewidth=1.0)
+    slo = float(s["slo_p99_ms"])
+    if slo not in objectives:
+        ax.axhline(slo, color="#cf222e", linestyle="--", linewidth=1.0)
+        ax.annotate(
+            f"objective {slo:g} ms",
+            (0.01, slo),
+            xycoords=("axes fraction", "data"),
+            textcoords="offset points",
+            xytext=(0, 4),
+            color="#cf222e",
+            fontsize="small",
+        )
+        objectives.add(slo)
     if np.isfinite(s["max_users"]):
         at = group[group["users"] == s["max_users"]].iloc[0]
         ax.scatter(
