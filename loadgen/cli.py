@@ -121,35 +121,55 @@ def locust(
 
 @app.command()
 def sweep(
-    scenario: Annotated[Path, typer.Argument(help="Scenario TOML file (an echo workload)")],
+    scenario: Annotated[Path, typer.Argument(help="Scenario TOML file")],
     rates: Annotated[
-        str, typer.Option("--rates", help="Comma-separated open-loop rates, e.g. 200,400,800")
-    ],
+        str | None,
+        typer.Option(
+            "--rates", help="Comma-separated open-loop rates, e.g. 200,400,800 (an echo workload)"
+        ),
+    ] = None,
+    users: Annotated[
+        str | None,
+        typer.Option(
+            "--users",
+            help="Comma-separated user counts, rising, e.g. 1000,2000,5000 (a real-time workload)",
+        ),
+    ] = None,
     slo_p99_ms: Annotated[
         float | None,
         typer.Option(
-            "--slo-p99-ms", help="p99 objective: report each transport's highest rate under it"
+            "--slo-p99-ms",
+            help="p99 objective: report each cell's highest rate (or user count) under it",
         ),
     ] = None,
     out: RunOut = None,
     report: RunReport = True,
     progress: RunProgress = True,
 ) -> None:
-    """Run a scenario's cells at each of several open-loop rates (a rate sweep)."""
+    """Run a scenario's cells at each of several open-loop rates (a rate sweep) or user
+    counts (a users sweep)."""
+    if (rates is None) == (users is None):
+        err.print("[red]error:[/] give one of --rates (a rate sweep) or --users (a users sweep)")
+        raise typer.Exit(2)
+    option, text = ("--rates", rates) if rates is not None else ("--users", users or "")
     try:
-        values = [float(r) for r in rates.split(",") if r.strip()]
+        kind = float if rates is not None else int
+        values = [kind(r) for r in text.split(",") if r.strip()]
     except ValueError:
         err.print(
-            "[red]error:[/] --rates must be numbers separated by commas, "
-            f"got {term_text(repr(rates))}"
+            f"[red]error:[/] {option} must be numbers separated by commas, "
+            f"got {term_text(repr(text))}"
         )
         raise typer.Exit(2) from None
     try:
         data = read_scenario_dict(scenario)
         load = dict(data.get("load", {}))
-        load.pop("rate", None)
-        load.pop("think_time_ms", None)
-        load.update(model="open", rates=values)
+        if rates is not None:
+            load.pop("rate", None)
+            load.pop("think_time_ms", None)
+            load.update(model="open", rates=values)
+        else:
+            data["realtime"] = {**data.get("realtime", {}), "users": values}
         if slo_p99_ms is not None:
             load["sweep_slo_p99_ms"] = slo_p99_ms
         data["load"] = load

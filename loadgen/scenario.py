@@ -71,6 +71,7 @@ from loadgen.scenario_tables import (
     Strict,
 )
 from loadgen.schema import WS_TRANSPORTS
+from loadgen.users_sweep import check_users, split_users, users_id
 from servers import protocol
 
 #: The [realtime] setting that makes each real-time workload do something.
@@ -116,6 +117,13 @@ class Scenario(Strict):
     cells: list[Cell] = Field(default_factory=list)
     parts: list[Part] | None = Field(default=None, min_length=1, max_length=20)
     slo: SloSettings | None = None
+    #: A users sweep's counts, from a ``[realtime] users`` list (:mod:`loadgen.users_sweep`).
+    users_sweep: list[int] | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _users_list(cls, data: Any) -> Any:
+        return split_users(data)
 
     @model_validator(mode="after")
     def _unique_cells(self) -> Scenario:
@@ -146,8 +154,17 @@ class Scenario(Strict):
                             'delivery = "short-poll", "long-poll" or "sse"'
                         )
                     object.__setattr__(cell, "delivery", default)
+        if self.users_sweep is not None:
+            assert self.realtime is not None
+            check_users(self.users_sweep, self.realtime, self.scenario.client_processes)
         self._check_client_processes()
         self._check_activity()
+        sweeps = self.load.rates or self.users_sweep
+        if self.load.sweep_slo_p99_ms is not None and not sweeps:
+            raise ValueError(
+                "'sweep_slo_p99_ms' applies to a sweep only "
+                "([load] rates or [realtime] users = [...])"
+            )
         seen: set[str] = set()
         for cell in self.cells:
             if cell.id in seen:
@@ -271,9 +288,11 @@ class Scenario(Strict):
         return list(dict.fromkeys(p.workload for p in self.parts))
 
     def run_cells(self) -> list[RunCell]:
-        """What actually runs: each cell, at each rate of a sweep (ascending), over each
-        link profile of ``[network]``; ids get ``@RATErps`` and ``~PROFILE`` suffixes, and
-        cells of a ``[[parts]]`` scenario a ``PART:`` prefix. Parts interleave by profile."""
+        """What actually runs: each cell, at each rate or user count of a sweep (ascending),
+        over each link profile of ``[network]``; ids get ``@RATErps`` or ``@USERSu`` and
+        ``~PROFILE`` suffixes, and cells of a ``[[parts]]`` scenario a ``PART:`` prefix.
+        Parts interleave by profile. A users sweep's cells run under the scenario with
+        ``[realtime] users`` set to their count."""
         if self.parts is not None:
             subs = self.part_scenarios()
             by_part = {
@@ -299,21 +318,32 @@ class Scenario(Strict):
                     out.extend(c for c in cells if (c.profile.name if c.profile else None) == prof)
             return out
         rates: list[float | None] = sorted(self.load.rates) if self.load.rates else [self.load.rate]
+        users: list[int | None] = list(self.users_sweep or [None])
         profiles = self.network.resolved() if self.network else [None]
         out: list[RunCell] = []
         for profile in profiles:
             for rate in rates:
-                for c in self.cells:
-                    cid = c.id
-                    if self.load.rates:
-                        cid += f"@{rate:g}rps"
-                    if profile is not None:
-                        cid += f"~{profile.name}"
-                    group = c.id if self.load.rates else None
-                    if group is not None and profile is not None:
-                        group += f"~{profile.name}"
-                    out.append(RunCell(c, rate, cid, group, profile, self))
+                for n in users:
+                    settings = self if n is None else self.at_users(n)
+                    for c in self.cells:
+                        cid = c.id
+                        if self.load.rates:
+                            cid += f"@{rate:g}rps"
+                        if n is not None:
+                            cid = users_id(cid, n)
+                        if profile is not None:
+                            cid += f"~{profile.name}"
+                        group = c.id if self.load.rates or n is not None else None
+                        if group is not None and profile is not None:
+                            group += f"~{profile.name}"
+                        out.append(RunCell(c, rate, cid, group, profile, settings))
         return out
+
+    def at_users(self, users: int) -> Scenario:
+        """This scenario with ``[realtime] users = users`` and no users sweep (one step of it)."""
+        assert self.realtime is not None
+        realtime = self.realtime.model_copy(update={"users": users})
+        return self.model_copy(update={"realtime": realtime, "users_sweep": None})
 
     def estimated_seconds(self) -> float:
         """Lower bound on the run's wall time (warm-up, measurement and real-time drain)."""
@@ -325,8 +355,11 @@ class Scenario(Strict):
         return total * self.scenario.repeats
 
     def as_dict(self) -> dict[str, Any]:
-        """The scenario as run, for meta.json."""
-        return self.model_dump(mode="json")
+        """The scenario as run, for meta.json; a users sweep keeps its list of counts."""
+        out = self.model_dump(mode="json")
+        if self.users_sweep is not None:
+            out["realtime"]["users"] = list(self.users_sweep)
+        return out
 
 
 def echo_request_bytes(payload_bytes: int) -> int:

@@ -64,7 +64,7 @@ class LoadSettings(Strict):
     #: A rate sweep: every cell runs at each of these open-loop rates (req/s).
     rates: list[float] | None = Field(default=None, min_length=1, max_length=50)
     #: The sweep's latency objective: the report names each transport's highest
-    #: rate whose p99 stays under it.
+    #: rate (or, in a users sweep, user count) whose p99 stays under it.
     sweep_slo_p99_ms: float | None = Field(default=None, gt=0, le=60_000)
     think_time_ms: float = Field(default=0.0, ge=0, le=60_000)
 
@@ -80,8 +80,6 @@ class LoadSettings(Strict):
             if len(set(self.rates)) != len(self.rates):
                 raise ValueError("sweep rates must be distinct")
             return self
-        if self.sweep_slo_p99_ms is not None:
-            raise ValueError("'sweep_slo_p99_ms' applies to a rate sweep ('rates') only")
         if self.model == "open" and self.rate is None:
             raise ValueError("an open-loop load needs 'rate' (total requests per second)")
         if self.model == "closed" and self.rate is not None:

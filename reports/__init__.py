@@ -13,13 +13,15 @@
     reports.verdict_matrix(verdicts, cells=run.cells)  # several links: a column per link
     reports.run_warnings(run)                  # why not to trust the numbers, if anything
     reports.sweep_table(run.cells)             # rate sweeps: highest rate under the p99 SLO
+    reports.users_sweep_table(run.cells)       # users sweeps: most users under the delivery p99
     reports.ratio_table(run.cells)             # HTTP / WebSocket latency ratios (points only)
     reports.delivery_table(run.cells)          # real-time: delivery latency, counts, costs
     reports.write_report(run, "report.html")   # self-contained HTML
     reports.write_outputs(run, "out/")         # report.html, summary.md, verdict.csv(s)
 
 Modules: ``load`` (files -> Run), ``columns`` (column names), ``stats`` (percentiles,
-ratios, sweeps, costs), ``bootstrap`` (confidence intervals), ``verdict`` (the claim's
+ratios, sweeps, costs), ``sweeps`` and ``users_sweeps`` (the knee of a rate or a users
+sweep), ``bootstrap`` (confidence intervals), ``verdict`` (the claim's
 verdict with bootstrap intervals), ``matrix`` (the verdicts pivoted by link profile),
 ``checks`` (warnings), ``table`` (rich tables), ``charts`` (matplotlib), ``html``
 (report.html), ``markdown`` (summary.md, verdict.csv), ``cli_report`` (what
@@ -47,6 +49,7 @@ from reports.matrix import matrix_pivot, verdict_matrix
 from reports.pairs import matched_pairs
 from reports.stats import delivery_ratio_table, delivery_table, ratio_table
 from reports.sweeps import sweep_table
+from reports.users_sweeps import users_sweep_table
 from reports.verdict import (
     CLAIM_RATIO,
     METRICS,
@@ -81,6 +84,7 @@ __all__ = [
     "select_part",
     "summary_markdown",
     "sweep_table",
+    "users_sweep_table",
     "verdict_counts",
     "verdict_matrix",
     "verdict_table",

@@ -120,7 +120,7 @@ def cost_table(cells: pd.DataFrame, metas: dict[str, dict] | None = None) -> pd.
     cells: only ``bytes_total`` (``bytes_per_useful_message``; see
     :func:`bytes_per_useful_split` for its parts). ``cpu_us_server``/``_client``: CPU µs per
     useful message. ``rss_mb_server``: the server's peak RSS; ``connections``: the echo
-    cell's connections, or a real-time scenario's users (meta.json ``realtime.users``, of
+    cell's connections, or a real-time cell's ``users`` (else meta.json ``realtime.users``, of
     the cell's part in a multi-part run: :func:`reports.load.cell_scenario`);
     ``rss_mb_per_connection`` their quotient (it includes the server's fixed baseline).
     """
@@ -138,7 +138,10 @@ def cost_table(cells: pd.DataFrame, metas: dict[str, dict] | None = None) -> pd.
             server = float_or_nan(c.get("cpu_s_per_useful_message_server"))
             client = float_or_nan(c.get("cpu_s_per_useful_message_client"))
             rt = scenario.get("realtime") if isinstance(scenario.get("realtime"), dict) else {}
-            conns = float_or_nan(rt.get("users"))
+            # The cell's own count: a users sweep's meta.json lists all of them.
+            conns = float_or_nan(c.get("users"))
+            if not np.isfinite(conns):
+                conns = float_or_nan(rt.get("users"))
         else:
             sent = float_or_nan(c.get("bytes_per_request_sent"))
             received = float_or_nan(c.get("bytes_per_request_received"))

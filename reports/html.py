@@ -53,6 +53,7 @@ from reports.table import (
     summary_rows,
 )
 from reports.user_costs import USER_COST_HEADERS, USER_COST_NOTE, user_cost_rows
+from reports.users_sweeps import users_sweep_rows, users_sweep_table
 from reports.verdict import (
     CLAIM_RATIO,
     METRICS,
@@ -141,6 +142,7 @@ def report_context(run: Run, *, verdicts: pd.DataFrame | None = None) -> dict[st
         "warnings": run_warnings(run),
         "floor": _floor(run, multi),
         "sweeps": _sweep_rows(sweeps, multi),
+        "users_sweeps": users_sweep_rows(users_sweep_table(run.cells), multi),
         "scenarios": [_scenario(part, i) for i, part in enumerate(scenario_runs(run), start=1)],
         "environments": [environment(part) for part in run.runs],
     }

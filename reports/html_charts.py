@@ -19,6 +19,7 @@ from reports.fmt import as_float
 from reports.load import Run, cell_scenario
 from reports.stats import completed_run, measured_deliveries, measured_samples
 from reports.sweeps import sweep_cells
+from reports.users_sweeps import users_sweep_cells, users_sweep_table
 
 
 def chart(title: str, fig: Figure, caption: str) -> dict[str, str]:
@@ -88,7 +89,8 @@ def request_charts(run: Run, costs: pd.DataFrame) -> list[dict[str, str]]:
 
 
 def delivery_charts(run: Run, costs: pd.DataFrame) -> list[dict[str, str]]:
-    """Delivery latency charts (when any delivery was measured) and the cost charts."""
+    """Delivery latency charts (when any delivery was measured), a users sweep's charts
+    and the cost charts."""
     run = completed_run(run)
     live_costs = costs[costs["per"] == "message"]
     out = []
@@ -126,6 +128,7 @@ def delivery_charts(run: Run, costs: pd.DataFrame) -> list[dict[str, str]]:
                     "interval, averaging half of it: the price of polling that push avoids.",
                 )
             )
+    out += users_sweep_charts(run)
     out += [
         chart(
             "Bytes per useful message",
@@ -148,6 +151,41 @@ def delivery_charts(run: Run, costs: pd.DataFrame) -> list[dict[str, str]]:
         ),
     ]
     return out
+
+
+#: The users sweep's charts: column, title and caption.
+USERS_SWEEP_CHARTS: tuple[tuple[str, str, str], ...] = (
+    (
+        "rss_mb_server",
+        "Server memory against connected users",
+        "The server's peak resident memory at each user count, one line per cell; the "
+        "slope is the memory each further connected user costs, the intercept the "
+        "interpreter's baseline.",
+    ),
+    (
+        "cpu_util_server",
+        "Server CPU against connected users",
+        "The server's CPU time over the measured window at each user count (1.0: one CPU "
+        "busy the whole time); polling pays for every request, push for every item.",
+    ),
+    (
+        "delivery_p99_ms",
+        "Delivery p99 against connected users",
+        "The 99th percentile delivery latency at each user count; the dashed line is the "
+        "objective, the ringed point each cell's largest count that met it.",
+    ),
+)
+
+
+def users_sweep_charts(run: Run) -> list[dict[str, str]]:
+    """A users sweep's charts (memory, CPU, delivery p99 against users); none without one."""
+    if users_sweep_cells(run.cells).empty:
+        return []
+    sweeps = users_sweep_table(run.cells)
+    return [
+        chart(title, charts.users_sweep_chart(run.cells, metric, sweeps), caption)
+        for metric, title, caption in USERS_SWEEP_CHARTS
+    ]
 
 
 def poll_interval_ms(run: Run) -> float | None:

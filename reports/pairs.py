@@ -62,11 +62,9 @@ def matched_pairs(run: Run) -> pd.DataFrame:
     delivery = cells["delivery"] if "delivery" in cells.columns else pd.Series(None, cells.index)
     http_ok = (fam == "http") & (~live | delivery.isin(HTTP_DELIVERY_MODES))
     ws_ok = (fam == "ws") & (~live | delivery.eq("push") | delivery.isna())
-    group_keys = [
-        k
-        for k in ("run_id", "workload", "load_model", "target_rate", "connections", *extras)
-        if k in cells.columns
-    ]
+    # users: a users sweep's cells pair at each count, as a rate sweep's at each rate.
+    keys = ("run_id", "workload", "load_model", "target_rate", "users", "connections", *extras)
+    group_keys = [k for k in keys if k in cells.columns]
     scenarios = {part.run_id: part.scenario_name for part in run.runs}
     metas = {part.run_id: part.meta for part in run.runs}
     rows = []
@@ -112,8 +110,9 @@ def matched_pairs(run: Run) -> pd.DataFrame:
 def load_label(cell: Mapping[str, object] | pd.Series, meta: Mapping[str, object]) -> str:
     """How a cell was loaded, in words: ``"open loop 400 req/s, 4 connections"``,
     ``"closed loop, 8 connections"``, or for real-time workloads the users and their rates
-    from meta.json (``"24 users, 1 msg/s each"``), those of the cell's ``part`` in a
-    multi-part run (:func:`reports.load.cell_scenario`).
+    from meta.json (``"24 users, 1 msg/s each"``; the users count is the cell's own when
+    summary.json has it), those of the cell's ``part`` in a multi-part run
+    (:func:`reports.load.cell_scenario`).
 
     ``load_label(run.cells.iloc[0], run.meta)``."""
     workload = _text(cell.get("workload")) or "echo"
@@ -121,7 +120,11 @@ def load_label(cell: Mapping[str, object] | pd.Series, meta: Mapping[str, object
         scenario = cell_scenario(meta, cell.get("part"))
         rt = scenario.get("realtime") if isinstance(scenario.get("realtime"), Mapping) else {}
         parts = []
-        if rt.get("users") is not None:
+        # The cell's own count first: a users sweep's meta.json lists all of them.
+        users = float_or_nan(cell.get("users"))
+        if np.isfinite(users):
+            parts.append(f"{users:,.0f} users")
+        elif rt.get("users") is not None:
             parts.append(f"{rt['users']} users")
         if workload in ("messaging", "mix") and rt.get("message_rate"):
             parts.append(f"{rt['message_rate']:g} msg/s each")

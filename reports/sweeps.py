@@ -5,9 +5,16 @@ its p99 stays under the objective.
 
     from reports.sweeps import sweep_table
     sweep_table(run.cells)               # one row per sweep group: max_rate, failure...
+    slo, source = sweep_objective(group, DEFAULT_SWEEP_SLO_P99_MS)
+    knee = sweep_knee(group, "target_rate", lambda c: sweep_rate_ok(c, slo), "p99_ms")
+
+The objective and the knee walk are shared with users sweeps (:mod:`reports.users_sweeps`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -66,6 +73,49 @@ def sweep_rate_ok(row: pd.Series, slo_ms: float) -> tuple[bool, str]:
     return True, ""
 
 
+def sweep_objective(group: pd.DataFrame, default_slo_ms: float) -> tuple[float, str]:
+    """One sweep group's p99 objective and where it came from: its cells' ``slo_p99_ms``
+    (``"scenario"``), else ``default_slo_ms`` (``"default"``)."""
+    values = (
+        pd.to_numeric(group["slo_p99_ms"], errors="coerce").dropna()
+        if "slo_p99_ms" in group.columns
+        else pd.Series(dtype=float)
+    )
+    if len(values):
+        return float(values.iloc[0]), "scenario"
+    return default_slo_ms, "default"
+
+
+def sweep_knee(
+    group: pd.DataFrame,
+    axis: str,
+    judge: Callable[[pd.Series], tuple[bool, str]],
+    p99_column: str,
+) -> dict[str, Any]:
+    """Walk one sweep group up ``axis`` (the column stepped): the knee and where it stopped.
+
+    ``judge(cell)`` is ``(ok, why)``. Returns ``max`` (the highest step such that it and
+    every lower step passed; NaN when even the lowest failed), ``p99_at_max`` (that
+    cell's ``p99_column``), ``first_failing`` and ``failure`` (NaN and ``""`` when every
+    step passed).
+    """
+    out: dict[str, Any] = {
+        "max": np.nan,
+        "p99_at_max": np.nan,
+        "first_failing": np.nan,
+        "failure": "",
+    }
+    for _, cell in group.sort_values(axis).iterrows():
+        ok, why = judge(cell)
+        if not ok:
+            out["first_failing"] = float(cell[axis])
+            out["failure"] = why
+            break
+        out["max"] = float(cell[axis])
+        out["p99_at_max"] = float_or_nan(cell.get(p99_column))
+    return out
+
+
 def sweep_table(
     cells: pd.DataFrame, *, default_slo_ms: float = DEFAULT_SWEEP_SLO_P99_MS
 ) -> pd.DataFrame:
@@ -87,33 +137,22 @@ def sweep_table(
     for key, group in sweep.groupby(keys, sort=False):
         ident = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
         group = group.sort_values("target_rate")
-        slo_values = (
-            pd.to_numeric(group["slo_p99_ms"], errors="coerce").dropna()
-            if "slo_p99_ms" in group.columns
-            else pd.Series(dtype=float)
-        )
-        slo = float(slo_values.iloc[0]) if len(slo_values) else default_slo_ms
+        slo, source = sweep_objective(group, default_slo_ms)
+        knee = sweep_knee(group, "target_rate", lambda c, slo=slo: sweep_rate_ok(c, slo), "p99_ms")
         first = group.iloc[0]
-        row = {
-            **ident,
-            "transport": first.get("transport"),
-            "client": first.get("client"),
-            "conn_mode": first.get("conn_mode"),
-            "slo_p99_ms": slo,
-            "slo_source": "scenario" if len(slo_values) else "default",
-            "rates": [float(r) for r in group["target_rate"]],
-            "max_rate": np.nan,
-            "p99_at_max_ms": np.nan,
-            "first_failing_rate": np.nan,
-            "failure": "",
-        }
-        for _, cell in group.iterrows():
-            ok, why = sweep_rate_ok(cell, slo)
-            if not ok:
-                row["first_failing_rate"] = float(cell["target_rate"])
-                row["failure"] = why
-                break
-            row["max_rate"] = float(cell["target_rate"])
-            row["p99_at_max_ms"] = float_or_nan(cell.get("p99_ms"))
-        rows.append(row)
+        rows.append(
+            {
+                **ident,
+                "transport": first.get("transport"),
+                "client": first.get("client"),
+                "conn_mode": first.get("conn_mode"),
+                "slo_p99_ms": slo,
+                "slo_source": source,
+                "rates": [float(r) for r in group["target_rate"]],
+                "max_rate": knee["max"],
+                "p99_at_max_ms": knee["p99_at_max"],
+                "first_failing_rate": knee["first_failing"],
+                "failure": knee["failure"],
+            }
+        )
     return pd.DataFrame(rows, columns=list(SWEEP_COLUMNS))

@@ -9,7 +9,9 @@ exactly the ratio of their scales. Warmup and failed rows get absurd latencies
 (:data:`JUNK_NS`) so any statistic that fails to exclude them is visibly wrong.
 
 ``make_run_dir(tmp_path, sweep_cells({...}))`` writes a rate sweep (cells named
-``CELL@RATErps`` with ``sweep_group``, ``target_rate`` and ``slo_p99_ms``).
+``CELL@RATErps`` with ``sweep_group``, ``target_rate`` and ``slo_p99_ms``);
+``make_realtime_run_dir(tmp_path, users_sweep_cells({...}))`` a users sweep (cells named
+``CELL@USERSu`` with ``users``, ``sweep_group`` and ``slo_p99_ms``).
 ``real_runs(base)`` makes two tiny *real* runs (echo and messaging) with ``rtbench run``;
 ``real_parts_run(base)`` one tiny real run of a multi-part scenario (echo and messaging).
 
@@ -365,6 +367,39 @@ def sweep_cells(
     return out
 
 
+def users_sweep_cells(
+    scales: dict[str, Sequence[float]],
+    users: Sequence[int] = (20, 40, 80),
+    *,
+    slo_p99_ms: float | None = 5.0,
+    lost: dict[tuple[str, int], int] | None = None,
+) -> list[RtCellSpec]:
+    """The cells of a synthetic users sweep, counts rising (as ``rtbench`` runs them).
+
+    ``scales`` maps ``"transport/client/conn_mode/delivery"`` to one delivery latency
+    scale per count (p99 near ``0.96 * scale`` ms); ``lost`` gives some (group, count)
+    lost deliveries per repeat.
+    """
+    lost = lost or {}
+    out = []
+    for i, n in enumerate(users):
+        for group, per_count in scales.items():
+            transport, client, conn_mode, delivery = group.split("/")
+            out.append(
+                RtCellSpec(
+                    transport,
+                    client,
+                    conn_mode,
+                    delivery,
+                    scale=per_count[i],
+                    users=n,
+                    slo_p99_ms=slo_p99_ms,
+                    lost=lost.get((group, n), 0),
+                )
+            )
+    return out
+
+
 # --- real runs ----------------------------------------------------------------------------
 
 #: A two-cell echo scenario, about a second per cell and repeat.
@@ -494,7 +529,10 @@ class RtCellSpec(Cell):
     """One synthetic real-time cell; delivery latency = shared base * ``scale``.
 
     ``lost`` and ``duplicated`` are per repeat; ``deferred`` adds that many deliveries per
-    repeat to offline recipients (counted, left out of latency statistics).
+    repeat to offline recipients (counted, left out of latency statistics). ``users``
+    makes it a cell of a users sweep (named ``...@USERSu``, with ``users``,
+    ``sweep_group`` and ``slo_p99_ms``; its server RSS is ``40 + users / 100`` MB and
+    its server CPU utilisation ``users / 1000``).
     """
 
     delivery: str
@@ -506,10 +544,16 @@ class RtCellSpec(Cell):
     slow_consumer_closes: int = 0
     late_steps: int = 0
     item_type: str = "message"
+    users: int | None = None
+    slo_p99_ms: float | None = None
+
+    @property
+    def group(self) -> str:
+        return self.triple if self.delivery == "push" else f"{self.triple}/{self.delivery}"
 
     @property
     def name(self) -> str:
-        return self.triple if self.delivery == "push" else f"{self.triple}/{self.delivery}"
+        return self.group if self.users is None else f"{self.group}@{self.users}u"
 
     @property
     def polls(self) -> bool:
@@ -591,6 +635,10 @@ def make_realtime_run_dir(
             "rss_mb": {"server": 40.1, "client": 60.2},
             "per_repeat": per_repeat,
         }
+        if spec.users is not None:
+            entry.update(users=spec.users, sweep_group=spec.group, slo_p99_ms=spec.slo_p99_ms)
+            entry["rss_mb"] = {"server": 40.0 + spec.users / 100, "client": 60.2}
+            entry["cpu_util"] = {"server": spec.users / 1000, "client": 0.2}
         summary_cells.append(entry)
     pq.write_table(pa.Table.from_pydict(samples, schema=SAMPLE_SCHEMA), folder / SAMPLES_FILE)
     if write_deliveries:

@@ -83,6 +83,7 @@ def cell_identity(run_cell: RunCell) -> dict[str, Any]:
         "workload": scenario.scenario.workload,
         "load_model": load.model if scenario.scenario.workload == "echo" else "open",
         "connections": load.connections,
+        "users": rt.users if (rt := scenario.realtime) else None,
         "target_rate": run_cell.rate,
         "payload_bytes": scenario.scenario.payload_bytes,
         "tls": scenario.scenario.tls_version if cell.tls else None,

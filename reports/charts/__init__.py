@@ -1,5 +1,5 @@
 """Charts (matplotlib, Agg canvas, no pyplot state) for the report and the notebook: one
-module per family (style, latency, over_time, verdict, sweep, costs), all named here.
+module per family (style, latency, over_time, verdict, sweep, users_sweep, costs), all named here.
 
 ::
 
@@ -12,6 +12,7 @@ module per family (style, latency, over_time, verdict, sweep, costs), all named 
     charts.verdict_chart(reports.verdict_table(run))   # ratio and 95 % CI per pair, vs 3x
     charts.latency_over_time(run.samples)           # p50/p99 per time bin, a panel per cell
     charts.sweep_chart(run.cells)                   # rate sweep: the hockey stick and its knee
+    charts.users_sweep_chart(run.cells, "rss_mb_server")   # users sweep: memory, CPU, p99
     costs = reports.costs.cost_table(run.cells, {run.run_id: run.meta})
     charts.echo_bytes_chart(costs)                  # bytes per request: overhead vs payload
     charts.cpu_chart(costs)                         # CPU per message: server and client
@@ -69,6 +70,8 @@ from reports.charts.style import n_label as n_label
 from reports.charts.style import new_figure as new_figure
 from reports.charts.style import row_name as row_name
 from reports.charts.sweep import sweep_chart as sweep_chart
+from reports.charts.users_sweep import USERS_SWEEP_METRICS as USERS_SWEEP_METRICS
+from reports.charts.users_sweep import users_sweep_chart as users_sweep_chart
 from reports.charts.verdict import VERDICT_COLOURS as VERDICT_COLOURS
 from reports.charts.verdict import VERDICT_MARKERS as VERDICT_MARKERS
 from reports.charts.verdict import verdict_chart as verdict_chart
