@@ -360,7 +360,7 @@ def test_validate_bad_exits_2_with_message(tmp_path: Path) -> None:
 
 REALTIME = (
     '[scenario]\nname = "rt"\nworkload = "messaging"\n'
-    "[realtime]\nusers = 4\n{line}\n"
+    "[realtime]\nusers = 4\nmessage_rate = 1.0\n{line}\n"
     '[[cells]]\ntransport = "ws-aiohttp"\nclient = "aiohttp"\n'
 )
 
