@@ -531,7 +531,8 @@ def test_scenario_accepts_sse_for_http_cells_only() -> None:
     import tomllib
 
     def scenario(cell: str) -> Any:
-        text = '[scenario]\nname = "x"\nworkload = "messaging"\n[realtime]\nusers = 4\nmessage_rate = 1.0\n'
+        text = '[scenario]\nname = "x"\nworkload = "messaging"\n'
+        text += "[realtime]\nusers = 4\nmessage_rate = 1.0\n"
         return parse_scenario(tomllib.loads(text + "[[cells]]\n" + cell))
 
     cell = scenario('transport = "http"\nclient = "aiohttp"\ndelivery = "sse"\n').cells[0]
