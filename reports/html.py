@@ -43,7 +43,7 @@ from reports.stats import (
     realtime_cells,
     request_cells,
 )
-from reports.sweeps import sweep_table
+from reports.sweeps import sweep_rows, sweep_table
 from reports.table import (
     ACTIVITY_SUMMARY_COLUMNS,
     DELIVERY_SUMMARY_COLUMNS,
@@ -141,7 +141,7 @@ def report_context(run: Run, *, verdicts: pd.DataFrame | None = None) -> dict[st
         ),
         "warnings": run_warnings(run),
         "floor": _floor(run, multi),
-        "sweeps": _sweep_rows(sweeps, multi),
+        "sweeps": sweep_rows(sweeps, multi),
         "users_sweeps": users_sweep_rows(users_sweep_table(run.cells), multi),
         "scenarios": [_scenario(part, i) for i, part in enumerate(scenario_runs(run), start=1)],
         "environments": [environment(part) for part in run.runs],
@@ -298,29 +298,6 @@ def _matrix(matrix: pd.DataFrame) -> dict[str, Any] | None:
         "pairings": ", ".join(dict.fromkeys(matrix["pairing"].astype(str))),
         "tables": tables,
     }
-
-
-def _sweep_rows(sweeps: pd.DataFrame, multi: bool) -> list[dict[str, str]]:
-    rows = []
-    for _, s in sweeps.iterrows():
-        max_rate = as_float(s["max_rate"])
-        failing = as_float(s["first_failing_rate"])
-        rows.append(
-            {
-                "group": (f"{s['run_id']}: " if multi else "") + str(s["sweep_group"]),
-                "slo": f"{s['slo_p99_ms']:g} ms"
-                + (" (default: the scenario set none)" if s["slo_source"] == "default" else ""),
-                "max_rate": f"{max_rate:,.0f} req/s"
-                if max_rate
-                else "none (even the lowest failed)",
-                "p99_at_max": fmt_ms(s["p99_at_max_ms"]),
-                "rates": ", ".join(f"{r:,.0f}" for r in s["rates"]),
-                "stop": (
-                    f"{failing:,.0f} req/s: {s['failure']}" if failing else "every rate passed"
-                ),
-            }
-        )
-    return rows
 
 
 def _floor(run: Run, multi: bool) -> dict[str, Any] | None:

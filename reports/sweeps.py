@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reports.fmt import float_or_nan, fmt_ms
+from reports.fmt import as_float, float_or_nan, fmt_ms
 from reports.thresholds import RATE_REACHED
 
 #: p99 objective (ms) a rate sweep is judged against when its cells carry none.
@@ -156,3 +156,35 @@ def sweep_table(
             }
         )
     return pd.DataFrame(rows, columns=list(SWEEP_COLUMNS))
+
+
+def sweep_row_head(s: pd.Series, multi: bool) -> dict[str, str]:
+    """The first cells of a sweep's report row: its group (after its run id when
+    ``multi``) and its objective, saying when it is the default."""
+    default = " (default: the scenario set none)" if s["slo_source"] == "default" else ""
+    return {
+        "group": (f"{s['run_id']}: " if multi else "") + str(s["sweep_group"]),
+        "slo": f"{s['slo_p99_ms']:g} ms{default}",
+    }
+
+
+def sweep_rows(sweeps: pd.DataFrame, multi: bool) -> list[dict[str, str]]:
+    """:func:`sweep_table` output as the HTML report's rows of plain strings."""
+    rows = []
+    for _, s in sweeps.iterrows():
+        max_rate = as_float(s["max_rate"])
+        failing = as_float(s["first_failing_rate"])
+        rows.append(
+            {
+                **sweep_row_head(s, multi),
+                "max_rate": f"{max_rate:,.0f} req/s"
+                if max_rate
+                else "none (even the lowest failed)",
+                "p99_at_max": fmt_ms(s["p99_at_max_ms"]),
+                "rates": ", ".join(f"{r:,.0f}" for r in s["rates"]),
+                "stop": (
+                    f"{failing:,.0f} req/s: {s['failure']}" if failing else "every rate passed"
+                ),
+            }
+        )
+    return rows

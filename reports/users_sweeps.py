@@ -17,7 +17,12 @@ import numpy as np
 import pandas as pd
 
 from reports.fmt import float_or_nan, fmt_ms
-from reports.sweeps import DEFAULT_SWEEP_SLO_P99_MS, sweep_knee, sweep_objective
+from reports.sweeps import (
+    DEFAULT_SWEEP_SLO_P99_MS,
+    sweep_knee,
+    sweep_objective,
+    sweep_row_head,
+)
 
 #: Columns of :func:`users_sweep_table`.
 USERS_SWEEP_COLUMNS: tuple[str, ...] = (
@@ -120,9 +125,7 @@ def users_sweep_rows(sweeps: pd.DataFrame, multi: bool) -> list[dict[str, str]]:
         failing = float_or_nan(s["first_failing_users"])
         rows.append(
             {
-                "group": (f"{s['run_id']}: " if multi else "") + str(s["sweep_group"]),
-                "slo": f"{s['slo_p99_ms']:g} ms"
-                + (" (default: the scenario set none)" if s["slo_source"] == "default" else ""),
+                **sweep_row_head(s, multi),
                 "max_users": f"{max_users:,.0f} users"
                 if np.isfinite(max_users)
                 else "none (even the smallest count failed)",

@@ -269,6 +269,16 @@ def _write_json(
     (folder / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
 
+def edit_cell(folder: Path, name: str, /, **fields: Any) -> None:
+    """Overwrite ``fields`` (``cell`` too) of cell ``name``'s entry in ``folder``'s
+    summary.json."""
+    path = folder / SUMMARY_FILE
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    entry = next(c for c in summary["cells"] if c["cell"] == name)
+    entry.update(fields)
+    path.write_text(json.dumps(summary), encoding="utf-8")
+
+
 def _add_rows(
     columns: dict[str, list[Any]], spec: CellSpec, rep: int, latencies: np.ndarray, warmup: int
 ) -> None:

@@ -168,3 +168,29 @@ def fig_to_png(fig: Figure, *, dpi: int = 100) -> bytes:
 def row_name(row: Any, multi: bool) -> str:
     """A cell's label in a chart: ``RUN: CELL`` when several runs are shown; escaped."""
     return chart_text(f"{row['run_id']}: {row['cell']}" if multi else row["cell"])
+
+
+OBJECTIVE_COLOUR = "#cf222e"
+
+
+def objective_line(ax: Axes, slo_ms: float, label: str, drawn: set[float]) -> None:
+    """A dashed horizontal line at a p99 objective, labelled at the left; drawn once per
+    value (``drawn`` holds the values already on ``ax``)."""
+    if slo_ms in drawn:
+        return
+    ax.axhline(slo_ms, color=OBJECTIVE_COLOUR, linestyle="--", linewidth=1.2)
+    ax.annotate(
+        label,
+        (0.01, slo_ms),
+        xycoords=("axes fraction", "data"),
+        textcoords="offset points",
+        xytext=(0, 4),
+        color=OBJECTIVE_COLOUR,
+        fontsize="small",
+    )
+    drawn.add(slo_ms)
+
+
+def ring(ax: Axes, x: float, y: float, colour: object) -> None:
+    """An open circle around one point of a line: a sweep's knee or last passing step."""
+    ax.scatter([x], [y], s=220, facecolors="none", edgecolors=colour, linewidths=2.0, zorder=4)

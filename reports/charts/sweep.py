@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from loadgen.escape import chart_text
-from reports.charts.style import cell_style, finish, new_figure
+from reports.charts.style import cell_style, finish, new_figure, objective_line, ring
 from reports.sweeps import sweep_cells, sweep_table
 from reports.thresholds import RATE_REACHED
 
@@ -57,30 +57,11 @@ def sweep_chart(
         if len(mine):
             s = mine.iloc[0]
             slo = float(s["slo_p99_ms"])
-            if slo not in slos_drawn:
-                source = "scenario" if s["slo_source"] == "scenario" else "default"
-                ax.axhline(slo, color="#cf222e", linestyle="--", linewidth=1.2)
-                ax.annotate(
-                    f"p99 objective {slo:g} ms ({source})",
-                    (0.01, slo),
-                    xycoords=("axes fraction", "data"),
-                    textcoords="offset points",
-                    xytext=(0, 4),
-                    color="#cf222e",
-                    fontsize="small",
-                )
-                slos_drawn.add(slo)
+            source = "scenario" if s["slo_source"] == "scenario" else "default"
+            objective_line(ax, slo, f"p99 objective {slo:g} ms ({source})", slos_drawn)
             if np.isfinite(s["max_rate"]):
                 at = group[group["target_rate"] == s["max_rate"]].iloc[0]
-                ax.scatter(
-                    [at["throughput_rps"]],
-                    [at["p99_ms"]],
-                    s=220,
-                    facecolors="none",
-                    edgecolors=colour,
-                    linewidths=2.0,
-                    zorder=4,
-                )
+                ring(ax, at["throughput_rps"], at["p99_ms"], colour)
                 ax.annotate(
                     f"knee: {s['max_rate']:,.0f} req/s",
                     (at["throughput_rps"], at["p99_ms"]),

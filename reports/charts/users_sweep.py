@@ -15,7 +15,14 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from loadgen.escape import chart_text
-from reports.charts.style import DELIVERY_LEGEND, delivery_style, finish, new_figure
+from reports.charts.style import (
+    DELIVERY_LEGEND,
+    delivery_style,
+    finish,
+    new_figure,
+    objective_line,
+    ring,
+)
 from reports.users_sweeps import users_sweep_cells
 
 #: What can be drawn against users: column -> (axis label, log scale).
@@ -92,26 +99,7 @@ def _mark_knee(
         return
     s = mine.iloc[0]
     slo = float(s["slo_p99_ms"])
-    if slo not in objectives:
-        ax.axhline(slo, color="#cf222e", linestyle="--", linewidth=1.0)
-        ax.annotate(
-            f"objective {slo:g} ms",
-            (0.01, slo),
-            xycoords=("axes fraction", "data"),
-            textcoords="offset points",
-            xytext=(0, 4),
-            color="#cf222e",
-            fontsize="small",
-        )
-        objectives.add(slo)
+    objective_line(ax, slo, f"objective {slo:g} ms", objectives)
     if np.isfinite(s["max_users"]):
         at = group[group["users"] == s["max_users"]].iloc[0]
-        ax.scatter(
-            [at["users"]],
-            [at["delivery_p99_ms"]],
-            s=200,
-            facecolors="none",
-            edgecolors=colour,
-            linewidths=2.0,
-            zorder=4,
-        )
+        ring(ax, at["users"], at["delivery_p99_ms"], colour)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import pytest
+from scenario_toml import cell_table
 
 from loadgen.run.capacity import listen_backlog, read_somaxconn, server_sizing, sizing_args
 from loadgen.scenario import parse_scenario
@@ -43,26 +43,15 @@ def test_read_somaxconn(tmp_path: Path, text: str | None, expected: int | None) 
     assert read_somaxconn(path) == expected
 
 
-SCENARIO = """
-[scenario]
-name = "big"
-workload = "messaging"
-[realtime]
-users = 3000
-group_size = 4
-message_rate = 1.0
-[[cells]]
-transport = "http"
-client = "aiohttp"
-delivery = "long-poll"
-[[cells]]
-transport = "ws-aiohttp"
-client = "aiohttp"
-"""
+SCENARIO = {
+    "scenario": {"name": "big", "workload": "messaging"},
+    "realtime": {"users": 3000, "group_size": 4, "message_rate": 1.0},
+    "cells": [cell_table("http/aiohttp", delivery="long-poll"), cell_table("ws-aiohttp/aiohttp")],
+}
 
 
 def test_server_sizing_follows_each_cells_users() -> None:
-    cells = {c.cell.transport: c for c in parse_scenario(tomllib.loads(SCENARIO)).run_cells()}
+    cells = {c.cell.transport: c for c in parse_scenario(SCENARIO).run_cells()}
     # Long polling holds two connections a user, a WebSocket one.
     polling = server_sizing(cells["http"], 1, 4096)
     assert polling == {"connections": 6000, "backlog": 4096}

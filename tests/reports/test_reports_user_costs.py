@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-from reports_fixtures import RT_USERS, CellSpec, make_realtime_run_dir, make_run_dir
+from reports_fixtures import RT_USERS, CellSpec, edit_cell, make_realtime_run_dir, make_run_dir
 
 import reports
 from loadgen.schema import SUMMARY_FILE
@@ -19,14 +18,6 @@ from reports.user_costs import USER_COST_HEADERS, user_cost_rows, user_cost_tabl
 
 WS = "ws-aiohttp/aiohttp/persistent"
 EVIL = "ws|<b>*x*</b>"
-
-
-def _edit(folder: Path, name: str, **fields: Any) -> None:
-    path = folder / SUMMARY_FILE
-    doc = json.loads(path.read_text())
-    entry = next(c for c in doc["cells"] if c["cell"] == name)
-    entry.update(fields)
-    path.write_text(json.dumps(doc))
 
 
 def test_one_line_of_pandas_gets_the_columns(tmp_path: Path) -> None:
@@ -54,7 +45,7 @@ def test_echo_cells_are_left_out(tmp_path: Path) -> None:
 def test_a_figure_missing_from_the_results_shows_as_missing(tmp_path: Path) -> None:
     folder = make_realtime_run_dir(tmp_path)
     block = {"users": 40, "server_rss_mb": None, "server_cpu_ms_per_s": 2.5}
-    _edit(folder, WS, per_1000_users=block)
+    edit_cell(folder, WS, per_1000_users=block)
     rows = {r[0]: r for r in user_cost_rows(reports.load(folder).cells)}
     assert rows[WS] == [WS, "ws-aiohttp", "push", "40", "–", "2.500", "–"]
 
@@ -80,7 +71,7 @@ def test_summary_markdown_table_escapes_names(tmp_path: Path) -> None:
         "server_cpu_ms_per_s": 0.75,
         "wire_kb_per_min": 1234.5,
     }
-    _edit(folder, WS, cell=EVIL, per_1000_users=block)
+    edit_cell(folder, WS, cell=EVIL, per_1000_users=block)
     text = summary_markdown(reports.load(folder))
     section = text[text.index("### Cost per connected user") :].splitlines()
     assert section[4:6] == [
@@ -96,7 +87,7 @@ def test_summary_markdown_table_escapes_names(tmp_path: Path) -> None:
 
 def test_html_report_escapes_names(tmp_path: Path) -> None:
     folder = make_realtime_run_dir(tmp_path)
-    _edit(folder, WS, cell='<script>alert("x")</script>')
+    edit_cell(folder, WS, cell='<script>alert("x")</script>')
     html = render_report(reports.load(folder))
     start = html.index("<h3>Cost per connected user</h3>")
     table = html[start : html.index("</table>", start)]

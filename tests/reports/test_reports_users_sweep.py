@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from cli_runs import run_side_by_side
 from reports_fixtures import make_realtime_run_dir, users_sweep_cells
+from scenario_toml import cell_table, toml_text
 
 import reports
 from reports import charts
@@ -130,35 +131,31 @@ def test_report_html_has_the_table_and_the_three_charts(sweep_run: reports.Run) 
 
 
 #: A tiny real users sweep: push and long polling at 4 and 8 users.
-TINY_USERS_SWEEP_TOML = """
-[scenario]
-name = "tiny-users-sweep"
-workload = "messaging"
-repeats = 1
-duration_s = 1
-warmup_s = 0.2
-timeout_s = 5
-placement = "none"
-
-[load]
-sweep_slo_p99_ms = 1000
-
-[realtime]
-users = [4, 8]
-group_size = 4
-message_rate = 2.0
-long_poll_timeout_ms = 2000
-drain_s = 0.5
-
-[[cells]]
-transport = "ws-aiohttp"
-client = "aiohttp"
-
-[[cells]]
-transport = "http"
-client = "aiohttp"
-delivery = "long-poll"
-"""
+TINY_USERS_SWEEP_TOML = toml_text(
+    {
+        "scenario": {
+            "name": "tiny-users-sweep",
+            "workload": "messaging",
+            "repeats": 1,
+            "duration_s": 1,
+            "warmup_s": 0.2,
+            "timeout_s": 5,
+            "placement": "none",
+        },
+        "load": {"sweep_slo_p99_ms": 1000},
+        "realtime": {
+            "users": [4, 8],
+            "group_size": 4,
+            "message_rate": 2.0,
+            "long_poll_timeout_ms": 2000,
+            "drain_s": 0.5,
+        },
+        "cells": [
+            cell_table("ws-aiohttp/aiohttp"),
+            cell_table("http/aiohttp", delivery="long-poll"),
+        ],
+    }
+)
 
 
 @pytest.mark.e2e

@@ -3,15 +3,13 @@ frames and the warnings, and a server that said nothing is named as unknown."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from reports_fixtures import CellSpec, make_run_dir
+from reports_fixtures import CellSpec, edit_cell, make_run_dir
 
 import reports
-from loadgen.schema import SUMMARY_FILE
 from loadgen.summary import cell_summary, refusal_notes
 from reports.checks import run_warnings
 
@@ -60,17 +58,9 @@ def test_refusal_notes_name_only_cells_that_refused() -> None:
     assert refusal_notes(cells) == ["a: 4 limit_refusals", "c: 2 unknown_recipients"]
 
 
-def _with_counters(folder: Path, cell: str, **fields: Any) -> None:
-    path = folder / SUMMARY_FILE
-    summary = json.loads(path.read_text())
-    entry = next(c for c in summary["cells"] if c["cell"] == cell)
-    entry.update(fields)
-    path.write_text(json.dumps(summary))
-
-
 def test_warnings_name_the_cell_and_its_counts(tmp_path: Path) -> None:
     folder = make_run_dir(tmp_path, CELLS, repeats=2, n=200)
-    _with_counters(folder, HTTP, limit_refusals=1234, unknown_recipients=7)
+    edit_cell(folder, HTTP, limit_refusals=1234, unknown_recipients=7)
     run = reports.load(folder)
     row = run.cells.set_index("cell").loc[HTTP]
     assert (row["limit_refusals"], row["unknown_recipients"]) == (1234, 7)
@@ -82,7 +72,7 @@ def test_warnings_name_the_cell_and_its_counts(tmp_path: Path) -> None:
 
 def test_no_refusals_no_warning_and_older_runs_load(tmp_path: Path) -> None:
     folder = make_run_dir(tmp_path, CELLS, repeats=2, n=200)
-    _with_counters(folder, HTTP, limit_refusals=0, unknown_recipients=0)
+    edit_cell(folder, HTTP, limit_refusals=0, unknown_recipients=0)
     run = reports.load(folder)  # the other cell has no such keys, as older runs
     assert run.cells["limit_refusals"].isna().sum() == 1
     text = "\n".join(run_warnings(run))
@@ -91,7 +81,7 @@ def test_no_refusals_no_warning_and_older_runs_load(tmp_path: Path) -> None:
 
 def test_a_server_that_did_not_report_is_named(tmp_path: Path) -> None:
     folder = make_run_dir(tmp_path, CELLS, repeats=2, n=200)
-    _with_counters(folder, HTTP, server_counters_missing=[1])
+    edit_cell(folder, HTTP, server_counters_missing=[1])
     text = "\n".join(run_warnings(reports.load(folder)))
     assert f"the server of cell {HTTP} did not report its counters in repeat(s) 1" in text
 
@@ -103,7 +93,7 @@ def test_refusal_warning_names_are_escaped_in_the_report(tmp_path: Path, name: s
 
     cells = (CellSpec("http", "aiohttp", "keep-alive", label=name), CELLS[1])
     folder = make_run_dir(tmp_path, cells, repeats=2, n=200)
-    _with_counters(folder, name, limit_refusals=3)
+    edit_cell(folder, name, limit_refusals=3)
     run = reports.load(folder)
     assert any(f"refused 3 requests at its limits in cell {name}" in w for w in run_warnings(run))
     html = render_report(run)
