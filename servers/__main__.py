@@ -40,6 +40,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from servers import gcfreeze
 from servers.common import (
     DEFAULT_BACKLOG,
     DEFAULT_BODY_TIMEOUT_S,
@@ -258,6 +259,8 @@ async def run(
             "max_message_bytes": config.max_message_bytes,
             "tls": config.tls_version if config.tls else None,
             "liveness": config.liveness(),
+            # The collector's settings change pauses, so the run records them.
+            "gc": gcfreeze.describe(),
             **(extra_info or {}),
         }
         print(format_ready_line(info), flush=True)

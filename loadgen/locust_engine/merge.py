@@ -101,6 +101,8 @@ def _merge_rt_stats(stats: list[dict[str, Any]]) -> dict[str, Any]:
     out["activity"] = _merge_activity([s.get("activity", {}) for s in stats])
     out["late_steps"] = sum(s.get("late_steps", 0) for s in stats)
     out["max_late_ms"] = max((s.get("max_late_ms", 0.0) for s in stats), default=0.0)
+    # Every process runs with the same collector settings; the first one's stand for all.
+    out["gc"] = next((s["gc"] for s in stats if s.get("gc")), {})
     # The server is shared: every worker read the same counters; keep the latest.
     server = [s.get("server_stats") or {} for s in stats]
     out["server_stats"] = max(server, key=lambda d: d.get("deliveries", 0), default={})

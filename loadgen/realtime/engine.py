@@ -50,6 +50,7 @@ from loadgen.realtime.users import Endpoint, VirtualUser
 from loadgen.realtime.visits import time_on_site_report, visits_ms
 from loadgen.shares import id_counter, my_groups, tag
 from loadgen.timeline import run_phases, sleep_until
+from servers import gcfreeze
 from servers.protocol import make_payload
 
 clock = time.perf_counter_ns
@@ -212,6 +213,10 @@ async def run_realtime(
             await u.stop()
         raise RuntimeError(f"{len(failed)} notification publishers failed: {failed[0]!r}")
     stats.setup_s = (clock() - t_setup) / 1e9
+    # The users' objects live until the end: frozen, no full collection rescans them
+    # during the window (each would pause every delivery in flight).
+    gcfreeze.freeze_now()
+    stats.gc = gcfreeze.describe()
     if ready is not None:
         # Several processes: every one is set up before any clock starts.
         await ready()

@@ -166,10 +166,12 @@ def churn(stage: Stage, params: RealtimeParams, user: str, watchers: list[str]) 
         yield GoOffline(user)
         t = off + int(params.offline_s * rng.uniform(0.8, 1.2) * NS_PER_S)
         if not (yield SleepUntil(t)):
-            # The run ends while this user is away: let the absence be seen
-            # (an HTTP server needs the presence timeout), then come back.
+            # The run ends while this user is away: let the absence be seen (an HTTP
+            # server needs the presence timeout), then come back when due. Coming back
+            # at once, with every other absent user, would be a burst of reconnections
+            # the schedule never offers, and its deliveries would wait on it.
             limit = clock() + int((params.presence_timeout_s + 2.0) * NS_PER_S)
-            while tracker.owed(key) and clock() < limit:
+            while (tracker.owed(key) or clock() < t) and clock() < limit:
                 yield Pause(0.02)
         n += 1
         key = ("presence", user, "online", n)

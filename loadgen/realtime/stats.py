@@ -44,6 +44,8 @@ class RealtimeStats:
     #: Scheduled steps that came due more than LATE_NS before their behaviour got to them.
     late_steps: int = 0
     max_late_ms: float = 0.0
+    #: The collector's settings once set up (:func:`servers.gcfreeze.describe`).
+    gc: dict[str, Any] = field(default_factory=dict)
 
     def count_lateness(self, late_ns: int) -> None:
         """A behaviour reached a step ``late_ns`` after it was due."""

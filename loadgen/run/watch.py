@@ -172,6 +172,8 @@ def watch_workers(
         "server_loop": server.info.get("loop"),
         # Timeouts and WebSocket pings the server ran with (its ready line).
         "server_liveness": server.info.get("liveness"),
+        # Its garbage collector's settings (servers.gcfreeze): they change its pauses.
+        "server_gc": server.info.get("gc"),
         # The listen backlog and the open-files limit it set (its ready line).
         "server_backlog": server.info.get("backlog"),
         "server_fd_limit": server.info.get("fd_limit"),

@@ -104,6 +104,16 @@ def test_run_records_the_servers_liveness_settings(finished_run: tuple[Path, Pat
         }, record.name
 
 
+def test_run_records_each_servers_garbage_collector_settings(
+    finished_run: tuple[Path, Path],
+) -> None:
+    _, out = finished_run
+    for record in (out / "parts").glob("*.record.json"):
+        gc = read_json(record)["procs"]["server_gc"]
+        assert set(gc) == {"freeze", "enabled", "threshold", "frozen", "full_collections"}
+        assert gc["freeze"] is True and gc["enabled"] is True, record.name
+
+
 def test_run_records_backlogs_and_open_file_limits(finished_run: tuple[Path, Path]) -> None:
     _, out = finished_run
     sizing = read_json(out / META_FILE)["server_sizing"]

@@ -11,7 +11,9 @@ files, keys), never speed.
 
 from __future__ import annotations
 
+import gc
 import re
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from loadgen.realtime.params import RealtimeParams
 from loadgen.realtime.tracker import Tracker
 from loadgen.scenario import ScenarioError, parse_scenario
 from loadgen.schema import DELIVERIES_FILE, DELIVERY_SCHEMA, SUMMARY_FILE
+from servers import gcfreeze
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -325,3 +328,23 @@ async def test_set_up_signs_users_in_no_faster_than_connect_rate(kind: str, deli
     assert stats.users == 8 and len(signins) == 8
     # Slots are 25 ms apart; the event loop's clock may wake a sleeper up to 1 ms early.
     assert max(signins) - min(signins) >= 7 * 25 * MS - 7 * MS
+
+
+@pytest.mark.parametrize(("env", "frozen"), [("1", True), ("0", False)])
+async def test_set_up_ends_by_freezing_the_collector_and_records_it(
+    monkeypatch: pytest.MonkeyPatch, env: str, frozen: bool
+) -> None:
+    # The users' objects, made during set-up, are frozen before the window (unless
+    # RTBENCH_GC_FREEZE=0), and the setting reaches the part record's stats.
+    monkeypatch.setenv(gcfreeze.ENV, env)
+    gc.unfreeze()
+    params = RealtimeParams(users=4, group_size=4, message_rate=1.0, drain_s=0.5)
+    try:
+        async with running("ws-aiohttp") as server:
+            spec = realtime_cell("ws-aiohttp", "push", server.base_url, duration_s=0.2)
+            stats = await run_realtime(spec, params, EventHook(), Tracker(0))
+    finally:
+        gc.unfreeze()
+    assert stats.gc["freeze"] is frozen
+    assert (stats.gc["frozen"] > 0) is frozen
+    assert asdict(stats)["gc"] == stats.gc

@@ -177,6 +177,24 @@ def test_churn_waits_for_the_absence_to_be_seen_when_the_run_ends(
     assert stage.tracker.cancelled == 1
 
 
+def test_churn_away_when_the_run_ends_comes_back_when_due_not_at_once(
+    fake_clock: Callable[[FakeStage], None],
+) -> None:
+    # Nobody watches, so the absence is seen at once; the return still keeps its time,
+    # so the users away at the end do not all reconnect in the same instant.
+    params = RealtimeParams(
+        users=4, group_size=4, churn_fraction=0.5, online_s=0.1, offline_s=8.0,
+        presence_timeout_s=6.0,
+    )  # fmt: skip
+    stage = FakeStage(end_ns=2 * NS_PER_S)
+    fake_clock(stage)
+    done = run(stage, schedule.churn(stage, params, "d", []))
+    (off,) = [t for t, s in done if isinstance(s, GoOffline)]
+    (on,) = [t for t, s in done if isinstance(s, GoOnline)]
+    assert stage.end_ns < on
+    assert 6.4 * NS_PER_S <= on - off <= 9.6 * NS_PER_S + 0.02 * NS_PER_S
+
+
 def test_activity_records_each_visit_from_its_successful_views(
     fake_clock: Callable[[FakeStage], None],
 ) -> None:

@@ -477,6 +477,7 @@ async def test_subprocess_serves_and_stops(kind: str, sig: int) -> None:
             "max_message_bytes",
             "tls",
             "liveness",
+            "gc",
             "signin",
             "secret_file",
             "backlog",
@@ -488,6 +489,8 @@ async def test_subprocess_serves_and_stops(kind: str, sig: int) -> None:
             "ws_ping_interval_s": 20.0,
         }
         assert info["tls"] is None
+        # The collector's settings, for the run's record (freezing is on by default).
+        assert info["gc"]["freeze"] is True and len(info["gc"]["threshold"]) == 3
         # The secret came in the environment (the tests' own), so no file was made.
         assert (info["signin"], info["secret_file"]) == ("key", None)
         assert info["kind"] == kind

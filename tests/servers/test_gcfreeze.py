@@ -1,0 +1,70 @@
+"""Freezing long-lived objects out of the cyclic collector: ``servers.gcfreeze``."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from servers import gcfreeze
+from servers.hub import Hub
+from servers.realtime.config import RealtimeConfig
+
+
+@pytest.fixture(autouse=True)
+def unfrozen() -> Iterator[None]:
+    """Every test starts and ends with nothing frozen, so the suite's objects stay collectable."""
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
+
+
+def test_freeze_now_collects_then_freezes_and_says_so() -> None:
+    assert gcfreeze.freeze_now() is True
+    state = gcfreeze.describe()
+    assert state["freeze"] is True
+    assert state["frozen"] == gc.get_freeze_count() > 0
+    assert state["enabled"] is gc.isenabled()
+    assert state["threshold"] == list(gc.get_threshold())
+    assert state["full_collections"] >= 1
+
+
+def test_env_zero_leaves_the_collector_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(gcfreeze.ENV, "0")
+    assert gcfreeze.freeze_now() is False
+    settler = gcfreeze.Settler()
+    gc.collect()
+    assert settler.settle() is False
+    assert gc.get_freeze_count() == 0
+    assert gcfreeze.describe()["freeze"] is False
+
+
+def test_settler_freezes_once_per_full_collection() -> None:
+    settler = gcfreeze.Settler()
+    assert settler.settle() is False  # no full collection since it was made
+    assert gc.get_freeze_count() == 0
+    gc.collect()  # a full collection: what is left is alive
+    assert settler.settle() is True
+    assert gc.get_freeze_count() > 0
+    assert settler.settle() is False  # nothing new to freeze until the next one
+    gc.collect(0)  # a young collection does not count
+    assert settler.settle() is False
+    assert settler.freezes == 1
+
+
+async def test_the_hubs_sweeper_settles_the_collector() -> None:
+    # presence_timeout_s / 10 = 0.05 s between sweeps.
+    hub = Hub(realtime=RealtimeConfig(presence_timeout_s=0.5, open_signin=True))
+    await hub.start()
+    try:
+        gc.collect()
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if hub.gc.freezes:
+                break
+    finally:
+        await hub.stop()
+    assert hub.gc.freezes >= 1
+    assert gc.get_freeze_count() > 0
