@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SCENARIO ?= scenarios/quick.toml
 
-.PHONY: venv bench test test-e2e test-all gate gate-baseline lint format perf perf-peers clean
+.PHONY: venv bench test test-e2e test-all gate gate-baseline lint format perf perf-peers perf-report clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,13 @@ perf-peers: $(STAMP)
 			echo "perf-peers: npm ci failed in benchmarks/peers; see the message above" >&2; \
 			exit 2; }; }
 	$(BIN)/python benchmarks/peers.py $(PEERS_ARGS)
+
+## `rtbench report` on a synthetic run of 10 million samples (benchmarks/reportscale.py,
+## generated once into /tmp/rtbench-reportscale): prints wall time, peak RSS and where the
+## time goes; exit 1 over 30 s or 2 GB. Options with REPORT_ARGS, e.g. REPORT_ARGS="--no-profile".
+REPORT_ARGS ?=
+perf-report: $(STAMP)
+	$(BIN)/python -m benchmarks.reporttime $(REPORT_ARGS)
 
 ## The performance gate on this machine: run scenarios/ci.toml and compare it with the
 ## committed baseline baselines/ci (exit 1 on a regression beyond the noise, 2 when the

@@ -45,7 +45,7 @@ def report(dirs: list[Path], out: Path | None = None, console: Console | None = 
     if not dirs:
         raise ValueError("report() needs at least one results folder")
     console = console or Console()
-    run = load_many([Path(d) for d in dirs])
+    run = load_many([Path(d) for d in dirs], report_columns=True)
     verdicts = verdict_table(run)
     for line in headline_lines(verdicts):
         console.print(f"Verdict: {line}", markup=False, highlight=False)

@@ -227,7 +227,9 @@ def select_part(run: Run, part: str) -> Run:
     )
 
 
-def load(path: str | PathLike[str], *, raw: RawFiles = "required") -> Run:
+def load(
+    path: str | PathLike[str], *, raw: RawFiles = "required", report_columns: bool = False
+) -> Run:
     """Load one results folder: ``run = load("results/20261129-015000-quick")``.
 
     deliveries.parquet is optional (echo runs have none): without it ``run.deliveries`` has
@@ -238,6 +240,10 @@ def load(path: str | PathLike[str], *, raw: RawFiles = "required") -> Run:
     must exist; ``"optional"`` reads those present (a saved baseline may lack them) and
     leaves the others without rows; ``"none"`` reads only summary.json and meta.json
     (``run.samples`` and ``run.deliveries`` have no rows).
+
+    ``report_columns=True`` keeps only the raw columns ``rtbench report`` reads
+    (:data:`REPORT_SAMPLE_COLUMNS`, :data:`REPORT_DELIVERY_COLUMNS`, plus ``run_id``): a
+    run of millions of rows then fits in far less memory. Every column is still checked.
 
     Raises:
         ResultsError: the folder or one of its files is missing or unreadable, a file's
@@ -259,12 +265,15 @@ def load(path: str | PathLike[str], *, raw: RawFiles = "required") -> Run:
     if raw == "none" or (raw == "optional" and not (folder / SAMPLES_FILE).exists()):
         samples = SAMPLE_SCHEMA.empty_table().select(list(SAMPLE_COLUMNS)).to_pandas()
     else:
-        samples = _read_samples(folder, version=summary["schema"])
+        keep = REPORT_SAMPLE_COLUMNS if report_columns else SAMPLE_COLUMNS
+        samples = _read_samples(folder, version=summary["schema"], keep=keep)
     _insert_run_id(samples, run_id)
     if raw == "none":
         deliveries = empty_deliveries().drop(columns="run_id")
     else:
-        deliveries = _read_deliveries(folder)
+        deliveries = _read_deliveries(
+            folder, REPORT_DELIVERY_COLUMNS if report_columns else DELIVERY_COLUMNS
+        )
     _insert_run_id(deliveries, run_id)
     cell_rows = [identity_defaults(c) | flatten(c) for c in cell_entries]
     cells = cell_frame(cell_rows, CELL_COLUMNS, run_id)
@@ -286,13 +295,36 @@ def load(path: str | PathLike[str], *, raw: RawFiles = "required") -> Run:
     )
 
 
+#: The raw columns ``rtbench report`` reads (``load(..., report_columns=True)``).
+REPORT_SAMPLE_COLUMNS: tuple[str, ...] = (
+    *SAMPLE_COLUMNS[: SAMPLE_COLUMNS.index("repeat") + 1],
+    "kind",
+    "intended_ns",
+    "latency_ns",
+    "latency_uncorrected_ns",
+    "bytes_sent",
+    "bytes_received",
+    "ok",
+    "warmup",
+)
+REPORT_DELIVERY_COLUMNS: tuple[str, ...] = (
+    *DELIVERY_COLUMNS[: DELIVERY_COLUMNS.index("repeat") + 1],
+    "origin_ns",
+    "latency_ns",
+    "via",
+    "duplicate",
+    "warmup",
+    "deferred",
+    "bytes",
+)
+
 #: What names a cell (``cell`` to ``workload``), copied from its summary row to each repeat.
 _REPEAT_IDENTITY = IDENTITY_COLUMNS[
     IDENTITY_COLUMNS.index("cell") : IDENTITY_COLUMNS.index("workload") + 1
 ]
 
 
-def load_many(paths: Iterable[str | PathLike[str]]) -> Run:
+def load_many(paths: Iterable[str | PathLike[str]], *, report_columns: bool = False) -> Run:
     """Load several results folders into one Run whose rows carry a ``run_id`` column.
 
     ``run = load_many(["results/a", "results/b"])``. ``summary``, ``meta`` and ``path`` are
@@ -301,7 +333,7 @@ def load_many(paths: Iterable[str | PathLike[str]]) -> Run:
     Raises:
         ResultsError: as :func:`load`, or if no folder is given or two share a run id.
     """
-    runs = [load(p) for p in paths]
+    runs = [load(p, report_columns=report_columns) for p in paths]
     if not runs:
         raise ResultsError("no results folders given")
     if len(runs) == 1:
@@ -374,32 +406,55 @@ def _check_version(version: object, name: str, folder: Path) -> None:
         raise ResultsError(f"{name} in {folder} has invalid schema version {version}")
 
 
-def _read_samples(folder: Path, *, version: int) -> pd.DataFrame:
+def _read_samples(folder: Path, *, version: int, keep: Sequence[str]) -> pd.DataFrame:
     file = folder / SAMPLES_FILE
     if not file.is_file():
         raise ResultsError(f"{SAMPLES_FILE} is missing from results folder {folder}")
     optional = ("items",) if version < 2 else ()
-    table = _read_table(file, folder, SAMPLE_SCHEMA, "SAMPLE_SCHEMA", optional)
-    if "items" not in table.column_names:  # schema 1: echo replies carry one item each
+    read = [c for c in SAMPLE_COLUMNS if c in keep or c in ("ok", "kind")]
+    table = _read_table(file, folder, SAMPLE_SCHEMA, "SAMPLE_SCHEMA", optional, read)
+    # schema 1: echo replies carry one item each
+    if "items" in keep and "items" not in table.column_names:
         ok = pc.fill_null(table.column("ok"), False)
         useful = pc.and_(ok, pc.equal(pc.fill_null(table.column("kind"), ""), "request"))
         items = pc.cast(useful, pa.int32())
         table = table.add_column(SAMPLE_COLUMNS.index("items"), "items", items)
-    return table.select(list(SAMPLE_COLUMNS)).to_pandas()
+    # Rebound so that no other table holds the columns _frame frees as it converts.
+    table = table.select(list(keep))
+    return _frame(table)
 
 
-def _read_deliveries(folder: Path) -> pd.DataFrame:
+def _read_deliveries(folder: Path, keep: Sequence[str]) -> pd.DataFrame:
     file = folder / DELIVERIES_FILE
     if not file.exists():
         return empty_deliveries().drop(columns="run_id")
-    table = _read_table(file, folder, DELIVERY_SCHEMA, "DELIVERY_SCHEMA", ())
-    return table.select(list(DELIVERY_COLUMNS)).to_pandas()
+    table = _read_table(file, folder, DELIVERY_SCHEMA, "DELIVERY_SCHEMA", (), keep)
+    # Rebound so that no other table holds the columns _frame frees as it converts.
+    table = table.select(list(keep))
+    return _frame(table)
+
+
+def _frame(table: pa.Table) -> pd.DataFrame:
+    """``table`` as a DataFrame whose string columns are categorical.
+
+    A cell, kind or recipient name repeats over millions of rows: as categories each row
+    holds a small integer code instead of a pointer to a Python string, which keeps a run of
+    10 million rows in memory and makes filters and group-bys on these columns cheaper.
+    """
+    # self_destruct frees each arrow column once converted: the table is not used after.
+    return table.to_pandas(strings_to_categorical=True, split_blocks=True, self_destruct=True)
 
 
 def _read_table(
-    file: Path, folder: Path, schema: pa.Schema, schema_name: str, optional: Sequence[str]
+    file: Path,
+    folder: Path,
+    schema: pa.Schema,
+    schema_name: str,
+    optional: Sequence[str],
+    keep: Sequence[str],
 ) -> pa.Table:
-    """A parquet file with every column of ``schema`` (but ``optional``) cast to its type."""
+    """The ``keep`` columns of a parquet file, each cast to its type in ``schema``; every
+    column of ``schema`` but ``optional`` must be in the file."""
     name = file.name
     try:
         present = pq.read_schema(file).names
@@ -412,7 +467,7 @@ def _read_table(
             f"(expected loadgen.schema.{schema_name})"
         )
     try:
-        table = pq.read_table(file)
+        table = pq.read_table(file, columns=[c for c in keep if c in present])
         for col in schema.names:
             i = table.schema.get_field_index(col)
             if i < 0:

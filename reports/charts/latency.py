@@ -119,7 +119,9 @@ def _draw_spectrum(ax: Axes, series: Iterator[tuple[str, dict, np.ndarray]]) -> 
         n = len(values)
         top = min(float(n), 1e6)
         x = np.logspace(0, np.log10(top), 400) if top > 1 else np.array([1.0])
-        y = np.quantile(values, 1 - 1 / x)
+        # Sorted first: quantile's partition of a sorted array is a fraction of the cost
+        # for hundreds of quantiles over millions of values, with the same result.
+        y = np.quantile(np.sort(values), 1 - 1 / x)
         ax.plot(x, y, label=label, **style)
         xmax = max(xmax, top)
         drawn = True
@@ -138,7 +140,7 @@ def _draw_cdf(ax: Axes, series: Iterator[tuple[str, dict, np.ndarray]]) -> bool:
     drawn = False
     p = np.linspace(0.0, 1.0, 1001)
     for label, style, values in series:
-        ax.plot(np.quantile(values, p), p * 100, label=label, **style)
+        ax.plot(np.quantile(np.sort(values), p), p * 100, label=label, **style)
         drawn = True
     ax.set_xscale("log")
     ax.set_xlabel("Latency (ms, log scale)")
