@@ -13,7 +13,7 @@ The objective and the knee walk are shared with users sweeps (:mod:`reports.user
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -132,11 +132,8 @@ def sweep_table(
     sweep = sweep_cells(cells)
     if sweep.empty:
         return pd.DataFrame(columns=SWEEP_COLUMNS)
-    keys = [k for k in ("run_id", "sweep_group") if k in sweep.columns]
     rows = []
-    for key, group in sweep.groupby(keys, sort=False):
-        ident = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
-        group = group.sort_values("target_rate")
+    for ident, group in sweep_groups(sweep, "target_rate"):
         slo, source = sweep_objective(group, default_slo_ms)
         knee = sweep_knee(group, "target_rate", lambda c, slo=slo: sweep_rate_ok(c, slo), "p99_ms")
         first = group.iloc[0]
@@ -156,6 +153,15 @@ def sweep_table(
             }
         )
     return pd.DataFrame(rows, columns=list(SWEEP_COLUMNS))
+
+
+def sweep_groups(sweep: pd.DataFrame, step: str) -> Iterator[tuple[dict[str, Any], pd.DataFrame]]:
+    """Each sweep group of ``sweep`` (per run): its ``run_id`` and ``sweep_group`` as a
+    dict, and its cells in rising ``step`` (``target_rate``, ``users``)."""
+    keys = [k for k in ("run_id", "sweep_group") if k in sweep.columns]
+    for key, group in sweep.groupby(keys, sort=False):
+        ident = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+        yield ident, group.sort_values(step)
 
 
 def sweep_row_head(s: pd.Series, multi: bool) -> dict[str, str]:

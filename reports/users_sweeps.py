@@ -19,6 +19,7 @@ import pandas as pd
 from reports.fmt import float_or_nan, fmt_ms
 from reports.sweeps import (
     DEFAULT_SWEEP_SLO_P99_MS,
+    sweep_groups,
     sweep_knee,
     sweep_objective,
     sweep_row_head,
@@ -90,11 +91,8 @@ def users_sweep_table(
     if sweep.empty:
         return pd.DataFrame(columns=USERS_SWEEP_COLUMNS)
     sweep["users"] = pd.to_numeric(sweep["users"], errors="coerce").astype("float64")
-    keys = [k for k in ("run_id", "sweep_group") if k in sweep.columns]
     rows = []
-    for key, group in sweep.groupby(keys, sort=False):
-        ident = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
-        group = group.sort_values("users")
+    for ident, group in sweep_groups(sweep, "users"):
         slo, source = sweep_objective(group, default_slo_ms)
         knee = sweep_knee(
             group, "users", lambda c, slo=slo: users_step_ok(c, slo), "delivery_p99_ms"

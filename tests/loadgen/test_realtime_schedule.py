@@ -90,6 +90,13 @@ def fake_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[FakeStage], None]:
     return stages.append
 
 
+def _staged(fake_clock: Callable[[FakeStage], None], **fields: Any) -> FakeStage:
+    """A :class:`FakeStage` of ``fields`` whose clock is the fake one."""
+    stage = FakeStage(**fields)
+    fake_clock(stage)
+    return stage
+
+
 def acts(done: list[tuple[int, Step]]) -> list[tuple[int, Act]]:
     return [(t, s) for t, s in done if isinstance(s, Act)]
 
@@ -97,8 +104,7 @@ def acts(done: list[tuple[int, Step]]) -> list[tuple[int, Act]]:
 def test_messaging_paced_direct_or_room_and_owed_before_sending(
     fake_clock: Callable[[FakeStage], None],
 ) -> None:
-    stage = FakeStage(end_ns=3 * NS_PER_S)
-    fake_clock(stage)
+    stage = _staged(fake_clock, end_ns=3 * NS_PER_S)
     params = RealtimeParams(users=4, group_size=4, message_rate=2.0, direct_ratio=0.5)
     sent = acts(run(stage, schedule.messaging(stage, params, "a", ["b", "c"])))
     assert len(sent) == 6  # 2 per second for 3 seconds
@@ -120,8 +126,7 @@ def test_messaging_is_reproducible_and_cancels_what_failed(
     params = RealtimeParams(users=4, group_size=4, message_rate=5.0)
     runs = []
     for _ in range(2):
-        stage = FakeStage(end_ns=NS_PER_S)
-        fake_clock(stage)
+        stage = _staged(fake_clock, end_ns=NS_PER_S)
         steps = schedule.messaging(stage, params, "a", ["b", "c", "d"])
         runs.append(run(stage, steps, lambda act: False))
     assert runs[0] == runs[1]
@@ -130,8 +135,7 @@ def test_messaging_is_reproducible_and_cancels_what_failed(
 
 def test_messaging_skips_while_offline_and_alone(fake_clock: Callable[[FakeStage], None]) -> None:
     params = RealtimeParams(users=4, group_size=4, message_rate=5.0)
-    stage = FakeStage(end_ns=NS_PER_S, away={"a"})
-    fake_clock(stage)
+    stage = _staged(fake_clock, end_ns=NS_PER_S, away={"a"})
     assert acts(run(stage, schedule.messaging(stage, params, "a", ["b"]))) == []
     assert run(stage, schedule.messaging(stage, params, "b", [])) == []
 
@@ -140,8 +144,7 @@ def test_churn_goes_offline_and_back_with_presence_owed_to_watchers(
     fake_clock: Callable[[FakeStage], None],
 ) -> None:
     params = RealtimeParams(users=4, group_size=4, churn_fraction=0.5, online_s=1.0, offline_s=4.0)
-    stage = FakeStage(end_ns=20 * NS_PER_S)
-    fake_clock(stage)
+    stage = _staged(fake_clock, end_ns=20 * NS_PER_S)
     done = run(stage, schedule.churn(stage, params, "d", ["a", "b"]))
     moves = [s for _, s in done if isinstance(s, GoOffline | GoOnline)]
     assert moves[:4] == [GoOffline("d"), GoOnline("d"), GoOffline("d"), GoOnline("d")]
@@ -157,15 +160,16 @@ def test_churn_goes_offline_and_back_with_presence_owed_to_watchers(
         assert 3.2 * NS_PER_S <= on - off <= 4.8 * NS_PER_S
 
 
+def _churn(**timing: float) -> RealtimeParams:
+    """One churner in a group of four, with ``timing`` (online_s, offline_s...)."""
+    return RealtimeParams(users=4, group_size=4, churn_fraction=0.5, **timing)
+
+
 def test_churn_waits_for_the_absence_to_be_seen_when_the_run_ends(
     fake_clock: Callable[[FakeStage], None],
 ) -> None:
-    params = RealtimeParams(
-        users=4, group_size=4, churn_fraction=0.5, online_s=1.0, offline_s=4.0,
-        presence_timeout_s=1.0,
-    )  # fmt: skip
-    stage = FakeStage(end_ns=2 * NS_PER_S)
-    fake_clock(stage)
+    params = _churn(online_s=1.0, offline_s=4.0, presence_timeout_s=1.0)
+    stage = _staged(fake_clock, end_ns=2 * NS_PER_S)
     done = run(stage, schedule.churn(stage, params, "d", ["a"]), online_ok=False)
     steps = [s for _, s in done]
     assert steps.count(GoOffline("d")) == 1 and steps.count(GoOnline("d")) == 1
@@ -182,12 +186,8 @@ def test_churn_away_when_the_run_ends_comes_back_when_due_not_at_once(
 ) -> None:
     # Nobody watches, so the absence is seen at once; the return still keeps its time,
     # so the users away at the end do not all reconnect in the same instant.
-    params = RealtimeParams(
-        users=4, group_size=4, churn_fraction=0.5, online_s=0.1, offline_s=8.0,
-        presence_timeout_s=6.0,
-    )  # fmt: skip
-    stage = FakeStage(end_ns=2 * NS_PER_S)
-    fake_clock(stage)
+    params = _churn(online_s=0.1, offline_s=8.0, presence_timeout_s=6.0)
+    stage = _staged(fake_clock, end_ns=2 * NS_PER_S)
     done = run(stage, schedule.churn(stage, params, "d", []))
     (off,) = [t for t, s in done if isinstance(s, GoOffline)]
     (on,) = [t for t, s in done if isinstance(s, GoOnline)]
@@ -199,8 +199,7 @@ def test_activity_records_each_visit_from_its_successful_views(
     fake_clock: Callable[[FakeStage], None],
 ) -> None:
     params = RealtimeParams(activity_rate=10.0, visit_s=1.0, idle_timeout_s=0.5)
-    stage = FakeStage(end_ns=5 * NS_PER_S)
-    fake_clock(stage)
+    stage = _staged(fake_clock, end_ns=5 * NS_PER_S)
     visits: list[list[int]] = []
     done = run(stage, schedule.activity(stage, params, "a", visits))
     views = acts(done)
@@ -214,8 +213,7 @@ def test_activity_records_each_visit_from_its_successful_views(
 
 
 def test_notifications_go_to_topics_in_turn(fake_clock: Callable[[FakeStage], None]) -> None:
-    stage = FakeStage(end_ns=NS_PER_S, away={"c"})
-    fake_clock(stage)
+    stage = _staged(fake_clock, end_ns=NS_PER_S, away={"c"})
     subscribers = {"t1": ["c", "d"], "t0": ["a", "b"]}
     done = run(
         stage,
@@ -243,8 +241,9 @@ def test_publisher_lanes_share_the_rate_and_interleave(
     subscribers = {"t0": ["a"], "t1": ["b"], "t2": ["c"], "t3": ["d"]}
     lanes = []
     for i in range(2):
-        stage = FakeStage(end_ns=NS_PER_S)  # each lane on its own clock from the same start
-        fake_clock(stage)
+        stage = _staged(
+            fake_clock, end_ns=NS_PER_S
+        )  # each lane on its own clock from the same start
         lanes.append(
             acts(run(stage, schedule.notifications(stage, f"p{i}", 8.0, subscribers, i, 2)))
         )
@@ -261,8 +260,7 @@ def test_publisher_lanes_share_the_rate_and_interleave(
 def test_an_action_abandoned_in_flight_is_not_owed(
     fake_clock: Callable[[FakeStage], None],
 ) -> None:
-    stage = FakeStage(end_ns=NS_PER_S)
-    fake_clock(stage)
+    stage = _staged(fake_clock, end_ns=NS_PER_S)
     steps = schedule.notifications(stage, "system", 4.0, {"t0": ["a", "b"]})
     assert isinstance(next(steps), SleepUntil)
     assert isinstance(steps.send(True), Act)

@@ -435,6 +435,18 @@ async def spawn(*args: str) -> asyncio.subprocess.Process:
     )
 
 
+@contextlib.asynccontextmanager
+async def spawned(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``python -m servers ARGS`` for the block's length; killed if it is still running."""
+    proc = await spawn(*args)
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
 async def read_ready(proc: asyncio.subprocess.Process) -> dict[str, Any]:
     assert proc.stdout is not None
     async with asyncio.timeout(20):
@@ -464,8 +476,9 @@ async def stop_process(proc: asyncio.subprocess.Process, sig: int) -> tuple[int,
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_subprocess_serves_and_stops(kind: str, sig: int) -> None:
-    proc = await spawn(kind, "--host", HOST, "--port", "0", "--max-message-bytes", str(LIMIT))
-    try:
+    async with spawned(
+        kind, "--host", HOST, "--port", "0", "--max-message-bytes", str(LIMIT)
+    ) as proc:
         info = await read_ready(proc)
         assert list(info) == [
             "kind",
@@ -525,24 +538,15 @@ async def test_subprocess_serves_and_stops(kind: str, sig: int) -> None:
         counters = parse_stats_line(lines[0])
         assert counters is not None
         assert counters["limit_refusals"] == 0 and counters["unknown_recipients"] == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
 
 async def test_subprocess_localhost_binds_ipv4_loopback() -> None:
-    proc = await spawn("http", "--host", "localhost", "--port", "0", "--loop", "asyncio")
-    try:
+    async with spawned("http", "--host", "localhost", "--port", "0", "--loop", "asyncio") as proc:
         info = await read_ready(proc)
         assert info["host"] == "127.0.0.1"
         assert info["loop"] == "asyncio"
         code, _, err = await stop_process(proc, signal.SIGTERM)
         assert code == 0, err.decode()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.1", "::", "example.com"])
@@ -587,8 +591,7 @@ async def test_subprocess_without_a_secret_makes_one_in_a_private_file(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv(SECRET_ENV)
-    proc = await spawn("http", "--host", HOST, "--port", "0")
-    try:
+    async with spawned("http", "--host", HOST, "--port", "0") as proc:
         info = await read_ready(proc)
         assert info["signin"] == "key"
         path = Path(info["secret_file"])
@@ -601,24 +604,15 @@ async def test_subprocess_without_a_secret_makes_one_in_a_private_file(
         assert code == 0, err.decode()
         assert str(path) in err.decode()  # whoever started it is told where
         assert not path.exists()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
 
 async def test_subprocess_open_signin_accepts_a_bare_name() -> None:
-    proc = await spawn("http", "--host", HOST, "--port", "0", "--open-signin")
-    try:
+    async with spawned("http", "--host", HOST, "--port", "0", "--open-signin") as proc:
         info = await read_ready(proc)
         assert (info["signin"], info["secret_file"]) == ("open", None)
         assert await post_signin(info["port"], {"user": "alice"}) == 200
         code, _, err = await stop_process(proc, signal.SIGTERM)
         assert code == 0 and b"open sign-in" in err
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -824,22 +818,6 @@ def test_ready_line_round_trip() -> None:
     assert list(parse_ready_line(line) or {}) == list(info)
 
 
-@pytest.mark.parametrize(
-    "line",
-    [
-        "",
-        "hello",
-        "RTBENCH-READY",
-        "RTBENCH-READY {",
-        "RTBENCH-READY []",
-        'RTBENCH-READY {"port": "80"}',
-        'XRTBENCH-READY {"port": 80}',
-    ],
-)
-def test_parse_ready_line_rejects(line: str) -> None:
-    assert parse_ready_line(line) is None
-
-
 @given(st.dictionaries(st.text(min_size=1), st.integers()))
 def test_stats_line_round_trip(counters: dict[str, int]) -> None:
     line = format_stats_line(counters)
@@ -848,20 +826,28 @@ def test_stats_line_round_trip(counters: dict[str, int]) -> None:
     assert parse_stats_line(line + "\n") == counters
 
 
-@pytest.mark.parametrize(
-    "line",
-    [
-        "",
-        "RTBENCH-STATS",
-        "RTBENCH-STATS {",
-        "RTBENCH-STATS [1]",
-        'RTBENCH-STATS {"limit_refusals": "3"}',
-        'RTBENCH-STATS {"limit_refusals": true}',
-        'RTBENCH-READY {"port": 80}',
-    ],
-)
-def test_parse_stats_line_rejects(line: str) -> None:
-    assert parse_stats_line(line) is None
+# (parser, a line it must refuse): each kind of line, malformed or of the other kind.
+REFUSED_LINES = [
+    (parse_ready_line, ""),
+    (parse_ready_line, "hello"),
+    (parse_ready_line, "RTBENCH-READY"),
+    (parse_ready_line, "RTBENCH-READY {"),  # truncated JSON
+    (parse_ready_line, "RTBENCH-READY []"),  # not an object
+    (parse_ready_line, 'RTBENCH-READY {"port": "80"}'),  # a port that is not a number
+    (parse_ready_line, 'XRTBENCH-READY {"port": 80}'),  # the tag must start the line
+    (parse_stats_line, ""),
+    (parse_stats_line, "RTBENCH-STATS"),
+    (parse_stats_line, "RTBENCH-STATS {"),
+    (parse_stats_line, "RTBENCH-STATS [1]"),
+    (parse_stats_line, 'RTBENCH-STATS {"limit_refusals": "3"}'),  # counts are integers
+    (parse_stats_line, 'RTBENCH-STATS {"limit_refusals": true}'),  # a bool is not a count
+    (parse_stats_line, 'RTBENCH-READY {"port": 80}'),  # the ready line is not stats
+]
+
+
+@pytest.mark.parametrize(("parse", "line"), REFUSED_LINES)
+def test_parse_line_refuses(parse: Callable[[str], object], line: str) -> None:
+    assert parse(line) is None
 
 
 def test_server_config_validation() -> None:
