@@ -82,13 +82,26 @@ def locust_share(spec: CellRun, n_workers: int) -> int:
 
 def make_room(spec: CellRun, share: int) -> dict[str, Any]:
     """Raise the open-files limit for ``share`` users or connections of ``spec``; the record
-    of what was set. FdLimitTooLow names the hard limit and what to lower."""
+    of what was set. FdLimitTooLow names the hard limit and what to lower when even one
+    connection per user (or each echo connection) cannot fit."""
     if spec.workload == "echo":
         connections = share
         what, remedy = f"{share} connections", "lower [load] connections"
+        least = connections
     else:
         params = RealtimeParams.model_validate(spec.realtime or {})
         connections = realtime_connections(share, params, spec.delivery, 1)
+        # A polling or SSE user holds its second connection only while it acts, so one
+        # per user is what must fit; the limit is raised towards both where it can be.
+        least = realtime_connections(share, params, "push", 1)
         what, remedy = f"{share} users", "lower [realtime] users"
-    limit = raise_fd_limit(files_for(connections), what, remedy)
-    return {"share": share, "connections": connections, **limit.as_dict()}
+    first = raise_fd_limit(files_for(least), what, remedy)
+    room = raise_fd_limit(files_for(connections), what, remedy, strict=False)
+    return {
+        "share": share,
+        "connections": connections,
+        **first.as_dict(),
+        "needed": room.needed,
+        "soft_after": room.soft_after,
+        "hard_after": room.hard_after,
+    }

@@ -304,13 +304,20 @@ def _remove_secret_file(path: Path | None) -> None:
 
 
 def fd_limit(connections: int | None, max_users: int) -> FdLimit:
-    """Raise the open-files limit for ``connections`` (FdLimitTooLow when it cannot), or,
+    """Raise the open-files limit for ``connections`` (FdLimitTooLow when it cannot) and
+    towards twice that where it can, or,
     when None, towards two connections per user the server admits, as far as it goes."""
     if connections is not None:
-        return raise_fd_limit(
+        least = raise_fd_limit(
             files_for(connections),
             f"{connections} connections",
             "lower --connections (in a run: [realtime] users)",
+        )
+        # Polling and SSE users may hold a second connection while they act: room for
+        # twice as many where the hard limit allows, without refusing to start.
+        room = raise_fd_limit(files_for(2 * connections), "", "", strict=False)
+        return FdLimit(
+            least.needed, least.soft_before, least.hard_before, room.soft_after, room.hard_after
         )
     # A WebSocket or event stream and an HTTP connection at most, per user.
     return raise_fd_limit(

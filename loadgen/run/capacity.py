@@ -48,9 +48,22 @@ def server_sizing(run_cell: RunCell, processes: int, somaxconn: int | None) -> d
         run_cell.cell.delivery_mode,
         processes,
     )
-    return {"connections": connections, "backlog": listen_backlog(connections, somaxconn)}
+    # The server must fit one connection per user (it makes room for a second itself).
+    least = cell_connections(
+        settings.scenario.workload,
+        settings.load.connections,
+        settings.realtime,
+        "push",
+        processes,
+    )
+    return {
+        "connections": connections,
+        "least_connections": least,
+        "backlog": listen_backlog(connections, somaxconn),
+    }
 
 
 def sizing_args(sizing: dict[str, int]) -> list[str]:
     """The server's options for ``sizing``."""
-    return ["--backlog", str(sizing["backlog"]), "--connections", str(sizing["connections"])]
+    least = sizing.get("least_connections", sizing["connections"])
+    return ["--backlog", str(sizing["backlog"]), "--connections", str(least)]

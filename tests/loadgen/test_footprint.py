@@ -155,7 +155,8 @@ TOO_LOW_CASES = [
     pytest.param(
         rt_spec("long-poll", users=10_000),
         10_000,
-        f"10000 users need about {20_000 + FD_HEADROOM} open files; the hard limit "
+        # one connection per user must fit; the second is room made where it can be
+        f"10000 users need about {10_000 + FD_HEADROOM} open files; the hard limit "
         "(ulimit -Hn) is 4096: raise it, or lower [realtime] users",
         id="realtime-users",
     ),

@@ -52,8 +52,10 @@ SCENARIO = {
 
 def test_server_sizing_follows_each_cells_users() -> None:
     cells = {c.cell.transport: c for c in parse_scenario(SCENARIO).run_cells()}
-    # Long polling holds two connections a user, a WebSocket one.
+    # Long polling holds up to two connections a user, at least one; a WebSocket one.
     polling = server_sizing(cells["http"], 1, 4096)
-    assert polling == {"connections": 6000, "backlog": 4096}
-    assert server_sizing(cells["ws-aiohttp"], 1, None) == {"connections": 3000, "backlog": 3000}
-    assert sizing_args(polling) == ["--backlog", "4096", "--connections", "6000"]
+    assert polling == {"connections": 6000, "least_connections": 3000, "backlog": 4096}
+    ws = server_sizing(cells["ws-aiohttp"], 1, None)
+    assert ws == {"connections": 3000, "least_connections": 3000, "backlog": 3000}
+    # The server must fit the least; it makes room for the rest itself.
+    assert sizing_args(polling) == ["--backlog", "4096", "--connections", "3000"]
