@@ -19,7 +19,7 @@ from loadgen.clients.kinds import WS_CONN_MODE, check_combination
 from loadgen.link.profiles import LinkProfileError, resolve_profile
 from loadgen.realtime.params import RealtimeParams
 from loadgen.schema import HTTP_TRANSPORTS, WS_TRANSPORTS
-from servers.common import DEFAULT_WS_PING_INTERVAL_S
+from servers.common import DEFAULT_KEEPALIVE_TIMEOUT_S, DEFAULT_WS_PING_INTERVAL_S
 
 Transport = Literal["http", "ws-aiohttp", "ws-websockets"]
 ClientName = Literal["httpx", "aiohttp", "websockets", "lean"]
@@ -101,6 +101,11 @@ class ServerSettings(Strict):
     #: Users who may sign in on the server (``--max-users``); further sign-ins are refused
     #: and counted (``limit_refusals``). None: the server's default.
     max_users: int | None = Field(default=None, ge=1, le=10_000_000)
+    #: Seconds an HTTP or ws-aiohttp connection may stay idle between requests before the
+    #: server closes it (``--keepalive-timeout``; nginx's 75 s by default, uvicorn's and
+    #: node's is 5). At thousands of users it decides how many idle action connections stay
+    #: open, and so whether they fit the open-files limit.
+    keepalive_timeout_s: float = Field(default=DEFAULT_KEEPALIVE_TIMEOUT_S, ge=1, le=3600)
 
     @model_validator(mode="after")
     def _check_ping(self) -> ServerSettings:

@@ -10,7 +10,11 @@
 The first request, every request in new-connection mode (``keep_alive=False``)
 and the first one after the server closed a kept-alive connection connect
 first, as a browser does, and that set-up is charged to the request: its
-send stamp is taken before the TCP connect. Connect failures raise as
+send stamp is taken before the TCP connect. A kept connection that the
+server closed while idle (its keep-alive timeout) and that fails with no
+byte of reply is tried once more on a new connection, as browsers and HTTP
+client libraries do; the retry's set-up is charged to the request, from the
+first attempt's send. Connect failures raise as
 :meth:`~loadgen.lean.http.HttpConnection.open` does, exchange failures as
 :meth:`~loadgen.lean.http.HttpConnection.exchange` does.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import time
 
+from loadgen.clients.errors import ClientError
 from loadgen.lean.connect import Target
 from loadgen.lean.http import HttpConnection
 from loadgen.wire import WireCounter
@@ -39,13 +44,31 @@ class ReusedConnection:
     async def exchange(self, target: Target, request: bytes, timeout_s: float) -> tuple[int, bytes]:
         """Send ``request`` to ``target`` and return the status and body of its reply."""
         conn = self.conn
-        started = 0
-        if conn is None or not conn.is_open:
-            if conn is not None:
-                conn.close()
+        if conn is not None and conn.is_open:
             started = clock()
-            conn = await HttpConnection.open(target, self.counter, self.timeout_s)
-            self.conn = conn if self.keep_alive else None
+            try:
+                return await self._on(conn, 0, request, timeout_s)
+            except ClientError as exc:
+                # "closed": no byte of reply came back, the server's idle close racing this
+                # request. Anything later may have been acted on, so it stands.
+                if exc.code != "closed":
+                    raise
+        else:
+            started = clock()
+        return await self._on(await self._connect(target, conn), started, request, timeout_s)
+
+    async def _connect(self, target: Target, stale: HttpConnection | None) -> HttpConnection:
+        if stale is not None:
+            stale.close()
+        self.conn = None
+        conn = await HttpConnection.open(target, self.counter, self.timeout_s)
+        self.conn = conn if self.keep_alive else None
+        return conn
+
+    async def _on(
+        self, conn: HttpConnection, started: int, request: bytes, timeout_s: float
+    ) -> tuple[int, bytes]:
+        """One exchange on ``conn``; ``started`` (0: its own send) stamps the request's start."""
         try:
             status, reply = await conn.exchange(request, timeout_s)
         finally:

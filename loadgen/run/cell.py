@@ -14,6 +14,7 @@ from typing import Any
 
 from loadgen.cellspec import CellRun
 from loadgen.scenario import RunCell, Scenario
+from servers.common import DEFAULT_KEEPALIVE_TIMEOUT_S
 
 
 def server_args(scenario: Scenario) -> list[str]:
@@ -21,6 +22,8 @@ def server_args(scenario: Scenario) -> list[str]:
     settings."""
     delay = ["--delay-ms", str(d)] if (d := scenario.server.delay_ms) else []
     delay += ["--ws-ping-interval", str(scenario.server.ws_ping_interval_s)]
+    if scenario.server.keepalive_timeout_s != DEFAULT_KEEPALIVE_TIMEOUT_S:
+        delay += ["--keepalive-timeout", str(scenario.server.keepalive_timeout_s)]
     if scenario.server.max_users is not None:
         delay += ["--max-users", str(scenario.server.max_users)]
     rt = scenario.realtime

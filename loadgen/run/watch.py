@@ -32,6 +32,10 @@ from loadgen.run.stop import StopRequest
 
 #: Extra seconds a worker may take beyond its warm-up, duration and timeout.
 WORKER_GRACE_S = 30.0
+#: Seconds between readings of the open files of the server and the load generators.
+FD_SAMPLE_S = 1.0
+#: A process this close to its open-files soft limit may have been refused a socket.
+FD_NEAR_LIMIT = 16
 
 
 def watch_workers(
@@ -73,11 +77,17 @@ def watch_workers(
     running = n
     requests = [0] * n
     phase = "warm-up"
+    next_fds = 0.0
     while running:
         stop.check()
         server.sample_rss()
         for worker in workers:
             worker.sample_rss()
+        if time.monotonic() >= next_fds:
+            # Once a second: listing 20,000 descriptors costs a few milliseconds.
+            next_fds = time.monotonic() + FD_SAMPLE_S
+            for child in (server, *workers):
+                child.sample_fds()
         if server_died is None and server.proc.poll() is not None:
             server_died = server.proc.returncode
         if link is not None and link_died is None and link.proc.poll() is not None:
@@ -85,7 +95,10 @@ def watch_workers(
         if time.monotonic() > deadline:
             for worker in workers:
                 stop_process(worker)
-            return {"failed": "load generator did not stop by its deadline; killed"}
+            return {
+                "failed": "load generator did not stop by its deadline; killed"
+                + fd_exhaustion(server, workers)
+            }
         try:
             index, line = lines.get(timeout=0.25)
         except queue.Empty:
@@ -142,7 +155,10 @@ def watch_workers(
     for worker, log in zip(workers, logs, strict=True):
         code = worker.proc.wait(timeout=10)
         if code != 0:
-            return {"failed": f"load generator exited with code {code}: {log_tail(log)}"}
+            return {
+                "failed": f"load generator exited with code {code}: {log_tail(log)}"
+                + fd_exhaustion(server, workers)
+            }
     prefixes = process_prefixes(prefix, n)
     for p in prefixes:
         if not p.with_suffix(".json").exists():
@@ -206,6 +222,25 @@ def watch_workers(
             f"{log_tail(logs_dir / (prefix.name + '-link.log'))}"
         )
     return part
+
+
+def fd_exhaustion(server: Child, workers: list[Child]) -> str:
+    """A note naming every process that came within :data:`FD_NEAR_LIMIT` files of its
+    open-files limit ("" when none did): at the limit, new sockets are refused (uvloop's
+    server then closes the connection it cannot accept), which a client sees as a closed
+    connection or a failed connect."""
+    notes = []
+    for child in (server, *workers):
+        limit = child.fd_soft_limit
+        if limit is not None and child.peak_fds and child.peak_fds >= limit - FD_NEAR_LIMIT:
+            notes.append(f"{child.name} held {child.peak_fds} open files of its limit {limit}")
+    if not notes:
+        return ""
+    return (
+        f"; {', '.join(notes)} (ulimit -n): fewer connections per user "
+        "([server] keepalive_timeout_s closes idle ones), more client_processes, "
+        "or fewer users"
+    )
 
 
 def _mb(nbytes: int) -> float | None:

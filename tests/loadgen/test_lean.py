@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 from collections.abc import Awaitable, Callable
 
@@ -13,6 +14,7 @@ from loadgen.clients.base import make_client
 from loadgen.clients.errors import ClientError
 from loadgen.lean.connect import Target
 from loadgen.lean.http import JSON, HttpConnection, request_head, with_body
+from loadgen.lean.reuse import ReusedConnection
 from loadgen.lean.ws import WsConnection
 from loadgen.wire import WireCounter, counting, new_event_loop
 
@@ -129,6 +131,51 @@ def test_http_connection_close_reply_makes_connection_unusable() -> None:
         return reusable, second
 
     assert run(main) == (False, "closed")
+
+
+def reused(answers: int, requests: int) -> tuple[list[object], int]:
+    """``requests`` requests on one ReusedConnection to a server that answers the first
+    ``answers`` requests of each connection and closes it on the next, before any reply
+    (a kept connection's idle close racing a request); the outcomes and connections made."""
+    accepted = 0
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        with contextlib.suppress(asyncio.IncompleteReadError):  # the client's last close
+            for _ in range(answers):
+                await read_head(reader)
+                writer.write(ok)
+                await writer.drain()
+            await read_head(reader)
+        writer.close()
+
+    async def main() -> tuple[list[object], int]:
+        server, port = await scripted(handler)
+        target = Target.parse(f"http://127.0.0.1:{port}/inbox")
+        link = ReusedConnection(None, keep_alive=True, timeout_s=5)
+        request = request_head("GET", target)
+        outcomes: list[object] = []
+        for _ in range(requests):
+            try:
+                outcomes.append(await link.exchange(target, request, 5))
+            except ClientError as exc:
+                outcomes.append(exc.code)
+        link.close()
+        server.close()
+        return outcomes, accepted
+
+    return run(main)  # type: ignore[return-value]
+
+
+def test_kept_connection_closed_by_the_server_is_retried_once_on_a_new_one() -> None:
+    # Requests 2 and 3 each meet the close on a kept connection and succeed on a new one.
+    assert reused(answers=1, requests=3) == ([(200, b"ok")] * 3, 3)
+
+
+def test_new_connection_closed_before_a_reply_is_not_retried() -> None:
+    assert reused(answers=0, requests=1) == (["closed"], 1)
 
 
 def test_request_head_refuses_header_injection() -> None:

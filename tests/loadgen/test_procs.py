@@ -21,6 +21,7 @@ from loadgen.procs import (
     start_process,
     stop_process,
 )
+from loadgen.run.watch import FD_NEAR_LIMIT, fd_exhaustion
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux /proc")
 
@@ -122,3 +123,20 @@ def test_start_link_runs_the_relay_command_and_reads_its_ready_line(tmp_path: Pa
             socket.create_connection(("127.0.0.1", child.info["port"]), timeout=5).close()
         finally:
             assert stop_process(child) == 0
+
+
+def test_open_files_are_read_with_their_limit_and_named_when_near_it(tmp_path: Path) -> None:
+    script = "import time; time.sleep(30)"
+    child = start_process("probe", [sys.executable, "-c", script], None, tmp_path / "p.log")
+    try:
+        fds = child.sample_fds()
+        assert fds is not None and fds >= 3
+        assert child.peak_fds == fds
+        assert child.fd_soft_limit is None or child.fd_soft_limit >= fds
+        assert fd_exhaustion(child, []) == ""  # far from its limit
+        child.fd_soft_limit = fds + FD_NEAR_LIMIT
+        note = fd_exhaustion(child, [])
+        assert f"probe held {fds} open files of its limit {fds + FD_NEAR_LIMIT}" in note
+        assert "keepalive_timeout_s" in note
+    finally:
+        stop_process(child)

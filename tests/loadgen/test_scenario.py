@@ -462,3 +462,13 @@ def test_the_smallest_churn_that_makes_a_churner_is_accepted(tmp_path: Path) -> 
         '[[cells]]\ntransport = "ws-aiohttp"\nclient = "aiohttp"\n'
     )
     assert load_scenario(write(tmp_path, text)).realtime.churners_per_group == 1
+
+
+def test_keepalive_timeout_reaches_the_server_only_when_changed(tmp_path: Path) -> None:
+    from loadgen.run.cell import server_args
+
+    default = load_scenario(write(tmp_path, VALID, "default.toml"))
+    assert "--keepalive-timeout" not in server_args(default)
+    short = "\n[server]\nkeepalive_timeout_s = 5\n"
+    args = server_args(load_scenario(write(tmp_path, VALID + short, "short.toml")))
+    assert args[args.index("--keepalive-timeout") + 1] == "5.0"
