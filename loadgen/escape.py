@@ -29,8 +29,14 @@ if TYPE_CHECKING:
 
 def chart_text(text: object) -> str:
     """``text`` for a matplotlib label: every ``$`` escaped, so it never starts mathtext
-    (a name like ``a$\\x$`` would otherwise fail to render, and the whole report with it)."""
-    return str(text).replace("$", r"\$")
+    (a name like ``a$\\x$`` would otherwise fail to render, and the whole report with it),
+    and control characters but line breaks shown as ``\\xNN`` (no font draws them)."""
+    visible = _CHART_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+    return visible.replace("$", r"\$")
+
+
+#: Control characters but the line break (chart labels fold on purpose).
+_CHART_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 
 
 # --- Markdown --------------------------------------------------------------------------------

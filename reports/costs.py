@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from reports.fmt import float_or_nan
+from reports.groups import cell_totals
 from reports.load import cell_scenario
 from reports.stats import CELL_KEYS, realtime_mask
 
@@ -51,25 +52,20 @@ def bytes_per_useful_split(samples: pd.DataFrame, deliveries: pd.DataFrame) -> p
     """
     keys = [k for k in ("run_id", *CELL_KEYS) if k in deliveries.columns and k in samples.columns]
     out_cols = [*keys, "delivery", *BYTES_SPLIT_COLUMNS]
-    live_d = deliveries.loc[~deliveries["warmup"].eq(True)]
-    sent = samples.loc[~samples["warmup"].eq(True)]
-    activity = sent.loc[sent["kind"].eq("activity") & sent["ok"].eq(True)]
+    live_d = ~deliveries["warmup"].eq(True)
+    sent = ~samples["warmup"].eq(True)
 
-    def total(frame: pd.DataFrame, column: str | None) -> dict[tuple, float]:
-        grouped = frame.groupby(keys, observed=True, sort=False)
-        sums = grouped.size() if column is None else grouped[column].sum()
-        return {k: float(v) for k, v in sums.items()}
+    def total(frame: pd.DataFrame, rows: pd.Series, column: str | None) -> dict[tuple, float]:
+        return cell_totals(frame, keys, rows=rows, column=column)
 
-    modes = {
-        k: v
-        for k, v in deliveries.groupby(keys, observed=True, sort=False)["delivery"].first().items()
-    }
-    live_samples = samples.loc[~samples["kind"].isin(ECHO_KINDS)]
-    cells = list(modes) + [k for k in total(live_samples, None) if k not in modes]
-    useful = total(live_d.loc[~live_d["duplicate"].eq(True)], None)
-    events = total(activity, None)
-    request, reply = total(sent, "bytes_sent"), total(sent, "bytes_received")
-    push = total(live_d.loc[live_d["via"].isin(PUSH_VIAS)], "bytes")
+    modes = {key[:-1]: key[-1] for key in cell_totals(deliveries, [*keys, "delivery"])}
+    live_samples = total(samples, ~samples["kind"].isin(ECHO_KINDS), None)
+    cells = list(modes) + [k for k in live_samples if k not in modes]
+    useful = total(deliveries, live_d & ~deliveries["duplicate"].eq(True), None)
+    events = total(samples, sent & samples["kind"].eq("activity") & samples["ok"].eq(True), None)
+    request = total(samples, sent, "bytes_sent")
+    reply = total(samples, sent, "bytes_received")
+    push = total(deliveries, live_d & deliveries["via"].isin(PUSH_VIAS), "bytes")
     rows = []
     for key in cells:
         n = useful.get(key, 0.0) + events.get(key, 0.0)

@@ -39,7 +39,7 @@ from reports.load import Run, cell_scenario, part_names, scenario_label, select_
 from reports.matrix import matrix_pivot, matrix_profiles, verdict_matrix
 from reports.pairs import OPTIONAL_CONDITION_COLUMNS, condition_text
 from reports.stats import (
-    measured_deliveries,
+    measured_delivery_mask,
     realtime_cells,
     request_cells,
 )
@@ -344,7 +344,7 @@ def _scenario(part: Run, index: int) -> dict[str, Any]:
         "user_cost_note": USER_COST_NOTE,
         "user_cost_rows": user_cost_rows(part.cells),
         "delivery_charts": delivery_charts(part, costs) if has_deliveries else [],
-        "delivery_rows_measured": not measured_deliveries(part.deliveries).empty,
+        "delivery_rows_measured": bool(measured_delivery_mask(part.deliveries).any()),
         "activity_headers": [
             "Cell",
             *(c.header.replace("\n", " ") for c in ACTIVITY_SUMMARY_COLUMNS),

@@ -17,7 +17,7 @@ import reports.charts as charts
 from reports.costs import bytes_per_useful_split
 from reports.fmt import as_float
 from reports.load import Run, cell_scenario
-from reports.stats import completed_run, measured_deliveries, measured_samples
+from reports.stats import completed_run, measured_delivery_mask, measured_samples
 from reports.sweeps import sweep_cells
 from reports.users_sweeps import users_sweep_cells, users_sweep_table
 
@@ -94,7 +94,7 @@ def delivery_charts(run: Run, costs: pd.DataFrame) -> list[dict[str, str]]:
     run = completed_run(run)
     live_costs = costs[costs["per"] == "message"]
     out = []
-    if not measured_deliveries(run.deliveries).empty:
+    if measured_delivery_mask(run.deliveries).any():
         out += [
             chart(
                 "Delivery latency by percentile",

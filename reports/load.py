@@ -26,7 +26,7 @@ and folder, fit to show a user as is. Schema versions 1 (echo only; samples with
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -55,6 +55,7 @@ from reports.columns import (
     REPEAT_COLUMNS,
 )
 from reports.flatten import cell_frame, flatten, identity_defaults
+from reports.parquet import read_frame
 
 #: The oldest results schema this rtbench reads (1: echo only, samples without ``items``).
 OLDEST_SCHEMA = 1
@@ -412,37 +413,25 @@ def _read_samples(folder: Path, *, version: int, keep: Sequence[str]) -> pd.Data
         raise ResultsError(f"{SAMPLES_FILE} is missing from results folder {folder}")
     optional = ("items",) if version < 2 else ()
     read = [c for c in SAMPLE_COLUMNS if c in keep or c in ("ok", "kind")]
-    table = _read_table(file, folder, SAMPLE_SCHEMA, "SAMPLE_SCHEMA", optional, read)
-    # schema 1: echo replies carry one item each
-    if "items" in keep and "items" not in table.column_names:
+
+    def schema_1_items(table: pa.Table) -> pa.Table:
+        # schema 1: echo replies carry one item each
+        if "items" not in keep or "items" in table.column_names:
+            return table
         ok = pc.fill_null(table.column("ok"), False)
         useful = pc.and_(ok, pc.equal(pc.fill_null(table.column("kind"), ""), "request"))
-        items = pc.cast(useful, pa.int32())
-        table = table.add_column(SAMPLE_COLUMNS.index("items"), "items", items)
-    # Rebound so that no other table holds the columns _frame frees as it converts.
-    table = table.select(list(keep))
-    return _frame(table)
+        return table.append_column("items", pc.cast(useful, pa.int32()))
+
+    return _read_table(
+        file, folder, SAMPLE_SCHEMA, "SAMPLE_SCHEMA", optional, keep, read, schema_1_items
+    )
 
 
 def _read_deliveries(folder: Path, keep: Sequence[str]) -> pd.DataFrame:
     file = folder / DELIVERIES_FILE
     if not file.exists():
         return empty_deliveries().drop(columns="run_id")
-    table = _read_table(file, folder, DELIVERY_SCHEMA, "DELIVERY_SCHEMA", (), keep)
-    # Rebound so that no other table holds the columns _frame frees as it converts.
-    table = table.select(list(keep))
-    return _frame(table)
-
-
-def _frame(table: pa.Table) -> pd.DataFrame:
-    """``table`` as a DataFrame whose string columns are categorical.
-
-    A cell, kind or recipient name repeats over millions of rows: as categories each row
-    holds a small integer code instead of a pointer to a Python string, which keeps a run of
-    10 million rows in memory and makes filters and group-bys on these columns cheaper.
-    """
-    # self_destruct frees each arrow column once converted: the table is not used after.
-    return table.to_pandas(strings_to_categorical=True, split_blocks=True, self_destruct=True)
+    return _read_table(file, folder, DELIVERY_SCHEMA, "DELIVERY_SCHEMA", (), keep, keep)
 
 
 def _read_table(
@@ -452,9 +441,13 @@ def _read_table(
     schema_name: str,
     optional: Sequence[str],
     keep: Sequence[str],
-) -> pa.Table:
-    """The ``keep`` columns of a parquet file, each cast to its type in ``schema``; every
-    column of ``schema`` but ``optional`` must be in the file."""
+    read: Sequence[str],
+    add: Callable[[pa.Table], pa.Table] = lambda table: table,
+) -> pd.DataFrame:
+    """The ``keep`` columns of a parquet file as a DataFrame (string columns categorical):
+    its ``read`` columns, each cast to its type in ``schema``, then ``add`` of each row
+    group (columns derived from them); every column of ``schema`` but ``optional`` must be
+    in the file."""
     name = file.name
     try:
         present = pq.read_schema(file).names
@@ -466,15 +459,22 @@ def _read_table(
             f"{name} in {folder} lacks columns {', '.join(missing)} "
             f"(expected loadgen.schema.{schema_name})"
         )
-    try:
-        table = pq.read_table(file, columns=[c for c in keep if c in present])
+
+    def typed(table: pa.Table) -> pa.Table:
         for col in schema.names:
             i = table.schema.get_field_index(col)
             if i < 0:
                 continue
             want = schema.field(col).type
-            if table.schema.field(i).type != want:
+            have = table.schema.field(i).type
+            if pa.types.is_dictionary(have) and have.value_type == want:
+                continue
+            if have != want:
                 table = table.set_column(i, col, table.column(i).cast(want))
+        return add(table)
+
+    strings = [c for c in keep if c in schema.names and schema.field(c).type == pa.string()]
+    try:
+        return read_frame(file, columns=keep, read=read, strings=strings, convert=typed)
     except (OSError, pa.ArrowException) as exc:
         raise ResultsError(f"cannot read {name} in {folder}: {exc}") from exc
-    return table

@@ -40,6 +40,7 @@ from reports.columns import (
     latency_col,
 )
 from reports.fmt import float_or_nan
+from reports.groups import cell_groups
 from reports.load import Run
 
 #: Columns that identify a cell in samples and cells DataFrames.
@@ -77,15 +78,28 @@ def request_cells(cells: pd.DataFrame) -> pd.DataFrame:
     return cells.loc[~realtime_mask(cells)]
 
 
-def measured_samples(samples: pd.DataFrame, *, kind: str | None = "request") -> pd.DataFrame:
+def measured_samples(
+    samples: pd.DataFrame,
+    *,
+    kind: str | None = "request",
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """The rows that count: not warmup, ``ok`` true, and (unless ``kind=None``) of ``kind``.
 
     ``measured_samples(run.samples)``; failed requests and warmup never enter percentiles.
+    ``columns`` keeps only those of them that ``samples`` has: a copy of millions of rows
+    is then only as large as what the caller reads.
     """
     keep = samples["ok"].eq(True) & ~samples["warmup"].eq(True)
     if kind is not None:
         keep &= samples["kind"].eq(kind)
-    return samples.loc[keep]
+    return _rows(samples, keep, columns)
+
+
+def _rows(frame: pd.DataFrame, keep: pd.Series, columns: Sequence[str] | None) -> pd.DataFrame:
+    if columns is None:
+        return frame.loc[keep]
+    return frame.loc[keep, [c for c in dict.fromkeys(columns) if c in frame.columns]]
 
 
 #: How summary.json names a failed repeat in ``failures`` (older runs lack ``failed_repeats``).
@@ -163,7 +177,7 @@ def sample_percentiles(
     source = "latency_ns" if corrected else "latency_uncorrected_ns"
     value_cols = [latency_col(label, corrected=corrected) for label in labels]
     keys = [k for k in ("run_id", *CELL_KEYS) if k in samples.columns]
-    measured = measured_samples(samples, kind=kind)
+    measured = measured_samples(samples, kind=kind, columns=[*keys, source])
     return _percentiles(measured, keys, source, labels, value_cols)
 
 
@@ -178,7 +192,7 @@ def _percentiles(
     ``family``, ``count`` and one column per label (``value_cols``); NaN when empty."""
     qs = np.array([percentile_of(label) for label in labels])
     rows = []
-    for key, group in measured.groupby(keys, sort=False, observed=True, dropna=False):
+    for key, group in cell_groups(measured, keys):
         values = group[source].to_numpy(dtype="float64") / 1e6
         values = values[~np.isnan(values)]
         row = dict(zip(keys, key, strict=True))
@@ -262,18 +276,26 @@ def delivery_ratio_table(
     return _pair_ratios(cells, http, ws, cols, keys, ("delivery",))
 
 
-def measured_deliveries(deliveries: pd.DataFrame) -> pd.DataFrame:
+def measured_deliveries(
+    deliveries: pd.DataFrame, columns: Sequence[str] | None = None
+) -> pd.DataFrame:
     """Deliveries that enter latency statistics: not warmup, not deferred, not duplicate.
 
     Deferred rows (the recipient was offline when the item was caused) are counted as
     delivered but their latency says how long the user was away, not how fast delivery is.
+    ``columns`` keeps only those of them that ``deliveries`` has (as :func:`measured_samples`).
     """
-    keep = ~(
+    return _rows(deliveries, measured_delivery_mask(deliveries), columns)
+
+
+def measured_delivery_mask(deliveries: pd.DataFrame) -> pd.Series:
+    """True for the rows :func:`measured_deliveries` keeps: ``mask.sum()`` counts them
+    without copying any row."""
+    return ~(
         deliveries["warmup"].eq(True)
         | deliveries["deferred"].eq(True)
         | deliveries["duplicate"].eq(True)
     )
-    return deliveries.loc[keep]
 
 
 def delivery_percentiles(
@@ -287,7 +309,7 @@ def delivery_percentiles(
     """
     value_cols = [delivery_col(label) for label in labels]
     keys = [k for k in ("run_id", *CELL_KEYS, "delivery") if k in deliveries.columns]
-    measured = measured_deliveries(deliveries)
+    measured = measured_deliveries(deliveries, [*keys, "latency_ns"])
     return _percentiles(measured, keys, "latency_ns", labels, value_cols)
 
 

@@ -69,6 +69,7 @@ from reports.bootstrap import (
 )
 from reports.checks import cell_caveats
 from reports.fmt import float_or_nan
+from reports.groups import cell_groups
 from reports.load import Run
 from reports.pairs import (
     CONDITION_COLUMNS,
@@ -307,11 +308,12 @@ def _latency_values(run: Run) -> dict[tuple[str, str], np.ndarray]:
     """Measured latencies in ms per (run_id, cell): echo requests and real-time deliveries."""
     out: dict[tuple[str, str], np.ndarray] = {}
     # A failed repeat's rows (say, a server that died) are not a measurement of its cell.
-    samples = measured_samples(without_failed_repeats(run.samples, run.cells))
-    for (rid, cell), group in samples.groupby(["run_id", "cell"], observed=True, sort=False):
+    keep = ["run_id", "cell", "latency_ns"]
+    samples = measured_samples(without_failed_repeats(run.samples, run.cells), columns=keep)
+    for (rid, cell), group in cell_groups(samples, ["run_id", "cell"]):
         out[(str(rid), str(cell))] = group["latency_ns"].to_numpy(dtype="float64") / 1e6
-    deliveries = measured_deliveries(without_failed_repeats(run.deliveries, run.cells))
-    for (rid, cell), group in deliveries.groupby(["run_id", "cell"], observed=True, sort=False):
+    deliveries = measured_deliveries(without_failed_repeats(run.deliveries, run.cells), keep)
+    for (rid, cell), group in cell_groups(deliveries, ["run_id", "cell"]):
         # a real-time cell's latency is its deliveries', never its actions'
         out[(str(rid), str(cell))] = group["latency_ns"].to_numpy(dtype="float64") / 1e6
     return out

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from reports.charts.style import cell_style, delivery_style, legend_or_empty, new_figure, row_name
+from reports.groups import cell_groups
 from reports.stats import (
     CELL_KEYS,
     measured_deliveries,
@@ -212,13 +213,13 @@ def staleness_chart(
     poll interval (solid) and half of it (dashed: the mean wait if items appear at random
     moments between polls); each cell's measured mean is dotted.
     """
-    data = measured_deliveries(deliveries)
+    data = measured_deliveries(deliveries, ["run_id", *CELL_KEYS, "delivery", "latency_ns"])
     data = data[data["delivery"] == "short-poll"] if "delivery" in data.columns else data.iloc[0:0]
     fig, ax = new_figure()
     multi = "run_id" in data.columns and data["run_id"].nunique() > 1
     keys = [k for k in ("run_id", *CELL_KEYS) if k in data.columns]
     values_by_cell = []
-    for key, group in data.groupby(keys, sort=False, observed=True, dropna=False):
+    for key, group in cell_groups(data, keys):
         row = dict(zip(keys, key, strict=True))
         values = group["latency_ns"].to_numpy(dtype="float64") / 1e6
         label = row_name(row, multi)

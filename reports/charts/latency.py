@@ -28,9 +28,11 @@ from reports.charts.style import (
     new_figure,
     row_name,
 )
+from reports.groups import cell_groups
 from reports.stats import (
     CELL_KEYS,
     measured_deliveries,
+    measured_delivery_mask,
     measured_samples,
 )
 
@@ -80,7 +82,7 @@ def delivery_spectrum(
     """
     fig, ax = new_figure()
     drawn = _draw_spectrum(ax, _delivery_cells(deliveries))
-    n = len(measured_deliveries(deliveries))
+    n = int(measured_delivery_mask(deliveries).sum())
     finish(
         ax,
         drawn,
@@ -98,7 +100,7 @@ def delivery_cdf(deliveries: pd.DataFrame, *, title: str | None = None) -> Figur
     fig, ax = new_figure()
     drawn = _draw_cdf(ax, _delivery_cells(deliveries))
     ax.set_xlabel("Delivery latency (ms, log scale)")
-    n = len(measured_deliveries(deliveries))
+    n = int(measured_delivery_mask(deliveries).sum())
     finish(
         ax,
         drawn,
@@ -152,10 +154,10 @@ def _draw_cdf(ax: Axes, series: Iterator[tuple[str, dict, np.ndarray]]) -> bool:
 
 def _delivery_cells(deliveries: pd.DataFrame) -> Iterator[tuple[str, dict, np.ndarray]]:
     """(legend label, line style, delivery latencies in ms) per cell with measured rows."""
-    data = measured_deliveries(deliveries)
+    keys = [k for k in ("run_id", *CELL_KEYS, "delivery") if k in deliveries.columns]
+    data = measured_deliveries(deliveries, [*keys, "latency_ns"])
     multi = "run_id" in data.columns and data["run_id"].nunique() > 1
-    keys = [k for k in ("run_id", *CELL_KEYS, "delivery") if k in data.columns]
-    for key, group in data.groupby(keys, sort=False, observed=True, dropna=False):
+    for key, group in cell_groups(data, keys):
         row = dict(zip(keys, key, strict=True))
         values = group["latency_ns"].to_numpy(dtype="float64") / 1e6
         values = values[~np.isnan(values)]
@@ -171,10 +173,10 @@ def _delivery_cells(deliveries: pd.DataFrame) -> Iterator[tuple[str, dict, np.nd
 def _cells(samples: pd.DataFrame, corrected: bool) -> Iterator[tuple[str, dict, np.ndarray]]:
     """(legend label, line style, latencies in ms) per cell with measured samples."""
     source = "latency_ns" if corrected else "latency_uncorrected_ns"
-    data = measured_samples(samples)
+    keys = [k for k in ("run_id", *CELL_KEYS) if k in samples.columns]
+    data = measured_samples(samples, columns=[*keys, source])
     multi = "run_id" in data.columns and data["run_id"].nunique() > 1
-    keys = [k for k in ("run_id", *CELL_KEYS) if k in data.columns]
-    for key, group in data.groupby(keys, sort=False, observed=True, dropna=False):
+    for key, group in cell_groups(data, keys):
         row = dict(zip(keys, key, strict=True))
         values = group[source].to_numpy(dtype="float64") / 1e6
         values = values[~np.isnan(values)]

@@ -14,11 +14,15 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from reports.charts.style import cell_style, format_ms_axis, row_name
+from reports.groups import cell_codes, cell_groups
 from reports.stats import (
     CELL_KEYS,
     measured_deliveries,
     measured_samples,
 )
+
+#: The columns that name a cell and repeat in the series (the rest: time and latency).
+_TIME_KEYS: tuple[str, ...] = ("run_id", *CELL_KEYS, "repeat")
 
 
 def latency_over_time(
@@ -31,7 +35,7 @@ def latency_over_time(
     marks where each starts); bins with fewer than 5 requests are left out. Only measured
     samples count. Shows warm-up effects, stalls and drift that a whole-run percentile hides.
     """
-    data = measured_samples(samples)
+    data = measured_samples(samples, columns=[*_TIME_KEYS, "intended_ns", "latency_ns"])
     bin_ms = bin_ms or _auto_bin_ms(data, "intended_ns")
     order = list(pd.unique(samples["cell"]))  # scenario order, even if a repeat failed
     series = _over_time_series(data, "intended_ns", bin_ms, conn_mode=True, order=order)
@@ -49,7 +53,7 @@ def delivery_over_time(
 ) -> Figure:
     """p50 and p99 delivery latency per time bin of cause time, one panel per cell
     (measured deliveries only; bins as :func:`latency_over_time`)."""
-    data = measured_deliveries(deliveries)
+    data = measured_deliveries(deliveries, [*_TIME_KEYS, "origin_ns", "latency_ns"])
     bin_ms = bin_ms or _auto_bin_ms(data, "origin_ns")
     order = list(pd.unique(deliveries["cell"]))
     series = _over_time_series(data, "origin_ns", bin_ms, conn_mode=False, order=order)
@@ -67,8 +71,12 @@ def _auto_bin_ms(data: pd.DataFrame, time_col: str, per_bin: int = 20) -> float:
     ``per_bin`` rows per bin."""
     if data.empty:
         return 100.0
-    keys = [k for k in ("run_id", "cell", "repeat") if k in data.columns]
-    spans = data.groupby(keys, observed=True)[time_col].agg(["min", "max", "size"])
+    # one integer per (run_id, cell, repeat): cheaper to group millions of rows on
+    key = cell_codes(data)
+    if "repeat" in data.columns:
+        repeat = data["repeat"].to_numpy(dtype="int64")
+        key = key * (int(repeat.max()) + 1) + repeat
+    spans = data[time_col].groupby(key).agg(["min", "max", "size"])
     seconds = ((spans["max"] - spans["min"]) / 1e9).clip(lower=1e-3)
     rate = float((spans["size"] / seconds).min())
     bin_ms = 100.0
@@ -88,7 +96,7 @@ def _over_time_series(
     multi = "run_id" in data.columns and data["run_id"].nunique() > 1
     keys = [k for k in ("run_id", *CELL_KEYS) if k in data.columns]
     bin_ns = bin_ms * 1e6
-    groups = list(data.groupby(keys, sort=False, observed=True, dropna=False))
+    groups = list(cell_groups(data, keys))
     groups.sort(key=lambda kg: order_of.get(kg[0][keys.index("cell")], len(order_of)))
     for key, group in groups:
         row = dict(zip(keys, key, strict=True))

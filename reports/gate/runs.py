@@ -78,7 +78,7 @@ class RunData:
 
     @cached_property
     def _deliveries(self) -> dict[str, dict[int, np.ndarray]]:
-        return _group(measured_deliveries(self.run.deliveries))
+        return _group(measured_deliveries(self.run.deliveries, ["cell", "repeat", "latency_ns"]))
 
     def raw_groups(self, source: str, cell: str) -> list[np.ndarray] | None:
         """Per-repeat measured latencies (ns) of ``cell``'s successful repeats, if on disk."""

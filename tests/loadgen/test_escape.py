@@ -49,6 +49,20 @@ def test_chart_text_renders_dollars_literally() -> None:
     assert text._preprocess_math(text.get_text())[0] == MATH
 
 
+def test_chart_text_shows_control_characters_and_keeps_line_breaks() -> None:
+    import warnings
+
+    from matplotlib.figure import Figure
+
+    label = chart_text("cell\x1b[2J\tname\nsecond line")
+    assert label == "cell\\x1b[2J\\x09name\nsecond line"
+    fig = Figure()
+    fig.text(0, 0, label)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a glyph missing from the font warns
+        fig.savefig(io.BytesIO(), format="png")
+
+
 def test_the_raw_name_would_crash_matplotlib() -> None:
     """What the escaping prevents: the name as is fails to render."""
     from matplotlib.figure import Figure
