@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,8 @@ from servers.common import parse_ready_line, parse_stats_line
 from servers.realtime.credentials import SECRET_ENV
 
 READY_TIMEOUT_S = 15.0
+#: CPU readings a Child keeps (one a second while a repeat is watched): the last 10 s.
+CPU_READINGS = 11
 
 
 class ProcessFailed(RuntimeError):
@@ -122,6 +125,10 @@ class Child:
     peak_rss: int = 0
     peak_fds: int = 0
     fd_soft_limit: int | None = None
+    #: (monotonic s, CPU s) of the last readings of :meth:`sample_cpu`, oldest first.
+    cpu_readings: deque[tuple[float, float]] = field(
+        default_factory=lambda: deque(maxlen=CPU_READINGS)
+    )
 
     def cpu_seconds(self) -> float | None:
         """CPU time used so far (all threads), or None once the process is gone.
@@ -150,6 +157,27 @@ class Child:
             return None
         self.peak_rss = max(self.peak_rss, rss)
         return rss
+
+    def sample_cpu(self) -> None:
+        """Keep a reading of its CPU time (the last :data:`CPU_READINGS` are kept), for
+        :meth:`recent_cpu_share`."""
+        cpu = self.cpu_seconds()
+        if cpu is not None:
+            self.cpu_readings.append((time.monotonic(), cpu))
+
+    def recent_cpu_share(self) -> float | None:
+        """CPU used between its oldest and newest kept readings, as a share of one core
+        (1.0: a whole core); None with fewer than two readings."""
+        if len(self.cpu_readings) < 2:
+            return None
+        (t0, c0), (t1, c1) = self.cpu_readings[0], self.cpu_readings[-1]
+        return (c1 - c0) / (t1 - t0) if t1 > t0 else None
+
+    def recent_cpu_window_s(self) -> float | None:
+        """Seconds between its oldest and newest kept readings (None with fewer than two)."""
+        if len(self.cpu_readings) < 2:
+            return None
+        return self.cpu_readings[-1][0] - self.cpu_readings[0][0]
 
     def sample_fds(self) -> int | None:
         """The files it has open now (None once gone or unwatched); ``peak_fds`` keeps the

@@ -4,7 +4,7 @@
 
     await sleep_until(deadline_ns)              # clock() >= deadline_ns afterwards
     done = await sleep_until(deadline_ns, stop)  # False when ``stop`` was set first
-    await run_phases(warmup_end_ns, end_ns, stats, on_phase)   # "measure", then "drain"
+    await run_phases(warmup_end_ns, end_ns, stats, on_phase)   # "warm-up", "measure", "drain"
 """
 
 from __future__ import annotations
@@ -51,7 +51,10 @@ async def run_phases(
     on_phase: Callable[[str], None] | None = None,
 ) -> None:
     """Wait out the warm-up and the measured window, noting both ends in ``stats`` and
-    telling ``on_phase`` "measure" and "drain" as the window opens and closes."""
+    telling ``on_phase`` "warm-up" as the clock starts (set-up is over), then "measure"
+    and "drain" as the window opens and closes."""
+    if on_phase:
+        on_phase("warm-up")
     await sleep_until(warmup_end_ns)
     stats.measure_started_ns = clock()
     if on_phase:

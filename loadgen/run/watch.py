@@ -34,6 +34,8 @@ from loadgen.run.stop import StopRequest
 WORKER_GRACE_S = 30.0
 #: Seconds between readings of the open files of the server and the load generators.
 FD_SAMPLE_S = 1.0
+#: A process using this share of one core or more is what limits the run.
+SATURATED_SHARE = 0.85
 #: A process this close to its open-files soft limit may have been refused a socket.
 FD_NEAR_LIMIT = 16
 
@@ -76,7 +78,7 @@ def watch_workers(
     link_died: int | None = None
     running = n
     requests = [0] * n
-    phase = "warm-up"
+    phase = "set-up"  # until a load generator's clock starts
     next_fds = 0.0
     while running:
         stop.check()
@@ -88,6 +90,7 @@ def watch_workers(
             next_fds = time.monotonic() + FD_SAMPLE_S
             for child in (server, *workers):
                 child.sample_fds()
+                child.sample_cpu()
         if server_died is None and server.proc.poll() is not None:
             server_died = server.proc.returncode
         if link is not None and link_died is None and link.proc.poll() is not None:
@@ -96,8 +99,9 @@ def watch_workers(
             for worker in workers:
                 stop_process(worker)
             return {
-                "failed": "load generator did not stop by its deadline; killed"
+                "failed": f"load generator did not stop by its deadline ({phase}); killed"
                 + fd_exhaustion(server, workers)
+                + saturation(server, workers)
             }
         try:
             index, line = lines.get(timeout=0.25)
@@ -128,6 +132,8 @@ def watch_workers(
                 for w in workers:
                     with contextlib.suppress(ProcessLookupError):
                         w.proc.send_signal(signal.SIGUSR1)
+        elif kind == "phase" and event.get("phase") == "warm-up":
+            phase = "warm-up" if phase == "set-up" else phase
         elif kind == "phase" and event.get("phase") == "measure":
             if not measuring:
                 server_cpu[0] = server.cpu_seconds()
@@ -241,6 +247,26 @@ def fd_exhaustion(server: Child, workers: list[Child]) -> str:
         "([server] keepalive_timeout_s closes idle ones), more client_processes, "
         "or fewer users"
     )
+
+
+def saturation(server: Child, workers: list[Child]) -> str:
+    """A note of each process's CPU over its last readings, as a share of one core, and
+    which of them was the limit ("" without readings): "; over the last 10 s the server
+    used 97 % of a core, load generator 1 of 1 88 % (... saturated)"."""
+    shares = [(child, child.recent_cpu_share()) for child in (server, *workers)]
+    known = [(child, share) for child, share in shares if share is not None]
+    if not known:
+        return ""
+    window = max(child.recent_cpu_window_s() or 0.0 for child, _ in known)
+    used = ", ".join(f"{child.name} {share:.0%}" for child, share in known)
+    busy = [child.name for child, share in known if share >= SATURATED_SHARE]
+    note = f"; over the last {window:.0f} s, CPU used as a share of one core: {used}"
+    if busy:
+        note += (
+            f" ({' and '.join(busy)} saturated: fewer users, a longer poll interval, "
+            "or more client_processes when it is the load generator)"
+        )
+    return note
 
 
 def _mb(nbytes: int) -> float | None:

@@ -108,7 +108,7 @@ def test_closed_loop_every_request_answered(
     )
     stats = out.stats
     check_invariants(out)
-    assert out.phases == ["measure", "drain"]
+    assert out.phases == ["warm-up", "measure", "drain"]
 
     # Every request answered, nothing left in flight, no errors.
     assert stats.issued == len(out.requests) > 0

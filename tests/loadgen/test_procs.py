@@ -21,7 +21,7 @@ from loadgen.procs import (
     start_process,
     stop_process,
 )
-from loadgen.run.watch import FD_NEAR_LIMIT, fd_exhaustion
+from loadgen.run.watch import FD_NEAR_LIMIT, fd_exhaustion, saturation
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux /proc")
 
@@ -140,3 +140,29 @@ def test_open_files_are_read_with_their_limit_and_named_when_near_it(tmp_path: P
         assert "keepalive_timeout_s" in note
     finally:
         stop_process(child)
+
+
+def test_recent_cpu_is_a_share_of_one_core_and_a_busy_process_is_named(tmp_path: Path) -> None:
+    script = "import time; time.sleep(30)"
+    server = start_process("server", [sys.executable, "-c", script], None, tmp_path / "s.log")
+    worker = start_process("probe", [sys.executable, "-c", script], None, tmp_path / "p.log")
+    try:
+        assert saturation(server, [worker]) == ""  # nothing read yet
+        server.sample_cpu()
+        time.sleep(0.3)
+        server.sample_cpu()
+        share = server.recent_cpu_share()
+        assert share is not None and 0.0 <= share < 0.5  # asleep
+        # readings as (monotonic s, CPU s): 9.7 CPU seconds in 10 s, then 5 in 10
+        server.cpu_readings.clear()
+        server.cpu_readings.extend([(100.0, 1.0), (105.0, 6.0), (110.0, 10.7)])
+        worker.cpu_readings.extend([(100.0, 2.0), (110.0, 7.0)])
+        assert server.recent_cpu_share() == pytest.approx(0.97)
+        note = saturation(server, [worker])
+        assert "over the last 10 s" in note
+        assert "server 97%, probe 50%" in note
+        assert "(server saturated:" in note
+        assert "probe saturated" not in note
+    finally:
+        stop_process(server)
+        stop_process(worker)
