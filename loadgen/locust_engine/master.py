@@ -265,6 +265,7 @@ class Master:
     def _measure(self, outputs: LocustOutputs, cpu0: float) -> dict[str, Any]:
         spec = self.spec
         self.runner.send_message("rtbench_go")
+        emit("phase", phase="warm-up")  # every worker is set up: the clock runs
         go = clock()
         measure_at = go + int(spec.warmup_s * 1e9)
         drain_at = measure_at + int(spec.duration_s * 1e9)

@@ -228,6 +228,8 @@ class World(Recording, SetUp, Ending):
         gevent.spawn(self._phases)
 
     def _phases(self) -> None:
+        if self.on_phase:
+            self.on_phase("warm-up")  # set-up is over: the clock runs
         sleep_until(self.warmup_end_ns, self.stop)
         now = clock()
         self.echo_stats.measure_started_ns = self.echo_stats.measure_started_ns or now

@@ -108,6 +108,7 @@ def run_engine(argv: list[str]) -> subprocess.CompletedProcess[str]:
 
 def check_events(events: list[dict[str, Any]]) -> None:
     kinds = [(e["event"], e.get("phase")) for e in events]
+    assert kinds.index(("phase", "warm-up")) < kinds.index(("phase", "measure"))
     assert kinds.index(("phase", "measure")) < kinds.index(("phase", "drain"))
     assert kinds[-1] == ("done", None)
     assert all(e["event"] in ("phase", "progress", "done") for e in events)
