@@ -31,8 +31,7 @@ def chart_text(text: object) -> str:
     """``text`` for a matplotlib label: every ``$`` escaped, so it never starts mathtext
     (a name like ``a$\\x$`` would otherwise fail to render, and the whole report with it),
     and control characters but line breaks shown as ``\\xNN`` (no font draws them)."""
-    visible = _CHART_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
-    return visible.replace("$", r"\$")
+    return _show_controls(text, _CHART_CONTROL).replace("$", r"\$")
 
 
 #: Control characters but the line break (chart labels fold on purpose).
@@ -135,7 +134,12 @@ def term_plain(text: object) -> str:
 
     For a :class:`rich.text.Text` (which reads no markup): ``Text(term_plain(cell))``.
     """
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+    return _show_controls(text, _CONTROL)
+
+
+def _show_controls(text: object, controls: re.Pattern[str]) -> str:
+    """``text`` with every character ``controls`` matches shown as ``\\xNN``."""
+    return controls.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
 
 
 def term_name(text: object) -> str:

@@ -277,7 +277,7 @@ def delivery_ratio_table(
 
 
 def measured_deliveries(
-    deliveries: pd.DataFrame, columns: Sequence[str] | None = None
+    deliveries: pd.DataFrame, *, columns: Sequence[str] | None = None
 ) -> pd.DataFrame:
     """Deliveries that enter latency statistics: not warmup, not deferred, not duplicate.
 
@@ -309,7 +309,7 @@ def delivery_percentiles(
     """
     value_cols = [delivery_col(label) for label in labels]
     keys = [k for k in ("run_id", *CELL_KEYS, "delivery") if k in deliveries.columns]
-    measured = measured_deliveries(deliveries, [*keys, "latency_ns"])
+    measured = measured_deliveries(deliveries, columns=[*keys, "latency_ns"])
     return _percentiles(measured, keys, "latency_ns", labels, value_cols)
 
 

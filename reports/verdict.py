@@ -312,7 +312,9 @@ def _latency_values(run: Run) -> dict[tuple[str, str], np.ndarray]:
     samples = measured_samples(without_failed_repeats(run.samples, run.cells), columns=keep)
     for (rid, cell), group in cell_groups(samples, ["run_id", "cell"]):
         out[(str(rid), str(cell))] = group["latency_ns"].to_numpy(dtype="float64") / 1e6
-    deliveries = measured_deliveries(without_failed_repeats(run.deliveries, run.cells), keep)
+    deliveries = measured_deliveries(
+        without_failed_repeats(run.deliveries, run.cells), columns=keep
+    )
     for (rid, cell), group in cell_groups(deliveries, ["run_id", "cell"]):
         # a real-time cell's latency is its deliveries', never its actions'
         out[(str(rid), str(cell))] = group["latency_ns"].to_numpy(dtype="float64") / 1e6

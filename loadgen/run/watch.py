@@ -251,8 +251,9 @@ def fd_exhaustion(server: Child, workers: list[Child]) -> str:
 
 def saturation(server: Child, workers: list[Child]) -> str:
     """A note of each process's CPU over its last readings, as a share of one core, and
-    which of them was the limit ("" without readings): "; over the last 10 s the server
-    used 97 % of a core, load generator 1 of 1 88 % (... saturated)"."""
+    which of them was the limit ("" without readings): "; over the last 10 s, CPU used as
+    a share of one core: server http 58%, load generator 92% (load generator saturated:
+    ...)"."""
     shares = [(child, child.recent_cpu_share()) for child in (server, *workers)]
     known = [(child, share) for child, share in shares if share is not None]
     if not known:

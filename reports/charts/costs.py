@@ -213,7 +213,7 @@ def staleness_chart(
     poll interval (solid) and half of it (dashed: the mean wait if items appear at random
     moments between polls); each cell's measured mean is dotted.
     """
-    data = measured_deliveries(deliveries, ["run_id", *CELL_KEYS, "delivery", "latency_ns"])
+    data = measured_deliveries(deliveries, columns=["run_id", *CELL_KEYS, "delivery", "latency_ns"])
     data = data[data["delivery"] == "short-poll"] if "delivery" in data.columns else data.iloc[0:0]
     fig, ax = new_figure()
     multi = "run_id" in data.columns and data["run_id"].nunique() > 1

@@ -155,7 +155,7 @@ def _draw_cdf(ax: Axes, series: Iterator[tuple[str, dict, np.ndarray]]) -> bool:
 def _delivery_cells(deliveries: pd.DataFrame) -> Iterator[tuple[str, dict, np.ndarray]]:
     """(legend label, line style, delivery latencies in ms) per cell with measured rows."""
     keys = [k for k in ("run_id", *CELL_KEYS, "delivery") if k in deliveries.columns]
-    data = measured_deliveries(deliveries, [*keys, "latency_ns"])
+    data = measured_deliveries(deliveries, columns=[*keys, "latency_ns"])
     multi = "run_id" in data.columns and data["run_id"].nunique() > 1
     for key, group in cell_groups(data, keys):
         row = dict(zip(keys, key, strict=True))

@@ -53,7 +53,7 @@ def delivery_over_time(
 ) -> Figure:
     """p50 and p99 delivery latency per time bin of cause time, one panel per cell
     (measured deliveries only; bins as :func:`latency_over_time`)."""
-    data = measured_deliveries(deliveries, [*_TIME_KEYS, "origin_ns", "latency_ns"])
+    data = measured_deliveries(deliveries, columns=[*_TIME_KEYS, "origin_ns", "latency_ns"])
     bin_ms = bin_ms or _auto_bin_ms(data, "origin_ns")
     order = list(pd.unique(deliveries["cell"]))
     series = _over_time_series(data, "origin_ns", bin_ms, conn_mode=False, order=order)

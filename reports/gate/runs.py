@@ -78,7 +78,8 @@ class RunData:
 
     @cached_property
     def _deliveries(self) -> dict[str, dict[int, np.ndarray]]:
-        return _group(measured_deliveries(self.run.deliveries, ["cell", "repeat", "latency_ns"]))
+        rows = measured_deliveries(self.run.deliveries, columns=["cell", "repeat", "latency_ns"])
+        return _group(rows)
 
     def raw_groups(self, source: str, cell: str) -> list[np.ndarray] | None:
         """Per-repeat measured latencies (ns) of ``cell``'s successful repeats, if on disk."""
