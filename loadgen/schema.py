@@ -5,6 +5,9 @@ A run folder holds these files:
 - ``samples.parquet``: one row per request, columns :data:`SAMPLE_SCHEMA`.
 - ``deliveries.parquet``: one row per item delivered to a user in the
   real-time workloads, columns :data:`DELIVERY_SCHEMA` (absent for echo runs).
+- ``stalls.parquet``: one row per stall of a server or load generator in the
+  real-time workloads (a collection or a late event-loop turn of at least 5 ms),
+  columns :data:`STALL_SCHEMA` (absent for echo runs).
 - ``summary.json``: ``{"schema": SCHEMA_VERSION, "cells": [...]}``, per-cell
   statistics (see :mod:`loadgen.summary`).
 - ``meta.json``: ``{"schema": SCHEMA_VERSION, ...}``, environment, pinning,
@@ -22,6 +25,7 @@ SCHEMA_VERSION = 2
 
 SAMPLES_FILE = "samples.parquet"
 DELIVERIES_FILE = "deliveries.parquet"
+STALLS_FILE = "stalls.parquet"
 SUMMARY_FILE = "summary.json"
 META_FILE = "meta.json"
 
@@ -94,6 +98,31 @@ DELIVERY_SCHEMA = pa.schema(
 )
 
 DELIVERY_COLUMNS = tuple(DELIVERY_SCHEMA.names)
+
+#: One row per stall (:mod:`servers.stalls`) from the start of a real-time repeat's clock
+#: to its end: ``process`` is ``server`` or ``load generator``; ``kind`` is ``gc0``,
+#: ``gc1`` or ``gc2`` (a collection of that generation, timed by ``gc.callbacks``) or
+#: ``loop`` (a wake-up of the event loop that came ``duration_ns`` late, whatever held
+#: it). ``start_ns`` is on the same monotonic clock as the samples and deliveries, so a
+#: stall can be laid over the deliveries in flight; ``warmup`` is true before the window.
+STALL_SCHEMA = pa.schema(
+    [
+        pa.field("cell", pa.string()),
+        pa.field("transport", pa.string()),
+        pa.field("client", pa.string()),
+        pa.field("conn_mode", pa.string()),
+        pa.field("delivery", pa.string()),
+        pa.field("repeat", pa.int32()),
+        pa.field("process", pa.string()),
+        pa.field("kind", pa.string()),
+        pa.field("start_ns", pa.int64()),
+        pa.field("duration_ns", pa.int64()),
+        pa.field("warmup", pa.bool_()),
+    ]
+)
+
+STALL_COLUMNS = tuple(STALL_SCHEMA.names)
+STALL_PROCESSES = ("server", "load generator")
 
 WORKLOADS = ("echo", "messaging", "presence", "notifications", "activity", "mix")
 DELIVERY_MODES = ("short-poll", "long-poll", "push", "sse")

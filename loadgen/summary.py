@@ -25,6 +25,7 @@ from loadgen.schema import (
     SCHEMA_VERSION,
     family,
 )
+from loadgen.stall_records import stalls_block
 from loadgen.user_costs import cell_per_1000_users
 
 NS_PER_MS = 1e6
@@ -255,6 +256,8 @@ def _realtime_block(
         "max_late_ms": max((p["stats"].get("max_late_ms", 0.0) for p in parts), default=0.0),
         "slow_consumer_closes": sum(s.get("slow_consumer_closes", 0) for s in server),
         "activity": _activity_block(activity),
+        # The longest pauses of the server and of the load generator inside the windows.
+        "stalls": stalls_block(parts),
     }
 
 

@@ -18,8 +18,9 @@ The per-cell DataFrame (``Run.cells``) flattens ``summary.json`` with one rule:
   replaced by ``_`` (:func:`delivery_type_col`: ``message_p50_ms``,
   ``presence_online_p99_ms``); ``per_useful_message.<x>`` becomes ``<x>_per_useful_message``
   with CPU split as ``cpu_s_per_useful_message_server``/``_client``; ``deliveries.<count>``,
-  ``activity.<x>`` and ``per_1000_users.<x>`` follow the general rule (``deliveries_lost``,
-  ``activity_mean_abs_diff_ms``, ``per_1000_users_server_rss_mb``). Echo cells have these
+  ``activity.<x>``, ``per_1000_users.<x>`` and ``stalls.<x>`` follow the general rule
+  (``deliveries_lost``, ``activity_mean_abs_diff_ms``, ``per_1000_users_server_rss_mb``,
+  ``stalls_server_longest_gc_ms``). Echo cells have these
   columns as missing values, and ``delivery`` ``"request"``.
 - ``per_repeat`` goes to ``Run.repeats`` (same rules, plus ``repeat``). Keys this module
   does not list (``repeats_ok``, ``hdr_corrected``...) follow the listed columns.
@@ -102,6 +103,14 @@ ACTIVITY_COLUMNS: tuple[str, ...] = (
     "activity_max_abs_diff_ms",
 )
 
+#: Stalls inside the window (``stalls``): per process, the longest collection and loop
+#: stall in ms, how many loop stalls lasted 50 ms or more and their total ms.
+STALL_CELL_COLUMNS: tuple[str, ...] = tuple(
+    f"stalls_{process}_{figure}"
+    for process in ("server", "load_generator")
+    for figure in ("longest_gc_ms", "longest_loop_ms", "long_loop_stalls", "long_loop_stalled_ms")
+)
+
 #: Other real-time counters.
 REALTIME_COUNT_COLUMNS: tuple[str, ...] = (
     "useful_messages",
@@ -124,6 +133,8 @@ INT_COLUMNS: tuple[str, ...] = (
     *REALTIME_COUNT_COLUMNS,
     "activity_users",
     "per_1000_users_users",
+    "stalls_server_long_loop_stalls",
+    "stalls_load_generator_long_loop_stalls",
     *REFUSAL_COUNTERS,
 )
 
@@ -184,6 +195,7 @@ REALTIME_COLUMNS: tuple[str, ...] = (
     "empty_poll_ratio",
     "max_late_ms",
     *ACTIVITY_COLUMNS,
+    *STALL_CELL_COLUMNS,
 )
 
 #: Real-time columns also given per repeat.

@@ -38,6 +38,7 @@ from reports.html_environment import environment
 from reports.load import Run, cell_scenario, part_names, scenario_label, select_part
 from reports.matrix import matrix_pivot, matrix_profiles, verdict_matrix
 from reports.pairs import OPTIONAL_CONDITION_COLUMNS, condition_text
+from reports.stalls import STALL_HEADERS, STALL_NOTE, stall_rows
 from reports.stats import (
     measured_delivery_mask,
     realtime_cells,
@@ -343,6 +344,9 @@ def _scenario(part: Run, index: int) -> dict[str, Any]:
         "user_cost_headers": list(USER_COST_HEADERS),
         "user_cost_note": USER_COST_NOTE,
         "user_cost_rows": user_cost_rows(part.cells),
+        "stall_headers": list(STALL_HEADERS),
+        "stall_note": STALL_NOTE,
+        "stall_rows": stall_rows(part),
         "delivery_charts": delivery_charts(part, costs) if has_deliveries else [],
         "delivery_rows_measured": bool(measured_delivery_mask(part.deliveries).any()),
         "activity_headers": [

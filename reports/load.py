@@ -8,6 +8,7 @@ Reports read files only, never a running test::
     run.cells[["cell", "p50_ms", "p99_ms"]]        # one row per cell (see reports.columns)
     run.samples                   # one row per request (SAMPLE_SCHEMA + run_id)
     run.deliveries                # one row per delivery (DELIVERY_SCHEMA + run_id)
+    run.stalls                    # one row per server or load generator stall (STALL_SCHEMA)
     both = reports.load_many(["results/a", "results/b"])   # rows tagged by run_id
 
 A run of a multi-part scenario (``[[parts]]``) holds several workloads; its cells carry
@@ -47,6 +48,8 @@ from loadgen.schema import (
     SAMPLE_SCHEMA,
     SAMPLES_FILE,
     SCHEMA_VERSION,
+    STALL_SCHEMA,
+    STALLS_FILE,
     SUMMARY_FILE,
 )
 from reports.columns import (
@@ -76,6 +79,13 @@ def empty_deliveries() -> pd.DataFrame:
     return frame
 
 
+def empty_stalls() -> pd.DataFrame:
+    """A stalls DataFrame without rows: ``run_id`` then ``STALL_COLUMNS``, typed."""
+    frame = STALL_SCHEMA.empty_table().to_pandas()
+    frame.insert(0, "run_id", pd.Categorical([], categories=[]))
+    return frame
+
+
 @dataclass(eq=False, repr=False)
 class Run:
     """One results folder, or several combined by :func:`load_many`.
@@ -94,6 +104,10 @@ class Run:
             (same columns) when the folder has no deliveries.parquet, as for echo runs.
             Includes warmup, deferred and duplicate rows; filter with
             :func:`reports.stats.measured_deliveries`.
+        stalls: one row per collection or late event-loop turn of 5 ms or more of a
+            real-time repeat's server or load generator, columns
+            ``loadgen.schema.STALL_COLUMNS`` plus a categorical ``run_id`` first; no rows
+            when the folder has no stalls.parquet (echo runs, older runs).
         summary: summary.json as parsed (of the first run when combined).
         meta: meta.json as parsed (of the first run when combined).
         path: the results folder (the first one when combined).
@@ -109,6 +123,7 @@ class Run:
     path: Path
     repeats: pd.DataFrame
     deliveries: pd.DataFrame = field(default_factory=empty_deliveries)
+    stalls: pd.DataFrame = field(default_factory=empty_stalls)
     parts: tuple[Run, ...] = ()
     part_name: str | None = None
 
@@ -224,6 +239,7 @@ def select_part(run: Run, part: str) -> Run:
         path=run.path,
         repeats=rows(run.repeats),
         deliveries=rows(run.deliveries),
+        stalls=rows(run.stalls),
         part_name=part,
     )
 
@@ -276,6 +292,8 @@ def load(
             folder, REPORT_DELIVERY_COLUMNS if report_columns else DELIVERY_COLUMNS
         )
     _insert_run_id(deliveries, run_id)
+    stalls = _read_stalls(folder) if raw != "none" else empty_stalls().drop(columns="run_id")
+    _insert_run_id(stalls, run_id)
     cell_rows = [identity_defaults(c) | flatten(c) for c in cell_entries]
     cells = cell_frame(cell_rows, CELL_COLUMNS, run_id)
     repeat_rows = []
@@ -293,6 +311,7 @@ def load(
         path=folder,
         repeats=repeats,
         deliveries=deliveries,
+        stalls=stalls,
     )
 
 
@@ -347,6 +366,7 @@ def load_many(paths: Iterable[str | PathLike[str]], *, report_columns: bool = Fa
         seen[rid] = r.path
     samples = _concat_tagged([r.samples for r in runs], list(seen))
     deliveries = _concat_tagged([r.deliveries for r in runs], list(seen))
+    stalls = _concat_tagged([r.stalls for r in runs], list(seen))
     cells = pd.concat([r.cells for r in runs], ignore_index=True)
     repeats = pd.concat([r.repeats for r in runs], ignore_index=True)
     first = runs[0]
@@ -358,6 +378,7 @@ def load_many(paths: Iterable[str | PathLike[str]], *, report_columns: bool = Fa
         path=first.path,
         repeats=repeats,
         deliveries=deliveries,
+        stalls=stalls,
         parts=tuple(runs),
     )
 
@@ -432,6 +453,14 @@ def _read_deliveries(folder: Path, keep: Sequence[str]) -> pd.DataFrame:
     if not file.exists():
         return empty_deliveries().drop(columns="run_id")
     return _read_table(file, folder, DELIVERY_SCHEMA, "DELIVERY_SCHEMA", (), keep, keep)
+
+
+def _read_stalls(folder: Path) -> pd.DataFrame:
+    file = folder / STALLS_FILE
+    if not file.exists():
+        return empty_stalls().drop(columns="run_id")
+    columns = list(STALL_SCHEMA.names)
+    return _read_table(file, folder, STALL_SCHEMA, "STALL_SCHEMA", (), columns, columns)
 
 
 def _read_table(

@@ -28,6 +28,7 @@ from reports.html import write_report
 from reports.load import Run, scenario_label
 from reports.matrix import MATRIX_CSV, matrix_pivot, matrix_profiles, ratio_ci_text, verdict_matrix
 from reports.pairs import OPTIONAL_CONDITION_COLUMNS, condition_text
+from reports.stalls import STALL_HEADERS, STALL_NOTE, stall_rows
 from reports.stats import realtime_mask
 from reports.sweeps import sweep_table
 from reports.user_costs import USER_COST_HEADERS, USER_COST_NOTE, user_cost_rows
@@ -64,7 +65,8 @@ def summary_markdown(
     link profiles, :func:`reports.matrix.verdict_matrix`), verdict counts, the verdict per
     pair, warnings, rate sweeps (if any), the harness floor with each loopback echo cell's
     p50 as a multiple of it (when meta.json has one), key figures per cell and, for runs
-    with real-time cells, the cost per connected user (:mod:`reports.user_costs`)."""
+    with real-time cells, the cost per connected user (:mod:`reports.user_costs`) and the
+    stalls of their processes (:mod:`reports.stalls`)."""
     verdicts = verdict_table(run) if verdicts is None else verdicts
     warnings = run_warnings(run) if warnings is None else warnings
     claim = f"{CLAIM_RATIO:g}×"
@@ -107,6 +109,7 @@ def summary_markdown(
         "request or per useful message; Client CPU is the load generator's utilisation.",
     ]
     lines += _user_cost_lines(run)
+    lines += _stall_lines(run)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -343,6 +346,21 @@ def _user_cost_lines(run: Run) -> list[str]:
             md_text(delivery),
             *figures,
         ]
+        lines.append("| " + " | ".join(_md(v) for v in values) + " |")
+    return lines
+
+
+def _stall_lines(run: Run) -> list[str]:
+    """What stalled the server or load generator in each real-time cell; nothing when no
+    cell recorded stalls."""
+    rows = [(part, row) for part in run.runs for row in stall_rows(part)]
+    if not rows:
+        return []
+    head = ["Scenario", *STALL_HEADERS]
+    lines = ["", "### Stalls", "", STALL_NOTE, ""]
+    lines += ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
+    for part, (cell, *figures) in rows:
+        values = [md_text(scenario_label(part)), md_code(cell), *figures]
         lines.append("| " + " | ".join(_md(v) for v in values) + " |")
     return lines
 

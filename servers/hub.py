@@ -37,6 +37,7 @@ from servers.protocol import ProtocolError, Request
 from servers.realtime.config import RealtimeConfig
 from servers.realtime.inbox import Inbox
 from servers.realtime.ops import Realtime
+from servers.stalls import Stalls
 
 #: Default bound of a push connection's outgoing queue, in messages.
 DEFAULT_SEND_QUEUE = 1_000
@@ -84,6 +85,11 @@ class Hub:
         self.realtime = Realtime(realtime)
         for op, handler, auth in self.realtime.operations():
             self.register(op, handler, auth=auth)
+        # The record of what stopped this process (collections, late loop turns)
+        # answers with the counters, so a run can lay them over its latencies.
+        self._ops["stats"] = self._stats
+        self.stalls = Stalls()
+        self._watcher: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         # Thousands of connections' objects would otherwise be rescanned by every full
         # collection, a pause of hundreds of ms for every delivery in flight.
@@ -117,14 +123,19 @@ class Hub:
         """Start background work (the presence sweeper); transports call this once."""
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_forever())
+        if self._watcher is None:
+            self.stalls.install()
+            self._watcher = asyncio.create_task(self.stalls.watch_loop())
 
     async def stop(self) -> None:
         """Stop background work."""
-        task, self._sweeper = self._sweeper, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        self.stalls.uninstall()
+        for task in (self._sweeper, self._watcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._sweeper = self._watcher = None
 
     async def _sweep_forever(self) -> None:
         # At most a second: streams end within a second of their token's expiry.
@@ -133,6 +144,13 @@ class Hub:
             await asyncio.sleep(period)
             self.realtime.sweep()
             self.gc.settle()
+
+    async def _stats(self, req: Request, ctx: Context) -> Any:
+        # ``stalls_since_ns`` (this machine's perf_counter_ns) keeps only later stalls.
+        since = req.payload.get("stalls_since_ns") if isinstance(req.payload, dict) else None
+        counters = await self.realtime.op_stats(req, ctx)
+        since = since if isinstance(since, int) and not isinstance(since, bool) else None
+        return {**counters, "stalls": self.stalls.report(since)}
 
     def open_session(self, token: str | None = None) -> Session:
         """A push connection's session; raises Unauthorized for an invalid token."""

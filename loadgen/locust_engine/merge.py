@@ -26,6 +26,7 @@ from loadgen.cellspec import CellRun
 from loadgen.pacer import lag_block
 from loadgen.recorder import decode_histogram, encode_histogram, new_histogram
 from loadgen.schema import DELIVERY_SCHEMA, SAMPLE_SCHEMA
+from servers.stalls import merge_reports
 
 #: Counters of the echo engine's stats that add up across workers.
 _ECHO_SUMS = ("issued", "connects", "connect_errors", "cancelled_in_flight")
@@ -103,6 +104,7 @@ def _merge_rt_stats(stats: list[dict[str, Any]]) -> dict[str, Any]:
     out["max_late_ms"] = max((s.get("max_late_ms", 0.0) for s in stats), default=0.0)
     # Every process runs with the same collector settings; the first one's stand for all.
     out["gc"] = next((s["gc"] for s in stats if s.get("gc")), {})
+    out["stalls"] = merge_reports([s.get("stalls") or {} for s in stats])
     # The server is shared: every worker read the same counters; keep the latest.
     server = [s.get("server_stats") or {} for s in stats]
     out["server_stats"] = max(server, key=lambda d: d.get("deliveries", 0), default={})

@@ -52,6 +52,7 @@ from loadgen.shares import id_counter, my_groups, tag
 from loadgen.timeline import run_phases, sleep_until
 from servers import gcfreeze
 from servers.protocol import make_payload
+from servers.stalls import Stalls
 
 clock = time.perf_counter_ns
 
@@ -111,8 +112,31 @@ async def run_realtime(
     """Run one repeat of a real-time cell (see the module docstring).
 
     With ``spec.processes > 1`` this process runs its share of the groups
-    (:mod:`loadgen.shares`) and awaits ``ready()`` between set-up and the load.
+    (:mod:`loadgen.shares`) and awaits ``ready()`` between set-up and the load. This
+    process's collections and late loop turns are timed throughout (``stats.stalls``).
     """
+    stalls = Stalls()
+    # Users keep making objects after set-up (reconnections, deliveries): what survives
+    # into the oldest generation is frozen too, so no full collection walks it all.
+    settling = asyncio.create_task(gcfreeze.Settler().keep_settled())
+    try:
+        async with stalls.watching():
+            return await _run(spec, params, hook, tracker, on_phase, ready, stalls)
+    finally:
+        settling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await settling
+
+
+async def _run(
+    spec: CellRun,
+    params: RealtimeParams,
+    hook: EventHook,
+    tracker: Tracker,
+    on_phase: Callable[[str], None] | None,
+    ready: Callable[[], Awaitable[None]] | None,
+    stalls: Stalls,
+) -> RealtimeStats:
     rng = random.Random(params.seed * 1_000_003 + spec.repeat + 7919 * spec.process_index)
     endpoint = Endpoint(
         spec.base_url, spec.transport, spec.client, spec.conn_mode, spec.delivery, spec.timeout_s
@@ -178,8 +202,8 @@ async def run_realtime(
     t_setup = clock()
 
     async def setup(u: VirtualUser) -> None:
-        # Everyone is signed in (online) before anyone watches, so set-up causes
-        # no presence changes that nobody expects.
+        # Everyone of the group is signed in (online) before anyone watches, so
+        # set-up causes no presence changes that nobody expects.
         await u.call("join", {"room": f"g{group_of[u.name]}"})
         if u.name in topic_of:
             await u.call("subscribe", {"topic": topic_of[u.name]})
@@ -195,10 +219,26 @@ async def run_realtime(
         await asyncio.sleep(ramp.next_wait_ns(clock()) / NS_PER_S)
         await u.start()
 
-    results = await _bounded([connect(u) for u in users.values()], SETUP_CONCURRENCY)
-    if not any(isinstance(r, BaseException) for r in results):
-        results = await _bounded([setup(u) for u in users.values()], SETUP_CONCURRENCY)
-    failed = [r for r in results if isinstance(r, BaseException)]
+    async def connect_group(gi: int) -> list[BaseException]:
+        # A group is set up as soon as its members are in, so set-up ends user by user
+        # along the ramp, as people arrive. Set up all at once, every user's last message
+        # would reach the server in the same second, and a server that times its
+        # liveness pings from the last message received (aiohttp's heartbeat) would ping
+        # them all at once one interval later: a stall of every push then in flight.
+        members = [users[n] for n in groups[gi]]
+        errors = [
+            r
+            for r in await asyncio.gather(*(connect(u) for u in members), return_exceptions=True)
+            if isinstance(r, BaseException)
+        ]
+        if not errors:
+            done = await asyncio.gather(*(setup(u) for u in members), return_exceptions=True)
+            errors = [r for r in done if isinstance(r, BaseException)]
+        return errors
+
+    # Each group's connections queue for the ramp's slots; SETUP_CONCURRENCY groups at once.
+    per_group = await _bounded([connect_group(gi) for gi in mine], SETUP_CONCURRENCY)
+    failed = [e for r in per_group for e in (r if isinstance(r, list) else [r])]
     if failed:
         for u in users.values():
             await u.stop()
@@ -265,7 +305,9 @@ async def run_realtime(
         stats.activity = await _time_on_site(users, truth)
     with contextlib.suppress(*FAILURES):
         first = next(iter(users.values()))
-        stats.server_stats = await first.call("stats", {})
+        stats.server_stats = await first.call("stats", {"stalls_since_ns": start})
+    # Its own stalls over the same span, on the same clock as the server's.
+    stats.stalls = stalls.report(start, clock())
     stats.reconnects = sum(u.reconnects for u in users.values())
     stats.auth_closes = sum(u.auth_closes for u in users.values())
     broken = [u.failure for u in users.values() if u.failure is not None]

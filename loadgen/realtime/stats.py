@@ -46,6 +46,8 @@ class RealtimeStats:
     max_late_ms: float = 0.0
     #: The collector's settings once set up (:func:`servers.gcfreeze.describe`).
     gc: dict[str, Any] = field(default_factory=dict)
+    #: This process's collections and late loop turns (:meth:`servers.stalls.Stalls.report`).
+    stalls: dict[str, Any] = field(default_factory=dict)
 
     def count_lateness(self, late_ns: int) -> None:
         """A behaviour reached a step ``late_ns`` after it was due."""

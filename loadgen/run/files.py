@@ -4,7 +4,7 @@
 
     write_json(out / META_FILE, meta)        # replaced atomically, never half-written
     stem = f"{index:03d}-{slug(cell_id)}-r{repeat}"
-    rows = merge_samples(out, parts)         # samples.parquet (+ deliveries.parquet)
+    rows = merge_samples(out, parts)         # samples.parquet (+ deliveries, stalls)
 """
 
 from __future__ import annotations
@@ -17,7 +17,14 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loadgen.schema import DELIVERIES_FILE, DELIVERY_SCHEMA, SAMPLE_SCHEMA, SAMPLES_FILE
+from loadgen.schema import (
+    DELIVERIES_FILE,
+    DELIVERY_SCHEMA,
+    SAMPLE_SCHEMA,
+    SAMPLES_FILE,
+    STALLS_FILE,
+)
+from loadgen.stall_records import stall_table
 
 
 def now() -> str:
@@ -39,7 +46,8 @@ def slug(text: str) -> str:
 
 
 def merge_samples(out_dir: Path, parts: list[dict[str, Any]]) -> int:
-    """Concatenate the parts' raw rows into ``samples.parquet`` (and ``deliveries.parquet``).
+    """Concatenate the parts' raw rows into ``samples.parquet`` (and ``deliveries.parquet``),
+    and their recorded stalls into ``stalls.parquet`` (when any part recorded them).
 
     Returns the number of sample rows. Part files are removed once merged.
     """
@@ -58,4 +66,6 @@ def merge_samples(out_dir: Path, parts: list[dict[str, Any]]) -> int:
             p.unlink(missing_ok=True)
         if name == SAMPLES_FILE:
             merged = table.num_rows
+    if any((part.get("stats") or {}).get("stalls") for part in parts):
+        pq.write_table(stall_table(parts), out_dir / STALLS_FILE, compression="zstd")
     return merged

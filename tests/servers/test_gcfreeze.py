@@ -41,7 +41,8 @@ def test_env_zero_leaves_the_collector_alone(monkeypatch: pytest.MonkeyPatch) ->
     assert gcfreeze.describe()["freeze"] is False
 
 
-def test_settler_freezes_once_per_full_collection() -> None:
+def test_full_policy_freezes_once_per_full_collection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(gcfreeze.ENV, "full")
     settler = gcfreeze.Settler()
     assert settler.settle() is False  # no full collection since it was made
     assert gc.get_freeze_count() == 0
@@ -49,9 +50,51 @@ def test_settler_freezes_once_per_full_collection() -> None:
     assert settler.settle() is True
     assert gc.get_freeze_count() > 0
     assert settler.settle() is False  # nothing new to freeze until the next one
-    gc.collect(0)  # a young collection does not count
+    gc.collect(1)  # a younger collection does not count
     assert settler.settle() is False
     assert settler.freezes == 1
+
+
+def test_default_policy_freezes_after_every_promoting_collection() -> None:
+    settler = gcfreeze.Settler()
+    assert settler.policy == "promoted" and gcfreeze.describe()["policy"] == "promoted"
+    gc.collect(0)  # generation 0 only promotes into generation 1
+    assert settler.settle() is False
+    gc.collect(1)  # survivors move into the oldest generation
+    assert settler.settle() is True
+    assert gc.get_freeze_count() > 0
+    assert settler.settle() is False
+    gc.collect()
+    assert settler.settle() is True
+    assert settler.freezes == 2
+
+
+@pytest.mark.parametrize(("value", "policy"), [("1", "promoted"), ("FULL", "full"), ("0", "off")])
+def test_policy_values(monkeypatch: pytest.MonkeyPatch, value: str, policy: str) -> None:
+    monkeypatch.setenv(gcfreeze.ENV, value)
+    assert gcfreeze.policy() == policy
+
+
+def test_an_unknown_policy_is_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(gcfreeze.ENV, "sometimes")
+    with pytest.raises(ValueError, match="RTBENCH_GC_FREEZE='sometimes'"):
+        gcfreeze.Settler()
+
+
+async def test_keep_settled_settles_until_cancelled() -> None:
+    settler = gcfreeze.Settler()
+    task = asyncio.create_task(settler.keep_settled(period_s=0.01))
+    gc.collect()
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if settler.freezes:
+            break
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert settler.freezes >= 1
 
 
 async def test_the_hubs_sweeper_settles_the_collector() -> None:
