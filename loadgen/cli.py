@@ -26,6 +26,7 @@ from loadgen.scenario import (
     parse_scenario,
     read_scenario_dict,
 )
+from servers import gcfreeze
 
 app = typer.Typer(
     help="Measure whether WebSocket beats HTTP for real-time messaging, and by how much.",
@@ -197,6 +198,12 @@ def _execute(
     if out is not None and out.exists() and any(out.iterdir()):
         err.print(f"[red]error:[/] {term_text(out)} exists and is not empty; choose another --out")
         raise typer.Exit(2)
+    try:
+        # Servers and load generators read it as they start: a bad value fails here.
+        gcfreeze.policy()
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {term_text(exc)}", highlight=False)
+        raise typer.Exit(2) from None
     lean = sorted({rc.id for rc in spec.run_cells() if rc.cell.client == LEAN})
     if engine == "locust" and lean:
         # Locust drives every cell with its own gevent clients: a "lean" label would lie.

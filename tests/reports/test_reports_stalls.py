@@ -131,9 +131,7 @@ def test_hostile_cell_names_are_escaped(tmp_path: Path) -> None:
     assert "ws|<b>" not in summary_markdown(run)
 
 
-spans = st.lists(
-    st.tuples(st.integers(0, 1000), st.integers(0, 100)), min_size=0, max_size=30
-)
+spans = st.lists(st.tuples(st.integers(0, 1000), st.integers(0, 100)), min_size=0, max_size=30)
 
 
 @given(spans, spans)
@@ -142,5 +140,8 @@ def test_overlaps_matches_a_pairwise_check(deliveries: list, stalls: list) -> No
     received = origin + np.array([b for _, b in deliveries], dtype="int64")
     start = np.array([a for a, _ in stalls], dtype="int64")
     end = start + np.array([b for _, b in stalls], dtype="int64")
-    want = [any(o <= e and r >= s for s, e in zip(start, end)) for o, r in zip(origin, received)]
+    want = [
+        any(o <= e and r >= s for s, e in zip(start, end, strict=True))
+        for o, r in zip(origin, received, strict=True)
+    ]
     assert overlaps(origin, received, start, end).tolist() == want

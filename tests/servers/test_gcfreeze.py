@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from servers import gcfreeze
 from servers.hub import Hub
 from servers.realtime.config import RealtimeConfig
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 
 @pytest.fixture(autouse=True)
@@ -111,3 +114,18 @@ async def test_the_hubs_sweeper_settles_the_collector() -> None:
         await hub.stop()
     assert hub.gc.freezes >= 1
     assert gc.get_freeze_count() > 0
+
+
+def test_rtbench_run_refuses_an_unknown_policy_before_starting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from loadgen.cli import app
+
+    monkeypatch.setenv(gcfreeze.ENV, "sometimes")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(SCENARIOS / "quick.toml"), "--out", str(out)])
+    assert result.exit_code == 2
+    assert "RTBENCH_GC_FREEZE='sometimes'" in result.output
+    assert not out.exists()

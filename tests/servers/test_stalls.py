@@ -128,9 +128,7 @@ async def test_the_hub_stats_carry_its_stalls_since_the_time_asked() -> None:
             return orjson.loads(reply.body)["payload"]
 
         assert [e[1] for e in (await stats({}))["stalls"]["events"]] == [30.0, 40.0]
-        assert [e[1] for e in (await stats({"stalls_since_ns": 200}))["stalls"]["events"]] == [
-            40.0
-        ]
+        assert [e[1] for e in (await stats({"stalls_since_ns": 200}))["stalls"]["events"]] == [40.0]
         # Anything but a whole number is ignored.
         assert len((await stats({"stalls_since_ns": "x"}))["stalls"]["events"]) == 2
         assert (await stats({}))["users"] == 1
