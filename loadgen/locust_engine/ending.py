@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -33,6 +34,7 @@ from loadgen.realtime.stats import RealtimeStats
 from loadgen.realtime.tracker import Tracker
 from loadgen.realtime.visits import time_on_site_report, visits_ms
 from loadgen.recorder import LatencyHistograms, RawRecorder
+from servers import gcfreeze
 
 clock = time.perf_counter_ns
 log = logging.getLogger("rtbench.locust")
@@ -70,6 +72,9 @@ class Ending:
     order: list[str]
     everyone: dict[str, VirtualUser]
     truth: dict[str, list[list[int]]]
+    start_ns: int
+    #: World's: stops timing this process's stalls and returns their report.
+    stop_watching_stalls: Callable[[], dict[str, Any]]
 
     def finish(self) -> dict[str, Any]:
         """After the end: let work in flight finish, drain deliveries, and build the result."""
@@ -112,7 +117,11 @@ class Ending:
             stats.activity = self._time_on_site()
         if self.order:
             with contextlib.suppress(*FAILURES):
-                stats.server_stats = self.people[self.order[0]].call("stats", {})
+                stats.server_stats = self.people[self.order[0]].call(
+                    "stats", {"stalls_since_ns": self.start_ns}
+                )
+        stats.stalls = self.stop_watching_stalls()
+        stats.gc = gcfreeze.describe()
         everyone = list(self.everyone.values())
         stats.reconnects = sum(p.reconnects for p in everyone)
         stats.auth_closes = sum(p.auth_closes for p in everyone)

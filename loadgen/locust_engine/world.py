@@ -59,8 +59,10 @@ from loadgen.realtime.stats import RealtimeStats
 from loadgen.realtime.tracker import Tracker
 from loadgen.realtime.user_state import Endpoint
 from loadgen.recorder import LatencyHistograms, RawRecorder
+from servers import gcfreeze
 from servers.fdlimit import FdLimitTooLow
 from servers.protocol import make_payload
+from servers.stalls import LOOP_PERIOD_S, Stalls
 
 clock = time.perf_counter_ns
 
@@ -136,6 +138,9 @@ class World(Recording, SetUp, Ending):
             self.budget = 1 << 62
         # Real time.
         self.rt_stats = RealtimeStats()
+        #: This process's collections and late turns of its gevent hub, from the clock's start.
+        self.stalls = Stalls()
+        self._watchers: list[gevent.Greenlet] = []
         self.rng = random.Random(
             (self.params.seed if self.params else 1) * 1_000_003 + spec.repeat + 7919 * worker_index
         )
@@ -222,10 +227,42 @@ class World(Recording, SetUp, Ending):
         self.tracker.warmup_end_ns = self.warmup_end_ns
         self.end_ns = self.warmup_end_ns + int(spec.duration_s * NS_PER_S)
         self.stage.start_ns, self.stage.end_ns = self.start_ns, self.end_ns
+        if self.realtime:
+            self._watch_stalls()
         self.go.set()
         if self.publishers:
             self.behaviours.append(self._spawn_notifications())
         gevent.spawn(self._phases)
+
+    def _watch_stalls(self) -> None:
+        """Time collections and the hub's late wake-ups (the asyncio engine's
+        :meth:`servers.stalls.Stalls.watch_loop`, on gevent), and freeze what each
+        promoting collection leaves, as the asyncio engine does."""
+        self.stalls.install()
+        settler = gcfreeze.Settler()
+
+        def watch() -> None:
+            period_ns = int(LOOP_PERIOD_S * 1e9)
+            due = clock() + period_ns
+            while True:
+                gevent.sleep(max(0.0, (due - clock()) / 1e9))
+                now = clock()
+                self.stalls.loop_turn(due, now - due)
+                due = max(due + period_ns, now)
+
+        def settle() -> None:
+            while settler.active:
+                gevent.sleep(0.5)
+                settler.settle()
+
+        self._watchers = [gevent.spawn(watch), gevent.spawn(settle)]
+
+    def stop_watching_stalls(self) -> dict[str, Any]:
+        """Stop :meth:`_watch_stalls`; this process's stalls since the clock started."""
+        gevent.killall(self._watchers)
+        self._watchers = []
+        self.stalls.uninstall()
+        return self.stalls.report(self.start_ns, clock())
 
     def _phases(self) -> None:
         if self.on_phase:
