@@ -67,6 +67,7 @@ class Hub:
         realtime: RealtimeConfig | None = None,
         send_queue: int = DEFAULT_SEND_QUEUE,
         echo_delay_s: float = 0.0,
+        watch_stalls: bool = True,
     ) -> None:
         if max_message_bytes <= 0:
             raise ValueError("max_message_bytes must be positive")
@@ -89,6 +90,8 @@ class Hub:
         # answers with the counters, so a run can lay them over its latencies.
         self._ops["stats"] = self._stats
         self.stalls = Stalls()
+        #: Whether :meth:`start` times stalls (``stats`` then reports them).
+        self.watch_stalls = watch_stalls
         self._watcher: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         # Thousands of connections' objects would otherwise be rescanned by every full
@@ -123,7 +126,7 @@ class Hub:
         """Start background work (the presence sweeper); transports call this once."""
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_forever())
-        if self._watcher is None:
+        if self._watcher is None and self.watch_stalls:
             self.stalls.install()
             self._watcher = asyncio.create_task(self.stalls.watch_loop())
 

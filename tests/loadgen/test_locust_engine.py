@@ -228,6 +228,11 @@ def test_messaging_ws_push_two_local_workers(tmp_path: Path) -> None:
     push = [line.split(",") for line in stats if line.startswith("PUSH,message delivery,")]
     assert push and float(push[0][5]) > 0  # average response time, ms
     assert int(push[0][2]) == sum(not w for w in rows.warmup)
+    # Both workers timed their hub's wake-ups and collections; the server its own.
+    stalls = part["stats"]["stalls"]
+    assert stalls["loop"]["checks"] > 0 and len(stalls["gc"]["collections"]) == 3
+    assert part["stats"]["server_stats"]["stalls"]["loop"]["checks"] > 0
+    assert part["stats"]["gc"]["policy"] == "promoted"
 
 
 def test_messaging_sse_two_local_workers(tmp_path: Path) -> None:

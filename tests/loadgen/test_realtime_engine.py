@@ -30,7 +30,13 @@ from loadgen.realtime.engine import run_realtime
 from loadgen.realtime.params import RealtimeParams
 from loadgen.realtime.tracker import Tracker
 from loadgen.scenario import ScenarioError, parse_scenario
-from loadgen.schema import DELIVERIES_FILE, DELIVERY_SCHEMA, SUMMARY_FILE
+from loadgen.schema import (
+    DELIVERIES_FILE,
+    DELIVERY_SCHEMA,
+    STALL_SCHEMA,
+    STALLS_FILE,
+    SUMMARY_FILE,
+)
 from servers import gcfreeze
 
 pytestmark = pytest.mark.timeout(180)
@@ -201,6 +207,24 @@ def test_deliveries_parquet_one_row_per_delivery(runs: dict[str, Path], workload
         # Each recipient's rows have distinct inbox sequence numbers.
         seqs = [(r["recipient"], r["seq"]) for r in mine]
         assert len(seqs) == len(set(seqs)), name
+
+
+@pytest.mark.parametrize("workload", ["messaging"])
+def test_stalls_parquet_and_the_summary_block(runs: dict[str, Path], workload: str) -> None:
+    out = runs[workload]
+    table = pq.read_table(out / STALLS_FILE)
+    assert table.schema.equals(STALL_SCHEMA)
+    cells = summary_cells(out)
+    assert set(table.column("cell").to_pylist()) <= set(cells)
+    assert set(table.column("process").to_pylist()) <= {"server", "load generator"}
+    for name, cell in cells.items():
+        block = cell["stalls"]
+        # Both processes were watched, whether or not anything stalled them.
+        assert {"server_longest_loop_ms", "load_generator_longest_loop_ms"} <= set(block), name
+    records = [orjson.loads(p.read_bytes()) for p in (out / "parts").glob("*.record.json")]
+    for record in records:
+        assert record["stats"]["stalls"]["loop"]["checks"] > 0
+        assert record["stats"]["server_stats"]["stalls"]["loop"]["checks"] > 0
 
 
 def test_presence_cells_measure_both_changes(runs: dict[str, Path]) -> None:
