@@ -123,7 +123,8 @@ class Hub:
         return Context(user=user, token=token)
 
     async def start(self) -> None:
-        """Start background work (the presence sweeper); transports call this once."""
+        """Start background work (the presence sweeper, and the stall watch unless
+        ``watch_stalls`` is false); transports call this once."""
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_forever())
         if self._watcher is None and self.watch_stalls:
