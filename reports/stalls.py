@@ -22,12 +22,23 @@ import numpy as np
 import pandas as pd
 
 from loadgen.stall_records import LONG_STALL_MS
-from reports.fmt import fmt_int, fmt_ms, fmt_pct, fmt_text
+from reports.fmt import as_float, fmt_int, fmt_ms, fmt_pct, fmt_text
 from reports.groups import cell_groups
-from reports.stats import measured_deliveries
+from reports.stats import measured_deliveries, realtime_cells
+from servers.stalls import MIN_EVENT_MS
 
 if TYPE_CHECKING:
     from reports.load import Run
+
+#: :func:`stall_table`'s figures from ``run.cells`` (summary.json's ``stalls`` block).
+_FIGURES: dict[str, str] = {
+    "server_gc_max_ms": "stalls_server_longest_gc_ms",
+    "server_loop_max_ms": "stalls_server_longest_loop_ms",
+    "client_gc_max_ms": "stalls_load_generator_longest_gc_ms",
+    "client_loop_max_ms": "stalls_load_generator_longest_loop_ms",
+}
+#: The long loop stalls of both processes, added for :func:`stall_table`.
+_LONG_COUNTS = ("stalls_server_long_loop_stalls", "stalls_load_generator_long_loop_stalls")
 
 #: Columns of :func:`stall_table`.
 STALL_TABLE_COLUMNS: tuple[str, ...] = (
@@ -59,10 +70,11 @@ STALL_HEADERS: tuple[str, ...] = (
 
 #: What the table's figures are, for the note under its title.
 STALL_NOTE = (
-    "What stopped the server or the load generator while users were connected, from the "
-    "start of each repeat's clock to its end: the longest garbage collection (timed by "
-    "gc.callbacks) and the longest late wake-up of the event loop (checked every 10 ms; it "
-    "includes the collections and anything else that held the loop). A delivery is in a "
+    "What stopped the server or the load generator inside the measured window: the longest "
+    "garbage collection (timed by gc.callbacks) and the longest late wake-up of the event "
+    "loop (checked every 10 ms; it includes the collections and anything else that held "
+    f"the loop; < {MIN_EVENT_MS:g}: none that long), and how many loop stalls of both lasted "
+    f"{LONG_STALL_MS:g} ms or more. A delivery is in a "
     f"stall when its span, from its cause to its arrival, overlaps a loop stall of "
     f"{LONG_STALL_MS:g} ms or more of either process; the last column is the delivery p99 "
     "of the measured deliveries that were not. When the two p99s differ widely, the tail "
@@ -99,38 +111,41 @@ def overlaps(
 
 
 def stall_table(run: Run) -> pd.DataFrame:
-    """One row per real-time cell that recorded stalls, :data:`STALL_TABLE_COLUMNS`."""
-    stalls = run.stalls
-    if stalls.empty:
+    """One row per real-time cell that watched its stalls, :data:`STALL_TABLE_COLUMNS`:
+    the longest stalls inside the window from ``run.cells`` (summary.json's ``stalls``),
+    the deliveries in flight during a long one from ``run.stalls``."""
+    cells = realtime_cells(run.cells)
+    watched = [c for c in _FIGURES.values() if c in cells.columns]
+    if not watched:
         return pd.DataFrame(columns=list(STALL_TABLE_COLUMNS))
+    cells = cells[cells[watched].notna().any(axis=1)]
     keys = ["run_id", "cell"]
-    cols = [*keys, "repeat", "origin_ns", "latency_ns"]
-    measured = measured_deliveries(run.deliveries, columns=cols)
-    by_cell = {key: rows for key, rows in cell_groups(measured, keys)}
-    long_ns = int(LONG_STALL_MS * 1e6)
+    measured = measured_deliveries(
+        run.deliveries, columns=[*keys, "repeat", "origin_ns", "latency_ns"]
+    )
+    by_cell = {tuple(key): rows for key, rows in cell_groups(measured, keys)}
+    stalls = run.stalls
+    long = stalls[(stalls["kind"] == "loop") & (stalls["duration_ns"] >= LONG_STALL_MS * 1e6)]
+    long_by_cell = {tuple(key): rows for key, rows in cell_groups(long, keys)}
     rows = []
-    for key, cell_stalls in cell_groups(stalls, keys):
+    for _, cell in cells.iterrows():
+        key = (cell["run_id"], cell["cell"])
         row: dict[str, object] = dict(zip(keys, key, strict=True))
-        for prefix, process in (("server", "server"), ("client", "load generator")):
-            mine = cell_stalls[cell_stalls["process"] == process]
-            gc = mine["duration_ns"][mine["kind"] != "loop"]
-            loop = mine["duration_ns"][mine["kind"] == "loop"]
-            row[f"{prefix}_gc_max_ms"] = gc.max() / 1e6 if len(gc) else np.nan
-            row[f"{prefix}_loop_max_ms"] = loop.max() / 1e6 if len(loop) else np.nan
-        is_long = (cell_stalls["kind"] == "loop") & (cell_stalls["duration_ns"] >= long_ns)
-        long = cell_stalls[is_long]
-        row["long_stalls"] = len(long)
-        deliveries = by_cell.get(tuple(key), measured.iloc[:0])
+        for name, column in _FIGURES.items():
+            row[name] = cell[column] if column in cells.columns else np.nan
+        counts = [cell[c] for c in _LONG_COUNTS if c in cells.columns and pd.notna(cell[c])]
+        row["long_stalls"] = int(sum(counts)) if counts else pd.NA
+        there = long_by_cell.get(key, long.iloc[:0])
+        deliveries = by_cell.get(key, measured.iloc[:0])
         held = np.zeros(len(deliveries), dtype=bool)
         for repeat in pd.unique(deliveries["repeat"]):
             these = (deliveries["repeat"] == repeat).to_numpy()
-            there = long[long["repeat"] == repeat]
+            mine = there[there["repeat"] == repeat]
             origin = deliveries["origin_ns"].to_numpy(dtype="int64")[these]
             received = origin + deliveries["latency_ns"].to_numpy(dtype="int64")[these]
-            start = there["start_ns"].to_numpy(dtype="int64")
-            held[these] = overlaps(
-                origin, received, start, start + there["duration_ns"].to_numpy(dtype="int64")
-            )
+            start = mine["start_ns"].to_numpy(dtype="int64")
+            end = start + mine["duration_ns"].to_numpy(dtype="int64")
+            held[these] = overlaps(origin, received, start, end)
         latency = deliveries["latency_ns"].to_numpy(dtype="float64") / 1e6
         row["deliveries"] = len(latency)
         row["in_stall"] = int(held.sum())
@@ -139,6 +154,14 @@ def stall_table(run: Run) -> pd.DataFrame:
         row["p99_outside_ms"] = float(np.percentile(others, 99)) if len(others) else np.nan
         rows.append(row)
     return pd.DataFrame(rows, columns=list(STALL_TABLE_COLUMNS))
+
+
+def _fmt_stall(ms: object) -> str:
+    # The recorders keep stalls of MIN_EVENT_MS or more: 0 means none that long.
+    value = as_float(ms)
+    if value is not None and value < MIN_EVENT_MS:
+        return f"< {MIN_EVENT_MS:g}"
+    return fmt_ms(ms)
 
 
 def stall_rows(run: Run) -> list[list[str]]:
@@ -150,10 +173,10 @@ def stall_rows(run: Run) -> list[list[str]]:
         out.append(
             [
                 fmt_text(r["cell"]),
-                fmt_ms(r["server_gc_max_ms"]),
-                fmt_ms(r["server_loop_max_ms"]),
-                fmt_ms(r["client_gc_max_ms"]),
-                fmt_ms(r["client_loop_max_ms"]),
+                _fmt_stall(r["server_gc_max_ms"]),
+                _fmt_stall(r["server_loop_max_ms"]),
+                _fmt_stall(r["client_gc_max_ms"]),
+                _fmt_stall(r["client_loop_max_ms"]),
                 fmt_int(r["long_stalls"]),
                 f"{fmt_int(r['in_stall'])} ({fmt_pct(share)})",
                 fmt_ms(r["p99_ms"]),

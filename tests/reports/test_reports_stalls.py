@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from hypothesis import given
 from hypothesis import strategies as st
-from reports_fixtures import CellSpec, make_realtime_run_dir, make_run_dir
+from reports_fixtures import CellSpec, edit_cell, make_realtime_run_dir, make_run_dir
 
 import reports
 from loadgen.schema import DELIVERIES_FILE, STALL_SCHEMA, STALLS_FILE
@@ -46,6 +46,17 @@ def write_stalls(folder: Path, rows: list[dict[str, object]]) -> None:
             }
         )
     pq.write_table(pa.Table.from_pylist(full, schema=STALL_SCHEMA), folder / STALLS_FILE)
+
+
+def watched(folder: Path, cell: str, **figures: float) -> None:
+    """Give ``cell`` summary.json's stalls block: the run watched its stalls."""
+    block = {
+        f"{process}_{name}": 0.0
+        for process in ("server", "load_generator")
+        for name in ("longest_gc_ms", "longest_loop_ms", "long_loop_stalled_ms")
+    }
+    block |= {"server_long_loop_stalls": 0, "load_generator_long_loop_stalls": 0}
+    edit_cell(folder, cell, stalls=block | figures)
 
 
 def measured(folder: Path, cell: str) -> pd.DataFrame:
@@ -85,9 +96,20 @@ def test_deliveries_in_flight_during_a_long_stall_are_counted_apart(tmp_path: Pa
             },
         ],
     )
+    watched(
+        folder,
+        WS,
+        server_longest_gc_ms=45.0,
+        server_longest_loop_ms=60.0,
+        server_long_loop_stalls=1,
+        load_generator_longest_gc_ms=7.0,
+        load_generator_longest_loop_ms=3.0,
+    )
     run = reports.load(folder)
     assert len(run.stalls) == 4
-    row = stall_table(run).set_index("cell").loc[WS]
+    table = stall_table(run)
+    assert list(table["cell"]) == [WS]  # the other cells did not watch
+    row = table.set_index("cell").loc[WS]
     received = d["origin_ns"] + d["latency_ns"]
     held = (d["origin_ns"] <= start + 60 * MS) & (received >= start)
     assert row["in_stall"] == int(held.sum()) > 0
@@ -98,14 +120,26 @@ def test_deliveries_in_flight_during_a_long_stall_are_counted_apart(tmp_path: Pa
     assert row["server_gc_max_ms"] == 45.0
     assert row["server_loop_max_ms"] == 60.0
     assert row["client_gc_max_ms"] == 7.0
-    assert np.isnan(row["client_loop_max_ms"])
+    assert row["client_loop_max_ms"] == 3.0
     assert row["long_stalls"] == 1
+    shown = dict(zip(STALL_HEADERS, stall_rows(run)[0], strict=True))
+    # Under the recorders' 5 ms, nothing was kept: said as such.
+    assert shown["Load generator: longest loop stall ms"] == "< 5"
+    assert shown["Server: longest loop stall ms"] == "60.00"
+
+
+def test_a_watched_cell_without_any_long_stall_has_a_row(tmp_path: Path) -> None:
+    folder = make_realtime_run_dir(tmp_path)
+    watched(folder, WS)
+    (row,) = stall_table(reports.load(folder)).to_dict("records")
+    assert row["in_stall"] == 0 and row["p99_ms"] == row["p99_outside_ms"]
 
 
 def test_the_table_reaches_both_reports_escaped(tmp_path: Path) -> None:
     folder = make_realtime_run_dir(tmp_path)
     start = int(measured(folder, WS)["origin_ns"].iloc[0])
     write_stalls(folder, [{"cell": WS, "start_ns": start, "duration_ns": 80 * MS}])
+    watched(folder, WS, server_longest_loop_ms=80.0, server_long_loop_stalls=1)
     run = reports.load(folder)
     (row,) = stall_rows(run)
     assert len(row) == len(STALL_HEADERS) and row[0] == WS
@@ -126,7 +160,10 @@ def test_hostile_cell_names_are_escaped(tmp_path: Path) -> None:
     pq.write_table(pa.Table.from_pandas(d, preserve_index=False), folder / DELIVERIES_FILE)
     table["cell"] = evil
     pq.write_table(pa.Table.from_pandas(table, schema=STALL_SCHEMA), folder / STALLS_FILE)
+    watched(folder, WS)
+    edit_cell(folder, WS, cell=evil)
     run = reports.load(folder)
+    assert stall_rows(run)[0][0] == evil
     assert "<b>*x*</b>" not in render_report(run)
     assert "ws|<b>" not in summary_markdown(run)
 
