@@ -73,12 +73,14 @@ def stalls_block(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """The stalls inside the measured windows of a cell's repeats, per process
     (``server_...``, ``load_generator_...``): the longest collection and the longest
     loop stall (ms), how many loop stalls lasted :data:`LONG_STALL_MS` or more, and
-    their total (ms). A process that recorded nothing has no keys; ``{}`` for none."""
+    their total (ms); the loop figures are None for a process that did not watch its loop
+    (a server without ``RTBENCH_LOOP_WATCH=1``). A process that recorded nothing has no
+    keys; ``{}`` for none."""
     out: dict[str, Any] = {}
     for process in STALL_PROCESSES:
         gc_max = 0.0
         loops: list[float] = []
-        seen = False
+        seen = watched_loop = False
         for part in parts:
             stats = part.get("stats") or {}
             start = int(stats.get("measure_started_ns") or 0)
@@ -87,6 +89,7 @@ def stalls_block(parts: list[dict[str, Any]]) -> dict[str, Any]:
                 if proc != process:
                     continue
                 seen = True
+                watched_loop = watched_loop or bool((report.get("loop") or {}).get("checks"))
                 for t, ms, kind in report.get("events") or []:
                     if not start <= t < end:
                         continue
@@ -96,8 +99,10 @@ def stalls_block(parts: list[dict[str, Any]]) -> dict[str, Any]:
                         gc_max = max(gc_max, float(ms))
         if seen:
             long = [ms for ms in loops if ms >= LONG_STALL_MS]
-            figures = (round(gc_max, 3), round(max(loops, default=0.0), 3), len(long))
-            figures += (round(sum(long), 3),)
+            figures: tuple[float | None, ...] = (round(gc_max, 3), None, None, None)
+            if watched_loop:
+                figures = (figures[0], round(max(loops, default=0.0), 3), len(long))
+                figures += (round(sum(long), 3),)
             prefix = process.replace(" ", "_")
             out.update(
                 {f"{prefix}_{name}": v for name, v in zip(STALL_FIGURES, figures, strict=True)}

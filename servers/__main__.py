@@ -166,12 +166,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="test only: sleep this long in every echo request, to check that a "
         "performance gate catches a slower server (default 0)",
     )
-    parser.add_argument(
-        "--no-stall-watch",
-        action="store_true",
-        help="do not time collections and late event-loop turns (a task wakes every "
-        "10 ms for the loop; rtbench turns it off for echo cells, where no one reads it)",
-    )
     parser.add_argument("--tls-cert", help="PEM certificate chain: serve https/wss")
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     parser.add_argument(
@@ -267,6 +261,8 @@ async def run(
             "liveness": config.liveness(),
             # The collector's settings change pauses, so the run records them.
             "gc": gcfreeze.describe(),
+            # Whether it times late loop turns too (stats' "stalls"; RTBENCH_LOOP_WATCH).
+            "loop_watch": hub.watch_loop if hub is not None else None,
             **(extra_info or {}),
         }
         print(format_ready_line(info), flush=True)
@@ -371,7 +367,6 @@ def main(argv: list[str] | None = None) -> int:
             ),
             send_queue=args.send_queue,
             echo_delay_s=args.delay_ms / 1000.0,
-            watch_stalls=not args.no_stall_watch,
         )
     except ValueError as exc:
         _remove_secret_file(secret_file)

@@ -37,7 +37,7 @@ from servers.protocol import ProtocolError, Request
 from servers.realtime.config import RealtimeConfig
 from servers.realtime.inbox import Inbox
 from servers.realtime.ops import Realtime
-from servers.stalls import Stalls
+from servers.stalls import Stalls, server_watches_loop
 
 #: Default bound of a push connection's outgoing queue, in messages.
 DEFAULT_SEND_QUEUE = 1_000
@@ -67,7 +67,7 @@ class Hub:
         realtime: RealtimeConfig | None = None,
         send_queue: int = DEFAULT_SEND_QUEUE,
         echo_delay_s: float = 0.0,
-        watch_stalls: bool = True,
+        watch_loop: bool | None = None,
     ) -> None:
         if max_message_bytes <= 0:
             raise ValueError("max_message_bytes must be positive")
@@ -90,8 +90,9 @@ class Hub:
         # answers with the counters, so a run can lay them over its latencies.
         self._ops["stats"] = self._stats
         self.stalls = Stalls()
-        #: Whether :meth:`start` times stalls (``stats`` then reports them).
-        self.watch_stalls = watch_stalls
+        #: Whether :meth:`start` times late loop turns besides collections (default:
+        #: ``RTBENCH_LOOP_WATCH=1``; each check costs CPU this server's figures would carry).
+        self.watch_loop = server_watches_loop() if watch_loop is None else watch_loop
         self._watcher: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         # Thousands of connections' objects would otherwise be rescanned by every full
@@ -123,12 +124,12 @@ class Hub:
         return Context(user=user, token=token)
 
     async def start(self) -> None:
-        """Start background work (the presence sweeper, and the stall watch unless
-        ``watch_stalls`` is false); transports call this once."""
+        """Start background work (the presence sweeper, timing collections and, with
+        ``watch_loop``, late loop turns); transports call this once."""
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_forever())
-        if self._watcher is None and self.watch_stalls:
-            self.stalls.install()
+        self.stalls.install()
+        if self._watcher is None and self.watch_loop:
             self._watcher = asyncio.create_task(self.stalls.watch_loop())
 
     async def stop(self) -> None:

@@ -19,7 +19,7 @@ from servers.common import DEFAULT_KEEPALIVE_TIMEOUT_S
 
 def server_args(scenario: Scenario) -> list[str]:
     """Server command-line options: test delay, WebSocket pings, user limit, real-time
-    settings (or, for echo cells, no stall watch)."""
+    settings."""
     delay = ["--delay-ms", str(d)] if (d := scenario.server.delay_ms) else []
     delay += ["--ws-ping-interval", str(scenario.server.ws_ping_interval_s)]
     if scenario.server.keepalive_timeout_s != DEFAULT_KEEPALIVE_TIMEOUT_S:
@@ -28,8 +28,7 @@ def server_args(scenario: Scenario) -> list[str]:
         delay += ["--max-users", str(scenario.server.max_users)]
     rt = scenario.realtime
     if rt is None:
-        # Echo cells read no stalls: the server's 10 ms loop check would only add wake-ups.
-        return [*delay, "--no-stall-watch"]
+        return delay
     return [
         *delay,
         "--presence-timeout",

@@ -196,6 +196,8 @@ def watch_workers(
         "server_liveness": server.info.get("liveness"),
         # Its garbage collector's settings (servers.gcfreeze): they change its pauses.
         "server_gc": server.info.get("gc"),
+        # Whether it timed its late loop turns (servers.stalls, RTBENCH_LOOP_WATCH).
+        "server_loop_watch": server.info.get("loop_watch"),
         # The listen backlog and the open-files limit it set (its ready line).
         "server_backlog": server.info.get("backlog"),
         "server_fd_limit": server.info.get("fd_limit"),

@@ -409,8 +409,6 @@ def test_ws_pings_are_on_unless_the_scenario_turns_them_off(tmp_path: Path) -> N
     assert on.server.ws_ping_interval_s == 20.0
     args = server_args(on)
     assert args[args.index("--ws-ping-interval") + 1] == "20.0"
-    # An echo cell's server does not watch for stalls: nobody reads them.
-    assert "--no-stall-watch" in args
     off = load_scenario(write(tmp_path, VALID + "\n[server]\nws_ping_interval_s = 0\n", "off.toml"))
     args = server_args(off)
     assert args[args.index("--ws-ping-interval") + 1] == "0.0"

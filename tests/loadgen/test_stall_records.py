@@ -10,8 +10,9 @@ from loadgen.stall_records import stall_table, stalls_block
 MS = 1_000_000
 
 
-def report(*events: tuple[int, float, str]) -> dict[str, Any]:
-    return {"gc": {}, "loop": {}, "min_event_ms": 5.0, "events": [list(e) for e in events]}
+def report(*events: tuple[int, float, str], checks: int = 100) -> dict[str, Any]:
+    loop = {"checks": checks}
+    return {"gc": {}, "loop": loop, "min_event_ms": 5.0, "events": [list(e) for e in events]}
 
 
 def part(repeat: int, server: dict[str, Any] | None, client: dict[str, Any] | None) -> dict:
@@ -68,3 +69,11 @@ def test_the_block_keeps_the_window_only_and_counts_long_loop_stalls() -> None:
         "load_generator_long_loop_stalls": 1,
         "load_generator_long_loop_stalled_ms": 55.0,
     }
+
+
+def test_a_server_that_did_not_watch_its_loop_has_no_loop_figures() -> None:
+    block = stalls_block([part(0, report((1500 * MS, 30.0, "gc1"), checks=0), report())])
+    assert block["server_longest_gc_ms"] == 30.0
+    assert block["server_longest_loop_ms"] is None
+    assert block["server_long_loop_stalls"] is None
+    assert block["load_generator_longest_loop_ms"] == 0.0

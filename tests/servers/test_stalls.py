@@ -113,6 +113,20 @@ def test_merge_adds_counts_and_keeps_the_longest() -> None:
     assert merge_reports([a.report()]) == a.report()
 
 
+async def test_a_hub_watches_its_loop_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Hub().watch_loop is False
+    monkeypatch.setenv("RTBENCH_LOOP_WATCH", "1")
+    hub = Hub()
+    assert hub.watch_loop is True
+    await hub.start()
+    try:
+        await asyncio.sleep(0.05)
+        assert hub.stalls.loop_checks > 0
+    finally:
+        await hub.stop()
+    assert Hub(watch_loop=False).watch_loop is False
+
+
 async def test_the_hub_stats_carry_its_stalls_since_the_time_asked() -> None:
     hub = Hub()
     hub.realtime.sign_in("alice")
