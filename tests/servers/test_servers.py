@@ -491,6 +491,7 @@ async def test_subprocess_serves_and_stops(kind: str, sig: int) -> None:
             "tls",
             "liveness",
             "gc",
+            "loop_watch",
             "signin",
             "secret_file",
             "backlog",
@@ -504,6 +505,7 @@ async def test_subprocess_serves_and_stops(kind: str, sig: int) -> None:
         assert info["tls"] is None
         # The collector's settings, for the run's record (freezing is on by default).
         assert info["gc"]["freeze"] is True and len(info["gc"]["threshold"]) == 3
+        assert info["loop_watch"] is False  # RTBENCH_LOOP_WATCH unset
         # The secret came in the environment (the tests' own), so no file was made.
         assert (info["signin"], info["secret_file"]) == ("key", None)
         assert info["kind"] == kind
