@@ -110,8 +110,16 @@ def test_run_records_each_servers_garbage_collector_settings(
     _, out = finished_run
     for record in (out / "parts").glob("*.record.json"):
         gc = read_json(record)["procs"]["server_gc"]
-        assert set(gc) == {"freeze", "enabled", "threshold", "frozen", "full_collections"}
+        assert set(gc) == {
+            "freeze",
+            "policy",
+            "enabled",
+            "threshold",
+            "frozen",
+            "full_collections",
+        }
         assert gc["freeze"] is True and gc["enabled"] is True, record.name
+        assert gc["policy"] == "promoted", record.name
 
 
 def test_run_records_backlogs_and_open_file_limits(finished_run: tuple[Path, Path]) -> None:
