@@ -72,14 +72,19 @@ SAMPLE_COLUMNS = tuple(SAMPLE_SCHEMA.names)
 #: but left out of latency statistics); ``bytes`` is the wire bytes of the push
 #: frame or SSE event (with its HTTP chunk framing), or the poll reply's bytes
 #: shared by the items it carried.
+#: What names the cell and repeat a real-time row belongs to (deliveries, stalls).
+_REALTIME_CELL_FIELDS = [
+    pa.field("cell", pa.string()),
+    pa.field("transport", pa.string()),
+    pa.field("client", pa.string()),
+    pa.field("conn_mode", pa.string()),
+    pa.field("delivery", pa.string()),
+    pa.field("repeat", pa.int32()),
+]
+
 DELIVERY_SCHEMA = pa.schema(
     [
-        pa.field("cell", pa.string()),
-        pa.field("transport", pa.string()),
-        pa.field("client", pa.string()),
-        pa.field("conn_mode", pa.string()),
-        pa.field("delivery", pa.string()),
-        pa.field("repeat", pa.int32()),
+        *_REALTIME_CELL_FIELDS,
         pa.field("type", pa.string()),
         pa.field("item_id", pa.int64()),
         pa.field("sender", pa.string()),
@@ -107,12 +112,7 @@ DELIVERY_COLUMNS = tuple(DELIVERY_SCHEMA.names)
 #: stall can be laid over the deliveries in flight; ``warmup`` is true before the window.
 STALL_SCHEMA = pa.schema(
     [
-        pa.field("cell", pa.string()),
-        pa.field("transport", pa.string()),
-        pa.field("client", pa.string()),
-        pa.field("conn_mode", pa.string()),
-        pa.field("delivery", pa.string()),
-        pa.field("repeat", pa.int32()),
+        *_REALTIME_CELL_FIELDS,
         pa.field("process", pa.string()),
         pa.field("kind", pa.string()),
         pa.field("start_ns", pa.int64()),

@@ -27,7 +27,7 @@ import gc
 import heapq
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 #: Loop turns are checked this often (s): a stall shorter than this may go unseen.
@@ -113,10 +113,17 @@ class Stalls:
     async def watch_loop(self, period_s: float = LOOP_PERIOD_S) -> None:
         """Sleep ``period_s`` at a time until cancelled, counting how late each wake-up
         came: a stall of the loop, whatever held it (a collection, a long callback)."""
+        for wait in self.loop_waits(period_s):
+            await asyncio.sleep(wait)
+
+    def loop_waits(self, period_s: float = LOOP_PERIOD_S) -> Iterator[float]:
+        """The seconds to sleep before each check, without end; asking for the next one
+        counts how late the sleep came back. Any event loop drives it with its own sleep:
+        ``for wait in stalls.loop_waits(): gevent.sleep(wait)``."""
         period_ns = int(period_s * 1e9)
         due = self.clock() + period_ns
         while True:
-            await asyncio.sleep(max(0.0, (due - self.clock()) / 1e9))
+            yield max(0.0, (due - self.clock()) / 1e9)
             now = self.clock()
             self.loop_turn(due, now - due)
             due = max(due + period_ns, now)
@@ -175,8 +182,8 @@ class Stalls:
         ``limit`` longest, in time order), for JSON."""
         events = self.events(since_ns, until_ns)
         if len(events) > limit:
-            longest = set(heapq.nlargest(limit, range(len(events)), key=lambda i: events[i][1]))
-            events = [e for i, e in enumerate(events) if i in longest]
+            longest = heapq.nlargest(limit, events, key=lambda e: e[1])
+            events = sorted(longest, key=lambda e: e[0])
         return {
             "gc": {
                 "collections": list(self.gc_count),

@@ -62,7 +62,7 @@ from loadgen.recorder import LatencyHistograms, RawRecorder
 from servers import gcfreeze
 from servers.fdlimit import FdLimitTooLow
 from servers.protocol import make_payload
-from servers.stalls import LOOP_PERIOD_S, Stalls
+from servers.stalls import Stalls
 
 clock = time.perf_counter_ns
 
@@ -242,13 +242,8 @@ class World(Recording, SetUp, Ending):
         settler = gcfreeze.Settler()
 
         def watch() -> None:
-            period_ns = int(LOOP_PERIOD_S * 1e9)
-            due = clock() + period_ns
-            while True:
-                gevent.sleep(max(0.0, (due - clock()) / 1e9))
-                now = clock()
-                self.stalls.loop_turn(due, now - due)
-                due = max(due + period_ns, now)
+            for wait in self.stalls.loop_waits():
+                gevent.sleep(wait)
 
         def settle() -> None:
             while settler.active:
