@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SCENARIO ?= scenarios/quick.toml
 
-.PHONY: venv bench test test-e2e test-all gate gate-baseline lint format perf perf-peers perf-report clean
+.PHONY: venv bench test test-e2e test-all gate gate-baseline lint format perf perf-peers perf-report conform conform-node node-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -89,6 +89,27 @@ gate-baseline: $(STAMP)
 	rm -rf results/ci
 	$(BIN)/rtbench run scenarios/ci.toml --out results/ci --no-progress
 	$(BIN)/rtbench baseline save results/ci --name ci --force
+
+## `rtbench conform` against every server rtbench ships (docs/protocol.md); exit 1 if one
+## does not conform.
+conform: $(STAMP)
+	@for kind in http ws-aiohttp ws-websockets; do \
+		$(BIN)/rtbench conform --no-progress -- $(BIN)/python -m servers $$kind || exit 1; \
+	done
+
+## The node reference server's npm dependencies (npm ci in servers/node, from its lock file).
+NODE_SERVER := servers/node
+node-deps: $(NODE_SERVER)/node_modules/.package-lock.json
+
+$(NODE_SERVER)/node_modules/.package-lock.json: $(NODE_SERVER)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+		echo "node-deps: node and npm are missing; as root: apt-get install nodejs npm" >&2; \
+		exit 2; }
+	cd $(NODE_SERVER) && npm ci --no-audit --no-fund
+
+## The node reference server checked by `rtbench conform` (exit 0 when it conforms).
+conform-node: $(STAMP) node-deps
+	$(BIN)/rtbench conform --no-progress -- node $(NODE_SERVER)/server.js
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -7,6 +7,7 @@
     rtbench validate scenarios/*.toml
     rtbench compare BASELINE CURRENT [--max-regression p99:+15% ...] [--report-only]
     rtbench baseline save results/RUN_ID [--name NAME]
+    rtbench conform http://127.0.0.1:8080 | rtbench conform -- CMD ARGS...
 """
 
 from __future__ import annotations
@@ -307,6 +308,72 @@ def validate(
         err.print(f"[green]ok[/] {term_name(path)}: {cells} cells, ~{seconds:.0f}s")
     if bad:
         raise typer.Exit(2)
+
+
+@app.command()
+def conform(
+    target: Annotated[
+        list[str],
+        typer.Argument(
+            help="A running loopback server's URL, or -- and the command that starts one",
+            metavar="URL | -- CMD ARGS...",
+        ),
+    ],
+    secret_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--secret-file",
+            help="The server's sign-in secret (default: $RTBENCH_SIGNIN_SECRET); "
+            "a started command gets a fresh one",
+        ),
+    ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Run only checks matching this glob, e.g. 'ws.*' (repeatable)"),
+    ] = None,
+    max_message_bytes: Annotated[
+        int | None,
+        typer.Option(
+            "--max-message-bytes",
+            min=64,
+            help="The server's message limit (default: its ready line's, else 1 MiB)",
+        ),
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the results as JSON here")
+    ] = None,
+    progress: RunProgress = True,
+) -> None:
+    """Check that a server speaks the rtbench protocol (docs/protocol.md); exit 1 if not."""
+    import asyncio
+
+    from loadgen.conform.command import conform as run_conform
+    from loadgen.conform.command import is_url, read_secret
+    from loadgen.conform.runner import CheckResult, verdict
+    from loadgen.conform.table import results_table, summary_line, write_json
+    from loadgen.conform.target import TargetError
+
+    out = Console()
+
+    def shown(result: CheckResult) -> None:
+        if progress:
+            err.print(f"{result.status:>7} {result.id}", markup=False, highlight=False)
+
+    try:
+        secret = read_secret(secret_file) if (is_url(target) or secret_file) else None
+        checked, results = asyncio.run(run_conform(target, secret, only, max_message_bytes, shown))
+    except TargetError as exc:
+        err.print(f"[red]error:[/] {term_text(exc)}", highlight=False)
+        raise typer.Exit(2) from None
+    if not results:
+        err.print("[red]error:[/] no check matches --only", highlight=False)
+        raise typer.Exit(2)
+    out.print(results_table(checked, results))
+    out.print(summary_line(results), markup=False, highlight=False)
+    if json_out is not None:
+        write_json(json_out, checked, results)
+    if not verdict(results):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -262,18 +262,19 @@ def start_server(
     extra_args: list[str] | None = None,
     argv_prefix: list[str] | None = None,
     signin_secret: str | None = None,
+    command: list[str] | None = None,
 ) -> Child:
     """Start ``python -m servers KIND`` on an ephemeral port and wait for its ready line.
 
     ``argv_prefix`` (``["ip", "netns", "exec", NS]``) runs it inside a network namespace.
     ``signin_secret`` reaches it in its environment (:func:`secret_env`), not its argv.
+    ``command`` starts another server instead (a cell's ``server_command``), given the
+    same options after it; ProcessFailed names the program when it cannot be started.
     """
+    program = command if command else [sys.executable, "-m", "servers", kind]
     argv = [
         *(argv_prefix or []),
-        sys.executable,
-        "-m",
-        "servers",
-        kind,
+        *program,
         "--host",
         host,
         "--port",
@@ -282,7 +283,12 @@ def start_server(
         str(max_message_bytes),
         *(extra_args or []),
     ]
-    child = _spawn(f"server {kind}", argv, cpus, log_path, secret_env(signin_secret))
+    try:
+        child = _spawn(f"server {kind}", argv, cpus, log_path, secret_env(signin_secret))
+    except OSError as exc:
+        raise ProcessFailed(
+            f"server {kind}: cannot start {program[0]!r}: {exc.strerror or exc}"
+        ) from None
     try:
         _wait_ready(child, f"server {kind}", log_path, timeout_s, parse_ready_line)
     except BaseException:

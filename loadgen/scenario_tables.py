@@ -11,7 +11,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -21,7 +22,7 @@ from loadgen.realtime.params import RealtimeParams
 from loadgen.schema import HTTP_TRANSPORTS, WS_TRANSPORTS
 from servers.common import DEFAULT_KEEPALIVE_TIMEOUT_S, DEFAULT_WS_PING_INTERVAL_S
 
-Transport = Literal["http", "ws-aiohttp", "ws-websockets"]
+Transport = Literal["http", "ws-aiohttp", "ws-websockets", "ws"]
 ClientName = Literal["httpx", "aiohttp", "websockets", "lean"]
 ConnMode = Literal["keep-alive", "new-connection", "persistent"]
 Workload = Literal["echo", "messaging", "presence", "notifications", "activity", "mix"]
@@ -156,9 +157,19 @@ class Cell(Strict):
     #: https/wss with a throwaway CA; the handshake is part of new connections' latency.
     tls: bool = False
     name: str | None = Field(default=None, min_length=1, max_length=80)
+    #: The command that starts this cell's server instead of ``python -m servers KIND``
+    #: (any server speaking docs/protocol.md, e.g. ``["node", "servers/node/server.js"]``).
+    server_command: list[Annotated[str, Field(min_length=1, max_length=1000)]] | None = Field(
+        default=None, min_length=1, max_length=64
+    )
+    #: How results name that server (default: the command's program name, e.g. ``node``).
+    server_name: str | None = Field(
+        default=None, min_length=1, max_length=40, pattern=r"^[A-Za-z0-9._-]+$"
+    )
 
     @model_validator(mode="after")
     def _fill_and_check(self) -> Cell:
+        self._check_server()
         ws = self.transport in WS_TRANSPORTS
         if self.conn_mode is None:
             object.__setattr__(self, "conn_mode", WS_CONN_MODE if ws else "keep-alive")
@@ -174,10 +185,42 @@ class Cell(Strict):
                 raise ValueError("real-time HTTP users run on the aiohttp or lean client")
         return self
 
+    def _check_server(self) -> None:
+        if self.server_command is None:
+            if self.transport == "ws":
+                raise ValueError(
+                    "transport 'ws' needs server_command (the server to start); rtbench's "
+                    "own WebSocket servers are 'ws-aiohttp' and 'ws-websockets'"
+                )
+            if self.server_name is not None:
+                raise ValueError("server_name names a server_command; give one or remove it")
+            return
+        if self.transport not in ("http", "ws"):
+            raise ValueError(
+                f"a cell with server_command has transport 'http' or 'ws', not "
+                f"{self.transport!r} (which names one of rtbench's own servers)"
+            )
+        if self.tls:
+            raise ValueError(
+                "tls = true applies to rtbench's own servers; a server_command serves plain TCP"
+            )
+        if Path(self.server_command[0]).name == "":
+            program = self.server_command[0]
+            raise ValueError(f"server_command[0] must name a program, got {program!r}")
+
+    @property
+    def server(self) -> str | None:
+        """The name results give a server_command's server (None for rtbench's own)."""
+        if self.server_command is None:
+            return None
+        return self.server_name or Path(self.server_command[0]).name
+
     @property
     def id(self) -> str:
-        """The cell's name in results, e.g. ``http/aiohttp/keep-alive[/long-poll]``."""
-        base = f"{self.transport}/{self.client}/{self.conn_mode}"
+        """The cell's name in results, e.g. ``http/aiohttp/keep-alive[/long-poll]``;
+        ``http@node/lean/keep-alive`` for a cell on a server_command's server."""
+        transport = self.transport if self.server is None else f"{self.transport}@{self.server}"
+        base = f"{transport}/{self.client}/{self.conn_mode}"
         if self.delivery is not None and self.delivery != "push":
             base += f"/{self.delivery}"
         if self.tls:

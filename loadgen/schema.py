@@ -130,9 +130,10 @@ DELIVERY_MODES = ("short-poll", "long-poll", "push", "sse")
 #: Percentiles reported everywhere, as (label, percentile) pairs.
 PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9))
 
-TRANSPORTS = ("http", "ws-aiohttp", "ws-websockets")
+#: ``ws`` is a WebSocket cell on a server started by its ``server_command``.
+TRANSPORTS = ("http", "ws-aiohttp", "ws-websockets", "ws")
 HTTP_TRANSPORTS = ("http",)
-WS_TRANSPORTS = ("ws-aiohttp", "ws-websockets")
+WS_TRANSPORTS = ("ws-aiohttp", "ws-websockets", "ws")
 CLIENTS = ("httpx", "aiohttp", "websockets")
 CONN_MODES = ("keep-alive", "new-connection")
 

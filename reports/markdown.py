@@ -207,7 +207,7 @@ def _counts_table(verdicts: pd.DataFrame) -> list[str]:
 def _verdict_lines(verdicts: pd.DataFrame) -> list[str]:
     wide = verdict_wide(verdicts)
     extras = [c for c in OPTIONAL_CONDITION_COLUMNS if c in wide.columns]
-    names = {"part": "Part", "profile": "Link", "tls": "TLS"}
+    names = {"part": "Part", "profile": "Link", "tls": "TLS", "server": "Server"}
     head = ["Scenario", "Mode", "Clients", "Load", *(names.get(c, c) for c in extras)]
     head += ["HTTP cell", "WebSocket cell"]
     head += [f"{label}" for label in METRICS.values()]

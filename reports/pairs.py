@@ -30,9 +30,9 @@ HEADLINE_CLIENT = "lean"
 CONDITION_COLUMNS: tuple[str, ...] = ("run_id", "scenario", "workload", "mode", "pairing", "load")
 
 #: Cell columns that become condition columns when ``run.cells`` has them with a value
-#: (the ``[[parts]]`` entry of a multi-part scenario, network profile, TLS); cells
-#: differing in them are never paired.
-OPTIONAL_CONDITION_COLUMNS: tuple[str, ...] = ("part", "profile", "tls")
+#: (the ``[[parts]]`` entry of a multi-part scenario, network profile, TLS, the server a
+#: cell's server_command started); cells differing in them are never paired.
+OPTIONAL_CONDITION_COLUMNS: tuple[str, ...] = ("part", "profile", "tls", "server")
 
 
 def condition_extras(cells: pd.DataFrame) -> list[str]:
@@ -147,7 +147,8 @@ def load_label(cell: Mapping[str, object] | pd.Series, meta: Mapping[str, object
 def condition_text(column: str, value: object) -> str:
     """An optional condition in words: ``tls`` ``"1.3"`` -> ``"TLS 1.3"``, missing ->
     ``"no TLS"``; ``profile`` ``"wan"`` -> ``"wan link"``, missing -> ``"no link profile"``;
-    ``part`` ``"messaging"`` -> ``"part messaging"``, missing -> ``"no part"``."""
+    ``part`` ``"messaging"`` -> ``"part messaging"``, missing -> ``"no part"``; ``server``
+    ``"node"`` -> ``"node server"``, missing -> ``"rtbench's servers"``."""
     missing = value is None or (isinstance(value, float) and np.isnan(value))
     if column == "part":
         return "no part" if missing else f"part {value}"
@@ -157,6 +158,8 @@ def condition_text(column: str, value: object) -> str:
         return "TLS" if value is True else f"TLS {value}"
     if column == "profile":
         return "no link profile" if missing else f"{value} link"
+    if column == "server":
+        return "rtbench's servers" if missing else f"{value} server"
     return f"{column} {'–' if missing else value}"
 
 

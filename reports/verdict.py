@@ -12,7 +12,7 @@
 Pairs. Within one run, every HTTP cell is paired with every WebSocket cell of the same
 workload and load (open-loop rate, connections; a rate sweep's cells therefore pair at each
 rate) and, when the cells have them, the same ``part`` of a multi-part scenario, network
-``profile`` and ``tls`` setting.
+``profile``, ``tls`` setting and ``server`` (a server_command's server).
 Echo cells pair with echo cells (request latency); real-time HTTP polling cells with
 WebSocket push cells (delivery latency, from an item's cause to its receipt). A pair whose
 two cells use the same client library (aiohttp HTTP against aiohttp WebSocket) is a

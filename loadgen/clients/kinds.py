@@ -17,7 +17,7 @@ WS_CLIENTS = ("websockets", "aiohttp", "lean")
 LEAN = "lean"
 WS_CONN_MODE = "persistent"
 
-PATHS = {"http": "/rpc", "ws-aiohttp": "/ws", "ws-websockets": "/ws"}
+PATHS = {"http": "/rpc", "ws-aiohttp": "/ws", "ws-websockets": "/ws", "ws": "/ws"}
 
 
 def check_combination(transport: str, client: str, conn_mode: str) -> str | None:

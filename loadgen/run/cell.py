@@ -80,6 +80,8 @@ def cell_identity(run_cell: RunCell) -> dict[str, Any]:
         "cell": run_cell.id,
         "part": run_cell.part,
         "transport": cell.transport,
+        # The server a server_command started ("node"); None on rtbench's own servers.
+        "server": cell.server,
         "client": cell.client,
         "conn_mode": cell.conn_mode,
         "delivery": cell.delivery_mode,

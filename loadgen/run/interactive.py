@@ -47,6 +47,7 @@ def interactive_spec(scenario: Scenario, cell_id: str | None = None) -> Iterator
             scenario.server.max_message_bytes,
             extra_args=server_args(scenario),
             signin_secret=secret,
+            command=cell.server_command,
         )
     except BaseException:
         _restore_env(SECRET_ENV, previous)

@@ -219,6 +219,7 @@ class RepeatRunner:
                         + self._tls_args(cell.tls),
                         argv_prefix=server_prefix,
                         signin_secret=self.signin_secret,
+                        command=cell.server_command,
                     )
             except ProcessFailed as exc:
                 return _into(base, {"failed": str(exc)})

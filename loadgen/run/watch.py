@@ -192,6 +192,8 @@ def watch_workers(
         # Utilisation is per client CPU: N processes on N CPUs can use N seconds a second.
         "client_cpu_count": len(client_cpus) or n,
         "server_loop": server.info.get("loop"),
+        # Which server it was (its ready line's kind: "http", "ws-aiohttp", "node"...).
+        "server_kind": server.info.get("kind"),
         # Timeouts and WebSocket pings the server ran with (its ready line).
         "server_liveness": server.info.get("liveness"),
         # Its garbage collector's settings (servers.gcfreeze): they change its pauses.

@@ -15,7 +15,8 @@ signed-in user and answer 401 without a valid token):
   connection signin also binds the connection to the user.
 - ``send`` {to | room, mid, ts, body} -> {mid, recipients}: a direct or room message.
 - ``join`` {room} -> {room, members}
-- ``subscribe`` {topic} / ``publish`` {topic, nid, ts, body} -> {recipients}
+- ``subscribe`` {topic} -> {topic, subscribers} / ``publish`` {topic, nid, ts, body}
+  -> {nid, recipients}
 - ``watch`` {users} / ``presence`` {users} -> {status: {user: {...}}}: a user
   is only visible to people who share a room with them (others read
   ``"unknown"``), and watchers are told of changes under the same rule.

@@ -93,6 +93,19 @@ def test_open_model_with_rate_is_valid(tmp_path: Path) -> None:
     assert spec.load.rate == 200
 
 
+def test_a_cell_on_a_server_command_is_named_after_its_server(tmp_path: Path) -> None:
+    text = VALID + (
+        '\n[[cells]]\ntransport = "http"\nclient = "lean"\nserver_command = ["node", "srv.js"]\n'
+        '\n[[cells]]\ntransport = "ws"\nclient = "lean"\n'
+        'server_command = ["/usr/bin/node", "s.js"]\n'
+        'server_name = "node-ws"\n'
+    )
+    cells = load_scenario(write(tmp_path, text)).cells
+    assert [c.id for c in cells[-2:]] == ["http@node/lean/keep-alive", "ws@node-ws/lean/persistent"]
+    assert cells[-1].server_command == ["/usr/bin/node", "s.js"]
+    assert cells[0].server is None and cells[0].id == "http/aiohttp/keep-alive"
+
+
 def test_same_cell_twice_with_distinct_names_is_valid(tmp_path: Path) -> None:
     text = VALID + '\n[[cells]]\ntransport = "http"\nclient = "aiohttp"\nname = "again"\n'
     spec = load_scenario(write(tmp_path, text))
@@ -183,7 +196,7 @@ INVALID = [
     pytest.param(
         ('transport = "http"', 'transport = "smoke-signals"'),
         "cells.0.transport",
-        "'http', 'ws-aiohttp' or 'ws-websockets'",
+        "'http', 'ws-aiohttp', 'ws-websockets' or 'ws'",
         id="unknown-transport",
     ),
     pytest.param(
@@ -248,6 +261,50 @@ INVALID = [
         "server.max_users",
         "greater than or equal to 1",
         id="max-users-zero",
+    ),
+    pytest.param(
+        (None, '\n[[cells]]\ntransport = "ws"\nclient = "lean"\n'),
+        "cells.2",
+        "transport 'ws' needs server_command",
+        id="ws-without-a-command",
+    ),
+    pytest.param(
+        (None, '\n[[cells]]\ntransport = "ws-aiohttp"\nclient = "lean"\nserver_command = ["x"]\n'),
+        "cells.2",
+        "transport 'http' or 'ws', not 'ws-aiohttp'",
+        id="command-with-a-python-server-kind",
+    ),
+    pytest.param(
+        (
+            None,
+            '\n[[cells]]\ntransport = "http"\nclient = "lean"\nserver_command = ["x"]\n'
+            "tls = true\n",
+        ),
+        "cells.2",
+        "a server_command serves plain TCP",
+        id="command-with-tls",
+    ),
+    pytest.param(
+        (None, '\n[[cells]]\ntransport = "http"\nclient = "lean"\nserver_command = []\n'),
+        "cells.2.server_command",
+        "at least 1 item",
+        id="empty-command",
+    ),
+    pytest.param(
+        (None, '\n[[cells]]\ntransport = "http"\nclient = "lean"\nserver_name = "node"\n'),
+        "cells.2",
+        "server_name names a server_command",
+        id="name-without-a-command",
+    ),
+    pytest.param(
+        (
+            None,
+            '\n[[cells]]\ntransport = "http"\nclient = "lean"\nserver_command = ["n"]\n'
+            'server_name = "a b"\n',
+        ),
+        "cells.2.server_name",
+        "should match pattern",
+        id="bad-server-name",
     ),
 ]
 
