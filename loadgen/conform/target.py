@@ -92,8 +92,9 @@ async def find_offers(base_url: str) -> frozenset[str]:
         with contextlib.suppress(aiohttp.ClientError, TimeoutError):
             async with asyncio.timeout(REPLY_TIMEOUT_S):
                 async with http.get(f"{base_url}/events") as resp:
-                    # A stream needs a token: a server that has one answers 401 with an envelope.
-                    if resp.status in (200, 401) and resp.content_type in (
+                    # A stream needs a token: a server that has one answers 401 with an
+                    # envelope (a wrong status is for the checks to find, not the probe).
+                    if resp.status not in (404, 405) and resp.content_type in (
                         "application/json",
                         "text/event-stream",
                     ):

@@ -3,6 +3,7 @@ on a server broken in the way it exists to catch (one mutation per check)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 from collections.abc import AsyncIterator
@@ -12,10 +13,11 @@ from typing import Any
 import pytest
 from serving import TEST_SECRET, running
 
-from loadgen.conform import runner
+from loadgen.conform import poll_checks, runner
 from loadgen.conform.runner import FAILED, PASSED, SKIPPED, run_checks, verdict
 from loadgen.conform.target import Target, find_offers, started
 from servers import http_server, protocol
+from servers.context import Context
 from servers.hub import Hub, Session
 from servers.realtime import ops
 from servers.realtime.auth import Auth
@@ -113,8 +115,69 @@ def _mutate(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
         patch(Auth, "key_ok", lambda self, user, key: True)
     elif name == "bye_keeps_token":
         patch(Auth, "revoke", lambda self, token, reason="revoked": None)
+    elif name == "echo_changes_payload":
+
+        async def changed(self: Hub, req: Any, ctx: Any) -> Any:
+            return {"not": "the payload"}
+
+        patch(Hub, "_echo", changed)
+    elif name == "wrong_error_code":
+        patch(protocol.MalformedJSON, "code", "invalid_envelope")
+    elif name in ("unknown_op_code", "unknown_user_code", "invalid_envelope_code"):
+        cls = {"unknown_op_code": protocol.UnknownOp, "unknown_user_code": protocol.UnknownUser}
+        patch(cls.get(name, protocol.InvalidEnvelope), "code", "protocol_error")
+    elif name == "invalid_envelope_status":
+        patch(protocol.InvalidEnvelope, "http_status", 422)
+    elif name == "no_token_needed":
+        patch(Hub, "register", _register_without_auth)
+    elif name == "unknown_token_is_anonymous":
+        patch(Hub, "authenticate", lambda self, token: Context())
+    elif name == "unknown_user_status":
+        patch(protocol.UnknownUser, "http_status", 400)
+    elif name == "presence_leaks":
+        patch(
+            ops.Realtime,
+            "_visible_status",
+            lambda self, caller, user: {"status": "online", "last_seen": None},
+        )
+    elif name == "subscribe_forgets":
+
+        async def forgets(self: Any, req: Any, ctx: Any) -> Any:
+            return {"topic": req.payload["topic"], "subscribers": 1}
+
+        patch(ops.Realtime, "op_subscribe", forgets)
+    elif name == "unauthorized_status":
+        patch(protocol.Unauthorized, "http_status", 403)
+    elif name == "sse_without_ids":
+        patch(http_server, "sse_event", lambda body: b"data: %b\n\n" % body)
+    elif name == "signin_does_not_bind":
+        patch(Session, "bind", lambda self, user, token: None)
+    elif name == "inbox_ignores_limit":
+        patch(http_server, "poll_request", _poll_request_without_limit)
+    elif name == "long_poll_sleeps":
+
+        async def sleeps(
+            self: Inbox, after: int, timeout_s: float, limit: int = 1000, abort: Any = None
+        ) -> Any:
+            await asyncio.sleep(timeout_s)
+            return ORIGINAL_READ(self, after, limit)
+
+        patch(Inbox, "wait", sleeps)
+        patch(poll_checks, "WAKE_WAIT_MS", 1500)
     else:
         raise AssertionError(name)
+
+
+ORIGINAL_REGISTER = Hub.register
+ORIGINAL_POLL_REQUEST = http_server.poll_request
+
+
+def _register_without_auth(self: Hub, op: str, handler: Any, auth: bool = False) -> None:
+    ORIGINAL_REGISTER(self, op, handler, auth=False)
+
+
+def _poll_request_without_limit(query: Any) -> Any:
+    return ORIGINAL_POLL_REQUEST({k: v for k, v in query.items() if k != "limit"})
 
 
 #: (mutation, server kind, the check that must fail on it).
@@ -133,7 +196,40 @@ MUTATIONS = [
     ("acts_as_other", "ws-aiohttp", "ws.act_as_other"),
     ("signin_without_key", "http", "rpc.signin"),
     ("bye_keeps_token", "ws-websockets", "ws.bye"),
+    ("bye_keeps_token", "http", "rpc.bye"),
+    ("echo_changes_payload", "http", "rpc.echo"),
+    ("echo_changes_payload", "ws-aiohttp", "ws.echo"),
+    ("wrong_error_code", "http", "rpc.malformed_json"),
+    ("wrong_error_code", "ws-websockets", "ws.malformed_json"),
+    ("invalid_envelope_status", "http", "rpc.invalid_envelope"),
+    ("invalid_envelope_code", "ws-websockets", "ws.invalid_envelope"),
+    ("unknown_op_code", "ws-aiohttp", "ws.unknown_op"),
+    ("unknown_user_code", "ws-websockets", "ws.unknown_user"),
+    ("no_token_needed", "http", "rpc.needs_token"),
+    ("no_token_needed", "ws-aiohttp", "ws.needs_token"),
+    ("unauthorized_status", "http", "rpc.bad_token"),
+    ("unknown_token_is_anonymous", "ws-websockets", "ws.bad_token"),
+    ("unknown_user_status", "http", "rpc.unknown_user"),
+    ("presence_leaks", "http", "rpc.presence"),
+    ("presence_leaks", "ws-aiohttp", "ws.presence"),
+    ("subscribe_forgets", "http", "rpc.notifications"),
+    ("subscribe_forgets", "ws-websockets", "ws.notifications"),
+    ("unauthorized_status", "http", "sse.needs_token"),
+    ("sse_without_ids", "http", "sse.stream"),
+    ("signin_does_not_bind", "ws-aiohttp", "ws.signin_binds"),
+    ("inbox_ignores_limit", "http", "rpc.inbox_get"),
+    ("long_poll_sleeps", "http", "rpc.long_poll_wakes"),
+    ("signin_without_key", "ws-aiohttp", "ws.signin"),
+    ("cursor_skips", "ws-aiohttp", "ws.push_resume"),
 ]
+
+#: Checks failed by a server set up differently rather than patched (the tests below).
+FAILED_BY_SETTINGS = {"rpc.limit", "ws.limit", "rpc.too_large", "ws.too_large"}
+
+
+def test_every_check_has_a_mutation_it_fails_on() -> None:
+    covered = {check_id for _, _, check_id in MUTATIONS} | FAILED_BY_SETTINGS
+    assert {c.id for c in runner.registered()} - covered == set()
 
 
 @pytest.mark.parametrize(("mutation", "kind", "check_id"), MUTATIONS)
@@ -147,11 +243,12 @@ async def test_each_check_fails_on_its_mutation(
     assert result.expected and result.got
 
 
-async def test_a_limit_the_server_does_not_enforce_fails() -> None:
+@pytest.mark.parametrize(("kind", "check_id"), [("http", "rpc.limit"), ("ws-aiohttp", "ws.limit")])
+async def test_a_limit_the_server_does_not_enforce_fails(kind: str, check_id: str) -> None:
     # The server holds 100,000 watched names while the protocol's default bound is 1,000.
     hub = Hub(realtime=RealtimeConfig(max_watch=100_000))
-    async with target_for("http", hub=hub) as target:
-        (result,) = await run_checks(target, only=["rpc.limit"])
+    async with target_for(kind, hub=hub) as target:
+        (result,) = await run_checks(target, only=[check_id])
     assert result.status == FAILED
     assert "limit_reached" in result.expected
 
