@@ -51,7 +51,7 @@ from servers.common import (
     ServerConfig,
 )
 from servers.hub import Context, Hub, Reply, Session
-from servers.realtime.auth import bearer_token
+from servers.realtime.auth import request_token
 
 KIND = "http"
 PATH = "/rpc"
@@ -70,11 +70,7 @@ _QUERY_INTS = ("after", "wait_ms", "limit")
 
 def _context(hub: Hub, request: web.Request) -> Context:
     """The caller's context from the Authorization header; raises Unauthorized."""
-    header = request.headers.get("Authorization")
-    token = bearer_token(header)
-    if header is not None and token is None:
-        raise protocol.Unauthorized("Authorization must be 'Bearer TOKEN'")
-    return hub.authenticate(token)
+    return hub.authenticate(request_token(request.headers.get("Authorization"), None))
 
 
 def poll_request(query: Mapping[str, str]) -> protocol.Request:
@@ -93,11 +89,7 @@ def poll_request(query: Mapping[str, str]) -> protocol.Request:
 
 def _stream_token(request: web.Request) -> str:
     """The token of a ``GET /events``: the Authorization header, else ``?token=``."""
-    header = request.headers.get("Authorization")
-    token = bearer_token(header)
-    if header is not None and token is None:
-        raise protocol.Unauthorized("Authorization must be 'Bearer TOKEN'")
-    token = token or request.rel_url.query.get("token")
+    token = request_token(request.headers.get("Authorization"), request.rel_url.query.get("token"))
     if not token:
         raise protocol.Unauthorized(
             "GET /events needs a token: 'Authorization: Bearer TOKEN' or ?token=TOKEN"

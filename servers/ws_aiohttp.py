@@ -34,7 +34,7 @@ from servers import protocol
 from servers.aiohttp_site import serve_app
 from servers.common import SEND_TIMEOUT, OnReady, ServerConfig, ws_hard_limit
 from servers.hub import Hub, Session
-from servers.realtime.auth import bearer_token
+from servers.realtime.auth import request_token
 from servers.ws_frames import MaskCheck
 
 
@@ -99,8 +99,8 @@ def make_app(config: ServerConfig, hub: Hub) -> web.Application:
     app[_SOCKETS] = weakref.WeakSet()
 
     async def ws_handler(request: web.Request) -> web.StreamResponse:
-        token = bearer_token(request.headers.get("Authorization")) or request.query.get("token")
         try:
+            token = request_token(request.headers.get("Authorization"), request.query.get("token"))
             hub.authenticate(token)
         except protocol.Unauthorized as exc:
             return web.Response(status=401, text=f"{exc}\n")

@@ -32,18 +32,16 @@ from websockets.http11 import Request, Response
 from servers import protocol
 from servers.common import SEND_TIMEOUT, SHUTDOWN_TIMEOUT, OnReady, ServerConfig, ws_hard_limit
 from servers.hub import Hub, Session
-from servers.realtime.auth import bearer_token
+from servers.realtime.auth import request_token
 
 KIND = "ws-websockets"
 PATH = "/ws"
 
 
 def _token(request: Request) -> str | None:
-    header = request.headers.get("Authorization")
-    if header:
-        return bearer_token(header)
+    """The handshake's token (Unauthorized for a malformed Authorization header)."""
     values = parse_qs(urlsplit(request.path).query).get("token")
-    return values[0] if values else None
+    return request_token(request.headers.get("Authorization"), values[0] if values else None)
 
 
 async def _write(ws: ServerConnection, session: Session) -> None:

@@ -99,18 +99,36 @@ async def needs_token(p: Probe) -> None:
         p.expect_error(answer, "unauthorized", f"{op!r} without a token")
 
 
-@check(BOTH, "bad_token", "an unknown token is refused (401)")
+@check(BOTH, "bad_token", "an unknown token or a malformed Authorization header is refused (401)")
 async def bad_token(p: Probe) -> None:
+    _, token = await p.signin()
     if p.transport == "rpc":
         answer = await HttpChannel(p.http, p.base_url, "not-a-token").call("heartbeat", {})
         p.expect_error(answer, "unauthorized", "heartbeat with an unknown token")
+        chan = HttpChannel(p.http, p.base_url)
+        body = orjson.dumps({"op": "heartbeat", "id": 1, "ts": 1, "payload": {}})
+        answer = await chan.send_raw(body, {"Authorization": f"Basic {token}"})
+        p.expect_error(answer, "unauthorized", "Authorization: Basic (not Bearer)")
         return
-    try:
-        await p.ws("not-a-token")
-    except WSServerHandshakeError as exc:
-        p.expect(exc.status == 401, "HTTP 401 before the handshake", f"HTTP {exc.status}")
-    else:
-        raise Mismatch("the handshake refused with HTTP 401", "the WebSocket was opened")
+    for what, kwargs in (
+        ("an unknown token", {"params": {"token": "not-a-token"}}),
+        # A malformed header is refused, even beside a valid ?token=.
+        (
+            "Authorization: Basic",
+            {"params": {"token": token}, "headers": {"Authorization": "Basic x"}},
+        ),
+    ):
+        try:
+            ws = await p.http.ws_connect(f"{p.base_url}/ws", **kwargs)
+        except WSServerHandshakeError as exc:
+            p.expect(
+                exc.status == 401, f"{what}: HTTP 401 before the handshake", f"HTTP {exc.status}"
+            )
+        else:
+            await ws.close()
+            raise Mismatch(
+                f"{what}: the handshake refused with HTTP 401", "the WebSocket was opened"
+            )
 
 
 @check(BOTH, "act_as_other", "a user cannot act as another, and nothing is applied")

@@ -727,10 +727,15 @@ class Server {
   }
 
   // GET /ws
+  // A malformed Authorization header is refused (401), never passed over for ?token=.
   wsToken(req, query) {
-    const token = bearerToken(req.headers.authorization);
-    if (token) return token;
-    return query.has('token') ? query.get('token') : null;
+    const header = req.headers.authorization;
+    if (header !== undefined) {
+      const token = bearerToken(header);
+      if (token === null) throw new protocol.Unauthorized("Authorization must be 'Bearer TOKEN'");
+      return token;
+    }
+    return query.has('token') ? query.get('token') || null : null;
   }
 
   onUpgrade(req, socket, head) {
@@ -744,8 +749,9 @@ class Server {
       refuseUpgrade(socket, 503, '503: Service Unavailable');
       return;
     }
-    const token = this.wsToken(req, query);
+    let token;
     try {
+      token = this.wsToken(req, query);
       this.hub.authenticate(token);
     } catch (err) {
       refuseUpgrade(socket, 401, `${err.message}\n`);

@@ -30,6 +30,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from servers.protocol import Unauthorized
 from servers.realtime.credentials import check_secret, key_matches, new_secret, secret_from_env
 
 #: `\Z`, not `$`: `$` would also accept a name that ends in a newline.
@@ -184,6 +185,18 @@ def bearer_token(header: str | None) -> str | None:
     if scheme.lower() != "bearer" or not value.strip():
         return None
     return value.strip()
+
+
+def request_token(header: str | None, query_token: str | None) -> str | None:
+    """The token a request carries: its ``Authorization: Bearer TOKEN`` header, else its
+    ``?token=`` value, else None. A header that is there but not ``Bearer TOKEN`` raises
+    :class:`~servers.protocol.Unauthorized` (401) on every transport, never falling back."""
+    if header is not None:
+        token = bearer_token(header)
+        if token is None:
+            raise Unauthorized("Authorization must be 'Bearer TOKEN'")
+        return token
+    return query_token or None
 
 
 def _nothing() -> None:

@@ -17,7 +17,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from servers import protocol
 from servers.hub import Hub
-from servers.protocol import Request
+from servers.protocol import Request, Unauthorized
+from servers.realtime.auth import request_token
 from servers.realtime.config import RealtimeConfig
 from servers.realtime.credentials import signin_payload, user_key
 
@@ -389,3 +390,25 @@ async def test_ws_failed_handshake_leaves_the_user_offline(
         async with asyncio.timeout(STEP_S):
             while presence.is_online("alice"):
                 await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize(
+    ("header", "query", "token"),
+    [
+        ("Bearer abc", None, "abc"),
+        ("bearer  abc ", "q", "abc"),  # the header wins over ?token=
+        (None, "q", "q"),
+        (None, "", None),
+        (None, None, None),
+    ],
+)
+def test_a_request_token_comes_from_the_header_else_the_query(
+    header: str | None, query: str | None, token: str | None
+) -> None:
+    assert request_token(header, query) == token
+
+
+@pytest.mark.parametrize("header", ["Basic abc", "Bearer", "Bearer   ", "", "abc"])
+def test_a_malformed_authorization_header_is_refused_whatever_the_query(header: str) -> None:
+    with pytest.raises(Unauthorized, match="Authorization must be 'Bearer TOKEN'"):
+        request_token(header, "a-valid-looking-token")
