@@ -209,6 +209,8 @@ class Hub:
                 elif ctx.session is None:
                     # A request over HTTP is a sign of life for presence.
                     self.realtime.presence.touch(ctx.user, time.perf_counter_ns())
+                # Every operation that acts as a user refuses to act as another.
+                self.realtime.check_self(req.payload, ctx)
             payload = await handler(req, ctx)
         except ProtocolError as exc:
             return self._error(exc, req)

@@ -139,6 +139,8 @@ async def act_as_other(p: Probe) -> None:
     attempts = (
         ("send", {"user": bob, "to": bob, "mid": 1, "ts": 1, "body": "spoof"}),
         ("poll", {"user": bob}),
+        ("heartbeat", {"user": bob}),
+        ("publish", {"user": bob, "topic": "t", "nid": 1, "ts": 1}),
     )
     for op, payload in attempts:
         what = f"{op!r} naming user {bob!r}"

@@ -161,6 +161,8 @@ class Hub {
       // A request over HTTP is a sign of life for presence.
       this.realtime.presence.touch(ctx.user, clock());
     }
+    // Every operation that acts as a user refuses to act as another.
+    Realtime.checkSelf(req.payload, ctx);
   }
 
   ok(req, payload) {
