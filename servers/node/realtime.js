@@ -733,6 +733,7 @@ class Realtime {
     }
     let recipients;
     if (room !== undefined) {
+      if (!USER_RE.test(room)) throw new InvalidEnvelope("'room' is not a valid room name");
       const members = this.rooms.get(room);
       if (!members || !members.has(ctx.user)) {
         throw new Forbidden(`not a member of room ${pyRepr(room)}`);

@@ -262,6 +262,8 @@ class Realtime:
         if (to is None) == (room is None):
             raise InvalidEnvelope("a message needs exactly one of 'to' or 'room'")
         if room is not None:
+            if not USER_RE.match(room):
+                raise InvalidEnvelope("'room' is not a valid room name")
             members = self.rooms.get(room)
             if members is None or ctx.user not in members:
                 raise Forbidden(f"not a member of room {room!r}")

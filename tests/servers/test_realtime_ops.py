@@ -136,6 +136,7 @@ async def test_send_validation() -> None:
     await error(hub, "send", both, "alice", 400, "invalid_envelope")
     await error(hub, "send", {"mid": 1, "ts": 1}, "alice", 400, "invalid_envelope")
     await error(hub, "send", {"to": "b b", "mid": 1, "ts": 1}, "alice", 400, "invalid_envelope")
+    await error(hub, "send", {"room": "r r", "mid": 1, "ts": 1}, "alice", 400, "invalid_envelope")
     await error(hub, "send", {"to": "bob", "mid": "1", "ts": 1}, "alice", 400, "invalid_envelope")
     await error(hub, "send", {"to": "bob", "mid": True, "ts": 1}, "alice", 400, "invalid_envelope")
     await error(hub, "send", [1], "alice", 400, "invalid_envelope")
