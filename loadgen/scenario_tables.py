@@ -22,7 +22,19 @@ from loadgen.realtime.params import RealtimeParams
 from loadgen.schema import HTTP_TRANSPORTS, WS_TRANSPORTS
 from servers.common import DEFAULT_KEEPALIVE_TIMEOUT_S, DEFAULT_WS_PING_INTERVAL_S
 
-Transport = Literal["http", "ws-aiohttp", "ws-websockets", "ws"]
+#: The ASGI servers that run servers.asgi_app (transports ``http-STACK``, ``ws-STACK``).
+ASGI_STACKS = ("uvicorn", "hypercorn")
+
+Transport = Literal[
+    "http",
+    "ws-aiohttp",
+    "ws-websockets",
+    "ws",
+    "http-uvicorn",
+    "ws-uvicorn",
+    "http-hypercorn",
+    "ws-hypercorn",
+]
 ClientName = Literal["httpx", "aiohttp", "websockets", "lean"]
 ConnMode = Literal["keep-alive", "new-connection", "persistent"]
 Workload = Literal["echo", "messaging", "presence", "notifications", "activity", "mix"]
@@ -210,16 +222,20 @@ class Cell(Strict):
 
     @property
     def server(self) -> str | None:
-        """The name results give a server_command's server (None for rtbench's own)."""
+        """The server stack when it is not rtbench's aiohttp/websockets pair: a
+        server_command's name, or the ASGI server (``uvicorn``, ``hypercorn``); cells of
+        different stacks are never paired. None for rtbench's aiohttp and websockets."""
         if self.server_command is None:
-            return None
+            _, _, stack = self.transport.partition("-")
+            return stack if stack in ASGI_STACKS else None
         return self.server_name or Path(self.server_command[0]).name
 
     @property
     def id(self) -> str:
         """The cell's name in results, e.g. ``http/aiohttp/keep-alive[/long-poll]``;
         ``http@node/lean/keep-alive`` for a cell on a server_command's server."""
-        transport = self.transport if self.server is None else f"{self.transport}@{self.server}"
+        command = self.server_command is not None
+        transport = f"{self.transport}@{self.server}" if command else self.transport
         base = f"{transport}/{self.client}/{self.conn_mode}"
         if self.delivery is not None and self.delivery != "push":
             base += f"/{self.delivery}"

@@ -130,10 +130,12 @@ DELIVERY_MODES = ("short-poll", "long-poll", "push", "sse")
 #: Percentiles reported everywhere, as (label, percentile) pairs.
 PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9))
 
-#: ``ws`` is a WebSocket cell on a server started by its ``server_command``.
-TRANSPORTS = ("http", "ws-aiohttp", "ws-websockets", "ws")
-HTTP_TRANSPORTS = ("http",)
-WS_TRANSPORTS = ("ws-aiohttp", "ws-websockets", "ws")
+#: ``http``/``ws`` alone are a cell on a server started by its ``server_command``
+#: (``http`` alone also names rtbench's aiohttp HTTP server); ``-uvicorn`` and
+#: ``-hypercorn`` are the ASGI application (servers.asgi_app) on those servers.
+HTTP_TRANSPORTS = ("http", "http-uvicorn", "http-hypercorn")
+WS_TRANSPORTS = ("ws-aiohttp", "ws-websockets", "ws", "ws-uvicorn", "ws-hypercorn")
+TRANSPORTS = (*HTTP_TRANSPORTS, *WS_TRANSPORTS)
 CLIENTS = ("httpx", "aiohttp", "websockets")
 CONN_MODES = ("keep-alive", "new-connection")
 

@@ -3,7 +3,9 @@
 ``--delay-ms X`` (test only) makes every echo request sleep X ms in the hub: a
 deliberately slower server, to check that ``rtbench compare`` catches it.
 
-KIND is ``http``, ``ws-aiohttp`` or ``ws-websockets``. Once listening the
+KIND is ``http``, ``ws-aiohttp`` or ``ws-websockets``, or one of the ASGI
+application's kinds (``http-uvicorn``, ``ws-uvicorn``, ``http-hypercorn``,
+``ws-hypercorn``: :mod:`servers.asgi_app` on uvicorn or hypercorn). Once listening the
 process prints one ``RTBENCH-READY {...}`` line to stdout (see
 :func:`servers.common.parse_ready_line`) and serves until SIGTERM or SIGINT,
 then prints its counters on one ``RTBENCH-STATS {...}`` line
@@ -68,6 +70,11 @@ MODULES = {
     "http": "servers.http_server",
     "ws-aiohttp": "servers.ws_aiohttp",
     "ws-websockets": "servers.ws_websockets",
+    # One ASGI app per stack serves every endpoint; the kind names the family a run uses.
+    "http-uvicorn": "servers.http_uvicorn",
+    "ws-uvicorn": "servers.ws_uvicorn",
+    "http-hypercorn": "servers.http_hypercorn",
+    "ws-hypercorn": "servers.ws_hypercorn",
 }
 
 EXIT_REFUSED = 2

@@ -17,7 +17,7 @@ WS_CLIENTS = ("websockets", "aiohttp", "lean")
 LEAN = "lean"
 WS_CONN_MODE = "persistent"
 
-PATHS = {"http": "/rpc", "ws-aiohttp": "/ws", "ws-websockets": "/ws", "ws": "/ws"}
+PATHS = {t: "/rpc" for t in HTTP_TRANSPORTS} | {t: "/ws" for t in WS_TRANSPORTS}
 
 
 def check_combination(transport: str, client: str, conn_mode: str) -> str | None:

@@ -196,7 +196,7 @@ INVALID = [
     pytest.param(
         ('transport = "http"', 'transport = "smoke-signals"'),
         "cells.0.transport",
-        "'http', 'ws-aiohttp', 'ws-websockets' or 'ws'",
+        "'ws-websockets', 'ws', 'http-uvicorn', 'ws-uvicorn', 'http-hypercorn' or 'ws-hypercorn'",
         id="unknown-transport",
     ),
     pytest.param(

@@ -1,0 +1,16 @@
+"""``ws-uvicorn``: the ASGI application (:mod:`servers.asgi_app`) on uvicorn,
+serving WebSocket cells.
+
+The app serves every endpoint; this kind tells a run that its cells use GET /ws::
+
+    await serve(ServerConfig("127.0.0.1", 0), Hub(), on_ready, stop)
+"""
+
+from __future__ import annotations
+
+from servers.asgi_uvicorn import serve
+
+KIND = "ws-uvicorn"
+PATH = "/ws"
+
+__all__ = ["KIND", "PATH", "serve"]
