@@ -27,18 +27,17 @@ from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-import orjson
-
 from servers import protocol
 from servers.common import JSON_CONTENT_TYPE, SEND_TIMEOUT, OnReady, ServerConfig
 from servers.http_server import (
     EVENTS_PATH,
     INBOX_PATH,
     SSE_CONTENT_TYPE,
-    SSE_PING,
+    next_sse_chunk,
     poll_request,
     resume_after,
-    sse_event,
+    sse_gap_event,
+    stream_token,
 )
 from servers.http_server import PATH as RPC_PATH
 from servers.hub import Hub, Reply, Session
@@ -278,11 +277,7 @@ class RtbenchApp:
         hub = self.hub
         query = _query(scope)
         try:
-            token = request_token(_header(scope, b"authorization"), query.get("token"))
-            if not token:
-                raise protocol.Unauthorized(
-                    "GET /events needs a token: 'Authorization: Bearer TOKEN' or ?token=TOKEN"
-                )
+            token = stream_token(_header(scope, b"authorization"), query.get("token"))
             after = resume_after(_header(scope, b"last-event-id"), query.get("after"))
             session = hub.open_session(token)
         except protocol.ProtocolError as exc:
@@ -317,26 +312,12 @@ class RtbenchApp:
         which makes the server drop the connection.
         """
         await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
-        if orjson.loads(reply.body)["payload"]["gap"]:
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": b"event: gap\ndata: %b\n\n" % reply.body,
-                    "more_body": True,
-                }
-            )
-        heartbeat_s = self.config.sse_heartbeat_s or None
+        gap = sse_gap_event(reply.body)
+        if gap is not None:
+            await send({"type": "http.response.body", "body": gap, "more_body": True})
+        heartbeat_s = self.config.sse_heartbeat_s
         try:
-            while True:
-                try:
-                    async with asyncio.timeout(heartbeat_s):
-                        body = await session.next_outgoing()
-                except TimeoutError:
-                    data = SSE_PING
-                else:
-                    if body is None:
-                        break
-                    data = sse_event(body)
+            while (data := await next_sse_chunk(session, heartbeat_s)) is not None:
                 async with asyncio.timeout(SEND_TIMEOUT):
                     await send({"type": "http.response.body", "body": data, "more_body": True})
             async with asyncio.timeout(SEND_TIMEOUT):

@@ -87,9 +87,10 @@ def poll_request(query: Mapping[str, str]) -> protocol.Request:
     return protocol.Request(op="poll", id=rid, ts=ts, payload=payload)
 
 
-def _stream_token(request: web.Request) -> str:
-    """The token of a ``GET /events``: the Authorization header, else ``?token=``."""
-    token = request_token(request.headers.get("Authorization"), request.rel_url.query.get("token"))
+def stream_token(authorization: str | None, query_token: str | None) -> str:
+    """The token of a ``GET /events``: the Authorization header, else ``?token=``;
+    Unauthorized when there is none or the header is malformed."""
+    token = request_token(authorization, query_token)
     if not token:
         raise protocol.Unauthorized(
             "GET /events needs a token: 'Authorization: Bearer TOKEN' or ?token=TOKEN"
@@ -106,6 +107,25 @@ def resume_after(last_event_id: str | None, after: str | None) -> int:
     if text:
         return protocol.parse_int_text("Last-Event-ID", text)
     return protocol.parse_int_text("after", "0" if after is None else after)
+
+
+def sse_gap_event(reply_body: bytes) -> bytes | None:
+    """The ``event: gap`` a stream starts with when its ``subscribe_inbox`` reply
+    (``reply_body``) reports skipped items, else None."""
+    if orjson.loads(reply_body)["payload"]["gap"]:
+        return b"event: gap\ndata: %b\n\n" % reply_body
+    return None
+
+
+async def next_sse_chunk(session: Session, heartbeat_s: float) -> bytes | None:
+    """What a stream sends next: the session's next message as an event, ``: ping``
+    after ``heartbeat_s`` without one (0: never), None once the session has closed."""
+    try:
+        async with asyncio.timeout(heartbeat_s or None):
+            body = await session.next_outgoing()
+    except TimeoutError:
+        return SSE_PING
+    return None if body is None else sse_event(body)
 
 
 def sse_event(body: bytes) -> bytes:
@@ -125,16 +145,7 @@ async def _stream(
     reading) aborts the connection and counts as a slow consumer.
     """
     try:
-        while True:
-            try:
-                async with asyncio.timeout(heartbeat_s or None):
-                    body = await session.next_outgoing()
-            except TimeoutError:
-                data = SSE_PING
-            else:
-                if body is None:
-                    break
-                data = sse_event(body)
+        while (data := await next_sse_chunk(session, heartbeat_s)) is not None:
             async with asyncio.timeout(SEND_TIMEOUT):
                 await resp.write(data)
         async with asyncio.timeout(SEND_TIMEOUT):
@@ -205,7 +216,9 @@ def make_app(config: ServerConfig, hub: Hub) -> web.Application:
 
     async def events(request: web.Request) -> web.StreamResponse:
         try:
-            token = _stream_token(request)
+            token = stream_token(
+                request.headers.get("Authorization"), request.rel_url.query.get("token")
+            )
             after = resume_after(
                 request.headers.get("Last-Event-ID"), request.rel_url.query.get("after")
             )
@@ -232,8 +245,9 @@ def make_app(config: ServerConfig, hub: Hub) -> web.Application:
             streams.add(session)
             try:
                 await resp.prepare(request)
-                if orjson.loads(reply.body)["payload"]["gap"]:
-                    await resp.write(b"event: gap\ndata: %b\n\n" % reply.body)
+                gap = sse_gap_event(reply.body)
+                if gap is not None:
+                    await resp.write(gap)
             except ConnectionError:
                 return resp  # the client went away
             await _stream(resp, session, config.sse_heartbeat_s, request)
