@@ -320,20 +320,27 @@ class Parser {
       this.i++;
       this.ws();
       out.set(key, this.value(depth));
-      this.ws();
-      if (this.i >= s.length) this.fail('unexpected end of data');
-      const d = s.charCodeAt(this.i);
-      if (d === 0x2c) {
-        comma = this.i++;
-        this.ws();
-        continue;
-      }
-      if (d === 0x7d) {
-        this.i++;
-        return out;
-      }
-      this.fail("unexpected character, expected ',' or '}'");
+      comma = this.separator(0x7d, '}');
+      if (comma < 0) return out;
     }
+  }
+
+  /** After a member or element: the index of the comma that follows it (consumed, with
+   * the white space after it), or -1 when it was the last and ``close`` is consumed. */
+  separator(close, closeText) {
+    this.ws();
+    if (this.i >= this.s.length) this.fail('unexpected end of data');
+    const d = this.s.charCodeAt(this.i);
+    if (d === 0x2c) {
+      const comma = this.i++;
+      this.ws();
+      return comma;
+    }
+    if (d === close) {
+      this.i++;
+      return -1;
+    }
+    return this.fail(`unexpected character, expected ',' or '${closeText}'`);
   }
 
   array(depth) {
@@ -352,19 +359,8 @@ class Parser {
       if (s.charCodeAt(this.i) === 0x5d && comma >= 0)
         this.fail('trailing comma is not allowed', comma);
       out.push(this.value(depth));
-      this.ws();
-      if (this.i >= s.length) this.fail('unexpected end of data');
-      const d = s.charCodeAt(this.i);
-      if (d === 0x2c) {
-        comma = this.i++;
-        this.ws();
-        continue;
-      }
-      if (d === 0x5d) {
-        this.i++;
-        return out;
-      }
-      this.fail("unexpected character, expected ',' or ']'");
+      comma = this.separator(0x5d, ']');
+      if (comma < 0) return out;
     }
   }
 }
