@@ -124,18 +124,9 @@ class HttpChannel:
                 data = await resp.read()
                 return Answer(resp.status, decode(data), data)
 
-    async def call(
-        self, op: str, payload: Any = None, rid: int | None = None, timeout_s: float | None = None
-    ) -> Answer:
+    async def call(self, op: str, payload: Any = None, rid: int | None = None) -> Answer:
         """Send one envelope for ``op`` and read its reply."""
-        body = orjson.dumps(envelope(op, payload, rid))
-        if timeout_s is None:
-            return await self.send_raw(body)
-        async with asyncio.timeout(timeout_s):
-            hdrs = {"Content-Type": "application/json", **auth_headers(self.token)}
-            async with self.http.post(f"{self.base_url}/rpc", data=body, headers=hdrs) as resp:
-                data = await resp.read()
-                return Answer(resp.status, decode(data), data)
+        return await self.send_raw(orjson.dumps(envelope(op, payload, rid)))
 
     async def close(self) -> None:
         return None
@@ -202,23 +193,26 @@ class WsChannel:
             await self.ws.send_str(body)
         else:
             await self.ws.send_bytes(body)
-        return await self._next_unmatched()
+        answer: Answer = await self._take(self._unmatched, REPLY_TIMEOUT_S, "reply")
+        return answer
 
-    async def _next_unmatched(self) -> Answer:
-        get = asyncio.ensure_future(self._unmatched.get())
+    async def _take(self, queue: asyncio.Queue[Any], timeout_s: float, what: str) -> Any:
+        """The next item of ``queue``; ChannelClosed once the socket closed with none
+        left, TimeoutError when none comes within ``timeout_s``."""
+        get = asyncio.ensure_future(queue.get())
         done, _ = await asyncio.wait(
-            {get, self._reader}, timeout=REPLY_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+            {get, self._reader}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
         )
         if get in done:
             return get.result()
         get.cancel()
+        if not queue.empty():
+            return queue.get_nowait()
         if self._reader in done:
             raise ChannelClosed(self.close_code)
-        raise TimeoutError(f"no reply within {REPLY_TIMEOUT_S} s")
+        raise TimeoutError(f"no {what} within {timeout_s} s")
 
-    async def call(
-        self, op: str, payload: Any = None, rid: int | None = None, timeout_s: float | None = None
-    ) -> Answer:
+    async def call(self, op: str, payload: Any = None, rid: int | None = None) -> Answer:
         """Send one envelope for ``op`` and wait for the reply carrying its id."""
         if self.closed:
             raise ChannelClosed(self.close_code)
@@ -226,23 +220,12 @@ class WsChannel:
         waiter: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._replies[env["id"]] = waiter
         await self.ws.send_bytes(orjson.dumps(env))
-        async with asyncio.timeout(timeout_s or REPLY_TIMEOUT_S):
+        async with asyncio.timeout(REPLY_TIMEOUT_S):
             return await waiter
 
     async def next_push(self, timeout_s: float) -> Any:
         """The next push message; TimeoutError when none comes within ``timeout_s``."""
-        get = asyncio.ensure_future(self.pushes.get())
-        done, _ = await asyncio.wait(
-            {get, self._reader}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
-        )
-        if get in done:
-            return get.result()
-        get.cancel()
-        if not self.pushes.empty():
-            return self.pushes.get_nowait()
-        if self._reader in done:
-            raise ChannelClosed(self.close_code)
-        raise TimeoutError(f"no push within {timeout_s} s")
+        return await self._take(self.pushes, timeout_s, "push")
 
     async def wait_closed(self, timeout_s: float) -> int | None:
         """The close code once the server closes; TimeoutError if it stays open."""

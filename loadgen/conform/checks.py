@@ -27,25 +27,20 @@ import aiohttp
 from loadgen.conform.channel import Answer, HttpChannel, WsChannel
 from loadgen.conform.target import Target
 from servers import wire_schema
+from servers.protocol import ProtocolError
 from servers.realtime.credentials import signin_payload, user_key
 
 #: The ``max_watch`` bound a server has when its ready line does not name one.
 DEFAULT_MAX_WATCH = 1000
 
-#: The HTTP status each error code is answered with (docs/protocol.md).
-STATUS_OF = {
-    "malformed_json": 400,
-    "invalid_envelope": 400,
-    "unknown_op": 400,
-    "protocol_error": 400,
-    "too_large": 413,
-    "unauthorized": 401,
-    "forbidden": 403,
-    "unknown_user": 404,
-    "limit_reached": 429,
-    "request_timeout": 408,
-    "internal_error": 500,
-}
+
+def _error_classes(cls: type[ProtocolError]) -> list[type[ProtocolError]]:
+    return [cls, *(c for sub in cls.__subclasses__() for c in _error_classes(sub))]
+
+
+#: The HTTP status each error code is answered with (docs/protocol.md), read from the
+#: reference's error classes once, when the suite is loaded.
+STATUS_OF = {cls.code: cls.http_status for cls in _error_classes(ProtocolError)}
 
 
 class Mismatch(Exception):

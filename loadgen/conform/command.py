@@ -53,13 +53,15 @@ async def conform(
     """Check the server ``args`` names; TargetError when it cannot be checked at all."""
     if not args:
         raise TargetError("name a server: a loopback URL, or -- and the command that starts one")
+
+    async def check(target: Target) -> list[CheckResult]:
+        if max_message_bytes:
+            target.max_message_bytes = max_message_bytes
+        return await run_checks(target, only, progress)
+
     if is_url(args):
         target = await probe_url(args[0], secret)
-        if max_message_bytes:
-            target.max_message_bytes = max_message_bytes
-        return target, await run_checks(target, only, progress)
+        return target, await check(target)
     async with started(args, secret) as target:
-        if max_message_bytes:
-            target.max_message_bytes = max_message_bytes
-        results = await run_checks(target, only, progress)
+        results = await check(target)
     return target, results

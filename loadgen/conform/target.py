@@ -36,8 +36,6 @@ READY_TIMEOUT_S = 30.0
 #: Seconds a started command may take to exit after SIGTERM before it is killed.
 STOP_TIMEOUT_S = 10.0
 
-TRANSPORTS = ("rpc", "sse", "ws")
-
 
 class TargetError(Exception):
     """The target cannot be checked at all (not loopback, not listening, did not start)."""
