@@ -504,6 +504,8 @@ def _read_table(
 
     strings = [c for c in keep if c in schema.names and schema.field(c).type == pa.string()]
     try:
-        return read_frame(file, columns=keep, read=read, strings=strings, convert=typed)
+        return read_frame(
+            file, columns=keep, read=read, strings=strings, convert=typed, present=present
+        )
     except (OSError, pa.ArrowException) as exc:
         raise ResultsError(f"cannot read {name} in {folder}: {exc}") from exc

@@ -30,12 +30,15 @@ def read_frame(
     read: Sequence[str] | None = None,
     strings: Sequence[str] = (),
     convert: Callable[[pa.Table], pa.Table] = lambda table: table,
+    present: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """The ``columns`` of ``file`` (in that order, after ``convert`` of each row group) as
     a DataFrame; ``strings`` columns as categoricals. ``read`` names the file's columns to
-    read (by default those of ``columns`` it has). Raises what pyarrow raises on a file it
+    read (by default those of ``columns`` it has); ``present``, the file's column names when
+    the caller has already read its schema (else read here). Raises what pyarrow raises on a file it
     cannot read (``OSError``, ``pyarrow.ArrowException``)."""
-    present = pq.read_schema(file).names
+    if present is None:
+        present = pq.read_schema(file).names
     parquet = pq.ParquetFile(file, read_dictionary=[c for c in strings if c in present])
     n_rows = parquet.metadata.num_rows
     read = [c for c in (columns if read is None else read) if c in present]
