@@ -1,4 +1,5 @@
-"""The ASGI application (:mod:`servers.asgi_app`) on hypercorn, HTTP/1.1, in this event loop.
+"""The ASGI application (:mod:`servers.asgi_app`) on hypercorn, HTTP/1.1 and HTTP/2, in this
+event loop.
 
 Every endpoint is served (``POST /rpc``, ``GET /inbox``, ``GET /events``,
 ``GET /ws``) whichever kind is run; the two kinds, ``http-hypercorn``
@@ -7,7 +8,9 @@ tell rtbench which family its cells use::
 
     await serve(ServerConfig("127.0.0.1", 0), Hub(), on_ready, stop)
 
-hypercorn parses HTTP with h11 and WebSockets with wsproto. With
+hypercorn parses HTTP/1.1 with h11, HTTP/2 with h2 and WebSockets with wsproto. It
+serves HTTP/2 on plain TCP to a client that opens with the HTTP/2 preface (prior
+knowledge, "h2c") and over TLS to one that picks ``h2`` by ALPN. With
 ``ws_ping_interval_s`` a ping goes out that often (hypercorn has no pong
 deadline: a silent client is only dropped by TCP); a message over
 :func:`~servers.common.ws_hard_limit` closes the connection with 1009.
@@ -31,14 +34,19 @@ from servers.common import SHUTDOWN_TIMEOUT, OnReady, ServerConfig, ws_hard_limi
 from servers.hub import Hub
 
 STACK = "hypercorn"
+#: What hypercorn offers over TLS, in its order of preference.
+ALPN = ("h2", "http/1.1")
 
 
 class _Config(Config):
     """hypercorn's config with the same TLS context as every other server (hypercorn
-    would build its own, offering h2, from certificate files)."""
+    would build its own from certificate files), offering h2 and http/1.1 by ALPN."""
 
     def __init__(self, context: ssl.SSLContext | None) -> None:
         super().__init__()
+        if context is not None:
+            # A client that offers no ALPN, or only http/1.1, gets HTTP/1.1 as before.
+            context.set_alpn_protocols(list(ALPN))
         self._context = context
 
     @property
@@ -61,6 +69,10 @@ async def serve(config: ServerConfig, hub: Hub, on_ready: OnReady, stop: asyncio
     cfg.insecure_bind = []
     cfg.backlog = config.backlog
     cfg.keep_alive_timeout = config.keepalive_timeout_s
+    # hypercorn closes a connection after 1000 requests by default; rtbench's other
+    # servers keep it for as long as the client does, and so must this one, or a
+    # keep-alive cell would pay a new connection every 1000 requests on hypercorn only.
+    cfg.keep_alive_max_requests = 1 << 62
     cfg.websocket_ping_interval = config.ws_ping
     cfg.websocket_max_message_size = ws_hard_limit(config.max_message_bytes)
     cfg.graceful_timeout = SHUTDOWN_TIMEOUT
