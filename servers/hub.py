@@ -37,6 +37,7 @@ from servers.protocol import ProtocolError, Request
 from servers.realtime.config import RealtimeConfig
 from servers.realtime.inbox import Inbox
 from servers.realtime.ops import Realtime
+from servers.realtime.payload import is_int64
 from servers.stalls import Stalls, server_watches_loop
 
 #: Default bound of a push connection's outgoing queue, in messages.
@@ -151,10 +152,11 @@ class Hub:
             self.gc.settle()
 
     async def _stats(self, req: Request, ctx: Context) -> Any:
-        # ``stalls_since_ns`` (this machine's perf_counter_ns) keeps only later stalls.
+        # ``stalls_since_ns`` (this machine's perf_counter_ns) keeps only later stalls. It
+        # is a filter, not an argument: anything but a signed 64-bit integer is ignored.
         since = req.payload.get("stalls_since_ns") if isinstance(req.payload, dict) else None
         counters = await self.realtime.op_stats(req, ctx)
-        since = since if isinstance(since, int) and not isinstance(since, bool) else None
+        since = since if is_int64(since) else None
         return {**counters, "stalls": self.stalls.report(since)}
 
     def open_session(self, token: str | None = None) -> Session:

@@ -57,6 +57,38 @@ async def invalid_envelope(p: Probe) -> None:
         p.expect_error(answer, "invalid_envelope", f"for {body.decode()}")
 
 
+#: The range of an integer a client chooses in a payload (``mid``, ``nid``, ``ts``).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+@check(BOTH, "int64", "payload integers are exact to 2^63-1 and refused past it (invalid_envelope)")
+async def int64(p: Probe) -> None:
+    me, token = await p.signin()
+    chan = await p.chan(token)
+    sent = {"to": me, "mid": INT64_MAX, "ts": INT64_MIN, "body": None}
+    answer = await chan.call("send", sent)
+    body = p.expect_ok(answer, "send", f"a message to oneself with mid {INT64_MAX}")
+    p.expect(body.get("mid") == INT64_MAX, f"mid {INT64_MAX} back, every digit", answer.shown())
+    answer = await chan.call("poll", {"after": 0})
+    items = [e["item"] for e in p.expect_ok(answer, "poll")["items"]]
+    p.expect(
+        [(i.get("mid"), i.get("ts")) for i in items] == [(INT64_MAX, INT64_MIN)],
+        f"one message with mid {INT64_MAX} and ts {INT64_MIN}, every digit",
+        answer.shown(),
+    )
+    # Just past the signed range, where a reader of unsigned 64-bit integers still takes them.
+    for op, payload in (
+        ("send", {**sent, "mid": INT64_MAX + 1}),
+        ("send", {**sent, "ts": 2**64 - 1}),
+        ("poll", {"after": INT64_MAX + 1}),
+    ):
+        answer = await chan.call(op, payload)
+        p.expect_error(answer, "invalid_envelope", f"{op} of {orjson.dumps(payload).decode()}")
+    answer = await chan.call("poll", {"after": 0})
+    count = len(p.expect_ok(answer, "poll")["items"])
+    p.expect(count == 1, "still one message after the refused sends", answer.shown())
+
+
 @check(BOTH, "unknown_op", "an unknown op gets unknown_op, echoing the id")
 async def unknown_op(p: Probe) -> None:
     chan = await p.chan()

@@ -210,11 +210,12 @@ class Hub {
   }
 
   stats(req) {
-    // stalls_since_ns (this machine's CLOCK_MONOTONIC ns) keeps only later stalls.
+    // stalls_since_ns (this machine's CLOCK_MONOTONIC ns) keeps only later stalls. It is a
+    // filter, not an argument: anything but a signed 64-bit integer is ignored.
     const since = req.payload instanceof Map ? req.payload.get('stalls_since_ns') : undefined;
     return {
       ...this.realtime.opStats(),
-      stalls: this.stalls.report(protocol.isInt(since) ? since : null),
+      stalls: this.stalls.report(protocol.isInt64(since) ? since : null),
     };
   }
 }

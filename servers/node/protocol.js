@@ -16,6 +16,10 @@ const json = require('./json');
 
 const DEFAULT_MAX_MESSAGE_BYTES = 1 << 20;
 const MAX_ID = 2n ** 63n - 1n;
+// Every integer in a request payload is a signed 64-bit integer, unless its field has a
+// narrower range (servers/realtime/payload.py).
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
 const MAX_ID_DIGITS = MAX_ID.toString().length;
 
 class ProtocolError extends Error {
@@ -57,6 +61,11 @@ const InternalError = errorClass('InternalError', 'internal_error', 500);
 /** Whether a decoded JSON value is an integer (a bool never is). */
 function isInt(value) {
   return typeof value === 'number' || typeof value === 'bigint';
+}
+
+/** Whether a decoded JSON value is an integer from INT64_MIN to INT64_MAX. */
+function isInt64(value) {
+  return isInt(value) && value >= INT64_MIN && value <= INT64_MAX;
 }
 
 function checkInt(name, value) {
@@ -176,6 +185,8 @@ function pushSeq(body) {
 module.exports = {
   DEFAULT_MAX_MESSAGE_BYTES,
   MAX_ID,
+  INT64_MIN,
+  INT64_MAX,
   ProtocolError,
   MalformedJSON,
   InvalidEnvelope,
@@ -188,6 +199,7 @@ module.exports = {
   RequestTimeout,
   InternalError,
   isInt,
+  isInt64,
   checkInt,
   parseIntText,
   messageTooLarge,

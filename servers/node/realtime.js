@@ -16,6 +16,8 @@ const {
   LimitReached,
   Unauthorized,
   UnknownUser,
+  INT64_MIN,
+  INT64_MAX,
   isInt,
 } = require('./protocol');
 
@@ -106,8 +108,12 @@ const KIND_CHECK = {
   list: Array.isArray,
 };
 
-/** payload[key] checked to be of `kind` ('int', 'str', 'list'); undefined when optional and absent. */
-function field(payload, key, kind, required = true) {
+/**
+ * payload[key] checked to be of `kind` ('int', 'str', 'list'); undefined when optional
+ * and absent. An 'int' must also lie from `low` to `high` (by default the signed 64-bit
+ * range: json.js reads integers up to 2**64-1), as servers/realtime/payload.py checks.
+ */
+function field(payload, key, kind, required = true, low = INT64_MIN, high = INT64_MAX) {
   if (!(payload instanceof Map)) throw new InvalidEnvelope('payload must be a JSON object');
   if (!payload.has(key)) {
     if (required) throw new InvalidEnvelope(`payload field ${pyRepr(key)} is required`);
@@ -116,6 +122,11 @@ function field(payload, key, kind, required = true) {
   const value = payload.get(key);
   if (!KIND_CHECK[kind](value)) {
     throw new InvalidEnvelope(`payload field ${pyRepr(key)} has the wrong type`);
+  }
+  if (kind === 'int' && (value < low || value > high)) {
+    throw new InvalidEnvelope(
+      `payload field ${pyRepr(key)} must be an integer from ${low} to ${high}, got ${value}`,
+    );
   }
   return value;
 }
@@ -848,12 +859,9 @@ class Realtime {
 
   opPoll(req, ctx) {
     const payload = req.payload === null ? new Map() : req.payload;
-    const after = small(field(payload, 'after', 'int', false) ?? 0);
-    const waitMs = small(field(payload, 'wait_ms', 'int', false) ?? 0);
-    const limit = small(field(payload, 'limit', 'int', false) ?? MAX_PAGE);
-    if (after < 0 || waitMs < 0 || limit < 1) {
-      throw new InvalidEnvelope("'after' and 'wait_ms' must be >= 0 and 'limit' >= 1");
-    }
+    const after = small(field(payload, 'after', 'int', false, 0) ?? 0);
+    const waitMs = small(field(payload, 'wait_ms', 'int', false, 0) ?? 0);
+    const limit = small(field(payload, 'limit', 'int', false, 1) ?? MAX_PAGE);
     const box = this.inbox(ctx.user);
     const wait = Math.min(waitMs, MAX_WAIT_MS);
     const pageLimit = Math.min(limit, MAX_PAGE);
@@ -913,8 +921,7 @@ class Realtime {
     if (!ctx.session) {
       throw new InvalidEnvelope('subscribe_inbox needs a push connection; poll instead');
     }
-    const after = small(field(req.payload, 'after', 'int', false) || 0);
-    if (after < 0) throw new InvalidEnvelope("'after' must not be negative");
+    const after = small(field(req.payload, 'after', 'int', false, 0) || 0);
     const box = this.inbox(ctx.user);
     const page = box.read(after, 1);
     if (page.gap) this.counters.gaps++;

@@ -30,6 +30,10 @@ signed-in user and answer 401 without a valid token):
   then push every new item as ``{"op": "push", "seq": N, "item": {...}}``.
 - ``stats`` {} -> server counters (including ``limit_refusals``).
 
+Every integer field is a signed 64-bit integer; cursors and ``wait_ms`` go
+from 0 and ``limit`` from 1 (:func:`~servers.realtime.payload.field` refuses
+anything else with ``invalid_envelope``).
+
 Memory is bounded (:class:`RealtimeConfig`): users, rooms, topics, watched
 names, pages per user, and inboxes (items and bytes per user: the oldest
 items are dropped and readers see a gap; bytes in total: a send that would
@@ -378,14 +382,12 @@ class Realtime:
     async def op_poll(self, req: Request, ctx: Context) -> Any:
         assert ctx.user is not None
         payload = req.payload if req.payload is not None else {}
-        after = field(payload, "after", int, required=False)
+        after = field(payload, "after", int, required=False, low=0)
         after = 0 if after is None else after
-        wait_ms = field(payload, "wait_ms", int, required=False)
+        wait_ms = field(payload, "wait_ms", int, required=False, low=0)
         wait_ms = 0 if wait_ms is None else wait_ms
-        limit = field(payload, "limit", int, required=False)
+        limit = field(payload, "limit", int, required=False, low=1)
         limit = MAX_PAGE if limit is None else limit
-        if after < 0 or wait_ms < 0 or limit < 1:
-            raise InvalidEnvelope("'after' and 'wait_ms' must be >= 0 and 'limit' >= 1")
         box = self.inbox(ctx.user)
         wait_s = min(wait_ms, MAX_WAIT_MS) / 1000.0
         if wait_s > 0 and box.last_seq <= after:
@@ -417,9 +419,7 @@ class Realtime:
         assert ctx.user is not None
         if ctx.session is None:
             raise InvalidEnvelope("subscribe_inbox needs a push connection; poll instead")
-        after = field(req.payload, "after", int, required=False) or 0
-        if after < 0:
-            raise InvalidEnvelope("'after' must not be negative")
+        after = field(req.payload, "after", int, required=False, low=0) or 0
         box = self.inbox(ctx.user)
         page = box.read(after, limit=1)
         if page.gap:

@@ -154,6 +154,8 @@ def _mutate(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
         patch(Session, "bind", lambda self, user, token: None)
     elif name == "inbox_ignores_limit":
         patch(http_server, "poll_request", _poll_request_without_limit)
+    elif name == "payload_ints_unbounded":
+        patch(ops, "field", _field_without_range)
     elif name == "long_poll_sleeps":
 
         async def sleeps(
@@ -169,11 +171,17 @@ def _mutate(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
 
 
 ORIGINAL_REGISTER = Hub.register
+ORIGINAL_FIELD = ops.field
 ORIGINAL_POLL_REQUEST = http_server.poll_request
 
 
 def _register_without_auth(self: Hub, op: str, handler: Any, auth: bool = False) -> None:
     ORIGINAL_REGISTER(self, op, handler, auth=False)
+
+
+def _field_without_range(payload: Any, key: str, kind: Any, required: bool = True, **_: Any) -> Any:
+    # Any integer the decoder reads (up to 2**64 - 1) is taken.
+    return ORIGINAL_FIELD(payload, key, kind, required, low=-(2**64), high=2**64)
 
 
 def _poll_request_without_limit(query: Any) -> Any:
@@ -221,6 +229,8 @@ MUTATIONS = [
     ("long_poll_sleeps", "http", "rpc.long_poll_wakes"),
     ("signin_without_key", "ws-aiohttp", "ws.signin"),
     ("cursor_skips", "ws-aiohttp", "ws.push_resume"),
+    ("payload_ints_unbounded", "http", "rpc.int64"),
+    ("payload_ints_unbounded", "ws-websockets", "ws.int64"),
 ]
 
 #: Checks failed by a server set up differently rather than patched (the tests below).

@@ -218,6 +218,55 @@ async def test_poll_cursor_limit_and_validation() -> None:
     assert hub.realtime.counters["empty_polls"] == before + 1
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+async def test_integers_at_the_signed_64_bit_edges_are_delivered_exactly() -> None:
+    hub = Hub()
+    known(hub, "bob")
+    await ok(hub, "subscribe", {"topic": "t"}, "bob")
+    sent = await ok(hub, "send", {"to": "bob", "mid": INT64_MAX, "ts": INT64_MIN}, "alice")
+    assert sent == {"mid": INT64_MAX, "recipients": 1}
+    await ok(hub, "publish", {"topic": "t", "nid": INT64_MIN, "ts": INT64_MAX}, "alice")
+    items = [e["item"] for e in (await ok(hub, "poll", {"after": 0}, "bob"))["items"]]
+    assert [(i.get("mid", i.get("nid")), i["ts"]) for i in items] == [
+        (INT64_MAX, INT64_MIN),
+        (INT64_MIN, INT64_MAX),
+    ]
+    page = await ok(hub, "poll", {"after": INT64_MAX, "wait_ms": 0, "limit": INT64_MAX}, "bob")
+    assert (page["items"], page["last"], page["gap"]) == ([], 2, False)
+
+
+@pytest.mark.parametrize(
+    ("op", "payload", "key", "low"),
+    [
+        ("send", {"to": "bob", "mid": INT64_MAX + 1, "ts": 1}, "mid", INT64_MIN),
+        ("send", {"to": "bob", "mid": 1, "ts": 2**64 - 1}, "ts", INT64_MIN),
+        ("publish", {"topic": "t", "nid": INT64_MAX + 1, "ts": 1}, "nid", INT64_MIN),
+        ("publish", {"topic": "t", "nid": 1, "ts": INT64_MAX + 1}, "ts", INT64_MIN),
+        ("poll", {"after": INT64_MAX + 1}, "after", 0),
+        ("poll", {"after": -1}, "after", 0),
+        ("poll", {"wait_ms": 2**64 - 1}, "wait_ms", 0),
+        ("poll", {"wait_ms": INT64_MIN}, "wait_ms", 0),
+        ("poll", {"limit": INT64_MAX + 1}, "limit", 1),
+        ("poll", {"limit": 0}, "limit", 1),
+    ],
+)
+async def test_an_integer_outside_its_fields_range_is_refused_and_nothing_applied(
+    op: str, payload: dict[str, Any], key: str, low: int
+) -> None:
+    hub = Hub()
+    known(hub, "bob")
+    status, body = await call(hub, op, payload, "alice")
+    assert (status, body["error"]["code"]) == (400, "invalid_envelope")
+    value = payload[key]
+    assert body["error"]["message"] == (
+        f"payload field {key!r} must be an integer from {low} to {INT64_MAX}, got {value}"
+    )
+    assert hub.realtime.counters["messages"] == hub.realtime.counters["notifications"] == 0
+    assert hub.realtime.inbox("bob").last_seq == 0
+
+
 async def test_poll_reports_a_retention_gap() -> None:
     hub = Hub(realtime=RealtimeConfig(inbox_retention=3))
     known(hub, "bob")
@@ -304,12 +353,25 @@ async def test_subscribe_inbox_needs_a_push_connection() -> None:
     await error(Hub(), "subscribe_inbox", {"after": 0}, "bob", 400, "invalid_envelope")
 
 
-async def test_subscribe_inbox_refuses_a_negative_cursor() -> None:
+@pytest.mark.parametrize("after", [-1, INT64_MIN, INT64_MAX + 1, 2**64 - 1])
+async def test_subscribe_inbox_refuses_a_cursor_outside_its_range(after: int) -> None:
     hub = Hub()
     session = hub.open_session(hub.realtime.sign_in("bob"))
-    await session.handle(req("subscribe_inbox", {"after": -1}))
+    await session.handle(req("subscribe_inbox", {"after": after}))
     (reply,), closed = await drain(session)
     assert not reply.ok and reply.error.code == "invalid_envelope"
+    assert reply.error.message == (
+        f"payload field 'after' must be an integer from 0 to {INT64_MAX}, got {after}"
+    )
+    assert not closed
+
+
+async def test_subscribe_inbox_takes_the_largest_cursor() -> None:
+    hub = Hub()
+    session = hub.open_session(hub.realtime.sign_in("bob"))
+    await session.handle(req("subscribe_inbox", {"after": INT64_MAX}))
+    (reply,), closed = await drain(session)
+    assert reply.ok and reply.payload == {"last": 0, "gap": False, "first": 1}
     assert not closed
 
 

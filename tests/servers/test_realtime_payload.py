@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from servers.protocol import InvalidEnvelope
+from servers.protocol import MAX_ID, InvalidEnvelope
 from servers.realtime.inbox import Page
-from servers.realtime.payload import field, name_field, page_json
+from servers.realtime.payload import INT64_MAX, INT64_MIN, field, is_int64, name_field, page_json
 
 REFUSED = [
     # (payload, key, kind, required, the words the error must carry)
@@ -32,6 +32,69 @@ def test_field_reads_present_and_absent_values() -> None:
     assert field({}, "to", str, required=False) is None
     assert field({"ok": True}, "ok", bool) is True
     assert field({"n": 2.5}, "n", (int, float)) == 2.5
+
+
+def test_the_signed_64_bit_range_is_the_envelopes() -> None:
+    assert (INT64_MIN, INT64_MAX) == (-(2**63), 2**63 - 1)
+    assert INT64_MAX == MAX_ID  # ids, cursors and payload integers end at the same place
+
+
+@pytest.mark.parametrize("value", [INT64_MIN, -1, 0, 1, 2**53 + 1, INT64_MAX])
+def test_an_int_field_takes_every_signed_64_bit_integer(value: int) -> None:
+    assert field({"mid": value}, "mid", int) == value
+    assert is_int64(value)
+
+
+@pytest.mark.parametrize("value", [INT64_MAX + 1, 2**64 - 1, 2**64, INT64_MIN - 1, -(2**70)])
+def test_an_int_field_refuses_what_is_past_64_bits_naming_field_and_range(value: int) -> None:
+    words = f"payload field 'mid' must be an integer from {INT64_MIN} to {INT64_MAX}, got {value}"
+    with pytest.raises(InvalidEnvelope) as caught:
+        field({"mid": value}, "mid", int)
+    assert str(caught.value) == words
+    assert not is_int64(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "low", "refused"),
+    [(0, 0, False), (-1, 0, True), (INT64_MIN, 0, True), (1, 1, False), (0, 1, True)],
+)
+def test_a_narrower_range_is_refused_with_its_own_bounds(
+    value: int, low: int, refused: bool
+) -> None:
+    if not refused:
+        assert field({"after": value}, "after", int, required=False, low=low) == value
+        return
+    words = f"payload field 'after' must be an integer from {low} to {INT64_MAX}, got {value}"
+    with pytest.raises(InvalidEnvelope) as caught:
+        field({"after": value}, "after", int, required=False, low=low)
+    assert str(caught.value) == words
+
+
+def test_the_range_is_for_ints_only() -> None:
+    # A bool is never an int, and a float (allowed by its kind) has no range.
+    assert field({"ok": True}, "ok", bool) is True
+    assert field({"n": 1e300}, "n", (int, float)) == 1e300
+    assert not is_int64(True) and not is_int64(1.0) and not is_int64("1")
+
+
+@given(st.integers(min_value=-(2**66), max_value=2**66), st.sampled_from([INT64_MIN, 0, 1]))
+def test_an_int_field_accepts_exactly_its_range(value: int, low: int) -> None:
+    if low <= value <= INT64_MAX:
+        assert field({"k": value}, "k", int, low=low) == value
+    else:
+        with pytest.raises(InvalidEnvelope, match=f"'k' must be an integer from {low} to"):
+            field({"k": value}, "k", int, low=low)
+
+
+@given(st.integers(min_value=INT64_MIN, max_value=2**64 - 1))
+def test_decoded_integers_are_refused_exactly_past_the_signed_range(value: int) -> None:
+    # orjson reads integers up to 2**64 - 1; the top half of that is refused.
+    decoded = orjson.loads(b'{"mid": %d}' % value)
+    if value <= INT64_MAX:
+        assert field(decoded, "mid", int) == value
+    else:
+        with pytest.raises(InvalidEnvelope, match="must be an integer from"):
+            field(decoded, "mid", int)
 
 
 @pytest.mark.parametrize("name", ["a", "room-1", "u.2_x", "x" * 64])

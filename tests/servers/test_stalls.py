@@ -143,8 +143,9 @@ async def test_the_hub_stats_carry_its_stalls_since_the_time_asked() -> None:
 
         assert [e[1] for e in (await stats({}))["stalls"]["events"]] == [30.0, 40.0]
         assert [e[1] for e in (await stats({"stalls_since_ns": 200}))["stalls"]["events"]] == [40.0]
-        # Anything but a whole number is ignored.
+        # Anything but a whole number is ignored, as is one past a signed 64-bit integer.
         assert len((await stats({"stalls_since_ns": "x"}))["stalls"]["events"]) == 2
+        assert len((await stats({"stalls_since_ns": 2**63}))["stalls"]["events"]) == 2
         assert (await stats({}))["users"] == 1
     finally:
         await hub.stop()

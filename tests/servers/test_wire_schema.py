@@ -30,6 +30,7 @@ from servers.protocol import MAX_ID, ProtocolError, Request
 from servers.realtime.auth import USER_RE
 from servers.realtime.config import NAME_MAX, PAGE_MAX, RealtimeConfig
 from servers.realtime.credentials import signin_payload, user_key
+from servers.realtime.payload import INT64_MAX, INT64_MIN
 from servers.wire_schema import (
     OPS,
     SCHEMA_DIR,
@@ -131,6 +132,46 @@ def test_bounds_are_the_servers() -> None:
     assert defs["id"]["minimum"] == 0 and defs["seq"]["minimum"] == 1
     activity = _schema("ops/activity.request.schema.json")["properties"]
     assert (activity["event"]["maxLength"], activity["page"]["maxLength"]) == (NAME_MAX, PAGE_MAX)
+
+
+def _integer_nodes(node: Any, rel: str, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every subschema under ``node`` (of the file ``rel``) whose type allows an integer,
+    through $refs."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            target, _, fragment = ref.partition("#")
+            if target:
+                rel = _normalise(f"{rel.rpartition('/')[0]}/{target}")
+            doc = _schema(rel)
+            for part in filter(None, fragment.split("/")):
+                doc = doc[part]
+            yield from _integer_nodes(doc, rel, f"{path}->{ref}")
+        kind = node.get("type")
+        if kind == "integer" or (isinstance(kind, list) and "integer" in kind):
+            yield path, node
+        for key, value in node.items():
+            if key != "$ref":
+                yield from _integer_nodes(value, rel, f"{path}.{key}")
+    elif isinstance(node, list):
+        for k, value in enumerate(node):
+            yield from _integer_nodes(value, rel, f"{path}[{k}]")
+
+
+def test_every_integer_a_request_may_carry_is_bounded_to_64_bits() -> None:
+    int64 = _schema("common.schema.json")["$defs"]["int64"]
+    assert (int64["minimum"], int64["maximum"]) == (INT64_MIN, INT64_MAX)
+    found = 0
+    for op in OPS:
+        rel = f"ops/{op}.request.schema.json"
+        for where, node in _integer_nodes(_schema(rel), rel, op):
+            assert node.get("minimum", INT64_MIN - 1) >= INT64_MIN, where
+            assert node.get("maximum", INT64_MAX + 1) <= INT64_MAX, where
+            found += 1
+    rel = "request.schema.json"
+    for where, node in _integer_nodes(_schema(rel), rel, "envelope"):
+        assert (node["minimum"], node["maximum"]) == (0, MAX_ID), where
+    assert found >= 9  # mid, ts, nid, ts, after, wait_ms, limit, after, stalls_since_ns
 
 
 def test_problems_name_where_they_are() -> None:
@@ -418,6 +459,8 @@ REFUSED: list[tuple[str, Any]] = [
     ("send", {"to": "bob", "mid": "1", "ts": 1}),
     ("send", {"to": "bob", "mid": True, "ts": 1}),
     ("send", {"to": "bob", "mid": 1.0, "ts": 1}),
+    ("send", {"to": "bob", "mid": INT64_MAX + 1, "ts": 1}),
+    ("send", {"to": "bob", "mid": 1, "ts": 2**64 - 1}),
     ("send", {"mid": 1, "ts": 1}),
     ("send", {"to": "bob", "room": "general", "mid": 1, "ts": 1}),
     ("send", {"to": "bad name", "mid": 1, "ts": 1}),
@@ -428,6 +471,7 @@ REFUSED: list[tuple[str, Any]] = [
     ("subscribe", {"topic": 5}),
     ("publish", {"topic": "t", "nid": 1}),
     ("publish", {"topic": "t", "nid": 1, "ts": "now"}),
+    ("publish", {"topic": "t", "nid": INT64_MAX + 1, "ts": 1}),
     ("watch", {"users": "alice"}),
     ("watch", {"users": ["ok", "not ok"]}),
     ("presence", {}),
@@ -438,8 +482,12 @@ REFUSED: list[tuple[str, Any]] = [
     ("poll", {"wait_ms": -1}),
     ("poll", {"limit": 0}),
     ("poll", {"after": "1"}),
+    ("poll", {"after": INT64_MAX + 1}),
+    ("poll", {"wait_ms": INT64_MAX + 1}),
+    ("poll", {"limit": 2**64 - 1}),
     ("poll", [0]),
     ("subscribe_inbox", {"after": -1}),
+    ("subscribe_inbox", {"after": INT64_MAX + 1}),
     ("subscribe_inbox", {"after": None}),
     ("subscribe_inbox", None),
 ]
