@@ -44,20 +44,24 @@ perf: $(STAMP)
 		$(BIN)/pytest benchmarks $(PERF_ARGS); \
 	fi
 
-## rtbench's clients side by side with wrk and node's ws (benchmarks/peers.py, pinned,
-## interleaved rounds); installs wrk (apt, as root) and ws (npm ci) when missing.
+## rtbench's clients side by side with wrk, h2load and node's ws (benchmarks/peers.py,
+## pinned, interleaved rounds); installs wrk and nghttp2-client (apt, as root) and ws
+## (npm ci) when missing.
 ## Pass options with PEERS_ARGS, e.g. PEERS_ARGS="--rounds 4 --duration 4".
 PEERS_ARGS ?=
 perf-peers: $(STAMP)
-	@command -v wrk >/dev/null 2>&1 || { \
+	@for tool in wrk:wrk h2load:nghttp2-client; do \
+		cmd=$${tool%%:*}; pkg=$${tool#*:}; \
+		command -v $$cmd >/dev/null 2>&1 && continue; \
 		if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "perf-peers: installing wrk (apt-get)"; \
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null 2>&1 || \
-			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }; \
+			echo "perf-peers: installing $$pkg (apt-get)"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null 2>&1 || \
+			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg; }; \
 		fi; \
-		command -v wrk >/dev/null 2>&1 || { \
-			echo "perf-peers: wrk is missing and cannot be installed here; as root: apt-get install wrk" >&2; \
-			exit 2; }; }
+		command -v $$cmd >/dev/null 2>&1 || { \
+			echo "perf-peers: $$cmd is missing and cannot be installed here; as root: apt-get install $$pkg" >&2; \
+			exit 2; }; \
+	done
 	@test -f benchmarks/peers/node_modules/ws/package.json || { \
 		command -v npm >/dev/null 2>&1 || { \
 			echo "perf-peers: node and npm are missing; as root: apt-get install nodejs npm" >&2; \

@@ -38,6 +38,8 @@ class CellRun:
     #: TLS version ("1.2"/"1.3") when the target is https/wss, and the CA to trust.
     tls: str | None = None
     ca_file: str | None = None
+    #: "1.1", "2" (h2c prior knowledge, or ALPN h2 over TLS) for HTTP cells.
+    http_version: str = "1.1"
     #: This process's share of the cell when it runs over several processes (loadgen.shares).
     processes: int = 1
     process_index: int = 0

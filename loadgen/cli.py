@@ -46,6 +46,15 @@ RunReport = Annotated[
     bool, typer.Option("--report/--no-report", help="Write report.html after the run")
 ]
 RunProgress = Annotated[bool, typer.Option("--progress/--no-progress")]
+#: The sign-in secret of the servers cells name by server_url (which rtbench did not start).
+RunSecret = Annotated[
+    Path | None,
+    typer.Option(
+        "--secret-file",
+        help="Sign-in secret of the running servers at cells' server_url (default: "
+        "$RTBENCH_SIGNIN_SECRET); servers rtbench starts get a fresh one",
+    ),
+]
 
 
 @app.command()
@@ -60,6 +69,7 @@ def run(
     workers: Annotated[
         int, typer.Option("--workers", min=0, help="locust: worker processes under a master")
     ] = 0,
+    secret_file: RunSecret = None,
 ) -> None:
     """Run a scenario: start servers, drive load, write results (and a report)."""
     if engine not in ("asyncio", "locust"):
@@ -81,7 +91,7 @@ def run(
             highlight=False,
         )
         raise typer.Exit(2)
-    _execute(spec, scenario, out, report, progress, engine, workers)
+    _execute(spec, scenario, out, report, progress, engine, workers, secret_file)
 
 
 @app.command()
@@ -116,9 +126,15 @@ def locust(
     except ScenarioError as exc:
         err.print(f"[red]error:[/] {term_text(exc)}", highlight=False)
         raise typer.Exit(2) from None
-    with interactive_spec(spec, cell) as cell_spec:
-        err.print(f"locust web UI on http://127.0.0.1:{port} for {term_text(cell_spec.cell)}")
-        raise typer.Exit(run_web_ui(cell_spec, port=port))
+    from loadgen.server_url import ServerUnreachable
+
+    try:
+        with interactive_spec(spec, cell) as cell_spec:
+            err.print(f"locust web UI on http://127.0.0.1:{port} for {term_text(cell_spec.cell)}")
+            raise typer.Exit(run_web_ui(cell_spec, port=port))
+    except ServerUnreachable as exc:
+        err.print(f"[red]error:[/] {term_text(exc)}", highlight=False)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -147,6 +163,7 @@ def sweep(
     out: RunOut = None,
     report: RunReport = True,
     progress: RunProgress = True,
+    secret_file: RunSecret = None,
 ) -> None:
     """Run a scenario's cells at each of several open-loop rates (a rate sweep) or user
     counts (a users sweep)."""
@@ -179,7 +196,7 @@ def sweep(
     except ScenarioError as exc:
         err.print(f"[red]error:[/] {term_text(exc)}", highlight=False)
         raise typer.Exit(2) from None
-    _execute(spec, scenario, out, report, progress)
+    _execute(spec, scenario, out, report, progress, secret_file=secret_file)
 
 
 def _execute(
@@ -190,10 +207,12 @@ def _execute(
     progress: bool,
     engine: str = "asyncio",
     workers: int = 0,
+    secret_file: Path | None = None,
 ) -> None:
     """Run a validated scenario, write the report, check SLOs, and set the exit code."""
     from loadgen.link.plan import LinkUnavailable
     from loadgen.orchestrator import run_scenario
+    from loadgen.run.attach import RunningServerError
     from loadgen.runfolder import RunFolderTaken
 
     if out is not None and out.exists() and any(out.iterdir()):
@@ -214,15 +233,33 @@ def _execute(
             highlight=False,
         )
         raise typer.Exit(2)
+    newer = sorted({rc.id for rc in spec.run_cells() if rc.cell.http_version != "1.1"})
+    if engine == "locust" and newer:
+        # Locust's gevent clients speak HTTP/1.1 only.
+        err.print(
+            f"[red]error:[/] {term_text(scenario)}: cells {term_text(', '.join(newer))} set "
+            "http_version, and locust's clients speak HTTP/1.1 only; run without --engine "
+            "locust",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    server_secret = _server_secret(spec, scenario, secret_file)
     err.print(
         f"running [bold]{term_name(spec.name)}[/]: {len(spec.run_cells())} cells x "
         f"{spec.scenario.repeats} repeats, at least {spec.estimated_seconds():.0f}s"
     )
     try:
         result = run_scenario(
-            spec, scenario, out, err, show_progress=progress, engine=engine, locust_workers=workers
+            spec,
+            scenario,
+            out,
+            err,
+            show_progress=progress,
+            engine=engine,
+            locust_workers=workers,
+            server_secret=server_secret,
         )
-    except LinkUnavailable as exc:
+    except (LinkUnavailable, RunningServerError) as exc:
         err.print(f"[red]error:[/] {term_text(scenario)}: {term_text(exc)}", highlight=False)
         raise typer.Exit(2) from None
     except RunFolderTaken as exc:
@@ -255,6 +292,29 @@ def _execute(
         )
     if failed or slo_failed or report_failed:
         raise typer.Exit(1)
+
+
+def _server_secret(spec: Scenario, scenario: Path, secret_file: Path | None) -> str | None:
+    """The sign-in secret of the running servers the scenario's cells name by server_url:
+    ``secret_file``'s, else ``$RTBENCH_SIGNIN_SECRET``'s, as ``rtbench conform`` reads it;
+    None without one. Exits 2 when it cannot be read, or is given with no such cell."""
+    from loadgen.conform.command import read_secret
+    from loadgen.conform.target import TargetError
+
+    if not any(rc.cell.server_url is not None for rc in spec.run_cells()):
+        if secret_file is not None:
+            err.print(
+                f"[red]error:[/] {term_text(scenario)}: --secret-file is the sign-in secret of "
+                "a running server, and no cell has a server_url",
+                highlight=False,
+            )
+            raise typer.Exit(2)
+        return None
+    try:
+        return read_secret(secret_file)
+    except TargetError as exc:
+        err.print(f"[red]error:[/] {term_text(exc)}", highlight=False)
+        raise typer.Exit(2) from None
 
 
 def _write_report(folder: Path) -> bool:

@@ -104,7 +104,12 @@ async def run_cell(
     async def conn_loop(conn: int) -> None:
         counter = WireCounter()
         client = make_client(
-            spec.transport, spec.client, spec.conn_mode, spec.base_url, spec.timeout_s
+            spec.transport,
+            spec.client,
+            spec.conn_mode,
+            spec.base_url,
+            spec.timeout_s,
+            http_version=spec.http_version,
         )
         stamped = hasattr(client, "socket_stamps")
         sent_count = 0

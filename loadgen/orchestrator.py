@@ -17,6 +17,10 @@ With a ``[network]`` table each link profile runs over the link
 the userspace relay, or over the kernel link, where every repeat gets its own
 pair of network namespaces (server and load generator each in one) that are
 deleted once both children have stopped.
+
+A cell with a ``server_url`` runs on a server that is already running: it is checked
+before anything starts (:mod:`loadgen.run.attach`), measured but never started, pinned or
+stopped, and ``meta.json`` says so under ``running_servers``.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from loadgen.environment import collect_environment
 from loadgen.escape import term_text
 from loadgen.link.plan import plan_link
 from loadgen.procs import plan_placement
+from loadgen.run.attach import check_running_servers, option_notes, placement_notes
 from loadgen.run.cell import cell_identity
 from loadgen.run.files import merge_samples, now, write_json
 from loadgen.run.network import relay_overhead, remove_stale_namespaces
@@ -63,6 +68,7 @@ def run_scenario(
     show_progress: bool = True,
     engine: str = "asyncio",
     locust_workers: int = 0,
+    server_secret: str | None = None,
 ) -> RunResult:
     """Run every cell of ``scenario`` and write the results folder.
 
@@ -70,6 +76,9 @@ def run_scenario(
     ``locust`` (closed loop; ``locust_workers`` worker processes under a master).
     The folder is ``out_dir`` (which must be absent or empty) or a new
     ``results/RUN_ID``; :class:`loadgen.runfolder.RunFolderTaken` when another run has it.
+    ``server_secret`` is the sign-in secret of the servers at cells' ``server_url``
+    (needed by real-time cells there); :class:`loadgen.run.attach.RunningServerError`,
+    before anything is written, when one is missing or such a server does not answer.
     """
     console = console or Console(stderr=True)
     if engine == "locust" and scenario.scenario.client_processes > 1:
@@ -78,6 +87,9 @@ def run_scenario(
     network = None
     if scenario.network is not None:
         network = plan_link(scenario.network.link, scenario.network.resolved())
+    run_cells = scenario.run_cells()
+    # Servers rtbench does not start must be there before anything starts or is written.
+    running_servers = check_running_servers(run_cells, server_secret)
     # Exclusive: a second run never writes into this one's folder (RunFolderTaken).
     out = claim_run_folder(out_dir, scenario.name)
     run_id = out.name
@@ -107,16 +119,23 @@ def run_scenario(
         meta["network"] = network
     progress = run_progress(console, disable=not show_progress)
     links = {n: p["link"] for n, p in network["profiles"].items()} if network else None
-    runner = RepeatRunner(scenario, out, placement, progress, engine, locust_workers, links)
-    run_cells = scenario.run_cells()
+    runner = RepeatRunner(
+        scenario, out, placement, progress, engine, locust_workers, links, server_secret
+    )
     # Each cell's server: the connections it makes room for and its listen backlog.
     meta["server_sizing"] = {
         "somaxconn": runner.somaxconn,
         "cells": {c.id: runner.sizing(c) for c in run_cells},
     }
+    if running_servers:
+        # Servers rtbench measured but did not start or pin, by URL (their pid, CPUs...).
+        meta["running_servers"] = running_servers
     write_json(out / META_FILE, meta)
     if placement.note:
         console.print(f"[yellow]note:[/] {placement.note}")
+    notes = option_notes(run_cells, runner.sizing) + placement_notes(running_servers, placement)
+    for note in notes:
+        console.print(f"[yellow]note:[/] {term_text(note)}", highlight=False)
     order = [(r, c) for r in range(scenario.scenario.repeats) for c in run_cells]
     parts: list[dict[str, Any]] = []
     interrupted = False

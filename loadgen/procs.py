@@ -15,6 +15,7 @@ it starts inherits it; what was actually applied is read back and recorded.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -112,11 +113,39 @@ def plan_placement(mode: str, cpus: list[int] | None = None) -> Placement:
     return Placement("split", [cpus[0]], [cpus[1]], client_pool=tuple(cpus[1:]))
 
 
+class Running:
+    """What a :class:`Child` keeps in place of its Popen for a server rtbench did not start
+    (a cell's ``server_url``): its ``pid`` (None when no process could be found) and
+    :meth:`poll`. Its exit code is its parent's to read, so ``returncode`` is -1 once it is
+    gone; :func:`stop_process` leaves it alone."""
+
+    def __init__(self, process: psutil.Process | None) -> None:
+        self.process = process
+        self.pid: int | None = process.pid if process is not None else None
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        """None while the process runs (or when there is none to watch), -1 once it is gone."""
+        if self.process is not None and self.returncode is None:
+            try:
+                # is_running() is False for a pid since reused by another process too.
+                running = self.process.is_running()
+                gone = not running or self.process.status() == psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                gone = True
+            except psutil.Error:
+                gone = False
+            if gone:
+                self.returncode = -1
+        return self.returncode
+
+
 @dataclass
 class Child:
-    """A running child with a thread draining its stdout into ``lines``."""
+    """A running child with a thread draining its stdout into ``lines`` (or, with a
+    :class:`Running` as ``proc``, a server rtbench did not start: :func:`attach_process`)."""
 
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes] | Running
     name: str
     lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
     psutil_proc: psutil.Process | None = None
@@ -137,6 +166,8 @@ class Child:
         has it: psutil's user + system times tick at 10 ms, too coarse for a
         repeat of a few seconds at a few percent CPU.
         """
+        if self.proc.pid is None:
+            return None
         precise = schedstat_seconds(self.proc.pid)
         if precise is not None:
             return precise
@@ -186,12 +217,28 @@ class Child:
         try:
             assert self.psutil_proc is not None
             fds = int(self.psutil_proc.num_fds())
-            soft = self.psutil_proc.rlimit(psutil.RLIMIT_NOFILE)[0]
         except (psutil.Error, AssertionError, AttributeError, OSError):
             return None
-        self.fd_soft_limit = None if soft == psutil.RLIM_INFINITY else int(soft)
+        try:
+            soft = self.psutil_proc.rlimit(psutil.RLIMIT_NOFILE)[0]
+        except (psutil.Error, AttributeError, OSError):
+            # Another user's server may not let its limit be read; its count still can be.
+            pass
+        else:
+            self.fd_soft_limit = None if soft == psutil.RLIM_INFINITY else int(soft)
         self.peak_fds = max(self.peak_fds, fds)
         return fds
+
+    def reading(self) -> dict[str, float | int | None]:
+        """Its CPU seconds so far, resident memory (MiB) and open files now, read as
+        :meth:`cpu_seconds`, :meth:`sample_rss` and :meth:`sample_fds` read them (None each
+        where it cannot be read): ``{"cpu_s": 1.5, "rss_mb": 41.2, "open_files": 12}``."""
+        rss = self.sample_rss()
+        return {
+            "cpu_s": self.cpu_seconds(),
+            "rss_mb": round(rss / 2**20, 2) if rss else None,
+            "open_files": self.sample_fds(),
+        }
 
 
 def _drain(stream: IO[bytes], sink: queue.Queue[str | None]) -> None:
@@ -231,6 +278,25 @@ def _spawn(
         child.cpus = sorted(child.psutil_proc.cpu_affinity() or [])
     except (psutil.Error, AttributeError):
         child.cpus = cpus
+    return child
+
+
+def attach_process(name: str, pid: int | None, info: dict[str, Any] | None = None) -> Child:
+    """A :class:`Child` for a process rtbench did not start (a server at a cell's
+    server_url), watched like the servers it starts: ``attach_process("server node", 1234)``.
+
+    ``cpus`` is its CPU affinity as read, never set: its placement is not rtbench's. With
+    ``pid`` None (no process found) or a process that cannot be read, every reading is None.
+    It has no ``lines`` and :func:`stop_process` does not stop it.
+    """
+    process: psutil.Process | None = None
+    if pid is not None:
+        with contextlib.suppress(psutil.Error):
+            process = psutil.Process(pid)
+    child = Child(proc=Running(process), name=name, psutil_proc=process, info=dict(info or {}))
+    if process is not None:
+        with contextlib.suppress(psutil.Error, AttributeError):
+            child.cpus = sorted(process.cpu_affinity() or [])
     return child
 
 
@@ -396,8 +462,11 @@ def secret_env(signin_secret: str | None) -> dict[str, str]:
 
 
 def stop_process(child: Child, timeout_s: float = 5.0) -> int | None:
-    """SIGTERM, wait, then SIGKILL; returns the exit code (None if unknown)."""
+    """SIGTERM, wait, then SIGKILL; returns the exit code (None if unknown). A process
+    rtbench did not start (:func:`attach_process`) is left running: None."""
     proc = child.proc
+    if isinstance(proc, Running):
+        return None
     if proc.poll() is None:
         try:
             proc.send_signal(signal.SIGTERM)
@@ -439,8 +508,10 @@ def start_link(
     cpus: list[int] | None,
     log_path: Path,
     timeout_s: float = READY_TIMEOUT_S,
+    target_host: str = "127.0.0.1",
 ) -> Child:
-    """Start the userspace link emulator in front of ``127.0.0.1:target_port``.
+    """Start the userspace link emulator in front of ``target_host:target_port`` (a
+    loopback address).
 
     Its argv comes from :func:`loadgen.link.command.relay_command` and its ready line
     is read by :func:`~loadgen.link.command.parse_link_ready_line`, the same functions
@@ -448,7 +519,7 @@ def start_link(
     where clients connect instead of the server.
     Raises :class:`ProcessFailed` when it exits or prints no ready line in time.
     """
-    argv = relay_command(profile, target_port)
+    argv = relay_command(profile, target_port, target_host=target_host)
     return start_ready_child(
         "link emulator", argv, cpus, log_path, parse_link_ready_line, timeout_s
     )

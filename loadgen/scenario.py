@@ -83,6 +83,14 @@ WORKLOAD_KEYS: dict[str, tuple[str, ...]] = {
 }
 #: A mix needs any of them.
 MIX_KEYS = ("message_rate", "churn_fraction", "notification_rate", "activity_rate")
+#: ``[server]`` settings that change results, by the server option that sets them: refused
+#: for a server rtbench did not start (a cell's server_url), which cannot be given them.
+RUNNING_SERVER_OPTIONS = {
+    "delay_ms": "--delay-ms",
+    "max_users": "--max-users",
+    "keepalive_timeout_s": "--keepalive-timeout",
+    "ws_ping_interval_s": "--ws-ping-interval",
+}
 
 
 class ScenarioError(ValueError):
@@ -172,6 +180,7 @@ class Scenario(Strict):
             seen.add(cell.id)
         self._check_rates()
         self._check_payload()
+        self._check_server_urls()
         return self
 
     def _check_rates(self) -> None:
@@ -197,6 +206,32 @@ class Scenario(Strict):
                 f"payload_bytes = {self.scenario.payload_bytes} makes {size}-byte echo "
                 f"requests, above [server] max_message_bytes = {limit}: the server would "
                 "refuse every request (413); lower payload_bytes or raise max_message_bytes"
+            )
+
+    def _check_server_urls(self) -> None:
+        """Refuse what cannot reach a server rtbench did not start (a cell's server_url):
+        ``[server]`` options that change results, and the kernel link, whose server runs
+        inside a network namespace rtbench makes."""
+        running = [c for c in self.cells if c.server_url is not None]
+        if not running:
+            return
+        defaults = ServerSettings()
+        for key, option in RUNNING_SERVER_OPTIONS.items():
+            value = getattr(self.server, key)
+            if value != getattr(defaults, key):
+                raise ValueError(
+                    f"[server] {key} = {value} cannot be passed to a server rtbench did not "
+                    f"start (cell {running[0].id!r} has a server_url): start that server with "
+                    f"{option} {value} and remove {key}, or run those cells in a scenario of "
+                    "their own"
+                )
+        network = self.network
+        emulated = network is not None and any(not p.is_zero for p in network.resolved())
+        if network is not None and emulated and network.link != "userspace":
+            raise ValueError(
+                f"[network] link = {network.link!r}: cells with a server_url (such as "
+                f"{running[0].id!r}) run over the userspace relay only, as rtbench cannot "
+                'move a running server into its network namespace; set link = "userspace"'
             )
 
     def _check_activity(self) -> None:

@@ -20,6 +20,7 @@ from loadgen.clients.kinds import WS_CONN_MODE, check_combination
 from loadgen.link.profiles import LinkProfileError, resolve_profile
 from loadgen.realtime.params import RealtimeParams
 from loadgen.schema import HTTP_TRANSPORTS, WS_TRANSPORTS
+from loadgen.server_url import UNKNOWN_SERVER_NAME, default_server_name, parse_server_url
 from servers.common import DEFAULT_KEEPALIVE_TIMEOUT_S, DEFAULT_WS_PING_INTERVAL_S
 
 #: The ASGI servers that run servers.asgi_app (transports ``http-STACK``, ``ws-STACK``).
@@ -39,6 +40,11 @@ ClientName = Literal["httpx", "aiohttp", "websockets", "lean"]
 ConnMode = Literal["keep-alive", "new-connection", "persistent"]
 Workload = Literal["echo", "messaging", "presence", "notifications", "activity", "mix"]
 DeliveryMode = Literal["short-poll", "long-poll", "push", "sse"]
+HttpVersion = Literal["1.1", "2", "3"]
+
+#: Which HTTP versions each server kind's transport can serve (beyond "1.1", which all do).
+#: hypercorn speaks HTTP/2 (h2c with prior knowledge, or ALPN over TLS).
+HTTP2_TRANSPORTS = ("http-hypercorn",)
 
 
 class Strict(BaseModel):
@@ -168,6 +174,9 @@ class Cell(Strict):
     delivery: DeliveryMode | None = None
     #: https/wss with a throwaway CA; the handshake is part of new connections' latency.
     tls: bool = False
+    #: The HTTP version of an HTTP cell: "1.1", "2" (h2c with prior knowledge, or ALPN
+    #: h2 with tls = true) or "3" (QUIC).
+    http_version: HttpVersion = "1.1"
     name: str | None = Field(default=None, min_length=1, max_length=80)
     #: The command that starts this cell's server instead of ``python -m servers KIND``
     #: (any server speaking docs/protocol.md, e.g. ``["node", "servers/node/server.js"]``).
@@ -178,6 +187,9 @@ class Cell(Strict):
     server_name: str | None = Field(
         default=None, min_length=1, max_length=40, pattern=r"^[A-Za-z0-9._-]+$"
     )
+    #: The base URL of a server already running on loopback (``http://127.0.0.1:9000``),
+    #: measured but neither started nor stopped by rtbench (see loadgen.server_url).
+    server_url: str | None = Field(default=None, min_length=1, max_length=200)
 
     @model_validator(mode="after")
     def _fill_and_check(self) -> Cell:
@@ -188,6 +200,7 @@ class Cell(Strict):
         problem = check_combination(self.transport, self.client, self.conn_mode or "")
         if problem:
             raise ValueError(problem)
+        self._check_http_version()
         if self.delivery is not None:
             if ws and self.delivery != "push":
                 raise ValueError("a WebSocket cell delivers by 'push'")
@@ -197,15 +210,52 @@ class Cell(Strict):
                 raise ValueError("real-time HTTP users run on the aiohttp or lean client")
         return self
 
+    def _check_http_version(self) -> None:
+        version = self.http_version
+        if version == "1.1":
+            return
+        if self.transport in WS_TRANSPORTS:
+            raise ValueError(
+                f"http_version = {version!r}: WebSocket cells run over HTTP/1.1 "
+                "(WebSocket over HTTP/2 or HTTP/3 is not offered); remove http_version"
+            )
+        if version == "3":
+            raise ValueError(
+                "http_version = '3' needs a QUIC server and client, which rtbench does not "
+                "ship yet; use '1.1' or '2'"
+            )
+        if self.transport not in HTTP2_TRANSPORTS or self.server_command is not None:
+            raise ValueError(
+                f"http_version = '2': transport {self.transport!r} serves HTTP/1.1 only; "
+                f"HTTP/2 is served by {', '.join(HTTP2_TRANSPORTS)}"
+            )
+        problem = check_combination(
+            self.transport, self.client, self.conn_mode or "", http_version=version
+        )
+        if problem:
+            raise ValueError(problem)
+        if self.delivery is not None:
+            raise ValueError(
+                "http_version = '2' runs echo cells only: real-time delivery over HTTP/2 "
+                "is not offered yet; remove http_version from this cell"
+            )
+
     def _check_server(self) -> None:
+        if self.server_url is not None:
+            self._check_server_url()
+            return
         if self.server_command is None:
             if self.transport == "ws":
                 raise ValueError(
-                    "transport 'ws' needs server_command (the server to start); rtbench's "
-                    "own WebSocket servers are 'ws-aiohttp' and 'ws-websockets'"
+                    "transport 'ws' needs server_command (the server to start) or server_url "
+                    "(a server already running); rtbench's own WebSocket servers are "
+                    "'ws-aiohttp' and 'ws-websockets'"
                 )
             if self.server_name is not None:
-                raise ValueError("server_name names a server_command; give one or remove it")
+                raise ValueError(
+                    "server_name names a server_command's or a server_url's server; give one "
+                    "or remove it"
+                )
             return
         if self.transport not in ("http", "ws"):
             raise ValueError(
@@ -220,11 +270,39 @@ class Cell(Strict):
             program = self.server_command[0]
             raise ValueError(f"server_command[0] must name a program, got {program!r}")
 
+    def _check_server_url(self) -> None:
+        """A server already running: loopback, plain http, a port; named after its process
+        (``node``) unless server_name names it, ``url`` when no process can be found."""
+        if self.server_command is not None:
+            raise ValueError(
+                "give server_command (a server rtbench starts) or server_url (one already "
+                "running), not both"
+            )
+        if self.transport not in ("http", "ws"):
+            raise ValueError(
+                f"a cell with server_url has transport 'http' or 'ws', not "
+                f"{self.transport!r} (which names one of rtbench's own servers)"
+            )
+        if self.tls:
+            raise ValueError(
+                "tls = true applies to rtbench's own servers (it trusts only the CA it made "
+                "for them); a server_url is plain http://"
+            )
+        target = parse_server_url(self.server_url)
+        if self.server_name is None:
+            # Filled in once, here: a part's cells are checked again from their dump,
+            # which then carries the name and looks nothing up.
+            found = default_server_name(target)
+            object.__setattr__(self, "server_name", found or UNKNOWN_SERVER_NAME)
+
     @property
     def server(self) -> str | None:
         """The server stack when it is not rtbench's aiohttp/websockets pair: a
         server_command's name, or the ASGI server (``uvicorn``, ``hypercorn``); cells of
-        different stacks are never paired. None for rtbench's aiohttp and websockets."""
+        different stacks are never paired. None for rtbench's aiohttp and websockets.
+        A server_url's server is its server_name (by default its process's name)."""
+        if self.server_url is not None:
+            return self.server_name or UNKNOWN_SERVER_NAME
         if self.server_command is None:
             _, _, stack = self.transport.partition("-")
             return stack if stack in ASGI_STACKS else None
@@ -233,12 +311,14 @@ class Cell(Strict):
     @property
     def id(self) -> str:
         """The cell's name in results, e.g. ``http/aiohttp/keep-alive[/long-poll]``;
-        ``http@node/lean/keep-alive`` for a cell on a server_command's server."""
-        command = self.server_command is not None
+        ``http@node/lean/keep-alive`` for a cell on a server_command's or server_url's server."""
+        command = self.server_command is not None or self.server_url is not None
         transport = f"{self.transport}@{self.server}" if command else self.transport
         base = f"{transport}/{self.client}/{self.conn_mode}"
         if self.delivery is not None and self.delivery != "push":
             base += f"/{self.delivery}"
+        if self.http_version != "1.1":
+            base += f"+h{self.http_version}"
         if self.tls:
             base += "+tls"
         return self.name or base

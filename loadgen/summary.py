@@ -198,6 +198,32 @@ def cell_summary(cell: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str,
         },
         "per_repeat": [_repeat_stats(p) for p in ok_parts],
         "hdr_corrected": corrected.encode().decode("ascii") if count else None,
+        **_server_process(parts),
+    }
+
+
+def _server_process(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{"server_process": ...}`` for a cell on a server rtbench did not start (its
+    server_url), else ``{}``: what the process was when last found (pid, name, CPU affinity
+    as read, that rtbench neither started nor pinned it) and, for every repeat that found
+    it, its CPU seconds, RSS and open files ``before`` and ``after`` the repeat."""
+    records = [(p["repeat"], p["server_process"]) for p in parts if p.get("server_process")]
+    if not records:
+        return {}
+    last = records[-1][1]
+    return {
+        "server_process": {
+            **{k: v for k, v in last.items() if k not in ("before", "after")},
+            "by_repeat": [
+                {
+                    "repeat": repeat,
+                    "pid": record.get("pid"),
+                    "before": record.get("before"),
+                    "after": record.get("after"),
+                }
+                for repeat, record in records
+            ],
+        }
     }
 
 

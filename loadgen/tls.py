@@ -8,6 +8,7 @@ and a load-generator process that talks to https/wss configures its clients::
 
     configure_client(paths.ca, version="1.3")
     ctx = client_ssl()          # what every client passes as its ssl context
+    ctx = client_ssl(("h2",))   # the same, offering those ALPN protocols
 
 Nothing is trusted but that CA. Clients never resume TLS sessions: every new
 connection pays a full handshake, as a first visit does.
@@ -22,6 +23,9 @@ from pathlib import Path
 from loadgen.link.kernel import SERVER_ADDR
 
 _client: ssl.SSLContext | None = None
+_client_settings: tuple[str, str] | None = None
+#: Contexts offering ALPN protocols, one per protocol list, made from the same settings.
+_alpn_clients: dict[tuple[str, ...], ssl.SSLContext] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,15 +70,30 @@ def client_context(ca_file: str, version: str = "1.3") -> ssl.SSLContext:
 
 def configure_client(ca_file: str | None, version: str = "1.3") -> None:
     """Set (or clear, with None) the context this process's clients use for https/wss."""
-    global _client
+    global _client, _client_settings
     _client = client_context(ca_file, version) if ca_file else None
+    _client_settings = (ca_file, version) if ca_file else None
+    _alpn_clients.clear()
 
 
-def client_ssl() -> ssl.SSLContext:
-    """The configured client context; raises when https/wss is used without one."""
+def client_ssl(alpn: tuple[str, ...] = ()) -> ssl.SSLContext:
+    """The configured client context; raises when https/wss is used without one.
+
+    With ``alpn`` (``("h2",)``), a context of its own that offers those protocols,
+    so that setting them never changes what the other clients offer.
+    """
     if _client is None:
         raise RuntimeError("TLS target but no CA configured; call configure_client() first")
-    return _client
+    if not alpn:
+        return _client
+    ctx = _alpn_clients.get(alpn)
+    if ctx is None:
+        if _client_settings is None:
+            raise RuntimeError("ALPN needs a CA configured with configure_client()")
+        ctx = client_context(*_client_settings)
+        ctx.set_alpn_protocols(list(alpn))
+        _alpn_clients[alpn] = ctx
+    return ctx
 
 
 def is_secure(url: str) -> bool:

@@ -46,8 +46,9 @@ _FLOAT_COLUMNS = frozenset(
 #: Latency statistics in ms whose names depend on the data (``presence_online_p99_ms``).
 _LATENCY_NAME = re.compile(r"[a-z0-9_]+_(?:p\d+(?:_\d+)?|max)_ms")
 
-#: summary.json keys whose dict value stays one column (its keys vary from run to run).
-KEEP_AS_DICT = frozenset({"errors_by_code"})
+#: summary.json keys whose dict value stays one column (its keys vary from run to run, or
+#: it holds lists: ``server_process``, a server_url's process and its readings per repeat).
+KEEP_AS_DICT = frozenset({"errors_by_code", "server_process"})
 
 
 def identity_defaults(entry: Mapping[str, Any]) -> dict[str, Any]:

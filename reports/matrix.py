@@ -25,6 +25,7 @@ Without at least two link profiles among those rows the matrix is empty.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -264,10 +265,12 @@ def _conn_modes(cells: pd.DataFrame | None) -> dict[tuple[str, str], str]:
 
 def _conn_from_name(cell: str) -> str | None:
     """The connection mode in a default cell name: ``part:transport/client/conn_mode[/...]``
-    with an optional ``+tls`` and ``@<rate>rps``; None for other names."""
-    name = cell.split(":", 1)[-1].split("@", 1)[0].removesuffix("+tls")
+    with optional ``+h2``, ``+tls`` and ``@<rate>rps`` or ``@<users>u``; None for other names."""
+    name = re.sub(r"@[0-9.]+(rps|u)$", "", cell.split(":", 1)[-1])
     fields = name.split("/")
-    return fields[2] or None if len(fields) >= 3 else None
+    if len(fields) < 3:
+        return None
+    return fields[2].split("+", 1)[0] or None
 
 
 def _without_profile(cell: str, profile: str) -> str:

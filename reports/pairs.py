@@ -31,7 +31,8 @@ CONDITION_COLUMNS: tuple[str, ...] = ("run_id", "scenario", "workload", "mode", 
 
 #: Cell columns that become condition columns when ``run.cells`` has them with a value
 #: (the ``[[parts]]`` entry of a multi-part scenario, network profile, TLS, the server a
-#: cell's server_command started); cells differing in them are never paired.
+#: cell's server_command started or its server_url names); cells differing in them are
+#: never paired.
 OPTIONAL_CONDITION_COLUMNS: tuple[str, ...] = ("part", "profile", "tls", "server")
 
 
@@ -44,7 +45,8 @@ def matched_pairs(run: Run) -> pd.DataFrame:
     """Every HTTP cell against every WebSocket cell measured in the same condition.
 
     One row per pair: the condition columns (``run_id``, ``scenario``, ``workload``,
-    ``mode`` — the HTTP cell's connection mode for echo, delivery mode for real-time —,
+    ``mode`` — the HTTP cell's connection mode for echo, delivery mode for real-time,
+    with its HTTP version when not 1.1 (``"keep-alive over HTTP/2"``) —,
     ``pairing`` — the client library when both cells use the same one, else
     ``"<http client> vs <ws client>"`` —, ``load``, and ``part``/``profile``/``tls`` when
     the cells have them with a value), then ``same_client``, ``http_cell``, ``ws_cell``, ``kind``
@@ -82,7 +84,7 @@ def matched_pairs(run: Run) -> pd.DataFrame:
                         "run_id": str(h["run_id"]),
                         "scenario": scenarios.get(str(h["run_id"]), ""),
                         "workload": _text(h.get("workload")) or "echo",
-                        "mode": _text(h.get("delivery" if live_pair else "conn_mode")),
+                        "mode": _mode(h, live_pair),
                         "pairing": str(h["client"]) if same else f"{h['client']} vs {w['client']}",
                         "load": load_label(h, metas.get(str(h["run_id"]), {})),
                         **{k: h.get(k) for k in extras},
@@ -161,6 +163,14 @@ def condition_text(column: str, value: object) -> str:
     if column == "server":
         return "rtbench's servers" if missing else f"{value} server"
     return f"{column} {'–' if missing else value}"
+
+
+def _mode(cell: pd.Series, live: bool) -> str:
+    """The HTTP cell's mode: connection mode (echo) or delivery mode (real-time), with
+    the HTTP version when it is not 1.1 (``"keep-alive over HTTP/2"``)."""
+    mode = _text(cell.get("delivery" if live else "conn_mode"))
+    version = _text(cell.get("http_version"))
+    return f"{mode} over HTTP/{version}" if version and version != "1.1" else mode
 
 
 def _family(transport: object) -> str:

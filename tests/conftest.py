@@ -79,6 +79,7 @@ E2E_TESTS = frozenset(
         "test_sigkilled_rtbench_takes_server_relay_and_load_generator_along",
         "test_rtbench_run_with_an_sse_cell_loses_nothing",
         "test_node_cells_run_every_delivery_mode_and_lose_nothing",
+        "test_a_run_on_a_running_server_measures_it_by_its_port",
     }
 )
 

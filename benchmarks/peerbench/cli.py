@@ -21,7 +21,7 @@ from loadgen.runfolder import RESULTS_ROOT, RunFolderTaken, claim_run_folder
 from loadgen.scenario_tables import RunSettings
 from servers import protocol
 
-from .groups import GROUPS, HTTP_CLIENTS, WS_CLIENTS, plan
+from .groups import GROUPS, plan
 from .output import wrk_script
 from .ratios import ratio_rows
 from .report import BUSY_WARN_PCT, busiest_others, busy_warning, write_results
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="benchmarks/peers.py",
-        description="rtbench's clients against wrk and node's ws, side by side, pinned.",
+        description="rtbench's clients against wrk, h2load and node's ws, side by side, pinned.",
     )
     parser.add_argument("--duration", type=int, default=4, help="measured seconds per point")
     parser.add_argument("--warmup", type=int, default=1, help="warm-up seconds per point")
@@ -87,14 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "wrk-body.json").write_bytes(body)
     (out / "wrk-rpc.lua").write_text(wrk_script(body))
     groups = [g for g in GROUPS if not args.only or g.key in args.only]
-    refusals = {
-        (family, client): client_refusal(transport, client)
-        for family, transport, clients in (
-            ("http", "http", HTTP_CLIENTS),
-            ("ws", "ws-aiohttp", WS_CLIENTS),
-        )
-        for client in clients
-    }
+    refusals = {(g.key, c): client_refusal(g, c) for g in groups for c in g.clients}
     todo = list(plan(groups, args.rounds, refusals))
     print(
         f"peers: {len(todo)} points, {s.placement.mode} placement "

@@ -1,8 +1,10 @@
-"""Reading the peers' output: wrk's ``--latency`` report and ``ws_echo.mjs``'s events.
+"""Reading the peers' output: wrk's ``--latency`` report, h2load's summary and per-request
+log, and ``ws_echo.mjs``'s events.
 
 ::
 
     figures = parse_wrk(text)            # p50_us, p99_us, requests, rate_per_s, errors
+    figures = parse_h2load(text, log, 4) # the same, from h2load's summary and --log-file
     done = parse_node_events(lines)      # the node script's ``done`` event
     script = wrk_script(body)            # the Lua script that makes wrk POST ``body``
 """
@@ -10,8 +12,11 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
+
+import numpy as np
 
 _TIME_UNITS = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6, "h": 3600e6}
 
@@ -53,6 +58,46 @@ def parse_wrk(output: str) -> dict[str, Any]:
         raise ValueError(f"wrk output has no {', '.join(missing)} (was --latency given?)")
     found["errors"] = found["socket_errors"] + found["non_2xx"]
     return found
+
+
+_H2LOAD_REQUESTS = re.compile(
+    r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+    r"(\d+) errored, (\d+) timeout"
+)
+_H2LOAD_STATUS = re.compile(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx")
+
+
+def parse_h2load(output: str, log: str, duration_s: float) -> dict[str, Any]:
+    """The figures of an ``h2load -D duration --log-file LOG`` run: p50/p99 (us) of the
+    2xx requests in ``log`` (h2load prints no percentiles; its log has one line per
+    request: start time, status, microseconds to the end of the response), requests,
+    rate over the measured ``duration_s``, errors (failed requests and non-2xx replies).
+
+    Raises ValueError naming what is missing when the output is not a finished run.
+    """
+    found = _H2LOAD_REQUESTS.search(output)
+    codes = _H2LOAD_STATUS.search(output)
+    if found is None or codes is None:
+        raise ValueError("h2load output has no requests/status codes summary (did it finish?)")
+    failed = int(found.group(5))
+    non_2xx = sum(int(codes.group(k)) for k in (2, 3, 4))
+    elapsed = []
+    for line in log.splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 3 and fields[1].startswith("2"):
+            elapsed.append(int(fields[2]))
+    if not elapsed:
+        raise ValueError("h2load's log has no successful request")
+    values = np.asarray(elapsed, dtype=np.float64)
+    p50, p99 = np.percentile(values, [50.0, 99.0])
+    return {
+        "p50_us": float(p50),
+        "p99_us": float(p99),
+        "requests": len(elapsed),
+        "seconds": duration_s,
+        "rate_per_s": len(elapsed) / duration_s,
+        "errors": failed + non_2xx,
+    }
 
 
 def parse_node_events(lines: Iterable[str]) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""Measuring one point: a fresh pinned server, then wrk, node's ws or rtbench's engine
-against it, each pinned to the load generator's CPUs.
+"""Measuring one point: a fresh pinned server, then wrk, h2load, node's ws or rtbench's
+engine against it, each pinned to the load generator's CPUs.
 
 ::
 
@@ -33,8 +33,8 @@ from loadgen.procs import (
 from loadgen.recorder import decode_histogram
 from servers import protocol
 
-from .groups import NODE_WS, WRK, Group, point_head
-from .output import parse_node_events, parse_wrk
+from .groups import H2LOAD, NODE_WS, WRK, Group, point_head
+from .output import parse_h2load, parse_node_events, parse_wrk
 from .sampling import PointFailed, collect, finish
 from .tools import NODE_SCRIPT
 
@@ -134,6 +134,47 @@ def run_wrk(s: Settings, group: Group, server: Child, stem: str) -> dict[str, An
     return _figures(done, child, cpu)
 
 
+def run_h2load(s: Settings, group: Group, server: Child, stem: str) -> dict[str, Any]:
+    """h2load over HTTP/2 with prior knowledge, one stream per connection at a time (as
+    wrk and rtbench's engine do), warm-up and measured window in one run."""
+    port = server.info["port"]
+    url = f"http://127.0.0.1:{port}{PATHS['http']}"
+    body_path = s.out / "wrk-body.json"
+    check_envelope(port, body_path.read_bytes())
+    log = s.out / "logs" / f"{stem}-h2load.log"
+    request_log = s.out / "logs" / f"{stem}-h2load.requests.tsv"
+    argv = [
+        H2LOAD,
+        "-t1",
+        f"-c{group.connections}",
+        "-m1",
+        f"-D{s.duration_s}",
+        f"--warm-up-time={s.warmup_s}",
+        "-d",
+        str(body_path),
+        "-H",
+        "content-type: application/json",
+        f"--log-file={request_log}",
+        url,
+    ]
+    child = start_process("h2load", argv, s.client_cpus, log)
+    # h2load prints its figures when it ends: read CPU inside the measured window.
+    edge = min(0.25, s.duration_s / 8)
+    window = (s.warmup_s + edge, s.warmup_s + s.duration_s - edge)
+    deadline = time.monotonic() + s.warmup_s + s.duration_s + GRACE_S
+    lines, cpu = collect(child, server, deadline, False, window)
+    finish(child, log)
+    output = "\n".join(lines)
+    (s.out / "logs" / f"{stem}-h2load.out").write_text(output + "\n")
+    try:
+        requests = request_log.read_text() if request_log.exists() else ""
+        figures = parse_h2load(output, requests, float(s.duration_s))
+    except ValueError as exc:
+        raise PointFailed(str(exc)) from None
+    done = figures | {"count": figures["requests"], "window_s": figures["seconds"]}
+    return _figures(done, child, cpu)
+
+
 def run_node(s: Settings, group: Group, server: Child, stem: str) -> dict[str, Any]:
     """``ws_echo.mjs`` against the server's WebSocket endpoint."""
     url = f"ws://127.0.0.1:{server.info['port']}{PATHS[group.server]}"
@@ -175,6 +216,7 @@ def run_rtbench(
         client=client,
         conn_mode="keep-alive" if group.http else WS_CONN_MODE,
         base_url=f"http://127.0.0.1:{server.info['port']}",
+        http_version=group.http_version,
         repeat=rnd,
         connections=group.connections,
         duration_s=float(s.duration_s),
@@ -226,6 +268,8 @@ def run_point(s: Settings, group: Group, contender: str, rnd: int) -> dict[str, 
         point["server_loop"] = server.info.get("loop")
         if contender == WRK:
             point |= run_wrk(s, group, server, stem)
+        elif contender == H2LOAD:
+            point |= run_h2load(s, group, server, stem)
         elif contender == NODE_WS:
             point |= run_node(s, group, server, stem)
         else:

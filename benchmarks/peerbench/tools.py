@@ -3,8 +3,8 @@ versions of the peers and of rtbench's client libraries.
 
 ::
 
-    missing = missing_peers()            # [] when wrk, node and ws are installed
-    versions = peer_versions()           # {"wrk": ..., "node": ..., "ws": ...}
+    missing = missing_peers()            # [] when wrk, h2load, node and ws are installed
+    versions = peer_versions()           # {"wrk": ..., "h2load": ..., "node": ..., "ws": ...}
 """
 
 from __future__ import annotations
@@ -18,25 +18,27 @@ from loadgen.clients.base import make_client
 from loadgen.clients.kinds import WS_CONN_MODE
 from loadgen.environment import package_versions
 
-from .groups import WRK
+from .groups import H2LOAD, WRK, Group
 
 PEERS_DIR = Path(__file__).resolve().parent.parent / "peers"
 NODE_SCRIPT = PEERS_DIR / "ws_echo.mjs"
 WS_PACKAGE = PEERS_DIR / "node_modules" / "ws" / "package.json"
 
 
-def client_refusal(transport: str, client: str) -> str | None:
-    """Why rtbench's make_client refuses ``client`` for ``transport``, or None."""
-    mode = "keep-alive" if transport == "http" else WS_CONN_MODE
+def client_refusal(group: Group, client: str) -> str | None:
+    """Why rtbench's make_client refuses ``client`` for ``group``'s server, or None."""
+    mode = "keep-alive" if group.http else WS_CONN_MODE
     try:
-        make_client(transport, client, mode, "http://127.0.0.1:1")
+        make_client(
+            group.server, client, mode, "http://127.0.0.1:1", http_version=group.http_version
+        )
     except ValueError as exc:
         return f"not measured: {exc}"
     return None
 
 
 def peer_versions() -> dict[str, str | None]:
-    """wrk's version line, node's version and the installed ws version."""
+    """wrk's and h2load's version lines, node's version and the installed ws version."""
 
     def first_line(argv: list[str]) -> str | None:
         try:
@@ -52,13 +54,14 @@ def peer_versions() -> dict[str, str | None]:
         ws = None
     return {
         "wrk": first_line([WRK, "--version"]),
+        "h2load": first_line([H2LOAD, "--version"]),
         "node": first_line(["node", "--version"]),
         "ws": ws,
     }
 
 
 #: The libraries under rtbench's clients and the engine's loop.
-CLIENT_PACKAGES = ("aiohttp", "httpx", "websockets", "httptools", "uvloop", "orjson")
+CLIENT_PACKAGES = ("aiohttp", "httpx", "websockets", "httptools", "h2", "uvloop", "orjson")
 
 
 def client_versions() -> dict[str, str | None]:
@@ -71,6 +74,8 @@ def missing_peers() -> list[str]:
     missing = []
     if shutil.which(WRK) is None:
         missing.append("wrk is not installed (Debian: apt-get install wrk)")
+    if shutil.which(H2LOAD) is None:
+        missing.append("h2load is not installed (Debian: apt-get install nghttp2-client)")
     if shutil.which("node") is None:
         missing.append("node is not installed (Debian: apt-get install nodejs npm)")
     if not WS_PACKAGE.exists():

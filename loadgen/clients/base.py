@@ -3,6 +3,7 @@
 One client object is one virtual connection::
 
     client = make_client("http", "aiohttp", "keep-alive", "http://127.0.0.1:8080")
+    client = make_client("http", "lean", "keep-alive", url, http_version="2")  # HTTP/2
     await client.connect()
     status, body = await client.request(encoded_envelope)
     await client.close()
@@ -23,7 +24,7 @@ from typing import Protocol
 from loadgen.clients.aiohttp_client import AiohttpClient, AiohttpWSClient
 from loadgen.clients.httpx_client import HttpxClient
 from loadgen.clients.kinds import LEAN, PATHS, check_combination
-from loadgen.clients.lean_client import LeanHttpClient, LeanWSClient
+from loadgen.clients.lean_client import LeanH2Client, LeanHttpClient, LeanWSClient
 from loadgen.clients.websockets_client import WebsocketsClient
 from loadgen.schema import WS_TRANSPORTS
 
@@ -42,10 +43,20 @@ class Client(Protocol):
 
 
 def make_client(
-    transport: str, client: str, conn_mode: str, base_url: str, timeout_s: float = 5.0
+    transport: str,
+    client: str,
+    conn_mode: str,
+    base_url: str,
+    timeout_s: float = 5.0,
+    http_version: str = "1.1",
 ) -> Client:
-    """Build the client for a cell; ``base_url`` is ``http://HOST:PORT``."""
-    problem = check_combination(transport, client, conn_mode)
+    """Build the client for a cell; ``base_url`` is ``http://HOST:PORT``.
+
+    ``http_version`` "2" speaks HTTP/2 (prior knowledge on http://, ALPN h2 on
+    https://) with the lean and httpx clients; an impossible combination
+    raises ValueError saying why (:func:`~loadgen.clients.kinds.check_combination`).
+    """
+    problem = check_combination(transport, client, conn_mode, http_version=http_version)
     if problem:
         raise ValueError(problem)
     url = base_url.rstrip("/") + PATHS[transport]
@@ -57,8 +68,11 @@ def make_client(
             return WebsocketsClient(ws_url, timeout_s)
         return AiohttpWSClient(ws_url, timeout_s)
     keep_alive = conn_mode == "keep-alive"
+    http2 = http_version == "2"
     if client == LEAN:
+        if http2:
+            return LeanH2Client(url, keep_alive, timeout_s)
         return LeanHttpClient(url, keep_alive, timeout_s)
     if client == "httpx":
-        return HttpxClient(url, keep_alive, timeout_s)
+        return HttpxClient(url, keep_alive, timeout_s, http2=http2)
     return AiohttpClient(url, keep_alive, timeout_s)

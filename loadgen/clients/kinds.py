@@ -4,6 +4,7 @@ Pure data and one check, importable without any client library::
 
     check_combination("http", "lean", "keep-alive")      # None: a valid cell
     check_combination("http", "websockets", "persistent") # why not, in words
+    check_combination("http", "aiohttp", "keep-alive", http_version="2")  # why not
 """
 
 from __future__ import annotations
@@ -16,22 +17,45 @@ WS_CLIENTS = ("websockets", "aiohttp", "lean")
 #: The client with no library between the engine and the socket (loadgen.lean).
 LEAN = "lean"
 WS_CONN_MODE = "persistent"
+#: HTTP versions a cell may name, and the clients that speak HTTP/2.
+HTTP_VERSIONS = ("1.1", "2", "3")
+H2_CLIENTS = ("lean", "httpx")
 
 PATHS = {t: "/rpc" for t in HTTP_TRANSPORTS} | {t: "/ws" for t in WS_TRANSPORTS}
 
 
-def check_combination(transport: str, client: str, conn_mode: str) -> str | None:
-    """Return why a (transport, client, conn_mode) cell is impossible, or None."""
+def check_combination(
+    transport: str, client: str, conn_mode: str, http_version: str = "1.1"
+) -> str | None:
+    """Return why a (transport, client, conn_mode, http_version) cell is impossible, or None."""
     if transport in HTTP_TRANSPORTS:
         if client not in HTTP_CLIENTS:
             return f"client {client!r} cannot speak HTTP; use one of {', '.join(HTTP_CLIENTS)}"
         if conn_mode not in CONN_MODES:
             return f"conn_mode for HTTP must be one of {', '.join(CONN_MODES)}"
-        return None
+        return _check_http_version(client, http_version)
     if transport in WS_TRANSPORTS:
         if client not in WS_CLIENTS:
             return f"client {client!r} cannot speak WebSocket; use one of {', '.join(WS_CLIENTS)}"
         if conn_mode != WS_CONN_MODE:
             return f"conn_mode for WebSocket must be {WS_CONN_MODE!r}"
+        if http_version != "1.1":
+            return (
+                f"http_version {http_version!r} is not possible for WebSocket: its clients "
+                "open WebSockets over HTTP/1.1 only (WebSocket over HTTP/2 is not built yet)"
+            )
         return None
     return f"unknown transport {transport!r}"
+
+
+def _check_http_version(client: str, http_version: str) -> str | None:
+    if http_version not in HTTP_VERSIONS:
+        return f"http_version must be one of {', '.join(HTTP_VERSIONS)}, got {http_version!r}"
+    if http_version == "3":
+        return "http_version '3' (HTTP/3 over QUIC) has no client yet; use '1.1' or '2'"
+    if http_version == "2" and client not in H2_CLIENTS:
+        return (
+            f"http_version '2' needs client {' or '.join(H2_CLIENTS)}; "
+            f"{client!r} speaks HTTP/1.1 only"
+        )
+    return None

@@ -5,6 +5,8 @@ Same interface as the library clients (:mod:`loadgen.clients.base`), plus
 request, taken at the socket (just before the write; when the parser
 completed the reply). For a new-connection request the send time is taken
 before the TCP connect, which is part of what that mode costs.
+:class:`LeanHttpClient` speaks HTTP/1.1, :class:`LeanH2Client` HTTP/2 (its
+``tally`` counts the header bytes of its requests and replies).
 
 Bytes count into the :class:`~loadgen.wire.WireCounter` of the enclosing
 :func:`~loadgen.wire.counting` block at connect time.
@@ -16,8 +18,10 @@ import asyncio
 
 from loadgen.clients.errors import ClientError
 from loadgen.lean.connect import Target
+from loadgen.lean.h2 import Headers, request_headers
+from loadgen.lean.h2bytes import HeaderTally
 from loadgen.lean.http import JSON, request_head, with_body
-from loadgen.lean.reuse import ReusedConnection
+from loadgen.lean.reuse import ReusedConnection, ReusedH2Connection
 from loadgen.lean.ws import WsConnection
 from loadgen.wire import current_counter
 
@@ -44,6 +48,48 @@ class LeanHttpClient:
 
     async def request(self, body: bytes) -> tuple[int, bytes]:
         return await self._link.exchange(self.target, with_body(self._head, body), self.timeout_s)
+
+    async def close(self) -> None:
+        self._link.close()
+
+
+class LeanH2Client:
+    """One virtual HTTP/2 connection; ``keep_alive=False`` opens a connection per request."""
+
+    def __init__(self, url: str, keep_alive: bool, timeout_s: float) -> None:
+        self.url = url
+        self.target = Target.parse(url)
+        self.keep_alive = keep_alive
+        self.timeout_s = timeout_s
+        self._path = self.target.path.encode("latin-1")
+        self._fields = request_headers(content_type=JSON)
+        # The header list for the last body length: echo bodies mostly keep theirs.
+        self._length = -1
+        self._headers: Headers = ()
+        self._link = ReusedH2Connection(None, keep_alive, timeout_s)
+
+    @property
+    def socket_stamps(self) -> tuple[int, int]:
+        """``(sent_ns, received_ns)`` of the last successful request."""
+        return self._link.socket_stamps
+
+    @property
+    def tally(self) -> HeaderTally:
+        """Header bytes sent and received, requests and responses, over every connection."""
+        return self._link.tally
+
+    async def connect(self) -> None:
+        # As LeanHttpClient: set-up is paid inside the first request.
+        self._link.counter = current_counter()
+
+    async def request(self, body: bytes) -> tuple[int, bytes]:
+        if len(body) != self._length:
+            self._length = len(body)
+            self._headers = (*self._fields, (b"content-length", b"%d" % self._length))
+        reply = await self._link.exchange(
+            self.target, b"POST", self._path, self._headers, body, self.timeout_s
+        )
+        return reply.status, reply.body
 
     async def close(self) -> None:
         self._link.close()

@@ -2,15 +2,18 @@
 
 What it is for: measuring the protocols rather than a client library. Each
 connection is one :class:`asyncio.Protocol`; HTTP/1.1 responses are parsed by
-httptools (llhttp), WebSocket frames by websockets' sans-I/O
-:class:`~websockets.client.ClientProtocol`. Requests are written with one
-``transport.write`` each, heads pre-encoded, and every exchange is timestamped
-at the socket boundary (just before the write, and when the parser completes
-the reply), as wrk does.
+httptools (llhttp), HTTP/2 frames by the sans-I/O ``h2``, WebSocket frames by
+websockets' sans-I/O :class:`~websockets.client.ClientProtocol`. Requests are
+written with one ``transport.write`` each, heads pre-encoded, and every
+exchange is timestamped at the socket boundary (just before the write, and
+when the parser completes the reply), as wrk and h2load do.
 
 - :mod:`loadgen.lean.connect`: open a TCP (or TLS) connection with byte counting.
 - :mod:`loadgen.lean.http`: one HTTP/1.1 connection: request/response and streamed bodies.
-- :mod:`loadgen.lean.reuse`: an HTTP connection kept across requests, reopened when closed.
+- :mod:`loadgen.lean.h2`: one HTTP/2 connection: concurrent streams, streamed bodies.
+- :mod:`loadgen.lean.h2bytes`: header bytes counted from an HTTP/2 frame stream.
+- :mod:`loadgen.lean.reuse`: an HTTP/1.1 or HTTP/2 connection kept across requests,
+  reopened when closed.
 - :mod:`loadgen.lean.ws`: one WebSocket connection: handshake, text messages, close.
 
 The engines use them through :mod:`loadgen.clients.lean_client` (echo cells)

@@ -4,6 +4,7 @@
 
     target = Target.parse("https://127.0.0.1:8443/rpc")
     transport, proto = await open_connection(target, lambda: MyProtocol(counter), timeout_s)
+    await open_connection(target, factory, timeout_s, alpn=("h2",))   # TLS offers ALPN h2
 
 Failures raise :class:`~loadgen.clients.errors.ClientError` ``connect_error``
 (or ``timeout``). Lean protocols count their own bytes (see
@@ -98,11 +99,15 @@ class ByteCounting:
 
 
 async def open_connection(
-    target: Target, factory: Callable[[], P], timeout_s: float
+    target: Target, factory: Callable[[], P], timeout_s: float, alpn: tuple[str, ...] = ()
 ) -> tuple[asyncio.Transport, P]:
-    """Connect to ``target`` with a protocol from ``factory``; TLS when the target says so."""
+    """Connect to ``target`` with a protocol from ``factory``; TLS when the target says so.
+
+    Over TLS the handshake offers the ``alpn`` protocols (none by default); the
+    protocol reads the server's choice from its transport's ``ssl_object``.
+    """
     loop = asyncio.get_running_loop()
-    ctx: ssl.SSLContext | None = client_ssl() if target.tls else None
+    ctx: ssl.SSLContext | None = client_ssl(alpn) if target.tls else None
     try:
         with uncounted():
             async with asyncio.timeout(timeout_s):

@@ -7,6 +7,11 @@
     link.socket_stamps      # (sent_ns, received_ns) of that exchange
     link.close()
 
+    link = ReusedH2Connection(counter, keep_alive=True, timeout_s=5.0)   # HTTP/2
+    reply = await link.exchange(target, b"POST", b"/rpc", headers, body, timeout_s)
+    reply.status, reply.body, reply.sent_ns, reply.received_ns
+    link.tally              # header bytes of every connection it opened
+
 The first request, every request in new-connection mode (``keep_alive=False``)
 and the first one after the server closed a kept-alive connection connect
 first, as a browser does, and that set-up is charged to the request: its
@@ -17,14 +22,23 @@ client libraries do; the retry's set-up is charged to the request, from the
 first attempt's send. Connect failures raise as
 :meth:`~loadgen.lean.http.HttpConnection.open` does, exchange failures as
 :meth:`~loadgen.lean.http.HttpConnection.exchange` does.
+
+:class:`ReusedH2Connection` follows the same rules for HTTP/2
+(:class:`~loadgen.lean.h2.H2Connection`): there, set-up is the TCP connect
+(and TLS handshake), the preface and the SETTINGS; closing a new-connection
+request's connection sends GOAWAY. Its kept connection carries any number of
+concurrent exchanges, and one reopening serves all those waiting for it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from loadgen.clients.errors import ClientError
 from loadgen.lean.connect import Target
+from loadgen.lean.h2 import H2Connection, H2Reply, Headers
+from loadgen.lean.h2bytes import HeaderTally
 from loadgen.lean.http import HttpConnection
 from loadgen.wire import WireCounter
 
@@ -76,6 +90,82 @@ class ReusedConnection:
                 conn.close()
         self.socket_stamps = (started or conn.sent_ns, conn.received_ns)
         return status, reply
+
+    def close(self) -> None:
+        """Close the kept connection, if any (the next exchange connects again)."""
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.close()
+
+
+class ReusedH2Connection:
+    """A role's HTTP/2 connection (see the module docstring); bytes count into ``counter``."""
+
+    def __init__(self, counter: WireCounter | None, keep_alive: bool, timeout_s: float) -> None:
+        self.counter = counter
+        self.keep_alive = keep_alive
+        self.timeout_s = timeout_s
+        self.conn: H2Connection | None = None
+        self.tally = HeaderTally()
+        self.socket_stamps = (0, 0)
+        self._opening = asyncio.Lock()
+
+    async def exchange(
+        self,
+        target: Target,
+        method: bytes,
+        path: bytes,
+        headers: Headers,
+        body: bytes | None,
+        timeout_s: float,
+    ) -> H2Reply:
+        """Send one request to ``target``; its reply, stamped from the request's start."""
+        conn = self.conn
+        started = clock()
+        if conn is not None and conn.is_open:
+            try:
+                return await self._on(conn, 0, method, path, headers, body, timeout_s)
+            except ClientError as exc:
+                # "closed": the server did not act on this stream (its idle GOAWAY or
+                # close racing the request). Anything later may have been, so it stands.
+                if exc.code != "closed":
+                    raise
+        conn = await self._connect(target, conn)
+        return await self._on(conn, started, method, path, headers, body, timeout_s)
+
+    async def _connect(self, target: Target, stale: H2Connection | None) -> H2Connection:
+        if not self.keep_alive:
+            return await H2Connection.open(target, self.counter, self.timeout_s, self.tally)
+        async with self._opening:
+            conn = self.conn
+            if conn is not None and conn is not stale and conn.is_open:
+                return conn  # another exchange reopened it meanwhile
+            if conn is not None and not conn.streams:
+                conn.close()  # one still finishing its streams closes itself after them
+            self.conn = None
+            self.conn = await H2Connection.open(target, self.counter, self.timeout_s, self.tally)
+            return self.conn
+
+    async def _on(
+        self,
+        conn: H2Connection,
+        started: int,
+        method: bytes,
+        path: bytes,
+        headers: Headers,
+        body: bytes | None,
+        timeout_s: float,
+    ) -> H2Reply:
+        """One exchange on ``conn``; ``started`` (0: its own send) stamps the request's start."""
+        try:
+            reply = await conn.exchange(method, path, headers, body, timeout_s)
+        finally:
+            if not self.keep_alive:
+                conn.close()
+        if started:
+            reply = reply._replace(sent_ns=started)
+        self.socket_stamps = (reply.sent_ns, reply.received_ns)
+        return reply
 
     def close(self) -> None:
         """Close the kept connection, if any (the next exchange connects again)."""

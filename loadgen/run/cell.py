@@ -66,6 +66,7 @@ def cell_run(run_cell: RunCell, base_url: str, **extra: Any) -> CellRun:
         timeout_s=s.timeout_s,
         workload=s.workload,
         delivery=cell.delivery_mode,
+        http_version=cell.http_version,
         realtime=rt.model_dump(mode="json") if (rt := settings.realtime) else None,
         **extra,
     )
@@ -80,8 +81,11 @@ def cell_identity(run_cell: RunCell) -> dict[str, Any]:
         "cell": run_cell.id,
         "part": run_cell.part,
         "transport": cell.transport,
-        # The server a server_command started ("node"); None on rtbench's own servers.
+        # The server a server_command started or a server_url names ("node"); None on
+        # rtbench's own servers.
         "server": cell.server,
+        # The running server it was measured on, which rtbench did not start (else None).
+        "server_url": cell.server_url,
         "client": cell.client,
         "conn_mode": cell.conn_mode,
         "delivery": cell.delivery_mode,
@@ -92,6 +96,7 @@ def cell_identity(run_cell: RunCell) -> dict[str, Any]:
         "target_rate": run_cell.rate,
         "payload_bytes": scenario.scenario.payload_bytes,
         "tls": scenario.scenario.tls_version if cell.tls else None,
+        "http_version": cell.http_version if cell.family == "http" else None,
         "profile": run_cell.profile.name if run_cell.profile is not None else None,
         "rtt_ms": run_cell.profile.rtt_ms if run_cell.profile is not None else None,
         "sweep_group": run_cell.sweep_group,

@@ -17,6 +17,7 @@ from loadgen.procs import start_server, stop_process
 from loadgen.run.cell import cell_run, server_args
 from loadgen.runfolder import claim_run_folder
 from loadgen.scenario import Scenario
+from loadgen.server_url import parse_server_url, reach
 from servers.realtime.credentials import SECRET_ENV, new_secret
 
 
@@ -28,6 +29,10 @@ def interactive_spec(scenario: Scenario, cell_id: str | None = None) -> Iterator
     applied here: the UI drives the plain server on loopback. A fresh sign-in
     secret is put in this process's environment for the block, so the server
     and the UI's processes (started inside it) share it.
+
+    A cell with a ``server_url`` starts nothing: the spec targets the server running
+    there (:class:`loadgen.server_url.ServerUnreachable` when nothing listens), whose
+    users sign in with ``$RTBENCH_SIGNIN_SECRET`` as this process has it.
     """
     run_cells = scenario.run_cells()
     chosen = next((c for c in run_cells if cell_id in (None, c.id, c.cell.id)), None)
@@ -36,6 +41,10 @@ def interactive_spec(scenario: Scenario, cell_id: str | None = None) -> Iterator
         raise ValueError(f"no cell {cell_id!r} in scenario {scenario.name}; cells: {known}")
     scenario = chosen.settings
     cell = chosen.cell
+    if cell.server_url is not None:
+        target = parse_server_url(cell.server_url)
+        yield cell_run(chosen, target.url_at(reach(target)))
+        return
     folder = claim_run_folder(None, f"{scenario.name}-interactive")
     previous = os.environ.get(SECRET_ENV)
     os.environ[SECRET_ENV] = secret = new_secret()

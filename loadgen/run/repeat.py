@@ -6,7 +6,8 @@
     part = runner.run_one(index, repeat, run_cell)   # the part record ("failed" on error)
 
 Over the kernel link each repeat gets its own pair of network namespaces,
-deleted once every child has stopped.
+deleted once every child has stopped. A cell with a ``server_url`` starts no server: the
+one listening there is found and measured (:mod:`loadgen.run.attach`), never stopped.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from loadgen.procs import (
     start_worker,
     stop_process,
 )
+from loadgen.run.attach import attach_server
 from loadgen.run.capacity import read_somaxconn, server_sizing, sizing_args
 from loadgen.run.cell import cell_run, server_args
 from loadgen.run.files import slug, write_json
@@ -39,6 +41,7 @@ from loadgen.run.network import check_kernel_server
 from loadgen.run.stop import StopRequest
 from loadgen.run.watch import watch_workers
 from loadgen.scenario import RunCell, Scenario
+from loadgen.server_url import ServerUnreachable
 from loadgen.shares import process_specs
 from loadgen.tls import CertPaths, make_certificates
 from servers.realtime.credentials import new_secret
@@ -61,6 +64,8 @@ class RepeatRunner:
 
     ``progress`` (optional) shows the repeat's phase in the task ``task_id``;
     :attr:`stop` is the run's :class:`StopRequest`, to route signals to.
+    ``server_secret`` is the sign-in secret of the servers at cells' server_url, which
+    their load generators sign in with (None: echo cells only, which do not sign in).
     """
 
     def __init__(
@@ -72,8 +77,10 @@ class RepeatRunner:
         engine: str = "asyncio",
         locust_workers: int = 0,
         links: dict[str, str] | None = None,
+        server_secret: str | None = None,
     ) -> None:
         self.engine = engine
+        self.server_secret = server_secret
         #: Profile name -> "kernel", "userspace" or "none" (from :func:`plan_link`).
         self.links = links or {}
         self.locust_workers = locust_workers
@@ -166,6 +173,9 @@ class RepeatRunner:
         }
         if self._link_mode(run_cell) != "kernel":
             return self._run_children(run_cell, repeat, stem, base, None)
+        if run_cell.cell.server_url is not None:
+            # The scenario refuses this; a running server cannot join a namespace.
+            return _into(base, {"failed": "a server_url cell cannot run over the kernel link"})
         klink = KernelLink(run_cell.profile)
         # The returned record is a shallow copy of base that shares this dict, so
         # what only the cleanup at the end knows still lands in it.
@@ -205,23 +215,29 @@ class RepeatRunner:
         server: Child | None = None
         workers: list[Child] = []
         link: Child | None = None
+        running: dict[str, Any] | None = None  # the record of a server rtbench did not start
         try:
             try:
                 with self.stop.deferred():
-                    server = start_server(
-                        cell.transport,
-                        self.placement.server_cpus,
-                        self.out / "logs" / f"{stem}-server.log",
-                        settings.server.max_message_bytes,
-                        host=host,
-                        extra_args=server_args(settings)
-                        + sizing_args(self.sizing(run_cell))
-                        + self._tls_args(cell.tls),
-                        argv_prefix=server_prefix,
-                        signin_secret=self.signin_secret,
-                        command=cell.server_command,
-                    )
-            except ProcessFailed as exc:
+                    if cell.server_url is not None:
+                        server, host, running = attach_server(run_cell)
+                        base["server_process"] = running
+                    else:
+                        server = start_server(
+                            cell.transport,
+                            self.placement.server_cpus,
+                            self.out / "logs" / f"{stem}-server.log",
+                            settings.server.max_message_bytes,
+                            host=host,
+                            extra_args=server_args(settings)
+                            + sizing_args(self.sizing(run_cell))
+                            + self._tls_args(cell.tls),
+                            argv_prefix=server_prefix,
+                            signin_secret=self.signin_secret,
+                            command=cell.server_command,
+                        )
+            except (ProcessFailed, ServerUnreachable) as exc:
+                # One repeat fails; the run goes on and what other cells measured is kept.
                 return _into(base, {"failed": str(exc)})
             target_port = server.info["port"]
             if klink is not None:
@@ -237,14 +253,17 @@ class RepeatRunner:
                             target_port,
                             self.placement.server_cpus,
                             self.out / "logs" / f"{stem}-link.log",
+                            target_host=host,
                         )
                 except ProcessFailed as exc:
                     return _into(base, {"failed": str(exc)})
                 target_port = link.info["port"]
+                host = "127.0.0.1"  # where the relay listens
                 base["link"] = {"mode": "userspace", "port": target_port, "cpus": link.cpus}
+            shown = f"[{host}]" if ":" in host else host
             spec = cell_run(
                 run_cell,
-                f"{'https' if cell.tls else 'http'}://{host}:{target_port}",
+                f"{'https' if cell.tls else 'http'}://{shown}:{target_port}",
                 repeat=repeat,
                 think_time_s=settings.load.think_time_ms / 1000.0,
                 max_requests=s.max_requests,
@@ -275,7 +294,9 @@ class RepeatRunner:
                             self.engine,
                             self.locust_workers,
                             argv_prefix=client_prefix,
-                            signin_secret=self.signin_secret,
+                            signin_secret=self.signin_secret
+                            if running is None
+                            else self.server_secret,
                         )
                     )
             client_ns = None if klink is None else (klink.client_ns, base["link"])
@@ -303,7 +324,10 @@ class RepeatRunner:
                     stop_process(worker)
                 if link is not None:
                     stop_process(link)
-                if server is not None:
+                if server is not None and running is not None:
+                    # Left running; what the repeat cost it is read from it now.
+                    running["after"] = server.reading()
+                elif server is not None:
                     code = stop_process(server)
                     base["server_exit_code"] = code
                     # Refusals and the like, counted by the server (None if it said nothing).

@@ -25,7 +25,7 @@ import orjson
 from loadgen.cellspec import CellRun
 from loadgen.link.namespaces import pid_in_namespace
 from loadgen.processes import process_prefixes
-from loadgen.procs import Child, log_tail, stop_process
+from loadgen.procs import Child, Running, log_tail, stop_process
 from loadgen.realtime.params import RealtimeParams
 from loadgen.realtime.ramp import connect_ramp_s
 from loadgen.run.stop import StopRequest
@@ -220,7 +220,10 @@ def watch_workers(
             }
             for i, (w, d) in enumerate(zip(workers, deltas, strict=True))
         ]
-    if server_died is not None:
+    if server_died is not None and isinstance(server.proc, Running):
+        # Not rtbench's child: neither its exit code nor its log is rtbench's to read.
+        part["failed"] = f"{server.name} (pid {server.proc.pid}) stopped during the run"
+    elif server_died is not None:
         part["failed"] = (
             f"server exited with code {server_died} during the run: "
             f"{log_tail(logs_dir / (prefix.name + '-server.log'))}"

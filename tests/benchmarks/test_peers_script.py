@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.peerbench.groups import Group
+from benchmarks.peerbench.groups import GROUPS, Group, plan
 from benchmarks.peerbench.output import (
     lua_string,
+    parse_h2load,
     parse_node_events,
     parse_wrk,
     wrk_script,
@@ -141,6 +142,52 @@ def test_lua_string_escapes_every_byte_and_round_trips() -> None:
     script = wrk_script(body)
     assert 'wrk.method = "POST"' in script
     assert literal in script
+
+
+# What h2load 1.52 prints at the end of ``-D 2 --warm-up-time 1`` (progress lines cut).
+H2LOAD_OUT = """finished in 3.00s, 1521.50 req/s, 236.33KB/s
+requests: 3043 total, 3043 started, 3043 done, 3041 succeeded, 2 failed, 2 errored, 0 timeout
+status codes: 3040 2xx, 0 3xx, 1 4xx, 0 5xx
+traffic: 472.66KB (484003) total, 14.93KB (15289) headers (space savings 95.26%)
+time for request:      333us      5.17ms       645us       321us    95.73%
+"""
+
+
+def test_parse_h2load_takes_percentiles_from_the_request_log() -> None:
+    # Per request: start (us since the epoch), status, us to the end of the response.
+    log = "".join(f"1796676372{i:06d}\t200\t{100 + i}\n" for i in range(100))
+    log += "1796676373000000\t400\t99999\n"  # not a success: not a latency
+    figures = parse_h2load(H2LOAD_OUT, log, 2.0)
+    assert figures["p50_us"] == pytest.approx(149.5)
+    assert figures["p99_us"] == pytest.approx(198.01)
+    assert figures["requests"] == 100
+    assert figures["rate_per_s"] == pytest.approx(50.0)
+    assert figures["errors"] == 3  # 2 failed + 1 4xx
+
+
+@pytest.mark.parametrize(
+    ("output", "log", "problem"),
+    [
+        ("finished in 3.00s", "1\t200\t5\n", "no requests/status codes summary"),
+        (H2LOAD_OUT, "", "no successful request"),
+        (H2LOAD_OUT, "1\t503\t5\n", "no successful request"),
+    ],
+)
+def test_parse_h2load_names_what_is_missing(output: str, log: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        parse_h2load(output, log, 2.0)
+
+
+def test_plan_runs_the_peer_first_and_skips_refused_clients() -> None:
+    h2 = next(g for g in GROUPS if g.peer == "h2load")
+    assert h2.http and h2.http_version == "2"
+    refusals = {(h2.key, "httpx"): "not measured: no h2"}
+    todo = list(plan([h2], 2, refusals))
+    assert [(r, c) for r, _, c, _ in todo][: 1 + len(h2.clients)] == [
+        (0, "h2load"),
+        *((0, c) for c in h2.clients),
+    ]
+    assert {c: why for _, _, c, why in todo if why} == {"httpx": "not measured: no h2"}
 
 
 def _point(group: str, contender: str, rnd: int, **figures: object) -> dict[str, object]:

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from loadgen.cli import app
+from loadgen.run.cell import cell_identity, cell_run
 from loadgen.scenario import ScenarioError, load_scenario, parse_scenario
 
 REPO = Path(__file__).resolve().parents[2]
@@ -307,6 +308,84 @@ INVALID = [
         id="bad-server-name",
     ),
 ]
+
+
+def test_an_http2_cell_is_named_and_carries_its_version(tmp_path: Path) -> None:
+    text = VALID + (
+        '\n[[cells]]\ntransport = "http-hypercorn"\nclient = "lean"\nhttp_version = "2"\n'
+        '\n[[cells]]\ntransport = "http-hypercorn"\nclient = "httpx"\nhttp_version = "2"\n'
+        'conn_mode = "new-connection"\ntls = true\n'
+    )
+    spec = load_scenario(write(tmp_path, text))
+    assert [c.id for c in spec.cells[-2:]] == [
+        "http-hypercorn/lean/keep-alive+h2",
+        "http-hypercorn/httpx/new-connection+h2+tls",
+    ]
+    runs = {rc.id: cell_run(rc, "http://127.0.0.1:1") for rc in spec.run_cells()}
+    assert runs["http-hypercorn/lean/keep-alive+h2"].http_version == "2"
+    assert runs["http/aiohttp/keep-alive"].http_version == "1.1"
+    identity = cell_identity(spec.run_cells()[-1])
+    assert identity["http_version"] == "2"
+    assert cell_identity(spec.run_cells()[1])["http_version"] is None  # WebSocket
+
+
+def _cell(**keys: str) -> str:
+    return "\n[[cells]]\n" + "".join(f'{k} = "{v}"\n' for k, v in keys.items())
+
+
+HTTP2_REFUSED = [
+    pytest.param(
+        _cell(transport="http", client="lean", http_version="2"),
+        "serves HTTP/1.1 only",
+        id="aiohttp-server",
+    ),
+    pytest.param(
+        _cell(transport="http-uvicorn", client="lean", http_version="2"),
+        "serves HTTP/1.1 only",
+        id="uvicorn",
+    ),
+    pytest.param(
+        _cell(transport="ws-hypercorn", client="lean", http_version="2"),
+        "WebSocket cells run over HTTP/1.1",
+        id="websocket",
+    ),
+    pytest.param(
+        _cell(transport="http-hypercorn", client="lean", http_version="3"),
+        "needs a QUIC server",
+        id="http3",
+    ),
+    pytest.param(
+        _cell(transport="http-hypercorn", client="aiohttp", http_version="2"),
+        "http_version",
+        id="aiohttp-client",
+    ),
+    pytest.param(
+        _cell(transport="http-hypercorn", client="lean", http_version="1.0"),
+        "'1.1', '2' or '3'",
+        id="unknown-version",
+    ),
+]
+
+
+@pytest.mark.parametrize(("cell", "message"), HTTP2_REFUSED)
+def test_impossible_http_versions_are_refused_naming_the_key(
+    tmp_path: Path, cell: str, message: str
+) -> None:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write(tmp_path, VALID + cell))
+    text = str(info.value)
+    assert "cells.2" in text and message in text, text
+
+
+def test_a_realtime_http2_cell_is_refused(tmp_path: Path) -> None:
+    text = VALID.replace("[load]", "[realtime]\nusers = 4\nmessage_rate = 1\n\n[load]").replace(
+        'name = "tiny"', 'name = "tiny"\nworkload = "messaging"'
+    )
+    text = text.split("[[cells]]")[0] + _cell(
+        transport="http-hypercorn", client="lean", http_version="2", delivery="long-poll"
+    )
+    with pytest.raises(ScenarioError, match="real-time delivery over HTTP/2"):
+        load_scenario(write(tmp_path, text))
 
 
 @pytest.mark.parametrize(("edit", "key", "message"), INVALID)
