@@ -52,7 +52,8 @@ def markdown_report(record: dict[str, Any], table: str) -> str:
         f"{st['payload_bytes']}-byte payload in rtbench's echo envelope.",
         f"- Pinning ({pl['placement']}): server on CPUs {pl['server_cpus']}, load generator on "
         f"CPUs {pl['client_cpus']}. {pl['note']}".rstrip(),
-        f"- Peers: {peers.get('wrk')}; node {peers.get('node')} with ws {peers.get('ws')}.",
+        f"- Peers: {peers.get('wrk')}; {peers.get('h2load')}; node {peers.get('node')} with "
+        f"ws {peers.get('ws')}.",
         f"- rtbench {commit}, Python {env.get('python')}, {versions}; "
         f"client loop {st['client_loop']}; CPU {env.get('cpu_model')}.",
         "- Each figure is the lowest-highest over the rounds; a ratio pairs a client's round "

@@ -25,6 +25,8 @@ def _conditions(path: Path) -> set[tuple[object, ...]]:
             rc.cell.conn_mode,
             rc.cell.tls,
             rc.profile.name,
+            rc.cell.server,
+            rc.cell.http_version,
         )
         for rc in load_scenario(path).run_cells()
     }
@@ -36,23 +38,27 @@ def test_matrix_covers_every_condition_in_one_run() -> None:
     want = set()
     for tls, profile in itertools.product((False, True), profiles):
         for mode in ("keep-alive", "new-connection"):
-            want.add(("echo", "request", mode, tls, profile))
-        want.add(("echo", "request", "persistent", tls, profile))
+            want.add(("echo", "request", mode, tls, profile, None, "1.1"))
+            # hypercorn: HTTP/1.1 and HTTP/2 against WebSocket on the same server.
+            for version in ("1.1", "2"):
+                want.add(("echo", "request", mode, tls, profile, "hypercorn", version))
+        want.add(("echo", "request", "persistent", tls, profile, None, "1.1"))
+        want.add(("echo", "request", "persistent", tls, profile, "hypercorn", "1.1"))
         for workload in ("messaging", "notifications"):
             want |= {
-                (workload, "short-poll", "keep-alive", tls, profile),
-                (workload, "long-poll", "keep-alive", tls, profile),
-                (workload, "long-poll", "new-connection", tls, profile),
-                (workload, "sse", "keep-alive", tls, profile),
-                (workload, "push", "persistent", tls, profile),
+                (workload, "short-poll", "keep-alive", tls, profile, None, "1.1"),
+                (workload, "long-poll", "keep-alive", tls, profile, None, "1.1"),
+                (workload, "long-poll", "new-connection", tls, profile, None, "1.1"),
+                (workload, "sse", "keep-alive", tls, profile, None, "1.1"),
+                (workload, "push", "persistent", tls, profile, None, "1.1"),
             }
     assert got == want
 
 
 def test_quick_matrix_is_the_same_matrix_on_fewer_links() -> None:
     quick = _conditions(QUICK)
-    assert {c[-1] for c in quick} == {"loopback", "wan"}
-    assert quick == {c for c in _conditions(MATRIX) if c[-1] in ("loopback", "wan")}
+    assert {c[4] for c in quick} == {"loopback", "wan"}
+    assert quick == {c for c in _conditions(MATRIX) if c[4] in ("loopback", "wan")}
 
 
 def test_every_http_cell_has_a_websocket_partner_in_its_condition() -> None:
@@ -70,6 +76,12 @@ def test_trimmed_matrix_runs_and_reports_a_verdict_per_part(tmp_path: Path) -> N
     keep = {
         "echo": lambda c: c.get("tls") and c.get("conn_mode") != "keep-alive",
         "messaging": lambda c: not c.get("tls") and c.get("delivery") in (None, "long-poll"),
+        # HTTP/2 by ALPN over TLS, a connection per request, against WebSocket on hypercorn.
+        "echo-http2": lambda c: (
+            c.get("tls")
+            and (c["transport"] == "ws-hypercorn" or c.get("http_version") == "2")
+            and c.get("conn_mode") != "keep-alive"
+        ),
     }
     data["parts"] = [
         p | {"cells": [c for c in p["cells"] if keep[p["name"]](c)]}
@@ -87,9 +99,14 @@ def test_trimmed_matrix_runs_and_reports_a_verdict_per_part(tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     with (out / "verdict.csv").open() as fh:
         rows = [r for r in csv.DictReader(fh) if r["metric"] == "p50"]
-    by_workload = {r["workload"]: r for r in rows}
-    assert set(by_workload) == {"echo", "messaging"}
+    by_part = {r["part"]: r for r in rows}
+    assert set(by_part) == {"echo", "echo-http2", "messaging"}
+    by_workload = {r["workload"]: r for r in rows if r["part"] != "echo-http2"}
     assert by_workload["echo"]["http_cell"] == "echo:http/lean/new-connection+tls~rtt20"
+    h2 = by_part["echo-http2"]
+    assert h2["http_cell"] == "echo-http2:http-hypercorn/lean/new-connection+h2+tls~rtt20"
+    assert h2["ws_cell"] == "echo-http2:ws-hypercorn/lean/persistent+tls~rtt20"
+    assert h2["mode"] == "new-connection over HTTP/2"
     assert by_workload["messaging"]["ws_cell"] == "messaging:ws-aiohttp/lean/persistent~rtt20"
     for row in rows:
         assert row["verdict"] in ("holds", "refuted", "inconclusive")
