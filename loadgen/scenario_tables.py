@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from loadgen.clients.kinds import WS_CONN_MODE, check_combination
+from loadgen.clients.kinds import LEAN, WS_CONN_MODE, check_combination
 from loadgen.link.profiles import LinkProfileError, resolve_profile
 from loadgen.realtime.params import RealtimeParams
 from loadgen.schema import HTTP_TRANSPORTS, WS_TRANSPORTS
@@ -229,15 +229,24 @@ class Cell(Strict):
                 f"http_version = '2': transport {self.transport!r} serves HTTP/1.1 only; "
                 f"HTTP/2 is served by {', '.join(HTTP2_TRANSPORTS)}"
             )
+        if self.delivery is not None and self.client != LEAN:
+            raise ValueError(
+                f"http_version = '2' with delivery {self.delivery!r}: real-time users speak "
+                f'HTTP/2 on the lean client only, not {self.client!r}; use client = "lean" '
+                "or remove http_version"
+            )
         problem = check_combination(
             self.transport, self.client, self.conn_mode or "", http_version=version
         )
         if problem:
             raise ValueError(problem)
-        if self.delivery is not None:
+        if self.delivery is not None and self.tls:
+            # Over TLS only the kernel counts bytes, per connection: the actions, polls
+            # and event stream sharing a user's connection could not be counted apart.
             raise ValueError(
-                "http_version = '2' runs echo cells only: real-time delivery over HTTP/2 "
-                "is not offered yet; remove http_version from this cell"
+                f"http_version = '2' with delivery {self.delivery!r} and tls = true: a "
+                "user's roles share one HTTP/2 connection, whose TLS bytes cannot be told "
+                "apart per role; remove tls or http_version"
             )
 
     def _check_server(self) -> None:

@@ -284,6 +284,30 @@ def _realtime_block(
         "activity": _activity_block(activity),
         # The longest pauses of the server and of the load generator inside the windows.
         "stalls": stalls_block(parts),
+        **_http2_headers(parts),
+    }
+
+
+def _http2_headers(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{"http2_headers": ...}`` for a real-time HTTP/2 cell, else ``{}``: the HEADERS
+    (+CONTINUATION) frame bytes each way over whole repeats (set-up included), the requests
+    and responses they framed, and the bytes per request and per response."""
+    stats = [p["stats"] for p in parts]
+    requests = sum(s.get("http2_requests", 0) for s in stats)
+    if not requests:
+        return {}
+    responses = sum(s.get("http2_responses", 0) for s in stats)
+    sent = sum(s.get("http2_header_bytes_sent", 0) for s in stats)
+    received = sum(s.get("http2_header_bytes_received", 0) for s in stats)
+    return {
+        "http2_headers": {
+            "requests": requests,
+            "responses": responses,
+            "bytes_sent": sent,
+            "bytes_received": received,
+            "bytes_sent_per_request": _ratio(sent, requests),
+            "bytes_received_per_response": _ratio(received, responses),
+        }
     }
 
 

@@ -11,11 +11,13 @@ when the parser completes the reply), as wrk and h2load do.
 - :mod:`loadgen.lean.connect`: open a TCP (or TLS) connection with byte counting.
 - :mod:`loadgen.lean.http`: one HTTP/1.1 connection: request/response and streamed bodies.
 - :mod:`loadgen.lean.h2`: one HTTP/2 connection: concurrent streams, streamed bodies.
-- :mod:`loadgen.lean.h2bytes`: header bytes counted from an HTTP/2 frame stream.
+- :mod:`loadgen.lean.h2bytes`: header bytes counted from an HTTP/2 frame stream, and
+  each stream's bytes moved to its own counter.
 - :mod:`loadgen.lean.reuse`: an HTTP/1.1 or HTTP/2 connection kept across requests,
   reopened when closed.
 - :mod:`loadgen.lean.ws`: one WebSocket connection: handshake, text messages, close.
 
 The engines use them through :mod:`loadgen.clients.lean_client` (echo cells)
-and :mod:`loadgen.realtime.lean_conns` (real-time cells).
+and :mod:`loadgen.realtime.lean_conns` (real-time cells; over HTTP/2
+:mod:`loadgen.realtime.lean_h2_conns`).
 """

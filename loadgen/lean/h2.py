@@ -34,6 +34,20 @@ An exchange that is cancelled (an abandoned long poll) resets its stream with
 CANCEL, and the connection carries on; stream ids are never reused, so a late
 reply cannot reach another request.
 
+Bytes count into the connection's ``counter``, except that ``exchange`` and
+``open_stream`` may name a ``counter`` of their own: every frame of that
+stream (its HEADERS, DATA, WINDOW_UPDATE and RST_STREAM frames, 9-byte frame
+headers included) then counts there instead, so that several roles sharing a
+connection each see their own bytes, and the connection's counter keeps the
+preface and the frames of stream 0 (SETTINGS, PING, WINDOW_UPDATE, GOAWAY)::
+
+    reply = await conn.exchange(b"GET", b"/inbox?after=0", headers, None, 5.0, counter=polls)
+
+The counters always add up to the bytes on the wire. Over TLS the kernel counts
+the connection's bytes as a whole (:class:`~loadgen.lean.connect.ByteCounting`),
+so a stream's ``counter`` is not used there: everything counts into the
+connection's.
+
 Streamed bodies (Server-Sent Events): :meth:`~H2Connection.open_stream`
 returns a :class:`ResponseStream` once the response HEADERS are in; each DATA
 frame's bytes then go to ``on_body(data, framing, received_ns)``, where
@@ -76,6 +90,9 @@ Headers = tuple[tuple[bytes, bytes], ...]
 STREAMS_BEFORE_SETTINGS = 100
 #: Largest frame accepted: the SETTINGS_MAX_FRAME_SIZE default, which this client keeps.
 MAX_FRAME = 16384
+#: Retired streams whose counters are kept for frames that arrive after them (the rest
+#: of a reply to a cancelled stream, a late WINDOW_UPDATE): a few, not every stream ever.
+LATE_STREAMS = 64
 #: Header fields HTTP/2 forbids (RFC 9113 section 8.2.2).
 CONNECTION_FIELDS = frozenset(
     {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "host"}
@@ -142,6 +159,7 @@ class _Stream:
     __slots__ = (
         "began",
         "body",
+        "counter",
         "holds_slot",
         "id",
         "on_body",
@@ -153,9 +171,15 @@ class _Stream:
         "wake",
     )
 
-    def __init__(self, waiter: asyncio.Future[Any], on_body: OnBody | None = None) -> None:
+    def __init__(
+        self,
+        waiter: asyncio.Future[Any],
+        on_body: OnBody | None = None,
+        counter: WireCounter | None = None,
+    ) -> None:
         self.waiter = waiter
         self.on_body = on_body
+        self.counter = counter  # where this stream's frames count; None: the connection's
         self.body: list[bytes] = []
         self.id = 0
         self.status = 0
@@ -172,8 +196,14 @@ class ResponseStream(_Stream):
 
     __slots__ = ("_conn", "done", "error")
 
-    def __init__(self, conn: H2Connection, waiter: asyncio.Future[Any], on_body: OnBody) -> None:
-        super().__init__(waiter, on_body)
+    def __init__(
+        self,
+        conn: H2Connection,
+        waiter: asyncio.Future[Any],
+        on_body: OnBody,
+        counter: WireCounter | None = None,
+    ) -> None:
+        super().__init__(waiter, on_body, counter)
         self._conn = conn
         self.done = asyncio.Event()
         self.error: ClientError | None = None
@@ -193,11 +223,15 @@ class H2Connection(asyncio.Protocol):
 
     def __init__(self, counter: WireCounter | None, target: Target, tally: HeaderTally) -> None:
         self._bytes = ByteCounting(counter, target.tls)
+        self._counter = counter  # the connection's: where streams' own bytes move from
         self._target = target
         self.tally = tally
         self._h2 = _Machine(config=_CONFIG)
         self._scan_in = FrameScan(limit=MAX_FRAME)
-        self._scan_out = FrameScan(skip=len(PREFACE))
+        self._scan_out = FrameScan(skip=len(PREFACE), sent=True)
+        # Stream id -> its own counter; the scans use it from the first such stream on.
+        self._owners: dict[int, WireCounter] = {}
+        self._late: collections.deque[int] = collections.deque()
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self._streams: dict[int, _Stream] = {}
@@ -453,6 +487,10 @@ class H2Connection(asyncio.Protocol):
                     self._h2.reset_stream(sid, ErrorCodes.CANCEL)
                     if not self._receiving:
                         self._flush()
+            if sid in self._owners:
+                self._late.append(sid)
+                if len(self._late) > LATE_STREAMS:
+                    del self._owners[self._late.popleft()]
         self._active -= 1
         self._hand_over()
         if not self._usable and not self._streams and not self._dead:
@@ -510,6 +548,12 @@ class H2Connection(asyncio.Protocol):
             )
         stream.id = sid
         self._streams[sid] = stream
+        counter = stream.counter
+        if counter is not None and counter is not self._counter and not self._target.tls:
+            self._owners[sid] = counter
+            if self._scan_out.owners is None:
+                for scan in (self._scan_out, self._scan_in):
+                    scan.owners, scan.source = self._owners, self._counter
         rest: memoryview | None = None
         try:
             if not body:
@@ -571,13 +615,20 @@ class H2Connection(asyncio.Protocol):
     # -- API ----------------------------------------------------------------------------
 
     async def exchange(
-        self, method: bytes, path: bytes, headers: Headers, body: bytes | None, timeout_s: float
+        self,
+        method: bytes,
+        path: bytes,
+        headers: Headers,
+        body: bytes | None,
+        timeout_s: float,
+        counter: WireCounter | None = None,
     ) -> H2Reply:
-        """Send one request on a new stream and wait for its whole reply."""
+        """Send one request on a new stream and wait for its whole reply; the stream's
+        bytes count into ``counter`` when given (see the module docstring)."""
         if not self._usable:
             raise ClientError("closed", "connection is closed")
         loop = self._loop
-        stream = _Stream(loop.create_future())
+        stream = _Stream(loop.create_future(), None, counter)
         stream.timer = loop.call_later(timeout_s, self._timed_out, stream, timeout_s)
         try:
             if self._active < self._max_streams and not self._queue:
@@ -596,13 +647,20 @@ class H2Connection(asyncio.Protocol):
             raise
 
     async def open_stream(
-        self, method: bytes, path: bytes, headers: Headers, on_body: OnBody, timeout_s: float
+        self,
+        method: bytes,
+        path: bytes,
+        headers: Headers,
+        on_body: OnBody,
+        timeout_s: float,
+        counter: WireCounter | None = None,
     ) -> ResponseStream:
-        """Send a request without a body; return its stream once the response HEADERS are in."""
+        """Send a request without a body; return its stream once the response HEADERS are
+        in. The stream's bytes count into ``counter`` when given."""
         if not self._usable:
             raise ClientError("closed", "connection is closed")
         loop = self._loop
-        stream = ResponseStream(self, loop.create_future(), on_body)
+        stream = ResponseStream(self, loop.create_future(), on_body, counter)
         stream.timer = loop.call_later(timeout_s, self._timed_out, stream, timeout_s)
         try:
             if self._active < self._max_streams and not self._queue:

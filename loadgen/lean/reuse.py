@@ -11,6 +11,8 @@
     reply = await link.exchange(target, b"POST", b"/rpc", headers, body, timeout_s)
     reply.status, reply.body, reply.sent_ns, reply.received_ns
     link.tally              # header bytes of every connection it opened
+    await link.exchange(target, b"GET", path, headers, None, timeout_s, counter=polls)
+    conn = await link.connection(target)   # the kept connection, for a streamed response
 
 The first request, every request in new-connection mode (``keep_alive=False``)
 and the first one after the server closed a kept-alive connection connect
@@ -27,7 +29,11 @@ first attempt's send. Connect failures raise as
 (:class:`~loadgen.lean.h2.H2Connection`): there, set-up is the TCP connect
 (and TLS handshake), the preface and the SETTINGS; closing a new-connection
 request's connection sends GOAWAY. Its kept connection carries any number of
-concurrent exchanges, and one reopening serves all those waiting for it.
+concurrent exchanges, and one reopening serves all those waiting for it. An
+exchange's ``counter`` is where its bytes count instead of the link's
+``counter``: on the kept connection its stream's frames (the connection's own
+frames stay with the link's counter), on a new connection that whole
+connection.
 """
 
 from __future__ import annotations
@@ -118,24 +124,41 @@ class ReusedH2Connection:
         headers: Headers,
         body: bytes | None,
         timeout_s: float,
+        counter: WireCounter | None = None,
     ) -> H2Reply:
-        """Send one request to ``target``; its reply, stamped from the request's start."""
+        """Send one request to ``target``; its reply, stamped from the request's start.
+
+        Its bytes count into ``counter`` when given (see the module docstring).
+        """
         conn = self.conn
         started = clock()
         if conn is not None and conn.is_open:
             try:
-                return await self._on(conn, 0, method, path, headers, body, timeout_s)
+                return await self._on(conn, 0, method, path, headers, body, timeout_s, counter)
             except ClientError as exc:
                 # "closed": the server did not act on this stream (its idle GOAWAY or
                 # close racing the request). Anything later may have been, so it stands.
                 if exc.code != "closed":
                     raise
-        conn = await self._connect(target, conn)
-        return await self._on(conn, started, method, path, headers, body, timeout_s)
+        conn = await self._connect(target, conn, counter)
+        return await self._on(conn, started, method, path, headers, body, timeout_s, counter)
 
-    async def _connect(self, target: Target, stale: H2Connection | None) -> H2Connection:
+    async def connection(self, target: Target) -> H2Connection:
+        """The kept connection to ``target``, opened (or reopened, if the server closed
+        it) when need be; keep-alive mode only. Raises as :meth:`H2Connection.open`."""
         if not self.keep_alive:
-            return await H2Connection.open(target, self.counter, self.timeout_s, self.tally)
+            raise ValueError("a new-connection link keeps no connection to share")
+        conn = self.conn
+        if conn is not None and conn.is_open:
+            return conn
+        return await self._connect(target, conn, None)
+
+    async def _connect(
+        self, target: Target, stale: H2Connection | None, counter: WireCounter | None
+    ) -> H2Connection:
+        if not self.keep_alive:
+            own = self.counter if counter is None else counter
+            return await H2Connection.open(target, own, self.timeout_s, self.tally)
         async with self._opening:
             conn = self.conn
             if conn is not None and conn is not stale and conn.is_open:
@@ -155,10 +178,13 @@ class ReusedH2Connection:
         headers: Headers,
         body: bytes | None,
         timeout_s: float,
+        counter: WireCounter | None,
     ) -> H2Reply:
         """One exchange on ``conn``; ``started`` (0: its own send) stamps the request's start."""
+        # A new connection counts wholly into its counter already; a kept one per stream.
+        stream_counter = counter if self.keep_alive else None
         try:
-            reply = await conn.exchange(method, path, headers, body, timeout_s)
+            reply = await conn.exchange(method, path, headers, body, timeout_s, stream_counter)
         finally:
             if not self.keep_alive:
                 conn.close()

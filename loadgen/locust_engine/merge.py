@@ -40,6 +40,11 @@ _RT_SUMS = (
     "requests",
     "polls",
     "empty_polls",
+    # HTTP/2 cells' header bytes (the asyncio engine's processes; locust speaks HTTP/1.1).
+    "http2_header_bytes_sent",
+    "http2_header_bytes_received",
+    "http2_requests",
+    "http2_responses",
 )
 
 

@@ -151,6 +151,7 @@ class World(Recording, SetUp, Ending):
             spec.conn_mode,
             spec.delivery,
             spec.timeout_s,
+            spec.http_version,
         )
         self.people: dict[str, VirtualUser] = {}
         self.order: list[str] = []

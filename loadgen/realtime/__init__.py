@@ -5,8 +5,9 @@ deliveries are tracked end to end by :class:`loadgen.realtime.tracker.Tracker`.
 
 The asyncio driver: :mod:`.engine` (one repeat: behaviours as tasks),
 :mod:`.users` (a virtual user), :mod:`.conns` (its connections; the lean
-client's in :mod:`.lean_conns`). The gevent driver of the locust engine has the
-same module names under :mod:`loadgen.locust_engine`. Without I/O, and shared
+client's in :mod:`.lean_conns`, over HTTP/2 in :mod:`.lean_h2_conns`). The
+gevent driver of the locust engine has the same module names under
+:mod:`loadgen.locust_engine`. Without I/O, and shared
 by both drivers: :mod:`.stage` (what behaviours share, settling their steps,
 lateness, publisher lanes), :mod:`.schedule` (what each user does and when),
 :mod:`.user_state` (a user's state and connections), :mod:`.stats` (a repeat's

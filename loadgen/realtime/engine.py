@@ -139,7 +139,13 @@ async def _run(
 ) -> RealtimeStats:
     rng = random.Random(params.seed * 1_000_003 + spec.repeat + 7919 * spec.process_index)
     endpoint = Endpoint(
-        spec.base_url, spec.transport, spec.client, spec.conn_mode, spec.delivery, spec.timeout_s
+        spec.base_url,
+        spec.transport,
+        spec.client,
+        spec.conn_mode,
+        spec.delivery,
+        spec.timeout_s,
+        spec.http_version,
     )
     groups = split_groups([f"u{i}" for i in range(params.users)], params.group_size)
     # This process's whole groups (all of them for one process); names and rooms stay
@@ -318,6 +324,7 @@ async def _run(
         s, r = u.wire_totals()
         stats.wire_sent += s
         stats.wire_received += r
+        stats.count_headers(u.header_tally())
     await _bounded([u.stop() for u in everyone.values()], SETUP_CONCURRENCY)
     return stats
 

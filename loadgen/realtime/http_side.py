@@ -11,7 +11,9 @@
     side.wire_totals()                            # both connections' bytes
 
 Actions and polls are counted apart (``counters["action"]``, ``counters["poll"]``):
-each has its connection, as a browser holds a long poll on a second one.
+each has its connection, as a browser holds a long poll on a second one. Over HTTP/2
+(:mod:`loadgen.realtime.lean_h2_conns`) they are streams of one connection, each
+stream still counted with its role.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@
     stats.count_request("poll", None, 0)   # one request a user made (an empty poll)
     stats.count_action("send", ok=True)    # one action a behaviour took
     stats.count_lateness(late_ns)          # a scheduled step reached late_ns after it was due
+    stats.count_headers(user_tally)        # a user's HTTP/2 header bytes (None: not HTTP/2)
 
 Both drivers (asyncio and gevent) fill one per process; the part record carries it
 as ``stats``.
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from loadgen.lean.h2bytes import HeaderTally
 
 #: A behaviour this far behind its schedule no longer offers the configured load.
 LATE_NS = 100_000_000
@@ -48,12 +51,27 @@ class RealtimeStats:
     gc: dict[str, Any] = field(default_factory=dict)
     #: This process's collections and late loop turns (:meth:`servers.stalls.Stalls.report`).
     stalls: dict[str, Any] = field(default_factory=dict)
+    #: HTTP/2 cells: HEADERS (+CONTINUATION) frame bytes each way, over the whole run
+    #: (set-up and warm-up included), and the requests and responses they framed.
+    http2_header_bytes_sent: int = 0
+    http2_header_bytes_received: int = 0
+    http2_requests: int = 0
+    http2_responses: int = 0
 
     def count_lateness(self, late_ns: int) -> None:
         """A behaviour reached a step ``late_ns`` after it was due."""
         if late_ns > LATE_NS:
             self.late_steps += 1
             self.max_late_ms = max(self.max_late_ms, late_ns / 1e6)
+
+    def count_headers(self, tally: HeaderTally | None) -> None:
+        """Add one user's HTTP/2 header tally (nothing for None: not an HTTP/2 user)."""
+        if tally is None:
+            return
+        self.http2_header_bytes_sent += tally.header_bytes_sent
+        self.http2_header_bytes_received += tally.header_bytes_received
+        self.http2_requests += tally.requests
+        self.http2_responses += tally.responses
 
     def count_request(self, op: str, error: str | None, items: int) -> None:
         """One request finished; a poll that succeeded with no items is empty."""

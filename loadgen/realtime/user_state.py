@@ -42,6 +42,8 @@ class Endpoint:
     conn_mode: str
     delivery: str
     timeout_s: float
+    #: "1.1", or "2" for HTTP/2 (the lean client's real-time connections).
+    http_version: str = "1.1"
 
     @property
     def ws_url(self) -> str:

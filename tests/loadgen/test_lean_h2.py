@@ -738,6 +738,28 @@ def test_http2_over_tls_to_hypercorn(tmp_path: Path, client: str) -> None:
     assert counter.connections == 1 and counter.sent > 3 * len(echo(0))
 
 
+def test_over_tls_stream_bytes_stay_with_the_connection(tmp_path: Path) -> None:
+    # The kernel counts a TLS connection as a whole: no stream can be told apart.
+    certs = tls.make_certificates(tmp_path / "tls")
+    config = ServerConfig(HOST, 0, tls_cert=certs.cert, tls_key=certs.key)
+
+    async def main() -> tuple[int, tuple[int, int], tuple[int, int]]:
+        async with running("http-hypercorn", config=config) as server:
+            whole, own = WireCounter(), WireCounter()
+            target = Target.parse(f"https://{HOST}:{server.port}/rpc")
+            conn = await H2Connection.open(target, whole, 5.0)
+            got = await conn.exchange(b"POST", b"/rpc", HEADERS_JSON, echo(1), 5.0, counter=own)
+            conn.close()
+            return got.status, whole.snapshot(), own.snapshot()
+
+    tls.configure_client(certs.ca, "1.3")
+    try:
+        status, whole, own = run(main)  # type: ignore[misc]
+    finally:
+        tls.configure_client(None)
+    assert status == 200 and own == (0, 0) and min(whole) > len(echo(1))
+
+
 def test_alpn_contexts_leave_the_shared_one_alone(tmp_path: Path) -> None:
     certs = tls.make_certificates(tmp_path / "tls")
     tls.configure_client(certs.ca, "1.3")
@@ -765,6 +787,36 @@ def test_frame_scan_counts_header_frames_across_any_cuts(
     bounds = sorted({min(c, len(wire)) for c in cuts} | {0, len(wire)})
     counted = sum(scan.feed(wire[a:b]) for a, b in itertools.pairwise(bounds))
     assert counted == expected
+
+
+@given(
+    frames=st.lists(
+        st.tuples(st.integers(0, 9), st.integers(0, 3), st.integers(0, 300)),
+        min_size=1,
+        max_size=20,
+    ),
+    cuts=st.lists(st.integers(0, 10_000), max_size=10),
+    sent=st.booleans(),
+)
+def test_frame_scan_moves_owned_streams_frames_to_their_counters(
+    frames: list[tuple[int, int, int]], cuts: list[int], sent: bool
+) -> None:
+    wire = PREFACE + b"".join(frame(kind, 0, sid, bytes(n)) for kind, sid, n in frames)
+    owners = {1: WireCounter(), 3: WireCounter()}
+    source = WireCounter()
+    source.add_plain(*((len(wire), 0) if sent else (0, len(wire))))
+    scan = FrameScan(skip=len(PREFACE), sent=sent)
+    scan.owners, scan.source = owners, source
+    bounds = sorted({min(c, len(wire)) for c in cuts} | {0, len(wire)})
+    for a, b in itertools.pairwise(bounds):
+        scan.feed(wire[a:b])
+    side = 0 if sent else 1
+    for sid, counter in owners.items():
+        expected = sum(9 + n for _, s, n in frames if s == sid)
+        assert counter.snapshot()[side] == expected and counter.snapshot()[1 - side] == 0
+    # What stays with the connection: the preface, stream 0 and streams nobody owns.
+    rest = len(PREFACE) + sum(9 + n for _, s, n in frames if s not in owners)
+    assert source.snapshot()[side] == rest
 
 
 def test_frame_scan_checks_a_peer_preface_and_frame_lengths() -> None:

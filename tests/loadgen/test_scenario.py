@@ -377,15 +377,56 @@ def test_impossible_http_versions_are_refused_naming_the_key(
     assert "cells.2" in text and message in text, text
 
 
-def test_a_realtime_http2_cell_is_refused(tmp_path: Path) -> None:
+def _realtime(cell: str) -> str:
+    """VALID as a messaging scenario with ``cell`` as its only cell."""
     text = VALID.replace("[load]", "[realtime]\nusers = 4\nmessage_rate = 1\n\n[load]").replace(
         'name = "tiny"', 'name = "tiny"\nworkload = "messaging"'
     )
-    text = text.split("[[cells]]")[0] + _cell(
-        transport="http-hypercorn", client="lean", http_version="2", delivery="long-poll"
+    return text.split("[[cells]]")[0] + cell
+
+
+def test_a_realtime_http2_cell_runs_on_the_lean_client(tmp_path: Path) -> None:
+    text = _realtime(
+        _cell(transport="http-hypercorn", client="lean", http_version="2", delivery="long-poll")
+        + _cell(transport="http-hypercorn", client="lean", http_version="2", delivery="sse")
     )
-    with pytest.raises(ScenarioError, match="real-time delivery over HTTP/2"):
-        load_scenario(write(tmp_path, text))
+    spec = load_scenario(write(tmp_path, text))
+    assert [c.id for c in spec.cells] == [
+        "http-hypercorn/lean/keep-alive/long-poll+h2",
+        "http-hypercorn/lean/keep-alive/sse+h2",
+    ]
+    run = cell_run(spec.run_cells()[0], "http://127.0.0.1:1")
+    assert (run.http_version, run.delivery) == ("2", "long-poll")
+
+
+REALTIME_HTTP2_REFUSED = [
+    pytest.param(
+        _cell(transport="http-hypercorn", client="httpx", http_version="2", delivery="long-poll"),
+        ("http_version", "lean client only"),
+        id="httpx",
+    ),
+    pytest.param(
+        _cell(transport="http-hypercorn", client="aiohttp", http_version="2", delivery="sse"),
+        ("http_version", "lean client only"),
+        id="aiohttp",
+    ),
+    pytest.param(
+        _cell(transport="http-hypercorn", client="lean", http_version="2", delivery="sse")
+        + "tls = true\n",
+        ("http_version", "tls = true"),
+        id="tls",
+    ),
+]
+
+
+@pytest.mark.parametrize(("cell", "words"), REALTIME_HTTP2_REFUSED)
+def test_realtime_http2_cells_the_lean_client_cannot_count_are_refused(
+    tmp_path: Path, cell: str, words: tuple[str, ...]
+) -> None:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write(tmp_path, _realtime(cell)))
+    text = str(info.value)
+    assert "cells.0" in text and all(w in text for w in words), text
 
 
 @pytest.mark.parametrize(("edit", "key", "message"), INVALID)
