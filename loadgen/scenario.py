@@ -181,7 +181,18 @@ class Scenario(Strict):
         self._check_rates()
         self._check_payload()
         self._check_server_urls()
+        self._check_quic()
         return self
+
+    def _check_quic(self) -> None:
+        """QUIC is TLS 1.3 only: HTTP/3 cells cannot run under ``tls_version = "1.2"``."""
+        quic = [c for c in self.cells if c.http_version == "3"]
+        if quic and self.scenario.tls_version != "1.3":
+            raise ValueError(
+                f"cell {quic[0].id!r}: http_version = '3' runs over QUIC, which is TLS 1.3 "
+                f'only; [scenario] tls_version = "{self.scenario.tls_version}" would refuse '
+                "it; remove tls_version or run those cells in a scenario of their own"
+            )
 
     def _check_rates(self) -> None:
         """Refuse an open-loop rate that sends nothing in the measured window: its

@@ -42,8 +42,8 @@ Workload = Literal["echo", "messaging", "presence", "notifications", "activity",
 DeliveryMode = Literal["short-poll", "long-poll", "push", "sse"]
 HttpVersion = Literal["1.1", "2", "3"]
 
-#: Which HTTP versions each server kind's transport can serve (beyond "1.1", which all do).
-#: hypercorn speaks HTTP/2 (h2c with prior knowledge, or ALPN over TLS).
+#: The transports whose servers speak HTTP/2 and HTTP/3 beyond HTTP/1.1: hypercorn
+#: (HTTP/2 as h2c with prior knowledge or by ALPN over TLS; HTTP/3 over QUIC with TLS 1.3).
 HTTP2_TRANSPORTS = ("http-hypercorn",)
 
 
@@ -175,7 +175,7 @@ class Cell(Strict):
     #: https/wss with a throwaway CA; the handshake is part of new connections' latency.
     tls: bool = False
     #: The HTTP version of an HTTP cell: "1.1", "2" (h2c with prior knowledge, or ALPN
-    #: h2 with tls = true) or "3" (QUIC).
+    #: h2 with tls = true) or "3" (QUIC, which needs tls = true; echo cells only).
     http_version: HttpVersion = "1.1"
     name: str | None = Field(default=None, min_length=1, max_length=80)
     #: The command that starts this cell's server instead of ``python -m servers KIND``
@@ -219,16 +219,14 @@ class Cell(Strict):
                 f"http_version = {version!r}: WebSocket cells run over HTTP/1.1 "
                 "(WebSocket over HTTP/2 or HTTP/3 is not offered); remove http_version"
             )
-        if version == "3":
-            raise ValueError(
-                "http_version = '3' needs a QUIC server and client, which rtbench does not "
-                "ship yet; use '1.1' or '2'"
-            )
         if self.transport not in HTTP2_TRANSPORTS or self.server_command is not None:
             raise ValueError(
-                f"http_version = '2': transport {self.transport!r} serves HTTP/1.1 only; "
-                f"HTTP/2 is served by {', '.join(HTTP2_TRANSPORTS)}"
+                f"http_version = {version!r}: transport {self.transport!r} serves HTTP/1.1 "
+                f"only; HTTP/{version} is served by {', '.join(HTTP2_TRANSPORTS)}"
             )
+        if version == "3":
+            self._check_http3()
+            return
         if self.delivery is not None and self.client != LEAN:
             raise ValueError(
                 f"http_version = '2' with delivery {self.delivery!r}: real-time users speak "
@@ -248,6 +246,23 @@ class Cell(Strict):
                 "user's roles share one HTTP/2 connection, whose TLS bytes cannot be told "
                 "apart per role; remove tls or http_version"
             )
+
+    def _check_http3(self) -> None:
+        """HTTP/3 runs over QUIC: always TLS, echo cells, the lean client."""
+        if not self.tls:
+            raise ValueError(
+                "http_version = '3' runs over QUIC, which is always encrypted: add tls = true"
+            )
+        if self.delivery is not None:
+            raise ValueError(
+                f"http_version = '3' with delivery {self.delivery!r}: real-time users run "
+                "over HTTP/1.1 or HTTP/2; HTTP/3 cells are echo cells"
+            )
+        problem = check_combination(
+            self.transport, self.client, self.conn_mode or "", http_version="3"
+        )
+        if problem:
+            raise ValueError(problem)
 
     def _check_server(self) -> None:
         if self.server_url is not None:

@@ -9,6 +9,7 @@ and a load-generator process that talks to https/wss configures its clients::
     configure_client(paths.ca, version="1.3")
     ctx = client_ssl()          # what every client passes as its ssl context
     ctx = client_ssl(("h2",))   # the same, offering those ALPN protocols
+    config = client_quic(("h3",), "127.0.0.1")   # a QUIC client configuration, same CA
 
 Nothing is trusted but that CA. Clients never resume TLS sessions: every new
 connection pays a full handshake, as a first visit does.
@@ -19,8 +20,12 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loadgen.link.kernel import SERVER_ADDR
+
+if TYPE_CHECKING:
+    from aioquic.quic.configuration import QuicConfiguration
 
 _client: ssl.SSLContext | None = None
 _client_settings: tuple[str, str] | None = None
@@ -94,6 +99,25 @@ def client_ssl(alpn: tuple[str, ...] = ()) -> ssl.SSLContext:
         ctx.set_alpn_protocols(list(alpn))
         _alpn_clients[alpn] = ctx
     return ctx
+
+
+def client_quic(alpn: tuple[str, ...], server_name: str) -> QuicConfiguration:
+    """A QUIC client configuration trusting only the configured CA and offering ``alpn``.
+
+    A new one per connection, holding no session ticket: every QUIC connection pays
+    a full handshake, as a first visit does. QUIC is TLS 1.3 only, so a client
+    configured for TLS 1.2 cannot have one (RuntimeError).
+    """
+    from aioquic.quic.configuration import QuicConfiguration
+
+    if _client_settings is None:
+        raise RuntimeError("QUIC target but no CA configured; call configure_client() first")
+    ca_file, version = _client_settings
+    if version != "1.3":
+        raise RuntimeError(f"QUIC needs TLS 1.3; the clients are configured for TLS {version}")
+    config = QuicConfiguration(is_client=True, alpn_protocols=list(alpn), server_name=server_name)
+    config.load_verify_locations(cafile=ca_file)
+    return config
 
 
 def is_secure(url: str) -> bool:

@@ -1,5 +1,5 @@
-"""The ASGI application (:mod:`servers.asgi_app`) on hypercorn, HTTP/1.1 and HTTP/2, in this
-event loop.
+"""The ASGI application (:mod:`servers.asgi_app`) on hypercorn, HTTP/1.1, HTTP/2 and HTTP/3,
+in this event loop.
 
 Every endpoint is served (``POST /rpc``, ``GET /inbox``, ``GET /events``,
 ``GET /ws``) whichever kind is run; the two kinds, ``http-hypercorn``
@@ -10,7 +10,12 @@ tell rtbench which family its cells use::
 
 hypercorn parses HTTP/1.1 with h11, HTTP/2 with h2 and WebSockets with wsproto. It
 serves HTTP/2 on plain TCP to a client that opens with the HTTP/2 preface (prior
-knowledge, "h2c") and over TLS to one that picks ``h2`` by ALPN. With
+knowledge, "h2c") and over TLS to one that picks ``h2`` by ALPN. With TLS (1.3) it
+also serves HTTP/3 over QUIC (aioquic) on the UDP port with the same number as its
+TCP port, so ``https://127.0.0.1:PORT`` names both; clients reach it by prior
+knowledge: no ``alt-svc`` header is added to HTTP/1.1 and HTTP/2 replies, whose
+bytes stay those of every other server. QUIC has no session tickets here either:
+every connection pays a full handshake. With
 ``ws_ping_interval_s`` a ping goes out that often (hypercorn has no pong
 deadline: a silent client is only dropped by TCP); a message over
 :func:`~servers.common.ws_hard_limit` closes the connection with 1009.
@@ -23,7 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
+import socket
 import ssl
 
 from hypercorn.asyncio import serve as hypercorn_serve
@@ -56,17 +63,69 @@ class _Config(Config):
     def create_ssl_context(self) -> ssl.SSLContext | None:
         return self._context
 
+    def response_headers(self, protocol: str) -> list[tuple[bytes, bytes]]:
+        # hypercorn would advertise its QUIC port in an alt-svc header on every reply.
+        return [h for h in super().response_headers(protocol) if h[0] != b"alt-svc"]
+
+
+#: Tries at a TCP port whose UDP twin is free, before giving up.
+PORT_TRIES = 20
+
+
+def serves_http3(config: ServerConfig) -> bool:
+    """True when hypercorn serves HTTP/3 for ``config``: TLS 1.3 (QUIC's only version)."""
+    return config.tls and config.tls_version == "1.3"
+
+
+def quic_socket(host: str, port: int) -> socket.socket:
+    """A UDP socket bound to ``host:port`` for hypercorn's QUIC listener."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def bind_sockets(config: ServerConfig) -> tuple[socket.socket, socket.socket | None]:
+    """The listening TCP socket and, for HTTP/3, a UDP socket on the same port number.
+
+    With port 0 a TCP port whose UDP twin is taken is given back and another one
+    tried; a port asked for by number must be free on both or OSError is raised.
+    """
+    for _ in range(PORT_TRIES):
+        tcp = listening_socket(config)
+        if not serves_http3(config):
+            return tcp, None
+        try:
+            return tcp, quic_socket(config.host, tcp.getsockname()[1])
+        except OSError as exc:
+            tcp.close()
+            if config.port or exc.errno != errno.EADDRINUSE:
+                raise
+    raise OSError(errno.EADDRINUSE, f"no port on {config.host} free for both TCP and UDP")
+
 
 async def serve(config: ServerConfig, hub: Hub, on_ready: OnReady, stop: asyncio.Event) -> None:
     """Serve every endpoint on ``config.host:config.port`` until ``stop`` is set."""
     app = make_app(config, hub)
     cfg = _Config(config.ssl_context())
-    sock = listening_socket(config)
+    sock, udp = bind_sockets(config)
     port = sock.getsockname()[1]
-    # hypercorn takes the bound socket by descriptor and owns it from then on.
+    # hypercorn takes the bound sockets by descriptor and owns them from then on.
     fd = sock.detach()
+    fds = [fd]
     cfg.bind = [f"fd://{fd}"]
     cfg.insecure_bind = []
+    if udp is not None:
+        # hypercorn's QUIC listener reads the certificate from files (aioquic has no
+        # ssl.SSLContext); they are the files the TLS context was made from.
+        cfg.certfile, cfg.keyfile = config.tls_cert, config.tls_key
+        fds.append(udp.detach())
+        cfg.quic_bind = [f"fd://{fds[-1]}"]
     cfg.backlog = config.backlog
     cfg.keep_alive_timeout = config.keepalive_timeout_s
     # hypercorn closes a connection after 1000 requests by default; rtbench's other
@@ -90,6 +149,7 @@ async def serve(config: ServerConfig, hub: Hub, on_ready: OnReady, stop: asyncio
         )
     finally:
         if not app.started.is_set():
-            # hypercorn makes its socket after the lifespan startup: it never took the fd.
-            with contextlib.suppress(OSError):
-                os.close(fd)
+            # hypercorn makes its sockets after the lifespan startup: it never took the fds.
+            for each in fds:
+                with contextlib.suppress(OSError):
+                    os.close(each)

@@ -24,7 +24,7 @@ from typing import Protocol
 from loadgen.clients.aiohttp_client import AiohttpClient, AiohttpWSClient
 from loadgen.clients.httpx_client import HttpxClient
 from loadgen.clients.kinds import LEAN, PATHS, check_combination
-from loadgen.clients.lean_client import LeanH2Client, LeanHttpClient, LeanWSClient
+from loadgen.clients.lean_client import LeanH2Client, LeanH3Client, LeanHttpClient, LeanWSClient
 from loadgen.clients.websockets_client import WebsocketsClient
 from loadgen.schema import WS_TRANSPORTS
 
@@ -53,7 +53,8 @@ def make_client(
     """Build the client for a cell; ``base_url`` is ``http://HOST:PORT``.
 
     ``http_version`` "2" speaks HTTP/2 (prior knowledge on http://, ALPN h2 on
-    https://) with the lean and httpx clients; an impossible combination
+    https://) with the lean and httpx clients, "3" HTTP/3 over QUIC (https:// only)
+    with the lean client; an impossible combination
     raises ValueError saying why (:func:`~loadgen.clients.kinds.check_combination`).
     """
     problem = check_combination(transport, client, conn_mode, http_version=http_version)
@@ -70,6 +71,8 @@ def make_client(
     keep_alive = conn_mode == "keep-alive"
     http2 = http_version == "2"
     if client == LEAN:
+        if http_version == "3":
+            return LeanH3Client(url, keep_alive, timeout_s)
         if http2:
             return LeanH2Client(url, keep_alive, timeout_s)
         return LeanHttpClient(url, keep_alive, timeout_s)

@@ -17,9 +17,10 @@ WS_CLIENTS = ("websockets", "aiohttp", "lean")
 #: The client with no library between the engine and the socket (loadgen.lean).
 LEAN = "lean"
 WS_CONN_MODE = "persistent"
-#: HTTP versions a cell may name, and the clients that speak HTTP/2.
+#: HTTP versions a cell may name, and the clients that speak HTTP/2 and HTTP/3.
 HTTP_VERSIONS = ("1.1", "2", "3")
 H2_CLIENTS = ("lean", "httpx")
+H3_CLIENTS = ("lean",)
 
 PATHS = {t: "/rpc" for t in HTTP_TRANSPORTS} | {t: "/ws" for t in WS_TRANSPORTS}
 
@@ -42,7 +43,8 @@ def check_combination(
         if http_version != "1.1":
             return (
                 f"http_version {http_version!r} is not possible for WebSocket: its clients "
-                "open WebSockets over HTTP/1.1 only (WebSocket over HTTP/2 is not built yet)"
+                "open WebSockets over HTTP/1.1 only (WebSocket over HTTP/2 or HTTP/3 is not "
+                "built)"
             )
         return None
     return f"unknown transport {transport!r}"
@@ -51,8 +53,11 @@ def check_combination(
 def _check_http_version(client: str, http_version: str) -> str | None:
     if http_version not in HTTP_VERSIONS:
         return f"http_version must be one of {', '.join(HTTP_VERSIONS)}, got {http_version!r}"
-    if http_version == "3":
-        return "http_version '3' (HTTP/3 over QUIC) has no client yet; use '1.1' or '2'"
+    if http_version == "3" and client not in H3_CLIENTS:
+        return (
+            f"http_version '3' needs client {' or '.join(H3_CLIENTS)}; {client!r} has no "
+            "HTTP/3 (QUIC) support"
+        )
     if http_version == "2" and client not in H2_CLIENTS:
         return (
             f"http_version '2' needs client {' or '.join(H2_CLIENTS)}; "

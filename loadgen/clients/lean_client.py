@@ -5,8 +5,9 @@ Same interface as the library clients (:mod:`loadgen.clients.base`), plus
 request, taken at the socket (just before the write; when the parser
 completed the reply). For a new-connection request the send time is taken
 before the TCP connect, which is part of what that mode costs.
-:class:`LeanHttpClient` speaks HTTP/1.1, :class:`LeanH2Client` HTTP/2 (its
-``tally`` counts the header bytes of its requests and replies).
+:class:`LeanHttpClient` speaks HTTP/1.1, :class:`LeanH2Client` HTTP/2 and
+:class:`LeanH3Client` HTTP/3 (their ``tally`` counts the header bytes of their
+requests and replies).
 
 Bytes count into the :class:`~loadgen.wire.WireCounter` of the enclosing
 :func:`~loadgen.wire.counting` block at connect time.
@@ -21,7 +22,7 @@ from loadgen.lean.connect import Target
 from loadgen.lean.h2 import Headers, request_headers
 from loadgen.lean.h2bytes import HeaderTally
 from loadgen.lean.http import JSON, request_head, with_body
-from loadgen.lean.reuse import ReusedConnection, ReusedH2Connection
+from loadgen.lean.reuse import ReusedConnection, ReusedH2Connection, ReusedH3Connection
 from loadgen.lean.ws import WsConnection
 from loadgen.wire import current_counter
 
@@ -56,6 +57,9 @@ class LeanHttpClient:
 class LeanH2Client:
     """One virtual HTTP/2 connection; ``keep_alive=False`` opens a connection per request."""
 
+    #: The link its requests go over: HTTP/2 here, HTTP/3 in :class:`LeanH3Client`.
+    link_type: type[ReusedH2Connection] = ReusedH2Connection
+
     def __init__(self, url: str, keep_alive: bool, timeout_s: float) -> None:
         self.url = url
         self.target = Target.parse(url)
@@ -66,7 +70,7 @@ class LeanH2Client:
         # The header list for the last body length: echo bodies mostly keep theirs.
         self._length = -1
         self._headers: Headers = ()
-        self._link = ReusedH2Connection(None, keep_alive, timeout_s)
+        self._link = self.link_type(None, keep_alive, timeout_s)
 
     @property
     def socket_stamps(self) -> tuple[int, int]:
@@ -93,6 +97,13 @@ class LeanH2Client:
 
     async def close(self) -> None:
         self._link.close()
+
+
+class LeanH3Client(LeanH2Client):
+    """One virtual HTTP/3 connection over QUIC (https:// only); ``keep_alive=False`` opens
+    a QUIC connection, with its handshake, per request."""
+
+    link_type = ReusedH3Connection
 
 
 class LeanWSClient:

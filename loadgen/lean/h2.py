@@ -627,19 +627,9 @@ class H2Connection(asyncio.Protocol):
         bytes count into ``counter`` when given (see the module docstring)."""
         if not self._usable:
             raise ClientError("closed", "connection is closed")
-        loop = self._loop
-        stream = _Stream(loop.create_future(), None, counter)
-        stream.timer = loop.call_later(timeout_s, self._timed_out, stream, timeout_s)
+        stream = _Stream(self._loop.create_future(), None, counter)
         try:
-            if self._active < self._max_streams and not self._queue:
-                self._active += 1
-                stream.holds_slot = True
-            else:
-                await self._wait_for_slot(stream)
-            if not stream.waiter.done():
-                rest = self._start(stream, method, path, headers, body)
-                if rest is not None:
-                    await self._send_rest(stream, rest)
+            await self._begin(stream, method, path, headers, body, timeout_s)
             reply: H2Reply = await stream.waiter
             return reply
         except BaseException:
@@ -659,23 +649,39 @@ class H2Connection(asyncio.Protocol):
         in. The stream's bytes count into ``counter`` when given."""
         if not self._usable:
             raise ClientError("closed", "connection is closed")
-        loop = self._loop
-        stream = ResponseStream(self, loop.create_future(), on_body, counter)
-        stream.timer = loop.call_later(timeout_s, self._timed_out, stream, timeout_s)
+        stream = ResponseStream(self, self._loop.create_future(), on_body, counter)
         try:
-            if self._active < self._max_streams and not self._queue:
-                self._active += 1
-                stream.holds_slot = True
-            else:
-                await self._wait_for_slot(stream)
-            if not stream.waiter.done():
-                self._start(stream, method, path, headers, None)
+            await self._begin(stream, method, path, headers, None, timeout_s)
             await stream.waiter
             return stream
         except BaseException:
             self._abandon(stream)
             stream.done.set()
             raise
+
+    async def _begin(
+        self,
+        stream: _Stream,
+        method: bytes,
+        path: bytes,
+        headers: Headers,
+        body: bytes | None,
+        timeout_s: float,
+    ) -> None:
+        """Arm ``stream``'s timeout, take a free stream (after those that asked first) and
+        send the request, its body as the windows open. The caller then awaits
+        ``stream.waiter``, where a failure or timeout meanwhile lands, and abandons
+        ``stream`` if either raises (closed, cancelled)."""
+        stream.timer = self._loop.call_later(timeout_s, self._timed_out, stream, timeout_s)
+        if self._active < self._max_streams and not self._queue:
+            self._active += 1
+            stream.holds_slot = True
+        else:
+            await self._wait_for_slot(stream)
+        if not stream.waiter.done():
+            rest = self._start(stream, method, path, headers, body)
+            if rest is not None:
+                await self._send_rest(stream, rest)
 
     @property
     def is_open(self) -> bool:

@@ -11,6 +11,7 @@
     reply = await link.exchange(target, b"POST", b"/rpc", headers, body, timeout_s)
     reply.status, reply.body, reply.sent_ns, reply.received_ns
     link.tally              # header bytes of every connection it opened
+    link = ReusedH3Connection(counter, keep_alive=True, timeout_s=5.0)   # HTTP/3, QUIC
     await link.exchange(target, b"GET", path, headers, None, timeout_s, counter=polls)
     conn = await link.connection(target)   # the kept connection, for a streamed response
 
@@ -40,62 +41,112 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
+from typing import Generic, Protocol, TypeVar
 
 from loadgen.clients.errors import ClientError
 from loadgen.lean.connect import Target
 from loadgen.lean.h2 import H2Connection, H2Reply, Headers
 from loadgen.lean.h2bytes import HeaderTally
+from loadgen.lean.h3 import H3Connection
 from loadgen.lean.http import HttpConnection
 from loadgen.wire import WireCounter
 
 clock = time.perf_counter_ns
 
 
-class ReusedConnection:
-    """A role's HTTP connection (see the module docstring); bytes count into ``counter``."""
+class _Connection(Protocol):
+    """What a link needs of its connections."""
+
+    @property
+    def is_open(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class _Multiplexed(_Connection, Protocol):
+    """A connection that carries concurrent exchanges, one per stream."""
+
+    @property
+    def streams(self) -> int: ...
+
+
+C = TypeVar("C", bound=_Connection)
+M = TypeVar("M", bound=_Multiplexed)
+R = TypeVar("R")
+
+
+class ReusedLink(Generic[C, R]):
+    """A connection of type ``C`` kept across exchanges that each return an ``R``, with
+    the module docstring's rules; bytes count into ``counter``.
+
+    A connection type is a subclass (of :class:`MultiplexedLink` when the connection
+    carries concurrent streams) that says how to connect (:meth:`_open`) and how to
+    stamp a reply (:meth:`_stamp`), and gives ``exchange`` that protocol's arguments::
+
+        async def exchange(self, target: Target, request: bytes, timeout_s: float) -> R:
+            return await self._request(target, lambda conn: conn.exchange(request, timeout_s))
+    """
 
     def __init__(self, counter: WireCounter | None, keep_alive: bool, timeout_s: float) -> None:
         self.counter = counter
         self.keep_alive = keep_alive
         self.timeout_s = timeout_s
-        self.conn: HttpConnection | None = None
+        self.conn: C | None = None
         self.socket_stamps = (0, 0)
 
-    async def exchange(self, target: Target, request: bytes, timeout_s: float) -> tuple[int, bytes]:
-        """Send ``request`` to ``target`` and return the status and body of its reply."""
+    async def _open(self, target: Target, counter: WireCounter | None) -> C:
+        """A new connection to ``target`` whose bytes count into ``counter``; raises as
+        that connection's ``open`` does."""
+        raise NotImplementedError
+
+    def _stamp(self, conn: C, started: int, reply: R) -> R:
+        """Set :attr:`socket_stamps` for ``reply``, just had on ``conn``, and return it as
+        the caller gets it; ``started`` (0: its own send) stamps the request's start."""
+        raise NotImplementedError
+
+    async def _request(
+        self,
+        target: Target,
+        send: Callable[[C], Awaitable[R]],
+        counter: WireCounter | None = None,
+    ) -> R:
+        """``send(conn)`` on the kept connection, else on a new one; a new connection
+        (new-connection mode) counts into ``counter`` when given, not the link's."""
         conn = self.conn
+        started = clock()
         if conn is not None and conn.is_open:
-            started = clock()
             try:
-                return await self._on(conn, 0, request, timeout_s)
+                return await self._on(conn, 0, send)
             except ClientError as exc:
-                # "closed": no byte of reply came back, the server's idle close racing this
-                # request. Anything later may have been acted on, so it stands.
+                # "closed": the server did not act on the request (its idle close racing
+                # it). Anything later may have been acted on, so it stands.
                 if exc.code != "closed":
                     raise
-        else:
-            started = clock()
-        return await self._on(await self._connect(target, conn), started, request, timeout_s)
+        conn = await self._connect(target, conn, counter)
+        return await self._on(conn, started, send)
 
-    async def _connect(self, target: Target, stale: HttpConnection | None) -> HttpConnection:
+    async def _connect(self, target: Target, stale: C | None, counter: WireCounter | None) -> C:
+        if not self.keep_alive:
+            return await self._open(target, self.counter if counter is None else counter)
+        return await self._reopen(target, stale)
+
+    async def _reopen(self, target: Target, stale: C | None) -> C:
+        """Open the connection to keep in place of ``stale`` (None: there was none)."""
         if stale is not None:
             stale.close()
         self.conn = None
-        conn = await HttpConnection.open(target, self.counter, self.timeout_s)
-        self.conn = conn if self.keep_alive else None
-        return conn
+        self.conn = await self._open(target, self.counter)
+        return self.conn
 
-    async def _on(
-        self, conn: HttpConnection, started: int, request: bytes, timeout_s: float
-    ) -> tuple[int, bytes]:
+    async def _on(self, conn: C, started: int, send: Callable[[C], Awaitable[R]]) -> R:
         """One exchange on ``conn``; ``started`` (0: its own send) stamps the request's start."""
         try:
-            status, reply = await conn.exchange(request, timeout_s)
+            reply = await send(conn)
         finally:
             if not self.keep_alive:
                 conn.close()
-        self.socket_stamps = (started or conn.sent_ns, conn.received_ns)
-        return status, reply
+        return self._stamp(conn, started, reply)
 
     def close(self) -> None:
         """Close the kept connection, if any (the next exchange connects again)."""
@@ -104,17 +155,62 @@ class ReusedConnection:
             conn.close()
 
 
-class ReusedH2Connection:
+class MultiplexedLink(ReusedLink[M, R]):
+    """A :class:`ReusedLink` whose kept connection carries any number of concurrent
+    exchanges: one reopening serves all those waiting for it, and :meth:`connection`
+    shares the connection (for a streamed response)."""
+
+    def __init__(self, counter: WireCounter | None, keep_alive: bool, timeout_s: float) -> None:
+        super().__init__(counter, keep_alive, timeout_s)
+        self._opening = asyncio.Lock()
+
+    async def connection(self, target: Target) -> M:
+        """The kept connection to ``target``, opened (or reopened, if the server closed
+        it) when need be; keep-alive mode only. Raises as the connection's ``open``."""
+        if not self.keep_alive:
+            raise ValueError("a new-connection link keeps no connection to share")
+        conn = self.conn
+        if conn is not None and conn.is_open:
+            return conn
+        return await self._reopen(target, conn)
+
+    async def _reopen(self, target: Target, stale: M | None) -> M:
+        """Open the connection to keep in place of ``stale``, once for all the exchanges
+        that found it closed."""
+        async with self._opening:
+            conn = self.conn
+            if conn is not None and conn is not stale and conn.is_open:
+                return conn  # another exchange reopened it meanwhile
+            if conn is not None and not conn.streams:
+                conn.close()  # one still finishing its streams closes itself after them
+            self.conn = None
+            self.conn = await self._open(target, self.counter)
+            return self.conn
+
+
+class ReusedConnection(ReusedLink[HttpConnection, tuple[int, bytes]]):
+    """A role's HTTP connection (see the module docstring); bytes count into ``counter``."""
+
+    async def exchange(self, target: Target, request: bytes, timeout_s: float) -> tuple[int, bytes]:
+        """Send ``request`` to ``target`` and return the status and body of its reply."""
+        return await self._request(target, lambda conn: conn.exchange(request, timeout_s))
+
+    async def _open(self, target: Target, counter: WireCounter | None) -> HttpConnection:
+        return await HttpConnection.open(target, counter, self.timeout_s)
+
+    def _stamp(
+        self, conn: HttpConnection, started: int, reply: tuple[int, bytes]
+    ) -> tuple[int, bytes]:
+        self.socket_stamps = (started or conn.sent_ns, conn.received_ns)
+        return reply
+
+
+class ReusedH2Connection(MultiplexedLink[H2Connection, H2Reply]):
     """A role's HTTP/2 connection (see the module docstring); bytes count into ``counter``."""
 
     def __init__(self, counter: WireCounter | None, keep_alive: bool, timeout_s: float) -> None:
-        self.counter = counter
-        self.keep_alive = keep_alive
-        self.timeout_s = timeout_s
-        self.conn: H2Connection | None = None
+        super().__init__(counter, keep_alive, timeout_s)
         self.tally = HeaderTally()
-        self.socket_stamps = (0, 0)
-        self._opening = asyncio.Lock()
 
     async def exchange(
         self,
@@ -130,71 +226,30 @@ class ReusedH2Connection:
 
         Its bytes count into ``counter`` when given (see the module docstring).
         """
-        conn = self.conn
-        started = clock()
-        if conn is not None and conn.is_open:
-            try:
-                return await self._on(conn, 0, method, path, headers, body, timeout_s, counter)
-            except ClientError as exc:
-                # "closed": the server did not act on this stream (its idle GOAWAY or
-                # close racing the request). Anything later may have been, so it stands.
-                if exc.code != "closed":
-                    raise
-        conn = await self._connect(target, conn, counter)
-        return await self._on(conn, started, method, path, headers, body, timeout_s, counter)
-
-    async def connection(self, target: Target) -> H2Connection:
-        """The kept connection to ``target``, opened (or reopened, if the server closed
-        it) when need be; keep-alive mode only. Raises as :meth:`H2Connection.open`."""
-        if not self.keep_alive:
-            raise ValueError("a new-connection link keeps no connection to share")
-        conn = self.conn
-        if conn is not None and conn.is_open:
-            return conn
-        return await self._connect(target, conn, None)
-
-    async def _connect(
-        self, target: Target, stale: H2Connection | None, counter: WireCounter | None
-    ) -> H2Connection:
-        if not self.keep_alive:
-            own = self.counter if counter is None else counter
-            return await H2Connection.open(target, own, self.timeout_s, self.tally)
-        async with self._opening:
-            conn = self.conn
-            if conn is not None and conn is not stale and conn.is_open:
-                return conn  # another exchange reopened it meanwhile
-            if conn is not None and not conn.streams:
-                conn.close()  # one still finishing its streams closes itself after them
-            self.conn = None
-            self.conn = await H2Connection.open(target, self.counter, self.timeout_s, self.tally)
-            return self.conn
-
-    async def _on(
-        self,
-        conn: H2Connection,
-        started: int,
-        method: bytes,
-        path: bytes,
-        headers: Headers,
-        body: bytes | None,
-        timeout_s: float,
-        counter: WireCounter | None,
-    ) -> H2Reply:
-        """One exchange on ``conn``; ``started`` (0: its own send) stamps the request's start."""
         # A new connection counts wholly into its counter already; a kept one per stream.
-        stream_counter = counter if self.keep_alive else None
-        try:
-            reply = await conn.exchange(method, path, headers, body, timeout_s, stream_counter)
-        finally:
-            if not self.keep_alive:
-                conn.close()
+        own = counter if self.keep_alive else None
+        return await self._request(
+            target,
+            lambda conn: conn.exchange(method, path, headers, body, timeout_s, own),
+            counter,
+        )
+
+    async def _open(self, target: Target, counter: WireCounter | None) -> H2Connection:
+        return await H2Connection.open(target, counter, self.timeout_s, self.tally)
+
+    def _stamp(self, conn: H2Connection, started: int, reply: H2Reply) -> H2Reply:
         if started:
             reply = reply._replace(sent_ns=started)
         self.socket_stamps = (reply.sent_ns, reply.received_ns)
         return reply
 
-    def close(self) -> None:
-        """Close the kept connection, if any (the next exchange connects again)."""
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            conn.close()
+
+class ReusedH3Connection(ReusedH2Connection):
+    """A role's HTTP/3 connection over QUIC, by the same rules as HTTP/2: set-up is the
+    QUIC handshake (TLS 1.3 inside it), and closing a new-connection request's
+    connection sends CONNECTION_CLOSE. QUIC packets carry many streams, so every byte
+    counts into the connection's counter (an exchange's ``counter`` only names where a
+    new connection's bytes go)."""
+
+    async def _open(self, target: Target, counter: WireCounter | None) -> H3Connection:  # type: ignore[override]
+        return await H3Connection.open(target, counter, self.timeout_s, self.tally)

@@ -364,7 +364,7 @@ def test_httpx_with_http_version_2_speaks_http2(mode: str) -> None:
         ("http", "aiohttp", "keep-alive", "2"),
         ("ws-aiohttp", "lean", "persistent", "2"),
         ("ws-websockets", "websockets", "persistent", "3"),
-        ("http", "lean", "keep-alive", "3"),
+        ("http", "httpx", "keep-alive", "3"),
         ("http", "lean", "keep-alive", "2.0"),
     ],
 )

@@ -113,6 +113,11 @@ def test_same_cell_twice_with_distinct_names_is_valid(tmp_path: Path) -> None:
     assert [c.id for c in spec.cells][-1] == "again"
 
 
+def _cell(**keys: str) -> str:
+    """A ``[[cells]]`` table of string ``keys``, to append to a scenario's text."""
+    return "\n[[cells]]\n" + "".join(f'{k} = "{v}"\n' for k, v in keys.items())
+
+
 # --- invalid files: (replace old -> new, or append), expected key, expected message ----------
 
 INVALID = [
@@ -307,6 +312,59 @@ INVALID = [
         "should match pattern",
         id="bad-server-name",
     ),
+    # http_version combinations no server or client in the matrix can run.
+    pytest.param(
+        (None, _cell(transport="http", client="lean", http_version="2")),
+        "cells.2",
+        "serves HTTP/1.1 only",
+        id="http2-on-aiohttp-server",
+    ),
+    pytest.param(
+        (None, _cell(transport="http-uvicorn", client="lean", http_version="2")),
+        "cells.2",
+        "serves HTTP/1.1 only",
+        id="http2-on-uvicorn",
+    ),
+    pytest.param(
+        (None, _cell(transport="ws-hypercorn", client="lean", http_version="2")),
+        "cells.2",
+        "WebSocket cells run over HTTP/1.1",
+        id="http2-on-websocket",
+    ),
+    # HTTP/3 runs over QUIC: always TLS 1.3, on hypercorn, with the lean client.
+    pytest.param(
+        (None, _cell(transport="http-hypercorn", client="lean", http_version="3")),
+        "cells.2",
+        "always encrypted: add tls = true",
+        id="http3-without-tls",
+    ),
+    pytest.param(
+        (None, _cell(transport="http-uvicorn", client="lean", http_version="3")),
+        "cells.2",
+        "serves HTTP/1.1 only",
+        id="http3-on-uvicorn",
+    ),
+    pytest.param(
+        (
+            None,
+            _cell(transport="http-hypercorn", client="httpx", http_version="3") + "tls = true\n",
+        ),
+        "cells.2",
+        "has no HTTP/3",
+        id="http3-on-httpx",
+    ),
+    pytest.param(
+        (None, _cell(transport="http-hypercorn", client="aiohttp", http_version="2")),
+        "cells.2",
+        "http_version",
+        id="http2-on-aiohttp-client",
+    ),
+    pytest.param(
+        (None, _cell(transport="http-hypercorn", client="lean", http_version="1.0")),
+        "cells.2.http_version",
+        "'1.1', '2' or '3'",
+        id="unknown-http-version",
+    ),
 ]
 
 
@@ -327,54 +385,6 @@ def test_an_http2_cell_is_named_and_carries_its_version(tmp_path: Path) -> None:
     identity = cell_identity(spec.run_cells()[-1])
     assert identity["http_version"] == "2"
     assert cell_identity(spec.run_cells()[1])["http_version"] is None  # WebSocket
-
-
-def _cell(**keys: str) -> str:
-    return "\n[[cells]]\n" + "".join(f'{k} = "{v}"\n' for k, v in keys.items())
-
-
-HTTP2_REFUSED = [
-    pytest.param(
-        _cell(transport="http", client="lean", http_version="2"),
-        "serves HTTP/1.1 only",
-        id="aiohttp-server",
-    ),
-    pytest.param(
-        _cell(transport="http-uvicorn", client="lean", http_version="2"),
-        "serves HTTP/1.1 only",
-        id="uvicorn",
-    ),
-    pytest.param(
-        _cell(transport="ws-hypercorn", client="lean", http_version="2"),
-        "WebSocket cells run over HTTP/1.1",
-        id="websocket",
-    ),
-    pytest.param(
-        _cell(transport="http-hypercorn", client="lean", http_version="3"),
-        "needs a QUIC server",
-        id="http3",
-    ),
-    pytest.param(
-        _cell(transport="http-hypercorn", client="aiohttp", http_version="2"),
-        "http_version",
-        id="aiohttp-client",
-    ),
-    pytest.param(
-        _cell(transport="http-hypercorn", client="lean", http_version="1.0"),
-        "'1.1', '2' or '3'",
-        id="unknown-version",
-    ),
-]
-
-
-@pytest.mark.parametrize(("cell", "message"), HTTP2_REFUSED)
-def test_impossible_http_versions_are_refused_naming_the_key(
-    tmp_path: Path, cell: str, message: str
-) -> None:
-    with pytest.raises(ScenarioError) as info:
-        load_scenario(write(tmp_path, VALID + cell))
-    text = str(info.value)
-    assert "cells.2" in text and message in text, text
 
 
 def _realtime(cell: str) -> str:
@@ -446,6 +456,14 @@ def test_invalid_scenario_names_file_and_key(
     assert text.startswith(f"{path}: invalid scenario")
     assert f"  - {key}: " in text, text
     assert message in text, text
+
+
+def test_http3_cells_need_tls_13(tmp_path: Path) -> None:
+    h3 = _cell(transport="http-hypercorn", client="lean", http_version="3") + "tls = true\n"
+    assert load_scenario(write(tmp_path, VALID + h3)).cells[-1].http_version == "3"
+    old = VALID.replace("repeats = 2", 'repeats = 2\ntls_version = "1.2"', 1)
+    with pytest.raises(ScenarioError, match=r"QUIC, which is TLS 1\.3 only"):
+        load_scenario(write(tmp_path, old + h3, "old.toml"))
 
 
 def test_a_payload_just_under_the_limit_is_accepted(tmp_path: Path) -> None:
