@@ -509,6 +509,7 @@ def start_link(
     log_path: Path,
     timeout_s: float = READY_TIMEOUT_S,
     target_host: str = "127.0.0.1",
+    udp: bool = False,
 ) -> Child:
     """Start the userspace link emulator in front of ``target_host:target_port`` (a
     loopback address).
@@ -516,10 +517,12 @@ def start_link(
     Its argv comes from :func:`loadgen.link.command.relay_command` and its ready line
     is read by :func:`~loadgen.link.command.parse_link_ready_line`, the same functions
     ``python -m loadgen.link`` is driven by everywhere else. ``child.info["port"]`` is
-    where clients connect instead of the server.
+    where clients connect instead of the server. ``udp=True`` relays UDP too (HTTP/3):
+    on the same port number, to the server's UDP port ``target_port``, and
+    ``child.info["udp"]`` is then true.
     Raises :class:`ProcessFailed` when it exits or prints no ready line in time.
     """
-    argv = relay_command(profile, target_port, target_host=target_host)
+    argv = relay_command(profile, target_port, target_host=target_host, udp=udp)
     return start_ready_child(
         "link emulator", argv, cpus, log_path, parse_link_ready_line, timeout_s
     )

@@ -109,6 +109,27 @@ def bind_sockets(config: ServerConfig) -> tuple[socket.socket, socket.socket | N
     raise OSError(errno.EADDRINUSE, f"no port on {config.host} free for both TCP and UDP")
 
 
+#: How often a stopping server's QUIC listener is woken, and for how long at most.
+WAKE_EVERY_S = 0.05
+
+
+async def _wake_quic(host: str, port: int) -> None:
+    """Send empty datagrams to our own QUIC port while the server stops.
+
+    hypercorn's QUIC listener checks whether to stop only when a datagram arrives;
+    without one it sits out the whole graceful timeout. An empty datagram is not
+    QUIC and is dropped; each one lets the listener see that it may stop (once its
+    QUIC connections have closed).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        for _ in range(int((SHUTDOWN_TIMEOUT + 1) / WAKE_EVERY_S)):
+            with contextlib.suppress(OSError):
+                sock.sendto(b"", (host, port))
+            await asyncio.sleep(WAKE_EVERY_S)
+
+
 async def serve(config: ServerConfig, hub: Hub, on_ready: OnReady, stop: asyncio.Event) -> None:
     """Serve every endpoint on ``config.host:config.port`` until ``stop`` is set."""
     app = make_app(config, hub)
@@ -138,6 +159,15 @@ async def serve(config: ServerConfig, hub: Hub, on_ready: OnReady, stop: asyncio
     cfg.accesslog = None
     cfg.loglevel = "WARNING"
     shutdown = asyncio.Event()
+    wakers: set[asyncio.Task[None]] = set()
+
+    def shut_down() -> None:
+        shutdown.set()
+        if udp is not None:
+            waker = asyncio.ensure_future(_wake_quic(config.host, port))
+            wakers.add(waker)
+            waker.add_done_callback(wakers.discard)
+
     try:
         await run_until_stopped(
             app,
@@ -145,9 +175,11 @@ async def serve(config: ServerConfig, hub: Hub, on_ready: OnReady, stop: asyncio
             port,
             on_ready,
             stop,
-            shutdown.set,
+            shut_down,
         )
     finally:
+        for waker in list(wakers):
+            waker.cancel()
         if not app.started.is_set():
             # hypercorn makes its sockets after the lifespan startup: it never took the fds.
             for each in fds:

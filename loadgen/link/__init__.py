@@ -6,9 +6,11 @@ RTT, jitter, rate, loss, the handshake charge; presets ``loopback``, ``lan``,
 ``wan``, ``mobile``, ``satellite``). Two implementations:
 
 * **userspace** (:class:`LinkRelay`, :mod:`loadgen.link.relay`): an asyncio TCP
-  relay on 127.0.0.1, no root needed; run it in-process or as its own process
-  (:func:`relay_command` builds its argv, :func:`parse_link_ready_line` reads
-  the line it prints once listening);
+  relay on 127.0.0.1, and with ``udp=True`` (``--udp``) a UDP relay on the same
+  port number for HTTP/3 (:class:`UdpRelay`, :mod:`loadgen.link.udp`), no root
+  needed; run it in-process or as its own process (:func:`relay_command` builds
+  its argv, :func:`parse_link_ready_line` reads the line it prints once
+  listening);
 * **kernel** (:class:`KernelLink`, :mod:`loadgen.link.kernel`): network
   namespaces, a veth pair and ``tc netem``/``tbf``, when root and netem allow.
 
@@ -18,9 +20,10 @@ profile (``"auto"``: kernel where it can emulate that profile here, see
 
 Modules, one job each: ``profiles`` (what a link is), ``timeline`` (when bytes
 leave), ``scheduler`` (firing at those times), ``pipe`` (one relayed
-connection), ``relay`` (the listening relay), ``overhead`` (what the relay
-adds), ``command`` (the relay as a process), ``kernel`` (netns + netem),
-``plan`` (which link, why).
+connection), ``udp`` (datagram flows), ``relay`` (the listening relay),
+``checks`` (what the relay refuses), ``overhead`` (what the relay adds),
+``command`` (the relay as a process), ``kernel`` (netns + netem), ``plan``
+(which link, why).
 """
 
 from loadgen.link.command import (
@@ -42,7 +45,8 @@ from loadgen.link.overhead import (
 from loadgen.link.plan import LinkChoice, LinkUnavailable, choose_link, plan_link
 from loadgen.link.probe import KernelSupport, kernel_support, probe_kernel
 from loadgen.link.profiles import PRESETS, LinkProfile, LinkProfileError, resolve_profile
-from loadgen.link.relay import LinkRelay, LinkUnsupported
+from loadgen.link.relay import LinkPortUnavailable, LinkRelay, LinkUnsupported
+from loadgen.link.udp import UdpRelay
 
 __all__ = [
     "LINK_READY_PREFIX",
@@ -53,12 +57,14 @@ __all__ = [
     "KernelLinkError",
     "KernelSupport",
     "LinkChoice",
+    "LinkPortUnavailable",
     "LinkProfile",
     "LinkProfileError",
     "LinkRelay",
     "LinkUnavailable",
     "LinkUnsupported",
     "Overhead",
+    "UdpRelay",
     "choose_link",
     "cleanup_stale",
     "format_link_ready_line",

@@ -10,6 +10,13 @@
     lateness) and exits 0. A profile or target it cannot honour exits 2 with the
     reason on stderr.
 
+    ``--udp`` relays UDP too (HTTP/3 over QUIC): on the same port number as
+    the TCP listener, to the target's UDP port with the same number, delayed
+    by the same profile; the ready line then carries ``"udp": true`` and the
+    stats line a ``"udp"`` table (flows, datagrams, bytes, drops, lateness).
+    ``--udp-max-flows``, ``--udp-max-queue-bytes`` and ``--udp-idle-timeout-s``
+    bound it. No port number free for both exits 2.
+
 ``python -m loadgen.link overhead [--n 1000]``
     Measure the relay's own overhead (zero-delay relay against a direct plain
     TCP echo) and print it as JSON (microseconds).
@@ -46,9 +53,11 @@ from loadgen.link.profiles import LinkProfileError, resolve_profile
 from loadgen.link.relay import (
     DEFAULT_MAX_BUFFER_BYTES,
     DEFAULT_MAX_CONNECTIONS,
+    LinkPortUnavailable,
     LinkRelay,
     LinkUnsupported,
 )
+from loadgen.link.udp import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_FLOWS, DEFAULT_MAX_QUEUE_BYTES
 
 _PR_SET_TIMERSLACK = 29
 
@@ -92,10 +101,10 @@ def _reduce_timer_slack() -> bool:
         return False
 
 
-async def _run_relay(args: argparse.Namespace, loop_name: str) -> int:
+def _make_relay(args: argparse.Namespace) -> LinkRelay:
     profile = resolve_profile(_parse_profile(args.profile))
     host, port = _parse_target(args.target)
-    relay = LinkRelay(
+    return LinkRelay(
         profile,
         host,
         port,
@@ -104,26 +113,43 @@ async def _run_relay(args: argparse.Namespace, loop_name: str) -> int:
         max_buffer_bytes=args.max_buffer_bytes,
         burst_bytes=args.burst_bytes,
         seed=args.seed,
+        udp=args.udp,
+        udp_max_flows=args.udp_max_flows,
+        udp_max_queue_bytes=args.udp_max_queue_bytes,
+        udp_idle_timeout_s=args.udp_idle_timeout_s,
     )
+
+
+async def _run_relay(args: argparse.Namespace, loop_name: str) -> int:
+    relay = _make_relay(args)
+    try:
+        await relay.start()
+    except LinkPortUnavailable as exc:
+        print(f"loadgen.link relay: {exc.strerror}", file=sys.stderr)
+        return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with relay:
-            info = {
-                "port": relay.port,
-                "profile": profile.as_dict(),
-                "target": f"{host}:{port}",
-                "pid": os.getpid(),
-                "loop": loop_name,
-                "timer": relay.timer,
-                "max_connections": relay.max_connections,
-            }
-            print(format_link_ready_line(info), flush=True)
-            await stop.wait()
+        info: dict[str, Any] = {
+            "port": relay.port,
+            "profile": relay.profile.as_dict(),
+            "target": f"{relay.target_host}:{relay.target_port}",
+            "pid": os.getpid(),
+            "loop": loop_name,
+            "timer": relay.timer,
+            "max_connections": relay.max_connections,
+        }
+        if relay.udp is not None:
+            info["udp"] = True  # on the same port number as "port"
+            info["udp_max_flows"] = relay.udp.max_flows
+        print(format_link_ready_line(info), flush=True)
+        await stop.wait()
+        await relay.aclose()
         print(LINK_STATS_PREFIX + json.dumps(relay.stats()), flush=True)
     finally:
+        await relay.aclose()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
     return 0
@@ -135,9 +161,7 @@ def _cmd_relay(args: argparse.Namespace) -> int:
         _reduce_timer_slack()
     try:
         # Check everything before the loop starts, so a refusal is a clean exit 2.
-        profile = resolve_profile(_parse_profile(args.profile))
-        host, port = _parse_target(args.target)
-        LinkRelay(profile, host, port)
+        _make_relay(args)
     except (LinkProfileError, LinkUnsupported, ValueError) as exc:
         print(f"loadgen.link relay: {exc}", file=sys.stderr)
         return 2
@@ -197,6 +221,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     relay.add_argument("--seed", type=int, default=None, help="seed of the jitter draws")
     relay.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto")
     relay.add_argument("--keep-timer-slack", action="store_true", help="do not lower it")
+    relay.add_argument(
+        "--udp", action="store_true", help="relay UDP too, on the same port number (HTTP/3)"
+    )
+    relay.add_argument("--udp-max-flows", type=int, default=DEFAULT_MAX_FLOWS)
+    relay.add_argument("--udp-max-queue-bytes", type=int, default=DEFAULT_MAX_QUEUE_BYTES)
+    relay.add_argument("--udp-idle-timeout-s", type=float, default=DEFAULT_IDLE_TIMEOUT_S)
     relay.set_defaults(func=_cmd_relay)
 
     overhead = sub.add_parser("overhead", help="measure the relay's own overhead")

@@ -8,6 +8,9 @@
     if info is not None:
         relay_port = info["port"]                     # where clients connect instead
 
+    argv = relay_command("wan", server_port, udp=True)   # ... --udp: UDP on the same port too
+                                                         # (the ready line has "udp": true)
+
 The relay process (``python -m loadgen.link relay``, :mod:`loadgen.link.__main__`)
 prints :func:`format_link_ready_line` once it listens and a
 :data:`LINK_STATS_PREFIX` line with its counters when it stops. Whoever starts it
@@ -22,8 +25,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from loadgen.link.checks import check_loopback_target, check_relay_profile
 from loadgen.link.profiles import LinkProfile, resolve_profile
-from loadgen.link.relay import check_loopback_target, check_relay_profile
 
 #: Prefix of the line the relay process prints once it is listening.
 LINK_READY_PREFIX = "RTBENCH-LINK-READY "
@@ -63,13 +66,16 @@ def relay_command(
     *,
     target_host: str = "127.0.0.1",
     python: str | None = None,
+    udp: bool = False,
     extra: list[str] | None = None,
 ) -> list[str]:
     """The argv that runs the relay as its own process (see ``python -m loadgen.link``).
 
     ``profile`` is resolved and checked first: a profile with loss or a target that is
     not a loopback address raises :class:`~loadgen.link.relay.LinkUnsupported` here,
-    not in the child. ``extra`` is appended (``["--seed", "1"]``).
+    not in the child. ``udp=True`` adds ``--udp``: the relay also relays UDP on its
+    port number, to ``target_port``'s UDP port (HTTP/3). ``extra`` is appended
+    (``["--seed", "1"]``).
     """
     resolved = check_relay_profile(resolve_profile(profile))
     check_loopback_target(target_host)
@@ -82,5 +88,6 @@ def relay_command(
         json.dumps(resolved.as_dict()),
         "--target",
         f"{target_host}:{target_port}",
+        *(["--udp"] if udp else []),
         *(extra or []),
     ]

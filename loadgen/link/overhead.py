@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from loadgen.link.pipe import set_nodelay
-from loadgen.link.relay import LinkRelay, percentile
+from loadgen.link.relay import LinkRelay
+from loadgen.link.scheduler import percentile
 
 
 class _Echo(asyncio.Protocol):

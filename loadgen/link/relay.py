@@ -1,4 +1,4 @@
-"""The userspace link emulator: an asyncio TCP relay that delays, shapes and charges handshakes.
+"""The userspace link emulator: a TCP and UDP relay that delays, shapes and charges handshakes.
 
 ::
 
@@ -34,9 +34,19 @@ elsewhere ``loop.call_later``. The lateness of every timed release is kept and
 reported by :meth:`LinkRelay.stats`; :func:`loadgen.link.overhead.measure_overhead`
 measures what the relay adds to a round trip when it delays nothing.
 
+**UDP** (``udp=True``, for HTTP/3 over QUIC): the relay also binds a UDP
+socket on 127.0.0.1 with the same port number as its TCP listener (if that UDP
+port is taken it closes both and tries another port, at most
+:data:`PORT_PAIR_ATTEMPTS` times) and forwards each client address's datagrams
+to the target's UDP port with the target's TCP port number, delayed and shaped
+by the same timeline and timer, whole datagrams in order, with no handshake
+charge; see :mod:`loadgen.link.udp` for its bounds and counters
+(``stats()["udp"]``).
+
 The parts: :mod:`loadgen.link.timeline` computes release times,
 :mod:`loadgen.link.scheduler` fires them, :mod:`loadgen.link.pipe` moves one
-connection's bytes, this module listens and counts, and
+connection's bytes, :mod:`loadgen.link.udp` moves datagrams, this module
+listens and counts, :mod:`loadgen.link.checks` says what is refused, and
 :mod:`loadgen.link.command` runs it as its own process.
 
 Resources are bounded: at most ``max_connections`` connections at once (more are
@@ -67,67 +77,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
-import math
+import errno
 import random
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
+from loadgen.link.checks import LinkUnsupported, check_loopback_target, check_relay_profile
 from loadgen.link.pipe import ClientProtocol, Pipe
 from loadgen.link.profiles import LinkProfile, resolve_profile
-from loadgen.link.scheduler import Scheduler
+from loadgen.link.scheduler import LATENESS_SAMPLES, Scheduler, lateness_summary
 from loadgen.link.timeline import MSS_BYTES
+from loadgen.link.udp import (
+    DEFAULT_IDLE_TIMEOUT_S,
+    DEFAULT_MAX_FLOWS,
+    DEFAULT_MAX_QUEUE_BYTES,
+    UdpRelay,
+    bind_udp,
+    check_udp_limits,
+)
 
 DEFAULT_MAX_CONNECTIONS = 1024
 #: Bytes one direction of one connection may hold before it stops reading its source.
 DEFAULT_MAX_BUFFER_BYTES = 4 * 1024 * 1024
-#: Timed releases whose lateness is kept for :meth:`LinkRelay.stats`.
-LATENESS_SAMPLES = 100_000
+#: Ports tried for a TCP listener whose UDP port number is free too, before giving up.
+PORT_PAIR_ATTEMPTS = 20
 
 
-class LinkUnsupported(ValueError):
-    """A profile or target the userspace relay cannot emulate; the message says why."""
-
-
-def check_loopback_target(host: str) -> str:
-    """``host`` when it is a loopback IP address, else :class:`LinkUnsupported`."""
-    try:
-        addr = ipaddress.ip_address(host)
-    except ValueError:
-        raise LinkUnsupported(
-            f"relay target {host!r} is not an IP address: the relay only forwards to a "
-            "loopback address such as 127.0.0.1 (names are not resolved)"
-        ) from None
-    if not addr.is_loopback:
-        raise LinkUnsupported(
-            f"relay target {host!r} is not a loopback address: the relay only forwards to "
-            "127.0.0.0/8 or ::1 (it emulates a link on one machine, it is not a proxy)"
-        )
-    return host
-
-
-def check_relay_profile(profile: LinkProfile) -> LinkProfile:
-    """``profile`` when the relay can emulate it, else :class:`LinkUnsupported`."""
-    if profile.loss_pct > 0:
-        raise LinkUnsupported(
-            f"the userspace relay cannot emulate packet loss (profile {profile.name!r} has "
-            f"loss_pct = {profile.loss_pct:g}): it forwards the byte stream after each side's "
-            "TCP has already recovered every segment, and a loss would have to be invented "
-            "as retransmission delay that depends on segment boundaries, RTO and congestion "
-            "window the relay cannot see. Use the kernel link (netem) or loss_pct = 0."
-        )
-    return profile
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Linear-interpolated percentile (``q`` in 0..100) of a sorted, non-empty list."""
-    if len(sorted_values) == 1:
-        return sorted_values[0]
-    pos = (len(sorted_values) - 1) * q / 100.0
-    low = math.floor(pos)
-    high = min(low + 1, len(sorted_values) - 1)
-    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (pos - low)
+class LinkPortUnavailable(OSError):
+    """No port number free for both the TCP listener and the UDP socket; the message says why."""
 
 
 class LinkRelay:
@@ -135,7 +113,11 @@ class LinkRelay:
 
     ``profile`` is a :class:`LinkProfile`, a preset name or a table (see
     :func:`resolve_profile`). Raises :class:`LinkUnsupported` for a non-loopback
-    target or listen address, or a profile with loss.
+    target or listen address, or a profile with loss. With ``udp=True`` it relays
+    UDP too, on the same port number (:attr:`port`), to ``target_port``'s UDP
+    port, within ``udp_max_flows``, ``udp_max_queue_bytes`` and
+    ``udp_idle_timeout_s`` (see :mod:`loadgen.link.udp`); :meth:`start` raises
+    :class:`LinkPortUnavailable` when no port number is free for both.
     """
 
     def __init__(
@@ -151,6 +133,10 @@ class LinkRelay:
         burst_bytes: int = 0,
         seed: int | None = None,
         precise_timer: bool = True,
+        udp: bool = False,
+        udp_max_flows: int = DEFAULT_MAX_FLOWS,
+        udp_max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
+        udp_idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
     ) -> None:
         self.profile = check_relay_profile(resolve_profile(profile))
         self.target_host = check_loopback_target(target_host)
@@ -165,6 +151,13 @@ class LinkRelay:
         self.max_buffer_bytes = max_buffer_bytes
         self.burst_bytes = burst_bytes
         self.precise_timer = precise_timer
+        if udp:
+            check_udp_limits(udp_max_flows, udp_max_queue_bytes, udp_idle_timeout_s)
+        self.udp_enabled = udp
+        self.udp_max_flows = udp_max_flows
+        self.udp_max_queue_bytes = udp_max_queue_bytes
+        self.udp_idle_timeout_s = udp_idle_timeout_s
+        self.udp: UdpRelay | None = None
         # What each connection's Pipe reads and counts into (loadgen.link.pipe.RelayHost).
         self.rng = random.Random(seed)
         self._server: asyncio.Server | None = None
@@ -199,17 +192,69 @@ class LinkRelay:
         loop = asyncio.get_running_loop()
         self.scheduler = Scheduler(loop, self.precise_timer)
         try:
-            self._server = await loop.create_server(
+            self._server = await self._listen(loop)
+        except BaseException:
+            self.scheduler.close()
+            raise
+        return self
+
+    async def _listen(self, loop: asyncio.AbstractEventLoop) -> asyncio.Server:
+        """The TCP listener, and with ``udp`` the UDP socket on the same port number."""
+        udp = None
+        if self.udp_enabled:
+            udp = UdpRelay(
+                self.profile,
+                self.target_host,
+                self.target_port,
+                self.scheduler,
+                rng=self.rng,
+                burst_bytes=self.burst_bytes,
+                max_flows=self.udp_max_flows,
+                max_queue_bytes=self.udp_max_queue_bytes,
+                idle_timeout_s=self.udp_idle_timeout_s,
+            )
+        attempts = PORT_PAIR_ATTEMPTS if udp is not None and self.listen_port == 0 else 1
+        for _ in range(attempts):
+            server = await loop.create_server(
                 lambda: ClientProtocol(self),
                 self.listen_host,
                 self.listen_port,
                 reuse_address=True,
                 backlog=min(4096, max(128, self.max_connections)),
             )
-        except BaseException:
-            self.scheduler.close()
-            raise
-        return self
+            if udp is None:
+                return server
+            port = server.sockets[0].getsockname()[1]
+            try:
+                sock = bind_udp(self.listen_host, port)
+            except OSError as exc:
+                server.close()
+                await server.wait_closed()
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                continue  # another socket holds that UDP port: try a new TCP port
+            except BaseException:
+                server.close()
+                raise
+            try:
+                udp.start(sock)
+            except BaseException:
+                sock.close()
+                server.close()
+                raise
+            self.udp = udp
+            return server
+        taken = (
+            f"UDP port {self.listen_port} is taken"
+            if self.listen_port
+            else f"the UDP port of each of the {attempts} TCP ports the kernel offered was taken"
+        )
+        raise LinkPortUnavailable(
+            errno.EADDRINUSE,
+            f"the relay needs one port number free for TCP and UDP on {self.listen_host} "
+            f"(clients find HTTP/3 on the UDP port numbered like the TCP one), but {taken} "
+            "by another socket",
+        )
 
     async def aclose(self) -> None:
         """Stop listening, reset every open connection and stop the timer."""
@@ -221,6 +266,8 @@ class LinkRelay:
         for pipe in list(self.pipes):
             pipe.abort()
         self.pipes.clear()
+        if self.udp is not None:
+            self.udp.close()
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 5.0)
@@ -243,16 +290,16 @@ class LinkRelay:
             self.peak_buffered_bytes = queued
 
     def stats(self) -> dict[str, Any]:
-        """Counters and the lateness of timed releases (microseconds)."""
-        late = sorted(self._lateness)
+        """Counters and the lateness of timed releases (microseconds).
+
+        ``"timer"`` is the TCP connections' releases; with UDP, ``"udp"`` holds
+        :meth:`loadgen.link.udp.UdpRelay.stats` (its own ``"timer"`` included).
+        """
         timer = {
             "kind": self.scheduler.kind if hasattr(self, "scheduler") else None,
-            "releases": len(late),
-            "late_p50_us": round(percentile(late, 50) * 1e6, 1) if late else None,
-            "late_p99_us": round(percentile(late, 99) * 1e6, 1) if late else None,
-            "late_max_us": round(late[-1] * 1e6, 1) if late else None,
+            **lateness_summary(self._lateness),
         }
-        return {
+        stats = {
             "profile": self.profile.as_dict(),
             "accepted": self.accepted,
             "refused": self.refused,
@@ -263,3 +310,6 @@ class LinkRelay:
             "bytes": dict(self.bytes_relayed),
             "timer": timer,
         }
+        if self.udp is not None:
+            stats["udp"] = self.udp.stats()
+        return stats

@@ -7,6 +7,7 @@
     Scheduler.cancel(entry)                              # before it fires; None is fine
     scheduler.kind                                       # "timerfd" or "loop.call_later"
     scheduler.close()                                    # nothing fires any more
+    lateness_summary(late_seconds)                       # {"releases": n, "late_p50_us": ...}
 
 On Linux the timer is a CLOCK_MONOTONIC ``timerfd`` armed for the earliest
 entry (nanosecond resolution, where ``loop.call_at`` would round to
@@ -27,10 +28,34 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 _now = time.monotonic
+
+#: Timed releases whose lateness a relay keeps for its stats.
+LATENESS_SAMPLES = 100_000
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Linear-interpolated percentile (``q`` in 0..100) of a sorted, non-empty list."""
+    if len(sorted_values) == 1:
+        return sorted_values[0]
+    pos = (len(sorted_values) - 1) * q / 100.0
+    low = math.floor(pos)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (pos - low)
+
+
+def lateness_summary(samples: Iterable[float]) -> dict[str, Any]:
+    """How late timed releases fired (``samples`` in seconds), as counted and in µs."""
+    late = sorted(samples)
+    return {
+        "releases": len(late),
+        "late_p50_us": round(percentile(late, 50) * 1e6, 1) if late else None,
+        "late_p99_us": round(percentile(late, 99) * 1e6, 1) if late else None,
+        "late_max_us": round(late[-1] * 1e6, 1) if late else None,
+    }
 
 
 class _Timespec(ctypes.Structure):

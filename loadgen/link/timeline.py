@@ -6,10 +6,12 @@
     for release_at, size in line.schedule(time.monotonic(), len(chunk)):
         ...                                   # write ``size`` bytes at ``release_at``
     fin_at = line.schedule_eof(time.monotonic())
+    release_at = line.schedule_datagram(time.monotonic(), len(datagram))   # UDP: never cut
 
 Release times are absolute (the same clock as ``arrival``), never earlier than
 the previous release (nothing is reordered), and a rate-limited chunk is cut
 into pieces of at most one MSS or 1 ms of transmission, whichever is larger.
+A datagram is not cut: it crosses the token bucket whole and leaves at once.
 """
 
 from __future__ import annotations
@@ -82,6 +84,18 @@ class LinkTimeline:
             size = min(step, nbytes - offset)
             out.append((self._release(self._transmitted(start, size)), size))
         return out
+
+    def schedule_datagram(self, arrival: float, nbytes: int) -> float:
+        """When a datagram of ``nbytes`` arriving at ``arrival`` leaves, whole.
+
+        The same arithmetic as :meth:`schedule` with one piece of ``nbytes``: the
+        gate, the token bucket (a datagram is serialised by its full size), one
+        ``delay ± jitter`` draw, and never before the previous release.
+        """
+        start = max(arrival, self.gate)
+        if self.rate is not None and nbytes > 0:
+            start = self._transmitted(start, nbytes)
+        return self._release(start)
 
     def schedule_eof(self, arrival: float) -> float:
         """When a FIN (or reset) arriving at ``arrival`` is released, after all data."""

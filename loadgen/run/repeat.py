@@ -254,6 +254,8 @@ class RepeatRunner:
                             self.placement.server_cpus,
                             self.out / "logs" / f"{stem}-link.log",
                             target_host=host,
+                            # HTTP/3 runs over QUIC: the relay carries UDP as well.
+                            udp=cell.http_version == "3",
                         )
                 except ProcessFailed as exc:
                     return _into(base, {"failed": str(exc)})

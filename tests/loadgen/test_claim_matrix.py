@@ -39,8 +39,9 @@ def test_matrix_covers_every_condition_in_one_run() -> None:
     for tls, profile in itertools.product((False, True), profiles):
         for mode in ("keep-alive", "new-connection"):
             want.add(("echo", "request", mode, tls, profile, None, "1.1"))
-            # hypercorn: HTTP/1.1 and HTTP/2 against WebSocket on the same server.
-            for version in ("1.1", "2"):
+            # hypercorn: HTTP/1.1, HTTP/2 and (over TLS only: QUIC) HTTP/3 against
+            # WebSocket on the same server.
+            for version in ("1.1", "2", "3") if tls else ("1.1", "2"):
                 want.add(("echo", "request", mode, tls, profile, "hypercorn", version))
         want.add(("echo", "request", "persistent", tls, profile, None, "1.1"))
         want.add(("echo", "request", "persistent", tls, profile, "hypercorn", "1.1"))
@@ -76,10 +77,11 @@ def test_trimmed_matrix_runs_and_reports_a_verdict_per_part(tmp_path: Path) -> N
     keep = {
         "echo": lambda c: c.get("tls") and c.get("conn_mode") != "keep-alive",
         "messaging": lambda c: not c.get("tls") and c.get("delivery") in (None, "long-poll"),
-        # HTTP/2 by ALPN over TLS, a connection per request, against WebSocket on hypercorn.
-        "echo-http2": lambda c: (
+        # HTTP/2 by ALPN over TLS and HTTP/3 over QUIC (through the relay's UDP side),
+        # a connection per request, against WebSocket on hypercorn.
+        "echo-http-versions": lambda c: (
             c.get("tls")
-            and (c["transport"] == "ws-hypercorn" or c.get("http_version") == "2")
+            and (c["transport"] == "ws-hypercorn" or c.get("http_version") in ("2", "3"))
             and c.get("conn_mode") != "keep-alive"
         ),
     }
@@ -99,14 +101,17 @@ def test_trimmed_matrix_runs_and_reports_a_verdict_per_part(tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     with (out / "verdict.csv").open() as fh:
         rows = [r for r in csv.DictReader(fh) if r["metric"] == "p50"]
-    by_part = {r["part"]: r for r in rows}
-    assert set(by_part) == {"echo", "echo-http2", "messaging"}
-    by_workload = {r["workload"]: r for r in rows if r["part"] != "echo-http2"}
+    assert {r["part"] for r in rows} == {"echo", "echo-http-versions", "messaging"}
+    by_workload = {r["workload"]: r for r in rows if r["part"] != "echo-http-versions"}
     assert by_workload["echo"]["http_cell"] == "echo:http/lean/new-connection+tls~rtt20"
-    h2 = by_part["echo-http2"]
-    assert h2["http_cell"] == "echo-http2:http-hypercorn/lean/new-connection+h2+tls~rtt20"
-    assert h2["ws_cell"] == "echo-http2:ws-hypercorn/lean/persistent+tls~rtt20"
-    assert h2["mode"] == "new-connection over HTTP/2"
+    versions = {r["mode"]: r for r in rows if r["part"] == "echo-http-versions"}
+    assert set(versions) == {"new-connection over HTTP/2", "new-connection over HTTP/3"}
+    for version in "23":
+        row = versions[f"new-connection over HTTP/{version}"]
+        assert row["http_cell"] == (
+            f"echo-http-versions:http-hypercorn/lean/new-connection+h{version}+tls~rtt20"
+        )
+        assert row["ws_cell"] == "echo-http-versions:ws-hypercorn/lean/persistent+tls~rtt20"
     assert by_workload["messaging"]["ws_cell"] == "messaging:ws-aiohttp/lean/persistent~rtt20"
     for row in rows:
         assert row["verdict"] in ("holds", "refuted", "inconclusive")
