@@ -20,8 +20,10 @@ The per-cell DataFrame (``Run.cells``) flattens ``summary.json`` with one rule:
   with CPU split as ``cpu_s_per_useful_message_server``/``_client``; ``deliveries.<count>``,
   ``activity.<x>``, ``per_1000_users.<x>`` and ``stalls.<x>`` follow the general rule
   (``deliveries_lost``, ``activity_mean_abs_diff_ms``, ``per_1000_users_server_rss_mb``,
-  ``stalls_server_longest_gc_ms``). Echo cells have these
-  columns as missing values, and ``delivery`` ``"request"``.
+  ``stalls_server_longest_gc_ms``); so does ``http2_headers.<x>`` of real-time HTTP/2
+  cells (:data:`HTTP2_HEADER_COLUMNS`: ``http2_headers_bytes_sent_per_request``), missing
+  for every other cell. Echo cells have these columns as missing values, and
+  ``delivery`` ``"request"``.
 - ``per_repeat`` goes to ``Run.repeats`` (same rules, plus ``repeat``). Keys this module
   does not list (``repeats_ok``, ``hdr_corrected``...) follow the listed columns.
 
@@ -111,6 +113,17 @@ STALL_CELL_COLUMNS: tuple[str, ...] = tuple(
     for figure in ("longest_gc_ms", "longest_loop_ms", "long_loop_stalls", "long_loop_stalled_ms")
 )
 
+#: Real-time HTTP/2 cells' HEADERS (+CONTINUATION) frame bytes over whole repeats
+#: (``http2_headers``): requests and responses, bytes each way, and per request/response.
+HTTP2_HEADER_COLUMNS: tuple[str, ...] = (
+    "http2_headers_requests",
+    "http2_headers_responses",
+    "http2_headers_bytes_sent",
+    "http2_headers_bytes_received",
+    "http2_headers_bytes_sent_per_request",
+    "http2_headers_bytes_received_per_response",
+)
+
 #: Other real-time counters.
 REALTIME_COUNT_COLUMNS: tuple[str, ...] = (
     "useful_messages",
@@ -133,6 +146,7 @@ INT_COLUMNS: tuple[str, ...] = (
     *REALTIME_COUNT_COLUMNS,
     "activity_users",
     "per_1000_users_users",
+    *HTTP2_HEADER_COLUMNS[:4],
     "stalls_server_long_loop_stalls",
     "stalls_load_generator_long_loop_stalls",
     *REFUSAL_COUNTERS,
@@ -196,6 +210,7 @@ REALTIME_COLUMNS: tuple[str, ...] = (
     "max_late_ms",
     *ACTIVITY_COLUMNS,
     *STALL_CELL_COLUMNS,
+    *HTTP2_HEADER_COLUMNS,
 )
 
 #: Real-time columns also given per repeat.

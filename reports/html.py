@@ -9,8 +9,9 @@ highest rate under the p99 objective. Then one section per scenario (per results
 or per part of a multi-part scenario, with only that part's cells in its tables and charts):
 echo cells get the request summary and charts (percentile spectrum, CDF, latency over
 time, bytes, CPU, memory, the sweep's hockey stick), real-time cells the deliveries
-summary, the cost per connected user and charts (delivery spectrum, CDF, over time,
-short-poll staleness, bytes, CPU, memory). Last, each run's environment.
+summary, the header bytes per poll and per delivered item, the cost per connected user
+and charts (delivery spectrum, CDF, over time, short-poll staleness, bytes, CPU, memory).
+Last, each run's environment.
 
 Everything is inline (CSS, charts as PNG data URIs); the page loads nothing from the
 network and runs no script. The template is ``reports/templates/report.html.j2``,
@@ -33,6 +34,7 @@ from reports.checks import run_warnings
 from reports.costs import cost_table
 from reports.floor import floor_notes, floor_table, fmt_multiple
 from reports.fmt import as_float, fmt_bytes, fmt_ms, fmt_ratio, fmt_text
+from reports.header_bytes import HEADER_BYTES_HEADERS, HEADER_BYTES_NOTE, header_bytes_rows
 from reports.html_charts import chart, delivery_charts, request_charts
 from reports.html_environment import environment
 from reports.load import Run, cell_scenario, part_names, scenario_label, select_part
@@ -341,6 +343,9 @@ def _scenario(part: Run, index: int) -> dict[str, Any]:
             *(c.header.replace("\n", " ") for c in DELIVERY_SUMMARY_COLUMNS),
         ],
         "delivery_rows": delivery_rows(part) if has_deliveries else [],
+        "header_bytes_headers": list(HEADER_BYTES_HEADERS),
+        "header_bytes_note": HEADER_BYTES_NOTE,
+        "header_bytes_rows": header_bytes_rows(part),
         "user_cost_headers": list(USER_COST_HEADERS),
         "user_cost_note": USER_COST_NOTE,
         "user_cost_rows": user_cost_rows(part.cells),

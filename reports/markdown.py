@@ -24,6 +24,12 @@ from reports.bootstrap import LEVEL
 from reports.checks import run_warnings
 from reports.floor import floor_notes, floor_table, fmt_multiple
 from reports.fmt import as_float, fmt_bytes, fmt_ms, fmt_pct, fmt_rate, fmt_us
+from reports.header_bytes import (
+    HEADER_BYTES_HEADERS,
+    HEADER_BYTES_NOTE,
+    header_bytes_display,
+    header_bytes_table,
+)
 from reports.html import write_report
 from reports.load import Run, scenario_label
 from reports.matrix import MATRIX_CSV, matrix_pivot, matrix_profiles, ratio_ci_text, verdict_matrix
@@ -65,8 +71,9 @@ def summary_markdown(
     link profiles, :func:`reports.matrix.verdict_matrix`), verdict counts, the verdict per
     pair, warnings, rate sweeps (if any), the harness floor with each loopback echo cell's
     p50 as a multiple of it (when meta.json has one), key figures per cell and, for runs
-    with real-time cells, the cost per connected user (:mod:`reports.user_costs`) and the
-    stalls of their processes (:mod:`reports.stalls`)."""
+    with real-time cells, the header bytes per poll and per delivered item
+    (:mod:`reports.header_bytes`), the cost per connected user (:mod:`reports.user_costs`)
+    and the stalls of their processes (:mod:`reports.stalls`)."""
     verdicts = verdict_table(run) if verdicts is None else verdicts
     warnings = run_warnings(run) if warnings is None else warnings
     claim = f"{CLAIM_RATIO:g}×"
@@ -108,6 +115,7 @@ def summary_markdown(
         "for real-time cells; Rate/s is requests/s or deliveries/s; bytes and CPU are per "
         "request or per useful message; Client CPU is the load generator's utilisation.",
     ]
+    lines += _header_bytes_lines(run)
     lines += _user_cost_lines(run)
     lines += _stall_lines(run)
     return "\n".join(lines).rstrip() + "\n"
@@ -327,6 +335,27 @@ def _key_figures(run: Run) -> list[str]:
                 fmt_pct(c.get("cpu_util_client")),
             ]
             lines.append("| " + " | ".join(_md(v) for v in values) + " |")
+    return lines
+
+
+def _header_bytes_lines(run: Run) -> list[str]:
+    """HTTP header bytes per poll and per delivered item, beside WebSocket framing; nothing
+    without a polling or push cell."""
+    rows = []
+    for part in run.runs:
+        frame = header_bytes_table(part)
+        rows += [
+            (scenario_label(part, r["part"]), row)
+            for (_, r), row in zip(frame.iterrows(), header_bytes_display(frame), strict=True)
+        ]
+    if not rows:
+        return []
+    head = ["Scenario", *HEADER_BYTES_HEADERS]
+    lines = ["", "### Header bytes per poll and per delivered item", "", HEADER_BYTES_NOTE, ""]
+    lines += ["| " + " | ".join(head) + " |", "|---|---|---|---|" + "---:|" * (len(head) - 4)]
+    for scenario, (cell, protocol, delivery, *figures) in rows:
+        values = [md_text(scenario), md_code(cell), md_text(protocol), md_text(delivery)]
+        lines.append("| " + " | ".join(_md(v) for v in [*values, *figures]) + " |")
     return lines
 
 

@@ -45,6 +45,12 @@ from reports.fmt import (
     fmt_us,
     fmt_us_compact,
 )
+from reports.header_bytes import (
+    HEADER_BYTES_HEADERS,
+    HEADER_BYTES_NOTE,
+    header_bytes_display,
+    header_bytes_table,
+)
 from reports.load import Run
 from reports.stats import delivery_table, realtime_cells, request_cells
 from reports.termfit import print_fitting
@@ -278,6 +284,9 @@ def print_summary(run: Run, console: Console | None = None, *, warnings: bool = 
             console,
             [lambda: [delivery_summary_table(run)], lambda: delivery_tables_narrow(run)],
         )
+    header_bytes = header_bytes_rich_table(run)
+    if header_bytes is not None:
+        print_fitting(console, [lambda: [header_bytes]])
     if not activity_cells(run).empty:
         print_fitting(console, [lambda: [activity_summary_table(run)]])
     print_floor(run, console)
@@ -285,6 +294,25 @@ def print_summary(run: Run, console: Console | None = None, *, warnings: bool = 
     if warnings:
         print_warnings(lines, console)
     return lines
+
+
+def header_bytes_rich_table(run: Run) -> Table | None:
+    """:func:`reports.header_bytes.header_bytes_table` as a rich Table, names as plain
+    text (prefixed by their run id when ``run`` combines several); None without polling
+    or push cells."""
+    frame = header_bytes_table(run)
+    if frame.empty:
+        return None
+    table = titled_table("Header bytes per poll and per delivered item", HEADER_BYTES_NOTE)
+    table.add_column(HEADER_BYTES_HEADERS[0], overflow="fold", min_width=CELL_MIN_WIDTH)
+    for header in HEADER_BYTES_HEADERS[1:3]:
+        table.add_column(header)
+    for header in HEADER_BYTES_HEADERS[3:]:
+        table.add_column(header, justify="right")
+    for (_, r), (_cell, *values) in zip(frame.iterrows(), header_bytes_display(frame), strict=True):
+        name = cell_label(run, r)
+        table.add_row(Name(term_plain(name)), *(Text(term_plain(v)) for v in values))
+    return table
 
 
 def print_floor(run: Run, console: Console | None = None) -> None:
