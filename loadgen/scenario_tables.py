@@ -175,7 +175,7 @@ class Cell(Strict):
     #: https/wss with a throwaway CA; the handshake is part of new connections' latency.
     tls: bool = False
     #: The HTTP version of an HTTP cell: "1.1", "2" (h2c with prior knowledge, or ALPN
-    #: h2 with tls = true) or "3" (QUIC, which needs tls = true; echo cells only).
+    #: h2 with tls = true) or "3" (QUIC, which needs tls = true).
     http_version: HttpVersion = "1.1"
     name: str | None = Field(default=None, min_length=1, max_length=80)
     #: The command that starts this cell's server instead of ``python -m servers KIND``
@@ -248,15 +248,16 @@ class Cell(Strict):
             )
 
     def _check_http3(self) -> None:
-        """HTTP/3 runs over QUIC: always TLS, echo cells, the lean client."""
+        """HTTP/3 runs over QUIC: always TLS, the lean client (echo and real-time cells)."""
         if not self.tls:
             raise ValueError(
                 "http_version = '3' runs over QUIC, which is always encrypted: add tls = true"
             )
-        if self.delivery is not None:
+        if self.delivery is not None and self.client != LEAN:
             raise ValueError(
-                f"http_version = '3' with delivery {self.delivery!r}: real-time users run "
-                "over HTTP/1.1 or HTTP/2; HTTP/3 cells are echo cells"
+                f"http_version = '3' with delivery {self.delivery!r}: real-time users speak "
+                f'HTTP/3 on the lean client only, not {self.client!r}; use client = "lean" '
+                "or remove http_version"
             )
         problem = check_combination(
             self.transport, self.client, self.conn_mode or "", http_version="3"

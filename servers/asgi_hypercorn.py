@@ -15,7 +15,9 @@ also serves HTTP/3 over QUIC (aioquic) on the UDP port with the same number as i
 TCP port, so ``https://127.0.0.1:PORT`` names both; clients reach it by prior
 knowledge: no ``alt-svc`` header is added to HTTP/1.1 and HTTP/2 replies, whose
 bytes stay those of every other server. QUIC has no session tickets here either:
-every connection pays a full handshake. With
+every connection pays a full handshake. A request stream the client resets or
+stops over HTTP/3 is closed as an HTTP/2 RST_STREAM is
+(:mod:`servers.hypercorn_h3`). With
 ``ws_ping_interval_s`` a ping goes out that often (hypercorn has no pong
 deadline: a silent client is only dropped by TCP); a message over
 :func:`~servers.common.ws_hard_limit` closes the connection with 1009.
@@ -39,6 +41,7 @@ from hypercorn.config import Config
 from servers.asgi_app import listening_socket, make_app, run_until_stopped
 from servers.common import SHUTDOWN_TIMEOUT, OnReady, ServerConfig, ws_hard_limit
 from servers.hub import Hub
+from servers.hypercorn_h3 import install as install_h3_resets
 
 STACK = "hypercorn"
 #: What hypercorn offers over TLS, in its order of preference.
@@ -142,6 +145,7 @@ async def serve(config: ServerConfig, hub: Hub, on_ready: OnReady, stop: asyncio
     cfg.bind = [f"fd://{fd}"]
     cfg.insecure_bind = []
     if udp is not None:
+        install_h3_resets()
         # hypercorn's QUIC listener reads the certificate from files (aioquic has no
         # ssl.SSLContext); they are the files the TLS context was made from.
         cfg.certfile, cfg.keyfile = config.tls_cert, config.tls_key
@@ -155,7 +159,10 @@ async def serve(config: ServerConfig, hub: Hub, on_ready: OnReady, stop: asyncio
     cfg.keep_alive_max_requests = 1 << 62
     cfg.websocket_ping_interval = config.ws_ping
     cfg.websocket_max_message_size = ws_hard_limit(config.max_message_bytes)
-    cfg.graceful_timeout = SHUTDOWN_TIMEOUT
+    # hypercorn may wait this long for connections it still holds (a closed
+    # WebSocket's task, say), and rtbench kills a server SHUTDOWN_TIMEOUT after
+    # SIGTERM: a second less leaves it time to print its counters and exit.
+    cfg.graceful_timeout = SHUTDOWN_TIMEOUT - 1.0
     cfg.accesslog = None
     cfg.loglevel = "WARNING"
     shutdown = asyncio.Event()

@@ -81,6 +81,7 @@ E2E_TESTS = frozenset(
         "test_node_cells_run_every_delivery_mode_and_lose_nothing",
         "test_a_run_on_a_running_server_measures_it_by_its_port",
         "test_rtbench_run_pairs_http2_delivery_with_the_websocket_cell",
+        "test_rtbench_run_delivers_over_http3_without_loss",
     }
 )
 

@@ -39,9 +39,33 @@ asks, so garbage from the peer shows up as a ``timeout``, never as a crash.
 
 Bytes count into ``counter`` as UDP payloads (QUIC packets, encrypted), the
 equivalent of the TCP payload bytes the TCP clients count; a connection is
-counted once it is opened. ``tally`` counts the header bytes of HTTP/3: each
-HEADERS frame (its type, length and QPACK field section) and the QPACK
-encoder and decoder stream bytes each way.
+counted once it is opened. ``exchange`` and ``open_stream`` may name a
+``counter`` of their own, so that several roles sharing a connection each see
+their own bytes::
+
+    reply = await conn.exchange(b"GET", b"/inbox?after=0", headers, None, 5.0, counter=polls)
+
+QUIC packets are encrypted and carry many streams, so a stream's wire bytes
+are attributed (:mod:`loadgen.lean.quicbytes`): each datagram's UDP payload is
+split among the streams whose frames it carried, in proportion to each
+stream's frame bytes in it, and what no stream's counter takes (handshake,
+ACKs, the control and QPACK streams) counts into the connection's counter.
+The counters always add up exactly to the UDP bytes sent and received.
+
+``tally`` counts the header bytes of HTTP/3: each HEADERS frame (its type,
+length and QPACK field section) and the QPACK encoder and decoder stream
+bytes each way.
+
+Streamed bodies (Server-Sent Events): :meth:`~H3Connection.open_stream`
+returns a :class:`ResponseStream` once the response HEADERS are in, with the
+interface of :class:`loadgen.lean.h2.ResponseStream`; the body's bytes then go
+to ``on_body(data, framing, received_ns)`` as they arrive, where ``framing`` is
+the exact HTTP/3 framing read on the stream since the last call: the DATA frame
+headers (type and length varints) and any frame of an unknown type.
+``stream.done`` is set when the stream ends, is reset or the connection is
+lost (``stream.error`` says why, None for a clean end); ``stream.close()``
+resets it with H3_REQUEST_CANCELLED (RESET_STREAM and STOP_SENDING) while the
+connection carries on.
 """
 
 from __future__ import annotations
@@ -54,20 +78,27 @@ from typing import Any
 from aioquic.buffer import encode_uint_var
 from aioquic.h3.connection import H3_ALPN, ErrorCode
 from aioquic.h3.connection import H3Connection as _H3Machine
-from aioquic.h3.events import DataReceived, HeadersReceived
+from aioquic.h3.events import DataReceived, H3Event, HeadersReceived
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.events import ConnectionTerminated, HandshakeCompleted, StreamReset
+from aioquic.quic.events import (
+    ConnectionTerminated,
+    HandshakeCompleted,
+    StreamDataReceived,
+    StreamReset,
+)
 
 from loadgen.clients.errors import ClientError
 from loadgen.lean.connect import Target
 from loadgen.lean.h2 import JSON, H2Reply, Headers, request_headers
 from loadgen.lean.h2bytes import HeaderTally
+from loadgen.lean.http import OnBody
+from loadgen.lean.quicbytes import CountingQuic, RoleBytes
 from loadgen.tls import client_quic
 from loadgen.wire import WireCounter
 
 clock = time.perf_counter_ns
 
-__all__ = ["JSON", "H3Connection", "H3Reply", "Headers", "request_headers"]
+__all__ = ["JSON", "H3Connection", "H3Reply", "Headers", "ResponseStream", "request_headers"]
 
 #: An HTTP/3 reply has the fields of an HTTP/2 one.
 H3Reply = H2Reply
@@ -82,6 +113,9 @@ class _Machine(_H3Machine):
     def __init__(self, quic: QuicConnection, tally: HeaderTally) -> None:
         super().__init__(quic)
         self.tally = tally
+        #: Stream id -> HEADERS frame bytes received, for the streams watched (streamed
+        #: bodies, whose framing is what their stream carried besides headers and data).
+        self.header_bytes: dict[int, int] = {}
 
     def _encode_headers(self, stream_id: int, headers: Headers) -> bytes:
         before = self._encoder_bytes_sent
@@ -94,11 +128,23 @@ class _Machine(_H3Machine):
     def _decode_headers(self, stream_id: int, frame_data: bytes | None) -> Headers:
         before = self._decoder_bytes_sent
         headers: Headers = super()._decode_headers(stream_id, frame_data)
-        if frame_data is not None:  # None: a blocked block resumed, counted when it came
-            size = 1 + len(encode_uint_var(len(frame_data))) + len(frame_data)
-            self.tally.header_bytes_received += size
+        # None: a block that QPACK held (blocked) is resumed; its size was kept aside.
+        length = len(frame_data) if frame_data is not None else self._blocked_size(stream_id)
+        size = 1 + len(encode_uint_var(length)) + length
+        self.tally.header_bytes_received += size
+        if stream_id in self.header_bytes:
+            self.header_bytes[stream_id] += size
         self.tally.header_bytes_sent += self._decoder_bytes_sent - before
         return headers
+
+    def _blocked_size(self, stream_id: int) -> int:
+        stream = self._stream.get(stream_id)
+        return (stream.blocked_frame_size or 0) if stream is not None else 0
+
+    def buffered(self, stream_id: int) -> int:
+        """Bytes of a request stream received but not yet parsed (a partial frame)."""
+        stream = self._stream.get(stream_id)
+        return len(stream.buffer) if stream is not None else 0
 
     def peer_qpack_bytes(self) -> int:
         """Bytes received so far on the peer's QPACK encoder and decoder streams."""
@@ -108,15 +154,59 @@ class _Machine(_H3Machine):
 class _Stream:
     """One request's stream: its waiter, timer, reply so far and stamps."""
 
-    __slots__ = ("body", "id", "sent_ns", "status", "timer", "waiter")
+    __slots__ = (
+        "body",
+        "counter",
+        "fed",
+        "framed",
+        "id",
+        "on_body",
+        "payload",
+        "sent_ns",
+        "status",
+        "timer",
+        "waiter",
+    )
 
-    def __init__(self, waiter: asyncio.Future[H2Reply]) -> None:
+    def __init__(
+        self,
+        waiter: asyncio.Future[Any],
+        on_body: OnBody | None = None,
+        counter: WireCounter | None = None,
+    ) -> None:
         self.waiter = waiter
+        self.on_body = on_body
+        self.counter = counter  # where this stream's share counts; None: the connection's
         self.id = -1
         self.status = 0  # 0 until the response HEADERS are in
         self.body: list[bytes] = []
         self.sent_ns = 0
         self.timer: asyncio.TimerHandle | None = None
+        # A streamed body's stream bytes received, DATA payload seen and framing reported.
+        self.fed = self.payload = self.framed = 0
+
+
+class ResponseStream(_Stream):
+    """A streamed response (see the module docstring): ``status``, ``done``, ``error``."""
+
+    __slots__ = ("_conn", "done", "error")
+
+    def __init__(
+        self,
+        conn: H3Connection,
+        waiter: asyncio.Future[Any],
+        on_body: OnBody,
+        counter: WireCounter | None = None,
+    ) -> None:
+        super().__init__(waiter, on_body, counter)
+        self._conn = conn
+        self.done = asyncio.Event()
+        self.error: ClientError | None = None
+
+    def close(self) -> None:
+        """Reset the stream with H3_REQUEST_CANCELLED (idempotent); the connection stays."""
+        self._conn._give_up(self)
+        self.done.set()
 
 
 class H3Connection(asyncio.DatagramProtocol):
@@ -128,7 +218,8 @@ class H3Connection(asyncio.DatagramProtocol):
         self.tally = tally
         self._loop = asyncio.get_running_loop()
         config = client_quic(ALPN, server_name=target.host)
-        self._quic = QuicConnection(configuration=config)
+        self._quic = CountingQuic(configuration=config)
+        self._roles = RoleBytes(counter)
         self._h3 = _Machine(self._quic, tally)
         self._peer_qpack = 0
         self._transport: asyncio.DatagramTransport | None = None
@@ -186,9 +277,10 @@ class H3Connection(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         now_ns = clock()
-        if self._counter is not None:
-            self._counter.add_plain(0, len(data))
-        self._quic.receive_datagram(data, addr, now=self._loop.time())
+        quic = self._quic
+        quic.receive_datagram(data, addr, now=self._loop.time())
+        # Counted before any reply it completes is handed over.
+        self._roles.received(len(data), quic.received_streams)
         self._process(now_ns)
         self._transmit()
 
@@ -210,7 +302,10 @@ class H3Connection(asyncio.DatagramProtocol):
                 self._terminated(event)
             elif isinstance(event, StreamReset):
                 self._reset(event.stream_id)
-            for h3_event in self._h3.handle_event(event):
+            h3_events = self._h3.handle_event(event)
+            if isinstance(event, StreamDataReceived):
+                self._fed(event, h3_events)
+            for h3_event in h3_events:
                 handler = handlers.get(type(h3_event))
                 if handler is not None:
                     handler(h3_event, now_ns)
@@ -223,6 +318,17 @@ class H3Connection(asyncio.DatagramProtocol):
         closing = self._quic._close_event
         if closing is not None and self._ended is None:
             self._terminated(closing)
+
+    def _fed(self, event: StreamDataReceived, h3_events: list[H3Event]) -> None:
+        """Note what a streamed body's stream received, before its DATA is handed over."""
+        stream = self._streams.get(event.stream_id)
+        if stream is None or stream.on_body is None:
+            return
+        stream.fed += len(event.data)
+        sid = stream.id
+        for h3_event in h3_events:
+            if isinstance(h3_event, DataReceived) and h3_event.stream_id == sid:
+                stream.payload += len(h3_event.data)
 
     def _handshake_done(self, event: HandshakeCompleted) -> None:
         if event.alpn_protocol not in ALPN:
@@ -264,6 +370,13 @@ class H3Connection(asyncio.DatagramProtocol):
                 self._fail(stream, ClientError("malformed", f"bad :status {status!r}"))
                 return
             stream.status = int(status)
+            if stream.on_body is not None:
+                # A streamed body's timeout covers its HEADERS only: it may flow for hours.
+                if stream.timer is not None:
+                    stream.timer.cancel()
+                    stream.timer = None
+                if not stream.waiter.done():
+                    stream.waiter.set_result(stream)
         if event.stream_ended:
             self._complete(stream, now_ns)
 
@@ -271,14 +384,34 @@ class H3Connection(asyncio.DatagramProtocol):
         stream = self._streams.get(event.stream_id)
         if stream is None:
             return
-        if event.data:
-            stream.body.append(event.data)
+        data = event.data
+        on_body = stream.on_body
+        if on_body is not None:
+            framing = self._framing(stream)
+            if data or framing:
+                on_body(data, framing, now_ns)
+        elif data:
+            stream.body.append(data)
         if event.stream_ended:
             self._complete(stream, now_ns)
 
+    def _framing(self, stream: _Stream) -> int:
+        """The framing a streamed body's stream has carried since the last report: the
+        bytes parsed on it that were neither HEADERS frames nor DATA payload."""
+        h3 = self._h3
+        sid = stream.id
+        parsed = stream.fed - h3.buffered(sid)
+        framing = parsed - stream.payload - h3.header_bytes.get(sid, 0) - stream.framed
+        if framing <= 0:
+            return 0
+        stream.framed += framing
+        return framing
+
     def _complete(self, stream: _Stream, now_ns: int) -> None:
         self._forget(stream)
-        if not stream.waiter.done():
+        if isinstance(stream, ResponseStream):
+            stream.done.set()
+        elif not stream.waiter.done():
             body = b"".join(stream.body)
             stream.waiter.set_result(H2Reply(stream.status, body, stream.sent_ns, now_ns))
 
@@ -292,9 +425,14 @@ class H3Connection(asyncio.DatagramProtocol):
         self._forget(stream)
         if not stream.waiter.done():
             stream.waiter.set_exception(error)
+        if isinstance(stream, ResponseStream) and not stream.done.is_set():
+            stream.error = error
+            stream.done.set()
 
     def _forget(self, stream: _Stream) -> None:
-        self._streams.pop(stream.id, None)
+        if self._streams.pop(stream.id, None) is not None:
+            self._roles.retire(stream.id)
+            self._h3.header_bytes.pop(stream.id, None)
         if stream.timer is not None:
             stream.timer.cancel()
             stream.timer = None
@@ -318,12 +456,12 @@ class H3Connection(asyncio.DatagramProtocol):
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        sent = 0
-        for data, _addr in self._quic.datagrams_to_send(now=self._loop.time()):
+        quic = self._quic
+        datagrams = quic.datagrams_to_send(now=self._loop.time())
+        for data, _addr in datagrams:
             transport.sendto(data)
-            sent += len(data)
-        if sent and self._counter is not None:
-            self._counter.add_plain(sent, 0)
+        if datagrams:
+            self._roles.sent([len(data) for data, _ in datagrams], quic.sent_streams)
         self._arm_timer()
 
     def _arm_timer(self) -> None:
@@ -370,19 +508,59 @@ class H3Connection(asyncio.DatagramProtocol):
         timeout_s: float,
         counter: WireCounter | None = None,
     ) -> H2Reply:
-        """Send one request on a new stream and wait for its whole reply.
-
-        ``counter`` is accepted for :class:`~loadgen.lean.h2.H2Connection`'s signature;
-        QUIC packets carry many streams at once, so every byte counts into the
-        connection's counter.
+        """Send one request on a new stream and wait for its whole reply; the stream's
+        share of the bytes counts into ``counter`` when given (see the module docstring).
         """
-        del counter
+        stream = _Stream(self._loop.create_future(), None, counter)
+        self._begin(stream, method, path, headers, body, timeout_s)
+        try:
+            reply: H2Reply = await stream.waiter
+            return reply
+        except BaseException:
+            self._give_up(stream)
+            raise
+
+    async def open_stream(
+        self,
+        method: bytes,
+        path: bytes,
+        headers: Headers,
+        on_body: OnBody,
+        timeout_s: float,
+        counter: WireCounter | None = None,
+    ) -> ResponseStream:
+        """Send a request without a body; return its stream once the response HEADERS are
+        in (within ``timeout_s``, raising as ``exchange``). The stream's share of the bytes
+        counts into ``counter`` when given."""
+        stream = ResponseStream(self, self._loop.create_future(), on_body, counter)
+        self._begin(stream, method, path, headers, None, timeout_s)
+        try:
+            await stream.waiter
+            return stream
+        except BaseException:
+            self._give_up(stream)
+            stream.done.set()
+            raise
+
+    def _begin(
+        self,
+        stream: _Stream,
+        method: bytes,
+        path: bytes,
+        headers: Headers,
+        body: bytes | None,
+        timeout_s: float,
+    ) -> None:
+        """Send the request on a new stream and arm its timeout; its outcome lands in
+        ``stream.waiter``."""
         if self._ended is not None or self._closing_self:
             raise ClientError("closed", "connection is closed")
-        stream = _Stream(self._loop.create_future())
         sid = self._quic.get_next_available_stream_id()
         stream.id = sid
         self._streams[sid] = stream
+        self._roles.own(sid, stream.counter)
+        if stream.on_body is not None:
+            self._h3.header_bytes[sid] = 0  # watched: its framing is told apart
         stream.timer = self._loop.call_later(timeout_s, self._timed_out, stream, timeout_s)
         authority = self._target.authority.encode("latin-1")
         pseudo = ((b":method", method), (b":scheme", b"https"), (b":authority", authority))
@@ -392,14 +570,16 @@ class H3Connection(asyncio.DatagramProtocol):
             self._h3.send_data(sid, body, end_stream=True)
         stream.sent_ns = clock()
         self._transmit()
-        try:
-            return await stream.waiter
-        except BaseException:
-            if stream.id in self._streams:  # the caller gave up (cancelled): reset the stream
+
+    def _give_up(self, stream: _Stream) -> None:
+        """The caller has gone (cancelled, closed the stream): reset it if still open."""
+        if stream.id in self._streams:
+            if not stream.waiter.done():
                 stream.waiter.cancel()
-                self._cancel(stream)
-                self._forget(stream)
-            raise
+            self._cancel(stream)
+            self._forget(stream)
+        elif stream.waiter.done() and not stream.waiter.cancelled():
+            stream.waiter.exception()  # retrieved: what the caller raised, or gave up on
 
     @property
     def is_open(self) -> bool:

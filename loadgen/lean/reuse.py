@@ -247,9 +247,9 @@ class ReusedH2Connection(MultiplexedLink[H2Connection, H2Reply]):
 class ReusedH3Connection(ReusedH2Connection):
     """A role's HTTP/3 connection over QUIC, by the same rules as HTTP/2: set-up is the
     QUIC handshake (TLS 1.3 inside it), and closing a new-connection request's
-    connection sends CONNECTION_CLOSE. QUIC packets carry many streams, so every byte
-    counts into the connection's counter (an exchange's ``counter`` only names where a
-    new connection's bytes go)."""
+    connection sends CONNECTION_CLOSE. On the kept connection an exchange's ``counter``
+    takes its stream's attributed share of the datagrams (:mod:`loadgen.lean.quicbytes`),
+    the connection's own datagrams staying with the link's counter."""
 
     async def _open(self, target: Target, counter: WireCounter | None) -> H3Connection:  # type: ignore[override]
         return await H3Connection.open(target, counter, self.timeout_s, self.tally)

@@ -31,11 +31,15 @@ real-time HTTP/2 cells with ``tls = true``.
 
 :attr:`LeanH2HttpConn.tally` counts the header bytes and requests of the user's
 connections, the event stream's included once shared.
+
+The HTTP/3 siblings (:mod:`loadgen.realtime.lean_h3_conns`) are these classes
+with another link and connection class (:attr:`LeanH2HttpConn.link_class`,
+:attr:`LeanH2SseConn.conn_class`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from loadgen.clients.errors import ClientError
 from loadgen.lean.connect import Target
@@ -50,9 +54,12 @@ __all__ = ["LeanH2HttpConn", "LeanH2SseConn"]
 class LeanH2HttpConn(HttpConn):
     """A user's HTTP side over HTTP/2: actions and polls as streams of one connection."""
 
+    #: The kept connection's link: its ``exchange`` takes a per-stream ``counter``.
+    link_class: ClassVar[type[ReusedH2Connection]] = ReusedH2Connection
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.link = ReusedH2Connection(self.counters["action"], self.keep_alive, self.timeout_s)
+        self.link = self.link_class(self.counters["action"], self.keep_alive, self.timeout_s)
         self._signed: tuple[str | None, Headers, Headers] = (None, (), ())
 
     @property
@@ -98,6 +105,10 @@ class LeanH2SseConn(SseConn):
     On its own connection until :meth:`share` puts it on a user's HTTP side's.
     """
 
+    #: The stream's own connection (new-connection mode, or not shared): its ``open``
+    #: and ``open_stream`` are :class:`~loadgen.lean.h2.H2Connection`'s.
+    conn_class: ClassVar[Any] = H2Connection
+
     _stream: ResponseStream | None = None
     _own: H2Connection | None = None  # the stream's own connection, when it has one
     _link: ReusedH2Connection | None = None
@@ -119,7 +130,7 @@ class LeanH2SseConn(SseConn):
                     counter = self.counter
                 else:
                     tally = link.tally if link is not None else None
-                    own = conn = await H2Connection.open(
+                    own = conn = await self.conn_class.open(
                         target, self.counter, self.timeout_s, tally
                     )
                     counter = None  # the whole connection counts into self.counter already

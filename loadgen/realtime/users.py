@@ -36,6 +36,7 @@ from loadgen.lean.h2bytes import HeaderTally
 from loadgen.realtime.conns import HttpConn, SseConn, WsConn
 from loadgen.realtime.lean_conns import LeanHttpConn, LeanSseConn, LeanWsConn
 from loadgen.realtime.lean_h2_conns import LeanH2HttpConn, LeanH2SseConn
+from loadgen.realtime.lean_h3_conns import LeanH3HttpConn, LeanH3SseConn
 from loadgen.realtime.receive import subscribe_gap
 from loadgen.realtime.replies import auth_refused
 from loadgen.realtime.stage import FAILURES
@@ -64,8 +65,8 @@ class VirtualUser(UserState):
         self._receiver: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         if isinstance(self.sse, LeanH2SseConn):
-            # One HTTP/2 connection per user, as a browser holds: its event stream is one
-            # more stream on the connection its actions use.
+            # One HTTP/2 or HTTP/3 connection per user, as a browser holds: its event
+            # stream is one more stream on the connection its actions use.
             self.sse.share(self.http)
 
     def conn_classes(self) -> ConnClasses:
@@ -73,12 +74,14 @@ class VirtualUser(UserState):
         if self.endpoint.client == LEAN:
             if self.endpoint.http_version == "2":
                 return ConnClasses(LeanWsConn, LeanH2HttpConn, LeanH2SseConn)
+            if self.endpoint.http_version == "3":
+                return ConnClasses(LeanWsConn, LeanH3HttpConn, LeanH3SseConn)
             return ConnClasses(LeanWsConn, LeanHttpConn, LeanSseConn)
         return ConnClasses(WsConn, HttpConn, SseConn)
 
     def header_tally(self) -> HeaderTally | None:
-        """The HTTP/2 header bytes and requests of this user's connections (None when its
-        connections are not HTTP/2)."""
+        """The HTTP/2 or HTTP/3 header bytes and requests of this user's connections (None
+        when its connections are HTTP/1.1)."""
         return self.http.tally if isinstance(self.http, LeanH2HttpConn) else None
 
     async def call(self, op: str, payload: Any) -> Any:

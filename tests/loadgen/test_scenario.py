@@ -458,6 +458,57 @@ def test_invalid_scenario_names_file_and_key(
     assert message in text, text
 
 
+def test_a_realtime_http3_cell_runs_on_the_lean_client_over_tls(tmp_path: Path) -> None:
+    h3 = {"transport": "http-hypercorn", "client": "lean", "http_version": "3"}
+    text = _realtime(
+        _cell(**h3, delivery="long-poll")
+        + "tls = true\n"
+        + _cell(**h3, delivery="sse")
+        + "tls = true\n"
+        + _cell(**h3, delivery="short-poll", conn_mode="new-connection")
+        + "tls = true\n"
+    )
+    spec = load_scenario(write(tmp_path, text))
+    assert [c.id for c in spec.cells] == [
+        "http-hypercorn/lean/keep-alive/long-poll+h3+tls",
+        "http-hypercorn/lean/keep-alive/sse+h3+tls",
+        "http-hypercorn/lean/new-connection/short-poll+h3+tls",
+    ]
+    run = cell_run(spec.run_cells()[1], "https://127.0.0.1:1")
+    assert (run.http_version, run.delivery) == ("3", "sse")
+
+
+REALTIME_HTTP3_REFUSED = [
+    pytest.param(
+        _cell(transport="http-hypercorn", client="lean", http_version="3", delivery="sse"),
+        ("http_version = '3'", "add tls = true"),
+        id="no-tls",
+    ),
+    pytest.param(
+        _cell(transport="http-hypercorn", client="aiohttp", http_version="3", delivery="sse")
+        + "tls = true\n",
+        ("http_version = '3'", "lean client only"),
+        id="aiohttp",
+    ),
+    pytest.param(
+        _cell(transport="http-uvicorn", client="lean", http_version="3", delivery="long-poll")
+        + "tls = true\n",
+        ("http_version = '3'", "serves HTTP/1.1 only"),
+        id="uvicorn",
+    ),
+]
+
+
+@pytest.mark.parametrize(("cell", "words"), REALTIME_HTTP3_REFUSED)
+def test_realtime_http3_cells_that_cannot_run_are_refused(
+    tmp_path: Path, cell: str, words: tuple[str, ...]
+) -> None:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write(tmp_path, _realtime(cell)))
+    text = str(info.value)
+    assert "cells.0" in text and all(w in text for w in words), text
+
+
 def test_http3_cells_need_tls_13(tmp_path: Path) -> None:
     h3 = _cell(transport="http-hypercorn", client="lean", http_version="3") + "tls = true\n"
     assert load_scenario(write(tmp_path, VALID + h3)).cells[-1].http_version == "3"
