@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 HTTP11 = "HTTP/1.1"
 HTTP2 = "HTTP/2"
+HTTP3 = "HTTP/3"
+#: The versions whose clients count their HEADERS frames (summary.json's http2_headers).
+FRAMED = {"2": HTTP2, "3": HTTP3}
 WEBSOCKET = "WebSocket"
 
 #: Sample kinds not used to compare HTTP/1.1 replies with WebSocket ones: polls have no
@@ -89,7 +92,9 @@ HEADER_BYTES_NOTE = (
     "– when the run has no such WebSocket cell. HTTP/2: HEADERS and CONTINUATION frames, "
     "9-byte frame headers included, per request sent and per response received over every "
     "request of the cell's users (polls, actions, sign-in; set-up and warm-up included; "
-    "summary.json's http2_headers). Per item: headers per poll times polls per delivered "
+    "summary.json's http2_headers). HTTP/3: the same for its HEADERS frames (QPACK field "
+    "sections, frame type and length included) plus the bytes of the QPACK encoder and "
+    "decoder streams. Per item: headers per poll times polls per delivered "
     "item for HTTP; for WebSocket, the mean frame header of the pushed frames. Server-Sent "
     "Events cells pay their headers once per stream and are left out."
 )
@@ -123,7 +128,7 @@ def header_bytes_table(run: Run) -> pd.DataFrame:
             polls = None
             per_item = _push_framing(run.deliveries, key)
         else:
-            if protocol == HTTP2:
+            if protocol in FRAMED.values():
                 request = _num(c.get("http2_headers_bytes_sent_per_request"))
                 reply = _num(c.get("http2_headers_bytes_received_per_response"))
             else:
@@ -180,7 +185,7 @@ def _protocol(cell: pd.Series) -> str:
     if cell.get("family") == "ws":
         return WEBSOCKET
     # Results written before HTTP/2 cells existed have no http_version: HTTP/1.1.
-    return HTTP2 if str(cell.get("http_version")) == "2" else HTTP11
+    return FRAMED.get(str(cell.get("http_version")), HTTP11)
 
 
 def _num(value: object) -> float:

@@ -31,6 +31,7 @@ from loadgen.schema import SUMMARY_FILE
 from reports.header_bytes import (
     HEADER_BYTES_HEADERS,
     HTTP2,
+    HTTP3,
     HTTP11,
     WEBSOCKET,
     header_bytes_rows,
@@ -97,17 +98,22 @@ def test_http11_polls_and_websocket_pushes_are_measured_from_the_files(tmp_path:
     assert short["reply_header_bytes"] < min(POLL_REPLY, EMPTY_REPLY)
 
 
-def test_http2_cells_take_their_headers_frames_from_summary_json(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("version", "protocol"), [("2", HTTP2), ("3", HTTP3)])
+def test_framed_cells_take_their_headers_frames_from_summary_json(
+    tmp_path: Path, version: str, protocol: str
+) -> None:
+    # HTTP/2 and HTTP/3 clients count their HEADERS frames (and QPACK streams) themselves;
+    # the bytes of their packets are never read as HTTP/1.1 heads.
     folder = make_realtime_run_dir(tmp_path)
-    edit_cell(folder, LONG, http_version="2", http2_headers=H2_BLOCK)
+    edit_cell(folder, LONG, http_version=version, http2_headers=H2_BLOCK)
     run = reports.load(folder)
     assert run.cells.set_index("cell").loc[LONG, "http2_headers_requests"] == 1000
     row = _rows(folder)[LONG]
-    assert row["protocol"] == HTTP2
+    assert row["protocol"] == protocol
     assert (row["request_header_bytes"], row["reply_header_bytes"]) == (30.0, 25.0)
     assert row["overhead_bytes_per_item"] == pytest.approx(55.0 * row["polls_per_item"])
     display = {r[0]: r for r in header_bytes_rows(run)}
-    assert display[LONG][1:7] == [HTTP2, "long-poll", display[LONG][3], "30", "25", "55"]
+    assert display[LONG][1:7] == [protocol, "long-poll", display[LONG][3], "30", "25", "55"]
 
 
 def test_an_http2_cell_without_its_block_shows_missing_figures(tmp_path: Path) -> None:
