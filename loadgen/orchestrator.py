@@ -85,8 +85,8 @@ def run_scenario(
         raise ValueError("client_processes applies to the asyncio engine; locust has --workers")
     # Refuse an impossible link before anything starts or is written.
     network = None
-    if scenario.network is not None:
-        network = plan_link(scenario.network.link, scenario.network.resolved())
+    if (links_needed := scenario.run_network()) is not None:
+        network = plan_link(links_needed.link, links_needed.resolved())
     run_cells = scenario.run_cells()
     # Servers rtbench does not start must be there before anything starts or is written.
     running_servers = check_running_servers(run_cells, server_secret)

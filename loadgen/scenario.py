@@ -31,8 +31,9 @@ A scenario file is TOML::
 One run can hold several workloads: instead of ``[[cells]]`` give ``[[parts]]``,
 each with its own ``name``, ``workload``, ``[parts.load]``, ``[parts.realtime]``
 and ``[[parts.cells]]``; ``[scenario]``, ``[server]``, ``[network]`` and ``[slo]``
-apply to every part. Cells of a part are named ``PART:CELL`` and run
-interleaved with every other part's::
+apply to every part (a part's own ``[parts.network]`` replaces ``[network]`` for its
+cells, e.g. a part on loopback and wan beside a part on loopback only). Cells of a
+part are named ``PART:CELL`` and run interleaved with every other part's::
 
     [[parts]]
     name = "messaging"
@@ -295,7 +296,32 @@ class Scenario(Strict):
                     for e in exc.errors()
                 )
                 raise ValueError(f"part {part.name!r}: {problems}") from None
+        self._check_part_networks()
         return self
+
+    def _check_part_networks(self) -> None:
+        """One link emulator for the whole run, and one meaning per profile name."""
+        nets = [(p.name, p.network) for p in self.parts or () if p.network is not None]
+        if not nets:
+            return
+        if self.network is not None:
+            nets.insert(0, ("[network]", self.network))
+        links = {net.link for _, net in nets}
+        if len(links) > 1:
+            raise ValueError(
+                "parts' [parts.network] tables give different 'link' values "
+                f"({', '.join(sorted(links))}): one run uses one link emulator, so give the "
+                "same 'link' in each (or only in [network])"
+            )
+        seen: dict[str, tuple[str, Any]] = {}
+        for owner, net in nets:
+            for profile in net.resolved():
+                first = seen.setdefault(profile.name, (owner, profile))
+                if first[1] != profile:
+                    raise ValueError(
+                        f"link profile {profile.name!r} means one link in {first[0]} and "
+                        f"another in part {owner!r}: give the second a name of its own"
+                    )
 
     def _part_scenario(self, part: Part) -> Scenario:
         """The part as a single-workload scenario (shared tables plus the part's own)."""
@@ -311,7 +337,7 @@ class Scenario(Strict):
                 "load": (part.load or self.load).model_dump(),
                 "server": self.server.model_dump(),
                 "realtime": part.realtime.model_dump() if part.realtime else None,
-                "network": self.network.model_dump() if self.network else None,
+                "network": net.model_dump() if (net := part.network or self.network) else None,
                 "cells": [c.model_dump(exclude_none=True) for c in part.cells],
                 "slo": self.slo.model_dump(exclude_none=True) if self.slo else None,
             },
@@ -321,6 +347,21 @@ class Scenario(Strict):
     def part_scenarios(self) -> dict[str, Scenario]:
         """Each part's single-workload scenario by part name; ``{}`` without ``[[parts]]``."""
         return {p.name: self._part_scenario(p) for p in self.parts or ()}
+
+    def run_network(self) -> NetworkSettings | None:
+        """The links the whole run needs: ``[network]``, or for a ``[[parts]]`` scenario
+        every profile of any part's links in order of first use (None: loopback only)."""
+        if self.parts is None:
+            return self.network
+        nets = [sub.network for sub in self.part_scenarios().values()]
+        used = [n for n in nets if n is not None]
+        if not used:
+            return None
+        by_name: dict[str, Any] = {}
+        for net in used:
+            for spec, profile in zip(net.profiles, net.resolved(), strict=True):
+                by_name.setdefault(profile.name, spec)
+        return NetworkSettings(profiles=list(by_name.values()), link=used[0].link)
 
     @property
     def name(self) -> str:
@@ -356,8 +397,12 @@ class Scenario(Strict):
                 ]
                 for name, sub in subs.items()
             }
-            # Profile by profile, so every part's cells on one link run close in time.
-            profiles = [p.name for p in self.network.resolved()] if self.network else [None]
+            # Profile by profile, so every part's cells on one link run close in time;
+            # parts without links (when another part has some) run first, on loopback.
+            network = self.run_network()
+            profiles: list[str | None] = [p.name for p in network.resolved()] if network else []
+            if not network or any(sub.network is None for sub in subs.values()):
+                profiles.insert(0, None)
             out: list[RunCell] = []
             for prof in profiles:
                 for cells in by_part.values():

@@ -398,4 +398,6 @@ class Part(Strict):
     payload_bytes: int | None = Field(default=None, ge=0, le=16 * 1024 * 1024)
     load: LoadSettings | None = None
     realtime: RealtimeParams | None = None
+    #: The part's own links (``[parts.network]``), in place of the shared ``[network]``.
+    network: NetworkSettings | None = None
     cells: list[Cell] = Field(min_length=1)

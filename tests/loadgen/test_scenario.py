@@ -56,17 +56,29 @@ def test_quick_toml_loads() -> None:
     spec = load_scenario(REPO / "scenarios" / "quick.toml")
     assert spec.name == "quick"
     assert spec.scenario.repeats >= 1
-    # Whichever load model it uses, rate is given exactly when the model is open.
-    assert (spec.load.rate is not None) == (spec.load.model == "open")
-    ids = [c.id for c in spec.cells]
-    assert len(ids) == len(set(ids))
-    assert "http/aiohttp/keep-alive" in ids
-    assert "ws-websockets/websockets/persistent" in ids
+    parts = spec.part_scenarios()
+    assert list(parts) == ["echo", "http-versions", "polling-versions"]
+    for sub in parts.values():
+        # Whichever load model a part uses, rate is given exactly when the model is open.
+        assert (sub.load.rate is not None) == (sub.load.model == "open")
+        ids = [c.id for c in sub.cells]
+        assert len(ids) == len(set(ids))
+    echo = [c.id for c in parts["echo"].cells]
+    assert "http/aiohttp/keep-alive" in echo
+    assert "ws-websockets/websockets/persistent" in echo
     # WebSocket cells without conn_mode get the persistent mode filled in.
-    assert all(c.conn_mode == "persistent" for c in spec.cells if c.family == "ws")
-    assert spec.estimated_seconds() == pytest.approx(
-        (spec.scenario.duration_s + spec.scenario.warmup_s) * spec.scenario.repeats * len(ids)
-    )
+    assert all(c.conn_mode == "persistent" for c in parts["echo"].cells if c.family == "ws")
+    # Every HTTP version, kept alive and not, on loopback and wan; the others on loopback.
+    versions = parts["http-versions"]
+    assert {(c.http_version, c.conn_mode) for c in versions.cells if c.family == "http"} == {
+        (v, m) for v in ("1.1", "2", "3") for m in ("keep-alive", "new-connection")
+    }
+    assert versions.network is not None
+    assert [p.name for p in versions.network.resolved()] == ["loopback", "wan"]
+    assert parts["echo"].network is None and parts["polling-versions"].network is None
+    polling = parts["polling-versions"].cells
+    assert {c.http_version for c in polling if c.family == "http"} == {"1.1", "2", "3"}
+    assert spec.estimated_seconds() > 0
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.name for p in SCENARIOS])

@@ -98,8 +98,101 @@ def test_estimate_counts_each_parts_drain(tmp_path: Path) -> None:
     assert spec.estimated_seconds() == pytest.approx(2 * (2 * 1.5 + 2 * 3.5) * 2)
 
 
+OWN_LINKS_TABLES = dict(
+    {
+        "scenario": {"name": "own-links", "repeats": 1, "duration_s": 1, "warmup_s": 0.5},
+        "parts": [
+            part_table("local", "http/aiohttp/keep-alive", "ws-aiohttp/aiohttp"),
+            part_table(
+                "far",
+                "http/aiohttp/new-connection",
+                network={"profiles": ["loopback", "wan"]},
+                load=open_load(20),
+            ),
+        ],
+    }
+)
+OWN_LINKS = toml_text(OWN_LINKS_TABLES)
+
+
+def test_a_part_with_its_own_links_runs_over_them_after_parts_without(tmp_path: Path) -> None:
+    spec = load_scenario(write(tmp_path, OWN_LINKS))
+    assert [rc.id for rc in spec.run_cells()] == [
+        "local:http/aiohttp/keep-alive",
+        "local:ws-aiohttp/aiohttp/persistent",
+        "far:http/aiohttp/new-connection~loopback",
+        "far:http/aiohttp/new-connection~wan",
+    ]
+    by_part = spec.part_scenarios()
+    assert by_part["local"].network is None
+    assert by_part["far"].network is not None
+    # The run plans links for every profile any part uses, once each.
+    network = spec.run_network()
+    assert network is not None and [p.name for p in network.resolved()] == ["loopback", "wan"]
+
+
+def test_a_parts_links_replace_the_shared_ones_and_profiles_merge(tmp_path: Path) -> None:
+    text = toml_text({**OWN_LINKS_TABLES, "network": {"profiles": ["lan"]}})
+    spec = load_scenario(write(tmp_path, text))
+    ids = [rc.id for rc in spec.run_cells()]
+    # "local" inherits [network] (lan); "far" has loopback and wan instead.
+    assert sorted(ids) == sorted(
+        [
+            "local:http/aiohttp/keep-alive~lan",
+            "local:ws-aiohttp/aiohttp/persistent~lan",
+            "far:http/aiohttp/new-connection~loopback",
+            "far:http/aiohttp/new-connection~wan",
+        ]
+    )
+    network = spec.run_network()
+    assert network is not None and [p.name for p in network.resolved()] == [
+        "lan",
+        "loopback",
+        "wan",
+    ]
+
+
+def test_a_single_workload_scenario_needs_the_links_of_its_network(tmp_path: Path) -> None:
+    spec = load_scenario(write(tmp_path, PARTS))
+    assert spec.run_network() is not None
+    assert [p.name for p in spec.run_network().resolved()] == ["loopback", "wan"]
+    quick = load_scenario(Path(__file__).resolve().parents[2] / "scenarios" / "sweep-quick.toml")
+    assert quick.run_network() is quick.network
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        # One run has one link emulator.
+        (
+            lambda t: t.replace(
+                'name = "local"\n',
+                'name = "local"\n[parts.network]\nprofiles = ["lan"]\nlink = "userspace"\n',
+            ),
+            "different 'link' values",
+        ),
+        # Two parts giving one profile name two meanings would mix their cells' links.
+        (
+            lambda t: t.replace(
+                'name = "local"\n',
+                'name = "local"\n[parts.network]\nprofiles = [{name = "wan", rtt_ms = 5}]\n',
+            ),
+            "profile 'wan' means one link",
+        ),
+        # A part's links are checked like [network]'s.
+        (lambda t: t.replace('"wan"]', '"moon"]'), "parts.1.network: Value error, unknown link"),
+    ],
+)
+def test_bad_part_links_are_refused(
+    tmp_path: Path, edit: Callable[[str], str], message: str
+) -> None:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write(tmp_path, edit(OWN_LINKS)))
+    assert message in str(info.value), str(info.value)
+
+
 def test_single_workload_scenario_has_no_parts(tmp_path: Path) -> None:
-    spec = load_scenario(Path(__file__).resolve().parents[2] / "scenarios" / "quick.toml")
+    spec = load_scenario(Path(__file__).resolve().parents[2] / "scenarios" / "sweep-quick.toml")
     assert spec.part_scenarios() == {}
     assert all(rc.part is None and rc.settings is spec for rc in spec.run_cells())
     assert all(cell_identity(rc)["part"] is None for rc in spec.run_cells())
