@@ -238,14 +238,6 @@ class Cell(Strict):
         )
         if problem:
             raise ValueError(problem)
-        if self.delivery is not None and self.tls:
-            # Over TLS only the kernel counts bytes, per connection: the actions, polls
-            # and event stream sharing a user's connection could not be counted apart.
-            raise ValueError(
-                f"http_version = '2' with delivery {self.delivery!r} and tls = true: a "
-                "user's roles share one HTTP/2 connection, whose TLS bytes cannot be told "
-                "apart per role; remove tls or http_version"
-            )
 
     def _check_http3(self) -> None:
         """HTTP/3 runs over QUIC: always TLS, the lean client (echo and real-time cells)."""

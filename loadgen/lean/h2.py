@@ -44,9 +44,10 @@ preface and the frames of stream 0 (SETTINGS, PING, WINDOW_UPDATE, GOAWAY)::
     reply = await conn.exchange(b"GET", b"/inbox?after=0", headers, None, 5.0, counter=polls)
 
 The counters always add up to the bytes on the wire. Over TLS the kernel counts
-the connection's bytes as a whole (:class:`~loadgen.lean.connect.ByteCounting`),
-so a stream's ``counter`` is not used there: everything counts into the
-connection's.
+the connection's bytes as a whole (:class:`~loadgen.lean.connect.ByteCounting`):
+a stream's frames then move to its ``counter`` at their plaintext size, and the
+connection's counter keeps, besides the frames of stream 0, the TLS handshake
+and every record's header and tag (TLS 1.3 adds 22 bytes to a record).
 
 Streamed bodies (Server-Sent Events): :meth:`~H2Connection.open_stream`
 returns a :class:`ResponseStream` once the response HEADERS are in; each DATA
@@ -549,7 +550,7 @@ class H2Connection(asyncio.Protocol):
         stream.id = sid
         self._streams[sid] = stream
         counter = stream.counter
-        if counter is not None and counter is not self._counter and not self._target.tls:
+        if counter is not None and counter is not self._counter:
             self._owners[sid] = counter
             if self._scan_out.owners is None:
                 for scan in (self._scan_out, self._scan_in):

@@ -24,10 +24,11 @@ each stream's frames count into its role's counter (``counters["action"]``,
 ``counters["poll"]``, the event stream's ``counter``), and the frames of the
 connection itself (preface, SETTINGS, PING, connection WINDOW_UPDATE, GOAWAY)
 into the actions' counter, the role that opens it first. A new connection
-counts wholly into the role that opened it. Over TLS the kernel counts a
-connection only as a whole (:mod:`loadgen.lean.h2`), so these classes are for
-plain TCP (h2c with prior knowledge); the scenario validator refuses
-real-time HTTP/2 cells with ``tls = true``.
+counts wholly into the role that opened it. Over TLS (ALPN ``h2``) the kernel
+counts a connection only as a whole (:mod:`loadgen.lean.h2`): each stream's
+frames move to its role at their plaintext size, and the handshake and the
+records' headers and tags stay with the role that opened the connection, so
+the roles still add up to the bytes on the wire.
 
 :attr:`LeanH2HttpConn.tally` counts the header bytes and requests of the user's
 connections, the event stream's included once shared.

@@ -411,11 +411,14 @@ def test_a_realtime_http2_cell_runs_on_the_lean_client(tmp_path: Path) -> None:
     text = _realtime(
         _cell(transport="http-hypercorn", client="lean", http_version="2", delivery="long-poll")
         + _cell(transport="http-hypercorn", client="lean", http_version="2", delivery="sse")
+        + _cell(transport="http-hypercorn", client="lean", http_version="2", delivery="sse")
+        + "tls = true\n"
     )
     spec = load_scenario(write(tmp_path, text))
     assert [c.id for c in spec.cells] == [
         "http-hypercorn/lean/keep-alive/long-poll+h2",
         "http-hypercorn/lean/keep-alive/sse+h2",
+        "http-hypercorn/lean/keep-alive/sse+h2+tls",
     ]
     run = cell_run(spec.run_cells()[0], "http://127.0.0.1:1")
     assert (run.http_version, run.delivery) == ("2", "long-poll")
@@ -431,12 +434,6 @@ REALTIME_HTTP2_REFUSED = [
         _cell(transport="http-hypercorn", client="aiohttp", http_version="2", delivery="sse"),
         ("http_version", "lean client only"),
         id="aiohttp",
-    ),
-    pytest.param(
-        _cell(transport="http-hypercorn", client="lean", http_version="2", delivery="sse")
-        + "tls = true\n",
-        ("http_version", "tls = true"),
-        id="tls",
     ),
 ]
 
