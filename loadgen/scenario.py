@@ -155,6 +155,13 @@ class Scenario(Strict):
             if self.load.rates:
                 raise ValueError("rate sweeps apply to the echo workload only")
             for cell in self.cells:
+                if cell.transport in WS_TRANSPORTS and cell.http_version != "1.1":
+                    raise ValueError(
+                        f"cell {cell.id!r}: http_version = {cell.http_version!r} with workload "
+                        f"{self.scenario.workload!r}: real-time WebSocket users open their "
+                        "WebSockets over HTTP/1.1; WebSocket over HTTP/2 is offered to echo "
+                        "cells only; remove http_version"
+                    )
                 if cell.delivery is None:
                     default = "push" if cell.transport in WS_TRANSPORTS else None
                     if default is None:

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from loadgen.clients.kinds import LEAN, WS_CONN_MODE, check_combination
+from loadgen.clients.kinds import LEAN, WS_CONN_MODE, WS_H2_TRANSPORTS, check_combination
 from loadgen.link.profiles import LinkProfileError, resolve_profile
 from loadgen.realtime.params import RealtimeParams
 from loadgen.schema import HTTP_TRANSPORTS, WS_TRANSPORTS
@@ -175,7 +175,8 @@ class Cell(Strict):
     #: https/wss with a throwaway CA; the handshake is part of new connections' latency.
     tls: bool = False
     #: The HTTP version of an HTTP cell: "1.1", "2" (h2c with prior knowledge, or ALPN
-    #: h2 with tls = true) or "3" (QUIC, which needs tls = true).
+    #: h2 with tls = true) or "3" (QUIC, which needs tls = true). A ws-hypercorn echo
+    #: cell on the lean client may take "2": its WebSocket over HTTP/2 (RFC 8441).
     http_version: HttpVersion = "1.1"
     name: str | None = Field(default=None, min_length=1, max_length=80)
     #: The command that starts this cell's server instead of ``python -m servers KIND``
@@ -215,10 +216,8 @@ class Cell(Strict):
         if version == "1.1":
             return
         if self.transport in WS_TRANSPORTS:
-            raise ValueError(
-                f"http_version = {version!r}: WebSocket cells run over HTTP/1.1 "
-                "(WebSocket over HTTP/2 or HTTP/3 is not offered); remove http_version"
-            )
+            self._check_ws_http_version()
+            return
         if self.transport not in HTTP2_TRANSPORTS or self.server_command is not None:
             raise ValueError(
                 f"http_version = {version!r}: transport {self.transport!r} serves HTTP/1.1 "
@@ -238,6 +237,27 @@ class Cell(Strict):
         )
         if problem:
             raise ValueError(problem)
+
+    def _check_ws_http_version(self) -> None:
+        """WebSocket over HTTP/2 (RFC 8441): ws-hypercorn, the lean client, echo cells."""
+        version = self.http_version
+        if self.server_command is not None or self.server_url is not None:
+            raise ValueError(
+                f"http_version = {version!r}: a server_command's or server_url's WebSocket "
+                "cell runs over HTTP/1.1; WebSocket over HTTP/2 is offered on "
+                f"{', '.join(WS_H2_TRANSPORTS)} only; remove http_version"
+            )
+        if version == "2" and self.delivery is not None:
+            raise ValueError(
+                f"http_version = '2' with delivery {self.delivery!r}: real-time WebSocket "
+                "users open their WebSockets over HTTP/1.1; WebSocket over HTTP/2 is "
+                "offered to echo cells only; remove http_version or delivery"
+            )
+        problem = check_combination(
+            self.transport, self.client, self.conn_mode or "", http_version=version
+        )
+        if problem:
+            raise ValueError(f"http_version = {version!r}: {problem}")
 
     def _check_http3(self) -> None:
         """HTTP/3 runs over QUIC: always TLS, the lean client (echo and real-time cells)."""

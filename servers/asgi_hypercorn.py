@@ -17,7 +17,10 @@ knowledge: no ``alt-svc`` header is added to HTTP/1.1 and HTTP/2 replies, whose
 bytes stay those of every other server. QUIC has no session tickets here either:
 every connection pays a full handshake. A request stream the client resets or
 stops over HTTP/3 is closed as an HTTP/2 RST_STREAM is
-(:mod:`servers.hypercorn_h3`). With
+(:mod:`servers.hypercorn_h3`). Over HTTP/2 it takes WebSockets by extended CONNECT
+(RFC 8441; its SETTINGS enable it), and DATA reaching a stream it has already closed
+(the END_STREAM a client ends such a WebSocket with) is dropped
+(:mod:`servers.hypercorn_h2`). With
 ``ws_ping_interval_s`` a ping goes out that often (hypercorn has no pong
 deadline: a silent client is only dropped by TCP); a message over
 :func:`~servers.common.ws_hard_limit` closes the connection with 1009.
@@ -41,6 +44,7 @@ from hypercorn.config import Config
 from servers.asgi_app import listening_socket, make_app, run_until_stopped
 from servers.common import SHUTDOWN_TIMEOUT, OnReady, ServerConfig, ws_hard_limit
 from servers.hub import Hub
+from servers.hypercorn_h2 import install as install_h2_late_data
 from servers.hypercorn_h3 import install as install_h3_resets
 
 STACK = "hypercorn"
@@ -136,6 +140,7 @@ async def _wake_quic(host: str, port: int) -> None:
 async def serve(config: ServerConfig, hub: Hub, on_ready: OnReady, stop: asyncio.Event) -> None:
     """Serve every endpoint on ``config.host:config.port`` until ``stop`` is set."""
     app = make_app(config, hub)
+    install_h2_late_data()
     cfg = _Config(config.ssl_context())
     sock, udp = bind_sockets(config)
     port = sock.getsockname()[1]

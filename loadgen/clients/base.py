@@ -4,6 +4,7 @@ One client object is one virtual connection::
 
     client = make_client("http", "aiohttp", "keep-alive", "http://127.0.0.1:8080")
     client = make_client("http", "lean", "keep-alive", url, http_version="2")  # HTTP/2
+    client = make_client("ws-hypercorn", "lean", "persistent", url, http_version="2")
     await client.connect()
     status, body = await client.request(encoded_envelope)
     await client.close()
@@ -24,7 +25,13 @@ from typing import Protocol
 from loadgen.clients.aiohttp_client import AiohttpClient, AiohttpWSClient
 from loadgen.clients.httpx_client import HttpxClient
 from loadgen.clients.kinds import LEAN, PATHS, check_combination
-from loadgen.clients.lean_client import LeanH2Client, LeanH3Client, LeanHttpClient, LeanWSClient
+from loadgen.clients.lean_client import (
+    LeanH2Client,
+    LeanH3Client,
+    LeanHttpClient,
+    LeanWSClient,
+    LeanWSH2Client,
+)
 from loadgen.clients.websockets_client import WebsocketsClient
 from loadgen.schema import WS_TRANSPORTS
 
@@ -54,7 +61,8 @@ def make_client(
 
     ``http_version`` "2" speaks HTTP/2 (prior knowledge on http://, ALPN h2 on
     https://) with the lean and httpx clients, "3" HTTP/3 over QUIC (https:// only)
-    with the lean client; an impossible combination
+    with the lean client; a WebSocket cell with "2" opens its WebSocket over HTTP/2
+    (RFC 8441) on ws-hypercorn with the lean client; an impossible combination
     raises ValueError saying why (:func:`~loadgen.clients.kinds.check_combination`).
     """
     problem = check_combination(transport, client, conn_mode, http_version=http_version)
@@ -64,6 +72,8 @@ def make_client(
     if transport in WS_TRANSPORTS:
         ws_url = "ws" + url[len("http") :]  # http->ws, https->wss
         if client == LEAN:
+            if http_version == "2":
+                return LeanWSH2Client(ws_url, timeout_s)
             return LeanWSClient(ws_url, timeout_s)
         if client == "websockets":
             return WebsocketsClient(ws_url, timeout_s)

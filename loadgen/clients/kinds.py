@@ -5,6 +5,7 @@ Pure data and one check, importable without any client library::
     check_combination("http", "lean", "keep-alive")      # None: a valid cell
     check_combination("http", "websockets", "persistent") # why not, in words
     check_combination("http", "aiohttp", "keep-alive", http_version="2")  # why not
+    check_combination("ws-hypercorn", "lean", "persistent", http_version="2")  # RFC 8441
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ WS_CONN_MODE = "persistent"
 HTTP_VERSIONS = ("1.1", "2", "3")
 H2_CLIENTS = ("lean", "httpx")
 H3_CLIENTS = ("lean",)
+#: WebSocket over HTTP/2 (RFC 8441): the servers that take an extended CONNECT for it,
+#: and the clients that open one.
+WS_H2_TRANSPORTS = ("ws-hypercorn",)
+WS_H2_CLIENTS = ("lean",)
 
 PATHS = {t: "/rpc" for t in HTTP_TRANSPORTS} | {t: "/ws" for t in WS_TRANSPORTS}
 
@@ -40,13 +45,7 @@ def check_combination(
             return f"client {client!r} cannot speak WebSocket; use one of {', '.join(WS_CLIENTS)}"
         if conn_mode != WS_CONN_MODE:
             return f"conn_mode for WebSocket must be {WS_CONN_MODE!r}"
-        if http_version != "1.1":
-            return (
-                f"http_version {http_version!r} is not possible for WebSocket: its clients "
-                "open WebSockets over HTTP/1.1 only (WebSocket over HTTP/2 or HTTP/3 is not "
-                "built)"
-            )
-        return None
+        return _check_ws_http_version(transport, client, http_version)
     return f"unknown transport {transport!r}"
 
 
@@ -62,5 +61,29 @@ def _check_http_version(client: str, http_version: str) -> str | None:
         return (
             f"http_version '2' needs client {' or '.join(H2_CLIENTS)}; "
             f"{client!r} speaks HTTP/1.1 only"
+        )
+    return None
+
+
+def _check_ws_http_version(transport: str, client: str, http_version: str) -> str | None:
+    if http_version == "1.1":
+        return None
+    if http_version == "3":
+        return (
+            "http_version '3' is not possible for WebSocket: no server here takes a "
+            "WebSocket over HTTP/3 (RFC 9220); WebSocket over HTTP/2 is http_version '2' "
+            f"on {', '.join(WS_H2_TRANSPORTS)}"
+        )
+    if http_version != "2":
+        return f"http_version must be one of {', '.join(HTTP_VERSIONS)}, got {http_version!r}"
+    if transport not in WS_H2_TRANSPORTS:
+        return (
+            f"http_version '2' for WebSocket (RFC 8441) is served by "
+            f"{', '.join(WS_H2_TRANSPORTS)} only, not {transport!r}"
+        )
+    if client not in WS_H2_CLIENTS:
+        return (
+            f"http_version '2' for WebSocket needs client {' or '.join(WS_H2_CLIENTS)}; "
+            f"{client!r} opens WebSockets over HTTP/1.1 only"
         )
     return None

@@ -7,7 +7,8 @@ completed the reply). For a new-connection request the send time is taken
 before the TCP connect, which is part of what that mode costs.
 :class:`LeanHttpClient` speaks HTTP/1.1, :class:`LeanH2Client` HTTP/2 and
 :class:`LeanH3Client` HTTP/3 (their ``tally`` counts the header bytes of their
-requests and replies).
+requests and replies); :class:`LeanWSClient` opens its WebSocket over HTTP/1.1,
+:class:`LeanWSH2Client` over HTTP/2 (RFC 8441).
 
 Bytes count into the :class:`~loadgen.wire.WireCounter` of the enclosing
 :func:`~loadgen.wire.counting` block at connect time.
@@ -24,6 +25,7 @@ from loadgen.lean.h2bytes import HeaderTally
 from loadgen.lean.http import JSON, request_head, with_body
 from loadgen.lean.reuse import ReusedConnection, ReusedH2Connection, ReusedH3Connection
 from loadgen.lean.ws import WsConnection
+from loadgen.lean.ws_h2 import WsH2Connection
 from loadgen.wire import current_counter
 
 
@@ -109,10 +111,13 @@ class LeanH3Client(LeanH2Client):
 class LeanWSClient:
     """One WebSocket connection; one request in flight, replies matched in order."""
 
+    #: The WebSocket it opens: over HTTP/1.1 here, over HTTP/2 in :class:`LeanWSH2Client`.
+    connection_type: type[WsConnection] | type[WsH2Connection] = WsConnection
+
     def __init__(self, url: str, timeout_s: float) -> None:
         self.url = url
         self.timeout_s = timeout_s
-        self._conn: WsConnection | None = None
+        self._conn: WsConnection | WsH2Connection | None = None
         self._waiter: asyncio.Future[bytes] | None = None
         self._received_ns = 0
         self.socket_stamps = (0, 0)
@@ -128,7 +133,7 @@ class LeanWSClient:
             waiter.set_exception(ClientError("timeout", f"no reply within {self.timeout_s}s"))
 
     async def connect(self) -> None:
-        self._conn = await WsConnection.open(
+        self._conn = await self.connection_type.open(
             self.url, current_counter(), self.timeout_s, self._on_message, self._on_closed
         )
 
@@ -161,3 +166,9 @@ class LeanWSClient:
         conn, self._conn = self._conn, None
         if conn is not None:
             await conn.close(self.timeout_s)
+
+
+class LeanWSH2Client(LeanWSClient):
+    """One WebSocket over HTTP/2 (RFC 8441 extended CONNECT), on a connection of its own."""
+
+    connection_type = WsH2Connection

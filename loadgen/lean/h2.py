@@ -56,6 +56,18 @@ frame's bytes then go to ``on_body(data, framing, received_ns)``, where
 ``stream.done`` is set when the stream ends, is reset or the connection is
 lost (``stream.error`` says why, None for a clean end); ``stream.close()``
 resets it with CANCEL.
+
+Extended CONNECT (RFC 8441, WebSocket over HTTP/2): :meth:`~H2Connection.open_tunnel`
+waits for the server's SETTINGS, refuses a server that does not set
+``SETTINGS_ENABLE_CONNECT_PROTOCOL`` (a ``connect_error`` saying so), sends
+``:method CONNECT`` with ``:protocol`` and returns a :class:`Tunnel` once a 200
+reply is in (another status is a ``connect_error`` naming it). Its DATA both ways
+carries the tunnelled protocol: ``tunnel.send(data)`` (queued past the windows),
+``tunnel.end()`` (END_STREAM); the server's DATA reach ``on_body`` as a streamed
+body's do, and ``on_done`` (optional) is called once when the stream is over::
+
+    tunnel = await conn.open_tunnel(b"/ws", b"websocket", headers, on_body, 5.0)
+    tunnel.send(frame_bytes)
 """
 
 from __future__ import annotations
@@ -81,7 +93,15 @@ from loadgen.wire import WireCounter
 
 clock = time.perf_counter_ns
 
-__all__ = ["JSON", "H2Connection", "H2Reply", "Headers", "ResponseStream", "request_headers"]
+__all__ = [
+    "JSON",
+    "H2Connection",
+    "H2Reply",
+    "Headers",
+    "ResponseStream",
+    "Tunnel",
+    "request_headers",
+]
 
 ALPN = ("h2",)
 #: Regular (not pseudo) request header fields: lower-case names, as h2 sends them.
@@ -193,9 +213,10 @@ class _Stream:
 
 
 class ResponseStream(_Stream):
-    """A streamed response (see the module docstring): ``status``, ``done``, ``error``."""
+    """A streamed response (see the module docstring): ``status``, ``done``, ``error``;
+    ``on_done`` (when set) is called once, as ``done`` is set."""
 
-    __slots__ = ("_conn", "done", "error")
+    __slots__ = ("_conn", "done", "error", "on_done")
 
     def __init__(
         self,
@@ -203,16 +224,66 @@ class ResponseStream(_Stream):
         waiter: asyncio.Future[Any],
         on_body: OnBody,
         counter: WireCounter | None = None,
+        on_done: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(waiter, on_body, counter)
         self._conn = conn
         self.done = asyncio.Event()
         self.error: ClientError | None = None
+        self.on_done = on_done
+
+    def _finish(self, error: ClientError | None) -> None:
+        """The stream is over: ``error`` says why (None: a clean end); once only."""
+        if self.done.is_set():
+            return
+        self.error = error
+        self.done.set()
+        if self.on_done is not None:
+            self.on_done()
 
     def close(self) -> None:
         """Reset the stream with CANCEL (idempotent); the connection stays open."""
         self._conn._retire(self)
-        self.done.set()
+        self._finish(None)
+
+
+class Tunnel(ResponseStream):
+    """An extended CONNECT stream (see the module docstring): DATA both ways."""
+
+    __slots__ = ("end_sent", "ended", "pending")
+
+    def __init__(
+        self,
+        conn: H2Connection,
+        waiter: asyncio.Future[Any],
+        on_body: OnBody,
+        counter: WireCounter | None = None,
+        on_done: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(conn, waiter, on_body, counter, on_done)
+        #: What the windows have not let out yet, sent as they open.
+        self.pending: list[memoryview] = []
+        #: END_STREAM is asked for (it may wait behind ``pending``), and is sent.
+        self.ended = False
+        self.end_sent = False
+
+    @property
+    def is_open(self) -> bool:
+        """True while this side may still send."""
+        return not self.ended and not self.done.is_set() and self._conn._usable_for(self)
+
+    def send(self, data: bytes) -> None:
+        """Send ``data`` in DATA frames, as much as the windows allow now, the rest as they
+        open; ClientError ``closed`` when the stream or connection is over."""
+        if not self.is_open:
+            raise ClientError("closed", "the tunnel is closed")
+        self._conn._tunnel_send(self, memoryview(data), False)
+
+    def end(self) -> None:
+        """End this side of the stream (END_STREAM), after what is pending; idempotent."""
+        if self.ended or self.done.is_set():
+            return
+        self._conn._tunnel_send(self, memoryview(b""), True)
 
 
 class H2Connection(asyncio.Protocol):
@@ -245,6 +316,10 @@ class H2Connection(asyncio.Protocol):
         self._dead = False  # nothing more is sent
         self._receiving = False
         self._refusal: str | None = None
+        #: The server's first SETTINGS are in (or the connection is gone).
+        self._peer_settings = asyncio.Event()
+        self._failure: ClientError | None = None  # why the connection broke, if it did
+        self._tunnels_waiting: list[Tunnel] = []  # tunnels with data behind the windows
         self._handlers: dict[type, Callable[[Any, int], None]] = {
             h2.events.DataReceived: self._data,
             h2.events.ResponseReceived: self._response,
@@ -341,6 +416,7 @@ class H2Connection(asyncio.Protocol):
         self._bytes.lost()
         self._usable = False
         self._dead = True
+        self._peer_settings.set()
         self._fail_all(None)
 
     # -- h2 events ----------------------------------------------------------------------
@@ -387,7 +463,11 @@ class H2Connection(asyncio.Protocol):
                     H2Reply(stream.status, b"".join(stream.body), stream.sent_ns, now)
                 )
         elif isinstance(stream, ResponseStream):
-            stream.done.set()
+            if isinstance(stream, Tunnel) and not stream.end_sent:
+                # The server's side is over: end ours too rather than reset the stream.
+                stream.pending.clear()
+                self._tunnel_send(stream, memoryview(b""), True)
+            stream._finish(None)
         self._retire(stream)
 
     def _reset(self, event: h2.events.StreamReset, _now: int) -> None:
@@ -408,8 +488,13 @@ class H2Connection(asyncio.Protocol):
 
     def _window(self, _event: h2.events.WindowUpdated, _now: int) -> None:
         self._wake_blocked()
+        if self._tunnels_waiting:
+            waiting, self._tunnels_waiting = self._tunnels_waiting, []
+            for tunnel in waiting:
+                self._tunnel_send(tunnel, memoryview(b""), tunnel.ended)
 
     def _settings(self, _event: h2.events.RemoteSettingsChanged, _now: int) -> None:
+        self._peer_settings.set()
         most = self._h2.remote_settings.max_concurrent_streams
         self._max_streams = most
         if most == 0:
@@ -439,7 +524,9 @@ class H2Connection(asyncio.Protocol):
         self._usable = False
         self._flush()  # h2's GOAWAY (PROTOCOL_ERROR)
         self._dead = True
-        self._fail_all(ClientError("malformed", f"not HTTP/2: {detail}"))
+        self._failure = ClientError("malformed", f"not HTTP/2: {detail}")
+        self._peer_settings.set()
+        self._fail_all(self._failure)
         self._close_transport()
 
     # -- streams ------------------------------------------------------------------------
@@ -447,9 +534,8 @@ class H2Connection(asyncio.Protocol):
     def _fail_stream(self, stream: _Stream, error: ClientError) -> None:
         if not stream.waiter.done():
             stream.waiter.set_exception(error)
-        if isinstance(stream, ResponseStream) and not stream.done.is_set():
-            stream.error = error
-            stream.done.set()
+        if isinstance(stream, ResponseStream):
+            stream._finish(error)
         self._retire(stream)
 
     def _fail_all(self, malformed: ClientError | None) -> None:
@@ -528,9 +614,16 @@ class H2Connection(asyncio.Protocol):
             stream.wake = None
 
     def _start(
-        self, stream: _Stream, method: bytes, path: bytes, headers: Headers, body: bytes | None
+        self,
+        stream: _Stream,
+        method: bytes,
+        path: bytes,
+        headers: Headers,
+        body: bytes | None,
+        protocol: bytes | None = None,
     ) -> memoryview | None:
-        """Send HEADERS and as much of ``body`` as the windows allow; return what is left."""
+        """Send HEADERS and as much of ``body`` as the windows allow; return what is left.
+        With ``protocol`` the HEADERS are an extended CONNECT's, and the stream stays open."""
         if not self._usable:
             raise ClientError("closed", "connection is closed")
         h2c = self._h2
@@ -547,6 +640,8 @@ class H2Connection(asyncio.Protocol):
                 (b":authority", self._target.authority.encode("latin-1")),
                 (b":path", path),
             )
+        if protocol is not None:
+            pseudo = (pseudo[0], (b":protocol", protocol), *pseudo[1:])
         stream.id = sid
         self._streams[sid] = stream
         counter = stream.counter
@@ -557,7 +652,9 @@ class H2Connection(asyncio.Protocol):
                     scan.owners, scan.source = self._owners, self._counter
         rest: memoryview | None = None
         try:
-            if not body:
+            if protocol is not None:
+                h2c.send_headers(sid, pseudo + headers)
+            elif not body:
                 h2c.send_headers(sid, pseudo + headers, end_stream=True)
             else:
                 h2c.send_headers(sid, pseudo + headers)
@@ -657,8 +754,103 @@ class H2Connection(asyncio.Protocol):
             return stream
         except BaseException:
             self._abandon(stream)
-            stream.done.set()
+            stream._finish(None)
             raise
+
+    async def open_tunnel(
+        self,
+        path: bytes,
+        protocol: bytes,
+        headers: Headers,
+        on_body: OnBody,
+        timeout_s: float,
+        on_done: Callable[[], None] | None = None,
+    ) -> Tunnel:
+        """Open an extended CONNECT stream for ``protocol`` (RFC 8441) and return it once the
+        server has answered 200 (see the module docstring); ClientError ``connect_error``
+        when the server does not offer extended CONNECT or refuses this one, ``closed``,
+        ``malformed`` or ``timeout`` as for an exchange."""
+        authority = self._target.authority
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._peer_settings.wait()
+        except TimeoutError:
+            raise ClientError(
+                "timeout", f"{authority}: no SETTINGS from the server within {timeout_s}s"
+            ) from None
+        if self._failure is not None:
+            raise self._failure
+        if not self._usable:
+            raise ClientError("closed", "connection is closed")
+        if self._h2.remote_settings.enable_connect_protocol != 1:
+            raise ClientError(
+                "connect_error",
+                f"{authority}: the server's SETTINGS do not enable extended CONNECT "
+                "(SETTINGS_ENABLE_CONNECT_PROTOCOL), so it takes no "
+                f"{protocol.decode('latin-1')} over HTTP/2",
+            )
+        tunnel = Tunnel(self, self._loop.create_future(), on_body, None, on_done)
+        try:
+            await self._begin(tunnel, b"CONNECT", path, headers, None, timeout_s, protocol)
+            await tunnel.waiter
+        except BaseException:
+            self._abandon(tunnel)
+            tunnel._finish(None)
+            raise
+        if tunnel.status != 200:
+            status = tunnel.status
+            tunnel.on_done = None
+            tunnel.close()
+            raise ClientError(
+                "connect_error",
+                f"HTTP {status}: {authority} refused the extended CONNECT for "
+                f"{protocol.decode('latin-1')}",
+            )
+        return tunnel
+
+    def _usable_for(self, tunnel: Tunnel) -> bool:
+        """True while ``tunnel`` may still send on this connection."""
+        return not self._dead and tunnel.id in self._streams
+
+    def _tunnel_send(self, tunnel: Tunnel, data: memoryview, end: bool) -> None:
+        """Queue ``data`` on ``tunnel`` (then END_STREAM if ``end``), sending what the
+        windows allow; the rest waits for a WINDOW_UPDATE."""
+        if data:
+            tunnel.pending.append(data)
+        tunnel.ended = tunnel.ended or end
+        if self._dead or tunnel.id not in self._streams or tunnel.end_sent:
+            tunnel.pending.clear()
+            return
+        h2c = self._h2
+        sid = tunnel.id
+        pending = tunnel.pending
+        try:
+            while pending:
+                chunk = pending[0]
+                size = min(h2c.local_flow_control_window(sid), h2c.max_outbound_frame_size)
+                if size <= 0:
+                    break
+                if size >= len(chunk):
+                    pending.pop(0)
+                    last = tunnel.ended and not pending
+                    h2c.send_data(sid, chunk, end_stream=last)
+                    tunnel.end_sent = last
+                else:
+                    h2c.send_data(sid, chunk[:size])
+                    pending[0] = chunk[size:]
+            if pending:
+                if tunnel not in self._tunnels_waiting:
+                    self._tunnels_waiting.append(tunnel)
+            elif tunnel.ended and not tunnel.end_sent:
+                h2c.end_stream(sid)
+                tunnel.end_sent = True
+        except ProtocolError as exc:
+            tunnel.pending.clear()
+            tunnel.end_sent = True
+            self._fail_stream(tunnel, ClientError("truncated", f"cannot send: {exc}"))
+            return
+        if not self._receiving:
+            self._flush()
 
     async def _begin(
         self,
@@ -668,6 +860,7 @@ class H2Connection(asyncio.Protocol):
         headers: Headers,
         body: bytes | None,
         timeout_s: float,
+        protocol: bytes | None = None,
     ) -> None:
         """Arm ``stream``'s timeout, take a free stream (after those that asked first) and
         send the request, its body as the windows open. The caller then awaits
@@ -680,7 +873,7 @@ class H2Connection(asyncio.Protocol):
         else:
             await self._wait_for_slot(stream)
         if not stream.waiter.done():
-            rest = self._start(stream, method, path, headers, body)
+            rest = self._start(stream, method, path, headers, body, protocol)
             if rest is not None:
                 await self._send_rest(stream, rest)
 

@@ -27,7 +27,7 @@ from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidHandshake, InvalidMessage, ProtocolError
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
-from websockets.protocol import State
+from websockets.protocol import Protocol, State
 from websockets.uri import parse_uri
 
 from loadgen.clients.errors import ClientError
@@ -36,10 +36,56 @@ from loadgen.wire import WireCounter
 
 clock = time.perf_counter_ns
 
-_DATA = frozenset({Opcode.TEXT, Opcode.BINARY, Opcode.CONT})
+DATA_OPCODES = frozenset({Opcode.TEXT, Opcode.BINARY, Opcode.CONT})
 
 #: ``on_message(data, received_ns, wire_bytes)``; wire_bytes counts the frames' headers too.
 OnMessage = Callable[[bytes, int, int], None]
+
+
+def frame_bytes(payload: int, masked: bool = False) -> int:
+    """A WebSocket frame's bytes for a ``payload`` of that many bytes: its 2-byte header,
+    + 2 or 8 for longer payloads, + 4 for a client's mask."""
+    head = 2 if payload < 126 else 4 if payload < 65536 else 10
+    return payload + head + (4 if masked else 0)
+
+
+class Messages:
+    """Data frames from the server -> whole messages for ``on_message``, with their
+    frames' wire bytes (server frames are unmasked)."""
+
+    __slots__ = ("_bytes", "_fragments", "_on_message")
+
+    def __init__(self, on_message: OnMessage) -> None:
+        self._on_message = on_message
+        self._fragments: list[bytes] = []
+        self._bytes = 0
+
+    def frame(self, frame: Frame, now: int) -> None:
+        wire = frame_bytes(len(frame.data))
+        if frame.fin and not self._fragments:
+            self._on_message(frame.data, now, wire)
+            return
+        self._fragments.append(frame.data)
+        self._bytes += wire
+        if frame.fin:
+            data, self._fragments = b"".join(self._fragments), []
+            wire, self._bytes = self._bytes, 0
+            self._on_message(data, now, wire)
+
+
+def failure_of(exc: Exception | None) -> ClientError | None:
+    """The ClientError for the websockets parser's exception (None: there is none)."""
+    if exc is None:
+        return None
+    code = "malformed" if isinstance(exc, ProtocolError) else "closed"
+    return ClientError(code, f"{type(exc).__name__}: {exc}")
+
+
+def close_code_of(ws: Protocol) -> int | None:
+    """The peer's close code as soon as its close frame is in (the library reports
+    ``close_code`` only once the closing handshake is over), else the library's."""
+    rcvd = ws.close_rcvd
+    return rcvd.code if rcvd is not None else ws.close_code
 
 
 class WsConnection(asyncio.Protocol):
@@ -54,12 +100,10 @@ class WsConnection(asyncio.Protocol):
     ) -> None:
         self._ws = ClientProtocol(parse_uri(url), max_size=None)
         self._bytes = ByteCounting(counter, url.startswith("wss://"))
-        self._on_message = on_message
         self._on_close = on_close
         self._transport: asyncio.Transport | None = None
         self._handshake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._fragments: list[bytes] = []
-        self._fragment_bytes = 0
+        self._messages = Messages(on_message)
         self.closed = asyncio.Event()
         self.close_code: int | None = None
         self.failure: ClientError | None = None
@@ -108,8 +152,8 @@ class WsConnection(asyncio.Protocol):
         ws.receive_data(data)
         data_only = True
         for event in ws.events_received():
-            if type(event) is Frame and event.opcode in _DATA:
-                self._frame(event, now)
+            if type(event) is Frame and event.opcode in DATA_OPCODES:
+                self._messages.frame(event, now)
             else:
                 data_only = False
                 if isinstance(event, Response):
@@ -151,20 +195,6 @@ class WsConnection(asyncio.Protocol):
                 detail = f"HTTP {status} {detail}"
         self._handshake.set_exception(ClientError("connect_error", detail))
 
-    def _frame(self, frame: Frame, now: int) -> None:
-        # Header bytes: 2, + 2 or 8 for longer payloads; server frames are unmasked.
-        n = len(frame.data)
-        wire = n + (2 if n < 126 else 4 if n < 65536 else 10)
-        if frame.fin and not self._fragments:
-            self._on_message(frame.data, now, wire)
-            return
-        self._fragments.append(frame.data)
-        self._fragment_bytes += wire
-        if frame.fin:
-            data, self._fragments = b"".join(self._fragments), []
-            wire, self._fragment_bytes = self._fragment_bytes, 0
-            self._on_message(data, now, wire)
-
     def _flush(self) -> None:
         transport = self._transport
         if transport is None:
@@ -175,10 +205,8 @@ class WsConnection(asyncio.Protocol):
                 self._bytes.wrote(len(chunk))
             elif transport.can_write_eof():
                 transport.write_eof()
-        exc = self._ws.parser_exc
-        if exc is not None and self.failure is None:
-            code = "malformed" if isinstance(exc, ProtocolError) else "closed"
-            self.failure = ClientError(code, f"{type(exc).__name__}: {exc}")
+        if self.failure is None:
+            self.failure = failure_of(self._ws.parser_exc)
 
     def _finish(self) -> None:
         # The closing handshake is over (or failed): close TCP from our side.
@@ -191,10 +219,7 @@ class WsConnection(asyncio.Protocol):
         if self.closed.is_set():
             return
         if self.close_code is None:
-            # The peer's code as soon as its close frame is in: the library only
-            # reports close_code once the closing handshake is over.
-            rcvd = self._ws.close_rcvd
-            self.close_code = rcvd.code if rcvd is not None else self._ws.close_code
+            self.close_code = close_code_of(self._ws)
         self.closed.set()
         if self._on_close is not None:
             self._on_close()

@@ -96,7 +96,10 @@ def cell_identity(run_cell: RunCell) -> dict[str, Any]:
         "target_rate": run_cell.rate,
         "payload_bytes": scenario.scenario.payload_bytes,
         "tls": scenario.scenario.tls_version if cell.tls else None,
-        "http_version": cell.http_version if cell.family == "http" else None,
+        # A WebSocket cell's only when it is not HTTP/1.1 (WebSocket over HTTP/2).
+        "http_version": (
+            cell.http_version if cell.family == "http" or cell.http_version != "1.1" else None
+        ),
         "profile": run_cell.profile.name if run_cell.profile is not None else None,
         "rtt_ms": run_cell.profile.rtt_ms if run_cell.profile is not None else None,
         "sweep_group": run_cell.sweep_group,

@@ -337,11 +337,56 @@ INVALID = [
         "serves HTTP/1.1 only",
         id="http2-on-uvicorn",
     ),
+    # WebSocket over HTTP/2 (RFC 8441): ws-hypercorn and the lean client only, never HTTP/3.
     pytest.param(
-        (None, _cell(transport="ws-hypercorn", client="lean", http_version="2")),
+        (None, _cell(transport="ws-hypercorn", client="lean", http_version="3") + "tls = true\n"),
         "cells.2",
-        "WebSocket cells run over HTTP/1.1",
-        id="http2-on-websocket",
+        "http_version = '3': http_version '3' is not possible for WebSocket",
+        id="http3-on-websocket",
+    ),
+    pytest.param(
+        (None, _cell(transport="ws-uvicorn", client="lean", http_version="2")),
+        "cells.2",
+        "http_version = '2': http_version '2' for WebSocket (RFC 8441) is served by "
+        "ws-hypercorn only, not 'ws-uvicorn'",
+        id="ws-over-http2-on-uvicorn",
+    ),
+    pytest.param(
+        (None, _cell(transport="ws-aiohttp", client="lean", http_version="2")),
+        "cells.2",
+        "served by ws-hypercorn only, not 'ws-aiohttp'",
+        id="ws-over-http2-on-aiohttp",
+    ),
+    pytest.param(
+        (None, _cell(transport="ws-hypercorn", client="websockets", http_version="2")),
+        "cells.2",
+        "http_version = '2': http_version '2' for WebSocket needs client lean",
+        id="ws-over-http2-on-websockets-client",
+    ),
+    pytest.param(
+        (None, _cell(transport="ws-hypercorn", client="aiohttp", http_version="2")),
+        "cells.2",
+        "needs client lean; 'aiohttp' opens WebSockets over HTTP/1.1 only",
+        id="ws-over-http2-on-aiohttp-client",
+    ),
+    pytest.param(
+        (
+            None,
+            _cell(transport="ws", client="lean", http_version="2") + 'server_command = ["n"]\n',
+        ),
+        "cells.2",
+        "http_version = '2': a server_command's or server_url's WebSocket cell",
+        id="ws-over-http2-on-a-server-command",
+    ),
+    pytest.param(
+        (
+            None,
+            _cell(transport="ws", client="lean", http_version="2")
+            + 'server_url = "http://127.0.0.1:9"\nserver_name = "n"\n',
+        ),
+        "cells.2",
+        "http_version = '2': a server_command's or server_url's WebSocket cell",
+        id="ws-over-http2-on-a-server-url",
     ),
     # HTTP/3 runs over QUIC: always TLS 1.3, on hypercorn, with the lean client.
     pytest.param(
@@ -397,6 +442,30 @@ def test_an_http2_cell_is_named_and_carries_its_version(tmp_path: Path) -> None:
     identity = cell_identity(spec.run_cells()[-1])
     assert identity["http_version"] == "2"
     assert cell_identity(spec.run_cells()[1])["http_version"] is None  # WebSocket
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_a_websocket_over_http2_cell_is_named_and_carries_its_version(
+    tmp_path: Path, tls: bool
+) -> None:
+    cell = _cell(transport="ws-hypercorn", client="lean", http_version="2")
+    spec = load_scenario(write(tmp_path, VALID + cell + ("tls = true\n" if tls else "")))
+    name = "ws-hypercorn/lean/persistent+h2" + ("+tls" if tls else "")
+    assert spec.cells[-1].id == name
+    run_cell = spec.run_cells()[-1]
+    assert cell_run(run_cell, "http://127.0.0.1:1").http_version == "2"
+    identity = cell_identity(run_cell)
+    assert (identity["cell"], identity["http_version"]) == (name, "2")
+    assert identity["tls"] == ("1.3" if tls else None)
+
+
+@pytest.mark.parametrize("delivery", ['delivery = "push"\n', ""])
+def test_realtime_websocket_over_http2_is_refused(tmp_path: Path, delivery: str) -> None:
+    cell = _cell(transport="ws-hypercorn", client="lean", http_version="2") + delivery
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write(tmp_path, _realtime(cell)))
+    text = str(info.value)
+    assert "http_version = '2'" in text and "echo cells only" in text, text
 
 
 def _realtime(cell: str) -> str:
