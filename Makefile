@@ -97,7 +97,7 @@ gate-baseline: $(STAMP)
 ## `rtbench conform` against every server rtbench ships (docs/protocol.md); exit 1 if one
 ## does not conform.
 conform: $(STAMP)
-	@for kind in http ws-aiohttp ws-websockets http-uvicorn http-hypercorn; do \
+	@for kind in http ws-aiohttp ws-websockets http-uvicorn http-hypercorn http-granian; do \
 		$(BIN)/rtbench conform --no-progress -- $(BIN)/python -m servers $$kind || exit 1; \
 	done
 

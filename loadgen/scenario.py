@@ -190,7 +190,27 @@ class Scenario(Strict):
         self._check_payload()
         self._check_server_urls()
         self._check_quic()
+        self._check_granian()
         return self
+
+    def _check_granian(self) -> None:
+        """Refuse what granian (``http-granian``, ``ws-granian``) cannot serve: it sends
+        no WebSocket pings, and over TLS it offers up to TLS 1.3 whatever the cap."""
+        cells = [c for c in self.cells if c.server == "granian" and c.server_command is None]
+        ws = [c for c in cells if c.transport in WS_TRANSPORTS]
+        if ws and self.server.ws_ping_interval_s:
+            raise ValueError(
+                f"cell {ws[0].id!r}: granian sends no WebSocket pings, so [server] "
+                f"ws_ping_interval_s = {self.server.ws_ping_interval_s:g} cannot hold on it; "
+                "set ws_ping_interval_s = 0 (for every cell) or run it in a scenario of its own"
+            )
+        tls = [c for c in cells if c.tls]
+        if tls and self.scenario.tls_version != "1.3":
+            raise ValueError(
+                f"cell {tls[0].id!r}: granian cannot cap TLS below 1.3; [scenario] "
+                f'tls_version = "{self.scenario.tls_version}" would not hold on it; remove '
+                "tls_version or run those cells in a scenario of their own"
+            )
 
     def _check_quic(self) -> None:
         """QUIC is TLS 1.3 only: HTTP/3 cells cannot run under ``tls_version = "1.2"``."""

@@ -24,7 +24,7 @@ from loadgen.server_url import UNKNOWN_SERVER_NAME, default_server_name, parse_s
 from servers.common import DEFAULT_KEEPALIVE_TIMEOUT_S, DEFAULT_WS_PING_INTERVAL_S
 
 #: The ASGI servers that run servers.asgi_app (transports ``http-STACK``, ``ws-STACK``).
-ASGI_STACKS = ("uvicorn", "hypercorn")
+ASGI_STACKS = ("uvicorn", "hypercorn", "granian")
 
 Transport = Literal[
     "http",
@@ -35,6 +35,8 @@ Transport = Literal[
     "ws-uvicorn",
     "http-hypercorn",
     "ws-hypercorn",
+    "http-granian",
+    "ws-granian",
 ]
 ClientName = Literal["httpx", "aiohttp", "websockets", "lean"]
 ConnMode = Literal["keep-alive", "new-connection", "persistent"]
@@ -335,9 +337,10 @@ class Cell(Strict):
     @property
     def server(self) -> str | None:
         """The server stack when it is not rtbench's aiohttp/websockets pair: a
-        server_command's name, or the ASGI server (``uvicorn``, ``hypercorn``); cells of
-        different stacks are never paired. None for rtbench's aiohttp and websockets.
-        A server_url's server is its server_name (by default its process's name)."""
+        server_command's name, or the ASGI server (``uvicorn``, ``hypercorn``,
+        ``granian``); cells of different stacks are never paired. None for rtbench's
+        aiohttp and websockets. A server_url's server is its server_name (by default its
+        process's name)."""
         if self.server_url is not None:
             return self.server_name or UNKNOWN_SERVER_NAME
         if self.server_command is None:

@@ -131,10 +131,18 @@ DELIVERY_MODES = ("short-poll", "long-poll", "push", "sse")
 PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9))
 
 #: ``http``/``ws`` alone are a cell on a server started by its ``server_command``
-#: (``http`` alone also names rtbench's aiohttp HTTP server); ``-uvicorn`` and
-#: ``-hypercorn`` are the ASGI application (servers.asgi_app) on those servers.
-HTTP_TRANSPORTS = ("http", "http-uvicorn", "http-hypercorn")
-WS_TRANSPORTS = ("ws-aiohttp", "ws-websockets", "ws", "ws-uvicorn", "ws-hypercorn")
+#: (``http`` alone also names rtbench's aiohttp HTTP server); ``-uvicorn``,
+#: ``-hypercorn`` and ``-granian`` are the ASGI application (servers.asgi_app) on
+#: those servers.
+HTTP_TRANSPORTS = ("http", "http-uvicorn", "http-hypercorn", "http-granian")
+WS_TRANSPORTS = (
+    "ws-aiohttp",
+    "ws-websockets",
+    "ws",
+    "ws-uvicorn",
+    "ws-hypercorn",
+    "ws-granian",
+)
 TRANSPORTS = (*HTTP_TRANSPORTS, *WS_TRANSPORTS)
 CLIENTS = ("httpx", "aiohttp", "websockets")
 CONN_MODES = ("keep-alive", "new-connection")

@@ -5,7 +5,9 @@ deliberately slower server, to check that ``rtbench compare`` catches it.
 
 KIND is ``http``, ``ws-aiohttp`` or ``ws-websockets``, or one of the ASGI
 application's kinds (``http-uvicorn``, ``ws-uvicorn``, ``http-hypercorn``,
-``ws-hypercorn``: :mod:`servers.asgi_app` on uvicorn or hypercorn). Once listening the
+``ws-hypercorn``, ``http-granian``, ``ws-granian``: :mod:`servers.asgi_app` on uvicorn,
+hypercorn or granian). A kind whose server cannot honour an option (granian: a TLS cap
+below 1.3) exits 2 naming it. Once listening the
 process prints one ``RTBENCH-READY {...}`` line to stdout (see
 :func:`servers.common.parse_ready_line`) and serves until SIGTERM or SIGINT,
 then prints its counters on one ``RTBENCH-STATS {...}`` line
@@ -75,6 +77,8 @@ MODULES = {
     "ws-uvicorn": "servers.ws_uvicorn",
     "http-hypercorn": "servers.http_hypercorn",
     "ws-hypercorn": "servers.ws_hypercorn",
+    "http-granian": "servers.http_granian",
+    "ws-granian": "servers.ws_granian",
 }
 
 EXIT_REFUSED = 2
@@ -250,10 +254,13 @@ async def run(
     """Serve ``module`` with ``config``, printing the ready line, until a signal arrives;
     then print the stats line.
 
-    ``extra_info`` adds keys to the ready line.
+    ``extra_info`` adds keys to the ready line. The ready line's ``liveness`` is what the
+    server serves with: a module's own ``liveness(config)`` when it has one (granian
+    sends no WebSocket pings, whatever ``ws_ping_interval_s`` asked for).
     """
     stop = asyncio.Event()
     install_signal_handlers(stop)
+    liveness = getattr(module, "liveness", None)
 
     def on_ready(port: int) -> None:
         info = {
@@ -265,7 +272,7 @@ async def run(
             "loop": loop_name,
             "max_message_bytes": config.max_message_bytes,
             "tls": config.tls_version if config.tls else None,
-            "liveness": config.liveness(),
+            "liveness": liveness(config) if liveness is not None else config.liveness(),
             # The collector's settings change pauses, so the run records them.
             "gc": gcfreeze.describe(),
             # Whether it times late loop turns too (stats' "stalls"; RTBENCH_LOOP_WATCH).
@@ -398,6 +405,12 @@ def main(argv: list[str] | None = None) -> int:
         "secret_file": str(secret_file) if secret_file is not None else None,
     }
     module = importlib.import_module(MODULES[args.kind])
+    refusal = getattr(module, "refusal", None)
+    refused = refusal(config) if refusal is not None else None
+    if refused is not None:
+        _remove_secret_file(secret_file)
+        print(f"python -m servers: error: {args.kind}: {refused}", file=sys.stderr)
+        return EXIT_REFUSED
     try:
         factory, loop_name = loop_factory(args.loop)
     except ImportError as exc:

@@ -214,7 +214,8 @@ INVALID = [
     pytest.param(
         ('transport = "http"', 'transport = "smoke-signals"'),
         "cells.0.transport",
-        "'ws-websockets', 'ws', 'http-uvicorn', 'ws-uvicorn', 'http-hypercorn' or 'ws-hypercorn'",
+        "'http-uvicorn', 'ws-uvicorn', 'http-hypercorn', 'ws-hypercorn', 'http-granian' or "
+        "'ws-granian'",
         id="unknown-transport",
     ),
     pytest.param(
@@ -593,6 +594,26 @@ def test_http3_cells_need_tls_13(tmp_path: Path) -> None:
     old = VALID.replace("repeats = 2", 'repeats = 2\ntls_version = "1.2"', 1)
     with pytest.raises(ScenarioError, match=r"QUIC, which is TLS 1\.3 only"):
         load_scenario(write(tmp_path, old + h3, "old.toml"))
+
+
+def test_granian_cells_run_without_ws_pings_and_under_tls_13(tmp_path: Path) -> None:
+    http = _cell(transport="http-granian", client="lean", conn_mode="keep-alive")
+    ws = _cell(transport="ws-granian", client="lean")
+    # An HTTP cell never uses pings: the default interval stands.
+    spec = load_scenario(write(tmp_path, VALID + http))
+    assert spec.cells[-1].server == "granian" and spec.cells[-1].family == "http"
+    with pytest.raises(ScenarioError, match=r"granian sends no WebSocket pings") as info:
+        load_scenario(write(tmp_path, VALID + ws, "pings.toml"))
+    assert "ws_ping_interval_s" in str(info.value)
+    off = VALID + ws + "\n[server]\nws_ping_interval_s = 0\n"
+    assert (
+        load_scenario(write(tmp_path, off, "off.toml")).cells[-1].id == "ws-granian/lean/persistent"
+    )
+    old = VALID.replace("repeats = 2", 'repeats = 2\ntls_version = "1.2"', 1)
+    with pytest.raises(ScenarioError, match=r"granian cannot cap TLS below 1\.3") as info:
+        load_scenario(write(tmp_path, old + http + "tls = true\n", "old.toml"))
+    assert "tls_version" in str(info.value)
+    assert load_scenario(write(tmp_path, old + http, "plain.toml")).scenario.tls_version == "1.2"
 
 
 def test_a_payload_just_under_the_limit_is_accepted(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The ASGI application on uvicorn and hypercorn (``http-``/``ws-uvicorn``, ``-hypercorn``).
+"""The ASGI application on uvicorn, hypercorn and granian (``http-``/``ws-uvicorn``,
+``-hypercorn``, ``-granian``).
 
 Each kind runs in this loop on 127.0.0.1:0 and passes the whole conformance
 suite, over ``POST /rpc``, ``GET /events`` and ``GET /ws`` alike (every kind
@@ -30,9 +31,16 @@ from servers.realtime.credentials import signin_payload
 
 pytestmark = pytest.mark.timeout(120)
 
-KINDS = ("http-uvicorn", "ws-uvicorn", "http-hypercorn", "ws-hypercorn")
+KINDS = (
+    "http-uvicorn",
+    "ws-uvicorn",
+    "http-hypercorn",
+    "ws-hypercorn",
+    "http-granian",
+    "ws-granian",
+)
 #: One kind per stack, for the direct checks (both kinds of a stack run the same app).
-STACKS = ("http-uvicorn", "ws-hypercorn")
+STACKS = ("http-uvicorn", "ws-hypercorn", "http-granian")
 STEP_S = 5.0  # bound on any single network step
 
 
