@@ -47,12 +47,19 @@ def matched_pairs(run: Run) -> pd.DataFrame:
     One row per pair: the condition columns (``run_id``, ``scenario``, ``workload``,
     ``mode`` — the HTTP cell's connection mode for echo, delivery mode for real-time,
     with its HTTP version when not 1.1 (``"keep-alive over HTTP/2"``) —,
+    with the WebSocket cell's when it is not 1.1 either (``"keep-alive over HTTP/2 vs
+    WebSocket over HTTP/2"``) —,
     ``pairing`` — the client library when both cells use the same one, else
     ``"<http client> vs <ws client>"`` —, ``load``, and ``part``/``profile``/``tls`` when
     the cells have them with a value), then ``same_client``, ``http_cell``, ``ws_cell``, ``kind``
     (``request`` or ``delivery``: which latency the pair compares). Same-client pairs come
     first (conditions in cell order, the lean client's pairs first within each), then the
     mixed pairs; otherwise the order is that of the cells in summary.json.
+
+    HTTP versions: an HTTP cell pairs with the WebSocket cells of its own HTTP version
+    when the condition has any (HTTP/2 against WebSocket over HTTP/2, RFC 8441; HTTP/1.1
+    against WebSocket over HTTP/1.1), else with every WebSocket cell of the condition
+    (HTTP/2 or HTTP/3 against WebSocket over HTTP/1.1 when that is the only one).
     """
     cells = run.cells
     extras = condition_extras(cells)
@@ -75,8 +82,12 @@ def matched_pairs(run: Run) -> pd.DataFrame:
     for group_no, (_, group) in enumerate(groups):
         http = group[http_ok.loc[group.index]]
         ws = group[ws_ok.loc[group.index]]
+        ws_versions = {_version(w) for _, w in ws.iterrows()}
         for _, h in http.iterrows():
+            version = _version(h)
             for _, w in ws.iterrows():
+                if version in ws_versions and _version(w) != version:
+                    continue  # a WebSocket over its own HTTP version is its pair
                 same = str(h["client"]) == str(w["client"])
                 live_pair = bool(h["_live"])
                 rows.append(
@@ -84,7 +95,7 @@ def matched_pairs(run: Run) -> pd.DataFrame:
                         "run_id": str(h["run_id"]),
                         "scenario": scenarios.get(str(h["run_id"]), ""),
                         "workload": _text(h.get("workload")) or "echo",
-                        "mode": _mode(h, live_pair),
+                        "mode": _mode(h, live_pair, w),
                         "pairing": str(h["client"]) if same else f"{h['client']} vs {w['client']}",
                         "load": load_label(h, metas.get(str(h["run_id"]), {})),
                         **{k: h.get(k) for k in extras},
@@ -165,12 +176,23 @@ def condition_text(column: str, value: object) -> str:
     return f"{column} {'–' if missing else value}"
 
 
-def _mode(cell: pd.Series, live: bool) -> str:
+def _mode(cell: pd.Series, live: bool, ws: pd.Series | None = None) -> str:
     """The HTTP cell's mode: connection mode (echo) or delivery mode (real-time), with
-    the HTTP version when it is not 1.1 (``"keep-alive over HTTP/2"``)."""
+    the HTTP version when it is not 1.1 (``"keep-alive over HTTP/2"``), and the
+    WebSocket's when that is not 1.1 (``"keep-alive over HTTP/2 vs WebSocket over
+    HTTP/2"``)."""
     mode = _text(cell.get("delivery" if live else "conn_mode"))
-    version = _text(cell.get("http_version"))
-    return f"{mode} over HTTP/{version}" if version and version != "1.1" else mode
+    version = _version(cell)
+    text = f"{mode} over HTTP/{version}" if version != "1.1" else mode
+    if ws is not None and (ws_version := _version(ws)) != "1.1":
+        text += f" vs WebSocket over HTTP/{ws_version}"
+    return text
+
+
+def _version(cell: pd.Series) -> str:
+    """A cell's HTTP version; "1.1" when summary.json has none (results written before
+    HTTP/2 cells existed, and WebSockets over HTTP/1.1)."""
+    return _text(cell.get("http_version")) or "1.1"
 
 
 def _family(transport: object) -> str:

@@ -12,7 +12,10 @@
 Pairs. Within one run, every HTTP cell is paired with every WebSocket cell of the same
 workload and load (open-loop rate, connections; a rate sweep's cells therefore pair at each
 rate) and, when the cells have them, the same ``part`` of a multi-part scenario, network
-``profile``, ``tls`` setting and ``server`` (a server_command's server).
+``profile``, ``tls`` setting and ``server`` (a server_command's server). When the
+condition has a WebSocket cell over the HTTP cell's own HTTP version (WebSocket over
+HTTP/2, RFC 8441, beside an HTTP/2 cell), the HTTP cell pairs with those only
+(:func:`reports.pairs.matched_pairs`).
 Echo cells pair with echo cells (request latency); real-time HTTP polling cells with
 WebSocket push cells (delivery latency, from an item's cause to its receipt). A pair whose
 two cells use the same client library (aiohttp HTTP against aiohttp WebSocket) is a

@@ -16,6 +16,8 @@ when the parser completes the reply), as wrk and h2load do.
 - :mod:`loadgen.lean.reuse`: an HTTP/1.1 or HTTP/2 connection kept across requests,
   reopened when closed.
 - :mod:`loadgen.lean.ws`: one WebSocket connection: handshake, text messages, close.
+- :mod:`loadgen.lean.ws_h2`: one WebSocket over HTTP/2 (RFC 8441): an extended CONNECT
+  stream on an HTTP/2 connection of its own, the same interface.
 
 The engines use them through :mod:`loadgen.clients.lean_client` (echo cells)
 and :mod:`loadgen.realtime.lean_conns` (real-time cells; over HTTP/2

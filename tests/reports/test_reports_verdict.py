@@ -22,6 +22,7 @@ from reports_fixtures import (
     SSE_BYTES_PER_MESSAGE,
     CellSpec,
     RtCellSpec,
+    edit_cell,
     make_realtime_run_dir,
     make_run_dir,
     sweep_cells,
@@ -263,6 +264,42 @@ def test_conditions_split_by_load_profile_and_tls(tmp_path: Path) -> None:
     assert {"profile", "tls"} <= set(v.columns) and len(v) == 2 * 4
     html = render_report(run, verdicts=v)
     assert "lan link" in html and "TLS True" not in html and "no TLS" in html
+
+
+def test_http2_pairs_with_websocket_over_http2_when_there_is_one(tmp_path: Path) -> None:
+    """HTTP/2 against WebSocket over HTTP/2 (RFC 8441), HTTP/1.1 against WebSocket over
+    HTTP/1.1; without a WebSocket over HTTP/2 an HTTP/2 cell pairs with the others."""
+    h1, h2, ws1, ws2 = (
+        "http-hypercorn/lean/keep-alive",
+        "http-hypercorn/lean/keep-alive+h2",
+        "ws-hypercorn/lean/persistent",
+        "ws-hypercorn/lean/persistent+h2",
+    )
+    cells = (
+        CellSpec("http-hypercorn", "lean", "keep-alive", scale=3),
+        CellSpec("http-hypercorn", "lean", "keep-alive", scale=2, label=h2),
+        CellSpec("ws-hypercorn", "lean", "persistent"),
+        CellSpec("ws-hypercorn", "lean", "persistent", label=ws2),
+    )
+    folder = make_run_dir(tmp_path / "all", cells)
+    for name, version in ((h1, "1.1"), (h2, "2"), (ws2, "2")):
+        edit_cell(folder, name, http_version=version)
+    pairs = matched_pairs(reports.load(folder))
+    assert pairs[["http_cell", "ws_cell", "mode"]].values.tolist() == [
+        [h1, ws1, "keep-alive"],
+        [h2, ws2, "keep-alive over HTTP/2 vs WebSocket over HTTP/2"],
+    ]
+    v = verdict_table(reports.load(folder), n_resamples=200)
+    assert "keep-alive over HTTP/2 vs WebSocket over HTTP/2" in set(v["mode"])
+
+    folder = make_run_dir(tmp_path / "no-ws-h2", cells[:3])
+    for name, version in ((h1, "1.1"), (h2, "2")):
+        edit_cell(folder, name, http_version=version)
+    pairs = matched_pairs(reports.load(folder))
+    assert pairs[["http_cell", "ws_cell", "mode"]].values.tolist() == [
+        [h1, ws1, "keep-alive"],
+        [h2, ws1, "keep-alive over HTTP/2"],
+    ]
 
 
 def test_no_pairs_without_both_families(tmp_path: Path) -> None:
