@@ -71,10 +71,12 @@ from h2.config import H2Configuration
 from h2.errors import ErrorCodes
 from h2.exceptions import NoAvailableStreamIDError, ProtocolError
 from h2.settings import SettingCodes, Settings
+from h2.utilities import HeaderValidationFlags, validate_headers
 
 from loadgen.clients.errors import ClientError
 from loadgen.lean.connect import ByteCounting, Target, open_connection
 from loadgen.lean.h2bytes import PREFACE, FrameError, FrameScan, HeaderTally
+from loadgen.lean.hpackmemo import KEPT, MemoDecoder, MemoEncoder
 from loadgen.lean.http import JSON, OnBody
 from loadgen.wire import WireCounter
 
@@ -103,9 +105,20 @@ _CONFIG = H2Configuration(
     header_encoding=None,
     # Request headers are checked once, when request_headers() builds them; h2's own
     # per-request checks cost about 14 us of the ~100 us h2 spends on an echo exchange.
-    # Its checks of the server's headers stay: they are what finds a malformed reply.
     validate_outbound_headers=False,
     normalize_outbound_headers=False,
+    # The server's header fields go through h2's own checks (validate_headers) here, once
+    # for each distinct list (H2Connection._valid), not on every response. Inbound
+    # normalisation only joins a request's split cookie fields, which a client never gets.
+    validate_inbound_headers=False,
+    normalize_inbound_headers=False,
+)
+#: How h2 checks a response's header fields, an informational response's and trailers'.
+_RESPONSE = HeaderValidationFlags(
+    is_client=True, is_trailer=False, is_response_header=True, is_push_promise=False
+)
+_TRAILERS = HeaderValidationFlags(
+    is_client=True, is_trailer=True, is_response_header=False, is_push_promise=False
 )
 
 
@@ -143,8 +156,15 @@ class _Machine(h2.connection.H2Connection):
 
     h2 closes its state on a GOAWAY and refuses every later frame, but the
     server still owes the responses of the streams up to the GOAWAY's last
-    stream id (RFC 9113 section 6.8).
+    stream id (RFC 9113 section 6.8). Its HPACK encoder and decoder remember the
+    blocks that leave their tables unchanged (:mod:`loadgen.lean.hpackmemo`).
     """
+
+    def __init__(self, config: H2Configuration) -> None:
+        super().__init__(config=config)
+        decoder = MemoDecoder(self.decoder.max_header_list_size)
+        decoder.max_allowed_table_size = self.decoder.max_allowed_table_size
+        self.encoder, self.decoder = MemoEncoder(), decoder
 
     def _receive_goaway_frame(self, frame: Any) -> Any:
         state = self.state_machine.state
@@ -244,9 +264,16 @@ class H2Connection(asyncio.Protocol):
         self._dead = False  # nothing more is sent
         self._receiving = False
         self._refusal: str | None = None
+        self._broken = False  # the server's bytes were not HTTP/2
+        # Header field lists (with how they were checked) that passed h2's checks.
+        self._valid: set[tuple[Any, ...]] = set()
+        # Stream id -> DATA bytes read in this data_received, acknowledged at its end.
+        self._unacked: dict[int, int] = {}
         self._handlers: dict[type, Callable[[Any, int], None]] = {
             h2.events.DataReceived: self._data,
             h2.events.ResponseReceived: self._response,
+            h2.events.InformationalResponseReceived: self._informational,
+            h2.events.TrailersReceived: self._trailers,
             h2.events.StreamEnded: self._ended,
             h2.events.StreamReset: self._reset,
             h2.events.WindowUpdated: self._window,
@@ -328,6 +355,15 @@ class H2Connection(asyncio.Protocol):
                 handler = handlers.get(type(event))
                 if handler is not None:
                     handler(event, now)
+                    if self._broken:
+                        return
+            unacked = self._unacked
+            if unacked:
+                # One acknowledgement per stream for all the DATA of this read.
+                h2c = self._h2
+                for sid, size in unacked.items():
+                    h2c.acknowledge_received_data(size, sid)
+                unacked.clear()
         finally:
             self._receiving = False
         self._flush()
@@ -348,7 +384,8 @@ class H2Connection(asyncio.Protocol):
         sid = event.stream_id
         size = event.flow_controlled_length
         if size:
-            self._h2.acknowledge_received_data(size, sid)
+            unacked = self._unacked
+            unacked[sid] = unacked.get(sid, 0) + size
         stream = self._streams.get(sid)
         if stream is None:
             return
@@ -358,7 +395,34 @@ class H2Connection(asyncio.Protocol):
         else:
             stream.on_body(data, 9 + size - len(data), now)
 
+    def _checked(self, headers: list[Any], flags: HeaderValidationFlags) -> bool:
+        """Whether the server's ``headers`` pass h2's checks (RFC 9113 section 8.2),
+        run once for each distinct list; when not, the connection fails as malformed,
+        as when h2 runs them itself."""
+        key = (flags, *headers)
+        valid = self._valid
+        if key in valid:
+            return True
+        try:
+            collections.deque(validate_headers(headers, flags), maxlen=0)
+        except ProtocolError as exc:
+            self._h2.close_connection(ErrorCodes.PROTOCOL_ERROR)
+            self._malformed(f"{type(exc).__name__}: {exc}")
+            return False
+        if len(valid) >= KEPT:
+            valid.clear()
+        valid.add(key)
+        return True
+
+    def _informational(self, event: h2.events.InformationalResponseReceived, _now: int) -> None:
+        self._checked(event.headers, _RESPONSE)
+
+    def _trailers(self, event: h2.events.TrailersReceived, _now: int) -> None:
+        self._checked(event.headers, _TRAILERS)
+
     def _response(self, event: h2.events.ResponseReceived, _now: int) -> None:
+        if not self._checked(event.headers, _RESPONSE):
+            return
         self.tally.responses += 1
         stream = self._streams.get(event.stream_id)
         if stream is None:
@@ -436,6 +500,7 @@ class H2Connection(asyncio.Protocol):
 
     def _malformed(self, detail: str) -> None:
         self._usable = False
+        self._broken = True
         self._flush()  # h2's GOAWAY (PROTOCOL_ERROR)
         self._dead = True
         self._fail_all(ClientError("malformed", f"not HTTP/2: {detail}"))
