@@ -62,7 +62,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, NamedTuple
 
 import h2.connection
@@ -694,7 +694,9 @@ class H2Connection(asyncio.Protocol):
             raise ClientError("closed", "connection is closed")
         stream = _Stream(self._loop.create_future(), None, counter)
         try:
-            await self._begin(stream, method, path, headers, body, timeout_s)
+            pending = self._begin(stream, method, path, headers, body, timeout_s)
+            if pending is not None:
+                await pending
             reply: H2Reply = await stream.waiter
             return reply
         except BaseException:
@@ -716,7 +718,9 @@ class H2Connection(asyncio.Protocol):
             raise ClientError("closed", "connection is closed")
         stream = ResponseStream(self, self._loop.create_future(), on_body, counter)
         try:
-            await self._begin(stream, method, path, headers, None, timeout_s)
+            pending = self._begin(stream, method, path, headers, None, timeout_s)
+            if pending is not None:
+                await pending
             await stream.waiter
             return stream
         except BaseException:
@@ -724,7 +728,7 @@ class H2Connection(asyncio.Protocol):
             stream.done.set()
             raise
 
-    async def _begin(
+    def _begin(
         self,
         stream: _Stream,
         method: bytes,
@@ -732,17 +736,27 @@ class H2Connection(asyncio.Protocol):
         headers: Headers,
         body: bytes | None,
         timeout_s: float,
-    ) -> None:
+    ) -> Coroutine[Any, Any, None] | None:
         """Arm ``stream``'s timeout, take a free stream (after those that asked first) and
-        send the request, its body as the windows open. The caller then awaits
-        ``stream.waiter``, where a failure or timeout meanwhile lands, and abandons
-        ``stream`` if either raises (closed, cancelled)."""
+        send the request, its body as the windows open.
+
+        None when all of it is sent now; else what the caller awaits first (a free
+        stream, the windows). The caller then awaits ``stream.waiter``, where a failure
+        or timeout meanwhile lands, and abandons ``stream`` if either raises (closed,
+        cancelled)."""
         stream.timer = self._loop.call_later(timeout_s, self._timed_out, stream, timeout_s)
         if self._active < self._max_streams and not self._queue:
             self._active += 1
             stream.holds_slot = True
-        else:
-            await self._wait_for_slot(stream)
+            rest = self._start(stream, method, path, headers, body)
+            return None if rest is None else self._send_rest(stream, rest)
+        return self._begin_later(stream, method, path, headers, body)
+
+    async def _begin_later(
+        self, stream: _Stream, method: bytes, path: bytes, headers: Headers, body: bytes | None
+    ) -> None:
+        """:meth:`_begin` once a stream is free."""
+        await self._wait_for_slot(stream)
         if not stream.waiter.done():
             rest = self._start(stream, method, path, headers, body)
             if rest is not None:
