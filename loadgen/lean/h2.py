@@ -16,7 +16,8 @@ run at once, each on its own stream; past the server's
 for a free stream, in the order they came. Each reply carries its own
 socket-boundary stamps: just before the write of that stream's HEADERS, and
 when its END_STREAM has been read. Request bodies follow the server's flow
-control windows; received data is acknowledged as it is handed over.
+control windows; received data is acknowledged as it is handed over, once per
+stream for each read.
 
 ``exchange`` raises :class:`~loadgen.clients.errors.ClientError`:
 
