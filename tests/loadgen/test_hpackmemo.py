@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from hpack import Decoder, Encoder, HeaderTuple, NeverIndexedHeaderTuple
+import pytest
+from hpack import Decoder, Encoder, HeaderTuple, HPACKError, NeverIndexedHeaderTuple
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -49,7 +50,14 @@ def test_memo_encoder_and_decoder_match_hpack(steps: list[object]) -> None:
             fields = step  # type: ignore[assignment]
         block = plain.encode(list(fields))
         assert memo.encode(list(fields)) == block
-        decoded = plain_in.decode(block, raw=True)
+        try:
+            decoded = plain_in.decode(block, raw=True)
+        except HPACKError as exc:
+            # hpack's encoder forgets a size change set twice to the same value, and its
+            # decoder then finds an index it does not have: the same with both.
+            with pytest.raises(type(exc)):
+                memo_in.decode(block, raw=True)
+            return
         assert memo_in.decode(block, raw=True) == decoded
         assert memo.header_table.dynamic_entries == plain.header_table.dynamic_entries
         assert memo_in.header_table.dynamic_entries == plain_in.header_table.dynamic_entries
