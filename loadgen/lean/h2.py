@@ -16,7 +16,8 @@ run at once, each on its own stream; past the server's
 for a free stream, in the order they came. Each reply carries its own
 socket-boundary stamps: just before the write of that stream's HEADERS, and
 when its END_STREAM has been read. Request bodies follow the server's flow
-control windows; received data is acknowledged as it is handed over.
+control windows; received data is acknowledged as it is handed over, once per
+stream for each read.
 
 ``exchange`` raises :class:`~loadgen.clients.errors.ClientError`:
 
@@ -75,7 +76,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, NamedTuple
 
 import h2.connection
@@ -84,10 +85,12 @@ from h2.config import H2Configuration
 from h2.errors import ErrorCodes
 from h2.exceptions import NoAvailableStreamIDError, ProtocolError
 from h2.settings import SettingCodes, Settings
+from h2.utilities import HeaderValidationFlags, validate_headers
 
 from loadgen.clients.errors import ClientError
 from loadgen.lean.connect import ByteCounting, Target, open_connection
 from loadgen.lean.h2bytes import PREFACE, FrameError, FrameScan, HeaderTally
+from loadgen.lean.hpackmemo import KEPT, MemoDecoder, MemoEncoder
 from loadgen.lean.http import JSON, OnBody
 from loadgen.wire import WireCounter
 
@@ -124,9 +127,20 @@ _CONFIG = H2Configuration(
     header_encoding=None,
     # Request headers are checked once, when request_headers() builds them; h2's own
     # per-request checks cost about 14 us of the ~100 us h2 spends on an echo exchange.
-    # Its checks of the server's headers stay: they are what finds a malformed reply.
     validate_outbound_headers=False,
     normalize_outbound_headers=False,
+    # The server's header fields go through h2's own checks (validate_headers) here, once
+    # for each distinct list (H2Connection._valid), not on every response. Inbound
+    # normalisation only joins a request's split cookie fields, which a client never gets.
+    validate_inbound_headers=False,
+    normalize_inbound_headers=False,
+)
+#: How h2 checks a response's header fields, an informational response's and trailers'.
+_RESPONSE = HeaderValidationFlags(
+    is_client=True, is_trailer=False, is_response_header=True, is_push_promise=False
+)
+_TRAILERS = HeaderValidationFlags(
+    is_client=True, is_trailer=True, is_response_header=False, is_push_promise=False
 )
 
 
@@ -164,8 +178,15 @@ class _Machine(h2.connection.H2Connection):
 
     h2 closes its state on a GOAWAY and refuses every later frame, but the
     server still owes the responses of the streams up to the GOAWAY's last
-    stream id (RFC 9113 section 6.8).
+    stream id (RFC 9113 section 6.8). Its HPACK encoder and decoder remember the
+    blocks that leave their tables unchanged (:mod:`loadgen.lean.hpackmemo`).
     """
+
+    def __init__(self, config: H2Configuration) -> None:
+        super().__init__(config=config)
+        decoder = MemoDecoder(self.decoder.max_header_list_size)
+        decoder.max_allowed_table_size = self.decoder.max_allowed_table_size
+        self.encoder, self.decoder = MemoEncoder(), decoder
 
     def _receive_goaway_frame(self, frame: Any) -> Any:
         state = self.state_machine.state
@@ -320,9 +341,16 @@ class H2Connection(asyncio.Protocol):
         self._peer_settings = asyncio.Event()
         self._failure: ClientError | None = None  # why the connection broke, if it did
         self._tunnels_waiting: list[Tunnel] = []  # tunnels with data behind the windows
+        self._broken = False  # the server's bytes were not HTTP/2
+        # Header field lists (with how they were checked) that passed h2's checks.
+        self._valid: set[tuple[Any, ...]] = set()
+        # Stream id -> DATA bytes read in this data_received, acknowledged at its end.
+        self._unacked: dict[int, int] = {}
         self._handlers: dict[type, Callable[[Any, int], None]] = {
             h2.events.DataReceived: self._data,
             h2.events.ResponseReceived: self._response,
+            h2.events.InformationalResponseReceived: self._informational,
+            h2.events.TrailersReceived: self._trailers,
             h2.events.StreamEnded: self._ended,
             h2.events.StreamReset: self._reset,
             h2.events.WindowUpdated: self._window,
@@ -404,6 +432,15 @@ class H2Connection(asyncio.Protocol):
                 handler = handlers.get(type(event))
                 if handler is not None:
                     handler(event, now)
+                    if self._broken:
+                        return
+            unacked = self._unacked
+            if unacked:
+                # One acknowledgement per stream for all the DATA of this read.
+                h2c = self._h2
+                for sid, size in unacked.items():
+                    h2c.acknowledge_received_data(size, sid)
+                unacked.clear()
         finally:
             self._receiving = False
         self._flush()
@@ -425,7 +462,8 @@ class H2Connection(asyncio.Protocol):
         sid = event.stream_id
         size = event.flow_controlled_length
         if size:
-            self._h2.acknowledge_received_data(size, sid)
+            unacked = self._unacked
+            unacked[sid] = unacked.get(sid, 0) + size
         stream = self._streams.get(sid)
         if stream is None:
             return
@@ -435,7 +473,34 @@ class H2Connection(asyncio.Protocol):
         else:
             stream.on_body(data, 9 + size - len(data), now)
 
+    def _checked(self, headers: list[Any], flags: HeaderValidationFlags) -> bool:
+        """Whether the server's ``headers`` pass h2's checks (RFC 9113 section 8.2),
+        run once for each distinct list; when not, the connection fails as malformed,
+        as when h2 runs them itself."""
+        key = (flags, *headers)
+        valid = self._valid
+        if key in valid:
+            return True
+        try:
+            collections.deque(validate_headers(headers, flags), maxlen=0)
+        except ProtocolError as exc:
+            self._h2.close_connection(ErrorCodes.PROTOCOL_ERROR)
+            self._malformed(f"{type(exc).__name__}: {exc}")
+            return False
+        if len(valid) >= KEPT:
+            valid.clear()
+        valid.add(key)
+        return True
+
+    def _informational(self, event: h2.events.InformationalResponseReceived, _now: int) -> None:
+        self._checked(event.headers, _RESPONSE)
+
+    def _trailers(self, event: h2.events.TrailersReceived, _now: int) -> None:
+        self._checked(event.headers, _TRAILERS)
+
     def _response(self, event: h2.events.ResponseReceived, _now: int) -> None:
+        if not self._checked(event.headers, _RESPONSE):
+            return
         self.tally.responses += 1
         stream = self._streams.get(event.stream_id)
         if stream is None:
@@ -522,6 +587,7 @@ class H2Connection(asyncio.Protocol):
 
     def _malformed(self, detail: str) -> None:
         self._usable = False
+        self._broken = True
         self._flush()  # h2's GOAWAY (PROTOCOL_ERROR)
         self._dead = True
         self._failure = ClientError("malformed", f"not HTTP/2: {detail}")
@@ -727,7 +793,9 @@ class H2Connection(asyncio.Protocol):
             raise ClientError("closed", "connection is closed")
         stream = _Stream(self._loop.create_future(), None, counter)
         try:
-            await self._begin(stream, method, path, headers, body, timeout_s)
+            pending = self._begin(stream, method, path, headers, body, timeout_s)
+            if pending is not None:
+                await pending
             reply: H2Reply = await stream.waiter
             return reply
         except BaseException:
@@ -749,7 +817,9 @@ class H2Connection(asyncio.Protocol):
             raise ClientError("closed", "connection is closed")
         stream = ResponseStream(self, self._loop.create_future(), on_body, counter)
         try:
-            await self._begin(stream, method, path, headers, None, timeout_s)
+            pending = self._begin(stream, method, path, headers, None, timeout_s)
+            if pending is not None:
+                await pending
             await stream.waiter
             return stream
         except BaseException:
@@ -791,7 +861,9 @@ class H2Connection(asyncio.Protocol):
             )
         tunnel = Tunnel(self, self._loop.create_future(), on_body, None, on_done)
         try:
-            await self._begin(tunnel, b"CONNECT", path, headers, None, timeout_s, protocol)
+            pending = self._begin(tunnel, b"CONNECT", path, headers, None, timeout_s, protocol)
+            if pending is not None:
+                await pending
             await tunnel.waiter
         except BaseException:
             self._abandon(tunnel)
@@ -852,7 +924,7 @@ class H2Connection(asyncio.Protocol):
         if not self._receiving:
             self._flush()
 
-    async def _begin(
+    def _begin(
         self,
         stream: _Stream,
         method: bytes,
@@ -861,17 +933,33 @@ class H2Connection(asyncio.Protocol):
         body: bytes | None,
         timeout_s: float,
         protocol: bytes | None = None,
-    ) -> None:
+    ) -> Coroutine[Any, Any, None] | None:
         """Arm ``stream``'s timeout, take a free stream (after those that asked first) and
-        send the request, its body as the windows open. The caller then awaits
-        ``stream.waiter``, where a failure or timeout meanwhile lands, and abandons
-        ``stream`` if either raises (closed, cancelled)."""
+        send the request, its body as the windows open.
+
+        None when all of it is sent now; else what the caller awaits first (a free
+        stream, the windows). The caller then awaits ``stream.waiter``, where a failure
+        or timeout meanwhile lands, and abandons ``stream`` if either raises (closed,
+        cancelled)."""
         stream.timer = self._loop.call_later(timeout_s, self._timed_out, stream, timeout_s)
         if self._active < self._max_streams and not self._queue:
             self._active += 1
             stream.holds_slot = True
-        else:
-            await self._wait_for_slot(stream)
+            rest = self._start(stream, method, path, headers, body, protocol)
+            return None if rest is None else self._send_rest(stream, rest)
+        return self._begin_later(stream, method, path, headers, body, protocol)
+
+    async def _begin_later(
+        self,
+        stream: _Stream,
+        method: bytes,
+        path: bytes,
+        headers: Headers,
+        body: bytes | None,
+        protocol: bytes | None = None,
+    ) -> None:
+        """:meth:`_begin` once a stream is free."""
+        await self._wait_for_slot(stream)
         if not stream.waiter.done():
             rest = self._start(stream, method, path, headers, body, protocol)
             if rest is not None:

@@ -27,7 +27,7 @@ from loadgen.clients.errors import ClientError
 from loadgen.clients.kinds import check_combination
 from loadgen.lean.connect import Target
 from loadgen.lean.h2 import JSON, H2Connection, H2Reply, request_headers
-from loadgen.lean.h2bytes import PREFACE, FrameError, FrameScan
+from loadgen.lean.h2bytes import PREFACE, FrameError, FrameScan, HeaderTally
 from loadgen.lean.reuse import ReusedH2Connection
 from loadgen.wire import WireCounter, counting, new_event_loop
 from servers import protocol
@@ -81,6 +81,11 @@ def settings(**values: int) -> bytes:
 
 def reply(stream: int, body: bytes = b"hi") -> bytes:
     return frame(HEADERS, END_HEADERS, stream, STATUS_200) + frame(DATA, END_STREAM, stream, body)
+
+
+def literal(name: bytes, value: bytes) -> bytes:
+    """HPACK: a literal field without indexing, new name, no Huffman coding."""
+    return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
 
 
 def goaway(last: int, code: int = 0) -> bytes:
@@ -419,6 +424,35 @@ def test_http2_cells_are_possible_with_lean_and_httpx() -> None:
         (None, frame(HEADERS, END_HEADERS, 1, STATUS_200) + rst(1, 0x2), False, "truncated"),
         # A frame of an unknown type is ignored.
         (None, frame(0xFA, 0, 0, b"??") + reply(1), False, (200, b"hi")),
+        # Response header fields that h2's checks refuse: an upper-case name, no :status,
+        # a connection-specific field, a pseudo-header field after a regular one.
+        (
+            None,
+            frame(HEADERS, END_HEADERS, 1, STATUS_200 + literal(b"Bad", b"x")),
+            False,
+            "malformed",
+        ),
+        (None, frame(HEADERS, END_HEADERS, 1, literal(b"x", b"y")), False, "malformed"),
+        (
+            None,
+            frame(HEADERS, END_HEADERS, 1, STATUS_200 + literal(b"connection", b"close")),
+            False,
+            "malformed",
+        ),
+        (
+            None,
+            frame(HEADERS, END_HEADERS, 1, literal(b"x", b"y") + STATUS_200),
+            False,
+            "malformed",
+        ),
+        # Trailers with a pseudo-header field.
+        (
+            None,
+            frame(HEADERS, END_HEADERS, 1, STATUS_200)
+            + frame(HEADERS, END_HEADERS | END_STREAM, 1, STATUS_200),
+            False,
+            "malformed",
+        ),
     ],
     ids=[
         "http1-answer",
@@ -436,12 +470,84 @@ def test_http2_cells_are_possible_with_lean_and_httpx() -> None:
         "refused-stream",
         "reset-inside",
         "unknown-frame-type",
+        "upper-case-field-name",
+        "no-status",
+        "connection-field",
+        "pseudo-field-after-regular",
+        "pseudo-field-in-trailers",
     ],
 )
 def test_scripted_replies_are_error_codes(
     first: bytes | None, answer: bytes | None, close: bool, code: object
 ) -> None:
     assert scripted_exchange(scripted_h2(answer, first=first, close=close)) == code
+
+
+class RecordingTransport(asyncio.Transport):
+    """Keeps every write; the test hands the connection its peer's bytes itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closing = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+
+def frames_in(data: bytes) -> list[tuple[int, int, int]]:
+    """(type, flags, stream) of each whole frame in ``data``."""
+    found = []
+    while data:
+        length = int.from_bytes(data[:3], "big")
+        found.append((data[3], data[4], int.from_bytes(data[5:9], "big") & 0x7FFFFFFF))
+        data = data[9 + length :]
+    return found
+
+
+def test_each_request_is_one_write_and_repeated_replies_are_still_checked() -> None:
+    # The same reply three times (its fields indexed from the second on, so decoded and
+    # checked from memory), then one whose fields h2's checks refuse.
+    bad = frame(HEADERS, END_HEADERS | END_STREAM, 7, STATUS_200 + literal(b"Bad", b"x"))
+
+    async def main() -> tuple[list[list[bytes]], list[object], tuple[int, int]]:
+        conn = H2Connection(None, Target.parse("http://127.0.0.1:1/rpc"), HeaderTally())
+        transport = RecordingTransport()
+        conn.connection_made(transport)
+        conn.data_received(settings())
+        writes, outcomes = [], []
+        answers = [reply(sid, b"%d" % sid) for sid in (1, 3, 5)] + [bad]
+        for i, answer in enumerate(answers):
+            before = len(transport.writes)
+            task = asyncio.ensure_future(
+                conn.exchange(b"POST", b"/rpc", HEADERS_JSON, echo(i), 5.0)
+            )
+            await asyncio.sleep(0)
+            writes.append(transport.writes[before:])
+            conn.data_received(answer)
+            try:
+                got = await task
+                outcomes.append((got.status, got.body))
+            except ClientError as exc:
+                outcomes.append(exc.code)
+        conn.close()
+        return writes, outcomes, (conn.tally.requests, conn.tally.responses)
+
+    writes, outcomes, tally = run(main)  # type: ignore[misc]
+    for sid, sent in zip((1, 3, 5, 7), writes, strict=True):
+        assert len(sent) == 1  # HEADERS and the whole body in one write
+        assert frames_in(sent[0]) == [(HEADERS, END_HEADERS, sid), (DATA, END_STREAM, sid)]
+    assert outcomes == [(200, b"1"), (200, b"3"), (200, b"5"), "malformed"]
+    assert tally == (4, 3)
 
 
 def test_draining_connection_refuses_new_streams_then_closes() -> None:
