@@ -88,7 +88,26 @@ def close_code_of(ws: Protocol) -> int | None:
     return rcvd.code if rcvd is not None else ws.close_code
 
 
-class WsConnection(asyncio.Protocol):
+class ClosesOnce:
+    """What a lean WebSocket connection (over HTTP/1.1 or HTTP/2) does once it is over:
+    ``close_code`` filled in, ``closed`` set and ``on_close`` called, the first time only."""
+
+    closed: asyncio.Event
+    close_code: int | None
+    _ws: Protocol
+    _on_close: Callable[[], None] | None
+
+    def _mark_closed(self) -> None:
+        if self.closed.is_set():
+            return
+        if self.close_code is None:
+            self.close_code = close_code_of(self._ws)
+        self.closed.set()
+        if self._on_close is not None:
+            self._on_close()
+
+
+class WsConnection(ClosesOnce, asyncio.Protocol):
     """One WebSocket connection; see the module docstring."""
 
     def __init__(
@@ -214,15 +233,6 @@ class WsConnection(asyncio.Protocol):
             self._bytes.refresh()
             self._transport.close()
         self._mark_closed()
-
-    def _mark_closed(self) -> None:
-        if self.closed.is_set():
-            return
-        if self.close_code is None:
-            self.close_code = close_code_of(self._ws)
-        self.closed.set()
-        if self._on_close is not None:
-            self._on_close()
 
     # -- API --------------------------------------------------------------------------
 

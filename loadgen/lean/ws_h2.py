@@ -49,7 +49,7 @@ from loadgen.clients.errors import ClientError
 from loadgen.lean.connect import Target
 from loadgen.lean.h2 import H2Connection, Headers, Tunnel
 from loadgen.lean.h2bytes import HeaderTally
-from loadgen.lean.ws import DATA_OPCODES, Messages, OnMessage, close_code_of, failure_of
+from loadgen.lean.ws import DATA_OPCODES, ClosesOnce, Messages, OnMessage, failure_of
 from loadgen.wire import WireCounter
 
 clock = time.perf_counter_ns
@@ -64,7 +64,7 @@ CONNECT_HEADERS: Headers = ((b"sec-websocket-version", b"13"),)
 DATA_FRAME_HEADER = 9
 
 
-class WsH2Connection:
+class WsH2Connection(ClosesOnce):
     """One WebSocket over HTTP/2; see the module docstring."""
 
     def __init__(
@@ -172,13 +172,7 @@ class WsH2Connection:
         if tunnel is not None:
             tunnel.end()
         self._conn.close()
-        if self.closed.is_set():
-            return
-        if self.close_code is None:
-            self.close_code = close_code_of(self._ws)
-        self.closed.set()
-        if self._on_close is not None:
-            self._on_close()
+        self._mark_closed()
 
     # -- API --------------------------------------------------------------------------
 
